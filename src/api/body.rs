@@ -1,0 +1,92 @@
+//! Request parsing that answers in IDM's error shape: a JSON body (at most 1 MiB) and the
+//! query string, each rejected with a 400 that says what is wrong.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON request body of type `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::bad_request(format!(
+                    "The request body is larger than the {} KiB limit",
+                    MAX_BODY_BYTES / 1024
+                ))
+            } else {
+                ApiError::bad_request(format!("The request body could not be read: {e}"))
+            }
+        })?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request(
+                "The request body is empty; a JSON body is required",
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("The request body is not valid: {e}")))
+    }
+}
+
+/// The query string's parameters (the last one wins when a name repeats).
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(map) =
+            axum::extract::Query::<HashMap<String, String>>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| {
+                    ApiError::bad_request(format!("The query string is not valid: {e}"))
+                })?;
+        Ok(Params(map))
+    }
+}
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// CREST rejects `_`-prefixed parameters it does not know; so do we.
+    pub fn allow_only(&self, known: &[&str]) -> Result<(), ApiError> {
+        let mut unknown: Vec<&str> = self
+            .0
+            .keys()
+            .map(String::as_str)
+            .filter(|k| k.starts_with('_') && !known.contains(k))
+            .collect();
+        unknown.sort_unstable();
+        match unknown.first() {
+            Some(name) => Err(ApiError::bad_request(format!(
+                "Unrecognized request parameter '{name}'"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None => Ok(false),
+            Some("true") | Some("") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "Parameter {name} must be true or false, not {other:?}"
+            ))),
+        }
+    }
+}

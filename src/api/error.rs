@@ -1,0 +1,117 @@
+//! IDM's error shape: `{"code":N,"reason":"<HTTP reason phrase>","message":"…"[,"detail":{…}]}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use crate::managed::ManagedError;
+use crate::repo::RepoError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub detail: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Access Denied")
+    }
+
+    /// Logs the error with its whole cause chain; the client learns nothing more than 500.
+    pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %chain(error), "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+    }
+
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("code".into(), Value::from(self.status.as_u16()));
+        body.insert(
+            "reason".into(),
+            Value::from(
+                self.status
+                    .canonical_reason()
+                    .unwrap_or("Resource Exception"),
+            ),
+        );
+        body.insert("message".into(), Value::from(self.message.clone()));
+        if let Some(detail) = &self.detail {
+            body.insert("detail".into(), detail.clone());
+        }
+        Value::Object(body)
+    }
+}
+
+/// `error: cause: cause…`, for logs.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}
+
+impl From<ManagedError> for ApiError {
+    fn from(e: ManagedError) -> Self {
+        match e {
+            ManagedError::UnknownType(t) => {
+                ApiError::not_found(format!("Resource 'managed/{t}' not found"))
+            }
+            ManagedError::NotFound(..) => ApiError::not_found(e.to_string()),
+            ManagedError::PreconditionFailed(m) => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, m)
+            }
+            ManagedError::Policy(failures) => ApiError {
+                status: StatusCode::FORBIDDEN,
+                message: "Policy validation failed".into(),
+                detail: Some(crate::managed::policy::detail(&failures)),
+            },
+            ManagedError::BadRequest(m) => ApiError::bad_request(m),
+            ManagedError::Patch(p) => ApiError::bad_request(p.to_string()),
+            ManagedError::Repo(r) => r.into(),
+            ManagedError::Hashing => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        match &e {
+            RepoError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+                tracing::error!(error = %chain(&e), "repository unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The repository is unavailable",
+                )
+            }
+            _ => ApiError::internal(&e),
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! `/openidm/managed/{type}`: create, read, replace, patch, delete and query managed objects.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::body::{JsonBody, Params};
+use super::error::ApiError;
+use super::render::{self, Fields};
+use crate::filter::{self, Filter, Pointer};
+use crate::managed::Precondition;
+use crate::managed::patch::PatchOperation;
+use crate::repo::managed::StoredObject;
+use crate::repo::query::{Keyset, QueryRequest, SortKey, TotalPolicy};
+
+const QUERY_PARAMS: &[&str] = &[
+    "_queryFilter",
+    "_queryId",
+    "_queryExpression",
+    "_fields",
+    "_sortKeys",
+    "_pageSize",
+    "_pagedResultsCookie",
+    "_pagedResultsOffset",
+    "_totalPagedResultsPolicy",
+    "_prettyPrint",
+];
+const READ_PARAMS: &[&str] = &["_fields", "_prettyPrint"];
+const ACTION_PARAMS: &[&str] = &["_action", "_id", "_fields", "_prettyPrint"];
+
+/// `GET /managed/{type}?_queryFilter=…`
+pub async fn query(
+    State(state): State<AppState>,
+    Path(object_type): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    params.allow_only(QUERY_PARAMS)?;
+    let schema = state.managed.schema(&object_type)?;
+    let mut fields = params.get("_fields");
+    let filter = match (
+        params.get("_queryFilter"),
+        params.get("_queryId"),
+        params.get("_queryExpression"),
+    ) {
+        (Some(text), None, None) => {
+            filter::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))?
+        }
+        (None, Some("query-all-ids"), None) => {
+            fields = Some("_id");
+            Filter::True
+        }
+        (None, Some("query-all"), None) => Filter::True,
+        (None, Some(other), None) => {
+            return Err(ApiError::bad_request(format!(
+                "Unknown _queryId {other:?}: use _queryFilter (query-all-ids and query-all are also accepted)"
+            )));
+        }
+        (None, None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "_queryExpression (native SQL) is not supported: use _queryFilter",
+            ));
+        }
+        (None, None, None) => {
+            return Err(ApiError::bad_request(
+                "A query needs _queryFilter (for example _queryFilter=true)",
+            ));
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "_queryFilter, _queryId and _queryExpression are mutually exclusive",
+            ));
+        }
+    };
+    let fields = Fields::parse(fields)?;
+    let sort_text = params.get("_sortKeys").unwrap_or("");
+    let sort = parse_sort_keys(sort_text)?;
+    let page_size = match params.get("_pageSize") {
+        None => None,
+        Some(text) => match text.parse::<u32>() {
+            Ok(0) => None,
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "_pageSize must be a whole number, not {text:?}"
+                )));
+            }
+        },
+    };
+    let offset = match params.get("_pagedResultsOffset") {
+        None => 0,
+        Some(text) => text.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "_pagedResultsOffset must be a whole number, not {text:?}"
+            ))
+        })?,
+    };
+    let total_policy = match params.get("_totalPagedResultsPolicy").unwrap_or("NONE") {
+        "NONE" => TotalPolicy::None,
+        "EXACT" => TotalPolicy::Exact,
+        "ESTIMATE" => TotalPolicy::Estimate,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "_totalPagedResultsPolicy must be NONE, EXACT or ESTIMATE, not {other:?}"
+            )));
+        }
+    };
+    let after = params
+        .get("_pagedResultsCookie")
+        .filter(|c| !c.is_empty())
+        .map(|c| decode_cookie(c, sort_text, sort.len()))
+        .transpose()?;
+
+    let page = state
+        .managed
+        .query(&QueryRequest {
+            object_type: &object_type,
+            filter: &filter,
+            sort: &sort,
+            page_size,
+            after: after.as_ref(),
+            offset,
+            total: total_policy,
+        })
+        .await?;
+
+    let result: Vec<Value> = page
+        .rows
+        .iter()
+        .map(|o| render::object(o, schema, &fields))
+        .collect();
+    let count = result.len();
+    let cookie = page.next.as_ref().map(|k| encode_cookie(sort_text, k));
+    let total = page.total.unwrap_or(-1);
+    let remaining = match (total_policy, &after) {
+        (TotalPolicy::Exact, None) => (total - offset as i64 - count as i64).max(0),
+        _ => -1,
+    };
+    let body = json!({
+        "result": result,
+        "resultCount": count,
+        "pagedResultsCookie": cookie,
+        "totalPagedResultsPolicy": match total_policy {
+            TotalPolicy::None => "NONE",
+            TotalPolicy::Exact => "EXACT",
+            TotalPolicy::Estimate => "ESTIMATE",
+        },
+        "totalPagedResults": total,
+        "remainingPagedResults": remaining,
+    });
+    Ok(render::json(
+        StatusCode::OK,
+        &body,
+        params.flag("_prettyPrint")?,
+    ))
+}
+
+/// `POST /managed/{type}?_action=create[&_id=…]`
+pub async fn collection_action(
+    State(state): State<AppState>,
+    Path(object_type): Path<String>,
+    params: Params,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    params.allow_only(ACTION_PARAMS)?;
+    match params.get("_action") {
+        Some("create") => {}
+        Some(other) => return Err(unknown_action(other, "create")),
+        None => {
+            return Err(ApiError::bad_request(
+                "POST on a collection needs _action=create",
+            ));
+        }
+    }
+    let schema = state.managed.schema(&object_type)?;
+    let fields = Fields::parse(params.get("_fields"))?;
+    let id = params.get("_id").map(str::to_owned);
+    let created = state
+        .managed
+        .create(&object_type, id, object_body(body)?)
+        .await?;
+    let location = format!("/openidm/managed/{object_type}/{}", created.id);
+    Ok(respond(
+        StatusCode::CREATED,
+        &created,
+        schema,
+        &fields,
+        &params,
+        Some(location),
+    ))
+}
+
+/// `GET /managed/{type}/{id}`
+pub async fn read(
+    State(state): State<AppState>,
+    Path((object_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    params.allow_only(READ_PARAMS)?;
+    let schema = state.managed.schema(&object_type)?;
+    let fields = Fields::parse(params.get("_fields"))?;
+    let object = state.managed.read(&object_type, &id).await?;
+    if let Some(rev) = revision_header(&headers, header::IF_NONE_MATCH)? {
+        if rev.as_deref() == Some(object.rev.to_string().as_str()) {
+            return Ok((StatusCode::NOT_MODIFIED, [render::etag(object.rev)]).into_response());
+        }
+    }
+    Ok(respond(
+        StatusCode::OK,
+        &object,
+        schema,
+        &fields,
+        &params,
+        None,
+    ))
+}
+
+/// `PUT /managed/{type}/{id}` with `If-None-Match: *` (create), `If-Match` (update) or neither (upsert).
+pub async fn put(
+    State(state): State<AppState>,
+    Path((object_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    params.allow_only(READ_PARAMS)?;
+    let schema = state.managed.schema(&object_type)?;
+    let fields = Fields::parse(params.get("_fields"))?;
+    let pre = match (
+        revision_header(&headers, header::IF_MATCH)?,
+        revision_header(&headers, header::IF_NONE_MATCH)?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "If-Match and If-None-Match cannot be used together",
+            ));
+        }
+        (Some(rev), None) => Precondition::IfMatch(rev),
+        (None, Some(None)) => Precondition::IfNoneMatchAny,
+        (None, Some(Some(_))) => {
+            return Err(ApiError::bad_request(
+                "If-None-Match on PUT must be * (create only)",
+            ));
+        }
+        (None, None) => Precondition::None,
+    };
+    let (object, created) = state
+        .managed
+        .put(&object_type, &id, object_body(body)?, pre)
+        .await?;
+    let (status, location) = if created {
+        (
+            StatusCode::CREATED,
+            Some(format!("/openidm/managed/{object_type}/{id}")),
+        )
+    } else {
+        (StatusCode::OK, None)
+    };
+    Ok(respond(status, &object, schema, &fields, &params, location))
+}
+
+/// `PATCH /managed/{type}/{id}`
+pub async fn patch(
+    State(state): State<AppState>,
+    Path((object_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    params.allow_only(READ_PARAMS)?;
+    do_patch(state, object_type, id, headers, params, body).await
+}
+
+/// `POST /managed/{type}/{id}?_action=patch`
+pub async fn instance_action(
+    State(state): State<AppState>,
+    Path((object_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    params.allow_only(ACTION_PARAMS)?;
+    match params.get("_action") {
+        Some("patch") => do_patch(state, object_type, id, headers, params, body).await,
+        Some(other) => Err(unknown_action(other, "patch")),
+        None => Err(ApiError::bad_request(
+            "POST on an object needs _action=patch",
+        )),
+    }
+}
+
+async fn do_patch(
+    state: AppState,
+    object_type: String,
+    id: String,
+    headers: HeaderMap,
+    params: Params,
+    body: Value,
+) -> Result<Response, ApiError> {
+    let schema = state.managed.schema(&object_type)?;
+    let fields = Fields::parse(params.get("_fields"))?;
+    if !body.is_array() {
+        return Err(ApiError::bad_request(
+            "A patch body must be an array of {\"operation\", \"field\", \"value\"} objects",
+        ));
+    }
+    let operations: Vec<PatchOperation> = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request(format!("The patch is not valid: {e}")))?;
+    let if_match = revision_header(&headers, header::IF_MATCH)?.flatten();
+    let object = state
+        .managed
+        .patch(&object_type, &id, &operations, if_match)
+        .await?;
+    Ok(respond(
+        StatusCode::OK,
+        &object,
+        schema,
+        &fields,
+        &params,
+        None,
+    ))
+}
+
+/// `DELETE /managed/{type}/{id}`
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((object_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    params.allow_only(READ_PARAMS)?;
+    let schema = state.managed.schema(&object_type)?;
+    let fields = Fields::parse(params.get("_fields"))?;
+    let if_match = revision_header(&headers, header::IF_MATCH)?.flatten();
+    let object = state.managed.delete(&object_type, &id, if_match).await?;
+    Ok(respond(
+        StatusCode::OK,
+        &object,
+        schema,
+        &fields,
+        &params,
+        None,
+    ))
+}
+
+fn respond(
+    status: StatusCode,
+    object: &StoredObject,
+    schema: &crate::config::managed::ManagedObjectConfig,
+    fields: &Fields,
+    params: &Params,
+    location: Option<String>,
+) -> Response {
+    let pretty = params.flag("_prettyPrint").unwrap_or(false);
+    let mut response = render::json(status, &render::object(object, schema, fields), pretty);
+    let (name, value) = render::etag(object.rev);
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(name, value);
+    }
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+fn object_body(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::bad_request(
+            "The request body must be a JSON object",
+        )),
+    }
+}
+
+fn unknown_action(name: &str, supported: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "Unknown action {name:?}: supported here: {supported}"
+    ))
+}
+
+/// `Some(None)` for `*`, `Some(Some(rev))` for `"rev"` (quotes optional), `None` when absent.
+fn revision_header(
+    headers: &HeaderMap,
+    name: header::HeaderName,
+) -> Result<Option<Option<String>>, ApiError> {
+    let Some(value) = headers.get(&name) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request(format!("{name} is not valid text")))?
+        .trim();
+    if text == "*" {
+        return Ok(Some(None));
+    }
+    let unquoted = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    if unquoted.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "{name} must be * or a quoted revision"
+        )));
+    }
+    Ok(Some(Some(unquoted.to_owned())))
+}
+
+fn parse_sort_keys(text: &str) -> Result<Vec<SortKey>, ApiError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|key| {
+            let (ascending, field) = match key.as_bytes()[0] {
+                b'-' => (false, &key[1..]),
+                b'+' => (true, &key[1..]),
+                _ => (true, key),
+            };
+            let field = Pointer::parse(field).map_err(|e| {
+                ApiError::bad_request(format!("_sortKeys: {key:?} is not a valid field: {e}"))
+            })?;
+            Ok(SortKey { field, ascending })
+        })
+        .collect()
+}
+
+/// The paged-results cookie: where the last page ended, tied to the sort keys it was made for.
+fn encode_cookie(sort_text: &str, keyset: &Keyset) -> String {
+    let raw = json!({"s": sort_text, "v": keyset.values, "i": keyset.id}).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_cookie(cookie: &str, sort_text: &str, keys: usize) -> Result<Keyset, ApiError> {
+    let invalid =
+        || ApiError::bad_request("_pagedResultsCookie is not a cookie this server issued");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cookie)
+        .map_err(|_| invalid())?;
+    let value: Value = serde_json::from_slice(&raw).map_err(|_| invalid())?;
+    if value.get("s").and_then(Value::as_str) != Some(sort_text) {
+        return Err(ApiError::bad_request(
+            "_pagedResultsCookie was issued for other _sortKeys: repeat the query's _sortKeys",
+        ));
+    }
+    let values = value
+        .get("v")
+        .and_then(Value::as_array)
+        .ok_or_else(invalid)?
+        .clone();
+    let id = value
+        .get("i")
+        .and_then(Value::as_str)
+        .ok_or_else(invalid)?
+        .to_owned();
+    if values.len() != keys {
+        return Err(invalid());
+    }
+    Ok(Keyset { values, id })
+}

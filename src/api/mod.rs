@@ -1,0 +1,75 @@
+//! The REST API under `/openidm`, in IDM's shapes. One file per resource.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod health;
+pub mod managed;
+pub mod render;
+pub mod version;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use self::auth::Authenticator;
+use self::error::ApiError;
+use crate::managed::ManagedObjects;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub managed: ManagedObjects,
+    pub auth: Arc<Authenticator>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let authenticated = Router::new()
+        .route(
+            "/openidm/managed/{object_type}",
+            get(managed::query)
+                .post(managed::collection_action)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/managed/{object_type}/{id}",
+            get(managed::read)
+                .put(managed::put)
+                .patch(managed::patch)
+                .delete(managed::delete)
+                .post(managed::instance_action)
+                .fallback(method_not_allowed),
+        )
+        // `layer`, not `route_layer`: unknown paths also need credentials, so the API's
+        // shape cannot be probed anonymously.
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::require_auth,
+        ));
+
+    Router::new()
+        .route(
+            "/openidm/info/ping",
+            get(health::ping).fallback(method_not_allowed),
+        )
+        .merge(authenticated)
+        .layer(middleware::from_fn(version::check_api_version))
+        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed on this resource",
+    )
+}
+
+async fn not_found() -> impl IntoResponse {
+    ApiError::not_found("Resource not found")
+}

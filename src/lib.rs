@@ -1,0 +1,11 @@
+//! idm-sync: keeps managed users in Postgres and Salesforce users in sync, the IDM
+//! `sync-with-salesforce` way. One line per module:
+
+pub mod api; // the REST API under /openidm, in IDM's shapes
+pub mod app; // building the serve role (config, database, routes, listener)
+pub mod config; // conf/ loading: IDM formats, &{env.X} substitution, validation
+pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation
+pub mod managed; // managed objects: revisions, patch, policies, outbox per change
+pub mod repo; // Postgres: managed objects, outbox, queries compiled from filters
+pub mod shutdown; // SIGINT/SIGTERM handling
+pub mod telemetry; // tracing setup (text or JSON)

@@ -1,0 +1,402 @@
+//! IDM/CREST patch operations on a managed object: `add`, `remove`, `replace`, `increment`,
+//! `move`, `copy`, addressed by JSON pointers (`/roles/-` appends to an array).
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// One element of a PATCH body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchOperation {
+    pub operation: String,
+    pub field: String,
+    /// `Some(Value::Null)` for an explicit `"value": null`, `None` when absent.
+    #[serde(default, deserialize_with = "present")]
+    pub value: Option<Value>,
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PatchError {
+    #[error(
+        "patch operation {index}: unknown operation {name:?} (supported: add, remove, replace, increment, move, copy)"
+    )]
+    UnknownOperation { index: usize, name: String },
+    #[error("patch operation {index}: {message}")]
+    Invalid { index: usize, message: String },
+}
+
+/// Applies `operations` in order to `object` (the properties, without `_id`/`_rev`).
+/// Either all apply or the object is left untouched.
+pub fn apply(
+    object: &Map<String, Value>,
+    operations: &[PatchOperation],
+) -> Result<Map<String, Value>, PatchError> {
+    let mut root = Value::Object(object.clone());
+    for (index, op) in operations.iter().enumerate() {
+        apply_one(&mut root, op).map_err(|message| match message {
+            OpError::Unknown => PatchError::UnknownOperation {
+                index,
+                name: op.operation.clone(),
+            },
+            OpError::Invalid(message) => PatchError::Invalid { index, message },
+        })?;
+    }
+    match root {
+        Value::Object(map) => Ok(map),
+        _ => Err(PatchError::Invalid {
+            index: operations.len().saturating_sub(1),
+            message: "the object root cannot be replaced by a non-object".into(),
+        }),
+    }
+}
+
+enum OpError {
+    Unknown,
+    Invalid(String),
+}
+
+impl From<String> for OpError {
+    fn from(s: String) -> Self {
+        OpError::Invalid(s)
+    }
+}
+
+fn apply_one(root: &mut Value, op: &PatchOperation) -> Result<(), OpError> {
+    let path = parse_pointer(&op.field)?;
+    if let Some(first) = path.first() {
+        if first == "_id" || first == "_rev" {
+            return Err(OpError::Invalid(format!(
+                "field {} cannot be patched",
+                op.field
+            )));
+        }
+    }
+    let value = || -> Result<Value, OpError> {
+        op.value.clone().ok_or_else(|| {
+            OpError::Invalid(format!("{} of {} needs a value", op.operation, op.field))
+        })
+    };
+    match op.operation.as_str() {
+        "add" => add(root, &path, value()?),
+        "replace" => {
+            let v = value()?;
+            if v.is_null() {
+                remove_at(root, &path);
+                Ok(())
+            } else {
+                set(root, &path, v)
+            }
+        }
+        "remove" => {
+            remove(root, &path, op.value.as_ref());
+            Ok(())
+        }
+        "increment" => increment(root, &path, &value()?, &op.field),
+        "move" | "copy" => {
+            let from = op.from.as_deref().ok_or_else(|| {
+                OpError::Invalid(format!("{} needs a \"from\" pointer", op.operation))
+            })?;
+            let from_path = parse_pointer(from)?;
+            let found = get(root, &from_path)
+                .cloned()
+                .ok_or_else(|| OpError::Invalid(format!("\"from\" field {from} does not exist")))?;
+            if op.operation == "move" {
+                remove_at(root, &from_path);
+            }
+            set(root, &path, found)
+        }
+        _ => Err(OpError::Unknown),
+    }
+}
+
+/// Decodes a JSON pointer (the leading `/` is optional, as IDM accepts `userName`).
+fn parse_pointer(field: &str) -> Result<Vec<String>, String> {
+    let trimmed = field.strip_prefix('/').unwrap_or(field);
+    if trimmed.is_empty() {
+        return Err("field must name a property, not the whole object".into());
+    }
+    Ok(trimmed
+        .split('/')
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect())
+}
+
+fn get<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(root, |cur, token| match cur {
+        Value::Object(map) => map.get(token),
+        Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
+/// The container that holds the last token, creating intermediate objects.
+fn parent_mut<'a>(root: &'a mut Value, path: &[String]) -> Result<&'a mut Value, String> {
+    let mut cur = root;
+    for token in &path[..path.len() - 1] {
+        cur = match cur {
+            Value::Object(map) => map
+                .entry(token.clone())
+                .or_insert_with(|| Value::Object(Map::new())),
+            Value::Array(items) => {
+                let i: usize = token
+                    .parse()
+                    .map_err(|_| format!("{token:?} is not an array index"))?;
+                items
+                    .get_mut(i)
+                    .ok_or_else(|| format!("array index {i} is out of range"))?
+            }
+            _ => {
+                return Err(format!(
+                    "cannot descend into {token:?}: not an object or array"
+                ));
+            }
+        };
+        if cur.is_null() {
+            *cur = Value::Object(Map::new());
+        }
+    }
+    Ok(cur)
+}
+
+fn set(root: &mut Value, path: &[String], value: Value) -> Result<(), OpError> {
+    let last = &path[path.len() - 1];
+    match parent_mut(root, path)? {
+        Value::Object(map) => {
+            map.insert(last.clone(), value);
+            Ok(())
+        }
+        Value::Array(items) => {
+            if last == "-" {
+                items.push(value);
+                return Ok(());
+            }
+            let i = array_index(last, items.len() + 1)?;
+            if i < items.len() {
+                items[i] = value;
+            } else {
+                items.push(value);
+            }
+            Ok(())
+        }
+        _ => Err(OpError::Invalid(format!(
+            "cannot set {last:?}: parent is not an object or array"
+        ))),
+    }
+}
+
+/// CREST `add`: on an existing array, appends (every item when the value is an array);
+/// `/field/-` appends one item; `/field/N` inserts; otherwise sets the field.
+fn add(root: &mut Value, path: &[String], value: Value) -> Result<(), OpError> {
+    let last = &path[path.len() - 1];
+    match parent_mut(root, path)? {
+        Value::Array(items) => {
+            if last == "-" {
+                items.push(value);
+            } else {
+                let i = array_index(last, items.len() + 1)?;
+                items.insert(i.min(items.len()), value);
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            match map.get_mut(last) {
+                Some(Value::Array(items)) => match value {
+                    Value::Array(more) => items.extend(more),
+                    single => items.push(single),
+                },
+                _ => {
+                    map.insert(last.clone(), value);
+                }
+            }
+            Ok(())
+        }
+        _ => Err(OpError::Invalid(format!(
+            "cannot add {last:?}: parent is not an object or array"
+        ))),
+    }
+}
+
+/// CREST `remove`: without a value removes the field; with a value removes matching array
+/// items, or the field when its single value equals it. Removing what is absent is a no-op.
+fn remove(root: &mut Value, path: &[String], value: Option<&Value>) {
+    let Some(value) = value else {
+        remove_at(root, path);
+        return;
+    };
+    let Ok(parent) = parent_mut(root, path) else {
+        return;
+    };
+    let last = &path[path.len() - 1];
+    if let Value::Object(map) = parent {
+        match map.get_mut(last) {
+            Some(Value::Array(items)) => {
+                let unwanted: Vec<&Value> = match value {
+                    Value::Array(vs) => vs.iter().collect(),
+                    v => vec![v],
+                };
+                items.retain(|item| !unwanted.contains(&item));
+            }
+            Some(current) if current == value => {
+                map.shift_remove(last);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn remove_at(root: &mut Value, path: &[String]) {
+    let last = &path[path.len() - 1];
+    let mut cur = root;
+    for token in &path[..path.len() - 1] {
+        let next = match cur {
+            Value::Object(map) => map.get_mut(token),
+            Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+            _ => None,
+        };
+        match next {
+            Some(v) => cur = v,
+            None => return,
+        }
+    }
+    match cur {
+        Value::Object(map) => {
+            map.shift_remove(last);
+        }
+        Value::Array(items) => {
+            if let Ok(i) = last.parse::<usize>() {
+                if i < items.len() {
+                    items.remove(i);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn increment(root: &mut Value, path: &[String], by: &Value, field: &str) -> Result<(), OpError> {
+    let by = by
+        .as_f64()
+        .filter(|_| by.is_number())
+        .ok_or_else(|| OpError::Invalid(format!("increment of {field} needs a number value")))?;
+    let current = get(root, path)
+        .ok_or_else(|| OpError::Invalid(format!("increment: field {field} does not exist")))?;
+    let next = match (current.as_i64(), by.fract() == 0.0) {
+        (Some(i), true) => Value::from(i.saturating_add(by as i64)),
+        _ => {
+            let f = current.as_f64().ok_or_else(|| {
+                OpError::Invalid(format!("increment: field {field} is not a number"))
+            })?;
+            serde_json::Number::from_f64(f + by)
+                .map(Value::Number)
+                .ok_or_else(|| OpError::Invalid("increment overflowed".into()))?
+        }
+    };
+    set(root, path, next)
+}
+
+fn array_index(token: &str, limit: usize) -> Result<usize, String> {
+    let i: usize = token
+        .parse()
+        .map_err(|_| format!("{token:?} is not an array index"))?;
+    if i >= limit {
+        return Err(format!("array index {i} is out of range"));
+    }
+    Ok(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ops(v: Value) -> Vec<PatchOperation> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn run(object: Value, patch: Value) -> Result<Value, PatchError> {
+        let Value::Object(map) = object else { panic!() };
+        apply(&map, &ops(patch)).map(Value::Object)
+    }
+
+    #[test]
+    fn add_replace_remove() {
+        let out = run(
+            json!({"sn": "Doe", "roles": ["a"], "mail": "x@y.z"}),
+            json!([
+                {"operation": "replace", "field": "/sn", "value": "Roe"},
+                {"operation": "add", "field": "/roles/-", "value": "b"},
+                {"operation": "add", "field": "roles", "value": ["c", "d"]},
+                {"operation": "add", "field": "/address/city", "value": "Oslo"},
+                {"operation": "remove", "field": "/mail"},
+                {"operation": "remove", "field": "/roles", "value": "c"}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"sn": "Roe", "roles": ["a", "b", "d"], "address": {"city": "Oslo"}})
+        );
+    }
+
+    #[test]
+    fn increment_move_copy() {
+        let out = run(
+            json!({"n": 1, "f": 1.5, "a": "x"}),
+            json!([
+                {"operation": "increment", "field": "/n", "value": 2},
+                {"operation": "increment", "field": "/f", "value": 1},
+                {"operation": "copy", "from": "/a", "field": "/b"},
+                {"operation": "move", "from": "/a", "field": "/c"}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(out, json!({"n": 3, "f": 2.5, "b": "x", "c": "x"}));
+    }
+
+    #[test]
+    fn errors_are_specific_and_atomic() {
+        let e = run(
+            json!({"a": 1}),
+            json!([{"operation": "transform", "field": "/a", "value": 1}]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, PatchError::UnknownOperation { index: 0, .. }));
+        let e = run(
+            json!({"a": "s"}),
+            json!([{"operation": "increment", "field": "/a", "value": 1}]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not a number"));
+        let e = run(
+            json!({}),
+            json!([{"operation": "replace", "field": "/_id", "value": "x"}]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("_id"));
+        let e = run(json!({}), json!([{"operation": "add", "field": "/a"}])).unwrap_err();
+        assert!(e.to_string().contains("needs a value"));
+        let e = run(
+            json!({}),
+            json!([{"operation": "move", "from": "/nope", "field": "/a"}]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn replace_with_null_removes_and_remove_of_absent_is_noop() {
+        let out = run(
+            json!({"a": 1}),
+            json!([{"operation": "replace", "field": "/a", "value": null},
+                   {"operation": "remove", "field": "/zzz"}]),
+        )
+        .unwrap();
+        assert_eq!(out, json!({}));
+    }
+}

@@ -1,0 +1,355 @@
+//! The managed-object operations behind `/openidm/managed/{type}`. Every write runs in one
+//! Postgres transaction that also records the change in the outbox; a write that changes
+//! nothing makes no revision and no outbox row.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use sqlx::{PgConnection, PgPool};
+
+use super::hashing;
+use super::patch::{self, PatchError, PatchOperation};
+use super::policy::{self, Failure};
+use crate::config::ManagedConfig;
+use crate::config::managed::ManagedObjectConfig;
+use crate::repo::RepoError;
+use crate::repo::managed::{self as store, StoredObject};
+use crate::repo::outbox::{self, NewChange, Operation};
+use crate::repo::query::{self, QueryPage, QueryRequest};
+
+/// Revision preconditions from `If-Match` / `If-None-Match`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// Neither header: create or replace.
+    None,
+    /// `If-Match: *` (`None`) or `If-Match: "<rev>"`: the object must exist (at that revision).
+    IfMatch(Option<String>),
+    /// `If-None-Match: *`: the object must not exist.
+    IfNoneMatchAny,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManagedError {
+    #[error("Managed object type {0} is not configured")]
+    UnknownType(String),
+    #[error("Object {0} not found in {1}")]
+    NotFound(String, String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("Policy validation failed")]
+    Policy(Vec<Failure>),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Patch(#[from] PatchError),
+    #[error("password hashing failed")]
+    Hashing,
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+impl From<sqlx::Error> for ManagedError {
+    fn from(e: sqlx::Error) -> Self {
+        ManagedError::Repo(RepoError::Database(e))
+    }
+}
+
+/// The managed object sets configured in `managed.json`, over one Postgres pool.
+#[derive(Clone)]
+pub struct ManagedObjects {
+    pool: PgPool,
+    conf: Arc<ManagedConfig>,
+}
+
+impl ManagedObjects {
+    pub fn new(pool: PgPool, conf: Arc<ManagedConfig>) -> Self {
+        Self { pool, conf }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn schema(&self, object_type: &str) -> Result<&ManagedObjectConfig, ManagedError> {
+        self.conf
+            .object(object_type)
+            .ok_or_else(|| ManagedError::UnknownType(object_type.to_owned()))
+    }
+
+    pub async fn read(&self, object_type: &str, id: &str) -> Result<StoredObject, ManagedError> {
+        self.schema(object_type)?;
+        store::get(&self.pool, object_type, id)
+            .await?
+            .ok_or_else(|| not_found(object_type, id))
+    }
+
+    pub async fn query(&self, req: &QueryRequest<'_>) -> Result<QueryPage, ManagedError> {
+        self.schema(req.object_type)?;
+        Ok(query::query(&self.pool, req).await?)
+    }
+
+    /// `POST ?_action=create`: a new object, with the given id or a fresh UUID.
+    pub async fn create(
+        &self,
+        object_type: &str,
+        id: Option<String>,
+        body: Map<String, Value>,
+    ) -> Result<StoredObject, ManagedError> {
+        let id = match id {
+            Some(id) => id,
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let (object, _) = self
+            .put(object_type, &id, body, Precondition::IfNoneMatchAny)
+            .await?;
+        Ok(object)
+    }
+
+    /// `PUT /{id}`: create or full replace under `pre`; returns the object and whether it was created.
+    pub async fn put(
+        &self,
+        object_type: &str,
+        id: &str,
+        body: Map<String, Value>,
+        pre: Precondition,
+    ) -> Result<(StoredObject, bool), ManagedError> {
+        let schema = self.schema(object_type)?;
+        check_id(id)?;
+        let body = strip_meta(body);
+        let mut tx = self.pool.begin().await?;
+        let current = store::get_for_update(&mut tx, object_type, id).await?;
+        match (&pre, &current) {
+            (Precondition::IfNoneMatchAny, Some(_)) => return Err(exists(id)),
+            (Precondition::IfMatch(_), None) => return Err(not_found(object_type, id)),
+            (Precondition::IfMatch(Some(rev)), Some(cur)) => check_rev(cur, rev)?,
+            _ => {}
+        }
+        let created = current.is_none();
+        let object = write(&mut tx, schema, object_type, id, current, body).await?;
+        tx.commit().await?;
+        Ok((object, created))
+    }
+
+    /// `PATCH /{id}`: applies the operations to the current object under `If-Match`.
+    pub async fn patch(
+        &self,
+        object_type: &str,
+        id: &str,
+        operations: &[PatchOperation],
+        if_match: Option<String>,
+    ) -> Result<StoredObject, ManagedError> {
+        let schema = self.schema(object_type)?;
+        let mut tx = self.pool.begin().await?;
+        let current = store::get_for_update(&mut tx, object_type, id)
+            .await?
+            .ok_or_else(|| not_found(object_type, id))?;
+        if let Some(rev) = &if_match {
+            check_rev(&current, rev)?;
+        }
+        let body = patch::apply(&current.body, operations)?;
+        let object = write(&mut tx, schema, object_type, id, Some(current), body).await?;
+        tx.commit().await?;
+        Ok(object)
+    }
+
+    /// `DELETE /{id}`: removes the object and returns it as it was.
+    pub async fn delete(
+        &self,
+        object_type: &str,
+        id: &str,
+        if_match: Option<String>,
+    ) -> Result<StoredObject, ManagedError> {
+        self.schema(object_type)?;
+        let mut tx = self.pool.begin().await?;
+        let current = store::get_for_update(&mut tx, object_type, id)
+            .await?
+            .ok_or_else(|| not_found(object_type, id))?;
+        if let Some(rev) = &if_match {
+            check_rev(&current, rev)?;
+        }
+        let rev = store::delete(&mut tx, object_type, id).await?;
+        outbox::record(
+            &mut tx,
+            &NewChange {
+                object_type,
+                object_id: id,
+                rev,
+                operation: Operation::Delete,
+                before: Some(&current.body),
+                after: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(current)
+    }
+}
+
+/// Validates and stores `body` as the new state of the object, with its outbox row.
+async fn write(
+    tx: &mut PgConnection,
+    schema: &ManagedObjectConfig,
+    object_type: &str,
+    id: &str,
+    current: Option<StoredObject>,
+    mut body: Map<String, Value>,
+) -> Result<StoredObject, ManagedError> {
+    let unchanged_hashes = keep_unchanged_hashes(schema, current.as_ref(), &mut body).await;
+    let mut failures: Vec<Failure> = policy::validate(schema, &body)
+        .into_iter()
+        .filter(|f| !unchanged_hashes.contains(&f.property))
+        .collect();
+    if failures.is_empty() {
+        for (property, value) in policy::unique_properties(schema, &body) {
+            if store::value_taken(tx, object_type, property, value, Some(id)).await? {
+                failures.push(policy::unique_failure(property));
+            }
+        }
+    }
+    if !failures.is_empty() {
+        return Err(ManagedError::Policy(failures));
+    }
+    let current = match current {
+        Some(cur) if cur.body == body => return Ok(cur),
+        other => other,
+    };
+    hash_new_values(schema, &mut body, &unchanged_hashes).await?;
+
+    let (rev, operation) = match &current {
+        None => {
+            let rev = store::insert(tx, object_type, id, &body)
+                .await
+                .map_err(unique_to_policy)?
+                .ok_or_else(|| exists(id))?;
+            (rev, Operation::Create)
+        }
+        Some(_) => (
+            store::update(tx, object_type, id, &body)
+                .await
+                .map_err(unique_to_policy)?,
+            Operation::Update,
+        ),
+    };
+    outbox::record(
+        tx,
+        &NewChange {
+            object_type,
+            object_id: id,
+            rev,
+            operation,
+            before: current.as_ref().map(|c| &c.body),
+            after: Some(&body),
+        },
+    )
+    .await?;
+    Ok(StoredObject {
+        id: id.to_owned(),
+        rev,
+        body,
+    })
+}
+
+/// A clear-text value equal to the stored hash's password keeps the stored hash, so
+/// re-sending the same password is not a change. Returns the properties left as stored hashes.
+async fn keep_unchanged_hashes(
+    schema: &ManagedObjectConfig,
+    current: Option<&StoredObject>,
+    body: &mut Map<String, Value>,
+) -> Vec<String> {
+    let mut unchanged = Vec::new();
+    for property in schema.properties.iter().filter(|p| p.hashed) {
+        let Some(Value::String(new)) = body.get(&property.name) else {
+            continue;
+        };
+        let stored = current
+            .and_then(|c| c.body.get(&property.name))
+            .and_then(Value::as_str);
+        let same = match stored {
+            Some(stored) if stored == new => true,
+            Some(stored) if hashing::is_hash(stored) && !hashing::is_hash(new) => {
+                let (clear, stored) = (new.clone(), stored.to_owned());
+                tokio::task::spawn_blocking(move || hashing::verify(&clear, &stored))
+                    .await
+                    .unwrap_or(false)
+            }
+            _ => false,
+        };
+        if same {
+            if let Some(stored) = stored {
+                body.insert(property.name.clone(), Value::String(stored.to_owned()));
+            }
+            unchanged.push(property.name.clone());
+        } else if hashing::is_hash(new) {
+            // A pre-hashed value (an import) is stored as given; policies cannot see its clear text.
+            unchanged.push(property.name.clone());
+        }
+    }
+    unchanged
+}
+
+async fn hash_new_values(
+    schema: &ManagedObjectConfig,
+    body: &mut Map<String, Value>,
+    unchanged: &[String],
+) -> Result<(), ManagedError> {
+    for property in schema.properties.iter().filter(|p| p.hashed) {
+        if unchanged.contains(&property.name) {
+            continue;
+        }
+        if let Some(Value::String(clear)) = body.get(&property.name) {
+            let clear = clear.clone();
+            let hashed = tokio::task::spawn_blocking(move || hashing::hash(&clear))
+                .await
+                .map_err(|_| ManagedError::Hashing)?
+                .map_err(|_| ManagedError::Hashing)?;
+            body.insert(property.name.clone(), Value::String(hashed));
+        }
+    }
+    Ok(())
+}
+
+fn unique_to_policy(e: RepoError) -> ManagedError {
+    match e {
+        RepoError::Unique { constraint } if constraint == "managed_objects_user_name" => {
+            ManagedError::Policy(vec![policy::unique_failure("userName")])
+        }
+        other => ManagedError::Repo(other),
+    }
+}
+
+/// `_id` and `_rev` live in their own columns; a body's copies are ignored, as IDM does.
+fn strip_meta(mut body: Map<String, Value>) -> Map<String, Value> {
+    body.shift_remove("_id");
+    body.shift_remove("_rev");
+    body
+}
+
+fn check_id(id: &str) -> Result<(), ManagedError> {
+    if id.is_empty() || id.len() > 255 || id.contains('/') || id.chars().any(char::is_control) {
+        return Err(ManagedError::BadRequest(format!(
+            "Invalid object id {id:?}: it must be 1 to 255 characters, without '/' or control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_rev(current: &StoredObject, expected: &str) -> Result<(), ManagedError> {
+    if current.rev.to_string() == expected {
+        Ok(())
+    } else {
+        Err(ManagedError::PreconditionFailed(format!(
+            "Update rejected as current Object revision {} is different than expected by caller ({expected}), the object has changed since retrieval.",
+            current.rev
+        )))
+    }
+}
+
+fn exists(id: &str) -> ManagedError {
+    ManagedError::PreconditionFailed(format!(
+        "Create rejected as Object with same ID already exists. {id}"
+    ))
+}
+
+fn not_found(object_type: &str, id: &str) -> ManagedError {
+    ManagedError::NotFound(id.to_owned(), format!("managed/{object_type}"))
+}

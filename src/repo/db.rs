@@ -1,0 +1,77 @@
+//! Connecting to Postgres: create the database when it is missing, then apply `migrations/`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+use super::RepoError;
+
+/// The migrations compiled into the binary. sqlx takes a Postgres advisory lock while it
+/// applies them, so replicas that start together apply each migration once.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Pool settings; the defaults suit one `serve` process on a small machine.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl DbSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 32,
+        }
+    }
+}
+
+/// Opens a pool on the configured database, creating the database first if it does not exist.
+pub async fn connect(settings: &DbSettings) -> Result<PgPool, RepoError> {
+    let options = PgConnectOptions::from_str(&settings.url)
+        .map_err(|e| RepoError::Config(format!("DATABASE_URL is not a valid Postgres URL: {e}")))?
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+    ensure_database(&options).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// Applies the pending migrations.
+pub async fn migrate(pool: &PgPool) -> Result<(), RepoError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Creates the target database through the `postgres` maintenance database when it is missing.
+/// Two replicas may race here: the loser's "already exists" error is success.
+async fn ensure_database(options: &PgConnectOptions) -> Result<(), RepoError> {
+    let Some(name) = options.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    let maintenance = options.clone().database("postgres");
+    let mut conn = PgConnection::connect_with(&maintenance).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        // Identifiers cannot be bound; quote it as Postgres does (double any embedded quote).
+        let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(&statement).execute(&mut conn).await {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("42P04") | Some("23505")) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    conn.close().await?;
+    Ok(())
+}

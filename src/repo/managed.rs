@@ -1,0 +1,140 @@
+//! Managed objects in the `managed_objects` table. Writes take a connection inside the
+//! caller's transaction, so the object and its outbox row commit together.
+
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor};
+
+use super::RepoError;
+
+/// A managed object as stored: its properties without `_id` and `_rev`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredObject {
+    pub id: String,
+    pub rev: i64,
+    pub body: Map<String, Value>,
+}
+
+type Row = (String, i64, Json<Map<String, Value>>);
+
+fn from_row((id, rev, Json(body)): Row) -> StoredObject {
+    StoredObject { id, rev, body }
+}
+
+/// Reads one object.
+pub async fn get<'e>(
+    db: impl PgExecutor<'e>,
+    object_type: &str,
+    id: &str,
+) -> Result<Option<StoredObject>, RepoError> {
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, rev, body FROM managed_objects WHERE object_type = $1 AND id = $2",
+    )
+    .bind(object_type)
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(from_row))
+}
+
+/// Reads one object and locks it until the transaction ends, so that a read-check-write
+/// sequence (revision preconditions, patches) cannot interleave with another writer.
+pub async fn get_for_update(
+    tx: &mut PgConnection,
+    object_type: &str,
+    id: &str,
+) -> Result<Option<StoredObject>, RepoError> {
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, rev, body FROM managed_objects WHERE object_type = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(object_type)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.map(from_row))
+}
+
+/// Inserts a new object with a fresh revision; `None` when the id is taken.
+pub async fn insert(
+    tx: &mut PgConnection,
+    object_type: &str,
+    id: &str,
+    body: &Map<String, Value>,
+) -> Result<Option<i64>, RepoError> {
+    let rev: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO managed_objects (object_type, id, rev, body)
+         VALUES ($1, $2, nextval('managed_object_rev_seq'), $3)
+         ON CONFLICT (object_type, id) DO NOTHING
+         RETURNING rev",
+    )
+    .bind(object_type)
+    .bind(id)
+    .bind(Json(body))
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(RepoError::from_write)?;
+    Ok(rev)
+}
+
+/// Replaces an existing object's properties; returns the new revision.
+pub async fn update(
+    tx: &mut PgConnection,
+    object_type: &str,
+    id: &str,
+    body: &Map<String, Value>,
+) -> Result<i64, RepoError> {
+    let rev: i64 = sqlx::query_scalar(
+        "UPDATE managed_objects
+         SET body = $3, rev = nextval('managed_object_rev_seq'), updated_at = now()
+         WHERE object_type = $1 AND id = $2
+         RETURNING rev",
+    )
+    .bind(object_type)
+    .bind(id)
+    .bind(Json(body))
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(RepoError::from_write)?;
+    Ok(rev)
+}
+
+/// Deletes an object; returns a fresh revision that stands for the deletion in the outbox.
+pub async fn delete(tx: &mut PgConnection, object_type: &str, id: &str) -> Result<i64, RepoError> {
+    let rev: i64 = sqlx::query_scalar(
+        "WITH gone AS (DELETE FROM managed_objects WHERE object_type = $1 AND id = $2)
+         SELECT nextval('managed_object_rev_seq')",
+    )
+    .bind(object_type)
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(rev)
+}
+
+/// Whether an object other than `except_id` has `property == value` (for `unique` policies).
+/// Uses the same filter compiler as queries, so indexed properties are looked up by index.
+pub async fn value_taken(
+    tx: &mut PgConnection,
+    object_type: &str,
+    property: &str,
+    value: &str,
+    except_id: Option<&str>,
+) -> Result<bool, RepoError> {
+    use crate::filter::{CompareOp, Filter, Literal, Pointer};
+    let filter = Filter::Compare {
+        field: Pointer::parse(property).map_err(|e| RepoError::Config(e.to_string()))?,
+        op: CompareOp::Eq,
+        value: Literal::String(value.to_owned()),
+    };
+    let mut qb = sqlx::QueryBuilder::new(
+        "SELECT EXISTS (SELECT 1 FROM managed_objects WHERE object_type = ",
+    );
+    qb.push_bind(object_type);
+    qb.push(" AND id IS DISTINCT FROM ");
+    qb.push_bind(except_id);
+    qb.push(" AND ");
+    super::filter_sql::push_filter(&mut qb, &filter);
+    qb.push(")");
+    let taken: bool = qb.build_query_scalar().fetch_one(&mut *tx).await?;
+    Ok(taken)
+}

@@ -1,0 +1,47 @@
+//! Postgres storage: managed objects, the outbox, queries compiled from filters.
+
+pub mod db;
+pub mod filter_sql;
+pub mod managed;
+pub mod outbox;
+pub mod query;
+
+/// Errors at the storage boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{0}")]
+    Config(String),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("unique constraint {constraint} violated")]
+    Unique { constraint: String },
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl RepoError {
+    /// Maps a unique-constraint violation to [`RepoError::Unique`], naming the constraint.
+    pub(crate) fn from_write(e: sqlx::Error) -> RepoError {
+        if let sqlx::Error::Database(db) = &e {
+            if db.code().as_deref() == Some("23505") {
+                if let Some(constraint) = db.constraint() {
+                    return RepoError::Unique {
+                        constraint: constraint.to_owned(),
+                    };
+                }
+            }
+        }
+        RepoError::Database(e)
+    }
+
+    /// Whether the error is worth retrying (serialization failure, deadlock, lost connection).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RepoError::Database(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("40001") | Some("40P01"))
+            }
+            RepoError::Database(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The transactional outbox: one row per real change of a managed object, written in the
+//! transaction of the change; the relay claims unpublished rows and marks them published.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor};
+
+use super::RepoError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Operation> {
+        match s {
+            "create" => Some(Operation::Create),
+            "update" => Some(Operation::Update),
+            "delete" => Some(Operation::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// A change to record, borrowed from the write that makes it.
+#[derive(Debug)]
+pub struct NewChange<'a> {
+    pub object_type: &'a str,
+    pub object_id: &'a str,
+    pub rev: i64,
+    pub operation: Operation,
+    pub before: Option<&'a Map<String, Value>>,
+    pub after: Option<&'a Map<String, Value>>,
+}
+
+/// A recorded change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub object_type: String,
+    pub object_id: String,
+    pub rev: i64,
+    pub operation: Operation,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Records a change; call it inside the transaction that makes the change.
+pub async fn record(tx: &mut PgConnection, change: &NewChange<'_>) -> Result<i64, RepoError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO outbox (object_type, object_id, rev, operation, before, after)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING id",
+    )
+    .bind(change.object_type)
+    .bind(change.object_id)
+    .bind(change.rev)
+    .bind(change.operation.as_str())
+    .bind(change.before.map(Json))
+    .bind(change.after.map(Json))
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(id)
+}
+
+type Row = (
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    Option<Json<Value>>,
+    Option<Json<Value>>,
+    DateTime<Utc>,
+);
+
+/// Claims up to `limit` unpublished rows, oldest first, locking them for the caller's
+/// transaction. `SKIP LOCKED` lets several relays claim side by side without ever taking
+/// the same row; a claimer that dies releases its rows with its transaction.
+pub async fn claim(tx: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, RepoError> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, object_type, object_id, rev, operation, before, after, created_at
+         FROM outbox
+         WHERE published_at IS NULL
+         ORDER BY id
+         LIMIT $1
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    rows.into_iter()
+        .map(
+            |(id, object_type, object_id, rev, op, before, after, created_at)| {
+                let operation = Operation::parse(&op).ok_or_else(|| {
+                    RepoError::Config(format!("outbox row {id} has unknown operation {op:?}"))
+                })?;
+                Ok(OutboxRow {
+                    id,
+                    object_type,
+                    object_id,
+                    rev,
+                    operation,
+                    before: before.map(|j| j.0),
+                    after: after.map(|j| j.0),
+                    created_at,
+                })
+            },
+        )
+        .collect()
+}
+
+/// Marks claimed rows as published (inside the claiming transaction).
+pub async fn mark_published(tx: &mut PgConnection, ids: &[i64]) -> Result<(), RepoError> {
+    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Number of rows not yet published (the backlog).
+pub async fn backlog<'e>(db: impl PgExecutor<'e>) -> Result<i64, RepoError> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(db)
+        .await?;
+    Ok(n)
+}

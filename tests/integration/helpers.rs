@@ -1,0 +1,200 @@
+//! Shared test fixtures: a fresh Postgres database per test, dropped when the test ends.
+
+use std::sync::OnceLock;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+/// Base URL of the Postgres server the tests use (a database name is appended per test).
+pub fn pg_server_url() -> String {
+    std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+fn init_tracing() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("info,idm_sync=debug")
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// A migrated database of its own, dropped (with its connections) when this value is dropped.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    pub pool: PgPool,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        init_tracing();
+        let name = format!("idm_test_{}", uuid::Uuid::new_v4().simple());
+        let url = format!("{}/{}", pg_server_url(), name);
+        let pool = idm_sync::repo::db::connect(&idm_sync::repo::db::DbSettings::new(&url))
+            .await
+            .expect("connect to the test database");
+        idm_sync::repo::db::migrate(&pool)
+            .await
+            .expect("migrate the test database");
+        TestDb { name, url, pool }
+    }
+
+    /// A second, independent pool on the same database (for concurrency tests).
+    pub async fn another_pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(8)
+            .connect(&self.url)
+            .await
+            .expect("second pool")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let server = pg_server_url();
+        // Drop runs outside async context guarantees: use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(pool) = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&format!("{server}/postgres"))
+                    .await
+                {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&pool)
+                            .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running `serve` on a random port over its own database.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub const ADMIN: (&str, &str) = ("openidm-admin", "openidm-admin");
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with_conf(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf")).await
+    }
+
+    pub async fn spawn_with_conf(conf_dir: std::path::PathBuf) -> TestApp {
+        let db = TestDb::new().await;
+        let settings = idm_sync::app::ServeSettings {
+            conf_dir,
+            listen: "127.0.0.1:0".into(),
+            database: idm_sync::repo::db::DbSettings::new(&db.url),
+        };
+        let app = idm_sync::app::Application::build(&settings)
+            .await
+            .expect("build the application");
+        let base = format!("http://127.0.0.1:{}/openidm", app.port());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            db,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with the admin's `X-OpenIDM-*` headers.
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("X-OpenIDM-Username", ADMIN.0)
+            .header("X-OpenIDM-Password", ADMIN.1)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.req(reqwest::Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.req(reqwest::Method::POST, path)
+    }
+
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.req(reqwest::Method::PUT, path)
+    }
+
+    pub fn patch(&self, path: &str) -> reqwest::RequestBuilder {
+        self.req(reqwest::Method::PATCH, path)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.req(reqwest::Method::DELETE, path)
+    }
+
+    /// Creates a valid user and returns its JSON.
+    pub async fn create_user(&self, user_name: &str) -> serde_json::Value {
+        let res = self
+            .post("/managed/user?_action=create")
+            .json(&user_body(user_name))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{:?}", res.text().await);
+        res.json().await.unwrap()
+    }
+
+    /// Outbox rows for one object, oldest first: (operation, rev).
+    pub async fn outbox_for(&self, id: &str) -> Vec<(String, i64)> {
+        sqlx::query_as("SELECT operation, rev FROM outbox WHERE object_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn outbox_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn user_body(user_name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "userName": user_name,
+        "givenName": "Barbara",
+        "sn": "Jensen",
+        "mail": format!("{user_name}@example.com"),
+    })
+}

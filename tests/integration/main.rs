@@ -1,0 +1,13 @@
+//! The one integration-test binary: real Postgres (a database per test), real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod config;
+mod filter_sql;
+mod helpers;
+mod managed_crud;
+mod outbox;
+mod patch;
+mod policy;
+mod query;
+mod revisions;
