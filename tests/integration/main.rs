@@ -3,6 +3,7 @@
 
 mod auth;
 mod config;
+mod emulator;
 mod filter_sql;
 mod helpers;
 mod managed_crud;

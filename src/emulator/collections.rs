@@ -1,0 +1,239 @@
+//! sObject Collections: `POST composite/sobjects` (create) and `PATCH composite/sobjects` (update),
+//! up to 200 records, one API call, per-record results in request order.
+//!
+//! With `allOrNone: false` each record succeeds or fails on its own. With `allOrNone: true` every
+//! record is still attempted (so each failure reports its own error), then, if any failed, every
+//! write is undone and the records that had succeeded report `ALL_OR_NONE_OPERATION_ROLLED_BACK`.
+//! The whole batch runs under one write lock, so nothing else sees the intermediate state.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+
+use super::errors::{ApiError, DmlError};
+use super::org::{Org, SaveKind};
+use super::schema::{Record, idx};
+use super::sobjects::parse_object;
+use super::{Shared, write};
+
+const MAX_RECORDS: usize = 200;
+
+/// What a finished record write can be undone with.
+enum Undo {
+    Created,
+    Updated(usize, Record),
+}
+
+struct Batch {
+    all_or_none: bool,
+    records: Vec<Value>,
+}
+
+fn parse_batch(body: &[u8]) -> Result<Batch, ApiError> {
+    let obj = parse_object(body)?;
+    let all_or_none = match obj.get("allOrNone") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(ApiError::json_parse(format!(
+                "Cannot deserialize instance of boolean from {other} value"
+            )));
+        }
+    };
+    let records = match obj.get("records") {
+        Some(Value::Array(a)) => a.clone(),
+        _ => {
+            return Err(ApiError::json_parse(
+                "Cannot deserialize instance of List from VALUE_NULL: records is required",
+            ));
+        }
+    };
+    if records.len() > MAX_RECORDS {
+        // The answer Salesforce gives past 200 records in one call.
+        return Err(ApiError::bad_request(
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot submit more than 200 records into this call",
+        ));
+    }
+    Ok(Batch {
+        all_or_none,
+        records,
+    })
+}
+
+/// Checks a record's `attributes.type`; Salesforce's message when it is missing.
+fn record_object(v: &Value) -> Result<&Map<String, Value>, DmlError> {
+    let Some(obj) = v.as_object() else {
+        return Err(DmlError::new(
+            "JSON_PARSER_ERROR",
+            "Cannot deserialize instance of SObject",
+            Vec::new(),
+        ));
+    };
+    match obj
+        .get("attributes")
+        .and_then(|a| a.get("type"))
+        .and_then(Value::as_str)
+    {
+        Some(t) if t.eq_ignore_ascii_case("User") => Ok(obj),
+        Some(t) => Err(DmlError::new(
+            "INVALID_TYPE",
+            format!("sObject type '{t}' is not supported."),
+            Vec::new(),
+        )),
+        None => Err(DmlError::new(
+            "INVALID_TYPE",
+            "Must send a concrete entity type.",
+            Vec::new(),
+        )),
+    }
+}
+
+fn one(
+    shared: &Shared,
+    org: &mut Org,
+    v: &Value,
+    kind: SaveKind,
+    actor: &str,
+) -> Result<(String, Undo), DmlError> {
+    let obj = record_object(v)?;
+    let mut fields = obj.clone();
+    let id = ["id", "Id", "ID"].iter().find_map(|k| fields.remove(*k));
+    let id = match (kind, id) {
+        (SaveKind::Create, Some(_)) => {
+            return Err(DmlError::new(
+                "INVALID_FIELD",
+                "cannot specify Id in an insert call",
+                vec!["Id".to_owned()],
+            ));
+        }
+        (SaveKind::Create, None) => None,
+        (SaveKind::Update, Some(Value::String(id))) => Some(id),
+        (SaveKind::Update, _) => {
+            return Err(DmlError::new(
+                "MISSING_ARGUMENT",
+                "Id not specified in an update call",
+                Vec::new(),
+            ));
+        }
+    };
+    let changes = Org::parse_changes(&fields, kind)?;
+    if shared.rng.chance(shared.faults().rate_lock_row) {
+        return Err(DmlError::unable_to_lock(id.as_deref()));
+    }
+    let now = Utc::now();
+    match id {
+        None => {
+            let i = org.create(changes, now, actor)?;
+            Ok((
+                org.users[i][idx::ID]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                Undo::Created,
+            ))
+        }
+        Some(id) => {
+            let Some(i) = org.find(&id) else {
+                let code = if super::ids::canonical_15(&id).is_some() {
+                    "ENTITY_IS_DELETED"
+                } else {
+                    "MALFORMED_ID"
+                };
+                let message = if code == "MALFORMED_ID" {
+                    format!("malformed id {id}")
+                } else {
+                    "entity is deleted".to_owned()
+                };
+                return Err(DmlError::new(code, message, Vec::new()));
+            };
+            let old = org.update(i, changes, now, actor)?;
+            Ok((
+                org.users[i][idx::ID]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                Undo::Updated(i, old),
+            ))
+        }
+    }
+}
+
+fn run(shared: &Shared, batch: Batch, kind: SaveKind) -> Vec<Value> {
+    let mut outcomes: Vec<(Option<String>, Result<String, DmlError>)> =
+        Vec::with_capacity(batch.records.len());
+    let mut undo: Vec<Undo> = Vec::new();
+    let written;
+    {
+        let mut org = write(&shared.org);
+        let actor = org.integration_user_id();
+        for rec in &batch.records {
+            let given_id = rec
+                .get("id")
+                .or_else(|| rec.get("Id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            match one(shared, &mut org, rec, kind, &actor) {
+                Ok((id, u)) => {
+                    undo.push(u);
+                    outcomes.push((given_id, Ok(id)));
+                }
+                Err(e) => outcomes.push((given_id, Err(e))),
+            }
+        }
+        let failed = outcomes.iter().any(|(_, r)| r.is_err());
+        if batch.all_or_none && failed {
+            // Undo newest first, so popped creates are always the last users.
+            for u in undo.into_iter().rev() {
+                match u {
+                    Undo::Created => org.pop_user(),
+                    Undo::Updated(i, old) => {
+                        org.replace(i, old);
+                    }
+                }
+            }
+            for (_, r) in &mut outcomes {
+                if r.is_ok() {
+                    *r = Err(DmlError::rolled_back());
+                }
+            }
+            written = 0;
+        } else {
+            written = outcomes.iter().filter(|(_, r)| r.is_ok()).count();
+        }
+    }
+    if written > 0 {
+        shared.stats.add_written(written as u64);
+        shared.mark_dirty();
+    }
+    outcomes
+        .into_iter()
+        .map(|(given, r)| match r {
+            Ok(id) => json!({ "id": id, "success": true, "errors": [] }),
+            Err(e) => {
+                let mut v = json!({ "success": false, "errors": [e.to_collection_json()] });
+                if let (Some(id), Some(obj)) = (given, v.as_object_mut()) {
+                    obj.insert("id".to_owned(), json!(id));
+                }
+                v
+            }
+        })
+        .collect()
+}
+
+/// `POST composite/sobjects`.
+pub async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {
+    let batch = parse_batch(&body)?;
+    Ok(Json(run(&shared, batch, SaveKind::Create)).into_response())
+}
+
+/// `PATCH composite/sobjects`.
+pub async fn update(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {
+    let batch = parse_batch(&body)?;
+    Ok(Json(run(&shared, batch, SaveKind::Update)).into_response())
+}

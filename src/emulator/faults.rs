@@ -1,0 +1,48 @@
+//! Fault injection: 503 storms, row-lock errors, added latency, forced token expiry, a lowered daily
+//! allowance. Set from CLI flags at start, from `POST /__emulator/faults`, or from an
+//! [`super::EmulatorHandle`] in tests.
+
+use serde::{Deserialize, Serialize};
+
+/// The standing faults, applied to every call while set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultConfig {
+    /// Probability (0..=1) that a data call answers 503 `SERVER_UNAVAILABLE` instead of running.
+    #[serde(rename = "rate503")]
+    pub rate_503: f64,
+    /// Probability (0..=1) that a record write fails with `UNABLE_TO_LOCK_ROW` (per record in collections).
+    pub rate_lock_row: f64,
+    /// Milliseconds added to every Salesforce call (OAuth and data).
+    pub latency_ms: u64,
+}
+
+/// A partial update (`POST /__emulator/faults`): absent fields keep their value. `expireTokens` is an
+/// action (expire every issued access token now), `dailyLimit` sets the allowance, `apiUsage` sets
+/// the used-calls counter (e.g. 0 to start a fresh "day").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultUpdate {
+    #[serde(rename = "rate503")]
+    pub rate_503: Option<f64>,
+    pub rate_lock_row: Option<f64>,
+    pub latency_ms: Option<u64>,
+    pub expire_tokens: Option<bool>,
+    pub daily_limit: Option<u64>,
+    pub api_usage: Option<u64>,
+}
+
+impl FaultConfig {
+    /// Applies the standing-fault part of an update; rates are clamped to `0..=1`.
+    pub fn apply(&mut self, u: &FaultUpdate) {
+        if let Some(r) = u.rate_503 {
+            self.rate_503 = r.clamp(0.0, 1.0);
+        }
+        if let Some(r) = u.rate_lock_row {
+            self.rate_lock_row = r.clamp(0.0, 1.0);
+        }
+        if let Some(l) = u.latency_ms {
+            self.latency_ms = l;
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! The org: users, profiles and the id sequence, with Salesforce's save rules for `User`.
+//!
+//! All of it sits behind one `RwLock` in [`super::Shared`]; every method here is synchronous and
+//! short, so no lock is ever held across an `.await`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::errors::DmlError;
+use super::ids;
+use super::schema::{FieldType, Record, USER_FIELDS, Val, field_index, idx};
+
+/// A profile (`00e…`). Only its id and name are modelled: enough for `ProfileId` checks.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Profile {
+    pub id: String,
+    pub name: String,
+}
+
+/// The names of the profiles every emulated org has.
+pub const PROFILE_NAMES: [&str; 5] = [
+    "System Administrator",
+    "Standard User",
+    "Chatter Free User",
+    "Read Only",
+    "Minimum Access - Salesforce",
+];
+
+/// What a save is: it decides which fields may be written and whether required fields must be present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveKind {
+    Create,
+    Update,
+}
+
+/// The field values a request body asks to write, already converted to field types.
+pub type Changes = Vec<(usize, Val)>;
+
+#[derive(Debug)]
+pub struct Org {
+    /// The 18-char organization id (`00D…`).
+    pub org_id: String,
+    /// Every user; users are never deleted, so an index stays valid for the life of the org
+    /// (only an all-or-none rollback removes the newest ones, under the same write lock).
+    pub users: Vec<Record>,
+    pub profiles: Vec<Profile>,
+    /// Canonical 15-char id → index in `users`.
+    by_id: HashMap<String, usize>,
+    /// Lower-cased username → index: usernames are unique case-insensitively.
+    by_username: HashMap<String, usize>,
+    /// Next id sequence number (shared by all key prefixes, as ids only need to be unique).
+    pub next_seq: u64,
+}
+
+impl Org {
+    /// An empty org with its profiles.
+    pub fn new(org_seq: u64) -> Self {
+        let mut org = Self {
+            org_id: ids::make_id(ids::ORG_PREFIX, org_seq),
+            users: Vec::new(),
+            profiles: Vec::new(),
+            by_id: HashMap::new(),
+            by_username: HashMap::new(),
+            next_seq: 1_000_000,
+        };
+        for name in PROFILE_NAMES {
+            let id = org.next_id(ids::PROFILE_PREFIX);
+            org.profiles.push(Profile {
+                id,
+                name: name.to_owned(),
+            });
+        }
+        org
+    }
+
+    /// Rebuilds an org from persisted parts (the state file), re-indexing the users.
+    pub fn from_parts(
+        org_id: String,
+        profiles: Vec<Profile>,
+        users: Vec<Record>,
+        next_seq: u64,
+    ) -> Self {
+        let mut org = Self {
+            org_id,
+            users: Vec::new(),
+            profiles,
+            by_id: HashMap::new(),
+            by_username: HashMap::new(),
+            next_seq,
+        };
+        for rec in users {
+            org.push_user(rec);
+        }
+        org
+    }
+
+    pub fn next_id(&mut self, prefix: &str) -> String {
+        let id = ids::make_id(prefix, self.next_seq);
+        self.next_seq += 1;
+        id
+    }
+
+    pub fn profile_id(&self, name: &str) -> Option<&str> {
+        self.profiles
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.id.as_str())
+    }
+
+    /// The user the OAuth tokens act as (the "integration user"): the first user of the org.
+    pub fn integration_user_id(&self) -> String {
+        self.users
+            .first()
+            .and_then(|r| r[idx::ID].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Index of a user by 15- or 18-char id (any case for 18-char ids).
+    pub fn find(&self, id: &str) -> Option<usize> {
+        let key = ids::canonical_15(id)?;
+        self.by_id.get(&key).copied()
+    }
+
+    pub fn find_username(&self, username: &str) -> Option<usize> {
+        self.by_username.get(&username.to_lowercase()).copied()
+    }
+
+    /// Appends a complete record and indexes it (generation, seed and state loading).
+    pub fn push_user(&mut self, rec: Record) -> usize {
+        let i = self.users.len();
+        if let Some(key) = rec[idx::ID].as_str().and_then(ids::canonical_15) {
+            self.by_id.insert(key, i);
+        }
+        if let Some(u) = rec[idx::USERNAME].as_str() {
+            self.by_username.insert(u.to_lowercase(), i);
+        }
+        self.users.push(rec);
+        i
+    }
+
+    /// Converts a JSON body into field changes, rejecting unknown and read-only fields the way
+    /// Salesforce does. `attributes` is metadata, not a field, and is skipped.
+    pub fn parse_changes(body: &Map<String, Value>, kind: SaveKind) -> Result<Changes, DmlError> {
+        let mut changes = Vec::with_capacity(body.len());
+        for (key, value) in body {
+            if key == "attributes" {
+                continue;
+            }
+            let Some(i) = field_index(key) else {
+                return Err(DmlError::new(
+                    "INVALID_FIELD",
+                    format!("No such column '{key}' on sobject of type User"),
+                    Vec::new(),
+                ));
+            };
+            let def = &USER_FIELDS[i];
+            let writable = match kind {
+                SaveKind::Create => def.createable,
+                SaveKind::Update => def.updateable,
+            };
+            if !writable {
+                return Err(DmlError::new(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    format!(
+                        "Unable to create/update fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
+                        def.name
+                    ),
+                    vec![def.name.to_owned()],
+                ));
+            }
+            let val = match (value, def.ty) {
+                (Value::Null, _) => Val::Null,
+                (Value::Bool(b), FieldType::Boolean) => Val::Bool(*b),
+                (Value::String(s), FieldType::Boolean) if s.eq_ignore_ascii_case("true") => {
+                    Val::Bool(true)
+                }
+                (Value::String(s), FieldType::Boolean) if s.eq_ignore_ascii_case("false") => {
+                    Val::Bool(false)
+                }
+                // Salesforce coerces JSON scalars into text fields.
+                (Value::String(s), t) if t.is_text() => Val::Str(s.clone()),
+                (Value::Number(n), t) if t.is_text() => Val::Str(n.to_string()),
+                (Value::Bool(b), t) if t.is_text() => Val::Str(b.to_string()),
+                (other, t) => {
+                    // The message imitates Salesforce's Jackson-based parser.
+                    let token = match other {
+                        Value::String(_) => "VALUE_STRING",
+                        Value::Number(_) => "VALUE_NUMBER_INT",
+                        Value::Bool(true) => "VALUE_TRUE",
+                        Value::Bool(false) => "VALUE_FALSE",
+                        Value::Array(_) => "START_ARRAY",
+                        Value::Object(_) => "START_OBJECT",
+                        Value::Null => "VALUE_NULL",
+                    };
+                    let ty = match t {
+                        FieldType::Boolean => "boolean",
+                        FieldType::DateTime => "datetime",
+                        _ => "String",
+                    };
+                    return Err(DmlError::new(
+                        "JSON_PARSER_ERROR",
+                        format!(
+                            "Cannot deserialize instance of {ty} from {token} value {other} or request may be missing a required field"
+                        ),
+                        Vec::new(),
+                    ));
+                }
+            };
+            changes.push((i, val));
+        }
+        Ok(changes)
+    }
+
+    /// Checks a complete record against the save rules. `self_index` is the record's own index on
+    /// update (its own username is not a duplicate).
+    fn validate(&self, rec: &Record, self_index: Option<usize>) -> Result<(), DmlError> {
+        let missing: Vec<String> = USER_FIELDS
+            .iter()
+            .zip(rec.iter())
+            .filter(|(d, v)| {
+                let required = d.createable && !d.nillable && !d.defaulted_on_create;
+                required && (v.is_null() || matches!(v, Val::Str(s) if s.is_empty()))
+            })
+            .map(|(d, _)| d.name.to_owned())
+            .collect();
+        if !missing.is_empty() {
+            return Err(DmlError::new(
+                "REQUIRED_FIELD_MISSING",
+                format!("Required fields are missing: [{}]", missing.join(", ")),
+                missing,
+            ));
+        }
+        for (d, v) in USER_FIELDS.iter().zip(rec.iter()) {
+            if let Val::Str(s) = v
+                && d.length > 0
+                && s.chars().count() > d.length as usize
+            {
+                return Err(DmlError::new(
+                    "STRING_TOO_LONG",
+                    format!(
+                        "{}: data value too large: {s} (max length={})",
+                        d.label, d.length
+                    ),
+                    vec![d.name.to_owned()],
+                ));
+            }
+        }
+        if let Some(email) = rec[idx::EMAIL].as_str()
+            && !looks_like_email(email)
+        {
+            return Err(DmlError::new(
+                "INVALID_EMAIL_ADDRESS",
+                format!("Email: invalid email address: {email}"),
+                vec!["Email".to_owned()],
+            ));
+        }
+        let username = rec[idx::USERNAME].as_str().unwrap_or_default();
+        // Salesforce's username rule is looser than its email rule: an `@` with text on both sides.
+        // The message is Salesforce's (as quoted by Okta's provisioning); the code is our best match.
+        if !username
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        {
+            return Err(DmlError::new(
+                "INVALID_EMAIL_ADDRESS",
+                "Username must be in the form of an email address (for example, john@acme.com)",
+                vec!["Username".to_owned()],
+            ));
+        }
+        if let Some(pid) = rec[idx::PROFILE_ID].as_str() {
+            match ids::canonical_15(pid) {
+                None => {
+                    return Err(DmlError::new(
+                        "MALFORMED_ID",
+                        format!("Profile ID: id value of incorrect type: {pid}"),
+                        vec!["ProfileId".to_owned()],
+                    ));
+                }
+                Some(c) if !self.profiles.iter().any(|p| p.id.starts_with(&c)) => {
+                    return Err(DmlError::new(
+                        "INVALID_CROSS_REFERENCE_KEY",
+                        "invalid cross reference id",
+                        vec!["ProfileId".to_owned()],
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(existing) = self.find_username(username)
+            && Some(existing) != self_index
+        {
+            return Err(duplicate_username());
+        }
+        Ok(())
+    }
+
+    /// Creates a user (validated as Salesforce does) and returns its index.
+    pub fn create(
+        &mut self,
+        changes: Changes,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<usize, DmlError> {
+        let mut rec: Record = vec![Val::Null; USER_FIELDS.len()];
+        for (i, v) in changes {
+            rec[i] = v;
+        }
+        // Fields Salesforce defaults on create.
+        if rec[idx::IS_ACTIVE].is_null() {
+            rec[idx::IS_ACTIVE] = Val::Bool(true);
+        }
+        if rec[idx::COMMUNITY_NICKNAME].is_null()
+            && let Some(u) = rec[idx::USERNAME].as_str()
+        {
+            let local = u.split('@').next().unwrap_or(u);
+            rec[idx::COMMUNITY_NICKNAME] = Val::Str(local.chars().take(40).collect());
+        }
+        rec[idx::USER_TYPE] = Val::Str("Standard".to_owned());
+        self.validate(&rec, None)?;
+        // Profile ids may arrive in 15-char or mis-cased form: store the canonical 18-char id.
+        normalize_profile(&mut rec, &self.profiles);
+        set_name(&mut rec);
+        let id = self.next_id(ids::USER_PREFIX);
+        rec[idx::ID] = Val::Str(id);
+        stamp(&mut rec, now, actor, true);
+        Ok(self.push_user(rec))
+    }
+
+    /// Updates user `i`; returns the previous record so a caller can roll back.
+    pub fn update(
+        &mut self,
+        i: usize,
+        changes: Changes,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<Record, DmlError> {
+        let Some(old) = self.users.get(i) else {
+            return Err(DmlError::new(
+                "ENTITY_IS_DELETED",
+                "entity is deleted",
+                Vec::new(),
+            ));
+        };
+        let mut rec = old.clone();
+        for (f, v) in changes {
+            rec[f] = v;
+        }
+        self.validate(&rec, Some(i))?;
+        normalize_profile(&mut rec, &self.profiles);
+        set_name(&mut rec);
+        stamp(&mut rec, now, actor, false);
+        Ok(self.replace(i, rec))
+    }
+
+    /// Puts `rec` at index `i` (update or rollback), keeping the username index right.
+    pub fn replace(&mut self, i: usize, rec: Record) -> Record {
+        let old_name = self.users[i][idx::USERNAME].as_str().map(str::to_lowercase);
+        let new_name = rec[idx::USERNAME].as_str().map(str::to_lowercase);
+        if old_name != new_name {
+            if let Some(o) = old_name {
+                self.by_username.remove(&o);
+            }
+            if let Some(n) = new_name {
+                self.by_username.insert(n, i);
+            }
+        }
+        std::mem::replace(&mut self.users[i], rec)
+    }
+
+    /// Removes the newest user (rolling back a create of an all-or-none batch, newest first).
+    pub fn pop_user(&mut self) {
+        if let Some(rec) = self.users.pop() {
+            if let Some(key) = rec[idx::ID].as_str().and_then(ids::canonical_15) {
+                self.by_id.remove(&key);
+            }
+            if let Some(u) = rec[idx::USERNAME].as_str() {
+                self.by_username.remove(&u.to_lowercase());
+            }
+        }
+    }
+}
+
+pub fn duplicate_username() -> DmlError {
+    DmlError::new(
+        "DUPLICATE_USERNAME",
+        "Duplicate Username.<br>The username already exists in this or another Salesforce organization. Usernames must be unique across all Salesforce organizations. To resolve, use a different username (it doesn't need to match the user's email address). ",
+        vec!["Username".to_owned()],
+    )
+}
+
+fn looks_like_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(char::is_whitespace)
+}
+
+fn normalize_profile(rec: &mut Record, profiles: &[Profile]) {
+    if let Some(c) = rec[idx::PROFILE_ID].as_str().and_then(ids::canonical_15)
+        && let Some(p) = profiles.iter().find(|p| p.id.starts_with(&c))
+    {
+        rec[idx::PROFILE_ID] = Val::Str(p.id.clone());
+    }
+}
+
+/// `Name` is computed from first and last name.
+pub fn set_name(rec: &mut Record) {
+    let name = match (rec[idx::FIRST_NAME].as_str(), rec[idx::LAST_NAME].as_str()) {
+        (Some(f), Some(l)) if !f.is_empty() => format!("{f} {l}"),
+        (_, Some(l)) => l.to_owned(),
+        (Some(f), None) => f.to_owned(),
+        (None, None) => String::new(),
+    };
+    rec[idx::NAME] = Val::Str(name);
+}
+
+/// Audit fields: every write moves `LastModifiedDate` and `SystemModstamp`.
+pub fn stamp(rec: &mut Record, now: DateTime<Utc>, actor: &str, created: bool) {
+    if created {
+        rec[idx::CREATED_DATE] = Val::DateTime(now);
+        rec[idx::CREATED_BY_ID] = Val::Str(actor.to_owned());
+    }
+    rec[idx::LAST_MODIFIED_DATE] = Val::DateTime(now);
+    rec[idx::LAST_MODIFIED_BY_ID] = Val::Str(actor.to_owned());
+    rec[idx::SYSTEM_MODSTAMP] = Val::DateTime(now);
+}

@@ -1,0 +1,455 @@
+//! The `User` fields the emulator models, their describe metadata, field values and their JSON form.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde_json::{Map, Value};
+
+/// Field types, as `describe` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Id,
+    String,
+    Email,
+    Phone,
+    Picklist,
+    Boolean,
+    DateTime,
+    Reference,
+}
+
+impl FieldType {
+    pub fn describe_name(self) -> &'static str {
+        match self {
+            FieldType::Id => "id",
+            FieldType::String => "string",
+            FieldType::Email => "email",
+            FieldType::Phone => "phone",
+            FieldType::Picklist => "picklist",
+            FieldType::Boolean => "boolean",
+            FieldType::DateTime => "datetime",
+            FieldType::Reference => "reference",
+        }
+    }
+
+    /// Whether values of this type are text in JSON and SOQL (quoted literals).
+    pub fn is_text(self) -> bool {
+        !matches!(self, FieldType::Boolean | FieldType::DateTime)
+    }
+
+    /// Whether values are record ids (compared in their canonical 15-char form).
+    pub fn is_id(self) -> bool {
+        matches!(self, FieldType::Id | FieldType::Reference)
+    }
+}
+
+/// One modelled field of `User`.
+#[derive(Debug)]
+pub struct FieldDef {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub ty: FieldType,
+    pub length: u32,
+    pub nillable: bool,
+    pub createable: bool,
+    pub updateable: bool,
+    /// Salesforce fills it on create when absent (so it is not "required" although not nillable).
+    pub defaulted_on_create: bool,
+    pub unique: bool,
+    /// For references: the sObject types referenced.
+    pub reference_to: &'static [&'static str],
+}
+
+const fn f(
+    name: &'static str,
+    label: &'static str,
+    ty: FieldType,
+    length: u32,
+    flags: (bool, bool, bool, bool),
+) -> FieldDef {
+    FieldDef {
+        name,
+        label,
+        ty,
+        length,
+        nillable: flags.0,
+        createable: flags.1,
+        updateable: flags.2,
+        defaulted_on_create: flags.3,
+        unique: false,
+        reference_to: &[],
+    }
+}
+
+use FieldType as T;
+// (nillable, createable, updateable, defaulted_on_create)
+const SYSTEM: (bool, bool, bool, bool) = (false, false, false, true);
+const REQUIRED: (bool, bool, bool, bool) = (false, true, true, false);
+const OPTIONAL: (bool, bool, bool, bool) = (true, true, true, false);
+
+/// The fields of `User`, in describe order. Indexes into this table are the record layout.
+pub static USER_FIELDS: [FieldDef; 27] = [
+    f("Id", "User ID", T::Id, 18, SYSTEM),
+    FieldDef {
+        unique: true,
+        ..f("Username", "Username", T::String, 80, REQUIRED)
+    },
+    f("LastName", "Last Name", T::String, 80, REQUIRED),
+    f("FirstName", "First Name", T::String, 40, OPTIONAL),
+    f("Name", "Full Name", T::String, 121, SYSTEM),
+    f("Email", "Email", T::Email, 128, REQUIRED),
+    f("Alias", "Alias", T::String, 8, REQUIRED),
+    f(
+        "CommunityNickname",
+        "Nickname",
+        T::String,
+        40,
+        (false, true, true, true),
+    ),
+    f(
+        "IsActive",
+        "Active",
+        T::Boolean,
+        0,
+        (false, true, true, true),
+    ),
+    FieldDef {
+        reference_to: &["Profile"],
+        ..f("ProfileId", "Profile ID", T::Reference, 18, REQUIRED)
+    },
+    f("TimeZoneSidKey", "Time Zone", T::Picklist, 40, REQUIRED),
+    f("LocaleSidKey", "Locale", T::Picklist, 40, REQUIRED),
+    f(
+        "EmailEncodingKey",
+        "Email Encoding",
+        T::Picklist,
+        40,
+        REQUIRED,
+    ),
+    f("LanguageLocaleKey", "Language", T::Picklist, 40, REQUIRED),
+    f("Title", "Title", T::String, 80, OPTIONAL),
+    f("Department", "Department", T::String, 80, OPTIONAL),
+    f("CompanyName", "Company Name", T::String, 80, OPTIONAL),
+    f("Phone", "Phone", T::Phone, 40, OPTIONAL),
+    f("MobilePhone", "Mobile", T::Phone, 40, OPTIONAL),
+    f("EmployeeNumber", "Employee Number", T::String, 20, OPTIONAL),
+    f(
+        "FederationIdentifier",
+        "SAML Federation ID",
+        T::String,
+        512,
+        OPTIONAL,
+    ),
+    f(
+        "UserType",
+        "User Type",
+        T::Picklist,
+        40,
+        (true, false, false, true),
+    ),
+    f("CreatedDate", "Created Date", T::DateTime, 0, SYSTEM),
+    FieldDef {
+        reference_to: &["User"],
+        ..f("CreatedById", "Created By ID", T::Reference, 18, SYSTEM)
+    },
+    f(
+        "LastModifiedDate",
+        "Last Modified Date",
+        T::DateTime,
+        0,
+        SYSTEM,
+    ),
+    FieldDef {
+        reference_to: &["User"],
+        ..f(
+            "LastModifiedById",
+            "Last Modified By ID",
+            T::Reference,
+            18,
+            SYSTEM,
+        )
+    },
+    f("SystemModstamp", "System Modstamp", T::DateTime, 0, SYSTEM),
+];
+
+/// Record layout: the index of each field in [`USER_FIELDS`].
+pub mod idx {
+    pub const ID: usize = 0;
+    pub const USERNAME: usize = 1;
+    pub const LAST_NAME: usize = 2;
+    pub const FIRST_NAME: usize = 3;
+    pub const NAME: usize = 4;
+    pub const EMAIL: usize = 5;
+    pub const ALIAS: usize = 6;
+    pub const COMMUNITY_NICKNAME: usize = 7;
+    pub const IS_ACTIVE: usize = 8;
+    pub const PROFILE_ID: usize = 9;
+    pub const TIME_ZONE: usize = 10;
+    pub const LOCALE: usize = 11;
+    pub const EMAIL_ENCODING: usize = 12;
+    pub const LANGUAGE: usize = 13;
+    pub const TITLE: usize = 14;
+    pub const DEPARTMENT: usize = 15;
+    pub const COMPANY_NAME: usize = 16;
+    pub const EMPLOYEE_NUMBER: usize = 19;
+    pub const USER_TYPE: usize = 21;
+    pub const CREATED_DATE: usize = 22;
+    pub const CREATED_BY_ID: usize = 23;
+    pub const LAST_MODIFIED_DATE: usize = 24;
+    pub const LAST_MODIFIED_BY_ID: usize = 25;
+    pub const SYSTEM_MODSTAMP: usize = 26;
+}
+
+/// The index of a field by name, case-insensitively as SOQL and the REST API match field names.
+pub fn field_index(name: &str) -> Option<usize> {
+    USER_FIELDS
+        .iter()
+        .position(|f| f.name.eq_ignore_ascii_case(name))
+}
+
+/// A field value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Null,
+    Str(String),
+    Bool(bool),
+    DateTime(DateTime<Utc>),
+}
+
+impl Val {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Val::Null)
+    }
+
+    /// The JSON value (used by the state file and `describe`-free paths; queries serialize directly).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Val::Null => Value::Null,
+            Val::Str(s) => Value::String(s.clone()),
+            Val::Bool(b) => Value::Bool(*b),
+            Val::DateTime(d) => Value::String(format_datetime(*d)),
+        }
+    }
+}
+
+/// One `User` record: a value per field of [`USER_FIELDS`].
+pub type Record = Vec<Val>;
+
+/// Salesforce's JSON date-time form, `2024-01-02T03:04:05.000+0000`.
+pub fn format_datetime(d: DateTime<Utc>) -> String {
+    let mut s = String::with_capacity(28);
+    push_datetime(&mut s, d);
+    s
+}
+
+/// Appends [`format_datetime`]'s text; written by hand because queries format hundreds of thousands.
+pub fn push_datetime(out: &mut String, d: DateTime<Utc>) {
+    fn push_num(out: &mut String, n: u32, width: usize) {
+        let mut buf = [b'0'; 4];
+        let mut v = n;
+        for i in (0..width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.push_str(std::str::from_utf8(&buf[..width]).unwrap_or("0000"));
+    }
+    push_num(out, u32::try_from(d.year()).unwrap_or(0), 4);
+    out.push('-');
+    push_num(out, d.month(), 2);
+    out.push('-');
+    push_num(out, d.day(), 2);
+    out.push('T');
+    push_num(out, d.hour(), 2);
+    out.push(':');
+    push_num(out, d.minute(), 2);
+    out.push(':');
+    push_num(out, d.second(), 2);
+    out.push('.');
+    push_num(out, d.timestamp_subsec_millis().min(999), 3);
+    out.push_str("+0000");
+}
+
+/// Parses the date-time forms Salesforce accepts in JSON bodies and query parameters:
+/// RFC 3339 (`2024-01-01T00:00:00Z`, `…+01:00`, with or without fractions) and Salesforce's own
+/// `+0000` offset form.
+pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return Some(d.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z"] {
+        if let Ok(d) = DateTime::parse_from_str(s, fmt) {
+            return Some(d.with_timezone(&Utc));
+        }
+    }
+    None
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push_str(s);
+    } else {
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// Appends a value as JSON.
+pub fn push_val(out: &mut String, v: &Val) {
+    match v {
+        Val::Null => out.push_str("null"),
+        Val::Str(s) => push_json_str(out, s),
+        Val::Bool(true) => out.push_str("true"),
+        Val::Bool(false) => out.push_str("false"),
+        Val::DateTime(d) => {
+            out.push('"');
+            push_datetime(out, *d);
+            out.push('"');
+        }
+    }
+}
+
+/// Appends one record the way the REST API shows it: `attributes` first, then the chosen fields in order.
+pub fn push_record(out: &mut String, version: &str, rec: &Record, fields: &[usize]) {
+    out.push_str("{\"attributes\":{\"type\":\"User\",\"url\":\"/services/data/");
+    out.push_str(version);
+    out.push_str("/sobjects/User/");
+    if let Some(id) = rec.get(idx::ID).and_then(Val::as_str) {
+        out.push_str(id);
+    }
+    out.push_str("\"}");
+    for &i in fields {
+        out.push(',');
+        push_json_str(out, USER_FIELDS[i].name);
+        out.push(':');
+        push_val(out, rec.get(i).unwrap_or(&Val::Null));
+    }
+    out.push('}');
+}
+
+/// A record as a JSON object of all fields (state file, seed files).
+pub fn record_to_json(rec: &Record) -> Value {
+    let mut m = Map::new();
+    for (def, v) in USER_FIELDS.iter().zip(rec) {
+        m.insert(def.name.to_owned(), v.to_json());
+    }
+    Value::Object(m)
+}
+
+/// The `describe` answer for `User`.
+pub fn describe(version: &str) -> Value {
+    let fields: Vec<Value> = USER_FIELDS
+        .iter()
+        .map(|d| {
+            let soap_type = match d.ty {
+                FieldType::Id | FieldType::Reference => "tns:ID",
+                FieldType::Boolean => "xsd:boolean",
+                FieldType::DateTime => "xsd:dateTime",
+                _ => "xsd:string",
+            };
+            serde_json::json!({
+                "name": d.name,
+                "label": d.label,
+                "type": d.ty.describe_name(),
+                "soapType": soap_type,
+                "length": d.length,
+                "nillable": d.nillable,
+                "createable": d.createable,
+                "updateable": d.updateable,
+                "defaultedOnCreate": d.defaulted_on_create,
+                "unique": d.unique,
+                "externalId": false,
+                "filterable": true,
+                "sortable": true,
+                "custom": false,
+                "idLookup": matches!(d.name, "Id" | "Username" | "CommunityNickname" | "FederationIdentifier"),
+                "referenceTo": d.reference_to,
+                "picklistValues": [],
+            })
+        })
+        .collect();
+    let base = format!("/services/data/{version}/sobjects/User");
+    serde_json::json!({
+        "name": "User",
+        "label": "User",
+        "labelPlural": "Users",
+        "keyPrefix": "005",
+        "custom": false,
+        "createable": true,
+        "updateable": true,
+        "deletable": false,
+        "undeletable": false,
+        "queryable": true,
+        "retrieveable": true,
+        "replicateable": true,
+        "searchable": true,
+        "layoutable": true,
+        "fields": fields,
+        "childRelationships": [],
+        "recordTypeInfos": [],
+        "urls": {
+            "sobject": base,
+            "describe": format!("{base}/describe"),
+            "rowTemplate": format!("{base}/{{ID}}"),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn layout_indexes_match_the_table() {
+        for (i, name) in [
+            (idx::ID, "Id"),
+            (idx::USERNAME, "Username"),
+            (idx::NAME, "Name"),
+            (idx::IS_ACTIVE, "IsActive"),
+            (idx::PROFILE_ID, "ProfileId"),
+            (idx::LANGUAGE, "LanguageLocaleKey"),
+            (idx::USER_TYPE, "UserType"),
+            (idx::CREATED_DATE, "CreatedDate"),
+            (idx::LAST_MODIFIED_BY_ID, "LastModifiedById"),
+            (idx::SYSTEM_MODSTAMP, "SystemModstamp"),
+        ] {
+            assert_eq!(USER_FIELDS[i].name, name);
+        }
+        assert_eq!(field_index("systemmodstamp"), Some(idx::SYSTEM_MODSTAMP));
+    }
+
+    #[test]
+    fn datetimes_use_salesforce_form() {
+        let d = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(format_datetime(d), "2024-01-02T03:04:05.000+0000");
+        assert_eq!(parse_datetime("2024-01-02T03:04:05.000+0000"), Some(d));
+        assert_eq!(parse_datetime("2024-01-02T04:04:05+01:00"), Some(d));
+        assert_eq!(parse_datetime("2024-01-02T03:04:05Z"), Some(d));
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut s = String::new();
+        push_json_str(&mut s, "a\"b\\c\nd");
+        assert_eq!(s, r#""a\"b\\c\nd""#);
+        let back: String = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, "a\"b\\c\nd");
+    }
+}

@@ -1,0 +1,1058 @@
+//! The SOQL subset a sync needs, over `User`: parser, type checks and evaluator.
+//!
+//! `SELECT f1, f2 | COUNT() FROM User [WHERE …] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], …]
+//! [LIMIT n] [OFFSET n]`. WHERE has `=`, `!=`, `<>`, `<`, `>`, `<=`, `>=`, `[NOT] IN (…)`, `LIKE`,
+//! `AND`, `OR`, `NOT`, parentheses; literals are strings (`\'` escapes), numbers, `true`/`false`/`null`
+//! and date-times (`2024-01-01T00:00:00Z`, `…+01:00`). As in SOQL, keywords and field names are
+//! case-insensitive, text comparisons are case-insensitive, `AND` and `OR` cannot be mixed at one level
+//! without parentheses, and `ASC` sorts nulls first, `DESC` nulls last. Errors carry Salesforce's
+//! message layout: the query line, a caret, `ERROR at Row:r:Column:c`, and the reason.
+
+use std::cmp::Ordering;
+
+use chrono::{DateTime, Utc};
+
+use super::ids;
+use super::org::Org;
+use super::schema::{FieldType, Record, USER_FIELDS, Val, field_index, parse_datetime};
+
+/// A SOQL error: `MALFORMED_QUERY`, `INVALID_FIELD`, `INVALID_TYPE`, … and its full message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoqlError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Str(String),
+    Num(String),
+    DateTime(DateTime<Utc>),
+    Date(String),
+    Comma,
+    LParen,
+    RParen,
+    Op(CmpOp),
+    Eof,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+}
+
+/// A typed literal, already converted for the field it is compared with.
+#[derive(Debug, Clone, PartialEq)]
+enum Lit {
+    Null,
+    /// Text compared case-insensitively.
+    Text(String),
+    /// A canonical 15-char id.
+    Id(String),
+    Bool(bool),
+    DateTime(DateTime<Utc>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum LikeTok {
+    Any,
+    One,
+    Char(char),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Expr {
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+    Cmp {
+        field: usize,
+        op: CmpOp,
+        lit: Lit,
+    },
+    In {
+        field: usize,
+        lits: Vec<Lit>,
+        negated: bool,
+    },
+    Like {
+        field: usize,
+        pattern: Vec<LikeTok>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderKey {
+    pub field: usize,
+    pub desc: bool,
+    pub nulls_first: bool,
+}
+
+/// A parsed query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// Selected fields, in SELECT order (empty for `COUNT()`).
+    pub fields: Vec<usize>,
+    pub count_only: bool,
+    filter: Option<Expr>,
+    pub order: Vec<OrderKey>,
+    pub limit: Option<usize>,
+    pub offset: usize,
+}
+
+struct Lexer<'a> {
+    src: &'a str,
+    toks: Vec<(Tok, usize)>,
+}
+
+impl<'a> Lexer<'a> {
+    fn run(src: &'a str) -> Result<Vec<(Tok, usize)>, SoqlError> {
+        let mut lx = Lexer {
+            src,
+            toks: Vec::new(),
+        };
+        let chars: Vec<(usize, char)> = src.char_indices().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let (pos, c) = chars[i];
+            match c {
+                c if c.is_whitespace() => i += 1,
+                ',' => {
+                    lx.toks.push((Tok::Comma, pos));
+                    i += 1;
+                }
+                '(' => {
+                    lx.toks.push((Tok::LParen, pos));
+                    i += 1;
+                }
+                ')' => {
+                    lx.toks.push((Tok::RParen, pos));
+                    i += 1;
+                }
+                '=' => {
+                    lx.toks.push((Tok::Op(CmpOp::Eq), pos));
+                    i += 1;
+                }
+                '!' | '<' | '>' => {
+                    let next = chars.get(i + 1).map(|x| x.1);
+                    let (op, len) = match (c, next) {
+                        ('!', Some('=')) => (CmpOp::Ne, 2),
+                        ('<', Some('>')) => (CmpOp::Ne, 2),
+                        ('<', Some('=')) => (CmpOp::Le, 2),
+                        ('>', Some('=')) => (CmpOp::Ge, 2),
+                        ('<', _) => (CmpOp::Lt, 1),
+                        ('>', _) => (CmpOp::Gt, 1),
+                        _ => return Err(lx.error(pos, format!("unexpected token: '{c}'"))),
+                    };
+                    lx.toks.push((Tok::Op(op), pos));
+                    i += len;
+                }
+                '\'' => {
+                    let mut s = String::new();
+                    let mut j = i + 1;
+                    loop {
+                        let Some(&(_, d)) = chars.get(j) else {
+                            return Err(lx.error(
+                                pos,
+                                "line 1:0 mismatched character '<EOF>' expecting '''".to_owned(),
+                            ));
+                        };
+                        match d {
+                            '\\' => {
+                                let Some(&(_, e)) = chars.get(j + 1) else {
+                                    return Err(lx.error(
+                                        pos,
+                                        "Invalid string literal: missing escape".to_owned(),
+                                    ));
+                                };
+                                match e {
+                                    'n' => s.push('\n'),
+                                    't' => s.push('\t'),
+                                    'r' => s.push('\r'),
+                                    'b' => s.push('\u{8}'),
+                                    'f' => s.push('\u{c}'),
+                                    '\'' | '"' | '\\' => s.push(e),
+                                    // Kept escaped: only LIKE gives `\%` and `\_` their meaning.
+                                    '%' | '_' => {
+                                        s.push('\\');
+                                        s.push(e);
+                                    }
+                                    _ => {
+                                        return Err(lx.error(
+                                            pos,
+                                            format!("Invalid string literal '{}'. Illegal character sequence '\\{e}' in string literal.", &src[pos..]),
+                                        ));
+                                    }
+                                }
+                                j += 2;
+                            }
+                            '\'' => {
+                                j += 1;
+                                break;
+                            }
+                            d => {
+                                s.push(d);
+                                j += 1;
+                            }
+                        }
+                    }
+                    lx.toks.push((Tok::Str(s), pos));
+                    i = j;
+                }
+                c if c.is_ascii_digit() || c == '-' || c == '+' || c == '.' => {
+                    let mut j = i + 1;
+                    while j < chars.len() {
+                        let d = chars[j].1;
+                        if d.is_ascii_alphanumeric() || matches!(d, '.' | ':' | '-' | '+') {
+                            j += 1;
+                        } else {
+                            break;
+                        }
+                    }
+                    let end = chars.get(j).map_or(src.len(), |x| x.0);
+                    let text = &src[pos..end];
+                    let tok = if text.len() >= 10 && text.as_bytes().get(4) == Some(&b'-') {
+                        if text.contains('T') {
+                            // SOQL date-times: `Z` or `±hh:mm`, optional fractions.
+                            match parse_datetime(text) {
+                                Some(d) => Tok::DateTime(d),
+                                None => {
+                                    return Err(lx.error(
+                                        pos,
+                                        format!(
+                                            "line 1:{} no viable alternative at character '{}'",
+                                            pos, text
+                                        ),
+                                    ));
+                                }
+                            }
+                        } else {
+                            Tok::Date(text.to_owned())
+                        }
+                    } else if text.parse::<f64>().is_ok() {
+                        Tok::Num(text.to_owned())
+                    } else {
+                        return Err(lx.error(pos, format!("unexpected token: '{text}'")));
+                    };
+                    lx.toks.push((tok, pos));
+                    i = j;
+                }
+                c if c.is_alphabetic() || c == '_' => {
+                    let mut j = i + 1;
+                    while j < chars.len()
+                        && (chars[j].1.is_alphanumeric() || matches!(chars[j].1, '_' | '.'))
+                    {
+                        j += 1;
+                    }
+                    let end = chars.get(j).map_or(src.len(), |x| x.0);
+                    lx.toks.push((Tok::Ident(src[pos..end].to_owned()), pos));
+                    i = j;
+                }
+                c => return Err(lx.error(pos, format!("unexpected token: '{c}'"))),
+            }
+        }
+        lx.toks.push((Tok::Eof, src.len()));
+        Ok(lx.toks)
+    }
+
+    fn error(&self, pos: usize, text: String) -> SoqlError {
+        error_at(self.src, pos, "MALFORMED_QUERY", text)
+    }
+}
+
+/// Salesforce's layout: `\n<line>\n<caret>\nERROR at Row:r:Column:c\n<text>`.
+fn error_at(src: &str, pos: usize, code: &'static str, text: String) -> SoqlError {
+    let pos = pos.min(src.len());
+    let before = &src[..pos];
+    let row = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = src[pos..].find('\n').map_or(src.len(), |i| pos + i);
+    let col = src[line_start..pos].chars().count() + 1;
+    let caret = format!("{}^", " ".repeat(col - 1));
+    SoqlError {
+        code,
+        message: format!(
+            "\n{}\n{caret}\nERROR at Row:{row}:Column:{col}\n{text}",
+            &src[line_start..line_end]
+        ),
+    }
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    toks: Vec<(Tok, usize)>,
+    at: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Tok {
+        self.toks.get(self.at).map_or(&Tok::Eof, |t| &t.0)
+    }
+
+    fn pos(&self) -> usize {
+        self.toks.get(self.at).map_or(self.src.len(), |t| t.1)
+    }
+
+    fn bump(&mut self) -> Tok {
+        let t = self.peek().clone();
+        self.at += 1;
+        t
+    }
+
+    fn is_kw(&self, kw: &str) -> bool {
+        matches!(self.peek(), Tok::Ident(s) if s.eq_ignore_ascii_case(kw))
+    }
+
+    fn unexpected(&self) -> SoqlError {
+        let text = match self.peek() {
+            Tok::Eof => "unexpected token: <EOF>".to_owned(),
+            _ => {
+                let start = self.pos();
+                let end = self.toks.get(self.at + 1).map_or(self.src.len(), |t| t.1);
+                format!("unexpected token: '{}'", self.src[start..end].trim_end())
+            }
+        };
+        error_at(self.src, self.pos(), "MALFORMED_QUERY", text)
+    }
+
+    fn expect_kw(&mut self, kw: &str) -> Result<(), SoqlError> {
+        if self.is_kw(kw) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(self.unexpected())
+        }
+    }
+
+    fn field(&mut self) -> Result<usize, SoqlError> {
+        let pos = self.pos();
+        let Tok::Ident(name) = self.peek().clone() else {
+            return Err(self.unexpected());
+        };
+        self.at += 1;
+        if let Some((rel, _)) = name.split_once('.') {
+            return Err(error_at(
+                self.src,
+                pos,
+                "INVALID_FIELD",
+                format!(
+                    "Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."
+                ),
+            ));
+        }
+        field_index(&name).ok_or_else(|| {
+            error_at(
+                self.src,
+                pos,
+                "INVALID_FIELD",
+                format!("No such column '{name}' on entity 'User'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names."),
+            )
+        })
+    }
+
+    fn number(&mut self) -> Result<usize, SoqlError> {
+        match self.peek().clone() {
+            Tok::Num(n) => match n.parse::<usize>() {
+                Ok(v) => {
+                    self.at += 1;
+                    Ok(v)
+                }
+                Err(_) => Err(self.unexpected()),
+            },
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    fn query(&mut self) -> Result<Query, SoqlError> {
+        self.expect_kw("SELECT")?;
+        let mut fields = Vec::new();
+        let mut count_only = false;
+        if self.is_kw("COUNT")
+            && self
+                .toks
+                .get(self.at + 1)
+                .is_some_and(|t| t.0 == Tok::LParen)
+        {
+            self.at += 2;
+            if *self.peek() != Tok::RParen {
+                return Err(self.unexpected());
+            }
+            self.at += 1;
+            count_only = true;
+        } else {
+            loop {
+                let pos = self.pos();
+                let f = self.field()?;
+                if fields.contains(&f) {
+                    return Err(error_at(
+                        self.src,
+                        pos,
+                        "MALFORMED_QUERY",
+                        format!("duplicate field selected: {}", USER_FIELDS[f].name),
+                    ));
+                }
+                fields.push(f);
+                if *self.peek() == Tok::Comma {
+                    self.at += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        self.expect_kw("FROM")?;
+        let pos = self.pos();
+        match self.bump() {
+            Tok::Ident(obj) if obj.eq_ignore_ascii_case("User") => {}
+            Tok::Ident(obj) => {
+                return Err(error_at(
+                    self.src,
+                    pos,
+                    "INVALID_TYPE",
+                    format!(
+                        "sObject type '{obj}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names."
+                    ),
+                ));
+            }
+            _ => {
+                self.at -= 1;
+                return Err(self.unexpected());
+            }
+        }
+        let mut q = Query {
+            fields,
+            count_only,
+            filter: None,
+            order: Vec::new(),
+            limit: None,
+            offset: 0,
+        };
+        if self.is_kw("WHERE") {
+            self.at += 1;
+            q.filter = Some(self.condition()?);
+        }
+        if self.is_kw("ORDER") {
+            self.at += 1;
+            self.expect_kw("BY")?;
+            loop {
+                let field = self.field()?;
+                let mut desc = false;
+                if self.is_kw("ASC") {
+                    self.at += 1;
+                } else if self.is_kw("DESC") {
+                    self.at += 1;
+                    desc = true;
+                }
+                let mut nulls_first = !desc;
+                if self.is_kw("NULLS") {
+                    self.at += 1;
+                    if self.is_kw("FIRST") {
+                        nulls_first = true;
+                    } else if self.is_kw("LAST") {
+                        nulls_first = false;
+                    } else {
+                        return Err(self.unexpected());
+                    }
+                    self.at += 1;
+                }
+                q.order.push(OrderKey {
+                    field,
+                    desc,
+                    nulls_first,
+                });
+                if *self.peek() == Tok::Comma {
+                    self.at += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        if self.is_kw("LIMIT") {
+            self.at += 1;
+            q.limit = Some(self.number()?);
+        }
+        if self.is_kw("OFFSET") {
+            self.at += 1;
+            let pos = self.pos();
+            q.offset = self.number()?;
+            if q.offset > 2000 {
+                return Err(error_at(
+                    self.src,
+                    pos,
+                    "NUMBER_OUTSIDE_VALID_RANGE",
+                    "Maximum SOQL offset allowed is 2000".to_owned(),
+                ));
+            }
+        }
+        if *self.peek() != Tok::Eof {
+            return Err(self.unexpected());
+        }
+        Ok(q)
+    }
+
+    /// A condition chain: all `AND` or all `OR` at one level, as SOQL requires.
+    fn condition(&mut self) -> Result<Expr, SoqlError> {
+        let first = self.unary()?;
+        let mut items = vec![first];
+        let mut joiner: Option<&'static str> = None;
+        loop {
+            let kw = if self.is_kw("AND") {
+                "AND"
+            } else if self.is_kw("OR") {
+                "OR"
+            } else {
+                break;
+            };
+            if joiner.is_some_and(|j| j != kw) {
+                return Err(self.unexpected());
+            }
+            joiner = Some(kw);
+            self.at += 1;
+            items.push(self.unary()?);
+        }
+        Ok(match joiner {
+            None => items.pop().unwrap_or(Expr::And(Vec::new())),
+            Some("AND") => Expr::And(items),
+            Some(_) => Expr::Or(items),
+        })
+    }
+
+    fn unary(&mut self) -> Result<Expr, SoqlError> {
+        if self.is_kw("NOT") {
+            self.at += 1;
+            return Ok(Expr::Not(Box::new(self.unary()?)));
+        }
+        if *self.peek() == Tok::LParen {
+            self.at += 1;
+            let e = self.condition()?;
+            if *self.peek() != Tok::RParen {
+                return Err(self.unexpected());
+            }
+            self.at += 1;
+            return Ok(e);
+        }
+        self.predicate()
+    }
+
+    fn predicate(&mut self) -> Result<Expr, SoqlError> {
+        let field = self.field()?;
+        if self.is_kw("NOT") || self.is_kw("IN") {
+            let negated = self.is_kw("NOT");
+            if negated {
+                self.at += 1;
+                if !self.is_kw("IN") {
+                    return Err(self.unexpected());
+                }
+            }
+            self.at += 1;
+            if *self.peek() != Tok::LParen {
+                return Err(self.unexpected());
+            }
+            self.at += 1;
+            let mut lits = Vec::new();
+            loop {
+                lits.push(self.literal(field)?);
+                match self.bump() {
+                    Tok::Comma => continue,
+                    Tok::RParen => break,
+                    _ => {
+                        self.at -= 1;
+                        return Err(self.unexpected());
+                    }
+                }
+            }
+            return Ok(Expr::In {
+                field,
+                lits,
+                negated,
+            });
+        }
+        if self.is_kw("LIKE") {
+            self.at += 1;
+            let pos = self.pos();
+            let Tok::Str(s) = self.bump() else {
+                self.at -= 1;
+                return Err(self.unexpected());
+            };
+            if !USER_FIELDS[field].ty.is_text() {
+                return Err(error_at(
+                    self.src,
+                    pos,
+                    "INVALID_FIELD",
+                    format!("invalid operator on field: {}", USER_FIELDS[field].name),
+                ));
+            }
+            return Ok(Expr::Like {
+                field,
+                pattern: like_pattern(&s),
+            });
+        }
+        let op = match self.bump() {
+            Tok::Op(op) => op,
+            _ => {
+                self.at -= 1;
+                return Err(self.unexpected());
+            }
+        };
+        let lit = self.literal(field)?;
+        Ok(Expr::Cmp { field, op, lit })
+    }
+
+    /// A literal, type-checked against `field` the way Salesforce checks filter values.
+    fn literal(&mut self, field: usize) -> Result<Lit, SoqlError> {
+        let pos = self.pos();
+        let def = &USER_FIELDS[field];
+        let tok = self.bump();
+        let type_error = |expect: &str, quoted: bool| {
+            error_at(
+                self.src,
+                pos,
+                "INVALID_FIELD",
+                format!(
+                    "value of filter criterion for field '{}' must be of type {expect} and should {}be enclosed in quotes",
+                    def.name,
+                    if quoted { "" } else { "not " }
+                ),
+            )
+        };
+        match tok {
+            Tok::Ident(s) if s.eq_ignore_ascii_case("null") => Ok(Lit::Null),
+            Tok::Ident(s) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {
+                if def.ty == FieldType::Boolean {
+                    Ok(Lit::Bool(s.eq_ignore_ascii_case("true")))
+                } else if def.ty == FieldType::DateTime {
+                    Err(type_error("dateTime", false))
+                } else {
+                    Err(type_error("string", true))
+                }
+            }
+            Tok::Str(s) => match def.ty {
+                FieldType::Boolean => Err(type_error("boolean", false)),
+                FieldType::DateTime => Err(type_error("dateTime", false)),
+                t if t.is_id() => match ids::canonical_15(&s) {
+                    Some(c) => Ok(Lit::Id(c)),
+                    None => Err(error_at(
+                        self.src,
+                        pos,
+                        "INVALID_QUERY_FILTER_OPERATOR",
+                        format!("invalid ID field: {s}"),
+                    )),
+                },
+                _ => Ok(Lit::Text(unescape_like_escapes(&s))),
+            },
+            Tok::DateTime(d) => match def.ty {
+                FieldType::DateTime => Ok(Lit::DateTime(d)),
+                FieldType::Boolean => Err(type_error("boolean", false)),
+                _ => Err(type_error("string", true)),
+            },
+            Tok::Num(_) | Tok::Date(_) => match def.ty {
+                FieldType::DateTime => Err(type_error("dateTime", false)),
+                FieldType::Boolean => Err(type_error("boolean", false)),
+                _ => Err(type_error("string", true)),
+            },
+            _ => {
+                self.at -= 1;
+                Err(self.unexpected())
+            }
+        }
+    }
+}
+
+/// Outside LIKE, `\%` and `\_` are just `%` and `_`.
+fn unescape_like_escapes(s: &str) -> String {
+    s.replace("\\%", "%").replace("\\_", "_")
+}
+
+fn like_pattern(s: &str) -> Vec<LikeTok> {
+    let mut out = Vec::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '%' => out.push(LikeTok::Any),
+            '_' => out.push(LikeTok::One),
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    out.extend(n.to_lowercase().map(LikeTok::Char));
+                }
+            }
+            c => out.extend(c.to_lowercase().map(LikeTok::Char)),
+        }
+    }
+    out
+}
+
+/// Wildcard match (`%` any run, `_` one char), case-insensitive; greedy with one backtrack point.
+fn like_match(pattern: &[LikeTok], text: &str) -> bool {
+    let t: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+    let (mut p, mut i) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while i < t.len() {
+        match pattern.get(p) {
+            Some(LikeTok::Char(c)) if *c == t[i] => {
+                p += 1;
+                i += 1;
+            }
+            Some(LikeTok::One) => {
+                p += 1;
+                i += 1;
+            }
+            Some(LikeTok::Any) => {
+                star = Some((p, i));
+                p += 1;
+            }
+            _ => match star {
+                Some((sp, si)) => {
+                    p = sp + 1;
+                    i = si + 1;
+                    star = Some((sp, si + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p.min(pattern.len())..]
+        .iter()
+        .all(|x| *x == LikeTok::Any)
+}
+
+fn cmp_text_ci(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        for (x, y) in a.iter().zip(b) {
+            match x.to_ascii_lowercase().cmp(&y.to_ascii_lowercase()) {
+                Ordering::Equal => {}
+                o => return o,
+            }
+        }
+        return a.len().cmp(&b.len());
+    }
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .cmp(b.chars().flat_map(char::to_lowercase))
+}
+
+/// Compares a non-null field value with a non-null literal; `None` if they cannot be compared.
+fn cmp_val(v: &Val, lit: &Lit) -> Option<Ordering> {
+    match (v, lit) {
+        (Val::Str(s), Lit::Text(t)) => Some(cmp_text_ci(s, t)),
+        (Val::Str(s), Lit::Id(c)) => Some(s.get(..15).unwrap_or(s).cmp(c.as_str())),
+        (Val::Bool(b), Lit::Bool(l)) => Some(b.cmp(l)),
+        (Val::DateTime(d), Lit::DateTime(l)) => Some(d.cmp(l)),
+        _ => None,
+    }
+}
+
+fn eval(e: &Expr, rec: &Record) -> bool {
+    match e {
+        Expr::And(items) => items.iter().all(|x| eval(x, rec)),
+        Expr::Or(items) => items.iter().any(|x| eval(x, rec)),
+        Expr::Not(x) => !eval(x, rec),
+        Expr::Cmp { field, op, lit } => {
+            let v = &rec[*field];
+            match (v.is_null(), lit) {
+                (true, Lit::Null) => matches!(op, CmpOp::Eq),
+                (false, Lit::Null) => matches!(op, CmpOp::Ne),
+                // SOQL: a null field is "not equal" to any value, and fails every other comparison.
+                (true, _) => matches!(op, CmpOp::Ne),
+                (false, lit) => match cmp_val(v, lit) {
+                    Some(o) => match op {
+                        CmpOp::Eq => o == Ordering::Equal,
+                        CmpOp::Ne => o != Ordering::Equal,
+                        CmpOp::Lt => o == Ordering::Less,
+                        CmpOp::Gt => o == Ordering::Greater,
+                        CmpOp::Le => o != Ordering::Greater,
+                        CmpOp::Ge => o != Ordering::Less,
+                    },
+                    None => false,
+                },
+            }
+        }
+        Expr::In {
+            field,
+            lits,
+            negated,
+        } => {
+            let v = &rec[*field];
+            let found = lits.iter().any(|l| match (v.is_null(), l) {
+                (true, Lit::Null) => true,
+                (false, Lit::Null) | (true, _) => false,
+                (false, l) => cmp_val(v, l) == Some(Ordering::Equal),
+            });
+            found != *negated
+        }
+        Expr::Like { field, pattern } => match &rec[*field] {
+            Val::Str(s) => like_match(pattern, s),
+            _ => false,
+        },
+    }
+}
+
+fn cmp_field(a: &Val, b: &Val, key: &OrderKey) -> Ordering {
+    match (a.is_null(), b.is_null()) {
+        (true, true) => return Ordering::Equal,
+        (true, false) => {
+            return if key.nulls_first {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        (false, true) => {
+            return if key.nulls_first {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            };
+        }
+        (false, false) => {}
+    }
+    let o = match (a, b) {
+        (Val::Str(x), Val::Str(y)) => {
+            if USER_FIELDS[key.field].ty.is_id() {
+                x.cmp(y)
+            } else {
+                cmp_text_ci(x, y)
+            }
+        }
+        (Val::Bool(x), Val::Bool(y)) => x.cmp(y),
+        (Val::DateTime(x), Val::DateTime(y)) => x.cmp(y),
+        _ => Ordering::Equal,
+    };
+    if key.desc { o.reverse() } else { o }
+}
+
+impl Query {
+    /// Parses a query.
+    pub fn parse(src: &str) -> Result<Query, SoqlError> {
+        let toks = Lexer::run(src)?;
+        Parser { src, toks, at: 0 }.query()
+    }
+
+    /// The indexes of the matching users, ordered, after OFFSET and LIMIT.
+    pub fn run(&self, org: &Org) -> Vec<u32> {
+        let mut hits: Vec<u32> = org
+            .users
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| self.filter.as_ref().is_none_or(|f| eval(f, r)))
+            .filter_map(|(i, _)| u32::try_from(i).ok())
+            .collect();
+        if !self.order.is_empty() {
+            // Stable: ties keep creation order, like Salesforce's usual (unguaranteed) order.
+            hits.sort_by(|&a, &b| {
+                let (ra, rb) = (&org.users[a as usize], &org.users[b as usize]);
+                self.order
+                    .iter()
+                    .map(|k| cmp_field(&ra[k.field], &rb[k.field], k))
+                    .find(|o| *o != Ordering::Equal)
+                    .unwrap_or(Ordering::Equal)
+            });
+        }
+        let start = self.offset.min(hits.len());
+        let end = self
+            .limit
+            .map_or(hits.len(), |l| (start + l).min(hits.len()));
+        hits.truncate(end);
+        hits.drain(..start);
+        hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::schema::idx;
+    use chrono::TimeZone;
+
+    fn org() -> Org {
+        crate::emulator::seed::generate(50, 3, Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap())
+    }
+
+    #[test]
+    fn parses_select_list_case_insensitively() {
+        let q = Query::parse("select id, USERNAME , lastname from user").unwrap();
+        assert_eq!(q.fields, vec![idx::ID, idx::USERNAME, idx::LAST_NAME]);
+        assert!(!q.count_only);
+        let q = Query::parse("SELECT COUNT() FROM User").unwrap();
+        assert!(q.count_only);
+    }
+
+    #[test]
+    fn parses_where_order_limit_offset() {
+        let q = Query::parse(
+            "SELECT Id FROM User WHERE (IsActive = true AND Email LIKE '%@mail.example.com') OR NOT Username IN ('a@b.c', 'd@e.f') ORDER BY LastName DESC NULLS FIRST, Id LIMIT 10 OFFSET 5",
+        )
+        .unwrap();
+        assert_eq!(q.limit, Some(10));
+        assert_eq!(q.offset, 5);
+        assert_eq!(q.order.len(), 2);
+        assert!(q.order[0].desc && q.order[0].nulls_first);
+        assert!(!q.order[1].desc && q.order[1].nulls_first);
+    }
+
+    #[test]
+    fn datetime_literals_with_offsets() {
+        let q =
+            Query::parse("SELECT Id FROM User WHERE SystemModstamp >= 2024-01-01T01:00:00+01:00")
+                .unwrap();
+        let Some(Expr::Cmp {
+            lit: Lit::DateTime(d),
+            ..
+        }) = q.filter
+        else {
+            panic!("{q:?}")
+        };
+        assert_eq!(d, Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap());
+        assert!(
+            Query::parse("SELECT Id FROM User WHERE CreatedDate > 2024-01-01T00:00:00Z").is_ok()
+        );
+        assert!(
+            Query::parse("SELECT Id FROM User WHERE CreatedDate > 2024-01-01T00:00:00.000Z")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn string_escapes() {
+        let q = Query::parse(r"SELECT Id FROM User WHERE LastName = 'O\'Brien'").unwrap();
+        let Some(Expr::Cmp {
+            lit: Lit::Text(t), ..
+        }) = q.filter
+        else {
+            panic!()
+        };
+        assert_eq!(t, "O'Brien");
+    }
+
+    #[test]
+    fn errors_have_salesforce_codes_and_positions() {
+        let e = Query::parse("SELECT Id, Foo FROM User").unwrap_err();
+        assert_eq!(e.code, "INVALID_FIELD");
+        assert!(
+            e.message.contains("ERROR at Row:1:Column:12"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("No such column 'Foo' on entity 'User'"));
+        let e = Query::parse("SELECT Id FROM User WHERE").unwrap_err();
+        assert_eq!(e.code, "MALFORMED_QUERY");
+        assert!(
+            e.message.ends_with("unexpected token: <EOF>"),
+            "{}",
+            e.message
+        );
+        let e = Query::parse("SELECT Id FROM Account").unwrap_err();
+        assert_eq!(e.code, "INVALID_TYPE");
+        let e = Query::parse(
+            "SELECT Id FROM User WHERE IsActive = true AND LastName = 'x' OR Id = null",
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "MALFORMED_QUERY");
+        assert!(
+            e.message.ends_with("unexpected token: 'OR'"),
+            "{}",
+            e.message
+        );
+        let e = Query::parse("SELECT Id FROM User WHERE IsActive = 'true'").unwrap_err();
+        assert_eq!(e.code, "INVALID_FIELD");
+        assert!(
+            e.message
+                .contains("must be of type boolean and should not be enclosed in quotes")
+        );
+        let e = Query::parse("SELECT Id FROM User WHERE LastName = 5").unwrap_err();
+        assert!(
+            e.message
+                .contains("must be of type string and should be enclosed in quotes")
+        );
+        let e = Query::parse("SELECT Id, id FROM User").unwrap_err();
+        assert!(e.message.ends_with("duplicate field selected: Id"));
+        let e = Query::parse("SELECT Profile.Name FROM User").unwrap_err();
+        assert_eq!(e.code, "INVALID_FIELD");
+        let e = Query::parse("SELECT Id FROM User WHERE Id = 'nope'").unwrap_err();
+        assert_eq!(e.code, "INVALID_QUERY_FILTER_OPERATOR");
+        let e = Query::parse("SELECT Id FROM User LIMIT x").unwrap_err();
+        assert_eq!(e.code, "MALFORMED_QUERY");
+    }
+
+    #[test]
+    fn evaluates_filters_and_order() {
+        let org = org();
+        let all = Query::parse("SELECT Id FROM User").unwrap().run(&org);
+        assert_eq!(all.len(), 50);
+        let inactive = Query::parse("SELECT Id FROM User WHERE IsActive = false")
+            .unwrap()
+            .run(&org);
+        let active = Query::parse("SELECT Id FROM User WHERE NOT IsActive = false")
+            .unwrap()
+            .run(&org);
+        assert_eq!(inactive.len() + active.len(), 50);
+        let auto = Query::parse("SELECT Id FROM User WHERE Email LIKE 'AUTOPROC%'")
+            .unwrap()
+            .run(&org);
+        assert_eq!(auto.len(), 1);
+        let not_auto = Query::parse("SELECT Id FROM User WHERE NOT Email LIKE 'autoproc%'")
+            .unwrap()
+            .run(&org);
+        assert_eq!(not_auto.len(), 49);
+        let first = &org.users[0];
+        let id = first[idx::ID].as_str().unwrap();
+        let by_id15 = Query::parse(&format!("SELECT Id FROM User WHERE Id = '{}'", &id[..15]))
+            .unwrap()
+            .run(&org);
+        assert_eq!(by_id15, vec![0]);
+        let by_in = Query::parse(&format!(
+            "SELECT Id FROM User WHERE Id IN ('{id}', '005000000000000AAA')"
+        ))
+        .unwrap()
+        .run(&org);
+        assert_eq!(by_in, vec![0]);
+        let not_in = Query::parse(&format!("SELECT Id FROM User WHERE Id NOT IN ('{id}')"))
+            .unwrap()
+            .run(&org);
+        assert_eq!(not_in.len(), 49);
+        let sorted = Query::parse("SELECT Id FROM User ORDER BY Username DESC LIMIT 5")
+            .unwrap()
+            .run(&org);
+        assert_eq!(sorted.len(), 5);
+        for w in sorted.windows(2) {
+            let a = org.users[w[0] as usize][idx::USERNAME]
+                .as_str()
+                .unwrap()
+                .to_lowercase();
+            let b = org.users[w[1] as usize][idx::USERNAME]
+                .as_str()
+                .unwrap()
+                .to_lowercase();
+            assert!(a >= b);
+        }
+        let paged = Query::parse("SELECT Id FROM User ORDER BY Id LIMIT 10 OFFSET 45")
+            .unwrap()
+            .run(&org);
+        assert_eq!(paged.len(), 5);
+        let nulls = Query::parse("SELECT Id FROM User WHERE FirstName = null")
+            .unwrap()
+            .run(&org);
+        assert_eq!(
+            nulls.len(),
+            1,
+            "only the Automated Process user has no first name"
+        );
+        let dated = Query::parse("SELECT Id FROM User WHERE CreatedDate > 2000-01-01T00:00:00Z AND CreatedDate < 2100-01-01T00:00:00Z").unwrap().run(&org);
+        assert_eq!(dated.len(), 50);
+    }
+
+    #[test]
+    fn like_patterns() {
+        let p = like_pattern("a%c_e");
+        assert!(like_match(&p, "ABxyzCde"));
+        assert!(!like_match(&p, "abce"));
+        assert!(like_match(&like_pattern("%"), ""));
+        assert!(like_match(&like_pattern("100\\%"), "100%"));
+        assert!(!like_match(&like_pattern("100\\%"), "1000"));
+    }
+}

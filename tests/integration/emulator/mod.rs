@@ -1,0 +1,9 @@
+//! The Salesforce emulator over real HTTP.
+
+mod collections;
+mod faults_limits;
+mod oauth;
+mod query;
+mod sobjects;
+mod state;
+mod support;
