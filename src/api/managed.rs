@@ -1,161 +1,21 @@
-//! `/openidm/managed/{type}`: create, read, replace, patch, delete and query managed objects.
+//! `/openidm/managed/{type}`: create, read, replace, patch and delete managed objects
+//! (queries are in `managed_query.rs`).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::AppState;
 use super::body::{JsonBody, Params};
 use super::error::ApiError;
 use super::render::{self, Fields};
-use crate::filter::{self, Filter, Pointer};
 use crate::managed::Precondition;
 use crate::managed::patch::PatchOperation;
 use crate::repo::managed::StoredObject;
-use crate::repo::query::{Keyset, QueryRequest, SortKey, TotalPolicy};
 
-const QUERY_PARAMS: &[&str] = &[
-    "_queryFilter",
-    "_queryId",
-    "_queryExpression",
-    "_fields",
-    "_sortKeys",
-    "_pageSize",
-    "_pagedResultsCookie",
-    "_pagedResultsOffset",
-    "_totalPagedResultsPolicy",
-    "_prettyPrint",
-];
 const READ_PARAMS: &[&str] = &["_fields", "_prettyPrint"];
 const ACTION_PARAMS: &[&str] = &["_action", "_id", "_fields", "_prettyPrint"];
-
-/// `GET /managed/{type}?_queryFilter=…`
-pub async fn query(
-    State(state): State<AppState>,
-    Path(object_type): Path<String>,
-    params: Params,
-) -> Result<Response, ApiError> {
-    params.allow_only(QUERY_PARAMS)?;
-    let schema = state.managed.schema(&object_type)?;
-    let mut fields = params.get("_fields");
-    let filter = match (
-        params.get("_queryFilter"),
-        params.get("_queryId"),
-        params.get("_queryExpression"),
-    ) {
-        (Some(text), None, None) => {
-            filter::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))?
-        }
-        (None, Some("query-all-ids"), None) => {
-            fields = Some("_id");
-            Filter::True
-        }
-        (None, Some("query-all"), None) => Filter::True,
-        (None, Some(other), None) => {
-            return Err(ApiError::bad_request(format!(
-                "Unknown _queryId {other:?}: use _queryFilter (query-all-ids and query-all are also accepted)"
-            )));
-        }
-        (None, None, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "_queryExpression (native SQL) is not supported: use _queryFilter",
-            ));
-        }
-        (None, None, None) => {
-            return Err(ApiError::bad_request(
-                "A query needs _queryFilter (for example _queryFilter=true)",
-            ));
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "_queryFilter, _queryId and _queryExpression are mutually exclusive",
-            ));
-        }
-    };
-    let fields = Fields::parse(fields)?;
-    let sort_text = params.get("_sortKeys").unwrap_or("");
-    let sort = parse_sort_keys(sort_text)?;
-    let page_size = match params.get("_pageSize") {
-        None => None,
-        Some(text) => match text.parse::<u32>() {
-            Ok(0) => None,
-            Ok(n) => Some(n),
-            Err(_) => {
-                return Err(ApiError::bad_request(format!(
-                    "_pageSize must be a whole number, not {text:?}"
-                )));
-            }
-        },
-    };
-    let offset = match params.get("_pagedResultsOffset") {
-        None => 0,
-        Some(text) => text.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(format!(
-                "_pagedResultsOffset must be a whole number, not {text:?}"
-            ))
-        })?,
-    };
-    let total_policy = match params.get("_totalPagedResultsPolicy").unwrap_or("NONE") {
-        "NONE" => TotalPolicy::None,
-        "EXACT" => TotalPolicy::Exact,
-        "ESTIMATE" => TotalPolicy::Estimate,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "_totalPagedResultsPolicy must be NONE, EXACT or ESTIMATE, not {other:?}"
-            )));
-        }
-    };
-    let after = params
-        .get("_pagedResultsCookie")
-        .filter(|c| !c.is_empty())
-        .map(|c| decode_cookie(c, sort_text, sort.len()))
-        .transpose()?;
-
-    let page = state
-        .managed
-        .query(&QueryRequest {
-            object_type: &object_type,
-            filter: &filter,
-            sort: &sort,
-            page_size,
-            after: after.as_ref(),
-            offset,
-            total: total_policy,
-        })
-        .await?;
-
-    let result: Vec<Value> = page
-        .rows
-        .iter()
-        .map(|o| render::object(o, schema, &fields))
-        .collect();
-    let count = result.len();
-    let cookie = page.next.as_ref().map(|k| encode_cookie(sort_text, k));
-    let total = page.total.unwrap_or(-1);
-    let remaining = match (total_policy, &after) {
-        (TotalPolicy::Exact, None) => (total - offset as i64 - count as i64).max(0),
-        _ => -1,
-    };
-    let body = json!({
-        "result": result,
-        "resultCount": count,
-        "pagedResultsCookie": cookie,
-        "totalPagedResultsPolicy": match total_policy {
-            TotalPolicy::None => "NONE",
-            TotalPolicy::Exact => "EXACT",
-            TotalPolicy::Estimate => "ESTIMATE",
-        },
-        "totalPagedResults": total,
-        "remainingPagedResults": remaining,
-    });
-    Ok(render::json(
-        StatusCode::OK,
-        &body,
-        params.flag("_prettyPrint")?,
-    ))
-}
 
 /// `POST /managed/{type}?_action=create[&_id=…]`
 pub async fn collection_action(
@@ -403,56 +263,4 @@ fn revision_header(
         )));
     }
     Ok(Some(Some(unquoted.to_owned())))
-}
-
-fn parse_sort_keys(text: &str) -> Result<Vec<SortKey>, ApiError> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(|key| {
-            let (ascending, field) = match key.as_bytes()[0] {
-                b'-' => (false, &key[1..]),
-                b'+' => (true, &key[1..]),
-                _ => (true, key),
-            };
-            let field = Pointer::parse(field).map_err(|e| {
-                ApiError::bad_request(format!("_sortKeys: {key:?} is not a valid field: {e}"))
-            })?;
-            Ok(SortKey { field, ascending })
-        })
-        .collect()
-}
-
-/// The paged-results cookie: where the last page ended, tied to the sort keys it was made for.
-fn encode_cookie(sort_text: &str, keyset: &Keyset) -> String {
-    let raw = json!({"s": sort_text, "v": keyset.values, "i": keyset.id}).to_string();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-}
-
-fn decode_cookie(cookie: &str, sort_text: &str, keys: usize) -> Result<Keyset, ApiError> {
-    let invalid =
-        || ApiError::bad_request("_pagedResultsCookie is not a cookie this server issued");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cookie)
-        .map_err(|_| invalid())?;
-    let value: Value = serde_json::from_slice(&raw).map_err(|_| invalid())?;
-    if value.get("s").and_then(Value::as_str) != Some(sort_text) {
-        return Err(ApiError::bad_request(
-            "_pagedResultsCookie was issued for other _sortKeys: repeat the query's _sortKeys",
-        ));
-    }
-    let values = value
-        .get("v")
-        .and_then(Value::as_array)
-        .ok_or_else(invalid)?
-        .clone();
-    let id = value
-        .get("i")
-        .and_then(Value::as_str)
-        .ok_or_else(invalid)?
-        .to_owned();
-    if values.len() != keys {
-        return Err(invalid());
-    }
-    Ok(Keyset { values, id })
 }

@@ -5,6 +5,7 @@ pub mod body;
 pub mod error;
 pub mod health;
 pub mod managed;
+pub mod managed_query;
 pub mod render;
 pub mod version;
 
@@ -31,7 +32,7 @@ pub fn router(state: AppState) -> Router {
     let authenticated = Router::new()
         .route(
             "/openidm/managed/{object_type}",
-            get(managed::query)
+            get(managed_query::query)
                 .post(managed::collection_action)
                 .fallback(method_not_allowed),
         )

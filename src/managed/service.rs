@@ -117,7 +117,11 @@ impl ManagedObjects {
         check_id(id)?;
         let body = strip_meta(body);
         let mut tx = self.pool.begin().await?;
-        let current = store::get_for_update(&mut tx, object_type, id).await?;
+        // A create-only write needs no read: the insert itself detects an existing id.
+        let current = match pre {
+            Precondition::IfNoneMatchAny => None,
+            _ => store::get_for_update(&mut tx, object_type, id).await?,
+        };
         match (&pre, &current) {
             (Precondition::IfNoneMatchAny, Some(_)) => return Err(exists(id)),
             (Precondition::IfMatch(_), None) => return Err(not_found(object_type, id)),
@@ -200,7 +204,11 @@ async fn write(
         .filter(|f| !unchanged_hashes.contains(&f.property))
         .collect();
     if failures.is_empty() {
-        for (property, value) in policy::unique_properties(schema, &body) {
+        // userName has a unique index (see the migrations): the insert or update reports a
+        // duplicate itself, so only other unique properties need a look-up first.
+        for (property, value) in
+            policy::unique_properties(schema, &body).filter(|(p, _)| *p != "userName")
+        {
             if store::value_taken(tx, object_type, property, value, Some(id)).await? {
                 failures.push(policy::unique_failure(property));
             }

@@ -69,7 +69,7 @@ pub fn push_filter(qb: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
 }
 
 /// Pushes a jsonb-valued expression for the field (for ORDER BY / keyset paging);
-/// `_id` → `to_jsonb(id)`, `_rev` → `to_jsonb(rev::text)`.
+/// `_id` → `to_jsonb(id)`, `_rev` → `to_jsonb(rev)` (numeric, so revisions sort in write order).
 pub fn push_json_field(qb: &mut QueryBuilder<'_, Postgres>, field: &Pointer) {
     Field::of(field).push_json(qb);
 }
@@ -148,7 +148,7 @@ impl<'a> Field<'a> {
                 qb.push("to_jsonb(id)");
             }
             Field::Rev => {
-                qb.push("to_jsonb(rev::text)");
+                qb.push("to_jsonb(rev)");
             }
             Field::Named(name) => {
                 qb.push("(body->'").push(*name).push("')");
@@ -371,7 +371,7 @@ mod tests {
         let mut qb = QueryBuilder::<Postgres>::new("");
         push_json_field(&mut qb, &Pointer::parse("_rev").unwrap());
         push_json_field(&mut qb, &Pointer::parse("_id").unwrap());
-        assert_eq!(qb.sql(), "to_jsonb(rev::text)to_jsonb(id)");
+        assert_eq!(qb.sql(), "to_jsonb(rev)to_jsonb(id)");
     }
 
     #[test]

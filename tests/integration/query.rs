@@ -290,3 +290,44 @@ async fn paging_with_cookies_survives_inserts_between_pages() {
         .unwrap();
     assert_eq!(res.status(), 400);
 }
+
+#[tokio::test]
+async fn unpaged_queries_stream_every_match_in_order() {
+    let app = TestApp::spawn().await;
+    // More rows than one streamed chunk (1,000), inserted directly to keep the test fast.
+    sqlx::query(
+        "INSERT INTO managed_objects (object_type, id, rev, body)
+         SELECT 'user', 'bulk-' || lpad(g::text, 5, '0'), nextval('managed_object_rev_seq'),
+                jsonb_build_object('userName', 'bulk' || g, 'sn', 'S' || (g % 10))
+         FROM generate_series(1, 2500) g",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let body = query(
+        &app,
+        "_queryFilter=true&_fields=sn&_totalPagedResultsPolicy=EXACT",
+    )
+    .await;
+    assert_eq!(body["resultCount"], 2500);
+    assert_eq!(body["totalPagedResults"], 2500);
+    assert_eq!(body["remainingPagedResults"], 0);
+    assert_eq!(body["pagedResultsCookie"], Value::Null);
+    let got = ids(&body);
+    let expected: Vec<String> = (1..=2500).map(|g| format!("bulk-{g:05}")).collect();
+    assert_eq!(got, expected);
+    assert!(body.get("error").is_none());
+
+    // Sorted, filtered, and with an offset, across chunk boundaries.
+    let body = query(&app, "_queryFilter=sn%20eq%20%22S3%22&_sortKeys=-userName&_pagedResultsOffset=5&_fields=userName").await;
+    assert_eq!(body["resultCount"], 245);
+    let names: Vec<&str> = body["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["userName"].as_str().unwrap())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(names, sorted);
+}
