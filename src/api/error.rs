@@ -103,15 +103,14 @@ impl From<ManagedError> for ApiError {
 
 impl From<RepoError> for ApiError {
     fn from(e: RepoError) -> Self {
-        match &e {
-            RepoError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
-                tracing::error!(error = %chain(&e), "repository unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The repository is unavailable",
-                )
-            }
-            _ => ApiError::internal(&e),
+        if e.is_unavailable() {
+            tracing::error!(error = %chain(&e), "repository unavailable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The repository is unavailable",
+            )
+        } else {
+            ApiError::internal(&e)
         }
     }
 }

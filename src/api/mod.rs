@@ -1,5 +1,6 @@
 //! The REST API under `/openidm`, in IDM's shapes. One file per resource.
 
+pub mod access_log;
 pub mod auth;
 pub mod body;
 pub mod error;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(authenticated)
         .layer(middleware::from_fn(version::check_api_version))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(access_log::log_request))
         .with_state(state)
 }
 

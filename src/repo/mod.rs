@@ -34,6 +34,24 @@ impl RepoError {
         RepoError::Database(e)
     }
 
+    /// Whether Postgres itself is out of reach (down, restarting, database gone), as opposed
+    /// to a fault of the request: answered 503 rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            RepoError::Database(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_),
+            ) => true,
+            // Class 08 is "connection exception"; 57P0x are shutdowns; 3D000 a missing database.
+            RepoError::Database(sqlx::Error::Database(db)) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "3D000"),
+            _ => false,
+        }
+    }
+
     /// Whether the error is worth retrying (serialization failure, deadlock, lost connection).
     pub fn is_transient(&self) -> bool {
         match self {

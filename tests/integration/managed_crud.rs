@@ -272,3 +272,37 @@ async fn unknown_resources_and_methods() {
         .unwrap();
     assert_eq!(res.status(), 405);
 }
+
+#[tokio::test]
+async fn repository_outage_is_503_without_detail() {
+    let app = TestApp::spawn().await;
+    app.create_user("before-outage").await;
+    // The database disappears under the running server.
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&format!(
+        "{}/postgres",
+        crate::helpers::pg_server_url()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(&format!("DROP DATABASE \"{}\" WITH (FORCE)", app.db.name))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    let res = app.client.get(app.url("/info/ping")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["state"], "ACTIVE_NOT_READY");
+
+    let res = app
+        .get("/managed/user?_queryFilter=true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"code": 503, "reason": "Service Unavailable", "message": "The repository is unavailable"})
+    );
+}
