@@ -16,7 +16,7 @@ use super::render::{self, Fields};
 use crate::config::managed::ManagedObjectConfig;
 use crate::filter::{self, Filter, Pointer};
 use crate::managed::ManagedObjects;
-use crate::repo::query::{Keyset, QueryRequest, SortKey, TotalPolicy};
+use crate::repo::query::{Keyset, QueryPage, QueryRequest, SortKey, TotalPolicy};
 
 const QUERY_PARAMS: &[&str] = &[
     "_queryFilter",
@@ -107,6 +107,11 @@ async fn paged(
     let page = managed
         .query(&spec.request(spec.page_size, spec.after.as_ref(), spec.offset, spec.total))
         .await?;
+    Ok(one_page(schema, spec, &page))
+}
+
+/// The envelope around one page, built in memory.
+fn one_page(schema: &ManagedObjectConfig, spec: &QuerySpec, page: &QueryPage) -> Response {
     let result: Vec<Value> = page
         .rows
         .iter()
@@ -122,7 +127,7 @@ async fn paged(
         "totalPagedResults": total,
         "remainingPagedResults": spec.remaining(total, count),
     });
-    Ok(render::json(StatusCode::OK, &body, spec.pretty))
+    render::json(StatusCode::OK, &body, spec.pretty)
 }
 
 /// Every match, written as it is read, a chunk of rows at a time. Should a later chunk fail,
@@ -142,6 +147,10 @@ async fn streamed(
             spec.total,
         ))
         .await?;
+    if first.next.is_none() {
+        // Everything fits in one chunk: an ordinary answer, with a Content-Length.
+        return Ok(one_page(&schema, &spec, &first));
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let total = first.total.unwrap_or(-1);
