@@ -62,6 +62,7 @@ fn main() {
                 max_connections: 32,
                 ..DbSettings::new(&db_url)
             },
+            broker: None,
         })
         .await
         .unwrap()

@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::serve::ListenerExt;
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, auth::Authenticator};
 use crate::config::{Conf, ConfigError};
 use crate::managed::ManagedObjects;
+use crate::outbound::broker::BrokerStatus;
 use crate::repo::{self, RepoError, db::DbSettings};
 
 #[derive(Debug, Clone)]
@@ -20,6 +22,8 @@ pub struct ServeSettings {
     pub conf_dir: PathBuf,
     pub listen: String,
     pub database: DbSettings,
+    /// The broker status of a relay running in this process, reported by the ping.
+    pub broker: Option<BrokerStatus>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,7 @@ pub enum StartError {
 }
 
 pub struct Application {
+    pool: PgPool,
     listener: TcpListener,
     router: Router,
     local_addr: SocketAddr,
@@ -55,6 +60,7 @@ impl Application {
         let state = AppState {
             managed: ManagedObjects::new(pool, Arc::new(conf.managed)),
             auth: Authenticator::new(conf.auth),
+            broker: settings.broker.clone(),
         };
         let listener = TcpListener::bind(&settings.listen)
             .await
@@ -67,6 +73,7 @@ impl Application {
             source,
         })?;
         Ok(Application {
+            pool: state.managed.pool().clone(),
             listener,
             router: api::router(state),
             local_addr,
@@ -75,6 +82,11 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The pool the API writes through (a relay in the same process shares it).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     pub fn port(&self) -> u16 {

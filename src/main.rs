@@ -4,7 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use std::time::Duration;
+
 use idm_sync::app::{Application, ServeSettings};
+use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
+use idm_sync::outbound::relay::{Relay, RelaySettings};
+use idm_sync::outbound::topology::Topology;
 use idm_sync::repo::db::{self, DbSettings};
 use idm_sync::telemetry::{self, LogFormat};
 
@@ -30,8 +35,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the REST API (/openidm/...) over HTTP.
+    /// Serve the REST API (/openidm/...) over HTTP, with the outbox relay unless --no-relay.
     Serve(ServeArgs),
+    /// Publish committed changes from the outbox to the message broker.
+    Relay(RelayArgs),
     /// Create the database if missing and apply the migrations, then exit.
     Migrate(DbArgs),
 }
@@ -51,6 +58,29 @@ struct DbArgs {
 }
 
 #[derive(Args)]
+struct BrokerArgs {
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    amqp_url: String,
+    /// Prefix of the exchange and queue names (several deployments can share a broker).
+    #[arg(long, env = "IDM_BROKER_PREFIX", default_value = "idm-sync")]
+    broker_prefix: String,
+    /// Number of partition queues; every role of a deployment must use the same number.
+    #[arg(long, env = "IDM_PARTITIONS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    partitions: u16,
+    /// Outbox rows claimed and published per transaction.
+    #[arg(long, env = "IDM_RELAY_BATCH", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    relay_batch: i64,
+    /// Hours a published outbox row is kept before it is purged.
+    #[arg(long, env = "IDM_OUTBOX_RETENTION_HOURS", default_value_t = 168)]
+    outbox_retention_hours: u64,
+}
+
+#[derive(Args)]
 struct ServeArgs {
     /// Configuration directory (managed.json, authentication.json, ...).
     #[arg(long = "conf", env = "IDM_CONF_DIR", default_value = "./conf")]
@@ -58,13 +88,19 @@ struct ServeArgs {
     /// Address to listen on for HTTP.
     #[arg(long, env = "IDM_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
-    /// RabbitMQ URL, for the outbox relay and the workers.
-    #[arg(
-        long,
-        env = "AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
-    amqp_url: String,
+    /// Do not run the outbox relay in this process (run `idm-sync relay` instead).
+    #[arg(long, env = "IDM_NO_RELAY")]
+    no_relay: bool,
+    #[command(flatten)]
+    broker: BrokerArgs,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Args)]
+struct RelayArgs {
+    #[command(flatten)]
+    broker: BrokerArgs,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -78,25 +114,74 @@ impl DbArgs {
     }
 }
 
+impl BrokerArgs {
+    fn relay_settings(&self, role: &str) -> RelaySettings {
+        RelaySettings {
+            broker: BrokerSettings {
+                url: self.amqp_url.clone(),
+                topology: Topology::new(&self.broker_prefix, self.partitions),
+                connection_name: format!("idm-sync {role} on {}", hostname()),
+            },
+            batch_size: self.relay_batch,
+            poll_interval: Duration::from_secs(1),
+            retention: Duration::from_secs(self.outbox_retention_hours.saturating_mul(3600)),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown host".to_owned())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
+    let (trigger, shutdown) = idm_sync::shutdown::channel();
+    tokio::spawn(async move {
+        idm_sync::shutdown::signal().await;
+        trigger.trigger();
+    });
     match cli.command {
         Command::Serve(args) => {
-            tracing::debug!(amqp_url = %redact_url(&args.amqp_url), "broker configured");
+            let status = BrokerStatus::default();
             let settings = ServeSettings {
                 conf_dir: args.conf_dir,
                 listen: args.listen,
                 database: args.db.settings(),
+                broker: (!args.no_relay).then(|| status.clone()),
             };
             let app = Application::build(&settings)
                 .await
                 .context("idm-sync serve could not start")?;
-            app.run_until(idm_sync::shutdown::signal())
+            let relay = (!args.no_relay).then(|| {
+                let relay = Relay::new(
+                    app.pool().clone(),
+                    args.broker.relay_settings("serve"),
+                    status,
+                );
+                tokio::spawn(relay.run_until(shutdown.clone().wait()))
+            });
+            app.run_until(shutdown.wait())
                 .await
                 .context("the HTTP server failed")?;
+            if let Some(relay) = relay {
+                relay.await.context("the outbox relay panicked")?;
+            }
             tracing::info!("stopped");
+        }
+        Command::Relay(args) => {
+            let pool = db::connect(&args.db.settings())
+                .await
+                .context("cannot reach the database")?;
+            db::migrate(&pool).await.context("migrations failed")?;
+            let settings = args.broker.relay_settings("relay");
+            tracing::info!(broker = ?settings.broker, "outbox relay starting");
+            Relay::new(pool, settings, BrokerStatus::default())
+                .run_until(shutdown.wait())
+                .await;
         }
         Command::Migrate(args) => {
             let pool = db::connect(&args.settings())
@@ -107,16 +192,4 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A URL with its password replaced, for logs.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let creds = &url[scheme_end + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }

@@ -1,5 +1,34 @@
-//! Graceful shutdown: SIGINT or SIGTERM ends the wait; servers then drain in-flight work.
+//! Graceful shutdown: SIGINT or SIGTERM trips one broadcast; every role waits on its own
+//! copy, stops taking new work, finishes what is in flight, and exits.
 
+use tokio::sync::watch;
+
+/// A handle every task can wait on; cloning is cheap.
+#[derive(Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+/// Trips the shutdown for every [`Shutdown`] made from it.
+pub struct ShutdownTrigger(watch::Sender<bool>);
+
+pub fn channel() -> (ShutdownTrigger, Shutdown) {
+    let (tx, rx) = watch::channel(false);
+    (ShutdownTrigger(tx), Shutdown(rx))
+}
+
+impl ShutdownTrigger {
+    pub fn trigger(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Shutdown {
+    /// Completes once shutdown is triggered (or the trigger is dropped).
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|down| *down).await;
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
 pub async fn signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {

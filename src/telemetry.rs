@@ -22,3 +22,15 @@ pub fn init(format: LogFormat) {
         eprintln!("logging already initialised: {e}");
     }
 }
+
+/// `error: cause: cause…`, for logs: the whole chain, which `Display` alone does not show.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

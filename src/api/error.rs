@@ -60,17 +60,7 @@ impl ApiError {
     }
 }
 
-/// `error: cause: cause…`, for logs.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
-}
+pub use crate::telemetry::error_chain as chain;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -22,11 +22,14 @@ use axum::routing::get;
 use self::auth::Authenticator;
 use self::error::ApiError;
 use crate::managed::ManagedObjects;
+use crate::outbound::broker::BrokerStatus;
 
 #[derive(Clone)]
 pub struct AppState {
     pub managed: ManagedObjects,
     pub auth: Arc<Authenticator>,
+    /// The broker connection of this process's relay, when it runs one.
+    pub broker: Option<BrokerStatus>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -24,7 +24,7 @@ impl Operation {
         }
     }
 
-    fn parse(s: &str) -> Option<Operation> {
+    pub fn parse(s: &str) -> Option<Operation> {
         match s {
             "create" => Some(Operation::Create),
             "update" => Some(Operation::Update),

@@ -104,6 +104,7 @@ impl TestApp {
             conf_dir,
             listen: "127.0.0.1:0".into(),
             database: idm_sync::repo::db::DbSettings::new(&db.url),
+            broker: None,
         };
         let app = idm_sync::app::Application::build(&settings)
             .await

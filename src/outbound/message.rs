@@ -1,0 +1,39 @@
+//! The change event published for each outbox row: identifiers only, never property values,
+//! so no secret crosses the broker; the worker reads the current object from Postgres.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::repo::outbox::{Operation, OutboxRow};
+
+/// Bumped when the message's meaning changes; sent as the `x-schema-version` header.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeEvent {
+    /// The outbox row id (also the AMQP `message_id`): duplicates share it.
+    pub event_id: i64,
+    pub object_type: String,
+    pub object_id: String,
+    pub rev: i64,
+    pub operation: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl ChangeEvent {
+    pub fn from_row(row: &OutboxRow) -> ChangeEvent {
+        ChangeEvent {
+            event_id: row.id,
+            object_type: row.object_type.clone(),
+            object_id: row.object_id.clone(),
+            rev: row.rev,
+            operation: row.operation.as_str().to_owned(),
+            timestamp: row.created_at,
+        }
+    }
+
+    pub fn operation(&self) -> Option<Operation> {
+        Operation::parse(&self.operation)
+    }
+}

@@ -1,0 +1,252 @@
+//! The outbox relay: claims unpublished outbox rows in batches (`FOR UPDATE SKIP LOCKED`, so
+//! relays cooperate), publishes each as a persistent, mandatory message with publisher
+//! confirms, and marks a row published only after the broker confirmed it and did not return
+//! it. Anything else stays unpublished and is retried on the next pass: a change may be
+//! published twice (the worker ignores duplicates) but is never lost. LISTEN/NOTIFY wakes the
+//! relay at once; a short poll covers lost notifications and a restarted Postgres.
+
+use std::future::Future;
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Confirmation};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+
+use super::broker::{BrokerConnection, BrokerError, BrokerSettings, BrokerStatus};
+use super::message::{ChangeEvent, SCHEMA_VERSION};
+use crate::repo::RepoError;
+use crate::repo::outbox::{self, OutboxRow};
+
+/// The channel the outbox trigger notifies (see the migrations).
+pub const NOTIFY_CHANNEL: &str = "idm_outbox";
+
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    pub broker: BrokerSettings,
+    /// Rows claimed and published per transaction.
+    pub batch_size: i64,
+    /// The fallback poll when no notification arrives.
+    pub poll_interval: Duration,
+    /// Published rows older than this are deleted.
+    pub retention: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("the outbox could not be read or updated")]
+    Repo(#[from] RepoError),
+    #[error("publishing failed")]
+    Publish(#[source] lapin::Error),
+    #[error("the broker did not accept {0} change event(s); they stay in the outbox")]
+    Refused(usize),
+    #[error("the broker connection closed")]
+    Disconnected,
+    #[error("a change event could not be encoded")]
+    Encode(#[source] serde_json::Error),
+}
+
+impl From<sqlx::Error> for RelayError {
+    fn from(e: sqlx::Error) -> Self {
+        RelayError::Repo(RepoError::Database(e))
+    }
+}
+
+pub struct Relay {
+    pool: PgPool,
+    settings: RelaySettings,
+    status: BrokerStatus,
+}
+
+/// What one pass over the outbox did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    pub published: usize,
+    /// Rows the broker refused, returned or did not confirm: left for the next pass.
+    pub retry_later: usize,
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, settings: RelaySettings, status: BrokerStatus) -> Relay {
+        Relay {
+            pool,
+            settings,
+            status,
+        }
+    }
+
+    /// Runs until `shutdown` completes: reconnects to the broker (with jittered exponential
+    /// backoff) and to Postgres whenever either goes away.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) {
+        tokio::pin!(shutdown);
+        let mut backoff = reconnect_backoff();
+        loop {
+            let session = tokio::select! {
+                () = &mut shutdown => break,
+                result = self.session() => result,
+            };
+            self.status.set(false);
+            let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+            match session {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(error = %crate::telemetry::error_chain(&e), retry_in = ?delay, "outbox relay interrupted")
+                }
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(delay) => {}
+            }
+            // A session that lasted resets the backoff; `session` returns only on failure.
+            backoff = reconnect_backoff();
+        }
+        self.status.set(false);
+        tracing::info!("outbox relay stopped");
+    }
+
+    /// One connected stretch: publish whenever woken, until something fails.
+    async fn session(&self) -> Result<(), RelayError> {
+        let broker = BrokerConnection::open(&self.settings.broker).await?;
+        broker
+            .channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(RelayError::Publish)?;
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        self.status.set(true);
+        let mut last_purge = tokio::time::Instant::now() - Duration::from_secs(3600);
+        loop {
+            // Drain: batches until the outbox is empty or the broker refuses something.
+            loop {
+                let report = self.publish_batch(&broker).await?;
+                if report.retry_later > 0 {
+                    return Err(RelayError::Refused(report.retry_later));
+                }
+                if report.published < self.settings.batch_size as usize {
+                    break;
+                }
+            }
+            if last_purge.elapsed() >= Duration::from_secs(60) {
+                self.purge().await?;
+                last_purge = tokio::time::Instant::now();
+            }
+            if !broker.is_connected() {
+                return Err(RelayError::Disconnected);
+            }
+            // Wake on a notification or after the poll interval, whichever comes first.
+            match tokio::time::timeout(self.settings.poll_interval, listener.try_recv()).await {
+                Ok(Ok(_)) | Err(_) => {}
+                Ok(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Claims one batch, publishes it, and marks the confirmed rows published.
+    pub async fn publish_batch(&self, broker: &BrokerConnection) -> Result<PassReport, RelayError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = outbox::claim(&mut tx, self.settings.batch_size).await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(PassReport::default());
+        }
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let confirm = self.publish(broker, row).await?;
+            pending.push((row.id, confirm));
+        }
+        let mut confirmed = Vec::with_capacity(rows.len());
+        let mut report = PassReport::default();
+        for (id, confirm) in pending {
+            match confirm.await {
+                Ok(Confirmation::Ack(None)) => confirmed.push(id),
+                Ok(Confirmation::Ack(Some(returned))) => {
+                    tracing::warn!(outbox_id = id, reply = %returned.reply_text, "change event unroutable: is the topology declared?");
+                    report.retry_later += 1;
+                }
+                Ok(other) => {
+                    tracing::warn!(outbox_id = id, confirmation = ?other, "change event not confirmed");
+                    report.retry_later += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(outbox_id = id, error = %e, "publisher confirm failed");
+                    report.retry_later += 1;
+                }
+            }
+        }
+        outbox::mark_published(&mut tx, &confirmed).await?;
+        tx.commit().await?;
+        report.published = confirmed.len();
+        tracing::debug!(
+            published = report.published,
+            retry_later = report.retry_later,
+            "outbox batch"
+        );
+        Ok(report)
+    }
+
+    async fn publish(
+        &self,
+        broker: &BrokerConnection,
+        row: &OutboxRow,
+    ) -> Result<lapin::PublisherConfirm, RelayError> {
+        let topology = &self.settings.broker.topology;
+        let event = ChangeEvent::from_row(row);
+        let payload = serde_json::to_vec(&event).map_err(RelayError::Encode)?;
+        let mut headers = FieldTable::default();
+        headers.insert(
+            ShortString::from("x-schema-version"),
+            AMQPValue::LongUInt(SCHEMA_VERSION),
+        );
+        let properties = BasicProperties::default()
+            .with_message_id(row.id.to_string().into())
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2) // persistent: survives a broker restart
+            .with_timestamp(row.created_at.timestamp().max(0) as u64)
+            .with_headers(headers);
+        broker
+            .channel
+            .basic_publish(
+                topology.exchange().into(),
+                topology.routing_key(&row.object_id).into(),
+                // mandatory: an unroutable message comes back instead of vanishing.
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &payload,
+                properties,
+            )
+            .await
+            .map_err(RelayError::Publish)
+    }
+
+    /// Deletes published rows older than the retention period.
+    pub async fn purge(&self) -> Result<u64, RelayError> {
+        let seconds = self.settings.retention.as_secs_f64();
+        let deleted = sqlx::query(
+            "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)",
+        )
+        .bind(seconds)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if deleted > 0 {
+            tracing::info!(deleted, "purged published outbox rows");
+        }
+        Ok(deleted)
+    }
+}
+
+fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
