@@ -46,15 +46,14 @@ impl TokenStore {
     pub async fn load(&self, system: &str) -> Result<Option<StoredToken>, SalesforceError> {
         match self {
             TokenStore::Postgres(pool) => {
-                let row: Option<TokenRow> =
-                    sqlx::query_as(
-                        "SELECT refresh_token, instance_url, conf_refresh_token_sha256, updated_at \
+                let row: Option<TokenRow> = sqlx::query_as(
+                    "SELECT refresh_token, instance_url, conf_refresh_token_sha256, updated_at \
                          FROM salesforce_tokens WHERE system_name = $1",
-                    )
-                    .bind(system)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(store_error)?;
+                )
+                .bind(system)
+                .fetch_optional(pool)
+                .await
+                .map_err(store_error)?;
                 Ok(
                     row.map(|(token, instance_url, conf, updated_at)| StoredToken {
                         refresh_token: Secret::new(token),
