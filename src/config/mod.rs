@@ -4,6 +4,7 @@
 pub mod authentication;
 pub mod env_subst;
 pub mod managed;
+pub mod provisioner;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use serde_json::Value;
 
 pub use authentication::AuthConfig;
 pub use managed::ManagedConfig;
+pub use provisioner::ProvisionerConfig;
 
 /// The whole configuration directory, parsed and validated.
 #[derive(Debug, Clone)]
@@ -19,10 +21,12 @@ pub struct Conf {
     pub dir: PathBuf,
     pub managed: ManagedConfig,
     pub auth: AuthConfig,
+    /// `provisioner.openicf-salesforce.json`, when the directory has one.
+    pub salesforce: Option<ProvisionerConfig>,
 }
 
 impl Conf {
-    /// Loads `managed.json` and `authentication.json` from `dir`, substituting from the process environment.
+    /// Loads `managed.json`, `authentication.json` and (if present) the Salesforce provisioner from `dir`, substituting from the process environment.
     pub fn load(dir: &Path) -> Result<Conf, ConfigError> {
         let env = |name: &str| std::env::var(name).ok();
         Self::load_with(dir, &env)
@@ -44,10 +48,21 @@ impl Conf {
         } else {
             AuthConfig::from_env(env)
         };
+        let salesforce_path = dir.join(provisioner::SALESFORCE_FILE);
+        let salesforce = if salesforce_path.exists() {
+            let file = ConfFile::read(&salesforce_path, env)?;
+            Some(
+                ProvisionerConfig::from_json("salesforce", &file.value)
+                    .map_err(|e| file.invalid(e.path, e.message))?,
+            )
+        } else {
+            None
+        };
         Ok(Conf {
             dir: dir.to_owned(),
             managed,
             auth,
+            salesforce,
         })
     }
 }

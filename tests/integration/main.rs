@@ -12,3 +12,4 @@ mod patch;
 mod policy;
 mod query;
 mod revisions;
+mod salesforce;

@@ -1,0 +1,52 @@
+//! The Salesforce client idm-sync uses against a real org (and the emulator): OAuth with a shared,
+//! single-flight-refreshed session; rotated refresh tokens stored durably before use; REST
+//! sObjects, SOQL query as a stream of pages, sObject Collections; retries of transient errors;
+//! typed errors carrying Salesforce's `errorCode`, `message` and `fields`. It knows nothing of IDM.
+//!
+//! ```no_run
+//! # async fn demo(cfg: idm_sync::salesforce::ClientConfig, pool: sqlx::PgPool) -> Result<(), idm_sync::salesforce::SalesforceError> {
+//! use futures_util::TryStreamExt;
+//! use idm_sync::salesforce::{SalesforceClient, TokenStore};
+//! let client = SalesforceClient::new(cfg, TokenStore::postgres(pool))?;
+//! let mut pages = std::pin::pin!(client.query("SELECT Id, Username FROM User"));
+//! while let Some(page) = pages.try_next().await? {
+//!     println!("{} users", page.records.len());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! | file | responsibility |
+//! |---|---|
+//! | `config.rs` | typed client configuration, [`Secret`] |
+//! | `http.rs` | the reqwest pool, connection permits, timeouts |
+//! | `oauth.rs` | token-endpoint grants (refresh, code exchange), authorize URL |
+//! | `session.rs` | the shared access token, single-flight refresh, connector state |
+//! | `token_store.rs` | refresh tokens in Postgres, which token to start with |
+//! | `client.rs` | the client and its single-record operations |
+//! | `query.rs` | SOQL as a stream of pages |
+//! | `collections.rs` | batched create/update (≤ 200 a call) |
+//! | `retry.rs` | backoff of transient failures |
+//! | `errors.rs` | typed errors, Salesforce error bodies |
+//! | `limits.rs` | `Sforce-Limit-Info` and `/limits` |
+
+mod client;
+mod collections;
+pub mod config;
+pub mod errors;
+mod http;
+pub mod limits;
+pub mod oauth;
+mod query;
+mod retry;
+mod session;
+pub mod token_store;
+
+pub use client::{Record, SalesforceClient, TestReport, USER, UpdatedIds};
+pub use collections::{MAX_RECORDS_PER_CALL, RecordResult};
+pub use config::{ClientConfig, RetryConfig, Secret};
+pub use errors::{ApiError, ErrorKind, SalesforceError};
+pub use limits::{ApiUsage, Limit, Limits};
+pub use oauth::{TokenGrant, authorize_url};
+pub use query::QueryPage;
+pub use session::ConnectorState;
+pub use token_store::{StoredToken, TokenStore};

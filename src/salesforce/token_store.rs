@@ -1,0 +1,206 @@
+//! Durable storage of the refresh token (table `salesforce_tokens`), and the choice between the
+//! stored token and the configured one at start.
+//!
+//! The rule: a stored token is preferred while the configuration's refresh token is the one that
+//! was configured when the row was written (its SHA-256 is kept in the row). When an operator
+//! changes `refreshToken` in the configuration, the configured value wins again (the stored one
+//! descends from an older authorization). A row written by the authorize flow records the
+//! configured token's hash at that time, so it wins until the configuration changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use super::config::Secret;
+use super::errors::SalesforceError;
+
+/// `refresh_token, instance_url, conf_refresh_token_sha256, updated_at`.
+type TokenRow = (String, Option<String>, Option<String>, DateTime<Utc>);
+
+#[derive(Debug, Clone)]
+pub struct StoredToken {
+    pub refresh_token: Secret,
+    pub instance_url: Option<String>,
+    pub conf_refresh_token_sha256: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where refresh tokens persist: Postgres in every role, memory in unit tests and tools.
+#[derive(Debug, Clone)]
+pub enum TokenStore {
+    Postgres(PgPool),
+    Memory(Arc<Mutex<HashMap<String, StoredToken>>>),
+}
+
+impl TokenStore {
+    pub fn postgres(pool: PgPool) -> TokenStore {
+        TokenStore::Postgres(pool)
+    }
+
+    pub fn in_memory() -> TokenStore {
+        TokenStore::Memory(Arc::default())
+    }
+
+    pub async fn load(&self, system: &str) -> Result<Option<StoredToken>, SalesforceError> {
+        match self {
+            TokenStore::Postgres(pool) => {
+                let row: Option<TokenRow> = sqlx::query_as(
+                    "SELECT refresh_token, instance_url, conf_refresh_token_sha256, updated_at \
+                         FROM salesforce_tokens WHERE system_name = $1",
+                )
+                .bind(system)
+                .fetch_optional(pool)
+                .await
+                .map_err(store_error)?;
+                Ok(
+                    row.map(|(token, instance_url, conf, updated_at)| StoredToken {
+                        refresh_token: Secret::new(token),
+                        instance_url,
+                        conf_refresh_token_sha256: conf,
+                        updated_at,
+                    }),
+                )
+            }
+            TokenStore::Memory(map) => Ok(lock(map).get(system).cloned()),
+        }
+    }
+
+    /// Writes (or replaces) the system's refresh token; returns once it is durable.
+    pub async fn save(
+        &self,
+        system: &str,
+        refresh_token: &Secret,
+        instance_url: Option<&str>,
+        conf_refresh_token_sha256: Option<&str>,
+    ) -> Result<(), SalesforceError> {
+        match self {
+            TokenStore::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO salesforce_tokens \
+                       (system_name, refresh_token, instance_url, conf_refresh_token_sha256, updated_at) \
+                     VALUES ($1, $2, $3, $4, now()) \
+                     ON CONFLICT (system_name) DO UPDATE SET \
+                       refresh_token = EXCLUDED.refresh_token, \
+                       instance_url = COALESCE(EXCLUDED.instance_url, salesforce_tokens.instance_url), \
+                       conf_refresh_token_sha256 = EXCLUDED.conf_refresh_token_sha256, \
+                       updated_at = now()",
+                )
+                .bind(system)
+                .bind(refresh_token.expose())
+                .bind(instance_url)
+                .bind(conf_refresh_token_sha256)
+                .execute(pool)
+                .await
+                .map_err(store_error)?;
+            }
+            TokenStore::Memory(map) => {
+                let mut map = lock(map);
+                let previous_url = map.get(system).and_then(|t| t.instance_url.clone());
+                map.insert(
+                    system.to_owned(),
+                    StoredToken {
+                        refresh_token: refresh_token.clone(),
+                        instance_url: instance_url.map(str::to_owned).or(previous_url),
+                        conf_refresh_token_sha256: conf_refresh_token_sha256.map(str::to_owned),
+                        updated_at: Utc::now(),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which refresh token to start with, and where it came from (for the log).
+pub fn choose_refresh_token(
+    configured: Option<&Secret>,
+    stored: Option<StoredToken>,
+) -> Option<(Secret, TokenSource)> {
+    match (configured, stored) {
+        (None, Some(s)) => Some((s.refresh_token, TokenSource::Store)),
+        (Some(c), Some(s))
+            if s.conf_refresh_token_sha256.as_deref() == Some(c.sha256_hex().as_str()) =>
+        {
+            Some((s.refresh_token, TokenSource::Store))
+        }
+        (Some(c), _) => Some((c.clone(), TokenSource::Configuration)),
+        (None, None) => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    Configuration,
+    Store,
+}
+
+fn store_error(e: sqlx::Error) -> SalesforceError {
+    // sqlx errors never include bound parameters, so the token cannot leak through them.
+    SalesforceError::TokenStore(e.to_string())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(token: &str, conf: Option<&str>) -> StoredToken {
+        StoredToken {
+            refresh_token: Secret::new(token),
+            instance_url: None,
+            conf_refresh_token_sha256: conf.map(|c| Secret::new(c).sha256_hex()),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn stored_token_wins_while_the_configuration_is_unchanged() {
+        let conf = Secret::new("conf-1");
+        let (t, src) =
+            choose_refresh_token(Some(&conf), Some(stored("rotated", Some("conf-1")))).unwrap();
+        assert_eq!((t.expose(), src), ("rotated", TokenSource::Store));
+    }
+
+    #[test]
+    fn a_changed_configuration_wins_over_the_store() {
+        let conf = Secret::new("pasted-new");
+        let (t, src) =
+            choose_refresh_token(Some(&conf), Some(stored("rotated", Some("conf-1")))).unwrap();
+        assert_eq!(
+            (t.expose(), src),
+            ("pasted-new", TokenSource::Configuration)
+        );
+    }
+
+    #[test]
+    fn either_alone_is_used_and_none_means_unauthorized() {
+        let (t, _) = choose_refresh_token(None, Some(stored("s", None))).unwrap();
+        assert_eq!(t.expose(), "s");
+        let conf = Secret::new("c");
+        let (t, src) = choose_refresh_token(Some(&conf), None).unwrap();
+        assert_eq!((t.expose(), src), ("c", TokenSource::Configuration));
+        assert!(choose_refresh_token(None, None).is_none());
+    }
+
+    #[tokio::test]
+    async fn memory_store_round_trips_and_keeps_the_instance_url() {
+        let store = TokenStore::in_memory();
+        store
+            .save("salesforce", &Secret::new("a"), Some("https://x"), None)
+            .await
+            .unwrap();
+        store
+            .save("salesforce", &Secret::new("b"), None, Some("h"))
+            .await
+            .unwrap();
+        let t = store.load("salesforce").await.unwrap().unwrap();
+        assert_eq!(t.refresh_token.expose(), "b");
+        assert_eq!(t.instance_url.as_deref(), Some("https://x"));
+        assert!(store.load("other").await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,8 @@
+//! The Salesforce client against the emulator over HTTP, with the token store in Postgres.
+
+mod auth;
+mod conf;
+mod faults;
+mod query;
+mod support;
+mod writes;

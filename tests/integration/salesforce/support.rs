@@ -1,0 +1,86 @@
+//! An emulator per test, and a client configured for it with fast retries.
+
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use idm_sync::emulator::{Emulator, EmulatorConfig, EmulatorHandle, RunningEmulator};
+use idm_sync::salesforce::{
+    ClientConfig, QueryPage, Record, RetryConfig, SalesforceClient, SalesforceError, Secret,
+    TokenStore,
+};
+use serde_json::json;
+
+pub const QUERY: &str = "GET /services/data/vXX.X/query";
+pub const QUERY_MORE: &str = "GET /services/data/vXX.X/query/{locator}";
+pub const LIMITS: &str = "GET /services/data/vXX.X/limits";
+pub const COLLECTIONS_POST: &str = "POST /services/data/vXX.X/composite/sobjects";
+pub const CREATE: &str = "POST /services/data/vXX.X/sobjects/{sobject}";
+
+pub async fn start_org(users: usize, rotate: bool) -> RunningEmulator {
+    Emulator::build(
+        EmulatorConfig {
+            users,
+            rotate_refresh_tokens: rotate,
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+    .start()
+}
+
+/// The emulator's default credentials, retries of 4 attempts with short delays.
+pub fn config(base: &str) -> ClientConfig {
+    let defaults = EmulatorConfig::default();
+    let mut cfg = ClientConfig::new(
+        format!("{base}/services/oauth2/token").parse().unwrap(),
+        defaults.consumer_key,
+        Secret::new(defaults.consumer_secret),
+        Some(Secret::new(defaults.refresh_token)),
+    );
+    cfg.request_timeout = Duration::from_secs(20);
+    cfg.retry = RetryConfig {
+        max_attempts: 4,
+        min_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(80),
+        max_total_delay: Duration::from_secs(5),
+    };
+    cfg
+}
+
+pub fn client(base: &str) -> SalesforceClient {
+    SalesforceClient::new(config(base), TokenStore::in_memory()).unwrap()
+}
+
+/// Every page of a query, in order.
+pub async fn all_pages(
+    client: &SalesforceClient,
+    soql: &str,
+    batch: u32,
+) -> Result<Vec<QueryPage>, SalesforceError> {
+    client
+        .query_with_batch_size(soql, batch)
+        .try_collect()
+        .await
+}
+
+pub fn new_user(handle: &EmulatorHandle, username: &str) -> Record {
+    let v = json!({
+        "Username": username,
+        "LastName": "Tester",
+        "FirstName": "Tess",
+        "Email": "tess.tester@example.com",
+        "Alias": "ttester",
+        "ProfileId": handle.profile_id("Standard User").unwrap(),
+        "TimeZoneSidKey": "America/Los_Angeles",
+        "LocaleSidKey": "en_US",
+        "EmailEncodingKey": "UTF-8",
+        "LanguageLocaleKey": "en_US",
+    });
+    v.as_object().unwrap().clone()
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}.{}@idm-sync.test", uuid::Uuid::new_v4().simple())
+}
