@@ -1,0 +1,2 @@
+//! The mapping engine (placeholder while it is assembled).
+pub mod script;
