@@ -584,3 +584,50 @@ mod tests {
         assert_eq!(e.compilations(), 1);
     }
 }
+
+#[cfg(test)]
+mod cost {
+    //! `cargo test --release --lib mapping::script::cost -- --ignored --nocapture` prints the
+    //! per-evaluation cost of the sample's scripts.
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn per_evaluation_cost() {
+        let e = ScriptEngine::new().unwrap();
+        let started = Instant::now();
+        let transform = e
+            .compile("t", "source.substring(0,8);", &Map::new())
+            .unwrap();
+        let valid = e
+            .compile(
+                "v",
+                r#"source.Email.substring(0,8) !== "autoproc""#,
+                &Map::new(),
+            )
+            .unwrap();
+        println!("compile 2 scripts: {:?}", started.elapsed());
+        let name = json!("Christopher");
+        let user = json!({"Id": "0055g00000AbCdEf", "Username": "bjensen@example.com",
+            "Email": "bjensen@example.com", "FirstName": "Barbara", "LastName": "Jensen",
+            "ProfileId": "00e5g000000abcd", "IsActive": true, "Alias": "bjensen"});
+        let n: u32 = 20_000;
+        let started = Instant::now();
+        for _ in 0..n {
+            transform.eval(&[("source", Some(&name))]).unwrap();
+        }
+        println!(
+            "transform (string in/out): {:?} per call",
+            started.elapsed() / n
+        );
+        let started = Instant::now();
+        for _ in 0..n {
+            valid.eval(&[("source", Some(&user))]).unwrap();
+        }
+        println!(
+            "validSource (8-field user): {:?} per call",
+            started.elapsed() / n
+        );
+    }
+}
