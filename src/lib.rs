@@ -7,6 +7,7 @@ pub mod config; // conf/ loading: IDM formats, &{env.X} substitution, validation
 pub mod emulator; // the Salesforce API emulator (library part of sf-emulator)
 pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation
 pub mod managed; // managed objects: revisions, patch, policies, outbox per change
+pub mod mapping; // sync.json: mappings, scripts, property mapping, situations, policies
 pub mod outbound; // implicit sync: outbox relay, broker topology, change events
 pub mod repo; // Postgres: managed objects, outbox, queries compiled from filters
 pub mod salesforce; // the Salesforce client: OAuth, REST, query stream, collections, retries

@@ -7,6 +7,7 @@ mod emulator;
 mod filter_sql;
 mod helpers;
 mod managed_crud;
+mod mapping;
 mod outbox;
 mod patch;
 mod policy;

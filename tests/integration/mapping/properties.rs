@@ -1,0 +1,208 @@
+//! Property mapping (transform, condition, default) and the outbound delta.
+
+use idm_sync::mapping::{SyncConfig, SyncContext};
+use serde_json::{Value, json};
+
+use super::{INBOUND, OUTBOUND, shipped};
+
+fn managed_user() -> Value {
+    json!({"_id": "u1", "_rev": "3", "userName": "bjensen@example.com", "givenName": "Barbara", "sn": "Jensen",
+        "mail": "bjensen@example.com", "profileId": "00e5g000000abcd", "accountStatus": "active"})
+}
+
+#[test]
+fn outbound_maps_a_managed_user_to_a_salesforce_user() {
+    let c = shipped();
+    let m = c.mapping(OUTBOUND).unwrap();
+    let mapped = m
+        .map_object(&managed_user(), None, &SyncContext::default())
+        .unwrap();
+    assert_eq!(
+        Value::Object(mapped.object.clone()),
+        json!({
+            "Username": "bjensen@example.com", "LastName": "Jensen", "Email": "bjensen@example.com",
+            "Alias": "Barbara", "LocaleSidKey": "en_US", "EmailEncodingKey": "UTF-8", "LanguageLocaleKey": "en_US",
+            "FirstName": "Barbara", "TimeZoneSidKey": "America/Los_Angeles", "CommunityNickname": "bjensen@example.com",
+            "ProfileId": "00e5g000000abcd", "IsActive": true
+        })
+    );
+    let defaulted: Vec<_> = mapped.defaulted.iter().map(String::as_str).collect();
+    assert_eq!(
+        defaulted,
+        [
+            "EmailEncodingKey",
+            "LanguageLocaleKey",
+            "LocaleSidKey",
+            "TimeZoneSidKey"
+        ]
+    );
+    let mut inactive = managed_user();
+    inactive["accountStatus"] = json!("inactive");
+    inactive["givenName"] = json!("Christopher");
+    let mapped = m
+        .map_object(&inactive, None, &SyncContext::default())
+        .unwrap();
+    assert_eq!(mapped.object["IsActive"], json!(false));
+    assert_eq!(mapped.object["Alias"], json!("Christop"));
+}
+
+#[test]
+fn inbound_maps_a_salesforce_user_to_a_managed_user() {
+    let c = shipped();
+    let m = c.mapping(INBOUND).unwrap();
+    let sf = json!({"Id": "0055g000001", "Username": "bob@example.com", "Email": "bob@example.com",
+        "FirstName": "Bob", "LastName": "Smith", "ProfileId": "00e1", "IsActive": false, "Alias": "bob"});
+    let mapped = m.map_object(&sf, None, &SyncContext::default()).unwrap();
+    assert_eq!(
+        Value::Object(mapped.object),
+        json!({"mail": "bob@example.com", "sn": "Smith", "givenName": "Bob",
+        "userName": "bob@example.com", "profileId": "00e1", "accountStatus": "inactive"})
+    );
+}
+
+#[test]
+fn missing_source_value_maps_to_null_as_in_idm() {
+    let c = shipped();
+    let m = c.mapping(INBOUND).unwrap();
+    let mapped = m
+        .map_object(
+            &json!({"Username": "x", "Email": "x@example.com", "IsActive": true}),
+            None,
+            &SyncContext::default(),
+        )
+        .unwrap();
+    assert_eq!(mapped.object["givenName"], Value::Null);
+    assert_eq!(mapped.object["accountStatus"], json!("active"));
+}
+
+#[test]
+fn conditions_defaults_whole_object_and_nested_targets() {
+    let c = SyncConfig::from_json(&json!({"mappings": [{"name": "a", "source": "s", "target": "t", "properties": [
+        {"target": "/name/first", "source": "/names/0"},
+        {"target": "dept", "source": "department", "condition": "/object/department pr", "default": "none"},
+        {"target": "status", "source": "status", "default": "active"},
+        {"target": "copy", "source": "", "transform": {"type": "text/javascript", "source": "source.names.length"}},
+        {"target": "vip", "source": "vip",
+         "condition": {"type": "text/javascript", "source": "object.level > 2 && linkQualifier === 'default'"}}
+    ]}]}))
+    .unwrap();
+    let m = &c.mappings[0];
+    let ctx = SyncContext::default();
+    let out = m
+        .map_object(
+            &json!({"names": ["Ann", "Lee"], "level": 1, "vip": true}),
+            None,
+            &ctx,
+        )
+        .unwrap();
+    assert_eq!(
+        Value::Object(out.object),
+        json!({"name": {"first": "Ann"}, "status": "active", "copy": 2})
+    );
+    assert!(out.defaulted.contains("status"));
+    let out = m
+        .map_object(
+            &json!({"names": [], "department": "R&D", "status": "x", "level": 3, "vip": true}),
+            None,
+            &ctx,
+        )
+        .unwrap();
+    assert_eq!(
+        Value::Object(out.object),
+        json!({"name": {"first": null}, "dept": "R&D", "status": "x", "copy": 0, "vip": true})
+    );
+    assert!(out.defaulted.is_empty());
+}
+
+#[test]
+fn delta_of_an_sn_edit_is_last_name_alone() {
+    let c = shipped();
+    let m = c.mapping(OUTBOUND).unwrap();
+    let old = managed_user();
+    let mut new = old.clone();
+    new["sn"] = json!("Jensen-Smith");
+    new["_rev"] = json!("4");
+    let delta = m.delta(&old, &new, None, &SyncContext::default()).unwrap();
+    assert_eq!(Value::Object(delta), json!({"LastName": "Jensen-Smith"}));
+}
+
+#[test]
+fn identical_snapshots_give_no_delta() {
+    let c = shipped();
+    let m = c.mapping(OUTBOUND).unwrap();
+    let delta = m
+        .delta(
+            &managed_user(),
+            &managed_user(),
+            None,
+            &SyncContext::default(),
+        )
+        .unwrap();
+    assert!(delta.is_empty(), "{delta:?}");
+    // Properties not mapped (here `telephoneNumber`) change nothing either.
+    let mut new = managed_user();
+    new["telephoneNumber"] = json!("555");
+    assert!(
+        m.delta(&managed_user(), &new, None, &SyncContext::default())
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn transformed_and_multi_target_properties_follow_their_source() {
+    let c = shipped();
+    let m = c.mapping(OUTBOUND).unwrap();
+    let mut new = managed_user();
+    new["givenName"] = json!("Barbara-Ann");
+    new["userName"] = json!("bj@example.com");
+    new["accountStatus"] = json!("inactive");
+    let delta = m
+        .delta(&managed_user(), &new, None, &SyncContext::default())
+        .unwrap();
+    assert_eq!(
+        Value::Object(delta),
+        json!({"Username": "bj@example.com", "Alias": "Barbara-",
+        "FirstName": "Barbara-Ann", "CommunityNickname": "bj@example.com", "IsActive": false})
+    );
+}
+
+#[test]
+fn defaults_never_overwrite_on_update_but_fill_empty_targets() {
+    let c = shipped();
+    let m = c.mapping(OUTBOUND).unwrap();
+    let ctx = SyncContext::default();
+    // A snapshot from before the defaults existed: still no default in the delta.
+    let delta = m.delta(&json!({}), &managed_user(), None, &ctx).unwrap();
+    for key in [
+        "LocaleSidKey",
+        "EmailEncodingKey",
+        "LanguageLocaleKey",
+        "TimeZoneSidKey",
+    ] {
+        assert!(!delta.contains_key(key), "{key}");
+    }
+    assert_eq!(delta["LastName"], json!("Jensen"));
+    // The Salesforce user has its own TimeZoneSidKey: kept. LocaleSidKey is empty: filled.
+    let target = json!({"TimeZoneSidKey": "Europe/Paris", "LocaleSidKey": null, "EmailEncodingKey": "ISO-8859-1",
+        "LanguageLocaleKey": "fr"});
+    let delta = m
+        .delta(&managed_user(), &managed_user(), Some(&target), &ctx)
+        .unwrap();
+    assert_eq!(Value::Object(delta), json!({"LocaleSidKey": "en_US"}));
+}
+
+#[test]
+fn delta_sends_a_property_whose_old_value_cannot_be_computed() {
+    let c = shipped();
+    let m = c.mapping(OUTBOUND).unwrap();
+    let mut old = managed_user();
+    old.as_object_mut().unwrap().remove("givenName"); // the Alias transform throws on the old side
+    let delta = m
+        .delta(&old, &managed_user(), None, &SyncContext::default())
+        .unwrap();
+    assert_eq!(
+        Value::Object(delta),
+        json!({"Alias": "Barbara", "FirstName": "Barbara"})
+    );
+}
