@@ -16,6 +16,7 @@ use crate::config::{Conf, ConfigError};
 use crate::managed::ManagedObjects;
 use crate::outbound::broker::BrokerStatus;
 use crate::repo::{self, RepoError, db::DbSettings};
+use crate::salesforce::{SalesforceClient, SalesforceError, TokenStore};
 
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
@@ -32,6 +33,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("cannot reach or prepare the database")]
     Database(#[from] RepoError),
+    #[error("the Salesforce connector cannot be set up")]
+    Salesforce(#[from] SalesforceError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
@@ -57,10 +60,19 @@ impl Application {
         }
         let pool = repo::db::connect(&settings.database).await?;
         repo::db::migrate(&pool).await?;
+        let salesforce = match &conf.salesforce {
+            Some(system) => Some(SalesforceClient::new(
+                system.client.clone(),
+                TokenStore::postgres(pool.clone()),
+            )?),
+            None => None,
+        };
         let state = AppState {
-            managed: ManagedObjects::new(pool, Arc::new(conf.managed)),
-            auth: Authenticator::new(conf.auth),
+            managed: ManagedObjects::new(pool, Arc::new(conf.managed.clone())),
+            auth: Authenticator::new(conf.auth.clone()),
             broker: settings.broker.clone(),
+            conf: Arc::new(conf),
+            salesforce,
         };
         let listener = TcpListener::bind(&settings.listen)
             .await

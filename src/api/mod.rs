@@ -21,8 +21,10 @@ use axum::routing::get;
 
 use self::auth::Authenticator;
 use self::error::ApiError;
+use crate::config::Conf;
 use crate::managed::ManagedObjects;
 use crate::outbound::broker::BrokerStatus;
+use crate::salesforce::SalesforceClient;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -30,6 +32,10 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// The broker connection of this process's relay, when it runs one.
     pub broker: Option<BrokerStatus>,
+    /// The whole configuration, as loaded at start-up.
+    pub conf: Arc<Conf>,
+    /// The Salesforce connector, when `conf/` has a provisioner file for it.
+    pub salesforce: Option<SalesforceClient>,
 }
 
 pub fn router(state: AppState) -> Router {
