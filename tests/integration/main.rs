@@ -12,5 +12,6 @@ mod outbox;
 mod patch;
 mod policy;
 mod query;
+mod relay;
 mod revisions;
 mod salesforce;
