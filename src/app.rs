@@ -67,12 +67,16 @@ impl Application {
             )?),
             None => None,
         };
+        let schedules = crate::scheduler::config::load_all(&settings.conf_dir, &|name| {
+            std::env::var(name).ok()
+        })?;
         let state = AppState {
             managed: ManagedObjects::new(pool, Arc::new(conf.managed.clone())),
             auth: Authenticator::new(conf.auth.clone()),
             broker: settings.broker.clone(),
             conf: Arc::new(conf),
             salesforce,
+            schedules: Arc::new(schedules),
         };
         let listener = TcpListener::bind(&settings.listen)
             .await

@@ -11,5 +11,6 @@ pub mod mapping; // sync.json: mappings, scripts, property mapping, situations, 
 pub mod outbound; // implicit sync: outbox relay, broker topology, change events
 pub mod repo; // Postgres: managed objects, outbox, queries compiled from filters
 pub mod salesforce; // the Salesforce client: OAuth, REST, query stream, collections, retries
+pub mod scheduler; // conf/schedule-*.json: cron and simple triggers, exactly-once firings
 pub mod shutdown; // SIGINT/SIGTERM handling
 pub mod telemetry; // tracing setup (text or JSON)

@@ -8,6 +8,7 @@ pub mod health;
 pub mod managed;
 pub mod managed_query;
 pub mod render;
+pub mod scheduler;
 pub mod version;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::config::Conf;
 use crate::managed::ManagedObjects;
 use crate::outbound::broker::BrokerStatus;
 use crate::salesforce::SalesforceClient;
+use crate::scheduler::Schedule;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -36,6 +38,8 @@ pub struct AppState {
     pub conf: Arc<Conf>,
     /// The Salesforce connector, when `conf/` has a provisioner file for it.
     pub salesforce: Option<SalesforceClient>,
+    /// `conf/schedule-*.json`.
+    pub schedules: Arc<Vec<Schedule>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -54,6 +58,14 @@ pub fn router(state: AppState) -> Router {
                 .delete(managed::delete)
                 .post(managed::instance_action)
                 .fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/scheduler/job",
+            get(scheduler::list).fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/scheduler/job/{id}",
+            get(scheduler::read).fallback(method_not_allowed),
         )
         // `layer`, not `route_layer`: unknown paths also need credentials, so the API's
         // shape cannot be probed anonymously.

@@ -15,3 +15,4 @@ mod query;
 mod relay;
 mod revisions;
 mod salesforce;
+mod scheduler;

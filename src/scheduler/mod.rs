@@ -1,0 +1,9 @@
+//! The scheduler: fires `conf/schedule-*.json` (IDM's format) — reconciliations and liveSync
+//! passes — exactly once per firing across replicas.
+
+pub mod config;
+pub mod cron;
+pub mod runner;
+
+pub use config::{Invoke, Schedule};
+pub use runner::{JobOutcome, JobRunner, Scheduler};

@@ -1,0 +1,187 @@
+//! The scheduler against real Postgres: IDM schedule files load, every firing runs exactly once
+//! with two schedulers up, and a missed firing of a persisted schedule is made up once.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use idm_sync::scheduler::config::load_all;
+use idm_sync::scheduler::{Invoke, JobOutcome, JobRunner, Schedule, Scheduler};
+use serde_json::json;
+
+use crate::helpers::TestDb;
+
+/// Records what it was asked to start, as the recon launcher would start runs.
+fn recording_runner(log: Arc<Mutex<Vec<(String, Invoke)>>>, node: &'static str) -> JobRunner {
+    Arc::new(move |invoke: Invoke| {
+        let log = log.clone();
+        Box::pin(async move {
+            log.lock().unwrap().push((node.to_owned(), invoke));
+            Ok(JobOutcome::Started(format!("run-by-{node}")))
+        })
+    })
+}
+
+fn every_second(id: &str) -> Schedule {
+    Schedule::from_json(
+        id,
+        &json!({"type": "simple", "repeatInterval": 1000, "invokeService": "sync",
+                "invokeContext": {"action": "reconcile", "mapping": "systemSalesforceUser_managedUser"}}),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn two_schedulers_run_each_firing_exactly_once() {
+    let db = TestDb::new().await;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut handles = Vec::new();
+    for node in ["a", "b"] {
+        let scheduler = Scheduler::new(
+            db.pool.clone(),
+            vec![every_second("tick")],
+            recording_runner(log.clone(), node),
+            node,
+        );
+        let mut rx = rx.clone();
+        handles.push(tokio::spawn(scheduler.run_until(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })));
+    }
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    tx.send(true).unwrap();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let runs = log.lock().unwrap().clone();
+    let firings: Vec<(String, String)> = sqlx::query_as(
+        "SELECT node, outcome FROM schedule_firings WHERE schedule_id = 'tick' ORDER BY fire_time",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(runs.len() >= 3, "about one firing a second: {runs:?}");
+    assert_eq!(runs.len(), firings.len(), "one run per firing, none twice");
+    for (node, outcome) in &firings {
+        assert_eq!(outcome, &format!("started run-by-{node}"));
+    }
+}
+
+#[tokio::test]
+async fn a_missed_firing_of_a_persisted_schedule_is_made_up_once() {
+    let db = TestDb::new().await;
+    let hourly = |policy: &str| {
+        Schedule::from_json(
+            "hourly",
+            &json!({"type": "simple", "repeatInterval": 3_600_000, "persisted": true, "misfirePolicy": policy,
+                    "invokeService": "sync", "invokeContext": {"action": "reconcile", "mapping": "m"}}),
+        )
+        .unwrap()
+    };
+    let start = |schedule: Schedule, log: Arc<Mutex<Vec<(String, Invoke)>>>| {
+        let scheduler = Scheduler::new(
+            db.pool.clone(),
+            vec![schedule],
+            recording_runner(log, "n"),
+            "n",
+        );
+        async move {
+            tokio::time::timeout(
+                Duration::from_millis(700),
+                scheduler.run_until(std::future::pending()),
+            )
+            .await
+            .ok();
+        }
+    };
+    // doNothing: the last hour's firing is not made up.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    start(hourly("doNothing"), log.clone()).await;
+    assert!(log.lock().unwrap().is_empty());
+    // fireAndProceed: made up once at start-up…
+    start(hourly("fireAndProceed"), log.clone()).await;
+    assert_eq!(log.lock().unwrap().len(), 1);
+    // …and not again by the next scheduler to start.
+    start(hourly("fireAndProceed"), log.clone()).await;
+    assert_eq!(log.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn schedule_files_load_and_errors_name_the_file() {
+    let shipped = load_all(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf"),
+        &|_| None,
+    )
+    .unwrap();
+    let recon = shipped
+        .iter()
+        .find(|s| s.id == "recon")
+        .expect("conf/schedule-recon.json");
+    assert!(recon.enabled && recon.persisted && !recon.concurrent_execution);
+    assert_eq!(
+        recon.invoke,
+        Invoke::Reconcile {
+            mapping: "systemSalesforceUser_managedUser".into()
+        }
+    );
+    let disabled = load_all(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf"),
+        &|name| (name == "IDM_RECON_SCHEDULE_ENABLED").then(|| "false".to_owned()),
+    )
+    .unwrap();
+    assert!(!disabled.iter().any(|s| s.enabled));
+
+    let dir = std::env::temp_dir().join(format!("idm-sched-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("schedule-bad.json"),
+        json!({"type": "cron", "schedule": "0 0 25 * * ?", "invokeService": "sync",
+               "invokeContext": {"action": "reconcile", "mapping": "m"}})
+        .to_string(),
+    )
+    .unwrap();
+    let err = load_all(&dir, &|_| None).unwrap_err().to_string();
+    assert!(
+        err.contains("schedule-bad.json") && err.contains("/schedule") && err.contains("hours"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn jobs_are_listed_with_their_next_run() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let body: serde_json::Value = app
+        .get("/scheduler/job?_queryFilter=true")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["resultCount"], 1);
+    let job = &body["result"][0];
+    assert_eq!(job["_id"], "recon");
+    assert_eq!(
+        job["invokeContext"]["mapping"],
+        "systemSalesforceUser_managedUser"
+    );
+    let next = chrono::DateTime::parse_from_rfc3339(job["nextRunDate"].as_str().unwrap()).unwrap();
+    assert!(
+        next > chrono::Utc::now() && next <= chrono::Utc::now() + chrono::Duration::minutes(15)
+    );
+    assert_eq!(job["previousRunDate"], serde_json::Value::Null);
+    let res = app.get("/scheduler/job/recon").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app.get("/scheduler/job/nope").send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let body: serde_json::Value = app
+        .get("/scheduler/job?_queryFilter=enabled%20eq%20false")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["resultCount"], 0);
+}
