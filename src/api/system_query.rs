@@ -363,7 +363,8 @@ pub fn push_escaped(out: &mut String, s: &str, like: bool) {
 
 /// A query request, parsed and validated.
 struct QuerySpec {
-    filter: Filter,
+    /// The `WHERE` condition of the filter (`None`: everything), built before any Salesforce call.
+    condition: Option<String>,
     select: Vec<(String, String)>,
     page_size: Option<u32>,
     after: Option<String>,
@@ -442,8 +443,11 @@ fn parse(params: &Params, fields: &ObjectFields<'_>) -> Result<QuerySpec, ApiErr
     let select = fields
         .selection(field_list)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let condition = fields
+        .where_clause(&filter)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(QuerySpec {
-        filter,
+        condition,
         select,
         page_size,
         after,
@@ -457,14 +461,13 @@ fn parse(params: &Params, fields: &ObjectFields<'_>) -> Result<QuerySpec, ApiErr
 /// configured attributes the org lacks are left out of the `SELECT`, as absent attributes.
 fn soql(
     spec: &QuerySpec,
-    fields: &ObjectFields<'_>,
     native_type: &str,
     available: &BTreeSet<String>,
     count_only: bool,
-) -> Result<String, SoqlError> {
+) -> String {
     let mut conditions = Vec::new();
-    if let Some(c) = fields.where_clause(&spec.filter)? {
-        conditions.push(c);
+    if let Some(c) = &spec.condition {
+        conditions.push(c.clone());
     }
     if let Some(after) = &spec.after {
         // Checked to be letters and digits when parsed.
@@ -493,7 +496,7 @@ fn soql(
         q.push_str(&conditions.join(" AND "));
     }
     if count_only {
-        return Ok(q);
+        return q;
     }
     if let Some(n) = spec.page_size {
         // One more than asked: its presence says there is a next page.
@@ -502,7 +505,7 @@ fn soql(
     if spec.offset > 0 {
         q.push_str(&format!(" OFFSET {}", spec.offset));
     }
-    Ok(q)
+    q
 }
 
 /// `GET /openidm/system/{system}/{type}?_queryFilter=…`
@@ -518,11 +521,9 @@ pub async fn query(
     let client = target.connected()?;
     let available = client.user_field_names().await.map_err(sf_error)?;
     let native_type = target.object.native_type.clone();
-    let text = soql(&spec, &fields, &native_type, &available, false)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let text = soql(&spec, &native_type, &available, false);
     let total = if spec.exact_total {
-        let count = soql(&spec, &fields, &native_type, &available, true)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let count = soql(&spec, &native_type, &available, true);
         Some(count_of(client, &count).await?)
     } else {
         None
@@ -899,7 +900,9 @@ mod tests {
             attributes: &a,
         };
         let spec = QuerySpec {
-            filter: filter::parse(r#"LastName eq "O'Hara""#).unwrap(),
+            condition: fields
+                .where_clause(&filter::parse(r#"LastName eq "O'Hara""#).unwrap())
+                .unwrap(),
             select: fields.selection(Some("_id,Username,Address")).unwrap(),
             page_size: Some(10),
             after: Some("005000000000001AAA".into()),
@@ -913,11 +916,11 @@ mod tests {
             .map(String::from)
             .collect();
         assert_eq!(
-            soql(&spec, &fields, "User", &available, false).unwrap(),
+            soql(&spec, "User", &available, false),
             r"SELECT Id, LastModifiedDate, Username FROM User WHERE LastName = 'O\'Hara' AND Id > '005000000000001AAA' ORDER BY Id LIMIT 11"
         );
         assert_eq!(
-            soql(&spec, &fields, "User", &available, true).unwrap(),
+            soql(&spec, "User", &available, true),
             r"SELECT COUNT() FROM User WHERE LastName = 'O\'Hara' AND Id > '005000000000001AAA'"
         );
         assert!(matches!(
