@@ -14,3 +14,4 @@ mod policy;
 mod query;
 mod revisions;
 mod salesforce;
+mod system;
