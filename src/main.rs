@@ -11,6 +11,7 @@ use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
 use idm_sync::repo::db::{self, DbSettings};
+use idm_sync::salesforce::{TokenStore, authorize_cli};
 use idm_sync::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
@@ -41,6 +42,31 @@ enum Command {
     Relay(RelayArgs),
     /// Create the database if missing and apply the migrations, then exit.
     Migrate(DbArgs),
+    /// Salesforce connector tools.
+    #[command(subcommand)]
+    Salesforce(SalesforceCommand),
+}
+
+#[derive(Subcommand)]
+enum SalesforceCommand {
+    /// Authorize idm-sync for an org (OAuth web-server flow): prints a URL to open, then stores
+    /// the refresh token and instance URL in the database.
+    Authorize(AuthorizeArgs),
+}
+
+#[derive(Args)]
+struct AuthorizeArgs {
+    /// Configuration directory (provisioner.openicf-salesforce.json).
+    #[arg(long = "conf", env = "IDM_CONF_DIR", default_value = "./conf")]
+    conf_dir: PathBuf,
+    /// Local port of the callback, http://127.0.0.1:<port>/callback (list it in the connected app).
+    #[arg(long, default_value_t = 8765)]
+    callback_port: u16,
+    /// Seconds to wait for the browser's redirect.
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
+    #[command(flatten)]
+    db: DbArgs,
 }
 
 #[derive(Args)]
@@ -189,6 +215,24 @@ async fn main() -> anyhow::Result<()> {
                 .context("cannot reach the database")?;
             db::migrate(&pool).await.context("migrations failed")?;
             tracing::info!("migrations applied");
+        }
+        Command::Salesforce(SalesforceCommand::Authorize(args)) => {
+            let conf = idm_sync::config::Conf::load(&args.conf_dir)?;
+            let system = conf
+                .salesforce
+                .context("no provisioner.openicf-salesforce.json in the configuration directory")?;
+            let pool = db::connect(&args.db.settings())
+                .await
+                .context("cannot reach the database")?;
+            db::migrate(&pool).await.context("migrations failed")?;
+            authorize_cli::run(
+                system.client,
+                TokenStore::postgres(pool),
+                args.callback_port,
+                Duration::from_secs(args.timeout_secs),
+            )
+            .await
+            .context("Salesforce authorization failed")?;
         }
     }
     Ok(())

@@ -9,6 +9,8 @@ pub mod managed;
 pub mod managed_query;
 pub mod render;
 pub mod scheduler;
+pub mod system;
+pub mod system_query;
 pub mod version;
 
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use self::auth::Authenticator;
 use self::error::ApiError;
@@ -66,6 +68,29 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/openidm/scheduler/job/{id}",
             get(scheduler::read).fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/system",
+            get(system::collection_get)
+                .post(system::collection_action)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/system/{system}",
+            post(system::system_action).fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/system/{system}/{object_type}",
+            get(system_query::query)
+                .post(system::type_action)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/system/{system}/{object_type}/{id}",
+            get(system::read)
+                .put(system::update)
+                .delete(system::deactivate)
+                .fallback(method_not_allowed),
         )
         // `layer`, not `route_layer`: unknown paths also need credentials, so the API's
         // shape cannot be probed anonymously.

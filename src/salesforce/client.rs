@@ -2,6 +2,7 @@
 //! session, holds a connection permit while it runs, refreshes the session once on 401
 //! `INVALID_SESSION_ID` and repeats itself once, and is retried on transient failures.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -36,6 +37,8 @@ pub(crate) struct Inner {
     pub http: Http,
     pub session: SessionManager,
     pub usage: UsageTracker,
+    /// The `User` fields the org exposes to this connection (lower-cased), from one describe.
+    pub user_fields: tokio::sync::OnceCell<Arc<BTreeSet<String>>>,
 }
 
 /// Where a request goes.
@@ -115,6 +118,7 @@ impl SalesforceClient {
                 http,
                 session,
                 usage: UsageTracker::default(),
+                user_fields: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -258,6 +262,30 @@ impl SalesforceClient {
         );
         let raw = self.call(&call).await?;
         parse_json(&raw, "describe result")
+    }
+
+    /// The names of the `User` fields this connection can read, lower-cased (SOQL field names
+    /// are case-insensitive). One describe call per process: the schema of an org changes
+    /// rarely, and a field added later shows after a restart. A failed describe is not cached.
+    pub async fn user_field_names(&self) -> Result<Arc<BTreeSet<String>>, SalesforceError> {
+        self.inner
+            .user_fields
+            .get_or_try_init(|| async {
+                let describe = self.describe_user().await?;
+                let names: BTreeSet<String> = describe
+                    .get("fields")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| {
+                        SalesforceError::InvalidResponse("describe result without fields".into())
+                    })?
+                    .iter()
+                    .filter_map(|f| f.get("name").and_then(Value::as_str))
+                    .map(str::to_ascii_lowercase)
+                    .collect();
+                Ok(Arc::new(names))
+            })
+            .await
+            .cloned()
     }
 
     /// `GET limits`.

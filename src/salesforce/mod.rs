@@ -28,7 +28,9 @@
 //! | `retry.rs` | backoff of transient failures |
 //! | `errors.rs` | typed errors, Salesforce error bodies |
 //! | `limits.rs` | `Sforce-Limit-Info` and `/limits` |
+//! | `authorize_cli.rs` | `idm-sync salesforce authorize`: the web-server flow's local callback |
 
+pub mod authorize_cli;
 mod client;
 mod collections;
 pub mod config;

@@ -199,3 +199,42 @@ pub fn user_body(user_name: &str) -> serde_json::Value {
         "mail": format!("{user_name}@example.com"),
     })
 }
+
+/// A copy of the shipped `conf/` in a directory of its own, with some files replaced or added;
+/// removed when dropped. For tests that need another configuration than the sample's.
+pub struct TempConf {
+    pub dir: std::path::PathBuf,
+}
+
+impl TempConf {
+    pub fn with_files(files: &[(&str, &serde_json::Value)]) -> TempConf {
+        let dir =
+            std::env::temp_dir().join(format!("idm-sync-conf-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+        for entry in std::fs::read_dir(&shipped).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        for (name, value) in files {
+            std::fs::write(dir.join(name), serde_json::to_vec_pretty(value).unwrap()).unwrap();
+        }
+        TempConf { dir }
+    }
+
+    /// A shipped file, parsed.
+    pub fn shipped(name: &str) -> serde_json::Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("conf")
+            .join(name);
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+}
+
+impl Drop for TempConf {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

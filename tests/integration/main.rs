@@ -16,3 +16,4 @@ mod relay;
 mod revisions;
 mod salesforce;
 mod scheduler;
+mod system;

@@ -1,0 +1,952 @@
+//! `GET /openidm/system/{system}/{type}?_queryFilter=…`: an IDM query filter translated to SOQL,
+//! answered in the same envelope as managed-object queries.
+//!
+//! # Translation
+//!
+//! | filter | SOQL |
+//! |---|---|
+//! | `true` (top level) | no `WHERE` |
+//! | `a eq "x"` / `gt` `ge` `lt` `le` | `A = 'x'` / `>` `>=` `<` `<=` |
+//! | `a co "x"` / `a sw "x"` | `A LIKE '%x%'` / `A LIKE 'x%'`, with `%` and `_` in `x` escaped |
+//! | `a pr` | `A != null` |
+//! | `and` / `or` / `!` | `(… AND …)` / `(… OR …)` / `(NOT (…))` |
+//! | `_id` | `Id` |
+//!
+//! Fields must be attributes of the object type in the provisioner file (their `nativeName` is what
+//! SOQL gets), so a filter cannot name a field the configuration does not expose, and nothing from
+//! the request reaches the SOQL text except escaped string literals. Escapes follow Salesforce's
+//! "Quoted String Escape Sequences": `\'`, `\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, and in `LIKE`
+//! only, `\%` and `\_`.
+//!
+//! Comparisons follow Salesforce, not Postgres: text comparisons are case-insensitive there (the
+//! IDM connector left filtering to Salesforce too: `enableFilteredResultsHandler` is false).
+//!
+//! # Paging
+//!
+//! Paged queries are ordered by `Id`: `_pageSize=N` asks for `LIMIT N+1` (the extra record says
+//! whether there is a next page without a further call), and the cookie is the last `Id` returned,
+//! which the next page turns into `WHERE (…) AND Id > '<cookie>'`. Pages are capped at
+//! [`MAX_PAGE_SIZE`] records: one Salesforce call at most. Unpaged queries stream every page.
+
+use std::collections::BTreeSet;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::body::Params;
+use super::error::ApiError;
+use super::render;
+use super::system::{SystemObject, sf_error};
+use crate::config::provisioner::AttributeConfig;
+use crate::filter::{self, CompareOp, Filter, Literal, Pointer};
+use crate::salesforce::{QueryPage, Record, SalesforceClient, SalesforceError};
+
+const QUERY_PARAMS: &[&str] = &[
+    "_queryFilter",
+    "_queryId",
+    "_fields",
+    "_pageSize",
+    "_pagedResultsCookie",
+    "_pagedResultsOffset",
+    "_totalPagedResultsPolicy",
+    "_prettyPrint",
+];
+
+/// Largest page served: Salesforce's largest query batch, so a page is one API call.
+pub const MAX_PAGE_SIZE: u32 = 2000;
+
+/// SOQL `OFFSET` cannot exceed 2,000 (Salesforce's documented limit).
+const MAX_OFFSET: u64 = 2000;
+
+/// The field holding the revision (`_rev`), as IDM's Salesforce connector reported it.
+pub const REV_FIELD: &str = "LastModifiedDate";
+
+/// Why a filter or field list cannot become SOQL. Each is the client's mistake: a 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SoqlError {
+    #[error("'{field}' is not an attribute of {object}: it cannot be used in a query")]
+    UnknownField { field: String, object: String },
+    #[error("'{0}': system object attributes are top-level; nested fields cannot be queried")]
+    NestedField(String),
+    #[error("'{field}' is a {kind} attribute: {problem}")]
+    Type {
+        field: String,
+        kind: String,
+        problem: String,
+    },
+    #[error("attribute '{0}' has a nativeName that is not a Salesforce field name")]
+    BadNativeName(String),
+}
+
+/// What a field is, as far as SOQL literals are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Id,
+    Text,
+    Boolean,
+    Number,
+    /// Compound values (`Address`): selectable, not filterable.
+    Other,
+}
+
+/// A filter field resolved to its Salesforce field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Field {
+    /// As the request named it, for messages.
+    name: String,
+    native: String,
+    kind: Kind,
+    kind_name: String,
+}
+
+/// The object type's attributes, resolved for SOQL.
+pub struct ObjectFields<'a> {
+    pub object: String,
+    pub attributes: &'a [AttributeConfig],
+}
+
+impl ObjectFields<'_> {
+    /// The Salesforce field behind an attribute. `__NAME__` (ICF's name attribute) is `Username`.
+    fn native_of(attr: &AttributeConfig) -> Result<String, SoqlError> {
+        let native = if attr.native_name == "__NAME__" {
+            "Username"
+        } else {
+            attr.native_name.as_str()
+        };
+        // Configuration is trusted, but it is still text going into a query: only field names.
+        if native.is_empty()
+            || !native
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(SoqlError::BadNativeName(attr.name.clone()));
+        }
+        Ok(native.to_owned())
+    }
+
+    fn resolve(&self, pointer: &Pointer) -> Result<Field, SoqlError> {
+        let [name] = pointer.tokens() else {
+            return Err(SoqlError::NestedField(pointer.to_string()));
+        };
+        if name == "_id" {
+            return Ok(Field {
+                name: name.clone(),
+                native: "Id".into(),
+                kind: Kind::Id,
+                kind_name: "id".into(),
+            });
+        }
+        let attr = self
+            .attributes
+            .iter()
+            .find(|a| &a.name == name)
+            .ok_or_else(|| SoqlError::UnknownField {
+                field: name.clone(),
+                object: self.object.clone(),
+            })?;
+        let native = Self::native_of(attr)?;
+        let kind = if native == "Id" {
+            Kind::Id
+        } else {
+            match attr.kind.as_str() {
+                "string" => Kind::Text,
+                "boolean" => Kind::Boolean,
+                "integer" | "number" => Kind::Number,
+                _ => Kind::Other,
+            }
+        };
+        Ok(Field {
+            name: name.clone(),
+            native,
+            kind,
+            kind_name: attr.kind.clone(),
+        })
+    }
+
+    /// `_fields` → the attributes to return (`None`: all of them), each `(attribute, native)`.
+    pub fn selection(&self, fields: Option<&str>) -> Result<Vec<(String, String)>, SoqlError> {
+        let requested: Option<Vec<&str>> = fields
+            .map(|f| {
+                f.split(',')
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|f| !f.is_empty() && !f.iter().any(|x| *x == "*" || *x == "/*"));
+        let mut out = Vec::new();
+        match requested {
+            None => {
+                for attr in self.attributes {
+                    out.push((attr.name.clone(), Self::native_of(attr)?));
+                }
+            }
+            Some(list) => {
+                for raw in list {
+                    let name = raw.strip_prefix('/').unwrap_or(raw);
+                    if name == "_id" || name == "_rev" {
+                        continue;
+                    }
+                    if name.contains('/') {
+                        return Err(SoqlError::NestedField(raw.to_owned()));
+                    }
+                    let attr =
+                        self.attributes
+                            .iter()
+                            .find(|a| a.name == name)
+                            .ok_or_else(|| SoqlError::UnknownField {
+                                field: name.to_owned(),
+                                object: self.object.clone(),
+                            })?;
+                    out.push((attr.name.clone(), Self::native_of(attr)?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `WHERE` condition for `filter`, or `None` for "everything".
+    pub fn where_clause(&self, filter: &Filter) -> Result<Option<String>, SoqlError> {
+        if *filter == Filter::True || matches!(filter, Filter::And(items) if items.is_empty()) {
+            return Ok(None);
+        }
+        let mut out = String::new();
+        self.push_condition(filter, &mut out)?;
+        Ok(Some(out))
+    }
+
+    fn push_condition(&self, filter: &Filter, out: &mut String) -> Result<(), SoqlError> {
+        match filter {
+            // `Id` is never null: these are SOQL's constant true and false.
+            Filter::True => out.push_str("Id != null"),
+            Filter::False => out.push_str("Id = null"),
+            Filter::And(items) if items.is_empty() => out.push_str("Id != null"),
+            Filter::Or(items) if items.is_empty() => out.push_str("Id = null"),
+            // Always parenthesised: SOQL refuses AND and OR mixed at one level.
+            Filter::And(items) | Filter::Or(items) => {
+                let joiner = if matches!(filter, Filter::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                out.push('(');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(joiner);
+                    }
+                    self.push_condition(item, out)?;
+                }
+                out.push(')');
+            }
+            Filter::Not(inner) => {
+                out.push_str("(NOT (");
+                self.push_condition(inner, out)?;
+                out.push_str("))");
+            }
+            Filter::Present(pointer) => {
+                let field = self.resolve(pointer)?;
+                out.push_str(&field.native);
+                out.push_str(" != null");
+            }
+            Filter::Compare { field, op, value } => {
+                let field = self.resolve(field)?;
+                push_comparison(&field, *op, value, out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn push_comparison(
+    field: &Field,
+    op: CompareOp,
+    value: &Literal,
+    out: &mut String,
+) -> Result<(), SoqlError> {
+    let type_error = |problem: String| SoqlError::Type {
+        field: field.name.clone(),
+        kind: field.kind_name.clone(),
+        problem,
+    };
+    let symbol = match op {
+        CompareOp::Eq => "=",
+        CompareOp::Lt => "<",
+        CompareOp::Le => "<=",
+        CompareOp::Gt => ">",
+        CompareOp::Ge => ">=",
+        CompareOp::Co | CompareOp::Sw => "LIKE",
+    };
+    let like = matches!(op, CompareOp::Co | CompareOp::Sw);
+    match (field.kind, value) {
+        (Kind::Text, Literal::String(s)) => {
+            out.push_str(&field.native);
+            out.push(' ');
+            out.push_str(symbol);
+            out.push_str(" '");
+            if op == CompareOp::Co {
+                out.push('%');
+            }
+            push_escaped(out, s, like);
+            if like {
+                out.push('%');
+            }
+            out.push('\'');
+        }
+        (Kind::Id, Literal::String(s)) if !like => {
+            out.push_str(&field.native);
+            out.push(' ');
+            out.push_str(symbol);
+            out.push_str(" '");
+            push_escaped(out, s, false);
+            out.push('\'');
+        }
+        (Kind::Id, Literal::String(_)) => {
+            return Err(type_error(format!(
+                "'{}' (contains, starts with) is not supported on ids",
+                op.as_str()
+            )));
+        }
+        (Kind::Boolean, Literal::Bool(b)) if op == CompareOp::Eq => {
+            out.push_str(&field.native);
+            out.push_str(if *b { " = true" } else { " = false" });
+        }
+        (Kind::Boolean, Literal::Bool(_)) => {
+            return Err(type_error("only 'eq' compares booleans".into()));
+        }
+        (Kind::Number, Literal::Number(n)) if !like => {
+            out.push_str(&field.native);
+            out.push(' ');
+            out.push_str(symbol);
+            out.push(' ');
+            // A serde_json number prints digits, sign, '.', 'e' only: nothing to escape.
+            out.push_str(&n.to_string());
+        }
+        (Kind::Other, _) => {
+            return Err(type_error("it cannot be used in a filter".into()));
+        }
+        (Kind::Text | Kind::Id, _) => {
+            return Err(type_error("compare it with a string".into()));
+        }
+        (Kind::Boolean, _) => return Err(type_error("compare it with true or false".into())),
+        (Kind::Number, _) => {
+            return Err(type_error(format!(
+                "compare it with a number using eq, gt, ge, lt or le, not {}",
+                op.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Appends `s` escaped for a SOQL string literal; in a `LIKE` pattern, `%` and `_` too.
+pub fn push_escaped(out: &mut String, s: &str, like: bool) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '%' if like => out.push_str("\\%"),
+            '_' if like => out.push_str("\\_"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A query request, parsed and validated.
+struct QuerySpec {
+    /// The `WHERE` condition of the filter (`None`: everything), built before any Salesforce call.
+    condition: Option<String>,
+    select: Vec<(String, String)>,
+    page_size: Option<u32>,
+    after: Option<String>,
+    offset: u64,
+    exact_total: bool,
+    pretty: bool,
+}
+
+fn parse(params: &Params, fields: &ObjectFields<'_>) -> Result<QuerySpec, ApiError> {
+    let mut field_list = params.get("_fields");
+    let filter = match (params.get("_queryFilter"), params.get("_queryId")) {
+        (Some(text), None) => {
+            filter::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))?
+        }
+        (None, Some("query-all-ids")) => {
+            field_list = Some("_id");
+            Filter::True
+        }
+        (None, Some(other)) => {
+            return Err(ApiError::bad_request(format!(
+                "Unknown _queryId {other:?}: use _queryFilter (query-all-ids is also accepted)"
+            )));
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "A query needs _queryFilter (for example _queryFilter=true)",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "_queryFilter and _queryId are mutually exclusive",
+            ));
+        }
+    };
+    let whole = |name: &str| -> Result<Option<u64>, ApiError> {
+        params
+            .get(name)
+            .map(|text| {
+                text.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("{name} must be a whole number, not {text:?}"))
+                })
+            })
+            .transpose()
+    };
+    let page_size = match whole("_pageSize")? {
+        None | Some(0) => None,
+        Some(n) => Some(n.min(u64::from(MAX_PAGE_SIZE)) as u32),
+    };
+    let after = match params.get("_pagedResultsCookie").filter(|c| !c.is_empty()) {
+        None => None,
+        // The cookie is the last id of the previous page: a Salesforce id or nothing.
+        Some(c) if matches!(c.len(), 15 | 18) && c.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            Some(c.to_owned())
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "_pagedResultsCookie is not a cookie this server issued",
+            ));
+        }
+    };
+    let offset = whole("_pagedResultsOffset")?.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::bad_request(format!(
+            "_pagedResultsOffset cannot exceed {MAX_OFFSET} on system objects (a Salesforce limit): page with _pagedResultsCookie"
+        )));
+    }
+    let exact_total = match params.get("_totalPagedResultsPolicy").unwrap_or("NONE") {
+        "NONE" | "ESTIMATE" => false,
+        "EXACT" => true,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "_totalPagedResultsPolicy must be NONE, EXACT or ESTIMATE, not {other:?}"
+            )));
+        }
+    };
+    let select = fields
+        .selection(field_list)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let condition = fields
+        .where_clause(&filter)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(QuerySpec {
+        condition,
+        select,
+        page_size,
+        after,
+        offset,
+        exact_total,
+        pretty: params.flag("_prettyPrint")?,
+    })
+}
+
+/// The SOQL for a request. `available` holds the fields the org has (from describe, lower-cased):
+/// configured attributes the org lacks are left out of the `SELECT`, as absent attributes.
+fn soql(
+    spec: &QuerySpec,
+    native_type: &str,
+    available: &BTreeSet<String>,
+    count_only: bool,
+) -> String {
+    let mut conditions = Vec::new();
+    if let Some(c) = &spec.condition {
+        conditions.push(c.clone());
+    }
+    if let Some(after) = &spec.after {
+        // Checked to be letters and digits when parsed.
+        conditions.push(format!("Id > '{after}'"));
+    }
+    let mut q = String::from("SELECT ");
+    if count_only {
+        q.push_str("COUNT()");
+    } else {
+        let mut seen = BTreeSet::new();
+        let mut list = vec!["Id".to_owned(), REV_FIELD.to_owned()];
+        seen.insert("id".to_owned());
+        seen.insert(REV_FIELD.to_ascii_lowercase());
+        for (_, native) in &spec.select {
+            let key = native.to_ascii_lowercase();
+            if available.contains(&key) && seen.insert(key) {
+                list.push(native.clone());
+            }
+        }
+        q.push_str(&list.join(", "));
+    }
+    q.push_str(" FROM ");
+    q.push_str(native_type);
+    if !conditions.is_empty() {
+        q.push_str(" WHERE ");
+        q.push_str(&conditions.join(" AND "));
+    }
+    if count_only {
+        return q;
+    }
+    if let Some(n) = spec.page_size {
+        // One more than asked: its presence says there is a next page.
+        q.push_str(&format!(" ORDER BY Id LIMIT {}", u64::from(n) + 1));
+    }
+    if spec.offset > 0 {
+        q.push_str(&format!(" OFFSET {}", spec.offset));
+    }
+    q
+}
+
+/// `GET /openidm/system/{system}/{type}?_queryFilter=…`
+pub async fn query(
+    State(state): State<AppState>,
+    Path((system, object_type)): Path<(String, String)>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    params.allow_only(QUERY_PARAMS)?;
+    let target = SystemObject::resolve(&state, &system, &object_type)?;
+    let fields = target.fields();
+    let spec = parse(&params, &fields)?;
+    let client = target.connected()?;
+    let available = client.user_field_names().await.map_err(sf_error)?;
+    let native_type = target.object.native_type.clone();
+    let text = soql(&spec, &native_type, &available, false);
+    let total = if spec.exact_total {
+        let count = soql(&spec, &native_type, &available, true);
+        Some(count_of(client, &count).await?)
+    } else {
+        None
+    };
+    let render = Renderer {
+        select: spec.select.clone(),
+    };
+    match spec.page_size {
+        Some(n) => paged(client, &text, n, &render, total, spec.pretty).await,
+        None => streamed(client, &text, render, total, spec.pretty).await,
+    }
+}
+
+async fn count_of(client: &SalesforceClient, soql: &str) -> Result<i64, ApiError> {
+    let mut pages = std::pin::pin!(client.query(soql));
+    match pages.next().await {
+        Some(Ok(page)) => Ok(i64::try_from(page.total_size).unwrap_or(i64::MAX)),
+        Some(Err(e)) => Err(sf_error(e)),
+        None => Ok(0),
+    }
+}
+
+/// Turns Salesforce records into IDM objects: `_id`, `_rev`, then the selected attributes.
+#[derive(Clone)]
+pub struct Renderer {
+    pub select: Vec<(String, String)>,
+}
+
+impl Renderer {
+    pub fn object(&self, record: &Record) -> Value {
+        let mut out = Map::with_capacity(self.select.len() + 2);
+        let get = |name: &str| {
+            record.get(name).or_else(|| {
+                record
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v)
+            })
+        };
+        out.insert("_id".into(), get("Id").cloned().unwrap_or(Value::Null));
+        out.insert(
+            "_rev".into(),
+            get(REV_FIELD).cloned().unwrap_or(Value::Null),
+        );
+        for (attr, native) in &self.select {
+            if let Some(v) = get(native) {
+                out.insert(attr.clone(), v.clone());
+            }
+        }
+        Value::Object(out)
+    }
+}
+
+async fn paged(
+    client: &SalesforceClient,
+    soql: &str,
+    page_size: u32,
+    render: &Renderer,
+    total: Option<i64>,
+    pretty: bool,
+) -> Result<Response, ApiError> {
+    let wanted = page_size as usize + 1;
+    let mut records: Vec<Record> = Vec::with_capacity(wanted.min(256));
+    let batch = (page_size + 1).clamp(200, 2000);
+    let mut pages = std::pin::pin!(client.query_with_batch_size(soql, batch));
+    while records.len() < wanted {
+        match pages.next().await {
+            Some(Ok(page)) => records.extend(page.records),
+            Some(Err(e)) => return Err(sf_error(e)),
+            None => break,
+        }
+    }
+    let more = records.len() > page_size as usize;
+    records.truncate(page_size as usize);
+    let cookie = if more {
+        records
+            .last()
+            .and_then(|r| r.get("Id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    let result: Vec<Value> = records.iter().map(|r| render.object(r)).collect();
+    let body = envelope(result, cookie, total);
+    Ok(render::json(StatusCode::OK, &body, pretty))
+}
+
+fn envelope(result: Vec<Value>, cookie: Option<String>, total: Option<i64>) -> Value {
+    let count = result.len();
+    json!({
+        "result": result,
+        "resultCount": count,
+        "pagedResultsCookie": cookie,
+        "totalPagedResultsPolicy": if total.is_some() { "EXACT" } else { "NONE" },
+        "totalPagedResults": total.unwrap_or(-1),
+        "remainingPagedResults": -1,
+    })
+}
+
+/// Every match, written page by page as Salesforce returns them (memory holds one page). The
+/// first page is read before answering, so an error before any result is an ordinary error
+/// answer; a later failure ends the body as CREST ends a partly failed query, with `error`.
+async fn streamed(
+    client: &SalesforceClient,
+    soql: &str,
+    render: Renderer,
+    total: Option<i64>,
+    pretty: bool,
+) -> Result<Response, ApiError> {
+    let mut pages = Box::pin(client.query(soql));
+    let first = match pages.next().await {
+        Some(Ok(page)) => page,
+        Some(Err(e)) => return Err(sf_error(e)),
+        None => QueryPage {
+            records: Vec::new(),
+            total_size: 0,
+            done: true,
+        },
+    };
+    let total = total.or(Some(i64::try_from(first.total_size).unwrap_or(i64::MAX)));
+    if first.done {
+        let result = first.records.iter().map(|r| render.object(r)).collect();
+        return Ok(render::json(
+            StatusCode::OK,
+            &envelope(result, None, total),
+            pretty,
+        ));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(write_pages(first, pages, render, total, pretty, tx));
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let mut response = Body::from_stream(stream).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    Ok(response)
+}
+
+async fn write_pages(
+    first: QueryPage,
+    mut pages: std::pin::Pin<Box<impl Stream<Item = Result<QueryPage, SalesforceError>>>>,
+    render: Renderer,
+    total: Option<i64>,
+    pretty: bool,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    let mut out = String::from("{\"result\":[");
+    let mut count = 0usize;
+    let mut page = Some(Ok(first));
+    let failure = loop {
+        let current = match page {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => break Some(e),
+            None => break None,
+        };
+        for record in &current.records {
+            if count > 0 {
+                out.push(',');
+            }
+            let item = render.object(record);
+            let text = if pretty {
+                serde_json::to_string_pretty(&item)
+            } else {
+                serde_json::to_string(&item)
+            };
+            // Serialising a `Value` cannot fail (its keys are strings).
+            if let Ok(text) = text {
+                out.push_str(&text);
+            }
+            count += 1;
+        }
+        if tx
+            .send(Ok(Bytes::from(std::mem::take(&mut out))))
+            .await
+            .is_err()
+        {
+            return; // the client went away: stop reading Salesforce
+        }
+        page = pages.next().await;
+    };
+    let mut trailer = json!({
+        "resultCount": count,
+        "pagedResultsCookie": null,
+        "totalPagedResultsPolicy": if total.is_some() { "EXACT" } else { "NONE" },
+        "totalPagedResults": total.unwrap_or(-1),
+        "remainingPagedResults": -1,
+    });
+    if let Some(e) = failure {
+        trailer["error"] = sf_error(e).body();
+    }
+    out.push_str("],");
+    out.push_str(trailer.to_string().trim_start_matches('{'));
+    let _ = tx.send(Ok(Bytes::from(out))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(name: &str, kind: &str) -> AttributeConfig {
+        AttributeConfig {
+            name: name.into(),
+            kind: kind.into(),
+            native_name: name.into(),
+            native_type: kind.into(),
+            required: false,
+        }
+    }
+
+    fn attrs() -> Vec<AttributeConfig> {
+        vec![
+            attr("__NAME__", "string"),
+            attr("Id", "string"),
+            attr("Username", "string"),
+            attr("LastName", "string"),
+            attr("Email", "string"),
+            attr("IsActive", "boolean"),
+            attr("Address", "object"),
+            attr("NumberOfFailedLogins", "integer"),
+        ]
+    }
+
+    fn translate(filter: &str) -> Result<Option<String>, SoqlError> {
+        let a = attrs();
+        let fields = ObjectFields {
+            object: "system/salesforce/User".into(),
+            attributes: &a,
+        };
+        fields.where_clause(&filter::parse(filter).unwrap())
+    }
+
+    fn ok(filter: &str) -> String {
+        translate(filter).unwrap().unwrap()
+    }
+
+    #[test]
+    fn true_means_no_where_clause() {
+        assert_eq!(translate("true").unwrap(), None);
+        assert_eq!(ok("false"), "Id = null");
+    }
+
+    #[test]
+    fn comparisons_map_onto_soql_operators() {
+        assert_eq!(ok(r#"LastName eq "Smith""#), "LastName = 'Smith'");
+        assert_eq!(ok(r#"LastName gt "M""#), "LastName > 'M'");
+        assert_eq!(ok(r#"LastName ge "M""#), "LastName >= 'M'");
+        assert_eq!(ok(r#"LastName lt "M""#), "LastName < 'M'");
+        assert_eq!(ok(r#"LastName le "M""#), "LastName <= 'M'");
+        assert_eq!(ok(r#"Email co "example""#), "Email LIKE '%example%'");
+        assert_eq!(ok(r#"Email sw "ann""#), "Email LIKE 'ann%'");
+        assert_eq!(ok("Email pr"), "Email != null");
+        assert_eq!(ok("IsActive eq false"), "IsActive = false");
+        assert_eq!(ok("NumberOfFailedLogins ge 3"), "NumberOfFailedLogins >= 3");
+        assert_eq!(
+            ok(r#"_id eq "005000000000001AAA""#),
+            "Id = '005000000000001AAA'"
+        );
+        assert_eq!(ok(r#"__NAME__ eq "a@b.c""#), "Username = 'a@b.c'");
+    }
+
+    #[test]
+    fn boolean_structure_is_parenthesised() {
+        assert_eq!(
+            ok(r#"(LastName eq "A" or LastName eq "B") and IsActive eq true"#),
+            "((LastName = 'A' OR LastName = 'B') AND IsActive = true)"
+        );
+        assert_eq!(
+            ok(r#"!(Email sw "autoproc")"#),
+            "(NOT (Email LIKE 'autoproc%'))"
+        );
+        assert_eq!(
+            ok(r#"true and LastName eq "A""#),
+            "(Id != null AND LastName = 'A')"
+        );
+    }
+
+    #[test]
+    fn hostile_string_literals_stay_inside_their_quotes() {
+        // A quote must not close the literal; a backslash must not escape the closing quote.
+        assert_eq!(
+            ok(r#"LastName eq "x' OR Username != null OR LastName = 'y""#),
+            r"LastName = 'x\' OR Username != null OR LastName = \'y'"
+        );
+        assert_eq!(ok(r#"LastName eq "x\\""#), r"LastName = 'x\\'");
+        assert_eq!(ok(r#"LastName eq "x\\'""#), r"LastName = 'x\\\''");
+        assert_eq!(
+            ok("LastName eq \"a\\nb\\tc\\\"d\""),
+            r#"LastName = 'a\nb\tc\"d'"#
+        );
+        // Outside LIKE, % and _ are ordinary characters and stay as they are.
+        assert_eq!(ok(r#"LastName eq "100%_x""#), "LastName = '100%_x'");
+    }
+
+    #[test]
+    fn like_wildcards_in_values_are_escaped() {
+        assert_eq!(ok(r#"Email sw "100%""#), r"Email LIKE '100\%%'");
+        assert_eq!(ok(r#"Email co "a_b""#), r"Email LIKE '%a\_b%'");
+        assert_eq!(ok(r#"Email co "%""#), r"Email LIKE '%\%%'");
+        assert_eq!(ok(r#"Email sw "o'\\%""#), r"Email LIKE 'o\'\\\%%'");
+    }
+
+    #[test]
+    fn fields_must_be_attributes_of_the_object_type() {
+        let e = translate(r#"Password eq "x""#).unwrap_err();
+        assert_eq!(
+            e,
+            SoqlError::UnknownField {
+                field: "Password".into(),
+                object: "system/salesforce/User".into()
+            }
+        );
+        assert!(e.to_string().contains("'Password'"));
+        // Case matters, as attribute names do in IDM.
+        assert!(translate(r#"lastname eq "x""#).is_err());
+        // A field name cannot smuggle SOQL either: it is looked up, never copied.
+        assert!(translate(r#"/LastName~1x eq "x""#).is_err());
+        assert!(matches!(
+            translate(r#"/Address/city eq "x""#),
+            Err(SoqlError::NestedField(_))
+        ));
+        assert!(matches!(
+            translate("_rev pr"),
+            Err(SoqlError::UnknownField { .. })
+        ));
+    }
+
+    #[test]
+    fn literal_types_must_fit_the_attribute() {
+        for bad in [
+            "LastName eq 3",
+            "LastName eq true",
+            r#"IsActive eq "true""#,
+            "IsActive gt true",
+            r#"NumberOfFailedLogins eq "3""#,
+            "NumberOfFailedLogins co 3",
+            r#"Address eq "x""#,
+            r#"_id co "005""#,
+        ] {
+            assert!(
+                matches!(translate(bad), Err(SoqlError::Type { .. })),
+                "{bad}: {:?}",
+                translate(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_native_names_are_refused() {
+        let mut a = attrs();
+        a.push(AttributeConfig {
+            native_name: "Email FROM User--".into(),
+            ..attr("Evil", "string")
+        });
+        let fields = ObjectFields {
+            object: "User".into(),
+            attributes: &a,
+        };
+        let f = filter::parse("Evil pr").unwrap();
+        assert_eq!(
+            fields.where_clause(&f),
+            Err(SoqlError::BadNativeName("Evil".into()))
+        );
+    }
+
+    #[test]
+    fn soql_with_paging_cookie_and_selection() {
+        let a = attrs();
+        let fields = ObjectFields {
+            object: "User".into(),
+            attributes: &a,
+        };
+        let spec = QuerySpec {
+            condition: fields
+                .where_clause(&filter::parse(r#"LastName eq "O'Hara""#).unwrap())
+                .unwrap(),
+            select: fields.selection(Some("_id,Username,Address")).unwrap(),
+            page_size: Some(10),
+            after: Some("005000000000001AAA".into()),
+            offset: 0,
+            exact_total: false,
+            pretty: false,
+        };
+        // The org has no Address: it is left out of the SELECT.
+        let available: BTreeSet<String> = ["id", "username", "lastmodifieddate"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            soql(&spec, "User", &available, false),
+            r"SELECT Id, LastModifiedDate, Username FROM User WHERE LastName = 'O\'Hara' AND Id > '005000000000001AAA' ORDER BY Id LIMIT 11"
+        );
+        assert_eq!(
+            soql(&spec, "User", &available, true),
+            r"SELECT COUNT() FROM User WHERE LastName = 'O\'Hara' AND Id > '005000000000001AAA'"
+        );
+        assert!(matches!(
+            fields.selection(Some("Password")),
+            Err(SoqlError::UnknownField { .. })
+        ));
+        assert_eq!(fields.selection(Some("*")).unwrap().len(), a.len());
+    }
+
+    #[test]
+    fn records_render_with_id_and_rev_first() {
+        let r = Renderer {
+            select: vec![
+                ("__NAME__".into(), "Username".into()),
+                ("Username".into(), "Username".into()),
+                ("Email".into(), "Email".into()),
+            ],
+        };
+        let rec: Record = serde_json::from_value(json!({
+            "Id": "005000000000001AAA", "LastModifiedDate": "2024-01-01T00:00:00.000+0000",
+            "Username": "a@b.c"
+        }))
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&r.object(&rec)).unwrap(),
+            r#"{"_id":"005000000000001AAA","_rev":"2024-01-01T00:00:00.000+0000","__NAME__":"a@b.c","Username":"a@b.c"}"#
+        );
+    }
+}
