@@ -177,9 +177,10 @@ impl<'a> Lexer<'a> {
                                     'r' => s.push('\r'),
                                     'b' => s.push('\u{8}'),
                                     'f' => s.push('\u{c}'),
-                                    '\'' | '"' | '\\' => s.push(e),
-                                    // Kept escaped: only LIKE gives `\%` and `\_` their meaning.
-                                    '%' | '_' => {
+                                    '\'' | '"' => s.push(e),
+                                    // Kept escaped: only LIKE gives `\%` and `\_` their meaning,
+                                    // and a literal backslash must stay distinct from them.
+                                    '%' | '_' | '\\' => {
                                         s.push('\\');
                                         s.push(e);
                                     }
@@ -663,9 +664,17 @@ impl Parser<'_> {
     }
 }
 
-/// Outside LIKE, `\%` and `\_` are just `%` and `_`.
+/// Outside LIKE, `\%`, `\_` and `\\` are just `%`, `_` and `\`.
 fn unescape_like_escapes(s: &str) -> String {
-    s.replace("\\%", "%").replace("\\_", "_")
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn like_pattern(s: &str) -> Vec<LikeTok> {
@@ -1054,5 +1063,29 @@ mod tests {
         assert!(like_match(&like_pattern("%"), ""));
         assert!(like_match(&like_pattern("100\\%"), "100%"));
         assert!(!like_match(&like_pattern("100\\%"), "1000"));
+    }
+
+    #[test]
+    fn backslashes_stay_distinct_from_like_escapes() {
+        // SOQL `'a\\%'` is a literal backslash then a wildcard; `'a\%'` a literal percent sign.
+        let lexed =
+            |soql: &str| match Lexer::run(soql)
+                .unwrap()
+                .into_iter()
+                .find_map(|(t, _)| match t {
+                    Tok::Str(s) => Some(s),
+                    _ => None,
+                }) {
+                Some(s) => s,
+                None => panic!("no string in {soql}"),
+            };
+        let backslash_then_any = lexed(r"SELECT Id FROM User WHERE LastName LIKE 'a\\%'");
+        assert!(like_match(&like_pattern(&backslash_then_any), r"a\xyz"));
+        assert!(!like_match(&like_pattern(&backslash_then_any), "a%"));
+        let percent = lexed(r"SELECT Id FROM User WHERE LastName LIKE 'a\%'");
+        assert!(like_match(&like_pattern(&percent), "a%"));
+        assert!(!like_match(&like_pattern(&percent), r"a\%"));
+        assert_eq!(unescape_like_escapes(&backslash_then_any), r"a\%");
+        assert_eq!(unescape_like_escapes(&percent), "a%");
     }
 }
