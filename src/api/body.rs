@@ -79,6 +79,17 @@ impl Params {
         }
     }
 
+    /// A whole-number parameter (`_pageSize`, `_pagedResultsOffset`, …).
+    pub fn whole(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        self.get(name)
+            .map(|text| {
+                text.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("{name} must be a whole number, not {text:?}"))
+                })
+            })
+            .transpose()
+    }
+
     pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.get(name) {
             None => Ok(false),

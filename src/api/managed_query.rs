@@ -262,17 +262,7 @@ fn parse(object_type: String, params: &Params) -> Result<QuerySpec, ApiError> {
     };
     let sort_text = params.get("_sortKeys").unwrap_or("").to_owned();
     let sort = parse_sort_keys(&sort_text)?;
-    let whole = |name: &str| -> Result<Option<u64>, ApiError> {
-        params
-            .get(name)
-            .map(|text| {
-                text.parse::<u64>().map_err(|_| {
-                    ApiError::bad_request(format!("{name} must be a whole number, not {text:?}"))
-                })
-            })
-            .transpose()
-    };
-    let page_size = match whole("_pageSize")? {
+    let page_size = match params.whole("_pageSize")? {
         None | Some(0) => None,
         Some(n) => {
             Some(u32::try_from(n).map_err(|_| ApiError::bad_request("_pageSize is too large"))?)
@@ -301,7 +291,7 @@ fn parse(object_type: String, params: &Params) -> Result<QuerySpec, ApiError> {
         sort,
         page_size,
         after,
-        offset: whole("_pagedResultsOffset")?.unwrap_or(0),
+        offset: params.whole("_pagedResultsOffset")?.unwrap_or(0),
         total,
         pretty: params.flag("_prettyPrint")?,
     })

@@ -399,17 +399,7 @@ fn parse(params: &Params, fields: &ObjectFields<'_>) -> Result<QuerySpec, ApiErr
             ));
         }
     };
-    let whole = |name: &str| -> Result<Option<u64>, ApiError> {
-        params
-            .get(name)
-            .map(|text| {
-                text.parse::<u64>().map_err(|_| {
-                    ApiError::bad_request(format!("{name} must be a whole number, not {text:?}"))
-                })
-            })
-            .transpose()
-    };
-    let page_size = match whole("_pageSize")? {
+    let page_size = match params.whole("_pageSize")? {
         None | Some(0) => None,
         Some(n) => Some(n.min(u64::from(MAX_PAGE_SIZE)) as u32),
     };
@@ -425,7 +415,7 @@ fn parse(params: &Params, fields: &ObjectFields<'_>) -> Result<QuerySpec, ApiErr
             ));
         }
     };
-    let offset = whole("_pagedResultsOffset")?.unwrap_or(0);
+    let offset = params.whole("_pagedResultsOffset")?.unwrap_or(0);
     if offset > MAX_OFFSET {
         return Err(ApiError::bad_request(format!(
             "_pagedResultsOffset cannot exceed {MAX_OFFSET} on system objects (a Salesforce limit): page with _pagedResultsCookie"
