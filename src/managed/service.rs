@@ -256,8 +256,9 @@ pub struct Merged {
     pub changed: bool,
 }
 
-/// Puts `changes` into `body`: nested objects merge key by key, anything else replaces.
-fn merge(body: &mut Map<String, Value>, changes: &Map<String, Value>) {
+/// Puts `changes` into `body`: nested objects merge key by key, anything else replaces
+/// (what [`ManagedObjects::merge_in`] stores; recon's analyze mode uses it to predict).
+pub fn merge(body: &mut Map<String, Value>, changes: &Map<String, Value>) {
     for (key, value) in changes {
         match (body.get_mut(key), value) {
             (Some(Value::Object(existing)), Value::Object(inner)) => merge(existing, inner),

@@ -291,6 +291,24 @@ pub async fn delete_many(tx: &mut PgConnection, ids: &[String]) -> Result<(), Re
     Ok(())
 }
 
+/// Deletes the link of a target (recon's DELETE: the managed object is gone).
+pub async fn delete_by_second_id(
+    tx: &mut PgConnection,
+    link_type: &str,
+    qualifier: &str,
+    second_id: &str,
+) -> Result<u64, RepoError> {
+    let done = sqlx::query(
+        "DELETE FROM links WHERE link_type = $1 AND link_qualifier = $2 AND second_id = $3",
+    )
+    .bind(link_type)
+    .bind(qualifier)
+    .bind(second_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Number of links of a type (the recon summary's `links.existing.total`).
 pub async fn count<'e>(db: impl PgExecutor<'e>, link_type: &str) -> Result<i64, RepoError> {
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM links WHERE link_type = $1")

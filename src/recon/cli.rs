@@ -1,0 +1,1 @@
+//! `idm-sync recon`: placeholder replaced below.
