@@ -126,6 +126,15 @@ fn item(relation: Relation, row: Row) -> Value {
     out.insert("_id".into(), Value::from(row.id));
     if matches!(relation, Relation::Links) {
         out.insert("_rev".into(), Value::from(row.rev.to_string()));
+        // jsonb keeps keys in its own order; IDM's order is this one.
+        let mut body = row.body;
+        for key in ["linkType", "linkQualifier", "firstId", "secondId"] {
+            if let Some(v) = body.remove(key) {
+                out.insert(key.into(), v);
+            }
+        }
+        out.extend(body);
+        return Value::Object(out);
     }
     out.extend(row.body);
     Value::Object(out)

@@ -159,6 +159,8 @@ struct LinkBatch {
     snapshots: Vec<(String, Map<String, Value>, i64)>,
     deletes: Vec<String>,
     held: Vec<(Option<String>, String, Situation)>,
+    /// Targets created by this page (touched: the target phase must not visit them).
+    created: Vec<String>,
 }
 
 impl LinkBatch {
@@ -296,6 +298,7 @@ impl Ctx {
                 Ok(outcome) => {
                     sp.commit().await?;
                     batch.held.append(&mut one.held);
+                    batch.created.append(&mut one.created);
                     outcomes.push(outcome);
                 }
                 Err(ApplyError::Object(message)) => {
@@ -316,6 +319,7 @@ impl Ctx {
         self.run_post_actions(entries, &mut outcomes);
         if self.run_target_phase {
             recon_runs::mark_seen(&mut tx, &self.id, seen).await?;
+            recon_runs::mark_seen(&mut tx, &self.id, &batch.created).await?;
         }
         let held: Vec<PendingDelete> = batch
             .held
@@ -353,6 +357,7 @@ impl Ctx {
                 let object = managed
                     .create_in(tx, TARGET_TYPE, &id, body.clone())
                     .await?;
+                batch.created.push(object.id.clone());
                 match link_id {
                     Some(link_id) => {
                         let snapshot = Snapshot {

@@ -12,5 +12,6 @@ mod outbox;
 mod patch;
 mod policy;
 mod query;
+mod recon;
 mod revisions;
 mod salesforce;
