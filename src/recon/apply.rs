@@ -152,10 +152,13 @@ impl From<sqlx::Error> for ApplyError {
     }
 }
 
+/// A link to create: source id, target id, and the snapshot in step, if any.
+type PlannedLink = (String, String, Option<(Map<String, Value>, i64)>);
+
 /// Link changes collected over a page, written in a few statements.
 #[derive(Default)]
 struct LinkBatch {
-    inserts: Vec<(String, String, Option<(Map<String, Value>, i64)>)>,
+    inserts: Vec<PlannedLink>,
     snapshots: Vec<(String, Map<String, Value>, i64)>,
     deletes: Vec<String>,
     held: Vec<(Option<String>, String, Situation)>,

@@ -24,6 +24,9 @@ use crate::repo::managed::StoredObject;
 use crate::repo::recon_runs;
 use crate::salesforce::Record;
 
+/// A correlation match: the filter's key, then the object's id, rev, body.
+type KeyedRow = (i64, String, i64, Json<Map<String, Value>>);
+
 /// Correlation filters per SQL statement (each a branch of a `UNION ALL`).
 const CORRELATION_CHUNK: usize = 100;
 
@@ -397,8 +400,7 @@ async fn correlate_filters(
         push_filter(&mut qb, filter);
         qb.push(") ORDER BY id LIMIT 2)");
     }
-    let rows: Vec<(i64, String, i64, Json<Map<String, Value>>)> =
-        qb.build_query_as().fetch_all(pool).await?;
+    let rows: Vec<KeyedRow> = qb.build_query_as().fetch_all(pool).await?;
     Ok(rows
         .into_iter()
         .map(|(k, id, rev, Json(body))| (k as usize, StoredObject { id, rev, body }))

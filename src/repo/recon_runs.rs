@@ -9,6 +9,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use super::RepoError;
 use super::filter_sql::push_filter;
 use super::managed::StoredObject;
+use super::relation_query::RawRow;
 use crate::filter::Filter;
 
 /// The advisory-lock key of a mapping's recon: a 64-bit hash of its name, the same in every
@@ -291,8 +292,7 @@ pub async fn unseen_targets<'e>(
     qb.push_bind(recon_id.to_owned());
     qb.push(" AND s.target_id = managed_objects.id) ORDER BY id LIMIT ");
     qb.push_bind(limit);
-    let rows: Vec<(String, i64, Json<Map<String, Value>>)> =
-        qb.build_query_as().fetch_all(db).await?;
+    let rows: Vec<RawRow> = qb.build_query_as().fetch_all(db).await?;
     Ok(rows
         .into_iter()
         .map(|(id, rev, Json(body))| StoredObject { id, rev, body })
@@ -305,7 +305,7 @@ pub async fn targets_by_ids<'e>(
     object_type: &str,
     ids: &[String],
 ) -> Result<Vec<StoredObject>, RepoError> {
-    let rows: Vec<(String, i64, Json<Map<String, Value>>)> = sqlx::query_as(
+    let rows: Vec<RawRow> = sqlx::query_as(
         "SELECT id, rev, body FROM managed_objects WHERE object_type = $1 AND id = ANY($2)",
     )
     .bind(object_type)

@@ -11,6 +11,9 @@ use super::RepoError;
 use super::filter_sql::push_filter;
 use crate::filter::Filter;
 
+/// A row as fetched: id, rev, body.
+pub(crate) type RawRow = (String, i64, Json<Map<String, Value>>);
+
 /// One row of such a relation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -40,8 +43,7 @@ pub async fn query<'e>(
     }
     qb.push(" ORDER BY id LIMIT ");
     qb.push_bind(limit);
-    let rows: Vec<(String, i64, Json<Map<String, Value>>)> =
-        qb.build_query_as().fetch_all(db).await?;
+    let rows: Vec<RawRow> = qb.build_query_as().fetch_all(db).await?;
     Ok(rows
         .into_iter()
         .map(|(id, rev, Json(body))| Row { id, rev, body })
