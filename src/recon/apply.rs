@@ -381,8 +381,22 @@ impl Ctx {
                 target_id,
                 changes,
                 link,
-                ..
+                current,
             } => {
+                // The steady state of a re-recon: the mapped values are already there and the
+                // link's snapshot agrees. Nothing to lock or write (a concurrent REST edit is
+                // the worker's to push, and the next recon's to see).
+                if let LinkPlan::Existing {
+                    snapshot: Some(snapshot),
+                    ..
+                } = link
+                {
+                    let mut after = current.clone();
+                    merge(&mut after, changes);
+                    if after == *current && snapshot == current {
+                        return Ok(Outcome::Unchanged);
+                    }
+                }
                 let merged = managed
                     .merge_in(tx, TARGET_TYPE, target_id, changes)
                     .await?

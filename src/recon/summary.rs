@@ -232,20 +232,55 @@ pub fn render(run: &RunRow) -> Value {
         "stageDescription".into(),
         Value::from(run.stage_description.clone()),
     );
-    for key in [
-        "progress",
-        "situationSummary",
-        "statusSummary",
-        "durationSummary",
-    ] {
-        let value = run.summary.get(key).cloned().unwrap_or_else(|| {
-            Stats::default()
-                .to_json()
-                .remove(key)
-                .unwrap_or(Value::Null)
-        });
-        out.insert(key.into(), value);
+    // Stored as jsonb, which keeps keys in its own order: put IDM's order back.
+    let stored = Value::Object(run.summary.clone());
+    let at = |pointer: &str| stored.pointer(pointer).cloned().unwrap_or(Value::from(0));
+    let existing = |side: &str| {
+        json!({
+            "processed": at(&format!("/progress/{side}/existing/processed")),
+            "total": stored
+                .pointer(&format!("/progress/{side}/existing/total"))
+                .cloned()
+                .unwrap_or(Value::from("?")),
+        })
+    };
+    out.insert(
+        "progress".into(),
+        json!({
+            "source": {"existing": existing("source")},
+            "target": {
+                "existing": existing("target"),
+                "created": at("/progress/target/created"),
+                "unchanged": at("/progress/target/unchanged"),
+                "updated": at("/progress/target/updated"),
+                "deleted": at("/progress/target/deleted"),
+            },
+            "links": {"existing": existing("links"), "created": at("/progress/links/created")},
+        }),
+    );
+    let mut situations = Map::new();
+    for s in Situation::ALL {
+        situations.insert(
+            s.as_str().into(),
+            at(&format!("/situationSummary/{}", s.as_str())),
+        );
     }
+    out.insert("situationSummary".into(), Value::Object(situations));
+    out.insert(
+        "statusSummary".into(),
+        json!({"SUCCESS": at("/statusSummary/SUCCESS"), "FAILURE": at("/statusSummary/FAILURE")}),
+    );
+    let mut durations = Map::new();
+    if let Some(Value::Object(stored)) = stored.get("durationSummary") {
+        for (name, m) in stored {
+            let mut metric = Map::new();
+            for key in ["min", "max", "mean", "count", "sum", "stdDev"] {
+                metric.insert(key.into(), m.get(key).cloned().unwrap_or(Value::from(0)));
+            }
+            durations.insert(name.clone(), Value::Object(metric));
+        }
+    }
+    out.insert("durationSummary".into(), Value::Object(durations));
     out.insert("parameters".into(), run.parameters.clone());
     out.insert("started".into(), Value::from(timestamp(run.started)));
     out.insert(
