@@ -14,7 +14,9 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState, auth::Authenticator};
 use crate::config::{Conf, ConfigError};
 use crate::managed::ManagedObjects;
+use crate::mapping::SyncConfig;
 use crate::outbound::broker::BrokerStatus;
+use crate::recon::{ReconEngine, ReconSettings};
 use crate::repo::{self, RepoError, db::DbSettings};
 use crate::salesforce::{SalesforceClient, SalesforceError, TokenStore};
 
@@ -35,6 +37,8 @@ pub enum StartError {
     Database(#[from] RepoError),
     #[error("the Salesforce connector cannot be set up")]
     Salesforce(#[from] SalesforceError),
+    #[error("reconciliation settings: {0}")]
+    Recon(String),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
@@ -48,6 +52,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     local_addr: SocketAddr,
+    recon: Option<ReconEngine>,
 }
 
 impl Application {
@@ -70,13 +75,16 @@ impl Application {
         let schedules = crate::scheduler::config::load_all(&settings.conf_dir, &|name| {
             std::env::var(name).ok()
         })?;
+        let managed = ManagedObjects::new(pool, Arc::new(conf.managed.clone()));
+        let recon = build_recon(&settings.conf_dir, &managed, salesforce.as_ref()).await?;
         let state = AppState {
-            managed: ManagedObjects::new(pool, Arc::new(conf.managed.clone())),
+            managed,
             auth: Authenticator::new(conf.auth.clone()),
             broker: settings.broker.clone(),
             conf: Arc::new(conf),
             salesforce,
             schedules: Arc::new(schedules),
+            recon,
         };
         let listener = TcpListener::bind(&settings.listen)
             .await
@@ -90,10 +98,16 @@ impl Application {
         })?;
         Ok(Application {
             pool: state.managed.pool().clone(),
+            recon: state.recon.clone(),
             listener,
             router: api::router(state),
             local_addr,
         })
+    }
+
+    /// The reconciliation engine, when configured.
+    pub fn recon(&self) -> Option<&ReconEngine> {
+        self.recon.as_ref()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -125,4 +139,30 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
     }
+}
+
+/// The recon engine, when `conf/` has `sync.json` and a Salesforce connector. Runs left ACTIVE
+/// by a process that died are marked FAILED now rather than at their first read.
+pub async fn build_recon(
+    conf_dir: &std::path::Path,
+    managed: &ManagedObjects,
+    salesforce: Option<&SalesforceClient>,
+) -> Result<Option<ReconEngine>, StartError> {
+    let Some(client) = salesforce else {
+        return Ok(None);
+    };
+    if !conf_dir.join("sync.json").exists() {
+        return Ok(None);
+    }
+    let sync = SyncConfig::load(conf_dir)?;
+    let settings = ReconSettings::from_env().map_err(StartError::Recon)?;
+    let engine = ReconEngine::new(managed.clone(), Arc::new(sync), client.clone(), settings);
+    match engine.reap_dead().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(runs = n, "marked reconciliations of dead processes FAILED"),
+        Err(e) => {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot check for dead reconciliations")
+        }
+    }
+    Ok(Some(engine))
 }

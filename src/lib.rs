@@ -9,6 +9,7 @@ pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation
 pub mod managed; // managed objects: revisions, patch, policies, outbox per change
 pub mod mapping; // sync.json: mappings, scripts, property mapping, situations, policies
 pub mod outbound; // implicit sync: outbox relay, broker topology, change events
+pub mod recon; // reconciliation: source and target phases, runs, summary, guard
 pub mod repo; // Postgres: managed objects, outbox, queries compiled from filters
 pub mod salesforce; // the Salesforce client: OAuth, REST, query stream, collections, retries
 pub mod scheduler; // conf/schedule-*.json: cron and simple triggers, exactly-once firings

@@ -10,6 +10,7 @@ use idm_sync::app::{Application, ServeSettings};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
+use idm_sync::recon::{self, cli::ReconCommand};
 use idm_sync::repo::db::{self, DbSettings};
 use idm_sync::salesforce::{TokenStore, authorize_cli};
 use idm_sync::telemetry::{self, LogFormat};
@@ -42,9 +43,31 @@ enum Command {
     Relay(RelayArgs),
     /// Create the database if missing and apply the migrations, then exit.
     Migrate(DbArgs),
+    /// Run one reconciliation of a mapping in this process and print its summary.
+    Recon(ReconArgs),
+    /// Every role in one process (for now: serve, which runs the outbox relay).
+    All(ServeArgs),
     /// Salesforce connector tools.
     #[command(subcommand)]
     Salesforce(SalesforceCommand),
+}
+
+#[derive(Args)]
+struct ReconArgs {
+    /// The mapping to reconcile.
+    #[arg(long, default_value = "systemSalesforceUser_managedUser")]
+    mapping: String,
+    /// Assess and report only; change nothing.
+    #[arg(long)]
+    analyze: bool,
+    /// Let the run delete more than IDM_RECON_MAX_DELETE_SHARE of the managed users.
+    #[arg(long)]
+    allow_mass_change: bool,
+    /// Configuration directory (sync.json, managed.json, the Salesforce provisioner).
+    #[arg(long = "conf", env = "IDM_CONF_DIR", default_value = "./conf")]
+    conf_dir: PathBuf,
+    #[command(flatten)]
+    db: DbArgs,
 }
 
 #[derive(Subcommand)]
@@ -171,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
         trigger.trigger();
     });
     match cli.command {
-        Command::Serve(args) => {
+        Command::Serve(args) | Command::All(args) => {
             let status = BrokerStatus::default();
             let settings = ServeSettings {
                 conf_dir: args.conf_dir,
@@ -208,6 +231,26 @@ async fn main() -> anyhow::Result<()> {
             Relay::new(pool, settings, BrokerStatus::default())
                 .run_until(shutdown.wait())
                 .await;
+        }
+        Command::Recon(args) => {
+            let cmd = ReconCommand {
+                conf_dir: args.conf_dir,
+                database: args.db.settings(),
+                mapping: args.mapping,
+                analyze: args.analyze,
+                allow_mass_change: args.allow_mass_change,
+            };
+            let summary = recon::cli::run(&cmd, shutdown.wait())
+                .await
+                .context("idm-sync recon failed")?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            if summary["state"] != "SUCCESS" {
+                anyhow::bail!(
+                    "reconciliation {}: {}",
+                    summary["state"].as_str().unwrap_or("?"),
+                    summary["stageDescription"].as_str().unwrap_or("")
+                );
+            }
         }
         Command::Migrate(args) => {
             let pool = db::connect(&args.settings())

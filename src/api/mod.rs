@@ -1,13 +1,16 @@
 //! The REST API under `/openidm`, in IDM's shapes. One file per resource.
 
 pub mod access_log;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod error;
 pub mod health;
 pub mod managed;
 pub mod managed_query;
+pub mod recon;
 pub mod render;
+pub mod repo_link;
 pub mod scheduler;
 pub mod system;
 pub mod system_query;
@@ -27,6 +30,7 @@ use self::error::ApiError;
 use crate::config::Conf;
 use crate::managed::ManagedObjects;
 use crate::outbound::broker::BrokerStatus;
+use crate::recon::ReconEngine;
 use crate::salesforce::SalesforceClient;
 use crate::scheduler::Schedule;
 
@@ -42,6 +46,8 @@ pub struct AppState {
     pub salesforce: Option<SalesforceClient>,
     /// `conf/schedule-*.json`.
     pub schedules: Arc<Vec<Schedule>>,
+    /// The reconciliation engine, when `conf/` has `sync.json` and the Salesforce connector.
+    pub recon: Option<ReconEngine>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -91,6 +97,26 @@ pub fn router(state: AppState) -> Router {
                 .put(system::update)
                 .delete(system::deactivate)
                 .fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/recon",
+            get(recon::list)
+                .post(recon::start)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/recon/{id}",
+            get(recon::read)
+                .post(recon::instance_action)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/repo/link",
+            get(repo_link::query_links).fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/audit/recon",
+            get(audit::query_recon).fallback(method_not_allowed),
         )
         // `layer`, not `route_layer`: unknown paths also need credentials, so the API's
         // shape cannot be probed anonymously.

@@ -6,4 +6,4 @@ pub mod patch;
 pub mod policy;
 pub mod service;
 
-pub use service::{ManagedError, ManagedObjects, Precondition};
+pub use service::{ManagedError, ManagedObjects, Merged, Precondition};

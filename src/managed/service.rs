@@ -163,17 +163,77 @@ impl ManagedObjects {
         id: &str,
         if_match: Option<String>,
     ) -> Result<StoredObject, ManagedError> {
-        self.schema(object_type)?;
         let mut tx = self.pool.begin().await?;
-        let current = store::get_for_update(&mut tx, object_type, id)
+        let deleted = self
+            .delete_in(&mut tx, object_type, id, if_match.as_deref())
             .await?
             .ok_or_else(|| not_found(object_type, id))?;
-        if let Some(rev) = &if_match {
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    // The `*_in` operations run inside the caller's transaction, through the same validation,
+    // revision and outbox path as the REST operations above. Recon uses them to write a page
+    // of objects, their outbox rows and their links in one transaction.
+
+    /// Creates `id` with `body` (policies validated, outbox row written). Fails with a
+    /// precondition error when the id exists, with a policy failure on a duplicate userName.
+    pub async fn create_in(
+        &self,
+        tx: &mut PgConnection,
+        object_type: &str,
+        id: &str,
+        body: Map<String, Value>,
+    ) -> Result<StoredObject, ManagedError> {
+        let schema = self.schema(object_type)?;
+        check_id(id)?;
+        write(tx, schema, object_type, id, None, strip_meta(body)).await
+    }
+
+    /// Sets the properties in `changes` on the current object (objects are merged key by key,
+    /// so a mapped `/name/givenName` keeps `/name/sn`), reading it under a row lock first so a
+    /// concurrent REST write is never overwritten blindly. `Ok(None)` when the object is gone.
+    /// A merge that changes nothing writes nothing: same revision, no outbox row.
+    pub async fn merge_in(
+        &self,
+        tx: &mut PgConnection,
+        object_type: &str,
+        id: &str,
+        changes: &Map<String, Value>,
+    ) -> Result<Option<Merged>, ManagedError> {
+        let schema = self.schema(object_type)?;
+        let Some(current) = store::get_for_update(tx, object_type, id).await? else {
+            return Ok(None);
+        };
+        let before_rev = current.rev;
+        let mut body = current.body.clone();
+        merge(&mut body, changes);
+        let object = write(tx, schema, object_type, id, Some(current), body).await?;
+        Ok(Some(Merged {
+            changed: object.rev != before_rev,
+            object,
+        }))
+    }
+
+    /// Deletes `id` (with its outbox row) under an optional revision precondition; returns
+    /// the object as it was, `Ok(None)` when it does not exist.
+    pub async fn delete_in(
+        &self,
+        tx: &mut PgConnection,
+        object_type: &str,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<Option<StoredObject>, ManagedError> {
+        self.schema(object_type)?;
+        let Some(current) = store::get_for_update(tx, object_type, id).await? else {
+            return Ok(None);
+        };
+        if let Some(rev) = if_match {
             check_rev(&current, rev)?;
         }
-        let rev = store::delete(&mut tx, object_type, id).await?;
+        let rev = store::delete(tx, object_type, id).await?;
         outbox::record(
-            &mut tx,
+            tx,
             &NewChange {
                 object_type,
                 object_id: id,
@@ -184,8 +244,28 @@ impl ManagedObjects {
             },
         )
         .await?;
-        tx.commit().await?;
-        Ok(current)
+        Ok(Some(current))
+    }
+}
+
+/// The outcome of [`ManagedObjects::merge_in`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merged {
+    /// The object after the merge (the stored one, unchanged, when nothing changed).
+    pub object: StoredObject,
+    pub changed: bool,
+}
+
+/// Puts `changes` into `body`: nested objects merge key by key, anything else replaces
+/// (what [`ManagedObjects::merge_in`] stores; recon's analyze mode uses it to predict).
+pub fn merge(body: &mut Map<String, Value>, changes: &Map<String, Value>) {
+    for (key, value) in changes {
+        match (body.get_mut(key), value) {
+            (Some(Value::Object(existing)), Value::Object(inner)) => merge(existing, inner),
+            _ => {
+                body.insert(key.clone(), value.clone());
+            }
+        }
     }
 }
 

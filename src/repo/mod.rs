@@ -1,10 +1,15 @@
-//! Postgres storage: managed objects, the outbox, queries compiled from filters.
+//! Postgres storage: managed objects, the outbox, queries compiled from filters, links,
+//! recon runs and the recon audit.
 
+pub mod audit;
 pub mod db;
 pub mod filter_sql;
+pub mod links;
 pub mod managed;
 pub mod outbox;
 pub mod query;
+pub mod recon_runs;
+pub mod relation_query;
 
 /// Errors at the storage boundary.
 #[derive(Debug, thiserror::Error)]

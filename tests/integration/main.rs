@@ -12,6 +12,7 @@ mod outbox;
 mod patch;
 mod policy;
 mod query;
+mod recon;
 mod relay;
 mod revisions;
 mod salesforce;

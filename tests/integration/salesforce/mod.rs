@@ -4,5 +4,5 @@ mod auth;
 mod conf;
 mod faults;
 mod query;
-mod support;
+pub mod support;
 mod writes;

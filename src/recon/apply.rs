@@ -1,0 +1,676 @@
+//! Applying a page's planned work: in one transaction, the managed writes (through the same
+//! path as REST: policies, revisions, outbox rows), the link changes with their snapshots,
+//! the seen-marks, the held-back deletes and the audit rows.
+//!
+//! A per-object failure (a policy, a duplicate userName) must not fail the page. Validation
+//! failures leave the transaction usable, but a constraint violation aborts it; rather than
+//! pay a savepoint per object on every page, the page is first applied without savepoints,
+//! and only if an object fails is it rolled back and applied again with one savepoint per
+//! object. Planned work is idempotent (updates re-read their object under a row lock), so
+//! the replay is safe.
+
+use std::time::Instant;
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Map, Value};
+use sqlx::{Acquire, PgConnection};
+
+use super::run::{Ctx, Flow};
+use super::summary::Timed;
+use super::{ReconError, SOURCE_RESOURCE, TARGET_RESOURCE, TARGET_TYPE};
+use crate::managed::ManagedError;
+use crate::managed::service::merge;
+use crate::mapping::{Action, DEFAULT_LINK_QUALIFIER, Decision, PolicyScope, Situation};
+use crate::repo::links::{self, NewLink, Snapshot};
+use crate::repo::recon_runs::{self, PendingDelete};
+use crate::repo::{RepoError, audit};
+
+/// Which phase assessed an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Source,
+    Target,
+}
+
+/// One assessed object and what to do about it.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub phase: Phase,
+    pub source_id: Option<String>,
+    pub target_id: Option<String>,
+    pub situation: Option<Situation>,
+    pub action: Option<Action>,
+    /// Index of the deciding policy (for its postAction).
+    pub policy: Option<usize>,
+    pub source: Option<Value>,
+    pub target: Option<Value>,
+    pub work: Work,
+    /// Assessment already failed (a script error): nothing to apply.
+    pub error: Option<String>,
+}
+
+impl Entry {
+    pub fn new(phase: Phase) -> Entry {
+        Entry {
+            phase,
+            source_id: None,
+            target_id: None,
+            situation: None,
+            action: None,
+            policy: None,
+            source: None,
+            target: None,
+            work: Work::Nothing,
+            error: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Work {
+    Nothing,
+    /// CREATE; `link_id` is the existing link of a MISSING source, pointed at the new object.
+    Create {
+        body: Map<String, Value>,
+        link_id: Option<String>,
+    },
+    /// UPDATE of `target_id` with the mapped values.
+    Update {
+        target_id: String,
+        changes: Map<String, Value>,
+        current: Map<String, Value>,
+        link: LinkPlan,
+    },
+    Link {
+        target_id: String,
+    },
+    Unlink {
+        link_id: String,
+    },
+    /// DELETE, held back until the guard has counted every delete of the run.
+    Delete {
+        target_id: String,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) enum LinkPlan {
+    Existing {
+        id: String,
+        snapshot: Option<Map<String, Value>>,
+    },
+    New,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    Nothing,
+    Created,
+    Updated,
+    Unchanged,
+    Linked,
+    Unlinked,
+    /// A delete held back (or, in analyze mode, one that would be made).
+    DeleteHeld,
+    Failed(String),
+}
+
+/// Why applying one object stopped.
+enum ApplyError {
+    /// The object fails; the run goes on.
+    Object(String),
+    /// The database is gone or misbehaves: the run fails.
+    Fatal(ReconError),
+}
+
+impl From<ManagedError> for ApplyError {
+    fn from(e: ManagedError) -> Self {
+        match e {
+            ManagedError::Repo(r) => ApplyError::from(r),
+            ManagedError::Policy(failures) => ApplyError::Object(format!(
+                "Policy validation failed: {}",
+                crate::managed::policy::detail(&failures)
+            )),
+            other => ApplyError::Object(other.to_string()),
+        }
+    }
+}
+
+impl From<RepoError> for ApplyError {
+    fn from(e: RepoError) -> Self {
+        if e.is_unavailable() {
+            ApplyError::Fatal(ReconError::Repo(e))
+        } else {
+            ApplyError::Object(crate::telemetry::error_chain(&e))
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApplyError {
+    fn from(e: sqlx::Error) -> Self {
+        ApplyError::from(RepoError::Database(e))
+    }
+}
+
+/// A link to create: source id, target id, and the snapshot in step, if any.
+type PlannedLink = (String, String, Option<(Map<String, Value>, i64)>);
+
+/// Link changes collected over a page, written in a few statements.
+#[derive(Default)]
+struct LinkBatch {
+    inserts: Vec<PlannedLink>,
+    snapshots: Vec<(String, Map<String, Value>, i64)>,
+    deletes: Vec<String>,
+    held: Vec<(Option<String>, String, Situation)>,
+    /// Targets created by this page (touched: the target phase must not visit them).
+    created: Vec<String>,
+}
+
+impl LinkBatch {
+    async fn flush(&mut self, tx: &mut PgConnection, link_type: &str) -> Result<(), RepoError> {
+        let new: Vec<NewLink> = self
+            .inserts
+            .iter()
+            .map(|(first, second, snap)| NewLink {
+                first_id: first,
+                second_id: second,
+                snapshot: snap
+                    .as_ref()
+                    .map(|(body, rev)| Snapshot { body, rev: *rev }),
+            })
+            .collect();
+        links::delete_many(tx, &self.deletes).await?;
+        links::insert_many(tx, link_type, DEFAULT_LINK_QUALIFIER, &new).await?;
+        let snaps: Vec<(String, Snapshot)> = self
+            .snapshots
+            .iter()
+            .map(|(id, body, rev)| (id.clone(), Snapshot { body, rev: *rev }))
+            .collect();
+        links::set_snapshots(tx, &snaps).await?;
+        Ok(())
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl Ctx {
+    /// Applies (or, in analyze mode, predicts) a page's work, runs postActions, counts, and
+    /// writes the audit rows. `seen`: the targets this page touched.
+    pub(crate) async fn apply_page(
+        &mut self,
+        entries: &[Entry],
+        seen: &[String],
+    ) -> Result<(), ReconError> {
+        let t = Instant::now();
+        let outcomes = if self.req.analyze {
+            let outcomes: Vec<Outcome> = entries.iter().map(predict).collect();
+            let audit = self.audit_rows(entries, &outcomes);
+            audit::insert_batch(self.pool(), &self.id, &audit).await?;
+            outcomes
+        } else {
+            match self.try_apply(entries, seen, false).await? {
+                Some(outcomes) => outcomes,
+                None => self
+                    .try_apply(entries, seen, true)
+                    .await?
+                    .ok_or_else(|| RepoError::Config("page replay did not complete".into()))?,
+            }
+        };
+        self.stats.time(Timed::Apply, t.elapsed());
+        for (entry, outcome) in entries.iter().zip(&outcomes) {
+            self.count(entry, outcome);
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, entry: &Entry, outcome: &Outcome) {
+        if let Some(s) = entry.situation {
+            self.stats.situation(s);
+        }
+        match outcome {
+            Outcome::Created => {
+                self.stats.created += 1;
+                self.stats.links_created += 1;
+            }
+            Outcome::Updated => self.stats.updated += 1,
+            Outcome::Unchanged => self.stats.unchanged += 1,
+            Outcome::Linked => self.stats.links_created += 1,
+            Outcome::DeleteHeld if self.req.analyze => self.stats.deleted += 1,
+            _ => {}
+        }
+        if matches!(
+            (entry.situation, outcome),
+            (
+                Some(Situation::Found),
+                Outcome::Updated | Outcome::Unchanged
+            )
+        ) {
+            self.stats.links_created += 1;
+        }
+        // Held deletes are counted when they are applied (or not, if the guard stops them).
+        if *outcome == Outcome::DeleteHeld && !self.req.analyze {
+            return;
+        }
+        let failed =
+            matches!(outcome, Outcome::Failed(_)) || entry.action == Some(Action::Exception);
+        if failed {
+            self.stats.failure += 1;
+        } else {
+            self.stats.success += 1;
+        }
+    }
+
+    /// One attempt at the page's transaction. `Ok(None)`: an object failed without
+    /// savepoints; the caller replays with them.
+    async fn try_apply(
+        &mut self,
+        entries: &[Entry],
+        seen: &[String],
+        savepoints: bool,
+    ) -> Result<Option<Vec<Outcome>>, ReconError> {
+        let link_type = self.mapping().link_type().to_owned();
+        let mut tx = self.pool().begin().await?;
+        let mut batch = LinkBatch::default();
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if let Some(message) = &entry.error {
+                outcomes.push(Outcome::Failed(message.clone()));
+                continue;
+            }
+            if !savepoints {
+                match self.apply_one(&mut tx, entry, &mut batch).await {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(ApplyError::Object(_)) => return Ok(None),
+                    Err(ApplyError::Fatal(e)) => return Err(e),
+                }
+                continue;
+            }
+            let mut sp = tx.begin().await?;
+            let mut one = LinkBatch::default();
+            let result = match self.apply_one(&mut sp, entry, &mut one).await {
+                Ok(outcome) => one
+                    .flush(&mut sp, &link_type)
+                    .await
+                    .map(|()| outcome)
+                    .map_err(ApplyError::from),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(outcome) => {
+                    sp.commit().await?;
+                    batch.held.append(&mut one.held);
+                    batch.created.append(&mut one.created);
+                    outcomes.push(outcome);
+                }
+                Err(ApplyError::Object(message)) => {
+                    sp.rollback().await?;
+                    outcomes.push(Outcome::Failed(message));
+                }
+                Err(ApplyError::Fatal(e)) => return Err(e),
+            }
+        }
+        if !savepoints {
+            if let Err(e) = batch.flush(&mut tx, &link_type).await {
+                return match ApplyError::from(e) {
+                    ApplyError::Object(_) => Ok(None),
+                    ApplyError::Fatal(e) => Err(e),
+                };
+            }
+        }
+        self.run_post_actions(entries, &mut outcomes);
+        if self.run_target_phase {
+            recon_runs::mark_seen(&mut tx, &self.id, seen).await?;
+            recon_runs::mark_seen(&mut tx, &self.id, &batch.created).await?;
+        }
+        let held: Vec<PendingDelete> = batch
+            .held
+            .iter()
+            .enumerate()
+            .map(|(i, (source_id, target_id, situation))| PendingDelete {
+                seq: self.pending_seq + i as i64 + 1,
+                target_id: target_id.clone(),
+                source_id: source_id.clone(),
+                situation: situation.as_str().to_owned(),
+            })
+            .collect();
+        recon_runs::add_pending_deletes(&mut tx, &self.id, &held).await?;
+        let t = Instant::now();
+        let audit = self.audit_rows(entries, &outcomes);
+        audit::insert_batch(&mut *tx, &self.id, &audit).await?;
+        self.stats.time(Timed::AuditLog, t.elapsed());
+        tx.commit().await?;
+        self.pending_seq += held.len() as i64;
+        Ok(Some(outcomes))
+    }
+
+    async fn apply_one(
+        &self,
+        tx: &mut PgConnection,
+        entry: &Entry,
+        batch: &mut LinkBatch,
+    ) -> Result<Outcome, ApplyError> {
+        let managed = &self.inner.managed;
+        let source_id = entry.source_id.clone().unwrap_or_default();
+        match &entry.work {
+            Work::Nothing => Ok(Outcome::Nothing),
+            Work::Create { body, link_id } => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let object = managed
+                    .create_in(tx, TARGET_TYPE, &id, body.clone())
+                    .await?;
+                batch.created.push(object.id.clone());
+                match link_id {
+                    Some(link_id) => {
+                        let snapshot = Snapshot {
+                            body: &object.body,
+                            rev: object.rev,
+                        };
+                        links::retarget(tx, link_id, &object.id, Some(snapshot)).await?;
+                    }
+                    None => {
+                        batch
+                            .inserts
+                            .push((source_id, object.id, Some((object.body, object.rev))))
+                    }
+                }
+                Ok(Outcome::Created)
+            }
+            Work::Update {
+                target_id,
+                changes,
+                link,
+                current,
+            } => {
+                // The steady state of a re-recon: the mapped values are already there and the
+                // link's snapshot agrees. Nothing to lock or write (a concurrent REST edit is
+                // the worker's to push, and the next recon's to see).
+                if let LinkPlan::Existing {
+                    snapshot: Some(snapshot),
+                    ..
+                } = link
+                {
+                    let mut after = current.clone();
+                    merge(&mut after, changes);
+                    if after == *current && snapshot == current {
+                        return Ok(Outcome::Unchanged);
+                    }
+                }
+                let merged = managed
+                    .merge_in(tx, TARGET_TYPE, target_id, changes)
+                    .await?
+                    .ok_or_else(|| {
+                        ApplyError::Object(format!(
+                            "{TARGET_RESOURCE}/{target_id} was deleted during the reconciliation"
+                        ))
+                    })?;
+                let object = merged.object;
+                match link {
+                    LinkPlan::Existing { id, snapshot } => {
+                        // The snapshot says what Salesforce last agreed with: refresh it when
+                        // the object changed, or when it lags (written before by a REST edit
+                        // that Salesforce now shows as well).
+                        if merged.changed || snapshot.as_ref() != Some(&object.body) {
+                            batch.snapshots.push((id.clone(), object.body, object.rev));
+                        }
+                    }
+                    LinkPlan::New => batch.inserts.push((
+                        source_id,
+                        target_id.clone(),
+                        Some((object.body, object.rev)),
+                    )),
+                }
+                Ok(if merged.changed {
+                    Outcome::Updated
+                } else {
+                    Outcome::Unchanged
+                })
+            }
+            Work::Link { target_id } => {
+                // A plain LINK does not bring the objects in step: no snapshot.
+                batch.inserts.push((source_id, target_id.clone(), None));
+                Ok(Outcome::Linked)
+            }
+            Work::Unlink { link_id } => {
+                batch.deletes.push(link_id.clone());
+                Ok(Outcome::Unlinked)
+            }
+            Work::Delete { target_id } => {
+                let situation = entry.situation.unwrap_or(Situation::Unqualified);
+                batch
+                    .held
+                    .push((entry.source_id.clone(), target_id.clone(), situation));
+                Ok(Outcome::DeleteHeld)
+            }
+        }
+    }
+
+    /// The deciding policies' postActions, after their action; a failing one fails its object.
+    fn run_post_actions(&self, entries: &[Entry], outcomes: &mut [Outcome]) {
+        let mapping = self.mapping();
+        for (entry, outcome) in entries.iter().zip(outcomes.iter_mut()) {
+            let (Some(index), Some(situation), Some(action)) =
+                (entry.policy, entry.situation, entry.action)
+            else {
+                continue;
+            };
+            let Some(policy) = mapping.policies.iter().find(|p| p.index == index) else {
+                continue;
+            };
+            if policy.post_action.is_none() || matches!(outcome, Outcome::Failed(_)) {
+                continue;
+            }
+            let decision = Decision {
+                situation,
+                action,
+                policy: Some(policy),
+            };
+            let scope = PolicyScope {
+                source: entry.source.as_ref(),
+                target: entry.target.as_ref(),
+                link_qualifier: DEFAULT_LINK_QUALIFIER,
+                source_phase: entry.phase == Phase::Source,
+                recon_id: Some(&self.id),
+            };
+            if let Err(e) = decision.run_post_action(mapping, &scope) {
+                *outcome = Outcome::Failed(e.to_string());
+            }
+        }
+    }
+
+    fn audit_rows(&self, entries: &[Entry], outcomes: &[Outcome]) -> Vec<Map<String, Value>> {
+        entries
+            .iter()
+            .zip(outcomes)
+            .filter_map(|(entry, outcome)| {
+                let failed = matches!(outcome, Outcome::Failed(_));
+                let quiet = matches!(
+                    entry.action,
+                    Some(Action::Ignore | Action::NoReport | Action::Async)
+                );
+                if (quiet && !failed) || (*outcome == Outcome::DeleteHeld && !self.req.analyze) {
+                    return None;
+                }
+                let status = if failed || entry.action == Some(Action::Exception) {
+                    "FAILURE"
+                } else {
+                    "SUCCESS"
+                };
+                let message = match outcome {
+                    Outcome::Failed(m) => Some(m.clone()),
+                    _ if entry.action == Some(Action::Exception) => Some(format!(
+                        "Situation {}: the mapping's policy for it is EXCEPTION",
+                        entry.situation.map_or("?", Situation::as_str)
+                    )),
+                    _ if self.req.analyze => {
+                        Some("analyze: assessed only, nothing was written".into())
+                    }
+                    Outcome::Unchanged => Some("target unchanged".into()),
+                    _ => None,
+                };
+                Some(self.audit_entry(
+                    entry.phase,
+                    entry.source_id.as_deref(),
+                    entry.target_id.as_deref(),
+                    entry.situation,
+                    entry.action,
+                    status,
+                    message,
+                ))
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn audit_entry(
+        &self,
+        phase: Phase,
+        source_id: Option<&str>,
+        target_id: Option<&str>,
+        situation: Option<Situation>,
+        action: Option<Action>,
+        status: &str,
+        message: Option<String>,
+    ) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("eventName".into(), "recon".into());
+        m.insert("entryType".into(), "entry".into());
+        m.insert("reconId".into(), self.id.clone().into());
+        m.insert("mapping".into(), self.mapping().name.clone().into());
+        m.insert("timestamp".into(), now().into());
+        m.insert(
+            "reconciling".into(),
+            match phase {
+                Phase::Source => "source",
+                Phase::Target => "target",
+            }
+            .into(),
+        );
+        m.insert(
+            "situation".into(),
+            situation
+                .map(|s| Value::from(s.as_str()))
+                .unwrap_or(Value::Null),
+        );
+        m.insert(
+            "action".into(),
+            action
+                .map(|a| Value::from(a.as_str()))
+                .unwrap_or(Value::Null),
+        );
+        m.insert("status".into(), status.into());
+        m.insert("message".into(), message.map_or(Value::Null, Value::from));
+        m.insert(
+            "sourceObjectId".into(),
+            source_id.map_or(Value::Null, |id| {
+                Value::from(format!("{SOURCE_RESOURCE}/{id}"))
+            }),
+        );
+        m.insert(
+            "targetObjectId".into(),
+            target_id.map_or(Value::Null, |id| {
+                Value::from(format!("{TARGET_RESOURCE}/{id}"))
+            }),
+        );
+        m.insert("linkQualifier".into(), DEFAULT_LINK_QUALIFIER.into());
+        m
+    }
+
+    /// Applies the held-back deletes once the guard allowed them, a batch per transaction.
+    pub(crate) async fn apply_pending_deletes(&mut self) -> Result<Flow, ReconError> {
+        if self.req.analyze {
+            return Ok(Flow::Go);
+        }
+        let link_type = self.mapping().link_type().to_owned();
+        let mut after = 0;
+        loop {
+            let batch = recon_runs::pending_deletes(self.pool(), &self.id, after, 500).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.seq;
+            let mut tx = self.pool().begin().await?;
+            let mut audit_rows = Vec::with_capacity(batch.len());
+            for d in &batch {
+                let mut sp = tx.begin().await?;
+                let result: Result<bool, ApplyError> = async {
+                    let gone = self
+                        .inner
+                        .managed
+                        .delete_in(&mut sp, TARGET_TYPE, &d.target_id, None)
+                        .await?;
+                    links::delete_by_second_id(
+                        &mut sp,
+                        &link_type,
+                        DEFAULT_LINK_QUALIFIER,
+                        &d.target_id,
+                    )
+                    .await?;
+                    Ok(gone.is_some())
+                }
+                .await;
+                let situation = Situation::from_name(&d.situation);
+                let phase = if d.source_id.is_some() {
+                    Phase::Source
+                } else {
+                    Phase::Target
+                };
+                let (status, message) = match result {
+                    Ok(deleted) => {
+                        sp.commit().await?;
+                        if deleted {
+                            self.stats.deleted += 1;
+                        }
+                        self.stats.success += 1;
+                        ("SUCCESS", None)
+                    }
+                    Err(ApplyError::Object(message)) => {
+                        sp.rollback().await?;
+                        self.stats.failure += 1;
+                        ("FAILURE", Some(message))
+                    }
+                    Err(ApplyError::Fatal(e)) => return Err(e),
+                };
+                audit_rows.push(self.audit_entry(
+                    phase,
+                    d.source_id.as_deref(),
+                    Some(&d.target_id),
+                    situation,
+                    Some(Action::Delete),
+                    status,
+                    message,
+                ));
+            }
+            audit::insert_batch(&mut *tx, &self.id, &audit_rows).await?;
+            tx.commit().await?;
+            if self.checkpoint().await? == Flow::Cancel {
+                return Ok(Flow::Cancel);
+            }
+        }
+        Ok(Flow::Go)
+    }
+}
+
+/// What analyze mode reports for an entry.
+fn predict(entry: &Entry) -> Outcome {
+    if let Some(message) = &entry.error {
+        return Outcome::Failed(message.clone());
+    }
+    match &entry.work {
+        Work::Nothing => Outcome::Nothing,
+        Work::Create { .. } => Outcome::Created,
+        Work::Update {
+            changes, current, ..
+        } => {
+            let mut after = current.clone();
+            merge(&mut after, changes);
+            if after == *current {
+                Outcome::Unchanged
+            } else {
+                Outcome::Updated
+            }
+        }
+        Work::Link { .. } => Outcome::Linked,
+        Work::Unlink { .. } => Outcome::Unlinked,
+        Work::Delete { .. } => Outcome::DeleteHeld,
+    }
+}

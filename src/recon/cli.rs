@@ -1,0 +1,104 @@
+//! `idm-sync recon`: one reconciliation in this process, with a progress line on a terminal,
+//! the summary printed at the end. A signal cancels the run cleanly (at a page boundary).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{ReconError, ReconRequest};
+use crate::app::{self, StartError};
+use crate::config::Conf;
+use crate::managed::ManagedObjects;
+use crate::repo::db::{self, DbSettings};
+use crate::salesforce::{SalesforceClient, TokenStore};
+
+/// What `idm-sync recon` was asked.
+#[derive(Debug, Clone)]
+pub struct ReconCommand {
+    pub conf_dir: PathBuf,
+    pub database: DbSettings,
+    pub mapping: String,
+    pub analyze: bool,
+    pub allow_mass_change: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(
+        "reconciliation is not configured: {0} needs sync.json and provisioner.openicf-salesforce.json"
+    )]
+    NotConfigured(String),
+    #[error(transparent)]
+    Recon(#[from] ReconError),
+}
+
+/// Runs the reconciliation to its end (or until `shutdown` cancels it) and returns its summary.
+pub async fn run(
+    cmd: &ReconCommand,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<Value, CliError> {
+    let conf = Conf::load(&cmd.conf_dir).map_err(StartError::from)?;
+    let pool = db::connect(&cmd.database).await.map_err(StartError::from)?;
+    db::migrate(&pool).await.map_err(StartError::from)?;
+    let client = match &conf.salesforce {
+        Some(system) => Some(
+            SalesforceClient::new(system.client.clone(), TokenStore::postgres(pool.clone()))
+                .map_err(StartError::from)?,
+        ),
+        None => None,
+    };
+    let managed = ManagedObjects::new(pool, Arc::new(conf.managed.clone()));
+    let engine = app::build_recon(&cmd.conf_dir, &managed, client.as_ref())
+        .await?
+        .ok_or_else(|| CliError::NotConfigured(cmd.conf_dir.display().to_string()))?;
+    let mut started = engine
+        .start(ReconRequest {
+            mapping: cmd.mapping.clone(),
+            analyze: cmd.analyze,
+            allow_mass_change: cmd.allow_mass_change,
+            ..ReconRequest::default()
+        })
+        .await?;
+    let id = started.id.clone();
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let engine = engine.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if let Ok(s) = engine.get(&id).await {
+                    let p = &s["progress"];
+                    eprint!(
+                        "\r{:<28} source {}/{}  target {}  created {}  updated {}  unchanged {}   ",
+                        s["stage"].as_str().unwrap_or(""),
+                        p["source"]["existing"]["processed"],
+                        p["source"]["existing"]["total"].as_str().unwrap_or("?"),
+                        p["target"]["existing"]["processed"],
+                        p["target"]["created"],
+                        p["target"]["updated"],
+                        p["target"]["unchanged"],
+                    );
+                }
+            }
+        })
+    });
+    tokio::pin!(shutdown);
+    tokio::select! {
+        _ = &mut started.task => {}
+        () = &mut shutdown => {
+            tracing::info!(recon_id = %id, "signal received: cancelling the reconciliation");
+            engine.cancel(&id).await?;
+            let _ = (&mut started.task).await;
+        }
+    }
+    if let Some(progress) = progress {
+        progress.abort();
+        eprintln!();
+    }
+    Ok(engine.get(&id).await?)
+}

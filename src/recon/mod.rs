@@ -1,0 +1,265 @@
+//! The reconciliation engine: `systemSalesforceUser_managedUser` (or any mapping from
+//! `system/salesforce/User` to `managed/user`) over the Salesforce query stream.
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | [`ReconEngine`]: start, read, list, cancel runs |
+//! | `run.rs` | one run's lifecycle: lock, row, heartbeat, stages, final state |
+//! | `source_phase.rs` | Salesforce pages → situations → planned work, set-wise per page |
+//! | `target_phase.rs` | managed users the source phase did not touch |
+//! | `apply.rs` | a page's planned work in one transaction (managed writes, outbox, links, audit) |
+//! | `guard.rs` | the mass-change guard over held-back deletes |
+//! | `soql.rs` | the source query: fields and `_queryFilter` → SOQL |
+//! | `summary.rs` | counters and IDM's summary shape |
+//! | `cli.rs` | `idm-sync recon` |
+//!
+//! # Design
+//!
+//! - **Pages, not objects.** Each Salesforce page (up to 2,000 users, one API call) is
+//!   handled set-wise: its links in one query, its linked targets in one query, its
+//!   correlation queries batched (`UNION ALL` of the compiled filters), and all its managed
+//!   writes, outbox rows, link changes, seen-marks and audit rows in one transaction.
+//! - **No echo.** Every managed write recon makes records, on the link and in the same
+//!   transaction, the managed object now in step with Salesforce (`links.synced_snapshot`).
+//! - **Bounded memory.** One page at a time; the targets the source phase touched go to an
+//!   unlogged table (`recon_seen`), not a set in memory, and the target phase pages through
+//!   the managed users not in it by keyset.
+//! - **One run per mapping** across replicas: a session advisory lock on a connection of the
+//!   run's own. A run whose process died loses its lock with its connection; whoever next
+//!   reads the runs (or starts one) sees an ACTIVE run with a free lock and marks it FAILED.
+//! - **Cancel** is a flag on the run's row, read at each page boundary, so any replica can
+//!   cancel a run that another one executes.
+
+pub mod cli;
+pub mod guard;
+pub mod soql;
+pub mod summary;
+
+mod apply;
+mod run;
+mod source_phase;
+mod target_phase;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+
+use crate::managed::ManagedObjects;
+use crate::mapping::{Mapping, SyncConfig};
+use crate::repo::{self, RepoError, recon_runs};
+use crate::salesforce::{SalesforceClient, SalesforceError};
+
+pub use run::RunOutcome;
+
+/// The source resource recon reads.
+pub const SOURCE_RESOURCE: &str = "system/salesforce/User";
+/// The target resource recon writes.
+pub const TARGET_RESOURCE: &str = "managed/user";
+/// The managed object type of [`TARGET_RESOURCE`].
+pub(crate) const TARGET_TYPE: &str = "user";
+
+/// Tunables of the engine.
+#[derive(Debug, Clone)]
+pub struct ReconSettings {
+    /// Largest share of managed objects one run may delete without `allowMassChange`.
+    pub max_delete_share: f64,
+    /// Salesforce query batch size (200..=2000).
+    pub source_batch_size: u32,
+    /// Managed objects per target-phase page.
+    pub target_page_size: i64,
+    /// How often a running recon refreshes its heartbeat while a page takes long.
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for ReconSettings {
+    fn default() -> Self {
+        ReconSettings {
+            max_delete_share: guard::DEFAULT_MAX_DELETE_SHARE,
+            source_batch_size: 2000,
+            target_page_size: 1000,
+            heartbeat_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ReconSettings {
+    /// Defaults, with `IDM_RECON_MAX_DELETE_SHARE` (a number in 0..=1) from the environment.
+    pub fn from_env() -> Result<ReconSettings, String> {
+        let mut settings = ReconSettings::default();
+        if let Ok(text) = std::env::var("IDM_RECON_MAX_DELETE_SHARE") {
+            let share: f64 = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("IDM_RECON_MAX_DELETE_SHARE={text:?} is not a number"))?;
+            if !(0.0..=1.0).contains(&share) {
+                return Err(format!(
+                    "IDM_RECON_MAX_DELETE_SHARE={text:?} must be between 0 and 1"
+                ));
+            }
+            settings.max_delete_share = share;
+        }
+        Ok(settings)
+    }
+}
+
+/// What to reconcile and how.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReconRequest {
+    pub mapping: String,
+    /// Assess and report; write nothing (no managed object, link or outbox row).
+    pub analyze: bool,
+    /// Let the run delete more than the guard's share.
+    pub allow_mass_change: bool,
+    /// `reconById`: reconcile this one source id (no target phase).
+    pub source_id: Option<String>,
+    /// Overrides of the mapping's `sourceQuery`, `targetQuery`, `runTargetPhase`.
+    pub source_query: Option<Value>,
+    pub target_query: Option<Value>,
+    pub run_target_phase: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconError {
+    #[error("Mapping {0} not found")]
+    UnknownMapping(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("A reconciliation of mapping {0} is already running")]
+    AlreadyRunning(String),
+    #[error("Reconciliation with id {0} not found.")]
+    NotFound(String),
+    #[error("the Salesforce query failed")]
+    Salesforce(#[from] SalesforceError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+impl From<sqlx::Error> for ReconError {
+    fn from(e: sqlx::Error) -> Self {
+        ReconError::Repo(RepoError::Database(e))
+    }
+}
+
+/// A started run: its id, and the task executing it.
+pub struct StartedRun {
+    pub id: String,
+    pub task: JoinHandle<RunOutcome>,
+}
+
+/// The engine: cheap to clone, shared by the REST API, the CLI and (later) the scheduler.
+#[derive(Clone)]
+pub struct ReconEngine {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub pool: PgPool,
+    pub managed: ManagedObjects,
+    pub sync: Arc<SyncConfig>,
+    pub salesforce: SalesforceClient,
+    pub settings: ReconSettings,
+}
+
+impl ReconEngine {
+    pub fn new(
+        managed: ManagedObjects,
+        sync: Arc<SyncConfig>,
+        salesforce: SalesforceClient,
+        settings: ReconSettings,
+    ) -> ReconEngine {
+        ReconEngine {
+            inner: Arc::new(Inner {
+                pool: managed.pool().clone(),
+                managed,
+                sync,
+                salesforce,
+                settings,
+            }),
+        }
+    }
+
+    pub fn sync_config(&self) -> &SyncConfig {
+        &self.inner.sync
+    }
+
+    /// Checks the request, takes the mapping's lock, records the run as ACTIVE and starts it
+    /// in a task of its own. [`ReconError::AlreadyRunning`] when a run of the mapping is
+    /// active anywhere.
+    pub async fn start(&self, request: ReconRequest) -> Result<StartedRun, ReconError> {
+        run::start(self.inner.clone(), request).await
+    }
+
+    /// Starts a run and waits for its end; returns its summary.
+    pub async fn run(&self, request: ReconRequest) -> Result<Value, ReconError> {
+        let started = self.start(request).await?;
+        let id = started.id.clone();
+        // A panic in the run task leaves its row ACTIVE with a free lock: `get` reaps it.
+        let _ = started.task.await;
+        self.get(&id).await
+    }
+
+    /// The summary of a run, in IDM's shape (dead runs are marked FAILED first).
+    pub async fn get(&self, id: &str) -> Result<Value, ReconError> {
+        recon_runs::reap_dead(&self.inner.pool).await?;
+        let row = recon_runs::get(&self.inner.pool, id)
+            .await?
+            .ok_or_else(|| ReconError::NotFound(id.to_owned()))?;
+        Ok(summary::render(&row))
+    }
+
+    /// The latest runs, newest first.
+    pub async fn list(&self, limit: i64) -> Result<Vec<Value>, ReconError> {
+        recon_runs::reap_dead(&self.inner.pool).await?;
+        Ok(recon_runs::list(&self.inner.pool, limit)
+            .await?
+            .iter()
+            .map(summary::render)
+            .collect())
+    }
+
+    /// Asks a run to stop at its next page boundary (state CANCELED). IDM 7's answer:
+    /// `{"_id", "action": "cancel", "status": "INITIATED"}`; a run already finished answers
+    /// `"status": "SUCCESS"` and is left as it was.
+    pub async fn cancel(&self, id: &str) -> Result<Value, ReconError> {
+        recon_runs::reap_dead(&self.inner.pool).await?;
+        let state = recon_runs::request_cancel(&self.inner.pool, id)
+            .await?
+            .ok_or_else(|| ReconError::NotFound(id.to_owned()))?;
+        let status = if state == "ACTIVE" {
+            "INITIATED"
+        } else {
+            "SUCCESS"
+        };
+        Ok(json!({"_id": id, "action": "cancel", "status": status}))
+    }
+
+    /// Marks FAILED the runs whose process died (called at start-up, and before every read).
+    pub async fn reap_dead(&self) -> Result<u64, ReconError> {
+        Ok(repo::recon_runs::reap_dead(&self.inner.pool).await?)
+    }
+}
+
+impl Inner {
+    pub(crate) fn mapping(&self, name: &str) -> Result<&Mapping, ReconError> {
+        let mapping = self
+            .sync
+            .mapping(name)
+            .ok_or_else(|| ReconError::UnknownMapping(name.to_owned()))?;
+        if mapping.source != SOURCE_RESOURCE || mapping.target != TARGET_RESOURCE {
+            return Err(ReconError::BadRequest(format!(
+                "Mapping {name} maps {} to {}: idm-sync reconciles {SOURCE_RESOURCE} into {TARGET_RESOURCE} only (the other direction is implicit synchronization)",
+                mapping.source, mapping.target
+            )));
+        }
+        if mapping.links_reversed() {
+            return Err(ReconError::BadRequest(format!(
+                "Mapping {name} reuses the links of {}: reconcile that mapping instead",
+                mapping.link_type()
+            )));
+        }
+        Ok(mapping)
+    }
+}

@@ -1,0 +1,283 @@
+//! One run's lifecycle: checks, the mapping's lock, the run's row, stages and progress, the
+//! heartbeat, cancel at page boundaries, the final state.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection, PgPool};
+
+use super::summary::{Stage, Stats, Timed};
+use super::{Inner, ReconError, ReconRequest, StartedRun, TARGET_TYPE, guard, soql};
+use crate::filter::Filter;
+use crate::mapping::Mapping;
+use crate::repo::{links, recon_runs};
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    Success,
+    Canceled,
+    Failed(String),
+}
+
+/// Whether to go on after a page boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Go,
+    Cancel,
+}
+
+/// A run in progress: what it does, and its counters.
+pub(crate) struct Ctx {
+    pub inner: Arc<Inner>,
+    pub id: String,
+    pub req: ReconRequest,
+    mapping_index: usize,
+    pub soql: String,
+    pub target_filter: Filter,
+    pub run_target_phase: bool,
+    pub stats: Stats,
+    pub stage: Stage,
+    /// Run correlation queries (false when the target set was empty at the start and
+    /// `correlateEmptyTargetSet` is false, as in IDM).
+    pub correlate: bool,
+    /// Managed objects when the run started (the guard's denominator).
+    pub existing_targets: u64,
+    /// Sequence of held-back deletes.
+    pub pending_seq: i64,
+}
+
+impl Ctx {
+    pub fn mapping(&self) -> &Mapping {
+        &self.inner.sync.mappings[self.mapping_index]
+    }
+
+    /// The mapping, borrowed from a clone of the engine (so `self` stays free to mutate).
+    pub fn mapping_of<'a>(&self, inner: &'a Inner) -> &'a Mapping {
+        &inner.sync.mappings[self.mapping_index]
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// Records progress and a heartbeat; reads the cancel flag.
+    pub async fn checkpoint(&mut self) -> Result<Flow, ReconError> {
+        let cancel = recon_runs::progress(
+            self.pool(),
+            &self.id,
+            self.stage.pair(),
+            &self.stats.to_json(),
+        )
+        .await?;
+        Ok(if cancel { Flow::Cancel } else { Flow::Go })
+    }
+
+    async fn enter(&mut self, stage: Stage) -> Result<Flow, ReconError> {
+        self.stage = stage;
+        self.checkpoint().await
+    }
+
+    async fn phases(&mut self) -> Result<RunOutcome, ReconError> {
+        if self.enter(Stage::QueryEntries).await? == Flow::Cancel {
+            return Ok(RunOutcome::Canceled);
+        }
+        let t = Instant::now();
+        let existing =
+            recon_runs::count_targets(self.pool(), TARGET_TYPE, &self.target_filter).await?;
+        self.stats.time(Timed::TargetQuery, t.elapsed());
+        self.existing_targets = u64::try_from(existing).unwrap_or(0);
+        self.stats.target_total = Some(self.existing_targets);
+        let link_total = links::count(self.pool(), self.mapping().link_type()).await?;
+        self.stats.links_total = Some(u64::try_from(link_total).unwrap_or(0));
+        self.correlate = self.mapping().has_correlation()
+            && (self.existing_targets > 0 || self.mapping().correlate_empty_target_set);
+
+        if self.enter(Stage::ReconcilingSource).await? == Flow::Cancel {
+            return Ok(RunOutcome::Canceled);
+        }
+        let t = Instant::now();
+        let flow = self.source_phase().await?;
+        self.stats.time(Timed::SourcePhase, t.elapsed());
+        if flow == Flow::Cancel {
+            return Ok(RunOutcome::Canceled);
+        }
+        if self.stats.source_processed == 0
+            && self.req.source_id.is_none()
+            && !self.mapping().allow_empty_source_set
+        {
+            return Ok(RunOutcome::Failed(
+                "Cannot reconcile from an empty data source, unless allowEmptySourceSet is true."
+                    .into(),
+            ));
+        }
+
+        if self.run_target_phase {
+            if self.enter(Stage::ReconcilingTarget).await? == Flow::Cancel {
+                return Ok(RunOutcome::Canceled);
+            }
+            let t = Instant::now();
+            let flow = self.target_phase().await?;
+            self.stats.time(Timed::TargetPhase, t.elapsed());
+            if flow == Flow::Cancel {
+                return Ok(RunOutcome::Canceled);
+            }
+        }
+
+        if self.enter(Stage::ApplyingDeletes).await? == Flow::Cancel {
+            return Ok(RunOutcome::Canceled);
+        }
+        let planned = u64::try_from(self.pending_seq).unwrap_or(0);
+        let one_object = self.req.source_id.is_some();
+        if let Err(reason) = guard::check(
+            planned,
+            self.existing_targets,
+            self.inner.settings.max_delete_share,
+            self.req.allow_mass_change || one_object || self.req.analyze,
+        ) {
+            return Ok(RunOutcome::Failed(reason));
+        }
+        if self.apply_pending_deletes().await? == Flow::Cancel {
+            return Ok(RunOutcome::Canceled);
+        }
+        Ok(RunOutcome::Success)
+    }
+}
+
+static RUN_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// IDM 7's recon id style: a UUID and a sequence number.
+fn new_run_id() -> String {
+    format!(
+        "{}-{}",
+        uuid::Uuid::new_v4(),
+        RUN_SEQ.fetch_add(1, Ordering::Relaxed) + 1
+    )
+}
+
+pub(crate) async fn start(inner: Arc<Inner>, req: ReconRequest) -> Result<StartedRun, ReconError> {
+    let mapping = inner.mapping(&req.mapping)?;
+    let mapping_index = inner
+        .sync
+        .mappings
+        .iter()
+        .position(|m| m.name == mapping.name)
+        .ok_or_else(|| ReconError::UnknownMapping(req.mapping.clone()))?;
+    let source_query = req.source_query.as_ref().or(mapping.source_query.as_ref());
+    let soql = soql::build(mapping, source_query, req.source_id.as_deref())
+        .map_err(|e| ReconError::BadRequest(format!("sourceQuery: {e}")))?;
+    let target_query = req.target_query.as_ref().or(mapping.target_query.as_ref());
+    let target_filter = soql::query_filter(target_query)
+        .map_err(|e| ReconError::BadRequest(format!("targetQuery: {e}")))?
+        .unwrap_or(Filter::True);
+    let run_target_phase =
+        req.source_id.is_none() && req.run_target_phase.unwrap_or(mapping.run_target_phase);
+    let parameters = json!({
+        "sourceQuery": {"resourceName": super::SOURCE_RESOURCE, "soql": soql},
+        "targetQuery": {
+            "resourceName": super::TARGET_RESOURCE,
+            "queryFilter": target_query.and_then(|q| q.get("_queryFilter")).cloned().unwrap_or(Value::from("true")),
+        },
+        "runTargetPhase": run_target_phase,
+        "analyze": req.analyze,
+        "allowMassChange": req.allow_mass_change,
+        "sourceId": req.source_id,
+    });
+
+    // The lock lives on a connection of the run's own, outside the pool: if the process (or
+    // the run's task) dies, the connection closes and Postgres releases the lock.
+    let mut lock = inner.pool.acquire().await?.detach();
+    if !recon_runs::try_lock(&mut lock, &req.mapping).await? {
+        return Err(ReconError::AlreadyRunning(req.mapping.clone()));
+    }
+    // Holding the lock, any ACTIVE run of this mapping is a dead one.
+    recon_runs::fail_active(&mut lock, &req.mapping).await?;
+    let id = new_run_id();
+    recon_runs::insert(
+        &mut lock,
+        &id,
+        &req.mapping,
+        Stage::Initialized.pair(),
+        &Stats::default().to_json(),
+        &parameters,
+    )
+    .await?;
+    tracing::info!(recon_id = %id, mapping = %req.mapping, analyze = req.analyze, "reconciliation started");
+    let ctx = Ctx {
+        inner: inner.clone(),
+        id: id.clone(),
+        req,
+        mapping_index,
+        soql,
+        target_filter,
+        run_target_phase,
+        stats: Stats::default(),
+        stage: Stage::Initialized,
+        correlate: false,
+        existing_targets: 0,
+        pending_seq: 0,
+    };
+    let task = tokio::spawn(execute(ctx, lock));
+    Ok(StartedRun { id, task })
+}
+
+async fn execute(mut ctx: Ctx, mut lock: PgConnection) -> RunOutcome {
+    let pool = ctx.pool().clone();
+    let id = ctx.id.clone();
+    let interval = ctx.inner.settings.heartbeat_interval;
+    let outcome = tokio::select! {
+        result = ctx.phases() => match result {
+            Ok(outcome) => outcome,
+            Err(e) => RunOutcome::Failed(crate::telemetry::error_chain(&e).to_string()),
+        },
+        never = heartbeat(&pool, &id, interval) => match never {},
+    };
+    let (state, stage, description) = match &outcome {
+        RunOutcome::Success => ("SUCCESS", Stage::CompletedSuccess, None),
+        RunOutcome::Canceled => ("CANCELED", Stage::CompletedCanceled, None),
+        RunOutcome::Failed(reason) => ("FAILED", Stage::CompletedFailed, Some(reason.clone())),
+    };
+    let description = description.map_or_else(
+        || stage.description().to_owned(),
+        |reason| format!("{}: {reason}", stage.description()),
+    );
+    match &outcome {
+        RunOutcome::Failed(reason) => {
+            tracing::warn!(recon_id = %id, %reason, "reconciliation failed")
+        }
+        other => tracing::info!(recon_id = %id, outcome = ?other, "reconciliation ended"),
+    }
+    if let Err(e) = recon_runs::finish(
+        &pool,
+        &id,
+        state,
+        (stage.name(), &description),
+        &ctx.stats.to_json(),
+    )
+    .await
+    {
+        // The row stays ACTIVE; the lock goes with the connection below, so the next reader
+        // marks the run FAILED.
+        tracing::error!(recon_id = %id, error = %crate::telemetry::error_chain(&e), "cannot record the end of the run");
+    }
+    if let Err(e) = recon_runs::clear_scratch(&pool, &id).await {
+        tracing::warn!(recon_id = %id, error = %crate::telemetry::error_chain(&e), "cannot clear the run's scratch rows");
+    }
+    let _ = recon_runs::unlock(&mut lock, &ctx.req.mapping).await;
+    let _ = lock.close().await;
+    outcome
+}
+
+/// Refreshes the run's heartbeat while a page takes long (operators see a stuck run).
+async fn heartbeat(pool: &PgPool, id: &str, interval: Duration) -> Infallible {
+    loop {
+        tokio::time::sleep(interval).await;
+        let _ = sqlx::query("UPDATE recon_runs SET heartbeat = now() WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await;
+    }
+}

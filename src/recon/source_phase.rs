@@ -1,0 +1,408 @@
+//! The source phase: Salesforce pages, each handled set-wise (see the module notes in
+//! `mod.rs`), and the planning of work shared with the target phase.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use futures_util::TryStreamExt;
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use sqlx::{Postgres, QueryBuilder};
+
+use super::apply::{Entry, LinkPlan, Phase, Work};
+use super::run::{Ctx, Flow};
+use super::summary::Timed;
+use super::{ReconError, TARGET_TYPE};
+use crate::filter::Filter;
+use crate::mapping::{
+    Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, LinkState, Mapping,
+    PolicyScope, Situation, SourceFacts, SyncContext, assess_source,
+};
+use crate::repo::filter_sql::push_filter;
+use crate::repo::links::{self, Link, Side};
+use crate::repo::managed::StoredObject;
+use crate::repo::recon_runs;
+use crate::salesforce::Record;
+
+/// A correlation match: the filter's key, then the object's id, rev, body.
+type KeyedRow = (i64, String, i64, Json<Map<String, Value>>);
+
+/// Correlation filters per SQL statement (each a branch of a `UNION ALL`).
+const CORRELATION_CHUNK: usize = 100;
+
+/// A target as scripts see it: `_id`, `_rev`, then its properties.
+pub(crate) fn target_value(object: &StoredObject) -> Value {
+    let mut out = Map::with_capacity(object.body.len() + 2);
+    out.insert("_id".into(), Value::from(object.id.clone()));
+    out.insert("_rev".into(), Value::from(object.rev.to_string()));
+    for (k, v) in &object.body {
+        out.insert(k.clone(), v.clone());
+    }
+    Value::Object(out)
+}
+
+/// One source record on its way through the page.
+struct Pending {
+    id: String,
+    source: Value,
+    qualifies: Result<bool, String>,
+    link: Option<Link>,
+    target: Option<StoredObject>,
+    correlation: Option<Result<CorrelationRequest, String>>,
+}
+
+impl Ctx {
+    pub(crate) async fn source_phase(&mut self) -> Result<Flow, ReconError> {
+        let client = self.inner.salesforce.clone();
+        let soql = self.soql.clone();
+        let mut pages = std::pin::pin!(
+            client.query_with_batch_size(&soql, self.inner.settings.source_batch_size)
+        );
+        loop {
+            let t = Instant::now();
+            let Some(page) = pages.try_next().await? else {
+                break;
+            };
+            self.stats.time(Timed::SourceQuery, t.elapsed());
+            self.stats.source_total = Some(page.total_size);
+            self.source_page(page.records).await?;
+            if self.checkpoint().await? == Flow::Cancel {
+                return Ok(Flow::Cancel);
+            }
+        }
+        Ok(Flow::Go)
+    }
+
+    async fn source_page(&mut self, records: Vec<Record>) -> Result<(), ReconError> {
+        let inner = self.inner.clone();
+        let mapping = self.mapping_of(&inner);
+        let pool = &inner.pool;
+        let sync_ctx = SyncContext::default();
+        let n = records.len();
+
+        let ids: Vec<String> = records
+            .iter()
+            .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let t = Instant::now();
+        let mut links: HashMap<String, Link> = links::by_ids(
+            pool,
+            mapping.link_type(),
+            DEFAULT_LINK_QUALIFIER,
+            Side::First,
+            &ids,
+        )
+        .await?
+        .into_iter()
+        .map(|l| (l.first_id.clone(), l))
+        .collect();
+        let linked: Vec<String> = links.values().map(|l| l.second_id.clone()).collect();
+        let mut targets: HashMap<String, StoredObject> =
+            recon_runs::targets_by_ids(pool, TARGET_TYPE, &linked)
+                .await?
+                .into_iter()
+                .map(|o| (o.id.clone(), o))
+                .collect();
+        self.stats.time(Timed::LinkQuery, t.elapsed());
+
+        let mut entries = Vec::with_capacity(n);
+        let mut pending = Vec::with_capacity(n);
+        for record in records {
+            let Some(id) = record.get("Id").and_then(Value::as_str).map(str::to_owned) else {
+                let mut entry = Entry::new(Phase::Source);
+                entry.error = Some("a source record without an Id".into());
+                entries.push(entry);
+                continue;
+            };
+            let source = Value::Object(record);
+            let qualifies = mapping
+                .source_qualifies(&source, &sync_ctx)
+                .map_err(|e| e.to_string());
+            let link = links.remove(&id);
+            let target = link.as_ref().and_then(|l| targets.remove(&l.second_id));
+            if link.is_some() {
+                self.stats.links_processed += 1;
+            }
+            let correlation = (link.is_none() && self.correlate && qualifies.is_ok())
+                .then(|| mapping.correlate(&source, &sync_ctx))
+                .and_then(|r| r.map_err(|e| e.to_string()).transpose());
+            pending.push(Pending {
+                id,
+                source,
+                qualifies,
+                link,
+                target,
+                correlation,
+            });
+        }
+
+        // Correlation: every filter of the page in a few statements, every id list in one.
+        let t = Instant::now();
+        let mut matches: HashMap<usize, Vec<StoredObject>> = HashMap::new();
+        let filters: Vec<(usize, &Filter)> = pending
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match &p.correlation {
+                Some(Ok(CorrelationRequest::Query(f))) => Some((i, f)),
+                _ => None,
+            })
+            .collect();
+        for chunk in filters.chunks(CORRELATION_CHUNK) {
+            for (k, object) in correlate_filters(pool, chunk).await? {
+                matches.entry(k).or_default().push(object);
+            }
+        }
+        let id_lists: Vec<(usize, &Vec<String>)> = pending
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match &p.correlation {
+                Some(Ok(CorrelationRequest::Ids(ids))) => Some((i, ids)),
+                _ => None,
+            })
+            .collect();
+        if !id_lists.is_empty() {
+            let all: Vec<String> = id_lists
+                .iter()
+                .flat_map(|(_, ids)| ids.iter().cloned())
+                .collect();
+            let found: HashMap<String, StoredObject> =
+                recon_runs::targets_by_ids(pool, TARGET_TYPE, &all)
+                    .await?
+                    .into_iter()
+                    .map(|o| (o.id.clone(), o))
+                    .collect();
+            for (i, ids) in id_lists {
+                let list = matches.entry(i).or_default();
+                for id in ids {
+                    if let Some(o) = found.get(id) {
+                        list.push(o.clone());
+                    }
+                }
+            }
+        }
+        // Single matches already linked (to another source, since these sources are unlinked).
+        let singles: Vec<String> = matches
+            .values()
+            .filter(|m| m.len() == 1)
+            .flat_map(|m| m.iter().map(|o| o.id.clone()))
+            .collect();
+        let mut linked_elsewhere: HashSet<String> = if singles.is_empty() {
+            HashSet::new()
+        } else {
+            links::by_ids(
+                pool,
+                mapping.link_type(),
+                DEFAULT_LINK_QUALIFIER,
+                Side::Second,
+                &singles,
+            )
+            .await?
+            .into_iter()
+            .map(|l| l.second_id)
+            .collect()
+        };
+        if !filters.is_empty() || !singles.is_empty() {
+            self.stats.time(Timed::CorrelationQuery, t.elapsed());
+        }
+
+        let mut seen = Vec::with_capacity(n);
+        for (i, p) in pending.into_iter().enumerate() {
+            let mut entry = Entry::new(Phase::Source);
+            entry.source_id = Some(p.id.clone());
+            let qualifies = match p.qualifies {
+                Ok(q) => q,
+                Err(message) => {
+                    entry.error = Some(message);
+                    entry.source = Some(p.source);
+                    entries.push(entry);
+                    continue;
+                }
+            };
+            let correlated = matches.remove(&i).unwrap_or_default();
+            let correlation = match &p.correlation {
+                None => Correlation::NotRun,
+                Some(Err(message)) => {
+                    entry.error = Some(message.clone());
+                    entries.push(entry);
+                    continue;
+                }
+                Some(Ok(_)) => Correlation::Matches {
+                    count: correlated.len(),
+                    linked_to_another_source: correlated.len() == 1
+                        && linked_elsewhere.contains(&correlated[0].id),
+                },
+            };
+            let link_state = match (&p.link, &p.target) {
+                (None, _) => LinkState::Unlinked,
+                (Some(_), Some(_)) => LinkState::LinkedTargetExists,
+                (Some(_), None) => LinkState::LinkedTargetGone,
+            };
+            let situation = assess_source(SourceFacts {
+                qualifies,
+                link: link_state,
+                correlation,
+            });
+            let target = match (p.target, correlated.len()) {
+                (Some(t), _) => Some(t),
+                (None, 1) => correlated.into_iter().next(),
+                _ => None,
+            };
+            if let Some(t) = &target {
+                seen.push(t.id.clone());
+                entry.target_id = Some(t.id.clone());
+            }
+            entry.target = target.as_ref().map(target_value);
+            entry.source = Some(p.source);
+            self.decide_and_plan(
+                mapping,
+                &mut entry,
+                situation,
+                p.link.as_ref(),
+                target.as_ref(),
+            );
+            // A target one source of this page takes may not be taken by another.
+            if situation == Situation::Found
+                && matches!(entry.action, Some(Action::Update | Action::Link))
+            {
+                if let Some(t) = &entry.target_id {
+                    linked_elsewhere.insert(t.clone());
+                }
+            }
+            entries.push(entry);
+        }
+        self.stats.source_processed += n as u64;
+        self.apply_page(&entries, &seen).await
+    }
+
+    /// Decides the action for the entry's situation and plans its work; a script error or an
+    /// impossible action fails this one entry.
+    pub(crate) fn decide_and_plan(
+        &self,
+        mapping: &Mapping,
+        entry: &mut Entry,
+        situation: Situation,
+        link: Option<&Link>,
+        target: Option<&StoredObject>,
+    ) {
+        entry.situation = Some(situation);
+        let scope = PolicyScope {
+            source: entry.source.as_ref(),
+            target: entry.target.as_ref(),
+            link_qualifier: DEFAULT_LINK_QUALIFIER,
+            source_phase: entry.phase == Phase::Source,
+            recon_id: Some(&self.id),
+        };
+        let decision = match mapping.decide(situation, &scope) {
+            Ok(d) => d,
+            Err(e) => {
+                entry.error = Some(e.to_string());
+                return;
+            }
+        };
+        entry.action = Some(decision.action);
+        entry.policy = decision.policy.map(|p| p.index);
+        match plan(
+            mapping,
+            decision.action,
+            entry.source.as_ref(),
+            entry.target.as_ref(),
+            link,
+            target,
+        ) {
+            Ok(work) => entry.work = work,
+            Err(message) => entry.error = Some(message),
+        }
+    }
+}
+
+/// The work an action means for these objects.
+fn plan(
+    mapping: &Mapping,
+    action: Action,
+    source: Option<&Value>,
+    target_value: Option<&Value>,
+    link: Option<&Link>,
+    target: Option<&StoredObject>,
+) -> Result<Work, String> {
+    let ctx = SyncContext::default();
+    let missing = |what: &str| format!("action {action} needs {what}, and there is none");
+    Ok(match action {
+        Action::Create => {
+            let source = source.ok_or_else(|| missing("a source object"))?;
+            let mapped = mapping
+                .map_object(source, None, &ctx)
+                .map_err(|e| e.to_string())?;
+            Work::Create {
+                body: mapped.object,
+                link_id: link.map(|l| l.id.clone()),
+            }
+        }
+        Action::Update => {
+            let source = source.ok_or_else(|| missing("a source object"))?;
+            let target = target.ok_or_else(|| missing("a target object"))?;
+            let mapped = mapping
+                .map_object(source, target_value, &ctx)
+                .map_err(|e| e.to_string())?;
+            Work::Update {
+                target_id: target.id.clone(),
+                changes: mapped.object,
+                current: target.body.clone(),
+                link: match link {
+                    Some(l) => LinkPlan::Existing {
+                        id: l.id.clone(),
+                        snapshot: l.synced_snapshot.clone(),
+                    },
+                    None => LinkPlan::New,
+                },
+            }
+        }
+        Action::Delete => match (target, link) {
+            (Some(t), _) => Work::Delete {
+                target_id: t.id.clone(),
+            },
+            // The linked target is already gone: only the link is left to remove.
+            (None, Some(l)) => Work::Unlink {
+                link_id: l.id.clone(),
+            },
+            (None, None) => return Err(missing("a target object")),
+        },
+        Action::Link => Work::Link {
+            target_id: target.ok_or_else(|| missing("a target object"))?.id.clone(),
+        },
+        Action::Unlink => Work::Unlink {
+            link_id: link.ok_or_else(|| missing("a link"))?.id.clone(),
+        },
+        Action::Exception | Action::Ignore | Action::Report | Action::NoReport | Action::Async => {
+            Work::Nothing
+        }
+    })
+}
+
+/// Runs correlation filters in one statement: `(SELECT k, … WHERE f_k LIMIT 2) UNION ALL …`
+/// (two rows are enough to tell one match from several). Each branch can use the indexes.
+async fn correlate_filters(
+    pool: &sqlx::PgPool,
+    filters: &[(usize, &Filter)],
+) -> Result<Vec<(usize, StoredObject)>, ReconError> {
+    if filters.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = QueryBuilder::<Postgres>::new("");
+    for (i, (k, filter)) in filters.iter().enumerate() {
+        if i > 0 {
+            qb.push(" UNION ALL ");
+        }
+        qb.push("(SELECT ");
+        qb.push_bind(*k as i64);
+        qb.push("::int8 AS k, id, rev, body FROM managed_objects WHERE object_type = ");
+        qb.push_bind(TARGET_TYPE);
+        qb.push(" AND (");
+        push_filter(&mut qb, filter);
+        qb.push(") ORDER BY id LIMIT 2)");
+    }
+    let rows: Vec<KeyedRow> = qb.build_query_as().fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(k, id, rev, Json(body))| (k as usize, StoredObject { id, rev, body }))
+        .collect())
+}

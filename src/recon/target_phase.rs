@@ -1,0 +1,166 @@
+//! The target phase: managed users the source phase did not touch, a keyset page at a time
+//! (`recon_seen` holds what it touched, so no id set grows in memory).
+//!
+//! A linked target was not touched when its source was not in the source query's result:
+//! the source may still exist outside a restricted `sourceQuery`, so the linked sources of a
+//! page are read back from Salesforce, 200 ids per query (one API call, not one per user),
+//! to tell SOURCE_MISSING from UNQUALIFIED or CONFIRMED.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use futures_util::TryStreamExt;
+use serde_json::Value;
+
+use super::apply::{Entry, Phase};
+use super::run::{Ctx, Flow};
+use super::source_phase::target_value;
+use super::summary::Timed;
+use super::{ReconError, TARGET_TYPE, soql};
+use crate::mapping::{DEFAULT_LINK_QUALIFIER, LinkedSource, SyncContext, assess_target};
+use crate::repo::links::{self, Link, Side};
+use crate::repo::recon_runs;
+use crate::salesforce::Record;
+
+/// Ids per `WHERE Id IN (…)` query (keeps the SOQL well under Salesforce's length limit).
+const IDS_PER_QUERY: usize = 200;
+
+impl Ctx {
+    pub(crate) async fn target_phase(&mut self) -> Result<Flow, ReconError> {
+        let inner = self.inner.clone();
+        let mapping = self.mapping_of(&inner);
+        let page_size = inner.settings.target_page_size;
+        let sync_ctx = SyncContext::default();
+        let mut after: Option<String> = None;
+        loop {
+            let t = Instant::now();
+            let page = recon_runs::unseen_targets(
+                &inner.pool,
+                &self.id,
+                TARGET_TYPE,
+                &self.target_filter,
+                after.as_deref(),
+                page_size,
+            )
+            .await?;
+            self.stats.time(Timed::TargetQuery, t.elapsed());
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+
+            let ids: Vec<String> = page.iter().map(|o| o.id.clone()).collect();
+            let links: HashMap<String, Link> = links::by_ids(
+                &inner.pool,
+                mapping.link_type(),
+                DEFAULT_LINK_QUALIFIER,
+                Side::Second,
+                &ids,
+            )
+            .await?
+            .into_iter()
+            .map(|l| (l.second_id.clone(), l))
+            .collect();
+            let sources = self
+                .linked_sources(links.values().map(|l| l.first_id.clone()).collect())
+                .await?;
+
+            let mut entries = Vec::with_capacity(page.len());
+            for object in &page {
+                let mut entry = Entry::new(Phase::Target);
+                entry.target_id = Some(object.id.clone());
+                let target = target_value(object);
+                let link = links.get(&object.id);
+                if let Some(l) = link {
+                    entry.source_id = Some(l.first_id.clone());
+                }
+                let source = link.and_then(|l| sources.get(&l.first_id));
+                entry.source = source.map(|r| Value::Object(r.clone()));
+                entry.target = Some(target);
+                let qualifies = entry
+                    .target
+                    .as_ref()
+                    .map(|t| mapping.target_qualifies(t, &sync_ctx))
+                    .unwrap_or(Ok(true));
+                let target_qualifies = match qualifies {
+                    Ok(q) => q,
+                    Err(e) => {
+                        entry.error = Some(e.to_string());
+                        entries.push(entry);
+                        continue;
+                    }
+                };
+                let linked_source = match (link, &entry.source) {
+                    (None, _) => LinkedSource::Unlinked,
+                    (Some(_), None) => LinkedSource::Gone,
+                    (Some(_), Some(s)) => match mapping.source_qualifies(s, &sync_ctx) {
+                        Ok(q) => LinkedSource::Exists { qualifies: q },
+                        Err(e) => {
+                            entry.error = Some(e.to_string());
+                            entries.push(entry);
+                            continue;
+                        }
+                    },
+                };
+                let situation = assess_target(target_qualifies, linked_source);
+                self.decide_and_plan(mapping, &mut entry, situation, link, Some(object));
+                entries.push(entry);
+            }
+            self.stats.target_processed += page.len() as u64;
+            self.apply_page(&entries, &[]).await?;
+            if self.checkpoint().await? == Flow::Cancel {
+                return Ok(Flow::Cancel);
+            }
+            if (page.len() as i64) < page_size {
+                break;
+            }
+        }
+        Ok(Flow::Go)
+    }
+
+    /// The linked sources that still exist, read back by id.
+    async fn linked_sources(
+        &mut self,
+        ids: Vec<String>,
+    ) -> Result<HashMap<String, Record>, ReconError> {
+        let mut out = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let inner = self.inner.clone();
+        let mapping = self.mapping_of(&inner);
+        let fields = soql::fields(
+            mapping,
+            self.req
+                .source_query
+                .as_ref()
+                .or(mapping.source_query.as_ref()),
+        )
+        .join(", ");
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            // Link ids were written by recon from Salesforce ids; quote them defensively anyway.
+            let list: Vec<String> = chunk
+                .iter()
+                .filter(|id| id.chars().all(|c| c.is_ascii_alphanumeric()))
+                .map(|id| format!("'{id}'"))
+                .collect();
+            if list.is_empty() {
+                continue;
+            }
+            let query = format!(
+                "SELECT {fields} FROM User WHERE Id IN ({})",
+                list.join(", ")
+            );
+            let t = Instant::now();
+            let mut pages = std::pin::pin!(inner.salesforce.query(&query));
+            while let Some(page) = pages.try_next().await? {
+                for record in page.records {
+                    if let Some(id) = record.get("Id").and_then(Value::as_str) {
+                        // Salesforce answers 18-character ids; links hold what recon read.
+                        out.insert(id.to_owned(), record.clone());
+                    }
+                }
+            }
+            self.stats.time(Timed::SourceQuery, t.elapsed());
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,46 @@
+//! The recon audit log (`audit/recon`): one row per reconciled object, written a page at a
+//! time, queried with IDM's query filters.
+
+use serde_json::{Map, Value};
+use sqlx::PgExecutor;
+use sqlx::types::Json;
+
+use super::RepoError;
+use super::relation_query::{self, Row};
+use crate::filter::Filter;
+
+/// Writes entries (already in their JSON shape) in one statement; returns their ids.
+pub async fn insert_batch<'e>(
+    db: impl PgExecutor<'e>,
+    recon_id: &str,
+    entries: &[Map<String, Value>],
+) -> Result<(), RepoError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = entries
+        .iter()
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let bodies: Vec<Json<&Map<String, Value>>> = entries.iter().map(Json).collect();
+    sqlx::query(
+        "INSERT INTO recon_audit (id, recon_id, body)
+         SELECT u.id, $1, u.body FROM unnest($2::text[], $3::jsonb[]) AS u(id, body)",
+    )
+    .bind(recon_id)
+    .bind(&ids)
+    .bind(&bodies)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Entries matching `filter`, in id order.
+pub async fn query<'e>(
+    db: impl PgExecutor<'e>,
+    filter: &Filter,
+    after_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Row>, RepoError> {
+    relation_query::query(db, "recon_audit", filter, after_id, limit).await
+}

@@ -1,0 +1,338 @@
+//! Links (IDM's `repo/link`): which source object a target object belongs to, per mapping
+//! (`link_type`) and link qualifier, and the managed snapshot last known to be in step with
+//! the other side (DESIGN.md invariant 4).
+//!
+//! # For the outbound worker
+//!
+//! The outbound mapping reuses the inbound mapping's links reversed: the managed user is
+//! `second_id`, the Salesforce user `first_id`. Read the link with [`by_second_id`], compute
+//! the delta between [`Link::synced_snapshot`] and the current managed user
+//! (`Mapping::delta`), and after a successful Salesforce write call [`record_synced`] with the
+//! managed body and revision that were sent: it only ever moves the snapshot forward in
+//! revision order, so an older event delivered late cannot step it back. A new Salesforce
+//! user gets its link from [`insert`] with the snapshot in the same call.
+
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor};
+
+use super::RepoError;
+use super::relation_query::{self, Row};
+use crate::filter::Filter;
+
+/// One link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub id: String,
+    pub rev: i64,
+    pub link_type: String,
+    pub link_qualifier: String,
+    /// The defining mapping's source id (for the sample: the Salesforce user id).
+    pub first_id: String,
+    /// The defining mapping's target id (for the sample: the managed user id).
+    pub second_id: String,
+    /// The managed object last known to be in step with the other side; `None`: unknown.
+    pub synced_snapshot: Option<Map<String, Value>>,
+    /// The managed revision of that snapshot.
+    pub synced_rev: Option<i64>,
+}
+
+/// Which id of a link a look-up is by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    First,
+    Second,
+}
+
+impl Side {
+    fn column(self) -> &'static str {
+        match self {
+            Side::First => "first_id",
+            Side::Second => "second_id",
+        }
+    }
+}
+
+/// A snapshot to record with a link change.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot<'a> {
+    pub body: &'a Map<String, Value>,
+    pub rev: i64,
+}
+
+/// A link to create.
+#[derive(Debug, Clone)]
+pub struct NewLink<'a> {
+    pub first_id: &'a str,
+    pub second_id: &'a str,
+    pub snapshot: Option<Snapshot<'a>>,
+}
+
+type LinkRow = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<Json<Map<String, Value>>>,
+    Option<i64>,
+);
+
+const COLUMNS: &str =
+    "id, rev, link_type, link_qualifier, first_id, second_id, synced_snapshot, synced_rev";
+
+fn from_row(row: LinkRow) -> Link {
+    let (id, rev, link_type, link_qualifier, first_id, second_id, snapshot, synced_rev) = row;
+    Link {
+        id,
+        rev,
+        link_type,
+        link_qualifier,
+        first_id,
+        second_id,
+        synced_snapshot: snapshot.map(|Json(s)| s),
+        synced_rev,
+    }
+}
+
+/// The links of `link_type`/`qualifier` whose `side` id is one of `ids` (one query for a
+/// whole page).
+pub async fn by_ids<'e>(
+    db: impl PgExecutor<'e>,
+    link_type: &str,
+    qualifier: &str,
+    side: Side,
+    ids: &[String],
+) -> Result<Vec<Link>, RepoError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM links WHERE link_type = $1 AND link_qualifier = $2 AND {} = ANY($3)",
+        side.column()
+    );
+    let rows: Vec<LinkRow> = sqlx::query_as(&sql)
+        .bind(link_type)
+        .bind(qualifier)
+        .bind(ids)
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+/// The link of a target (for the outbound mapping: of a managed user).
+pub async fn by_second_id<'e>(
+    db: impl PgExecutor<'e>,
+    link_type: &str,
+    qualifier: &str,
+    second_id: &str,
+) -> Result<Option<Link>, RepoError> {
+    let mut links = by_ids(
+        db,
+        link_type,
+        qualifier,
+        Side::Second,
+        &[second_id.to_owned()],
+    )
+    .await?;
+    Ok(links.pop())
+}
+
+/// The link of a source (for the outbound mapping: of a Salesforce user).
+pub async fn by_first_id<'e>(
+    db: impl PgExecutor<'e>,
+    link_type: &str,
+    qualifier: &str,
+    first_id: &str,
+) -> Result<Option<Link>, RepoError> {
+    let mut links = by_ids(
+        db,
+        link_type,
+        qualifier,
+        Side::First,
+        &[first_id.to_owned()],
+    )
+    .await?;
+    Ok(links.pop())
+}
+
+/// Creates one link; a link that already exists for either id is a
+/// [`RepoError::Unique`] (`links_first` or `links_second`).
+pub async fn insert(
+    tx: &mut PgConnection,
+    link_type: &str,
+    qualifier: &str,
+    link: &NewLink<'_>,
+) -> Result<String, RepoError> {
+    insert_many(tx, link_type, qualifier, std::slice::from_ref(link))
+        .await?
+        .pop()
+        .ok_or_else(|| RepoError::Config("link insert returned no id".into()))
+}
+
+/// Creates links in one statement; returns their ids in order.
+pub async fn insert_many(
+    tx: &mut PgConnection,
+    link_type: &str,
+    qualifier: &str,
+    links: &[NewLink<'_>],
+) -> Result<Vec<String>, RepoError> {
+    if links.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = links
+        .iter()
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let firsts: Vec<&str> = links.iter().map(|l| l.first_id).collect();
+    let seconds: Vec<&str> = links.iter().map(|l| l.second_id).collect();
+    let snapshots: Vec<Option<Json<&Map<String, Value>>>> = links
+        .iter()
+        .map(|l| l.snapshot.map(|s| Json(s.body)))
+        .collect();
+    let revs: Vec<Option<i64>> = links.iter().map(|l| l.snapshot.map(|s| s.rev)).collect();
+    sqlx::query(
+        "INSERT INTO links (id, link_type, link_qualifier, first_id, second_id, synced_snapshot, synced_rev)
+         SELECT u.id, $1, $2, u.first_id, u.second_id, u.snapshot, u.rev
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::int8[])
+              AS u(id, first_id, second_id, snapshot, rev)",
+    )
+    .bind(link_type)
+    .bind(qualifier)
+    .bind(&ids)
+    .bind(&firsts)
+    .bind(&seconds)
+    .bind(&snapshots)
+    .bind(&revs)
+    .execute(&mut *tx)
+    .await
+    .map_err(RepoError::from_write)?;
+    Ok(ids)
+}
+
+/// Points a link at another target (recon's MISSING → CREATE), with the new snapshot.
+pub async fn retarget(
+    tx: &mut PgConnection,
+    link_id: &str,
+    second_id: &str,
+    snapshot: Option<Snapshot<'_>>,
+) -> Result<(), RepoError> {
+    sqlx::query(
+        "UPDATE links SET second_id = $2, synced_snapshot = $3, synced_rev = $4,
+                          rev = rev + 1, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(link_id)
+    .bind(second_id)
+    .bind(snapshot.map(|s| Json(s.body)))
+    .bind(snapshot.map(|s| s.rev))
+    .execute(&mut *tx)
+    .await
+    .map_err(RepoError::from_write)?;
+    Ok(())
+}
+
+/// Sets the snapshots of several links in one statement (recon: the managed objects a page
+/// brought in step). Unconditional: recon writes it in the transaction that holds the
+/// managed object's row lock, so it is the latest state.
+pub async fn set_snapshots(
+    tx: &mut PgConnection,
+    updates: &[(String, Snapshot<'_>)],
+) -> Result<(), RepoError> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = updates.iter().map(|(id, _)| id.as_str()).collect();
+    let bodies: Vec<Json<&Map<String, Value>>> =
+        updates.iter().map(|(_, s)| Json(s.body)).collect();
+    let revs: Vec<i64> = updates.iter().map(|(_, s)| s.rev).collect();
+    sqlx::query(
+        "UPDATE links l SET synced_snapshot = u.snapshot, synced_rev = u.rev,
+                            rev = l.rev + 1, updated_at = now()
+         FROM unnest($1::text[], $2::jsonb[], $3::int8[]) AS u(id, snapshot, rev)
+         WHERE l.id = u.id",
+    )
+    .bind(&ids)
+    .bind(&bodies)
+    .bind(&revs)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The outbound worker, after a successful write: records that the managed object at `rev`
+/// (`body`) is now in step. Moves forward only: a snapshot of a later revision already
+/// recorded is kept. Returns whether it was recorded.
+pub async fn record_synced<'e>(
+    db: impl PgExecutor<'e>,
+    link_id: &str,
+    body: &Map<String, Value>,
+    rev: i64,
+) -> Result<bool, RepoError> {
+    let done = sqlx::query(
+        "UPDATE links SET synced_snapshot = $2, synced_rev = $3, rev = rev + 1, updated_at = now()
+         WHERE id = $1 AND (synced_rev IS NULL OR synced_rev < $3)",
+    )
+    .bind(link_id)
+    .bind(Json(body))
+    .bind(rev)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes links by id.
+pub async fn delete_many(tx: &mut PgConnection, ids: &[String]) -> Result<(), RepoError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM links WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the link of a target (recon's DELETE: the managed object is gone).
+pub async fn delete_by_second_id(
+    tx: &mut PgConnection,
+    link_type: &str,
+    qualifier: &str,
+    second_id: &str,
+) -> Result<u64, RepoError> {
+    let done = sqlx::query(
+        "DELETE FROM links WHERE link_type = $1 AND link_qualifier = $2 AND second_id = $3",
+    )
+    .bind(link_type)
+    .bind(qualifier)
+    .bind(second_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Number of links of a type (the recon summary's `links.existing.total`).
+pub async fn count<'e>(db: impl PgExecutor<'e>, link_type: &str) -> Result<i64, RepoError> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM links WHERE link_type = $1")
+        .bind(link_type)
+        .fetch_one(db)
+        .await?;
+    Ok(n)
+}
+
+/// Links as `repo/link` shows them (`linkType`, `linkQualifier`, `firstId`, `secondId`),
+/// filtered with IDM's query filter, in id order.
+pub async fn query<'e>(
+    db: impl PgExecutor<'e>,
+    filter: &Filter,
+    after_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Row>, RepoError> {
+    relation_query::query(
+        db,
+        "(SELECT id, rev, jsonb_build_object('linkType', link_type, 'linkQualifier', link_qualifier,
+                 'firstId', first_id, 'secondId', second_id) AS body FROM links) AS link",
+        filter,
+        after_id,
+        limit,
+    )
+    .await
+}

@@ -1,0 +1,414 @@
+//! Reconciliation runs in Postgres, the per-mapping run lock, and the run-scoped scratch
+//! tables (targets seen by the source phase, deletes held back for the mass-change guard).
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor, PgPool};
+
+use super::RepoError;
+use super::filter_sql::push_filter;
+use super::managed::StoredObject;
+use super::relation_query::RawRow;
+use crate::filter::Filter;
+
+/// The advisory-lock key of a mapping's recon: a 64-bit hash of its name, the same in every
+/// replica. Session locks (held by a running recon) and transaction locks (taken to test
+/// whether a run is alive) share this key space.
+const LOCK_KEY: &str = "hashtextextended('idm-sync recon ' || $1, 0)";
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: String,
+    pub mapping: String,
+    pub state: String,
+    pub stage: String,
+    pub stage_description: String,
+    /// The counters: `progress`, `situationSummary`, `statusSummary`, `durationSummary`.
+    pub summary: Map<String, Value>,
+    pub parameters: Value,
+    pub started: DateTime<Utc>,
+    pub ended: Option<DateTime<Utc>>,
+    pub heartbeat: DateTime<Utc>,
+    pub cancel_requested: bool,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Json<Map<String, Value>>,
+    Json<Value>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    DateTime<Utc>,
+    bool,
+);
+
+const COLUMNS: &str = "id, mapping, state, stage, stage_description, summary, parameters, started, ended, heartbeat, cancel_requested";
+
+fn from_row(row: Row) -> RunRow {
+    let (id, mapping, state, stage, stage_description, summary, parameters) =
+        (row.0, row.1, row.2, row.3, row.4, row.5.0, row.6.0);
+    RunRow {
+        id,
+        mapping,
+        state,
+        stage,
+        stage_description,
+        summary,
+        parameters,
+        started: row.7,
+        ended: row.8,
+        heartbeat: row.9,
+        cancel_requested: row.10,
+    }
+}
+
+/// Takes the mapping's run lock on `conn` (a connection of its own, held for the whole run:
+/// the lock is released when the run ends or its connection dies with the process). `false`
+/// when another run of the mapping, in any replica, holds it.
+pub async fn try_lock(conn: &mut PgConnection, mapping: &str) -> Result<bool, RepoError> {
+    let sql = format!("SELECT pg_try_advisory_lock({LOCK_KEY})");
+    Ok(sqlx::query_scalar(&sql)
+        .bind(mapping)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+pub async fn unlock(conn: &mut PgConnection, mapping: &str) -> Result<(), RepoError> {
+    let sql = format!("SELECT pg_advisory_unlock({LOCK_KEY})");
+    let _: bool = sqlx::query_scalar(&sql)
+        .bind(mapping)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks FAILED every ACTIVE run whose process is gone. A live run holds its mapping's lock
+/// for as long as it is ACTIVE, so an ACTIVE run whose lock is free is dead; the test takes
+/// the lock for the length of one transaction. Returns the number of runs marked.
+pub async fn reap_dead(pool: &PgPool) -> Result<u64, RepoError> {
+    let mappings: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT mapping FROM recon_runs WHERE state = 'ACTIVE'")
+            .fetch_all(pool)
+            .await?;
+    let mut marked = 0;
+    for mapping in mappings {
+        let mut tx = pool.begin().await?;
+        let sql = format!("SELECT pg_try_advisory_xact_lock({LOCK_KEY})");
+        let free: bool = sqlx::query_scalar(&sql)
+            .bind(&mapping)
+            .fetch_one(&mut *tx)
+            .await?;
+        if free {
+            marked += fail_active(&mut tx, &mapping).await?;
+            clear_scratch_of_finished(&mut tx).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(marked)
+}
+
+/// Marks the mapping's ACTIVE runs FAILED; call it only while holding the mapping's lock.
+pub async fn fail_active(conn: &mut PgConnection, mapping: &str) -> Result<u64, RepoError> {
+    let done = sqlx::query(
+        "UPDATE recon_runs SET state = 'FAILED', stage = 'COMPLETED_FAILED',
+                stage_description = 'reconciliation failed: the process running it stopped',
+                ended = COALESCE(ended, heartbeat)
+         WHERE mapping = $1 AND state = 'ACTIVE'",
+    )
+    .bind(mapping)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() > 0 {
+        tracing::warn!(
+            mapping,
+            runs = done.rows_affected(),
+            "marked dead recon runs FAILED"
+        );
+    }
+    Ok(done.rows_affected())
+}
+
+/// Scratch rows of runs that are no longer active (left behind by a crash).
+async fn clear_scratch_of_finished(conn: &mut PgConnection) -> Result<(), RepoError> {
+    sqlx::query(
+        "DELETE FROM recon_seen s WHERE NOT EXISTS
+           (SELECT 1 FROM recon_runs r WHERE r.id = s.recon_id AND r.state = 'ACTIVE')",
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DELETE FROM recon_pending_deletes p WHERE NOT EXISTS
+           (SELECT 1 FROM recon_runs r WHERE r.id = p.recon_id AND r.state = 'ACTIVE')",
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert<'e>(
+    db: impl PgExecutor<'e>,
+    id: &str,
+    mapping: &str,
+    stage: (&str, &str),
+    summary: &Map<String, Value>,
+    parameters: &Value,
+) -> Result<(), RepoError> {
+    sqlx::query(
+        "INSERT INTO recon_runs (id, mapping, state, stage, stage_description, summary, parameters)
+         VALUES ($1, $2, 'ACTIVE', $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(mapping)
+    .bind(stage.0)
+    .bind(stage.1)
+    .bind(Json(summary))
+    .bind(Json(parameters))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records progress and a heartbeat; returns whether a cancel was requested.
+pub async fn progress<'e>(
+    db: impl PgExecutor<'e>,
+    id: &str,
+    stage: (&str, &str),
+    summary: &Map<String, Value>,
+) -> Result<bool, RepoError> {
+    let cancel: Option<bool> = sqlx::query_scalar(
+        "UPDATE recon_runs SET stage = $2, stage_description = $3, summary = $4, heartbeat = now()
+         WHERE id = $1 AND state = 'ACTIVE'
+         RETURNING cancel_requested",
+    )
+    .bind(id)
+    .bind(stage.0)
+    .bind(stage.1)
+    .bind(Json(summary))
+    .fetch_optional(db)
+    .await?;
+    // A row no longer ACTIVE was reaped as dead by someone who could not see this process:
+    // stop, as for a cancel.
+    Ok(cancel.unwrap_or(true))
+}
+
+/// The final state.
+pub async fn finish<'e>(
+    db: impl PgExecutor<'e>,
+    id: &str,
+    state: &str,
+    stage: (&str, &str),
+    summary: &Map<String, Value>,
+) -> Result<(), RepoError> {
+    sqlx::query(
+        "UPDATE recon_runs SET state = $2, stage = $3, stage_description = $4, summary = $5,
+                ended = now(), heartbeat = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(stage.0)
+    .bind(stage.1)
+    .bind(Json(summary))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn get<'e>(db: impl PgExecutor<'e>, id: &str) -> Result<Option<RunRow>, RepoError> {
+    let sql = format!("SELECT {COLUMNS} FROM recon_runs WHERE id = $1");
+    let row: Option<Row> = sqlx::query_as(&sql).bind(id).fetch_optional(db).await?;
+    Ok(row.map(from_row))
+}
+
+/// The latest runs, newest first.
+pub async fn list<'e>(db: impl PgExecutor<'e>, limit: i64) -> Result<Vec<RunRow>, RepoError> {
+    let sql = format!("SELECT {COLUMNS} FROM recon_runs ORDER BY seq DESC LIMIT $1");
+    let rows: Vec<Row> = sqlx::query_as(&sql).bind(limit).fetch_all(db).await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+/// Asks an ACTIVE run to stop at its next page boundary; `None` when there is no such run,
+/// else its state (a finished run is left as it is).
+pub async fn request_cancel<'e>(
+    db: impl PgExecutor<'e>,
+    id: &str,
+) -> Result<Option<String>, RepoError> {
+    let state: Option<String> = sqlx::query_scalar(
+        "UPDATE recon_runs SET cancel_requested = (state = 'ACTIVE') WHERE id = $1 RETURNING state",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(state)
+}
+
+/// Records targets the source phase touched.
+pub async fn mark_seen(
+    conn: &mut PgConnection,
+    recon_id: &str,
+    target_ids: &[String],
+) -> Result<(), RepoError> {
+    if target_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO recon_seen (recon_id, target_id) SELECT $1, unnest($2::text[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(recon_id)
+    .bind(target_ids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The next page of managed objects of `object_type` matching `filter` that the source phase
+/// did not touch, in id order after `after_id` (keyset paging: one page in memory).
+pub async fn unseen_targets<'e>(
+    db: impl PgExecutor<'e>,
+    recon_id: &str,
+    object_type: &str,
+    filter: &Filter,
+    after_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<StoredObject>, RepoError> {
+    let mut qb =
+        sqlx::QueryBuilder::new("SELECT id, rev, body FROM managed_objects WHERE object_type = ");
+    qb.push_bind(object_type.to_owned());
+    qb.push(" AND (");
+    push_filter(&mut qb, filter);
+    qb.push(")");
+    if let Some(after) = after_id {
+        qb.push(" AND id > ");
+        qb.push_bind(after.to_owned());
+    }
+    qb.push(" AND NOT EXISTS (SELECT 1 FROM recon_seen s WHERE s.recon_id = ");
+    qb.push_bind(recon_id.to_owned());
+    qb.push(" AND s.target_id = managed_objects.id) ORDER BY id LIMIT ");
+    qb.push_bind(limit);
+    let rows: Vec<RawRow> = qb.build_query_as().fetch_all(db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, rev, Json(body))| StoredObject { id, rev, body })
+        .collect())
+}
+
+/// Managed objects by id (one query for a page).
+pub async fn targets_by_ids<'e>(
+    db: impl PgExecutor<'e>,
+    object_type: &str,
+    ids: &[String],
+) -> Result<Vec<StoredObject>, RepoError> {
+    let rows: Vec<RawRow> = sqlx::query_as(
+        "SELECT id, rev, body FROM managed_objects WHERE object_type = $1 AND id = ANY($2)",
+    )
+    .bind(object_type)
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, rev, Json(body))| StoredObject { id, rev, body })
+        .collect())
+}
+
+/// Number of managed objects of a type (the guard's denominator, `target.existing.total`).
+pub async fn count_targets<'e>(
+    db: impl PgExecutor<'e>,
+    object_type: &str,
+    filter: &Filter,
+) -> Result<i64, RepoError> {
+    let mut qb =
+        sqlx::QueryBuilder::new("SELECT count(*) FROM managed_objects WHERE object_type = ");
+    qb.push_bind(object_type.to_owned());
+    qb.push(" AND (");
+    push_filter(&mut qb, filter);
+    qb.push(")");
+    Ok(qb.build_query_scalar().fetch_one(db).await?)
+}
+
+/// A delete the run decided and holds back until the guard has counted all of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingDelete {
+    pub seq: i64,
+    pub target_id: String,
+    pub source_id: Option<String>,
+    pub situation: String,
+}
+
+pub async fn add_pending_deletes(
+    conn: &mut PgConnection,
+    recon_id: &str,
+    deletes: &[PendingDelete],
+) -> Result<(), RepoError> {
+    if deletes.is_empty() {
+        return Ok(());
+    }
+    let seqs: Vec<i64> = deletes.iter().map(|d| d.seq).collect();
+    let targets: Vec<&str> = deletes.iter().map(|d| d.target_id.as_str()).collect();
+    let sources: Vec<Option<&str>> = deletes.iter().map(|d| d.source_id.as_deref()).collect();
+    let situations: Vec<&str> = deletes.iter().map(|d| d.situation.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO recon_pending_deletes (recon_id, seq, target_id, source_id, situation)
+         SELECT $1, u.seq, u.target_id, u.source_id, u.situation
+         FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[])
+              AS u(seq, target_id, source_id, situation)",
+    )
+    .bind(recon_id)
+    .bind(&seqs)
+    .bind(&targets)
+    .bind(&sources)
+    .bind(&situations)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The next held-back deletes after `after_seq`.
+pub async fn pending_deletes<'e>(
+    db: impl PgExecutor<'e>,
+    recon_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<PendingDelete>, RepoError> {
+    let rows: Vec<(i64, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT seq, target_id, source_id, situation FROM recon_pending_deletes
+         WHERE recon_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(recon_id)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, target_id, source_id, situation)| PendingDelete {
+            seq,
+            target_id,
+            source_id,
+            situation,
+        })
+        .collect())
+}
+
+/// Drops a run's scratch rows (seen targets, held-back deletes).
+pub async fn clear_scratch<'e, E>(db: E, recon_id: &str) -> Result<(), RepoError>
+where
+    E: PgExecutor<'e> + Copy,
+{
+    sqlx::query("DELETE FROM recon_seen WHERE recon_id = $1")
+        .bind(recon_id)
+        .execute(db)
+        .await?;
+    sqlx::query("DELETE FROM recon_pending_deletes WHERE recon_id = $1")
+        .bind(recon_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}

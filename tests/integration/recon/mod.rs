@@ -1,0 +1,5 @@
+//! The reconciliation engine against the in-process emulator and real Postgres.
+
+mod guard_and_runs;
+mod inbound;
+mod support;
