@@ -1,9 +1,10 @@
-//! Building the `serve` role: configuration, database, routes, and a bound listener, so tests
-//! can ask for port 0 and learn the real port before the server runs.
+//! Building the roles: the shared [`Components`] (configuration, database, Salesforce client,
+//! recon engine, schedules), and the `serve` role on top of them with a bound listener, so
+//! tests can ask for port 0 and learn the real port before the server runs.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
@@ -19,6 +20,7 @@ use crate::outbound::broker::BrokerStatus;
 use crate::recon::{ReconEngine, ReconSettings};
 use crate::repo::{self, RepoError, db::DbSettings};
 use crate::salesforce::{SalesforceClient, SalesforceError, TokenStore};
+use crate::scheduler::Schedule;
 
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
@@ -48,22 +50,30 @@ pub enum StartError {
 }
 
 pub struct Application {
-    pool: PgPool,
+    parts: Components,
     listener: TcpListener,
     router: Router,
     local_addr: SocketAddr,
-    recon: Option<ReconEngine>,
 }
 
-impl Application {
-    pub async fn build(settings: &ServeSettings) -> Result<Application, StartError> {
-        let conf = Conf::load(&settings.conf_dir)?;
-        if conf.auth.uses_default_password() {
-            tracing::warn!(
-                "the admin account uses the default password: set IDM_ADMIN_PASSWORD or conf/authentication.json before exposing this server"
-            );
-        }
-        let pool = repo::db::connect(&settings.database).await?;
+/// What every role builds from `conf/` and the database: the pieces the API, the scheduler
+/// and the worker share.
+#[derive(Clone)]
+pub struct Components {
+    pub pool: PgPool,
+    pub conf: Arc<Conf>,
+    pub managed: ManagedObjects,
+    pub salesforce: Option<SalesforceClient>,
+    pub recon: Option<ReconEngine>,
+    pub schedules: Arc<Vec<Schedule>>,
+}
+
+impl Components {
+    /// Loads `conf_dir`, connects (creating the database if missing), applies migrations, and
+    /// builds the Salesforce client and the recon engine when they are configured.
+    pub async fn build(conf_dir: &Path, database: &DbSettings) -> Result<Components, StartError> {
+        let conf = Conf::load(conf_dir)?;
+        let pool = repo::db::connect(database).await?;
         repo::db::migrate(&pool).await?;
         let salesforce = match &conf.salesforce {
             Some(system) => Some(SalesforceClient::new(
@@ -72,19 +82,37 @@ impl Application {
             )?),
             None => None,
         };
-        let schedules = crate::scheduler::config::load_all(&settings.conf_dir, &|name| {
-            std::env::var(name).ok()
-        })?;
-        let managed = ManagedObjects::new(pool, Arc::new(conf.managed.clone()));
-        let recon = build_recon(&settings.conf_dir, &managed, salesforce.as_ref()).await?;
-        let state = AppState {
-            managed,
-            auth: Authenticator::new(conf.auth.clone()),
-            broker: settings.broker.clone(),
+        let schedules =
+            crate::scheduler::config::load_all(conf_dir, &|name| std::env::var(name).ok())?;
+        let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
+        let recon = build_recon(conf_dir, &managed, salesforce.as_ref()).await?;
+        Ok(Components {
+            pool,
             conf: Arc::new(conf),
+            managed,
             salesforce,
-            schedules: Arc::new(schedules),
             recon,
+            schedules: Arc::new(schedules),
+        })
+    }
+}
+
+impl Application {
+    pub async fn build(settings: &ServeSettings) -> Result<Application, StartError> {
+        let parts = Components::build(&settings.conf_dir, &settings.database).await?;
+        if parts.conf.auth.uses_default_password() {
+            tracing::warn!(
+                "the admin account uses the default password: set IDM_ADMIN_PASSWORD or conf/authentication.json before exposing this server"
+            );
+        }
+        let state = AppState {
+            managed: parts.managed.clone(),
+            auth: Authenticator::new(parts.conf.auth.clone()),
+            broker: settings.broker.clone(),
+            conf: parts.conf.clone(),
+            salesforce: parts.salesforce.clone(),
+            schedules: parts.schedules.clone(),
+            recon: parts.recon.clone(),
         };
         let listener = TcpListener::bind(&settings.listen)
             .await
@@ -97,8 +125,7 @@ impl Application {
             source,
         })?;
         Ok(Application {
-            pool: state.managed.pool().clone(),
-            recon: state.recon.clone(),
+            parts,
             listener,
             router: api::router(state),
             local_addr,
@@ -107,7 +134,12 @@ impl Application {
 
     /// The reconciliation engine, when configured.
     pub fn recon(&self) -> Option<&ReconEngine> {
-        self.recon.as_ref()
+        self.parts.recon.as_ref()
+    }
+
+    /// What the application was built from, for roles that run beside it in one process.
+    pub fn components(&self) -> &Components {
+        &self.parts
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -116,7 +148,7 @@ impl Application {
 
     /// The pool the API writes through (a relay in the same process shares it).
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.parts.pool
     }
 
     pub fn port(&self) -> u16 {

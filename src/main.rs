@@ -6,13 +6,15 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
 
-use idm_sync::app::{Application, ServeSettings};
+use idm_sync::app::{Application, Components, ServeSettings};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
 use idm_sync::recon::{self, cli::ReconCommand};
 use idm_sync::repo::db::{self, DbSettings};
 use idm_sync::salesforce::{TokenStore, authorize_cli};
+use idm_sync::scheduler::Scheduler;
+use idm_sync::shutdown::Shutdown;
 use idm_sync::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
@@ -41,11 +43,13 @@ enum Command {
     Serve(ServeArgs),
     /// Publish committed changes from the outbox to the message broker.
     Relay(RelayArgs),
+    /// Fire conf/schedule-*.json (reconciliations), once per firing across replicas.
+    Scheduler(SchedulerArgs),
     /// Create the database if missing and apply the migrations, then exit.
     Migrate(DbArgs),
     /// Run one reconciliation of a mapping in this process and print its summary.
     Recon(ReconArgs),
-    /// Every role in one process (for now: serve, which runs the outbox relay).
+    /// Every role in one process: serve (with the outbox relay) and the scheduler.
     All(ServeArgs),
     /// Salesforce connector tools.
     #[command(subcommand)]
@@ -147,6 +151,15 @@ struct ServeArgs {
 }
 
 #[derive(Args)]
+struct SchedulerArgs {
+    /// Configuration directory (schedule-*.json, sync.json, the Salesforce provisioner).
+    #[arg(long = "conf", env = "IDM_CONF_DIR", default_value = "./conf")]
+    conf_dir: PathBuf,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Args)]
 struct RelayArgs {
     #[command(flatten)]
     broker: BrokerArgs,
@@ -178,6 +191,50 @@ impl BrokerArgs {
     }
 }
 
+/// `serve`, and with `all` the scheduler beside it, until shutdown.
+async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result<()> {
+    let status = BrokerStatus::default();
+    let settings = ServeSettings {
+        conf_dir: args.conf_dir,
+        listen: args.listen,
+        database: args.db.settings(),
+        broker: (!args.no_relay).then(|| status.clone()),
+    };
+    let app = Application::build(&settings)
+        .await
+        .context("idm-sync serve could not start")?;
+    let relay = (!args.no_relay).then(|| {
+        let relay = Relay::new(
+            app.pool().clone(),
+            args.broker.relay_settings("serve"),
+            status,
+        );
+        tokio::spawn(relay.run_until(shutdown.clone().wait()))
+    });
+    let scheduler = all
+        .then(|| tokio::spawn(scheduler_for(app.components()).run_until(shutdown.clone().wait())));
+    app.run_until(shutdown.wait())
+        .await
+        .context("the HTTP server failed")?;
+    if let Some(scheduler) = scheduler {
+        scheduler.await.context("the scheduler panicked")?;
+    }
+    if let Some(relay) = relay {
+        relay.await.context("the outbox relay panicked")?;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn scheduler_for(parts: &Components) -> Scheduler {
+    Scheduler::new(
+        parts.pool.clone(),
+        parts.schedules.as_ref().clone(),
+        idm_sync::scheduler::jobs::runner(parts.recon.clone()),
+        hostname(),
+    )
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
@@ -194,33 +251,14 @@ async fn main() -> anyhow::Result<()> {
         trigger.trigger();
     });
     match cli.command {
-        Command::Serve(args) | Command::All(args) => {
-            let status = BrokerStatus::default();
-            let settings = ServeSettings {
-                conf_dir: args.conf_dir,
-                listen: args.listen,
-                database: args.db.settings(),
-                broker: (!args.no_relay).then(|| status.clone()),
-            };
-            let app = Application::build(&settings)
+        Command::Scheduler(args) => {
+            let parts = Components::build(&args.conf_dir, &args.db.settings())
                 .await
-                .context("idm-sync serve could not start")?;
-            let relay = (!args.no_relay).then(|| {
-                let relay = Relay::new(
-                    app.pool().clone(),
-                    args.broker.relay_settings("serve"),
-                    status,
-                );
-                tokio::spawn(relay.run_until(shutdown.clone().wait()))
-            });
-            app.run_until(shutdown.wait())
-                .await
-                .context("the HTTP server failed")?;
-            if let Some(relay) = relay {
-                relay.await.context("the outbox relay panicked")?;
-            }
-            tracing::info!("stopped");
+                .context("idm-sync scheduler could not start")?;
+            scheduler_for(&parts).run_until(shutdown.wait()).await;
         }
+        Command::Serve(args) => serve(args, shutdown, false).await?,
+        Command::All(args) => serve(args, shutdown, true).await?,
         Command::Relay(args) => {
             let pool = db::connect(&args.db.settings())
                 .await

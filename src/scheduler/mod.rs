@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod cron;
+pub mod jobs;
 pub mod runner;
 
 pub use config::{Invoke, Schedule};

@@ -185,3 +185,48 @@ async fn jobs_are_listed_with_their_next_run() {
         .unwrap();
     assert_eq!(body["resultCount"], 0);
 }
+
+#[tokio::test]
+async fn firings_start_reconciliations_or_skip_while_one_runs() {
+    let env = crate::recon::support::env(30).await;
+    let scheduler = Scheduler::new(
+        env.app.db.pool.clone(),
+        vec![every_second("recon-every-second")],
+        idm_sync::scheduler::jobs::runner(Some(env.engine())),
+        "node",
+    );
+    tokio::time::timeout(
+        Duration::from_millis(3300),
+        scheduler.run_until(std::future::pending()),
+    )
+    .await
+    .ok();
+    let outcomes: Vec<(String,)> =
+        sqlx::query_as("SELECT outcome FROM schedule_firings WHERE schedule_id = 'recon-every-second' ORDER BY fire_time")
+            .fetch_all(&env.app.db.pool)
+            .await
+            .unwrap();
+    assert!(outcomes.len() >= 2, "{outcomes:?}");
+    let started = outcomes
+        .iter()
+        .filter(|(o,)| o.starts_with("started "))
+        .count();
+    assert!(started >= 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|(o,)| o.starts_with("started ") || o.starts_with("skipped: a reconciliation")),
+        "{outcomes:?}"
+    );
+    // The runs it started are real reconciliations of the mapping.
+    let runs = env
+        .scalar(
+            "SELECT count(*) FROM recon_runs WHERE mapping = 'systemSalesforceUser_managedUser'",
+        )
+        .await;
+    assert_eq!(runs, started as i64);
+    let first = outcomes[0].0.trim_start_matches("started ").to_owned();
+    let summary = env.wait_done(&first).await;
+    assert_eq!(summary["state"], "SUCCESS");
+    assert_eq!(env.users().await, 29, "the autoproc user is not imported");
+}
