@@ -6,7 +6,7 @@ COPY src ./src
 COPY migrations ./migrations
 COPY benches ./benches
 COPY tests ./tests
-RUN cargo build --release --locked --bin idm-sync
+RUN cargo build --release --locked --bin idm-sync --bin sf-emulator
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
@@ -14,6 +14,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && useradd --system --uid 10001 --home /srv/idm-sync idm
 WORKDIR /srv/idm-sync
 COPY --from=build /src/target/release/idm-sync /usr/local/bin/idm-sync
+COPY --from=build /src/target/release/sf-emulator /usr/local/bin/sf-emulator
 COPY conf ./conf
 USER idm
 ENV IDM_CONF_DIR=/srv/idm-sync/conf IDM_LISTEN=0.0.0.0:8080 IDM_LOG_FORMAT=json
