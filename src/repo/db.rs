@@ -32,6 +32,10 @@ impl DbSettings {
 pub async fn connect(settings: &DbSettings) -> Result<PgPool, RepoError> {
     let options = PgConnectOptions::from_str(&settings.url)
         .map_err(|e| RepoError::Config(format!("DATABASE_URL is not a valid Postgres URL: {e}")))?
+        // Plan each statement for its actual parameters. A cached generic plan cannot see how
+        // long an `= ANY($1)` array is nor how selective a filter's value is, and picked a full
+        // index scan per page for recon's link look-ups (quadratic in the org's size).
+        .options([("plan_cache_mode", "force_custom_plan")])
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
     ensure_database(&options).await?;
