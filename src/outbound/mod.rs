@@ -5,4 +5,6 @@
 pub mod broker;
 pub mod message;
 pub mod relay;
+pub mod sync;
+pub mod worker;
 pub mod topology;
