@@ -140,11 +140,15 @@ pub async fn instance_action(
     Path((object_type, id)): Path<(String, String)>,
     headers: HeaderMap,
     params: Params,
-    JsonBody(body): JsonBody<Value>,
+    // Optional: triggerSyncCheck is posted without a body.
+    body: Result<JsonBody<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     params.allow_only(ACTION_PARAMS)?;
     match params.get("_action") {
-        Some("patch") => do_patch(state, object_type, id, headers, params, body).await,
+        Some("patch") => {
+            let JsonBody(body) = body?;
+            do_patch(state, object_type, id, headers, params, body).await
+        }
         Some("triggerSyncCheck") => trigger_sync_check(state, object_type, id, params).await,
         Some(other) => Err(unknown_action(other, "patch, triggerSyncCheck")),
         None => Err(ApiError::bad_request(

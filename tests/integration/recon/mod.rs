@@ -2,4 +2,4 @@
 
 mod guard_and_runs;
 mod inbound;
-mod support;
+pub mod support;
