@@ -410,17 +410,29 @@ impl SyncEngine {
                 let (Some(source), Some(target)) = (&source, &target_id) else {
                     return fail(situation, action, "UPDATE without a source and a target".into());
                 };
-                let empty = Value::Object(Map::new());
                 let snapshot = link
                     .filter(|_| !change.force)
                     .and_then(|l| l.synced_snapshot.clone())
                     .map(Value::Object);
-                let old = snapshot.as_ref().unwrap_or(&empty);
-                match mapping.delta(old, source, None, &ctx) {
+                let after = After::Synced {
+                    link: link.map(|l| l.id.clone()),
+                };
+                let record = match &snapshot {
+                    Some(old) => mapping.delta(old, source, None, &ctx),
+                    // Not known to be in step (a FOUND target, a NULL snapshot, a forced
+                    // re-sync): every mapped property, except defaults, which never
+                    // overwrite Salesforce's values on UPDATE. A delta against an empty
+                    // snapshot would miss properties a transform maps to the same value
+                    // whether or not the source has them (IsActive).
+                    None => mapping.map_object(source, None, &ctx).map(|m| {
+                        m.object
+                            .into_iter()
+                            .filter(|(k, _)| !m.defaulted.contains(k))
+                            .collect()
+                    }),
+                };
+                match record {
                     Ok(delta) => {
-                        let after = After::Synced {
-                            link: link.map(|l| l.id.clone()),
-                        };
                         if delta.is_empty() {
                             planned(Plan::Local { after })
                         } else {
