@@ -82,7 +82,9 @@ pub(crate) async fn query(
             Relation::SyncFailures => {
                 sync_failures::query(pool, &filter, after.as_deref(), limit).await?
             }
-            Relation::SyncAudit => sync_audit::query(pool, &filter, after.as_deref(), limit).await?,
+            Relation::SyncAudit => {
+                sync_audit::query(pool, &filter, after.as_deref(), limit).await?
+            }
         };
         let more = rows.len() as i64 > want;
         rows.truncate(want as usize);

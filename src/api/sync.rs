@@ -43,7 +43,12 @@ pub async fn collection_action(
     params.allow_only(ACTION_PARAMS)?;
     match params.get("_action") {
         Some("retryAll") => {
-            let mut tx = state.managed.pool().begin().await.map_err(RepoError::from)?;
+            let mut tx = state
+                .managed
+                .pool()
+                .begin()
+                .await
+                .map_err(RepoError::from)?;
             let n = sync_failures::retry_all(&mut tx).await?;
             tx.commit().await.map_err(RepoError::from)?;
             Ok(render::json(
@@ -70,7 +75,12 @@ pub async fn instance_action(
     params.allow_only(ACTION_PARAMS)?;
     match params.get("_action") {
         Some("retry") => {
-            let mut tx = state.managed.pool().begin().await.map_err(RepoError::from)?;
+            let mut tx = state
+                .managed
+                .pool()
+                .begin()
+                .await
+                .map_err(RepoError::from)?;
             if !sync_failures::retry(&mut tx, &id).await? {
                 return Err(ApiError::not_found(format!("Sync failure {id} not found")));
             }

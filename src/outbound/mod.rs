@@ -6,5 +6,5 @@ pub mod broker;
 pub mod message;
 pub mod relay;
 pub mod sync;
-pub mod worker;
 pub mod topology;
+pub mod worker;

@@ -116,11 +116,17 @@ enum Plan {
 #[derive(Debug)]
 enum After {
     /// Record the snapshot on the link (or create the link with it).
-    Synced { link: Option<String> },
+    Synced {
+        link: Option<String>,
+    },
     /// Remove the link (DELETE, UNLINK).
-    Unlink { link: String },
+    Unlink {
+        link: String,
+    },
     /// Create a link without a snapshot (LINK).
-    Link { target_id: String },
+    Link {
+        target_id: String,
+    },
     Nothing,
 }
 
@@ -291,9 +297,7 @@ impl SyncEngine {
         let (situation, source) = match user {
             Some((rev, body)) => {
                 // Already in step with this revision or a later one: duplicates, stale events.
-                if !change.force
-                    && link.and_then(|l| l.synced_rev).is_some_and(|s| s >= *rev)
-                {
+                if !change.force && link.and_then(|l| l.synced_rev).is_some_and(|s| s >= *rev) {
                     return Planned {
                         situation: Situation::Confirmed,
                         action: Action::Update,
@@ -381,10 +385,12 @@ impl SyncEngine {
             target_id: target_id.clone(),
             plan,
         };
-        let map_err = |e: MappingError| planned(Plan::Fail {
-            code: None,
-            message: e.to_string(),
-        });
+        let map_err = |e: MappingError| {
+            planned(Plan::Fail {
+                code: None,
+                message: e.to_string(),
+            })
+        };
         match action {
             Action::Create => {
                 let Some(source) = &source else {
@@ -408,7 +414,11 @@ impl SyncEngine {
             }
             Action::Update => {
                 let (Some(source), Some(target)) = (&source, &target_id) else {
-                    return fail(situation, action, "UPDATE without a source and a target".into());
+                    return fail(
+                        situation,
+                        action,
+                        "UPDATE without a source and a target".into(),
+                    );
                 };
                 let snapshot = link
                     .filter(|_| !change.force)
@@ -612,7 +622,7 @@ impl SyncEngine {
         let mut outcomes = Vec::with_capacity(changes.len());
         let mut audit = Vec::new();
         let mut cleared: Vec<(String, i64)> = Vec::new();
-        let mut failures: Vec<(usize, Option<String>, String, i32, Option<String>)> = Vec::new();
+        let mut failures: Vec<PendingFailure> = Vec::new();
         let mut tx = self.pool.begin().await?;
         for (i, (change, p)) in changes.iter().zip(planned).enumerate() {
             let user = users.get(&change.object_id);
@@ -645,17 +655,44 @@ impl SyncEngine {
                         _ => "the correlation query failed".to_owned(),
                     };
                     audit.push(entry("FAILURE", Some(message.clone()), None));
-                    failures.push((i, None, message, change.attempts as i32 + 1, None));
+                    failures.push(PendingFailure {
+                        index: i,
+                        situation: p.situation,
+                        action: p.action,
+                        code: None,
+                        message,
+                        attempts: change.attempts as i32 + 1,
+                        target: None,
+                    });
                     outcomes.push(Outcome::Done);
                 }
                 Plan::Fail { code, message } => {
-                    audit.push(entry("FAILURE", Some(message.clone()), p.target_id.as_deref()));
-                    failures.push((i, code, message, 1, p.target_id.clone()));
+                    audit.push(entry(
+                        "FAILURE",
+                        Some(message.clone()),
+                        p.target_id.as_deref(),
+                    ));
+                    failures.push(PendingFailure {
+                        index: i,
+                        situation: p.situation,
+                        action: p.action,
+                        code,
+                        message,
+                        attempts: 1,
+                        target: p.target_id.clone(),
+                    });
                     outcomes.push(Outcome::Done);
                 }
                 Plan::Local { after } => {
-                    self.after(&mut tx, mapping, change, user, &after, p.target_id.as_deref())
-                        .await?;
+                    self.after(
+                        &mut tx,
+                        mapping,
+                        change,
+                        user,
+                        &after,
+                        p.target_id.as_deref(),
+                    )
+                    .await?;
                     cleared.push((change.object_id.clone(), rev));
                     if p.action != Action::Ignore {
                         audit.push(entry("SUCCESS", None, p.target_id.as_deref()));
@@ -664,7 +701,9 @@ impl SyncEngine {
                 }
                 Plan::Write { after, .. } => {
                     let result = results.remove(&i).unwrap_or_else(|| {
-                        Err(SalesforceError::InvalidResponse("no result for the record".into()))
+                        Err(SalesforceError::InvalidResponse(
+                            "no result for the record".into(),
+                        ))
                     });
                     match result {
                         Ok(target_id) => {
@@ -686,13 +725,15 @@ impl SyncEngine {
                                     Some(message.clone()),
                                     p.target_id.as_deref(),
                                 ));
-                                failures.push((
-                                    i,
-                                    e.error_code().map(str::to_owned),
+                                failures.push(PendingFailure {
+                                    index: i,
+                                    situation: p.situation,
+                                    action: p.action,
+                                    code: e.error_code().map(str::to_owned),
                                     message,
-                                    change.attempts as i32 + 1,
-                                    p.target_id.clone(),
-                                ));
+                                    attempts: change.attempts as i32 + 1,
+                                    target: p.target_id.clone(),
+                                });
                                 outcomes.push(Outcome::Done);
                             }
                         },
@@ -701,10 +742,10 @@ impl SyncEngine {
             }
         }
         sync_failures::clear(&mut *tx, &self.mapping, OBJECT_TYPE, &cleared).await?;
-        let new_failures: Vec<sync_failures::NewFailure> = failures
+        let with_context: Vec<sync_failures::NewFailure> = failures
             .iter()
-            .map(|(i, code, message, attempts, target)| {
-                let change = &changes[*i];
+            .map(|f| {
+                let change = &changes[f.index];
                 sync_failures::NewFailure {
                     mapping: &self.mapping,
                     object_type: OBJECT_TYPE,
@@ -712,27 +753,13 @@ impl SyncEngine {
                     object_rev: users
                         .get(&change.object_id)
                         .map_or(change.rev, |(rev, _)| *rev),
-                    target_id: target.as_deref(),
-                    situation: "",
-                    action: "",
-                    error_code: code.as_deref(),
-                    message,
-                    attempts: *attempts,
+                    target_id: f.target.as_deref(),
+                    situation: f.situation.as_str(),
+                    action: f.action.as_str(),
+                    error_code: f.code.as_deref(),
+                    message: &f.message,
+                    attempts: f.attempts,
                 }
-            })
-            .collect();
-        // Situation and action of each failure, from its audit entry.
-        let with_context: Vec<sync_failures::NewFailure> = new_failures
-            .into_iter()
-            .map(|mut f| {
-                if let Some(a) = audit.iter().rev().find(|a| {
-                    a.get("sourceObjectId").and_then(Value::as_str)
-                        == Some(&format!("managed/{OBJECT_TYPE}/{}", f.object_id))
-                }) {
-                    f.situation = a.get("situation").and_then(Value::as_str).unwrap_or("");
-                    f.action = a.get("action").and_then(Value::as_str).unwrap_or("");
-                }
-                f
             })
             .collect();
         sync_failures::record(&mut tx, &with_context).await?;
@@ -795,6 +822,20 @@ impl SyncEngine {
     }
 }
 
+/// A failure to record once the batch's outcomes are known.
+struct PendingFailure {
+    index: usize,
+    situation: Situation,
+    action: Action,
+    code: Option<String>,
+    message: String,
+    attempts: i32,
+    target: Option<String>,
+}
+
+/// A managed user as loaded: id, rev, body.
+type UserRow = (String, i64, Json<Map<String, Value>>);
+
 /// Correlation results for a batch.
 #[derive(Debug)]
 enum Correlated {
@@ -841,7 +882,7 @@ async fn load_users(
     pool: &PgPool,
     ids: &[String],
 ) -> Result<HashMap<String, (i64, Map<String, Value>)>, SyncError> {
-    let rows: Vec<(String, i64, Json<Map<String, Value>>)> = sqlx::query_as(
+    let rows: Vec<UserRow> = sqlx::query_as(
         "SELECT id, rev, body FROM managed_objects WHERE object_type = $1 AND id = ANY($2)",
     )
     .bind(OBJECT_TYPE)

@@ -241,22 +241,21 @@ impl Worker {
     ) -> Result<Vec<Group>, WorkerError> {
         let mut groups: Vec<Group> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        let mut add = |group: Group, groups: &mut Vec<Group>| match index
-            .get(&group.change.object_id)
-        {
-            Some(&i) => {
-                let g: &mut Group = &mut groups[i];
-                g.change.rev = g.change.rev.max(group.change.rev);
-                g.change.force |= group.change.force;
-                g.change.committed_at = g.change.committed_at.min(group.change.committed_at);
-                g.change.attempts = g.change.attempts.max(group.change.attempts);
-                g.ackers.extend(group.ackers);
-            }
-            None => {
-                index.insert(group.change.object_id.clone(), groups.len());
-                groups.push(group);
-            }
-        };
+        let mut add =
+            |group: Group, groups: &mut Vec<Group>| match index.get(&group.change.object_id) {
+                Some(&i) => {
+                    let g: &mut Group = &mut groups[i];
+                    g.change.rev = g.change.rev.max(group.change.rev);
+                    g.change.force |= group.change.force;
+                    g.change.committed_at = g.change.committed_at.min(group.change.committed_at);
+                    g.change.attempts = g.change.attempts.max(group.change.attempts);
+                    g.ackers.extend(group.ackers);
+                }
+                None => {
+                    index.insert(group.change.object_id.clone(), groups.len());
+                    groups.push(group);
+                }
+            };
         for delivery in batch {
             let event: ChangeEvent = match serde_json::from_slice(&delivery.data) {
                 Ok(e) => e,
@@ -413,7 +412,6 @@ fn reconnect_backoff() -> impl Iterator<Item = Duration> {
         .without_max_times()
         .build()
 }
-
 
 /// The implicit-sync mapping of the sample (managed user → Salesforce user).
 pub const OUTBOUND_MAPPING: &str = "managedUser_systemSalesforceUser";

@@ -103,9 +103,10 @@ pub async fn retry(tx: &mut PgConnection, id: &str) -> Result<bool, RepoError> {
 
 /// Re-enqueues the objects of every failure; returns how many.
 pub async fn retry_all(tx: &mut PgConnection) -> Result<u64, RepoError> {
-    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM sync_failures ORDER BY id FOR UPDATE")
-        .fetch_all(&mut *tx)
-        .await?;
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM sync_failures ORDER BY id FOR UPDATE")
+            .fetch_all(&mut *tx)
+            .await?;
     let mut n = 0;
     for id in ids {
         if retry(tx, &id).await? {
@@ -147,4 +148,3 @@ pub async fn count<'e>(db: impl PgExecutor<'e>) -> Result<i64, RepoError> {
         .await?;
     Ok(n)
 }
-

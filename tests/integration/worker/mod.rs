@@ -241,7 +241,10 @@ impl Env {
                 QueueDeleteOptions::default(),
             )
             .await;
-        for e in [self.topology.exchange(), self.topology.dead_letter_exchange()] {
+        for e in [
+            self.topology.exchange(),
+            self.topology.dead_letter_exchange(),
+        ] {
             let _ = channel
                 .exchange_delete(e.into(), ExchangeDeleteOptions::default())
                 .await;

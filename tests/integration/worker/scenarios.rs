@@ -53,7 +53,10 @@ async fn assert_converged(env: &Env, ids: &[String]) {
         assert_eq!(sf["FirstName"], m["givenName"], "{id}");
         assert_eq!(sf["Email"], m["mail"], "{id}");
         let given = m["givenName"].as_str().unwrap();
-        assert_eq!(sf["Alias"], json!(given.chars().take(8).collect::<String>()));
+        assert_eq!(
+            sf["Alias"],
+            json!(given.chars().take(8).collect::<String>())
+        );
         assert_eq!(sf["Username"], m["userName"]);
     }
 }
@@ -92,7 +95,10 @@ async fn create_then_sn_edit_sends_last_name_alone() {
     env.patch(&id, "/sn", json!("Jensen-Smith")).await;
     let sf = env.wait_synced(&id).await;
     assert_eq!(sf["LastName"], "Jensen-Smith");
-    assert_eq!(sf["FirstName"], "ChangedInSalesforce", "only the delta is sent");
+    assert_eq!(
+        sf["FirstName"], "ChangedInSalesforce",
+        "only the delta is sent"
+    );
     let stats = env.handle().stats();
     assert_eq!(stats.calls_of(PATCH_ONE), 1, "{:?}", stats.calls);
     assert_eq!(writes(&env), 1);
@@ -187,7 +193,9 @@ async fn recon_of_an_unchanged_org_costs_no_outbound_write() {
     let worker = env.spawn_worker();
     let res = env
         .app
-        .post("/recon?_action=recon&mapping=systemSalesforceUser_managedUser&waitForCompletion=true")
+        .post(
+            "/recon?_action=recon&mapping=systemSalesforceUser_managedUser&waitForCompletion=true",
+        )
         .send()
         .await
         .unwrap();
@@ -255,7 +263,11 @@ async fn random_edits_with_duplicates_converge_on_the_latest_revision() {
     assert_eq!(env.handle().user_count(), 50);
     let stats = env.handle().stats();
     let calls = writes(&env);
-    assert!(calls <= 350, "at most one write per change: {calls} {:?}", stats.calls);
+    assert!(
+        calls <= 350,
+        "at most one write per change: {calls} {:?}",
+        stats.calls
+    );
     worker.stop().await;
     env.delete_topology().await;
 }
@@ -294,9 +306,7 @@ async fn duplicate_username_is_a_sync_failure_until_fixed_and_retried() {
         env.failures("true").await["resultCount"] == 1
     })
     .await;
-    let failures = env
-        .failures(&format!("objectId eq \"{second}\""))
-        .await;
+    let failures = env.failures(&format!("objectId eq \"{second}\"")).await;
     let f = &failures["result"][0];
     assert_eq!(f["errorCode"], "DUPLICATE_USERNAME", "{f}");
     assert_eq!(f["mapping"], "managedUser_systemSalesforceUser");
@@ -362,7 +372,10 @@ async fn rate_limit_pauses_then_resumes() {
     });
     let id = env.create("limited@idm-sync.test").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(env.linked(&id).await.is_none(), "nothing written while limited");
+    assert!(
+        env.linked(&id).await.is_none(),
+        "nothing written while limited"
+    );
     assert_eq!(
         env.scalar("SELECT count(*) FROM sync_failures").await,
         0,
