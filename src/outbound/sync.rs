@@ -104,7 +104,7 @@ enum Plan {
     Local { after: After },
     /// The correlation query failed: retry (transient), wait (rate limit), or record the
     /// failure (`Outcome::Done` marks a permanent one).
-    Defer(Outcome),
+    Defer(Outcome, String),
     /// A permanent failure, recorded without a call (EXCEPTION, a script error).
     Fail {
         code: Option<String>,
@@ -216,15 +216,39 @@ impl SyncEngine {
                 }
             }
         }
-        let correlated = match self.correlate(mapping, &users, &to_correlate).await {
+        let mut correlated = match self.correlate(mapping, &users, &to_correlate).await {
             Ok(c) => c,
             Err(e) => {
                 // Without correlation no unlinked user can be assessed; the linked ones can.
-                let outcome = failure_outcome(&e);
                 tracing::warn!(error = %e, "correlation query failed");
-                Correlated::Failed(outcome)
+                Correlated::Failed(failure_outcome(&e), e.to_string())
             }
         };
+        // A single match already linked (to another managed user: ours are unlinked) is
+        // FOUND_ALREADY_LINKED.
+        if let Correlated::Found(out) = &mut correlated {
+            let singles: Vec<String> = out
+                .values()
+                .filter(|m| m.ids.len() == 1)
+                .map(|m| m.ids[0].clone())
+                .collect();
+            if !singles.is_empty() {
+                let linked: HashSet<String> = links::by_ids(
+                    &self.pool,
+                    mapping.link_type(),
+                    DEFAULT_LINK_QUALIFIER,
+                    Side::First,
+                    &singles,
+                )
+                .await?
+                .into_iter()
+                .map(|l| l.first_id)
+                .collect();
+                for m in out.values_mut() {
+                    m.linked_elsewhere = m.ids.len() == 1 && linked.contains(&m.ids[0]);
+                }
+            }
+        }
 
         let mut planned = Vec::with_capacity(changes.len());
         for change in changes {
@@ -316,12 +340,12 @@ impl SyncEngine {
                     (Some(_), _) => (LinkState::LinkedTargetExists, Correlation::NotRun),
                     (None, false) => (LinkState::Unlinked, Correlation::NotRun),
                     (None, true) => match correlated {
-                        Correlated::Failed(outcome) => {
+                        Correlated::Failed(outcome, message) => {
                             return Planned {
                                 situation: Situation::Absent,
                                 action: Action::Create,
                                 target_id: None,
-                                plan: Plan::Defer(outcome.clone()),
+                                plan: Plan::Defer(outcome.clone(), message.clone()),
                             };
                         }
                         Correlated::Found(map) => {
@@ -504,8 +528,7 @@ impl SyncEngine {
         }
     }
 
-    /// Runs the mapping's correlation for `ids`; per user, the matching Salesforce ids and
-    /// whether the single match is linked to another managed user.
+    /// Runs the mapping's correlation for `ids`: per user, the matching Salesforce ids.
     async fn correlate(
         &self,
         mapping: &Mapping,
@@ -583,29 +606,6 @@ impl SyncEngine {
                 }
             }
         }
-        // A single match already linked (to another managed user: ours are unlinked).
-        let singles: Vec<String> = out
-            .values()
-            .filter(|m| m.ids.len() == 1)
-            .map(|m| m.ids[0].clone())
-            .collect();
-        if !singles.is_empty() {
-            let linked: HashSet<String> = links::by_ids(
-                &self.pool,
-                mapping.link_type(),
-                DEFAULT_LINK_QUALIFIER,
-                Side::First,
-                &singles,
-            )
-            .await
-            .map_err(|e| SalesforceError::TokenStore(format!("link lookup: {e}")))?
-            .into_iter()
-            .map(|l| l.first_id)
-            .collect();
-            for m in out.values_mut() {
-                m.linked_elsewhere = m.ids.len() == 1 && linked.contains(&m.ids[0]);
-            }
-        }
         Ok(Correlated::Found(out))
     }
 
@@ -645,15 +645,12 @@ impl SyncEngine {
                     cleared.push((change.object_id.clone(), rev));
                     outcomes.push(Outcome::Done);
                 }
-                Plan::Defer(Outcome::RateLimited) => outcomes.push(Outcome::RateLimited),
-                Plan::Defer(Outcome::Retry { error }) if !change.last_attempt => {
+                Plan::Defer(Outcome::RateLimited, _) => outcomes.push(Outcome::RateLimited),
+                Plan::Defer(Outcome::Retry { error }, _) if !change.last_attempt => {
                     outcomes.push(Outcome::Retry { error })
                 }
-                Plan::Defer(other) => {
-                    let message = match other {
-                        Outcome::Retry { error } => error,
-                        _ => "the correlation query failed".to_owned(),
-                    };
+                Plan::Defer(_, message) => {
+                    let message = format!("correlation query: {message}");
                     audit.push(entry("FAILURE", Some(message.clone()), None));
                     failures.push(PendingFailure {
                         index: i,
@@ -684,15 +681,34 @@ impl SyncEngine {
                     outcomes.push(Outcome::Done);
                 }
                 Plan::Local { after } => {
-                    self.after(
-                        &mut tx,
-                        mapping,
-                        change,
-                        user,
-                        &after,
-                        p.target_id.as_deref(),
-                    )
-                    .await?;
+                    let conflict = self
+                        .after(
+                            &mut tx,
+                            mapping,
+                            change,
+                            user,
+                            &after,
+                            p.target_id.as_deref(),
+                        )
+                        .await?;
+                    if let Some(message) = conflict {
+                        audit.push(entry(
+                            "FAILURE",
+                            Some(message.clone()),
+                            p.target_id.as_deref(),
+                        ));
+                        failures.push(PendingFailure {
+                            index: i,
+                            situation: p.situation,
+                            action: p.action,
+                            code: None,
+                            message,
+                            attempts: 1,
+                            target: p.target_id.clone(),
+                        });
+                        outcomes.push(Outcome::Done);
+                        continue;
+                    }
                     cleared.push((change.object_id.clone(), rev));
                     if p.action != Action::Ignore {
                         audit.push(entry("SUCCESS", None, p.target_id.as_deref()));
@@ -707,8 +723,27 @@ impl SyncEngine {
                     });
                     match result {
                         Ok(target_id) => {
-                            self.after(&mut tx, mapping, change, user, &after, Some(&target_id))
+                            let conflict = self
+                                .after(&mut tx, mapping, change, user, &after, Some(&target_id))
                                 .await?;
+                            if let Some(message) = conflict {
+                                audit.push(entry(
+                                    "FAILURE",
+                                    Some(message.clone()),
+                                    Some(&target_id),
+                                ));
+                                failures.push(PendingFailure {
+                                    index: i,
+                                    situation: p.situation,
+                                    action: p.action,
+                                    code: None,
+                                    message,
+                                    attempts: 1,
+                                    target: Some(target_id),
+                                });
+                                outcomes.push(Outcome::Done);
+                                continue;
+                            }
                             cleared.push((change.object_id.clone(), rev));
                             audit.push(entry("SUCCESS", None, Some(&target_id)));
                             outcomes.push(Outcome::Done);
@@ -771,7 +806,10 @@ impl SyncEngine {
         Ok(outcomes)
     }
 
-    /// The repository change after a successful write (or none needed).
+    /// The repository change after a successful write (or none needed). `Some(message)`:
+    /// the link could not be created because another one holds an id (a concurrent link of
+    /// the same Salesforce or managed user); the change is then a sync failure rather than
+    /// a poison batch that fails its whole transaction forever.
     async fn after(
         &self,
         tx: &mut sqlx::PgConnection,
@@ -780,45 +818,66 @@ impl SyncEngine {
         user: Option<&(i64, Map<String, Value>)>,
         after: &After,
         target_id: Option<&str>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Option<String>, SyncError> {
         match after {
-            After::Nothing => {}
+            After::Nothing => Ok(None),
             After::Synced { link: Some(link) } => {
                 if let Some((rev, body)) = user {
                     links::record_synced(&mut *tx, link, body, *rev).await?;
                 }
+                Ok(None)
             }
-            After::Synced { link: None } => {
-                if let (Some((rev, body)), Some(target)) = (user, target_id) {
-                    links::insert(
-                        tx,
-                        mapping.link_type(),
-                        DEFAULT_LINK_QUALIFIER,
-                        &NewLink {
-                            first_id: target,
-                            second_id: &change.object_id,
-                            snapshot: Some(Snapshot { body, rev: *rev }),
-                        },
-                    )
-                    .await?;
+            After::Synced { link: None } => match (user, target_id) {
+                (Some((rev, body)), Some(target)) => {
+                    let snapshot = Some(Snapshot { body, rev: *rev });
+                    insert_link(tx, mapping, target, &change.object_id, snapshot).await
                 }
+                _ => Ok(None),
+            },
+            After::Unlink { link } => {
+                links::delete_many(tx, std::slice::from_ref(link)).await?;
+                Ok(None)
             }
-            After::Unlink { link } => links::delete_many(tx, std::slice::from_ref(link)).await?,
             After::Link { target_id } => {
-                links::insert(
-                    tx,
-                    mapping.link_type(),
-                    DEFAULT_LINK_QUALIFIER,
-                    &NewLink {
-                        first_id: target_id,
-                        second_id: &change.object_id,
-                        snapshot: None,
-                    },
-                )
-                .await?;
+                insert_link(tx, mapping, target_id, &change.object_id, None).await
             }
         }
-        Ok(())
+    }
+}
+
+/// Inserts a link inside a savepoint, so a unique conflict fails this change only.
+async fn insert_link(
+    tx: &mut sqlx::PgConnection,
+    mapping: &Mapping,
+    target_id: &str,
+    object_id: &str,
+    snapshot: Option<Snapshot<'_>>,
+) -> Result<Option<String>, SyncError> {
+    let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+    let link = NewLink {
+        first_id: target_id,
+        second_id: object_id,
+        snapshot,
+    };
+    match links::insert(
+        &mut savepoint,
+        mapping.link_type(),
+        DEFAULT_LINK_QUALIFIER,
+        &link,
+    )
+    .await
+    {
+        Ok(_) => {
+            savepoint.commit().await?;
+            Ok(None)
+        }
+        Err(RepoError::Unique { constraint }) => {
+            savepoint.rollback().await?;
+            Ok(Some(format!(
+                "Salesforce user {target_id} could not be linked: another link holds it ({constraint})"
+            )))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -840,7 +899,8 @@ type UserRow = (String, i64, Json<Map<String, Value>>);
 #[derive(Debug)]
 enum Correlated {
     Found(HashMap<String, Matches>),
-    Failed(Outcome),
+    /// The query failed: how that affects the unlinked users, and why.
+    Failed(Outcome, String),
 }
 
 #[derive(Debug)]

@@ -38,12 +38,15 @@ pub struct RunningWorker {
 }
 
 impl RunningWorker {
-    /// Graceful stop: finishes the batch in hand.
+    /// Graceful stop: finishes the batch in hand, then the task ends.
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("the worker stops within 10 s of the shutdown signal")
+            .expect("the worker task ends cleanly");
     }
 }
 

@@ -149,6 +149,13 @@ async fn create_then_sn_edit_sends_last_name_alone() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let res = env
+        .app
+        .post("/managed/user/no-such-user?_action=triggerSyncCheck")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
     wait_until("the drift repaired", async || {
         env.handle().user(&sf_id).unwrap()["LastName"] == "Jensen-Smith"
     })
