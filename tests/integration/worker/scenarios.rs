@@ -275,6 +275,18 @@ async fn random_edits_with_duplicates_converge_on_the_latest_revision() {
         "at most one write per change: {calls} {:?}",
         stats.calls
     );
+    let (p50, p99): (f64, f64) = sqlx::query_as(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY (body->>'latencyMs')::float8),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY (body->>'latencyMs')::float8)
+         FROM sync_audit",
+    )
+    .fetch_one(&env.app.db.pool)
+    .await
+    .unwrap();
+    eprintln!(
+        "350 changes: {calls} write calls {:?}; commit → Salesforce ack p50 {p50} ms, p99 {p99} ms",
+        stats.calls
+    );
     worker.stop().await;
     env.delete_topology().await;
 }
@@ -427,5 +439,29 @@ async fn an_aborted_worker_loses_nothing() {
     assert_eq!(env.handle().user_count(), 40, "no duplicate creates");
     assert_eq!(env.scalar("SELECT count(*) FROM sync_failures").await, 0);
     worker.stop().await;
+    env.delete_topology().await;
+}
+
+#[tokio::test]
+async fn workers_share_partitions_and_a_dying_one_hands_over() {
+    let env = env(0).await;
+    let first = env.spawn_worker();
+    let second = env.spawn_worker();
+    let third = env.spawn_worker();
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(env.create(&format!("shared{i}@idm-sync.test")).await);
+    }
+    assert_converged(&env, &ids).await;
+    // The first worker dies without a goodbye; the others take its partitions over.
+    first.task.abort();
+    drop(first);
+    for (n, id) in ids.iter().enumerate() {
+        env.patch(id, "/sn", json!(format!("Handed{n}"))).await;
+    }
+    assert_converged(&env, &ids).await;
+    assert_eq!(env.handle().user_count(), 30);
+    second.stop().await;
+    third.stop().await;
     env.delete_topology().await;
 }
