@@ -10,6 +10,7 @@ use idm_sync::app::{Application, Components, ServeSettings};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
+use idm_sync::outbound::worker::{self, WorkerSettings};
 use idm_sync::recon::{self, cli::ReconCommand};
 use idm_sync::repo::db::{self, DbSettings};
 use idm_sync::salesforce::{TokenStore, authorize_cli};
@@ -49,7 +50,9 @@ enum Command {
     Migrate(DbArgs),
     /// Run one reconciliation of a mapping in this process and print its summary.
     Recon(ReconArgs),
-    /// Every role in one process: serve (with the outbox relay) and the scheduler.
+    /// Apply managed-user changes to Salesforce (consumes the change events).
+    Worker(WorkerArgs),
+    /// Every role in one process: serve (with the outbox relay), the worker and the scheduler.
     All(ServeArgs),
     /// Salesforce connector tools.
     #[command(subcommand)]
@@ -160,6 +163,17 @@ struct SchedulerArgs {
 }
 
 #[derive(Args)]
+struct WorkerArgs {
+    /// Configuration directory (sync.json, the Salesforce provisioner).
+    #[arg(long = "conf", env = "IDM_CONF_DIR", default_value = "./conf")]
+    conf_dir: PathBuf,
+    #[command(flatten)]
+    broker: BrokerArgs,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Args)]
 struct RelayArgs {
     #[command(flatten)]
     broker: BrokerArgs,
@@ -191,11 +205,11 @@ impl BrokerArgs {
     }
 }
 
-/// `serve`, and with `all` the scheduler beside it, until shutdown.
+/// `serve`, and with `all` the worker and the scheduler beside it, until shutdown.
 async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result<()> {
     let status = BrokerStatus::default();
     let settings = ServeSettings {
-        conf_dir: args.conf_dir,
+        conf_dir: args.conf_dir.clone(),
         listen: args.listen,
         database: args.db.settings(),
         broker: (!args.no_relay).then(|| status.clone()),
@@ -213,6 +227,19 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
     });
     let scheduler = all
         .then(|| tokio::spawn(scheduler_for(app.components()).run_until(shutdown.clone().wait())));
+    let worker = if all {
+        let settings = WorkerSettings::new(args.broker.relay_settings("worker").broker);
+        let worker = worker::build(
+            &args.conf_dir,
+            app.pool().clone(),
+            settings,
+            BrokerStatus::default(),
+        )
+        .context("the outbound worker could not start")?;
+        Some(tokio::spawn(worker.run_until(shutdown.clone().wait())))
+    } else {
+        None
+    };
     app.run_until(shutdown.wait())
         .await
         .context("the HTTP server failed")?;
@@ -221,6 +248,9 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
     }
     if let Some(relay) = relay {
         relay.await.context("the outbox relay panicked")?;
+    }
+    if let Some(worker) = worker {
+        worker.await.context("the outbound worker panicked")?;
     }
     tracing::info!("stopped");
     Ok(())
@@ -256,6 +286,16 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("idm-sync scheduler could not start")?;
             scheduler_for(&parts).run_until(shutdown.wait()).await;
+        }
+        Command::Worker(args) => {
+            let pool = db::connect(&args.db.settings())
+                .await
+                .context("cannot reach the database")?;
+            db::migrate(&pool).await.context("migrations failed")?;
+            let settings = WorkerSettings::new(args.broker.relay_settings("worker").broker);
+            let worker = worker::build(&args.conf_dir, pool, settings, BrokerStatus::default())
+                .context("idm-sync worker could not start")?;
+            worker.run_until(shutdown.wait()).await;
         }
         Command::Serve(args) => serve(args, shutdown, false).await?,
         Command::All(args) => serve(args, shutdown, true).await?,

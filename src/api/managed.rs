@@ -140,16 +140,49 @@ pub async fn instance_action(
     Path((object_type, id)): Path<(String, String)>,
     headers: HeaderMap,
     params: Params,
-    JsonBody(body): JsonBody<Value>,
+    // Optional: triggerSyncCheck is posted without a body.
+    body: Result<JsonBody<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     params.allow_only(ACTION_PARAMS)?;
     match params.get("_action") {
-        Some("patch") => do_patch(state, object_type, id, headers, params, body).await,
-        Some(other) => Err(unknown_action(other, "patch")),
+        Some("patch") => {
+            let JsonBody(body) = body?;
+            do_patch(state, object_type, id, headers, params, body).await
+        }
+        Some("triggerSyncCheck") => trigger_sync_check(state, object_type, id, params).await,
+        Some(other) => Err(unknown_action(other, "patch, triggerSyncCheck")),
         None => Err(ApiError::bad_request(
             "POST on an object needs _action=patch",
         )),
     }
+}
+
+/// `POST /managed/{type}/{id}?_action=triggerSyncCheck`: re-enqueues the object at its
+/// current revision (an outbox row, committed here); the worker pushes its full mapped state.
+async fn trigger_sync_check(
+    state: AppState,
+    object_type: String,
+    id: String,
+    params: Params,
+) -> Result<Response, ApiError> {
+    state.managed.schema(&object_type)?;
+    let mut tx = state
+        .managed
+        .pool()
+        .begin()
+        .await
+        .map_err(crate::repo::RepoError::from)?;
+    if !crate::repo::outbox::enqueue_sync(&mut tx, &object_type, &id, None).await? {
+        return Err(ApiError::not_found(format!(
+            "Object managed/{object_type}/{id} not found"
+        )));
+    }
+    tx.commit().await.map_err(crate::repo::RepoError::from)?;
+    Ok(render::json(
+        StatusCode::OK,
+        &serde_json::json!({ "_id": id, "status": "QUEUED" }),
+        params.flag("_prettyPrint")?,
+    ))
 }
 
 async fn do_patch(

@@ -12,6 +12,7 @@ pub mod recon;
 pub mod render;
 pub mod repo_link;
 pub mod scheduler;
+pub mod sync;
 pub mod system;
 pub mod system_query;
 pub mod version;
@@ -113,6 +114,20 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/openidm/repo/link",
             get(repo_link::query_links).fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/sync/failures",
+            get(sync::query_failures)
+                .post(sync::collection_action)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/sync/failures/{id}",
+            post(sync::instance_action).fallback(method_not_allowed),
+        )
+        .route(
+            "/openidm/audit/sync",
+            get(sync::query_audit).fallback(method_not_allowed),
         )
         .route(
             "/openidm/audit/recon",

@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::render;
 use crate::filter;
 use crate::repo::relation_query::Row;
-use crate::repo::{audit, links};
+use crate::repo::{audit, links, sync_audit, sync_failures};
 
 const PARAMS: &[&str] = &[
     "_queryFilter",
@@ -29,6 +29,8 @@ const CHUNK: i64 = 1_000;
 pub(crate) enum Relation {
     Links,
     ReconAudit,
+    SyncFailures,
+    SyncAudit,
 }
 
 pub async fn query_links(
@@ -77,6 +79,12 @@ pub(crate) async fn query(
         let mut rows = match relation {
             Relation::Links => links::query(pool, &filter, after.as_deref(), limit).await?,
             Relation::ReconAudit => audit::query(pool, &filter, after.as_deref(), limit).await?,
+            Relation::SyncFailures => {
+                sync_failures::query(pool, &filter, after.as_deref(), limit).await?
+            }
+            Relation::SyncAudit => {
+                sync_audit::query(pool, &filter, after.as_deref(), limit).await?
+            }
         };
         let more = rows.len() as i64 > want;
         rows.truncate(want as usize);
@@ -124,7 +132,7 @@ pub(crate) async fn query(
 fn item(relation: Relation, row: Row) -> Value {
     let mut out = Map::with_capacity(row.body.len() + 2);
     out.insert("_id".into(), Value::from(row.id));
-    if matches!(relation, Relation::Links) {
+    if matches!(relation, Relation::Links | Relation::SyncFailures) {
         out.insert("_rev".into(), Value::from(row.rev.to_string()));
         // jsonb keeps keys in its own order; IDM's order is this one.
         let mut body = row.body;

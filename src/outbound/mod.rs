@@ -1,8 +1,10 @@
 //! Implicit synchronization, outbound half: the relay (outbox → broker), the broker topology,
-//! and the change-event message. The worker (broker → Salesforce) arrives with the mapping
-//! engine and the Salesforce client.
+//! the change-event message, the worker (broker → Salesforce: `worker.rs` consumes and acks,
+//! `sync.rs` applies a batch of changes through the mapping).
 
 pub mod broker;
 pub mod message;
 pub mod relay;
+pub mod sync;
 pub mod topology;
+pub mod worker;

@@ -10,6 +10,8 @@ pub mod outbox;
 pub mod query;
 pub mod recon_runs;
 pub mod relation_query;
+pub mod sync_audit;
+pub mod sync_failures;
 
 /// Errors at the storage boundary.
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,9 @@ pub enum Operation {
     Create,
     Update,
     Delete,
+    /// A re-enqueue (triggerSyncCheck, a retried sync failure): no change of its own; the
+    /// worker pushes the object's current state in full.
+    Sync,
 }
 
 impl Operation {
@@ -21,6 +24,7 @@ impl Operation {
             Operation::Create => "create",
             Operation::Update => "update",
             Operation::Delete => "delete",
+            Operation::Sync => "sync",
         }
     }
 
@@ -29,6 +33,7 @@ impl Operation {
             "create" => Some(Operation::Create),
             "update" => Some(Operation::Update),
             "delete" => Some(Operation::Delete),
+            "sync" => Some(Operation::Sync),
             _ => None,
         }
     }
@@ -138,4 +143,33 @@ pub async fn backlog<'e>(db: impl PgExecutor<'e>) -> Result<i64, RepoError> {
         .fetch_one(db)
         .await?;
     Ok(n)
+}
+
+/// Re-enqueues managed objects at their current revision (operation `sync`), in the caller's
+/// transaction; returns how many were enqueued. Objects that no longer exist are enqueued at
+/// `fallback_rev` when given (a failed deactivation must be retryable too).
+pub async fn enqueue_sync(
+    tx: &mut PgConnection,
+    object_type: &str,
+    object_id: &str,
+    fallback_rev: Option<i64>,
+) -> Result<bool, RepoError> {
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT rev FROM managed_objects WHERE object_type = $1 AND id = $2")
+            .bind(object_type)
+            .bind(object_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(rev) = current.or(fallback_rev) else {
+        return Ok(false);
+    };
+    sqlx::query(
+        "INSERT INTO outbox (object_type, object_id, rev, operation) VALUES ($1, $2, $3, 'sync')",
+    )
+    .bind(object_type)
+    .bind(object_id)
+    .bind(rev)
+    .execute(&mut *tx)
+    .await?;
+    Ok(true)
 }

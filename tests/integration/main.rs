@@ -18,3 +18,4 @@ mod revisions;
 mod salesforce;
 mod scheduler;
 mod system;
+mod worker;

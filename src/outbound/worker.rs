@@ -1,0 +1,447 @@
+//! The outbound worker: consumes change events from every partition queue and applies them to
+//! Salesforce through [`SyncEngine`], acking each message only once its outcome (in step, or
+//! a sync failure) is committed in Postgres.
+//!
+//! - **Consumption.** One consumer per partition queue, manual acks, a bounded prefetch per
+//!   consumer. The queues are single-active-consumer: with several workers, each partition is
+//!   consumed by one of them at a time, and a worker that dies hands its partitions (with
+//!   their unacked messages) to another.
+//! - **Batching.** After the first event arrives, whatever else is already buffered is taken
+//!   at once, and the worker waits at most `batch_window` (a few ms) for more, up to
+//!   `batch_max`; a lone change is therefore sent almost at once, and a burst goes out in
+//!   sObject Collections calls of up to 200 records.
+//! - **Transient failures** (503, lock row, timeouts: what the client's own retries did not
+//!   cure) are held *in this worker*, unacked, and retried after a jittered exponential delay,
+//!   while the other users' events keep flowing through the prefetch window. Requeueing
+//!   instead (nack) would count against the queue's delivery limit and dead-letter the event,
+//!   and would spin without a delay. A newer event of the same user joins the held one at
+//!   once. After `max_attempts` the change becomes a sync failure. A crash loses nothing: the
+//!   held messages are still unacked, so the broker redelivers them.
+//! - **Rate limit** (`REQUEST_LIMIT_EXCEEDED`): the worker stops consuming and retries the
+//!   affected changes after a pause that doubles up to `rate_limit_max_pause`; attempts are
+//!   not counted, so a spent daily allowance never turns into failures.
+//! - **Postgres unreachable**: the batch is not acked and is tried again after a pause.
+//! - **Shutdown**: stop taking events, finish the batch in hand, close the channel (the broker
+//!   requeues anything unacked, such as held retries), exit.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use futures_util::StreamExt;
+use futures_util::stream::{SelectAll, select_all};
+use lapin::Acker;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::types::FieldTable;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::broker::{BrokerConnection, BrokerError, BrokerSettings, BrokerStatus};
+use super::message::ChangeEvent;
+use super::sync::{OBJECT_TYPE, Outcome, SyncEngine, UserChange};
+use crate::repo::outbox::Operation;
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub broker: BrokerSettings,
+    /// Unacked messages per partition consumer.
+    pub prefetch: u16,
+    /// Changes applied together (Salesforce takes 200 records per Collections call).
+    pub batch_max: usize,
+    /// How long to wait for more events once one is in hand.
+    pub batch_window: Duration,
+    /// Attempts of a change failing transiently before it becomes a sync failure.
+    pub max_attempts: u32,
+    pub retry_min_delay: Duration,
+    pub retry_max_delay: Duration,
+    /// The first pause after `REQUEST_LIMIT_EXCEEDED`; doubles up to the maximum.
+    pub rate_limit_pause: Duration,
+    pub rate_limit_max_pause: Duration,
+}
+
+impl WorkerSettings {
+    pub fn new(broker: BrokerSettings) -> WorkerSettings {
+        WorkerSettings {
+            broker,
+            prefetch: 50,
+            batch_max: crate::salesforce::MAX_RECORDS_PER_CALL,
+            batch_window: Duration::from_millis(3),
+            max_attempts: 8,
+            retry_min_delay: Duration::from_millis(500),
+            retry_max_delay: Duration::from_secs(60),
+            rate_limit_pause: Duration::from_secs(30),
+            rate_limit_max_pause: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("the broker channel failed")]
+    Channel(#[source] lapin::Error),
+    #[error("the broker stopped delivering")]
+    Disconnected,
+}
+
+/// The events of one user in hand, and what is known about its change.
+struct Group {
+    change: UserChange,
+    ackers: Vec<Acker>,
+}
+
+/// A change waiting for its next transient-failure retry.
+struct Held {
+    group: Group,
+    due: Instant,
+}
+
+pub struct Worker {
+    engine: SyncEngine,
+    settings: WorkerSettings,
+    status: BrokerStatus,
+}
+
+impl Worker {
+    pub fn new(engine: SyncEngine, settings: WorkerSettings, status: BrokerStatus) -> Worker {
+        Worker {
+            engine,
+            settings,
+            status,
+        }
+    }
+
+    /// Runs until `shutdown` completes, reconnecting to the broker with jittered backoff.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let (stop_tx, stop) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let mut backoff = reconnect_backoff();
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let result = self.session(stop.clone()).await;
+            self.status.set(false);
+            match result {
+                Ok(()) => break,
+                Err(e) => {
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+                    tracing::warn!(error = %crate::telemetry::error_chain(&e), retry_in = ?delay, "outbound worker interrupted");
+                    let mut stop = stop.clone();
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => break,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        tracing::info!("outbound worker stopped");
+    }
+
+    /// One connected stretch. `Ok` on shutdown, `Err` when the broker connection fails.
+    async fn session(&self, mut stop: watch::Receiver<bool>) -> Result<(), WorkerError> {
+        let broker = BrokerConnection::open(&self.settings.broker).await?;
+        let topology = &self.settings.broker.topology;
+        // Per consumer (global: false): each partition may have `prefetch` unacked messages.
+        broker
+            .channel
+            .basic_qos(self.settings.prefetch, BasicQosOptions { global: false })
+            .await
+            .map_err(WorkerError::Channel)?;
+        let mut consumers = Vec::with_capacity(usize::from(topology.partitions));
+        for p in 0..topology.partitions {
+            let consumer = broker
+                .channel
+                .basic_consume(
+                    topology.queue(p).into(),
+                    format!("{}-{p}", self.settings.broker.connection_name).into(),
+                    // Manual acks: a message is acked only after its outcome is committed.
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(WorkerError::Channel)?;
+            consumers.push(consumer);
+        }
+        let mut stream = select_all(consumers);
+        self.status.set(true);
+        tracing::info!(
+            partitions = topology.partitions,
+            "outbound worker consuming"
+        );
+        let mut held: HashMap<String, Held> = HashMap::new();
+        let result = loop {
+            let next_due = held.values().map(|h| h.due).min();
+            let first = tokio::select! {
+                _ = stop.wait_for(|s| *s) => break Ok(()),
+                d = stream.next() => match d {
+                    Some(Ok(d)) => Some(d),
+                    Some(Err(e)) => break Err(WorkerError::Channel(e)),
+                    None => break Err(WorkerError::Disconnected),
+                },
+                () = sleep_until(next_due) => None,
+            };
+            let mut batch = Vec::new();
+            if let Some(d) = first {
+                batch.push(d);
+                if let Err(e) = self.fill(&mut stream, &mut batch).await {
+                    break Err(e);
+                }
+            }
+            let groups = match self.group(batch, &mut held).await {
+                Ok(g) => g,
+                Err(e) => break Err(e),
+            };
+            if groups.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.process(groups, &mut held, &mut stop).await {
+                break Err(e);
+            }
+            if !broker.is_connected() {
+                break Err(WorkerError::Disconnected);
+            }
+        };
+        // Held retries stay unacked: closing the channel hands them back to the broker.
+        drop(held);
+        drop(stream);
+        broker.close().await;
+        result
+    }
+
+    /// Takes what is already buffered, waiting at most `batch_window` for more.
+    async fn fill(
+        &self,
+        stream: &mut SelectAll<lapin::Consumer>,
+        batch: &mut Vec<lapin::message::Delivery>,
+    ) -> Result<(), WorkerError> {
+        let deadline = Instant::now() + self.settings.batch_window;
+        while batch.len() < self.settings.batch_max {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(Ok(d))) => batch.push(d),
+                Ok(Some(Err(e))) => return Err(WorkerError::Channel(e)),
+                Ok(None) => return Err(WorkerError::Disconnected),
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Collapses deliveries into one group per user, joined by the user's held retry (now due
+    /// or not: a newer event means the current state should go now) and by every due retry.
+    async fn group(
+        &self,
+        batch: Vec<lapin::message::Delivery>,
+        held: &mut HashMap<String, Held>,
+    ) -> Result<Vec<Group>, WorkerError> {
+        let mut groups: Vec<Group> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut add =
+            |group: Group, groups: &mut Vec<Group>| match index.get(&group.change.object_id) {
+                Some(&i) => {
+                    let g: &mut Group = &mut groups[i];
+                    g.change.rev = g.change.rev.max(group.change.rev);
+                    g.change.force |= group.change.force;
+                    g.change.committed_at = g.change.committed_at.min(group.change.committed_at);
+                    g.change.attempts = g.change.attempts.max(group.change.attempts);
+                    g.ackers.extend(group.ackers);
+                }
+                None => {
+                    index.insert(group.change.object_id.clone(), groups.len());
+                    groups.push(group);
+                }
+            };
+        for delivery in batch {
+            let event: ChangeEvent = match serde_json::from_slice(&delivery.data) {
+                Ok(e) => e,
+                Err(e) => {
+                    // Not ours to interpret: the dead-letter queue keeps it for inspection.
+                    tracing::error!(error = %e, "undecodable change event sent to the dead-letter queue");
+                    delivery
+                        .acker
+                        .reject(BasicRejectOptions { requeue: false })
+                        .await
+                        .map_err(WorkerError::Channel)?;
+                    continue;
+                }
+            };
+            if event.object_type != OBJECT_TYPE {
+                // No outbound mapping reads other object types.
+                delivery
+                    .acker
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .map_err(WorkerError::Channel)?;
+                continue;
+            }
+            if let Some(h) = held.remove(&event.object_id) {
+                add(h.group, &mut groups);
+            }
+            add(
+                Group {
+                    change: UserChange {
+                        object_id: event.object_id.clone(),
+                        rev: event.rev,
+                        force: event.operation() == Some(Operation::Sync),
+                        committed_at: event.timestamp,
+                        attempts: 0,
+                        last_attempt: false,
+                    },
+                    ackers: vec![delivery.acker],
+                },
+                &mut groups,
+            );
+        }
+        let now = Instant::now();
+        let due: Vec<String> = held
+            .iter()
+            .filter(|(_, h)| h.due <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in due {
+            if let Some(h) = held.remove(&id) {
+                add(h.group, &mut groups);
+            }
+        }
+        for g in &mut groups {
+            g.change.last_attempt = g.change.attempts + 1 >= self.settings.max_attempts;
+        }
+        Ok(groups)
+    }
+
+    /// Applies groups until each is done or held; acks the done ones.
+    async fn process(
+        &self,
+        mut groups: Vec<Group>,
+        held: &mut HashMap<String, Held>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), WorkerError> {
+        let mut rate_pause = self.settings.rate_limit_pause;
+        let mut db_backoff = reconnect_backoff();
+        while !groups.is_empty() {
+            let changes: Vec<UserChange> = groups.iter().map(|g| g.change.clone()).collect();
+            let outcomes = match self.engine.apply(&changes).await {
+                Ok(o) => o,
+                Err(e) => {
+                    // Nothing was recorded: keep the messages, try again shortly.
+                    let delay = db_backoff.next().unwrap_or(Duration::from_secs(30));
+                    tracing::warn!(error = %crate::telemetry::error_chain(&e), retry_in = ?delay, "cannot apply changes");
+                    if pause(stop, delay).await {
+                        return Ok(()); // shutting down: unacked, redelivered later
+                    }
+                    continue;
+                }
+            };
+            let mut limited = Vec::new();
+            for (group, outcome) in groups.into_iter().zip(outcomes) {
+                match outcome {
+                    Outcome::Done => {
+                        for acker in &group.ackers {
+                            acker
+                                .ack(BasicAckOptions::default())
+                                .await
+                                .map_err(WorkerError::Channel)?;
+                        }
+                    }
+                    Outcome::Retry { error } => {
+                        let mut group = group;
+                        group.change.attempts += 1;
+                        let delay = self.retry_delay(group.change.attempts);
+                        tracing::info!(user = %group.change.object_id, attempts = group.change.attempts, retry_in = ?delay, %error, "transient Salesforce failure; retrying later");
+                        held.insert(
+                            group.change.object_id.clone(),
+                            Held {
+                                group,
+                                due: Instant::now() + delay,
+                            },
+                        );
+                    }
+                    Outcome::RateLimited => limited.push(group),
+                }
+            }
+            if !limited.is_empty() {
+                tracing::warn!(changes = limited.len(), pause = ?rate_pause, "Salesforce API limit reached: consumption paused");
+                if pause(stop, rate_pause).await {
+                    return Ok(());
+                }
+                rate_pause = (rate_pause * 2).min(self.settings.rate_limit_max_pause);
+            }
+            groups = limited;
+        }
+        Ok(())
+    }
+
+    /// Jittered exponential delay before attempt `attempts + 1`.
+    fn retry_delay(&self, attempts: u32) -> Duration {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.settings.retry_min_delay)
+            .with_max_delay(self.settings.retry_max_delay)
+            .with_jitter()
+            .without_max_times()
+            .build()
+            .nth(attempts.saturating_sub(1) as usize)
+            .unwrap_or(self.settings.retry_max_delay)
+    }
+}
+
+/// Sleeps `delay`; true when shutdown came first.
+async fn pause(stop: &mut watch::Receiver<bool>, delay: Duration) -> bool {
+    tokio::select! {
+        _ = stop.wait_for(|s| *s) => true,
+        () = tokio::time::sleep(delay) => false,
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// The implicit-sync mapping of the sample (managed user → Salesforce user).
+pub const OUTBOUND_MAPPING: &str = "managedUser_systemSalesforceUser";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerStartError {
+    #[error("configuration error: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("no provisioner.openicf-salesforce.json in the configuration directory")]
+    NoSalesforce,
+    #[error("the Salesforce connector cannot be set up")]
+    Salesforce(#[from] crate::salesforce::SalesforceError),
+    #[error(transparent)]
+    Sync(#[from] super::sync::SyncError),
+}
+
+/// Builds a worker from `conf/` (sync.json and the Salesforce provisioner) over `pool`.
+pub fn build(
+    conf_dir: &std::path::Path,
+    pool: sqlx::PgPool,
+    settings: WorkerSettings,
+    status: BrokerStatus,
+) -> Result<Worker, WorkerStartError> {
+    let conf = crate::config::Conf::load(conf_dir)?;
+    let system = conf.salesforce.ok_or(WorkerStartError::NoSalesforce)?;
+    let client = crate::salesforce::SalesforceClient::new(
+        system.client,
+        crate::salesforce::TokenStore::postgres(pool.clone()),
+    )?;
+    let sync = crate::mapping::SyncConfig::load(conf_dir)?;
+    let engine = SyncEngine::new(pool, std::sync::Arc::new(sync), OUTBOUND_MAPPING, client)?;
+    Ok(Worker::new(engine, settings, status))
+}

@@ -1,0 +1,44 @@
+//! The implicit-sync audit log (`audit/sync`): one row per change the outbound worker
+//! processed, written a batch at a time, queried with IDM's query filters.
+
+use serde_json::{Map, Value};
+use sqlx::PgExecutor;
+use sqlx::types::Json;
+
+use super::RepoError;
+use super::relation_query::{self, Row};
+use crate::filter::Filter;
+
+/// Writes entries (already in their JSON shape) in one statement.
+pub async fn insert_batch<'e>(
+    db: impl PgExecutor<'e>,
+    entries: &[Map<String, Value>],
+) -> Result<(), RepoError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = entries
+        .iter()
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let bodies: Vec<Json<&Map<String, Value>>> = entries.iter().map(Json).collect();
+    sqlx::query(
+        "INSERT INTO sync_audit (id, body)
+         SELECT u.id, u.body FROM unnest($1::text[], $2::jsonb[]) AS u(id, body)",
+    )
+    .bind(&ids)
+    .bind(&bodies)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Entries matching `filter`, in id order.
+pub async fn query<'e>(
+    db: impl PgExecutor<'e>,
+    filter: &Filter,
+    after_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Row>, RepoError> {
+    relation_query::query(db, "sync_audit", filter, after_id, limit).await
+}
