@@ -1,0 +1,333 @@
+//! Implicit sync end to end (issue 5's figures): managed-user changes committed in Postgres →
+//! outbox → relay → RabbitMQ → worker(s) → the emulator (its own process).
+//!
+//! (a) single-edit latency, REST commit → applied in Salesforce, over sequential edits (p50/p99,
+//!     from the worker's audit: outbox commit time to Salesforce's answer);
+//! (b) N edits across N users, committed in bulk: changes/s and Salesforce API calls per change;
+//! (c) the same with 100 ms of emulator latency per call, with 1, 2 and 4 workers.
+//!
+//! Run: `cargo bench --bench implicit_sync` (BENCH_SYNC_USERS, default 20000; BENCH_PG_URL).
+//! The database `idm_bench_sync` is dropped and re-created; broker names use the prefix
+//! `bench-sync` and are deleted at the end.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use idm_sync::app::{Application, ServeSettings};
+use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
+use idm_sync::outbound::relay::{Relay, RelaySettings};
+use idm_sync::outbound::topology::Topology;
+use idm_sync::outbound::worker::{self, WorkerSettings};
+use idm_sync::recon::ReconRequest;
+use idm_sync::repo::db::DbSettings;
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use sqlx::{Connection, PgPool};
+
+const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+fn main() {
+    let users: i64 = std::env::var("BENCH_SYNC_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let server = std::env::var("BENCH_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--users",
+            &(users + 1).to_string(),
+            "--daily-limit",
+            "100000000",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start sf-emulator");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    // Before any thread starts: the shipped conf reads the token URL from the environment.
+    unsafe { std::env::set_var("SF_LOGIN_URL", format!("{base}/services/oauth2/token")) };
+    unsafe { std::env::set_var("IDM_RECON_SCHEDULE_ENABLED", "false") };
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run(users, server, base));
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+}
+
+async fn run(users: i64, server: String, base: String) {
+    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query("DROP DATABASE IF EXISTS idm_bench_sync WITH (FORCE)")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let conf_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let topology = Topology::new("bench-sync", 16);
+    let broker = BrokerSettings {
+        url: AMQP.into(),
+        topology: topology.clone(),
+        connection_name: "bench".into(),
+    };
+    let app = Application::build(&ServeSettings {
+        conf_dir: conf_dir.clone(),
+        listen: "127.0.0.1:0".into(),
+        database: DbSettings::new(format!("{server}/idm_bench_sync")),
+        broker: None,
+    })
+    .await
+    .unwrap();
+    let rest = format!("http://127.0.0.1:{}/openidm", app.port());
+    let pool = app.pool().clone();
+    let engine = app.recon().unwrap().clone();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let relay = RelaySettings {
+        broker: broker.clone(),
+        batch_size: 500,
+        poll_interval: Duration::from_millis(200),
+        retention: Duration::from_secs(3600),
+    };
+    tokio::spawn(
+        Relay::new(pool.clone(), relay, BrokerStatus::default()).run_until(std::future::pending()),
+    );
+    let http = reqwest::Client::new();
+
+    let t = Instant::now();
+    let summary = engine
+        .run(ReconRequest {
+            mapping: "systemSalesforceUser_managedUser".into(),
+            ..ReconRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(summary["state"], "SUCCESS");
+    println!(
+        "set-up: recon of {users} users in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // One worker for (a) and (b).
+    let (stop1, rx1) = tokio::sync::watch::channel(false);
+    spawn_worker(&conf_dir, &pool, &broker, rx1.clone());
+    wait_in_step(&pool).await; // the recon's changes cause no Salesforce writes: nothing to wait for
+
+    // (a) sequential single edits over REST.
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT second_id FROM links ORDER BY second_id LIMIT 1000")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let t = Instant::now();
+    for (i, id) in ids.iter().enumerate() {
+        let res = http
+            .patch(format!("{rest}/managed/user/{id}"))
+            .basic_auth("openidm-admin", Some("openidm-admin"))
+            .json(&serde_json::json!([{"operation": "replace", "field": "/sn", "value": format!("Edited{i}")}]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        wait_user(&pool, id).await;
+    }
+    let mut lat: Vec<i64> = sqlx::query_scalar(
+        "SELECT (body->>'latencyMs')::bigint FROM sync_audit WHERE body->>'action' = 'UPDATE' AND body->>'status' = 'SUCCESS'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    lat.sort_unstable();
+    let pct = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    println!(
+        "(a) {} sequential REST edits in {:.1} s: commit → applied in Salesforce p50 {} ms, p99 {} ms",
+        ids.len(),
+        t.elapsed().as_secs_f64(),
+        pct(0.5),
+        pct(0.99)
+    );
+
+    // (b) N edits across N users, committed in bulk.
+    let (rate, calls) = bulk_edits(&pool, &http, &base, "b").await;
+    println!(
+        "(b) {users} edits of {users} users: {rate:.0} changes/s, {:.4} Salesforce API calls per change",
+        calls
+    );
+    stop1.send(true).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // (c) 100 ms per Salesforce call, 1, 2 and 4 workers.
+    http.post(format!("{base}/__emulator/faults"))
+        .json(&serde_json::json!({"latencyMs": 100}))
+        .send()
+        .await
+        .unwrap();
+    let mut single = 0.0;
+    for workers in [1usize, 2, 4] {
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        for _ in 0..workers {
+            spawn_worker(&conf_dir, &pool, &broker, rx.clone());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await; // every worker subscribed
+        let (rate, calls) = bulk_edits(&pool, &http, &base, &format!("c{workers}")).await;
+        if workers == 1 {
+            single = rate;
+        }
+        println!(
+            "(c) 100 ms per call, {workers} worker(s): {rate:.0} changes/s ({:.2}× one worker), {:.4} calls per change",
+            rate / single,
+            calls
+        );
+        stop.send(true).unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    for p in 0..topology.partitions {
+        let _ = ch
+            .queue_delete(topology.queue(p).into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = ch
+        .queue_delete(
+            topology.dead_letter_queue().into(),
+            QueueDeleteOptions::default(),
+        )
+        .await;
+    let _ = ch
+        .exchange_delete(topology.exchange().into(), ExchangeDeleteOptions::default())
+        .await;
+    let _ = ch
+        .exchange_delete(
+            topology.dead_letter_exchange().into(),
+            ExchangeDeleteOptions::default(),
+        )
+        .await;
+}
+
+fn spawn_worker(
+    conf_dir: &Path,
+    pool: &PgPool,
+    broker: &BrokerSettings,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let worker = worker::build(
+        conf_dir,
+        pool.clone(),
+        WorkerSettings::new(broker.clone()),
+        BrokerStatus::default(),
+    )
+    .unwrap();
+    tokio::spawn(worker.run_until(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+}
+
+/// Edits every linked user's `sn` in one statement (with one outbox row each, as a REST write
+/// makes), then waits until every link holds the new revision; returns changes/s and
+/// Salesforce API calls per change.
+async fn bulk_edits(
+    pool: &PgPool,
+    http: &reqwest::Client,
+    emulator: &str,
+    tag: &str,
+) -> (f64, f64) {
+    let calls_before = data_calls(http, emulator).await;
+    let t = Instant::now();
+    let n: i64 = sqlx::query_scalar(
+        "WITH changed AS (
+             UPDATE managed_objects m SET body = jsonb_set(m.body, '{sn}', to_jsonb($1 || '-' || m.id)),
+                    rev = nextval('managed_object_rev_seq'), updated_at = now()
+             FROM links l WHERE l.second_id = m.id AND m.object_type = 'user'
+             RETURNING m.id, m.rev, m.body)
+         , rows AS (INSERT INTO outbox (object_type, object_id, rev, operation, after)
+                    SELECT 'user', id, rev, 'update', body FROM changed RETURNING 1)
+         SELECT count(*) FROM rows",
+    )
+    .bind(tag)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    wait_in_step(pool).await;
+    let secs = t.elapsed().as_secs_f64();
+    let calls = data_calls(http, emulator).await - calls_before;
+    (n as f64 / secs, calls as f64 / n as f64)
+}
+
+/// Waits until no linked managed user is ahead of what Salesforce was last sent.
+async fn wait_in_step(pool: &PgPool) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM links l JOIN managed_objects m ON m.id = l.second_id
+             WHERE l.synced_rev IS NULL OR l.synced_rev < m.rev",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if behind == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{behind} users never reached Salesforce"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn data_calls(http: &reqwest::Client, emulator: &str) -> u64 {
+    let s: serde_json::Value = http
+        .get(format!("{emulator}/__emulator/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    s["calls"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.contains("/services/data/"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum()
+}
+
+/// Waits until one user's link holds its current revision.
+async fn wait_user(pool: &PgPool, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done: bool = sqlx::query_scalar(
+            "SELECT coalesce(l.synced_rev >= m.rev, false) FROM links l JOIN managed_objects m ON m.id = l.second_id
+             WHERE l.second_id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if done {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "user {id} never reached Salesforce"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
