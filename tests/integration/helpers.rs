@@ -238,3 +238,72 @@ impl Drop for TempConf {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The RabbitMQ the tests use.
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A broker topology under a name prefix of its own, whose exchanges and queues are deleted
+/// when the value is dropped — also when the test panics.
+pub struct TestTopology(pub idm_sync::outbound::topology::Topology);
+
+impl TestTopology {
+    pub fn new(partitions: u16) -> TestTopology {
+        TestTopology(idm_sync::outbound::topology::Topology::new(
+            format!("test-{}", uuid::Uuid::new_v4().simple()),
+            partitions,
+        ))
+    }
+}
+
+impl std::ops::Deref for TestTopology {
+    type Target = idm_sync::outbound::topology::Topology;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Drop for TestTopology {
+    fn drop(&mut self) {
+        use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+        let topology = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(conn) =
+                    lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+                        .await
+                else {
+                    return;
+                };
+                let Ok(channel) = conn.create_channel().await else {
+                    return;
+                };
+                let mut queues: Vec<String> = (0..topology.partitions)
+                    .map(|p| topology.queue(p))
+                    .collect();
+                queues.push(topology.dead_letter_queue());
+                for q in queues {
+                    let _ = channel
+                        .queue_delete(q.into(), QueueDeleteOptions::default())
+                        .await;
+                }
+                for e in [topology.exchange(), topology.dead_letter_exchange()] {
+                    let _ = channel
+                        .exchange_delete(e.into(), ExchangeDeleteOptions::default())
+                        .await;
+                }
+                let _ = conn.close(200, "bye".into()).await;
+            });
+        })
+        .join();
+    }
+}

@@ -13,21 +13,16 @@ use idm_sync::outbound::message::ChangeEvent;
 use idm_sync::outbound::relay::{Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
 use idm_sync::repo::outbox;
-use lapin::options::{BasicConsumeOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::options::{BasicConsumeOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use serde_json::json;
 
 use self::proxy::Proxy;
-use crate::helpers::{TestApp, user_body};
+use crate::helpers::{TestApp, TestTopology, amqp_url, user_body};
 
-pub fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-fn topology() -> Topology {
-    Topology::new(format!("test-{}", uuid::Uuid::new_v4().simple()), 4)
+fn topology() -> TestTopology {
+    TestTopology::new(4)
 }
 
 fn settings(url: String, topology: &Topology) -> RelaySettings {
@@ -101,34 +96,6 @@ async fn drain(topology: &Topology) -> HashMap<u16, Vec<(ChangeEvent, lapin::Bas
     }
     let _ = conn.close(200, "bye".into()).await;
     out
-}
-
-async fn delete_topology(topology: &Topology) {
-    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    for p in 0..topology.partitions {
-        let _ = channel
-            .queue_delete(topology.queue(p).into(), QueueDeleteOptions::default())
-            .await;
-    }
-    let _ = channel
-        .queue_delete(
-            topology.dead_letter_queue().into(),
-            QueueDeleteOptions::default(),
-        )
-        .await;
-    let _ = channel
-        .exchange_delete(topology.exchange().into(), ExchangeDeleteOptions::default())
-        .await;
-    let _ = channel
-        .exchange_delete(
-            topology.dead_letter_exchange().into(),
-            ExchangeDeleteOptions::default(),
-        )
-        .await;
-    let _ = conn.close(200, "bye".into()).await;
 }
 
 async fn backlog(app: &TestApp) -> i64 {
@@ -210,7 +177,6 @@ async fn every_change_is_published_once_to_its_partition() {
             assert!(previous.is_none_or(|p| p < event.rev), "in order per user");
         }
     }
-    delete_topology(&topology).await;
 }
 
 #[tokio::test]
@@ -268,7 +234,6 @@ async fn a_broker_outage_loses_nothing() {
             "change {id} of {object_id} was lost"
         );
     }
-    delete_topology(&topology).await;
 }
 
 #[tokio::test]
@@ -322,7 +287,6 @@ async fn an_unroutable_change_stays_in_the_outbox_until_it_can_be_routed() {
         .collect();
     assert!(in_queue.contains(&id), "{in_queue:?}");
     let _ = conn.close(200, "bye".into()).await;
-    delete_topology(&topology).await;
 }
 
 #[tokio::test]
@@ -354,7 +318,6 @@ async fn two_relays_share_the_outbox_without_duplicates() {
     let unique: HashSet<i64> = ids.iter().copied().collect();
     assert_eq!(ids.len(), 400, "each row published exactly once");
     assert_eq!(unique.len(), 400);
-    delete_topology(&topology).await;
 }
 
 #[tokio::test]

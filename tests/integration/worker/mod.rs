@@ -14,19 +14,17 @@ use idm_sync::outbound::sync::SyncEngine;
 use idm_sync::outbound::topology::Topology;
 use idm_sync::outbound::worker::{OUTBOUND_MAPPING, Worker, WorkerSettings};
 use idm_sync::salesforce::SalesforceClient;
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
+use crate::helpers::{TestTopology, amqp_url};
 use crate::recon::support::{conf_dir, shipped_sync};
-use crate::relay::amqp_url;
 use crate::salesforce::support as sf;
 
 pub struct Env {
     pub org: RunningEmulator,
     pub app: TestApp,
-    pub topology: Topology,
+    pub topology: TestTopology,
     pub sf: SalesforceClient,
     pub profile: String,
     _relay: tokio::sync::oneshot::Sender<()>,
@@ -60,7 +58,7 @@ pub async fn env(users: usize) -> Env {
     let org = sf::start_org(users, false).await;
     let conf = conf_dir(org.base_url(), &shipped_sync());
     let app = TestApp::spawn_with_conf(conf).await;
-    let topology = Topology::new(format!("test-{}", uuid::Uuid::new_v4().simple()), 4);
+    let topology = TestTopology::new(4);
     let relay = Relay::new(
         app.db.pool.clone(),
         RelaySettings {
@@ -226,33 +224,6 @@ impl Env {
             .unwrap();
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
-    }
-
-    pub async fn delete_topology(&self) {
-        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = conn.create_channel().await.unwrap();
-        for p in 0..self.topology.partitions {
-            let _ = channel
-                .queue_delete(self.topology.queue(p).into(), QueueDeleteOptions::default())
-                .await;
-        }
-        let _ = channel
-            .queue_delete(
-                self.topology.dead_letter_queue().into(),
-                QueueDeleteOptions::default(),
-            )
-            .await;
-        for e in [
-            self.topology.exchange(),
-            self.topology.dead_letter_exchange(),
-        ] {
-            let _ = channel
-                .exchange_delete(e.into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-        let _ = conn.close(200, "bye".into()).await;
     }
 }
 

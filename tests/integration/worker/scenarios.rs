@@ -161,7 +161,6 @@ async fn create_then_sn_edit_sends_last_name_alone() {
     })
     .await;
     worker.stop().await;
-    env.delete_topology().await;
 }
 
 #[tokio::test]
@@ -191,7 +190,6 @@ async fn delete_deactivates_and_a_returning_user_is_reactivated() {
     assert_eq!(sf["IsActive"], true);
     assert_eq!(env.handle().user_count(), 1, "no second Salesforce user");
     worker.stop().await;
-    env.delete_topology().await;
 }
 
 #[tokio::test]
@@ -234,7 +232,6 @@ async fn recon_of_an_unchanged_org_costs_no_outbound_write() {
         stats.calls
     );
     worker.stop().await;
-    env.delete_topology().await;
 }
 
 #[tokio::test]
@@ -288,7 +285,6 @@ async fn random_edits_with_duplicates_converge_on_the_latest_revision() {
         stats.calls
     );
     worker.stop().await;
-    env.delete_topology().await;
 }
 
 #[tokio::test]
@@ -310,7 +306,6 @@ async fn injected_503s_converge() {
     assert_eq!(env.scalar("SELECT count(*) FROM sync_failures").await, 0);
     assert_eq!(env.handle().user_count(), 20, "no duplicate creates");
     worker.stop().await;
-    env.delete_topology().await;
 }
 
 #[tokio::test]
@@ -375,7 +370,6 @@ async fn duplicate_username_is_a_sync_failure_until_fixed_and_retried() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["retried"], 0);
     worker.stop().await;
-    env.delete_topology().await;
 }
 
 #[tokio::test]
@@ -407,7 +401,6 @@ async fn rate_limit_pauses_then_resumes() {
     let sf = env.wait_synced(&id).await;
     assert_eq!(sf["Username"], "limited@idm-sync.test");
     worker.stop().await;
-    env.delete_topology().await;
 }
 
 #[tokio::test]
@@ -439,7 +432,6 @@ async fn an_aborted_worker_loses_nothing() {
     assert_eq!(env.handle().user_count(), 40, "no duplicate creates");
     assert_eq!(env.scalar("SELECT count(*) FROM sync_failures").await, 0);
     worker.stop().await;
-    env.delete_topology().await;
 }
 
 #[tokio::test]
@@ -463,5 +455,4 @@ async fn workers_share_partitions_and_a_dying_one_hands_over() {
     assert_eq!(env.handle().user_count(), 30);
     second.stop().await;
     third.stop().await;
-    env.delete_topology().await;
 }
