@@ -98,12 +98,6 @@ pub struct Mapping {
     pub correlation_query: Option<Script>,
     pub correlation_script: Option<Script>,
     pub policies: Vec<Policy>,
-    pub on_create: Option<Script>,
-    pub on_update: Option<Script>,
-    pub on_delete: Option<Script>,
-    pub on_link: Option<Script>,
-    pub on_unlink: Option<Script>,
-    pub result: Option<Script>,
     /// Default true.
     pub run_target_phase: bool,
     /// Default false.
@@ -352,6 +346,19 @@ impl Loader<'_> {
                 "a mapping has either correlationQuery or correlationScript, not both",
             ));
         }
+        // Neither recon nor the worker runs these hooks yet; accepting them would ignore them.
+        for key in [
+            "onCreate", "onUpdate", "onDelete", "onLink", "onUnlink", "result",
+        ] {
+            if obj.get(key).is_some_and(|v| !v.is_null()) {
+                return Err(Invalid::new(
+                    format!("{path}/{key}"),
+                    format!(
+                        "mapping key {key:?} is not supported yet: idm-sync does not run this script"
+                    ),
+                ));
+            }
+        }
         Ok(Mapping {
             display_name: optional_string(obj, path, "displayName")?,
             source: required_string(obj, path, "source")?,
@@ -368,12 +375,6 @@ impl Loader<'_> {
             correlation_query,
             correlation_script,
             policies,
-            on_create: self.optional_script(obj, path, "onCreate")?,
-            on_update: self.optional_script(obj, path, "onUpdate")?,
-            on_delete: self.optional_script(obj, path, "onDelete")?,
-            on_link: self.optional_script(obj, path, "onLink")?,
-            on_unlink: self.optional_script(obj, path, "onUnlink")?,
-            result: self.optional_script(obj, path, "result")?,
             run_target_phase: bool_or(obj, path, "runTargetPhase", true)?,
             allow_empty_source_set: bool_or(obj, path, "allowEmptySourceSet", false)?,
             correlate_empty_target_set: bool_or(obj, path, "correlateEmptyTargetSet", false)?,

@@ -191,3 +191,21 @@ fn script_files_resolve_under_conf_or_script_dir() {
         "{err}"
     );
 }
+
+#[test]
+fn event_hooks_that_would_not_run_are_refused() {
+    for key in [
+        "onCreate", "onUpdate", "onDelete", "onLink", "onUnlink", "result",
+    ] {
+        let dir = conf_dir_with(&json!({"mappings": [
+            {"name": "a", "source": "s", "target": "t", key: {"type": "text/javascript", "source": "1"}}
+        ]}));
+        let err = SyncConfig::load_with(&dir, &|_| None, Duration::from_millis(100))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("/mappings/0/{key}")) && err.contains("not supported yet"),
+            "{err}"
+        );
+    }
+}
