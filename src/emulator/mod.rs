@@ -218,7 +218,10 @@ impl EmulatorHandle {
         let mut org = write(&self.shared.org);
         let Some(i) = org.find(id) else { return false };
         let rec = &mut org.users[i];
-        for field in [schema::idx::LAST_MODIFIED_DATE, schema::idx::SYSTEM_MODSTAMP] {
+        for field in [
+            schema::idx::LAST_MODIFIED_DATE,
+            schema::idx::SYSTEM_MODSTAMP,
+        ] {
             if let schema::Val::DateTime(d) = rec[field] {
                 rec[field] = schema::Val::DateTime(d - by);
             }

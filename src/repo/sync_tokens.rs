@@ -36,9 +36,9 @@ pub async fn init(
     .bind(token)
     .execute(db)
     .await?;
-    get(db, source).await?.ok_or_else(|| {
-        RepoError::Config(format!("the liveSync token of {source} vanished"))
-    })
+    get(db, source)
+        .await?
+        .ok_or_else(|| RepoError::Config(format!("the liveSync token of {source} vanished")))
 }
 
 /// Moves a token forward, never back: two passes that overlapped (REST and a schedule) each

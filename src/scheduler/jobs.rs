@@ -34,7 +34,9 @@ pub fn runner(recon: Option<ReconEngine>) -> JobRunner {
                 }
                 Invoke::LiveSync { source } => {
                     let Some(engine) = recon else {
-                        return Err(format!("liveSync of {source} is not configured (conf/ needs sync.json and the Salesforce provisioner)"));
+                        return Err(format!(
+                            "liveSync of {source} is not configured (conf/ needs sync.json and the Salesforce provisioner)"
+                        ));
                     };
                     // One pass, awaited: its runs are short (only the changed users), and the
                     // outcome says whether the token moved.
