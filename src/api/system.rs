@@ -350,10 +350,17 @@ pub async fn type_action(
 ) -> Result<Response, ApiError> {
     params.allow_only(&["_action", "_fields", "_prettyPrint"])?;
     let target = SystemObject::resolve(&state, &system, &object_type)?;
-    if params.get("_action") == Some("liveSync") {
-        return super::system_live_sync::live_sync(&state, &target.path(), &params).await;
+    match params.get("_action") {
+        Some("liveSync") => {
+            return super::system_live_sync::live_sync(&state, &target.path(), &params).await;
+        }
+        Some(other) if other != "create" => {
+            return Err(ApiError::bad_request(format!(
+                "Unknown action '{other}': the supported actions are 'create' and 'liveSync'"
+            )));
+        }
+        _ => check_action(&params, "create")?,
     }
-    check_action(&params, "create")?;
     let JsonBody(body) = body?;
     let record = target.record(body)?;
     let client = target.connected()?;

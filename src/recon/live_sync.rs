@@ -20,6 +20,13 @@
 //!   are exactly those of a full reconciliation, and the engine's per-mapping lock keeps
 //!   liveSync and recon from running at once across replicas.
 //!
+//! - **A run's state decides, not its per-object results.** A run that ended SUCCESS with
+//!   some objects failed (an AMBIGUOUS correlation, a script error) advances the token, as a
+//!   full run does: those failures are in `audit/recon` and in the pass's `statusSummary`, and
+//!   holding the token for them would replay the same failures forever and block every later
+//!   change. A run that ended FAILED or CANCELED (Salesforce unavailable, the mass-change
+//!   guard) holds it.
+//!
 //! Granularity is one minute: Salesforce truncates `start`/`end` to the minute and never
 //! covers the current one, so a change shows up in the first pass after its minute ended.
 

@@ -293,3 +293,21 @@ async fn a_running_recon_skips_the_pass_and_the_schedule_runs_one() {
     .unwrap_err();
     assert!(err.contains("system/ldap/account"), "{err}");
 }
+
+#[tokio::test]
+async fn an_unknown_action_names_both_actions() {
+    let env = env(1).await;
+    let res = env
+        .app
+        .post("/system/salesforce/User?_action=liveSink")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("'create'") && message.contains("'liveSync'"),
+        "{message}"
+    );
+}
