@@ -14,6 +14,7 @@ pub mod repo_link;
 pub mod scheduler;
 pub mod sync;
 pub mod system;
+pub mod system_live_sync;
 pub mod system_query;
 pub mod version;
 

@@ -340,16 +340,28 @@ pub async fn read(
     ))
 }
 
-/// `POST /openidm/system/{system}/{type}?_action=create` → 201 with the created object.
+/// `POST /openidm/system/{system}/{type}?_action=create` → 201 with the created object;
+/// `?_action=liveSync` → one liveSync pass (no body needed).
 pub async fn type_action(
     State(state): State<AppState>,
     Path((system, object_type)): Path<(String, String)>,
     params: Params,
-    JsonBody(body): JsonBody<Value>,
+    body: Result<JsonBody<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     params.allow_only(&["_action", "_fields", "_prettyPrint"])?;
     let target = SystemObject::resolve(&state, &system, &object_type)?;
-    check_action(&params, "create")?;
+    match params.get("_action") {
+        Some("liveSync") => {
+            return super::system_live_sync::live_sync(&state, &target.path(), &params).await;
+        }
+        Some(other) if other != "create" => {
+            return Err(ApiError::bad_request(format!(
+                "Unknown action '{other}': the supported actions are 'create' and 'liveSync'"
+            )));
+        }
+        _ => check_action(&params, "create")?,
+    }
+    let JsonBody(body) = body?;
     let record = target.record(body)?;
     let client = target.connected()?;
     let id = client.create(&record).await.map_err(sf_error)?;

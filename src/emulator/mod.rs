@@ -210,6 +210,27 @@ impl EmulatorHandle {
         org.find(id).map(|i| schema::record_to_json(&org.users[i]))
     }
 
+    /// Test-only: moves a user's `LastModifiedDate` and `SystemModstamp` back by `by`, as if its
+    /// last change had happened then. `sobjects/User/updated` never covers the current minute
+    /// (as Salesforce), so a test of incremental polling would otherwise wait up to a minute for
+    /// a change to become visible. Returns false for an unknown id.
+    pub fn backdate_user(&self, id: &str, by: chrono::Duration) -> bool {
+        let mut org = write(&self.shared.org);
+        let Some(i) = org.find(id) else { return false };
+        let rec = &mut org.users[i];
+        for field in [
+            schema::idx::LAST_MODIFIED_DATE,
+            schema::idx::SYSTEM_MODSTAMP,
+        ] {
+            if let schema::Val::DateTime(d) = rec[field] {
+                rec[field] = schema::Val::DateTime(d - by);
+            }
+        }
+        drop(org);
+        self.shared.mark_dirty();
+        true
+    }
+
     /// The id of a profile by name (e.g. "Standard User").
     pub fn profile_id(&self, name: &str) -> Option<String> {
         read(&self.shared.org).profile_id(name).map(str::to_owned)

@@ -32,6 +32,7 @@
 
 pub mod cli;
 pub mod guard;
+pub mod live_sync;
 pub mod soql;
 pub mod summary;
 
@@ -52,6 +53,7 @@ use crate::mapping::{Mapping, SyncConfig};
 use crate::repo::{self, RepoError, recon_runs};
 use crate::salesforce::{SalesforceClient, SalesforceError};
 
+pub use live_sync::{LiveSync, LiveSyncError, LiveSyncPass};
 pub use run::RunOutcome;
 
 /// The source resource recon reads.

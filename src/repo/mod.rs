@@ -12,6 +12,7 @@ pub mod recon_runs;
 pub mod relation_query;
 pub mod sync_audit;
 pub mod sync_failures;
+pub mod sync_tokens;
 
 /// Errors at the storage boundary.
 #[derive(Debug, thiserror::Error)]

@@ -1,13 +1,15 @@
 //! What a firing starts: `invokeService: "sync"` with `action: "reconcile"` starts a run of the
 //! mapping on the recon engine. A run of that mapping still active (here or on another
 //! replica) makes the firing a skip, which is what `concurrentExecution: false` asks for and
-//! what the engine enforces for every run anyway.
+//! what the engine enforces for every run anyway. `invokeService: "provisioner"` with
+//! `action: "liveSync"` runs one liveSync pass (`recon::live_sync`) and waits for it.
 
 use std::sync::Arc;
 
 use super::config::Invoke;
 use super::runner::{JobOutcome, JobRunner};
-use crate::recon::{ReconEngine, ReconError, ReconRequest};
+use crate::recon::live_sync::PassStatus;
+use crate::recon::{LiveSync, ReconEngine, ReconError, ReconRequest};
 
 pub fn runner(recon: Option<ReconEngine>) -> JobRunner {
     Arc::new(move |invoke: Invoke| {
@@ -30,9 +32,27 @@ pub fn runner(recon: Option<ReconEngine>) -> JobRunner {
                         Err(e) => Err(crate::telemetry::error_chain(&e)),
                     }
                 }
-                Invoke::LiveSync { source } => Err(format!(
-                    "liveSync of {source} is not available yet: schedule a reconcile instead"
-                )),
+                Invoke::LiveSync { source } => {
+                    let Some(engine) = recon else {
+                        return Err(format!(
+                            "liveSync of {source} is not configured (conf/ needs sync.json and the Salesforce provisioner)"
+                        ));
+                    };
+                    // One pass, awaited: its runs are short (only the changed users), and the
+                    // outcome says whether the token moved.
+                    match LiveSync::new(engine).run_once(&source).await {
+                        Ok(pass) => match pass.status {
+                            PassStatus::Skipped(reason) => Ok(JobOutcome::Skipped(reason)),
+                            PassStatus::Initialized | PassStatus::Synced => {
+                                Ok(JobOutcome::Started(format!(
+                                    "liveSync of {source}: {} changed users, token {}",
+                                    pass.changes, pass.token.token
+                                )))
+                            }
+                        },
+                        Err(e) => Err(crate::telemetry::error_chain(&e)),
+                    }
+                }
             }
         })
     })

@@ -2,4 +2,5 @@
 
 mod guard_and_runs;
 mod inbound;
+mod live_sync;
 pub mod support;
