@@ -120,6 +120,11 @@ fn main() {
                 d1 - d0,
                 t1 - t0
             );
+            // Where the time went (ms summed over pages), from the run's own duration summary.
+            if let Some(d) = summary["durationSummary"].as_object() {
+                let parts: Vec<String> = d.iter().map(|(k, v)| format!("{k} {}", v["sum"])).collect();
+                println!("  stages (ms): {}", parts.join(", "));
+            }
         }
         let peak = status_kib("VmHWM:");
         println!("idm-sync RSS: {} MiB before the recons, peak {} MiB", rss_before / 1024, peak / 1024);

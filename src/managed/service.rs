@@ -190,6 +190,62 @@ impl ManagedObjects {
         write(tx, schema, object_type, id, None, strip_meta(body)).await
     }
 
+    /// Creates several objects in the caller's transaction with the validation, revisions and
+    /// outbox rows of [`Self::create_in`], but in two statements (objects, outbox rows) instead
+    /// of two per object: recon's first run into an empty repository is mostly creates.
+    /// Returns the objects in the order given. All or nothing: the first failing object fails
+    /// the call, and a duplicate userName aborts the caller's transaction, so a caller that
+    /// must isolate failures per object replays them one by one with [`Self::create_in`].
+    pub async fn create_many_in(
+        &self,
+        tx: &mut PgConnection,
+        object_type: &str,
+        objects: Vec<(String, Map<String, Value>)>,
+    ) -> Result<Vec<StoredObject>, ManagedError> {
+        let schema = self.schema(object_type)?;
+        let mut ids = Vec::with_capacity(objects.len());
+        let mut bodies = Vec::with_capacity(objects.len());
+        // Unique properties other than userName are checked by look-up, against the table and
+        // (since none of the batch is stored yet) against the batch itself.
+        let mut batch_values: std::collections::HashSet<(String, String)> =
+            std::collections::HashSet::new();
+        for (id, body) in objects {
+            check_id(&id)?;
+            let body = validate_new(tx, schema, object_type, &id, strip_meta(body)).await?;
+            for (property, value) in
+                policy::unique_properties(schema, &body).filter(|(p, _)| *p != "userName")
+            {
+                if !batch_values.insert((property.to_owned(), value.to_owned())) {
+                    return Err(ManagedError::Policy(vec![policy::unique_failure(property)]));
+                }
+            }
+            ids.push(id);
+            bodies.push(body);
+        }
+        let revs = store::insert_many(tx, object_type, &ids, &bodies)
+            .await
+            .map_err(unique_to_policy)?;
+        let mut stored = Vec::with_capacity(ids.len());
+        for (id, body) in ids.into_iter().zip(bodies) {
+            // A missing revision: the insert skipped an id that exists already.
+            let rev = *revs.get(&id).ok_or_else(|| exists(&id))?;
+            stored.push(StoredObject { id, rev, body });
+        }
+        let changes: Vec<NewChange<'_>> = stored
+            .iter()
+            .map(|o| NewChange {
+                object_type,
+                object_id: &o.id,
+                rev: o.rev,
+                operation: Operation::Create,
+                before: None,
+                after: Some(&o.body),
+            })
+            .collect();
+        outbox::record_many(tx, &changes).await?;
+        Ok(stored)
+    }
+
     /// Sets the properties in `changes` on the current object (objects are merged key by key,
     /// so a mapped `/name/givenName` keeps `/name/sn`), reading it under a row lock first so a
     /// concurrent REST write is never overwritten blindly. `Ok(None)` when the object is gone.
@@ -279,24 +335,7 @@ async fn write(
     mut body: Map<String, Value>,
 ) -> Result<StoredObject, ManagedError> {
     let unchanged_hashes = keep_unchanged_hashes(schema, current.as_ref(), &mut body).await;
-    let mut failures: Vec<Failure> = policy::validate(schema, &body)
-        .into_iter()
-        .filter(|f| !unchanged_hashes.contains(&f.property))
-        .collect();
-    if failures.is_empty() {
-        // userName has a unique index (see the migrations): the insert or update reports a
-        // duplicate itself, so only other unique properties need a look-up first.
-        for (property, value) in
-            policy::unique_properties(schema, &body).filter(|(p, _)| *p != "userName")
-        {
-            if store::value_taken(tx, object_type, property, value, Some(id)).await? {
-                failures.push(policy::unique_failure(property));
-            }
-        }
-    }
-    if !failures.is_empty() {
-        return Err(ManagedError::Policy(failures));
-    }
+    check_policies(tx, schema, object_type, id, &body, &unchanged_hashes).await?;
     let current = match current {
         Some(cur) if cur.body == body => return Ok(cur),
         other => other,
@@ -335,6 +374,52 @@ async fn write(
         rev,
         body,
     })
+}
+
+/// What [`write`] does before storing a new object (no current state): policies, unique
+/// look-ups, hashing. Returns the body to store.
+async fn validate_new(
+    tx: &mut PgConnection,
+    schema: &ManagedObjectConfig,
+    object_type: &str,
+    id: &str,
+    mut body: Map<String, Value>,
+) -> Result<Map<String, Value>, ManagedError> {
+    let unchanged_hashes = keep_unchanged_hashes(schema, None, &mut body).await;
+    check_policies(tx, schema, object_type, id, &body, &unchanged_hashes).await?;
+    hash_new_values(schema, &mut body, &unchanged_hashes).await?;
+    Ok(body)
+}
+
+/// Policy validation, then (when it passes) the look-ups of unique properties.
+async fn check_policies(
+    tx: &mut PgConnection,
+    schema: &ManagedObjectConfig,
+    object_type: &str,
+    id: &str,
+    body: &Map<String, Value>,
+    unchanged_hashes: &[String],
+) -> Result<(), ManagedError> {
+    let mut failures: Vec<Failure> = policy::validate(schema, body)
+        .into_iter()
+        .filter(|f| !unchanged_hashes.contains(&f.property))
+        .collect();
+    if failures.is_empty() {
+        // userName has a unique index (see the migrations): the insert or update reports a
+        // duplicate itself, so only other unique properties need a look-up first.
+        for (property, value) in
+            policy::unique_properties(schema, body).filter(|(p, _)| *p != "userName")
+        {
+            if store::value_taken(tx, object_type, property, value, Some(id)).await? {
+                failures.push(policy::unique_failure(property));
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(ManagedError::Policy(failures))
+    }
 }
 
 /// A clear-text value equal to the stored hash's password keeps the stored hash, so

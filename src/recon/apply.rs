@@ -8,6 +8,10 @@
 //! and only if an object fails is it rolled back and applied again with one savepoint per
 //! object. Planned work is idempotent (updates re-read their object under a row lock), so
 //! the replay is safe.
+//!
+//! On that first attempt, consecutive CREATEs are written together (one statement for the
+//! objects, one for their outbox rows) instead of two round trips each; the replay writes
+//! them one by one, so a failing create still fails alone.
 
 use std::time::Instant;
 
@@ -22,6 +26,7 @@ use crate::managed::ManagedError;
 use crate::managed::service::merge;
 use crate::mapping::{Action, DEFAULT_LINK_QUALIFIER, Decision, PolicyScope, Situation};
 use crate::repo::links::{self, NewLink, Snapshot};
+use crate::repo::managed::StoredObject;
 use crate::repo::recon_runs::{self, PendingDelete};
 use crate::repo::{RepoError, audit};
 
@@ -164,6 +169,18 @@ struct LinkBatch {
     held: Vec<(Option<String>, String, Situation)>,
     /// Targets created by this page (touched: the target phase must not visit them).
     created: Vec<String>,
+    /// Whether CREATEs wait in `creates` to be written together (the fast path, where any
+    /// failure replays the page anyway) or are written one by one (the replay).
+    defer_creates: bool,
+    creates: Vec<PendingCreate>,
+}
+
+/// A CREATE waiting for its batch: the new id, the body, the source, the link to retarget.
+struct PendingCreate {
+    id: String,
+    body: Map<String, Value>,
+    source_id: String,
+    link_id: Option<String>,
 }
 
 impl LinkBatch {
@@ -272,7 +289,10 @@ impl Ctx {
     ) -> Result<Option<Vec<Outcome>>, ReconError> {
         let link_type = self.mapping().link_type().to_owned();
         let mut tx = self.pool().begin().await?;
-        let mut batch = LinkBatch::default();
+        let mut batch = LinkBatch {
+            defer_creates: !savepoints,
+            ..LinkBatch::default()
+        };
         let mut outcomes = Vec::with_capacity(entries.len());
         for entry in entries {
             if let Some(message) = &entry.error {
@@ -312,11 +332,17 @@ impl Ctx {
             }
         }
         if !savepoints {
-            if let Err(e) = batch.flush(&mut tx, &link_type).await {
-                return match ApplyError::from(e) {
-                    ApplyError::Object(_) => Ok(None),
-                    ApplyError::Fatal(e) => Err(e),
-                };
+            let flushed = match self.flush_creates(&mut tx, &mut batch).await {
+                Ok(()) => batch
+                    .flush(&mut tx, &link_type)
+                    .await
+                    .map_err(ApplyError::from),
+                Err(e) => Err(e),
+            };
+            match flushed {
+                Ok(()) => {}
+                Err(ApplyError::Object(_)) => return Ok(None),
+                Err(ApplyError::Fatal(e)) => return Err(e),
             }
         }
         self.run_post_actions(entries, &mut outcomes);
@@ -356,24 +382,19 @@ impl Ctx {
         match &entry.work {
             Work::Nothing => Ok(Outcome::Nothing),
             Work::Create { body, link_id } => {
-                let id = uuid::Uuid::new_v4().to_string();
-                let object = managed
-                    .create_in(tx, TARGET_TYPE, &id, body.clone())
-                    .await?;
-                batch.created.push(object.id.clone());
-                match link_id {
-                    Some(link_id) => {
-                        let snapshot = Snapshot {
-                            body: &object.body,
-                            rev: object.rev,
-                        };
-                        links::retarget(tx, link_id, &object.id, Some(snapshot)).await?;
-                    }
-                    None => {
-                        batch
-                            .inserts
-                            .push((source_id, object.id, Some((object.body, object.rev))))
-                    }
+                let create = PendingCreate {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    body: body.clone(),
+                    source_id,
+                    link_id: link_id.clone(),
+                };
+                if batch.defer_creates {
+                    batch.creates.push(create);
+                } else {
+                    let object = managed
+                        .create_in(tx, TARGET_TYPE, &create.id, create.body)
+                        .await?;
+                    created(tx, batch, object, create.source_id, create.link_id).await?;
                 }
                 Ok(Outcome::Created)
             }
@@ -397,6 +418,9 @@ impl Ctx {
                         return Ok(Outcome::Unchanged);
                     }
                 }
+                // Managed writes keep the page's order: the CREATEs waiting before this
+                // update are written first (a userName it frees or takes decides theirs).
+                self.flush_creates(tx, batch).await?;
                 let merged = managed
                     .merge_in(tx, TARGET_TYPE, target_id, changes)
                     .await?
@@ -444,6 +468,31 @@ impl Ctx {
                 Ok(Outcome::DeleteHeld)
             }
         }
+    }
+
+    /// Writes the CREATEs waiting in `batch` in a few statements, then records their links.
+    async fn flush_creates(
+        &self,
+        tx: &mut PgConnection,
+        batch: &mut LinkBatch,
+    ) -> Result<(), ApplyError> {
+        if batch.creates.is_empty() {
+            return Ok(());
+        }
+        let mut pending = std::mem::take(&mut batch.creates);
+        let objects: Vec<(String, Map<String, Value>)> = pending
+            .iter_mut()
+            .map(|c| (c.id.clone(), std::mem::take(&mut c.body)))
+            .collect();
+        let stored = self
+            .inner
+            .managed
+            .create_many_in(tx, TARGET_TYPE, objects)
+            .await?;
+        for (create, object) in pending.into_iter().zip(stored) {
+            created(tx, batch, object, create.source_id, create.link_id).await?;
+        }
+        Ok(())
     }
 
     /// The deciding policies' postActions, after their action; a failing one fails its object.
@@ -648,6 +697,31 @@ impl Ctx {
         }
         Ok(Flow::Go)
     }
+}
+
+/// Links a created object to its source: the existing link of a MISSING source is pointed
+/// at it, otherwise a new link waits in the batch; both carry the object as the snapshot.
+async fn created(
+    tx: &mut PgConnection,
+    batch: &mut LinkBatch,
+    object: StoredObject,
+    source_id: String,
+    link_id: Option<String>,
+) -> Result<(), ApplyError> {
+    batch.created.push(object.id.clone());
+    match link_id {
+        Some(link_id) => {
+            let snapshot = Snapshot {
+                body: &object.body,
+                rev: object.rev,
+            };
+            links::retarget(tx, &link_id, &object.id, Some(snapshot)).await?;
+        }
+        None => batch
+            .inserts
+            .push((source_id, object.id, Some((object.body, object.rev)))),
+    }
+    Ok(())
 }
 
 /// What analyze mode reports for an entry.

@@ -58,14 +58,23 @@ impl Ctx {
         let mut pages = std::pin::pin!(
             client.query_with_batch_size(&soql, self.inner.settings.source_batch_size)
         );
-        loop {
-            let t = Instant::now();
-            let Some(page) = pages.try_next().await? else {
-                break;
-            };
-            self.stats.time(Timed::SourceQuery, t.elapsed());
+        let t = Instant::now();
+        let mut next = pages.try_next().await?;
+        self.stats.time(Timed::SourceQuery, t.elapsed());
+        while let Some(page) = next {
             self.stats.source_total = Some(page.total_size);
-            self.source_page(page.records).await?;
+            // The next page is fetched while this one is written: Salesforce and Postgres
+            // work side by side. One page ahead at most, so memory stays flat; a cancel
+            // costs at most that one read.
+            let fetch = async {
+                let t = Instant::now();
+                let page = pages.try_next().await;
+                (page, t.elapsed())
+            };
+            let (written, (fetched, took)) = tokio::join!(self.source_page(page.records), fetch);
+            written?;
+            next = fetched?;
+            self.stats.time(Timed::SourceQuery, took);
             if self.checkpoint().await? == Flow::Cancel {
                 return Ok(Flow::Cancel);
             }

@@ -76,6 +76,35 @@ pub async fn insert(
     Ok(rev)
 }
 
+/// Inserts new objects in one statement, each with a fresh revision; returns the revision
+/// of each id inserted (an id that is taken is skipped, so absent from the map).
+pub async fn insert_many(
+    tx: &mut PgConnection,
+    object_type: &str,
+    ids: &[String],
+    bodies: &[Map<String, Value>],
+) -> Result<std::collections::HashMap<String, i64>, RepoError> {
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let bodies: Vec<Json<&Map<String, Value>>> = bodies.iter().map(Json).collect();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO managed_objects (object_type, id, rev, body)
+         SELECT $1, u.id, nextval('managed_object_rev_seq'), u.body
+         FROM unnest($2::text[], $3::jsonb[]) WITH ORDINALITY AS u(id, body, ord)
+         ORDER BY u.ord
+         ON CONFLICT (object_type, id) DO NOTHING
+         RETURNING id, rev",
+    )
+    .bind(object_type)
+    .bind(ids)
+    .bind(&bodies)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(RepoError::from_write)?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Replaces an existing object's properties; returns the new revision.
 pub async fn update(
     tx: &mut PgConnection,

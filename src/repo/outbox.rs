@@ -81,6 +81,41 @@ pub async fn record(tx: &mut PgConnection, change: &NewChange<'_>) -> Result<i64
     Ok(id)
 }
 
+/// Records several changes in one statement, in the order given (ids ascend with it);
+/// call it inside the transaction that makes the changes.
+pub async fn record_many(
+    tx: &mut PgConnection,
+    changes: &[NewChange<'_>],
+) -> Result<(), RepoError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let types: Vec<&str> = changes.iter().map(|c| c.object_type).collect();
+    let ids: Vec<&str> = changes.iter().map(|c| c.object_id).collect();
+    let revs: Vec<i64> = changes.iter().map(|c| c.rev).collect();
+    let operations: Vec<&str> = changes.iter().map(|c| c.operation.as_str()).collect();
+    let befores: Vec<Option<Json<&Map<String, Value>>>> =
+        changes.iter().map(|c| c.before.map(Json)).collect();
+    let afters: Vec<Option<Json<&Map<String, Value>>>> =
+        changes.iter().map(|c| c.after.map(Json)).collect();
+    sqlx::query(
+        "INSERT INTO outbox (object_type, object_id, rev, operation, before, after)
+         SELECT u.object_type, u.object_id, u.rev, u.operation, u.before, u.after
+         FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::jsonb[], $6::jsonb[])
+              WITH ORDINALITY AS u(object_type, object_id, rev, operation, before, after, ord)
+         ORDER BY u.ord",
+    )
+    .bind(&types)
+    .bind(&ids)
+    .bind(&revs)
+    .bind(&operations)
+    .bind(&befores)
+    .bind(&afters)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 type Row = (
     i64,
     String,
