@@ -117,6 +117,10 @@ pub fn router(state: AppState) -> Router {
             get(repo_link::query_links).fallback(method_not_allowed),
         )
         .route(
+            "/openidm/sync",
+            post(sync::sync_action).fallback(method_not_allowed),
+        )
+        .route(
             "/openidm/sync/failures",
             get(sync::query_failures)
                 .post(sync::collection_action)

@@ -5,7 +5,9 @@
 //! - `POST /openidm/sync/failures/{id}?_action=retry` and `POST /openidm/sync/failures?_action=retryAll`:
 //!   re-enqueue the objects (an outbox row for their current revision, committed with the
 //!   request); the failure stays until the object syncs, then it is cleared;
-//! - `GET /openidm/audit/sync?_queryFilter=…`: one entry per change the worker processed.
+//! - `GET /openidm/audit/sync?_queryFilter=…`: one entry per change the worker processed;
+//! - `POST /openidm/sync?_action=resync&mapping=…`: re-enqueue every linked user whose synced
+//!   revision lags its current one.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -33,6 +35,52 @@ pub async fn query_audit(
     params: Params,
 ) -> Result<Response, ApiError> {
     query(&state, Relation::SyncAudit, &params).await
+}
+
+/// `POST /sync?_action=resync&mapping=managedUser_systemSalesforceUser`
+pub async fn sync_action(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    params.allow_only(&["_action", "mapping", "_prettyPrint"])?;
+    match params.get("_action") {
+        Some("resync") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Unknown action {other:?}: supported here: resync"
+            )));
+        }
+        None => return Err(ApiError::bad_request("POST on sync needs _action=resync")),
+    }
+    let name = params
+        .get("mapping")
+        .ok_or_else(|| ApiError::bad_request("resync needs mapping=<an outbound mapping>"))?;
+    let recon = state.recon.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Synchronization is not configured (conf/sync.json and the Salesforce provisioner)",
+        )
+    })?;
+    let mapping = recon
+        .sync_config()
+        .mapping(name)
+        .ok_or_else(|| ApiError::not_found(format!("Mapping {name} not found")))?;
+    let object_type = mapping.source.strip_prefix("managed/").ok_or_else(|| {
+        ApiError::bad_request(format!("Mapping {name} does not start from a managed object: resync re-enqueues managed changes"))
+    })?;
+    let mut tx = state
+        .managed
+        .pool()
+        .begin()
+        .await
+        .map_err(RepoError::from)?;
+    let n = crate::repo::outbox::enqueue_lagging(&mut tx, object_type, mapping.link_type()).await?;
+    tx.commit().await.map_err(RepoError::from)?;
+    Ok(render::json(
+        StatusCode::OK,
+        &json!({ "status": "QUEUED", "mapping": name, "resynced": n }),
+        params.flag("_prettyPrint")?,
+    ))
 }
 
 /// `POST /sync/failures?_action=retryAll`

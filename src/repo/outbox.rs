@@ -208,3 +208,25 @@ pub async fn enqueue_sync(
     .await?;
     Ok(true)
 }
+
+/// Re-enqueues every linked object of `link_type` whose link is behind its current revision
+/// (or not known to be in step), one `sync` row each; returns how many.
+pub async fn enqueue_lagging(
+    tx: &mut PgConnection,
+    object_type: &str,
+    link_type: &str,
+) -> Result<u64, RepoError> {
+    let done = sqlx::query(
+        "INSERT INTO outbox (object_type, object_id, rev, operation)
+         SELECT m.object_type, m.id, m.rev, 'sync'
+         FROM managed_objects m
+         JOIN links l ON l.link_type = $2 AND l.second_id = m.id
+         WHERE m.object_type = $1 AND (l.synced_rev IS NULL OR l.synced_rev < m.rev)
+         ORDER BY m.id",
+    )
+    .bind(object_type)
+    .bind(link_type)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected())
+}

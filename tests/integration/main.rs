@@ -14,6 +14,7 @@ mod policy;
 mod query;
 mod recon;
 mod relay;
+mod resync;
 mod revisions;
 mod salesforce;
 mod scheduler;
