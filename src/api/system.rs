@@ -272,6 +272,13 @@ impl<'a> SystemObject<'a> {
     }
 
     /// Reads one object with the `_fields` selection; `None` if it does not exist.
+    /// The object, or IDM's 404 for it.
+    async fn read_existing(&self, id: &str, fields: Option<&str>) -> Result<Value, ApiError> {
+        self.read(id, fields)
+            .await?
+            .ok_or_else(|| self.not_found(id))
+    }
+
     async fn read(&self, id: &str, fields: Option<&str>) -> Result<Option<Value>, ApiError> {
         if !is_salesforce_id(id) {
             return Ok(None);
@@ -329,10 +336,7 @@ pub async fn read(
 ) -> Result<Response, ApiError> {
     params.allow_only(READ_PARAMS)?;
     let target = SystemObject::resolve(&state, &system, &object_type)?;
-    let object = target
-        .read(&id, params.get("_fields"))
-        .await?
-        .ok_or_else(|| target.not_found(&id))?;
+    let object = target.read_existing(&id, params.get("_fields")).await?;
     Ok(render::json(
         StatusCode::OK,
         &object,
@@ -365,10 +369,7 @@ pub async fn type_action(
     let record = target.record(body)?;
     let client = target.connected()?;
     let id = client.create(&record).await.map_err(sf_error)?;
-    let object = target
-        .read(&id, params.get("_fields"))
-        .await?
-        .ok_or_else(|| target.not_found(&id))?;
+    let object = target.read_existing(&id, params.get("_fields")).await?;
     let location = format!("/openidm/{}/{id}", target.path());
     let mut response = render::json(StatusCode::CREATED, &object, params.flag("_prettyPrint")?);
     if let Ok(value) = location.parse() {
@@ -396,10 +397,7 @@ pub async fn update(
         .update(&id, &record)
         .await
         .map_err(|e| not_found_or(e, &target, &id))?;
-    let object = target
-        .read(&id, params.get("_fields"))
-        .await?
-        .ok_or_else(|| target.not_found(&id))?;
+    let object = target.read_existing(&id, params.get("_fields")).await?;
     Ok(render::json(
         StatusCode::OK,
         &object,
@@ -424,10 +422,7 @@ pub async fn deactivate(
         .deactivate(&id)
         .await
         .map_err(|e| not_found_or(e, &target, &id))?;
-    let object = target
-        .read(&id, params.get("_fields"))
-        .await?
-        .ok_or_else(|| target.not_found(&id))?;
+    let object = target.read_existing(&id, params.get("_fields")).await?;
     Ok(render::json(
         StatusCode::OK,
         &object,

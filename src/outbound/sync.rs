@@ -640,6 +640,22 @@ impl SyncEngine {
                     now,
                 )
             };
+            // A change that ends as a sync failure: its audit entry and its failure row.
+            let failure =
+                |code: Option<String>, message: String, attempts: i32, target: Option<String>| {
+                    (
+                        entry("FAILURE", Some(message.clone()), target.as_deref()),
+                        PendingFailure {
+                            index: i,
+                            situation: p.situation,
+                            action: p.action,
+                            code,
+                            message,
+                            attempts,
+                            target,
+                        },
+                    )
+                };
             match p.plan {
                 Plan::Skip => {
                     cleared.push((change.object_id.clone(), rev));
@@ -651,34 +667,20 @@ impl SyncEngine {
                 }
                 Plan::Defer(_, message) => {
                     let message = format!("correlation query: {message}");
-                    audit.push(entry("FAILURE", Some(message.clone()), None));
-                    failures.push(PendingFailure {
-                        index: i,
-                        situation: p.situation,
-                        action: p.action,
-                        code: None,
-                        message,
-                        attempts: change.attempts as i32 + 1,
-                        target: None,
-                    });
-                    outcomes.push(Outcome::Done);
+                    record_failure(
+                        &mut audit,
+                        &mut failures,
+                        &mut outcomes,
+                        failure(None, message, change.attempts as i32 + 1, None),
+                    );
                 }
                 Plan::Fail { code, message } => {
-                    audit.push(entry(
-                        "FAILURE",
-                        Some(message.clone()),
-                        p.target_id.as_deref(),
-                    ));
-                    failures.push(PendingFailure {
-                        index: i,
-                        situation: p.situation,
-                        action: p.action,
-                        code,
-                        message,
-                        attempts: 1,
-                        target: p.target_id.clone(),
-                    });
-                    outcomes.push(Outcome::Done);
+                    record_failure(
+                        &mut audit,
+                        &mut failures,
+                        &mut outcomes,
+                        failure(code, message, 1, p.target_id.clone()),
+                    );
                 }
                 Plan::Local { after } => {
                     let conflict = self
@@ -692,21 +694,12 @@ impl SyncEngine {
                         )
                         .await?;
                     if let Some(message) = conflict {
-                        audit.push(entry(
-                            "FAILURE",
-                            Some(message.clone()),
-                            p.target_id.as_deref(),
-                        ));
-                        failures.push(PendingFailure {
-                            index: i,
-                            situation: p.situation,
-                            action: p.action,
-                            code: None,
-                            message,
-                            attempts: 1,
-                            target: p.target_id.clone(),
-                        });
-                        outcomes.push(Outcome::Done);
+                        record_failure(
+                            &mut audit,
+                            &mut failures,
+                            &mut outcomes,
+                            failure(None, message, 1, p.target_id.clone()),
+                        );
                         continue;
                     }
                     cleared.push((change.object_id.clone(), rev));
@@ -727,21 +720,12 @@ impl SyncEngine {
                                 .after(&mut tx, mapping, change, user, &after, Some(&target_id))
                                 .await?;
                             if let Some(message) = conflict {
-                                audit.push(entry(
-                                    "FAILURE",
-                                    Some(message.clone()),
-                                    Some(&target_id),
-                                ));
-                                failures.push(PendingFailure {
-                                    index: i,
-                                    situation: p.situation,
-                                    action: p.action,
-                                    code: None,
-                                    message,
-                                    attempts: 1,
-                                    target: Some(target_id),
-                                });
-                                outcomes.push(Outcome::Done);
+                                record_failure(
+                                    &mut audit,
+                                    &mut failures,
+                                    &mut outcomes,
+                                    failure(None, message, 1, Some(target_id)),
+                                );
                                 continue;
                             }
                             cleared.push((change.object_id.clone(), rev));
@@ -755,21 +739,17 @@ impl SyncEngine {
                             }
                             _ => {
                                 let message = e.to_string();
-                                audit.push(entry(
-                                    "FAILURE",
-                                    Some(message.clone()),
-                                    p.target_id.as_deref(),
-                                ));
-                                failures.push(PendingFailure {
-                                    index: i,
-                                    situation: p.situation,
-                                    action: p.action,
-                                    code: e.error_code().map(str::to_owned),
-                                    message,
-                                    attempts: change.attempts as i32 + 1,
-                                    target: p.target_id.clone(),
-                                });
-                                outcomes.push(Outcome::Done);
+                                record_failure(
+                                    &mut audit,
+                                    &mut failures,
+                                    &mut outcomes,
+                                    failure(
+                                        e.error_code().map(str::to_owned),
+                                        message,
+                                        change.attempts as i32 + 1,
+                                        p.target_id.clone(),
+                                    ),
+                                );
                             }
                         },
                     }
@@ -890,6 +870,17 @@ struct PendingFailure {
     message: String,
     attempts: i32,
     target: Option<String>,
+}
+
+fn record_failure(
+    audit: &mut Vec<Map<String, Value>>,
+    failures: &mut Vec<PendingFailure>,
+    outcomes: &mut Vec<Outcome>,
+    (entry, failure): (Map<String, Value>, PendingFailure),
+) {
+    audit.push(entry);
+    failures.push(failure);
+    outcomes.push(Outcome::Done);
 }
 
 /// A managed user as loaded: id, rev, body.
