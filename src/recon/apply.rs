@@ -21,13 +21,13 @@ use sqlx::{Acquire, PgConnection};
 
 use super::run::{Ctx, Flow};
 use super::summary::Timed;
-use super::{ReconError, SOURCE_RESOURCE, TARGET_RESOURCE, TARGET_TYPE};
+use super::{ReconError, SOURCE_RESOURCE, TARGET_RESOURCE, TARGET_TYPE, guard};
 use crate::managed::ManagedError;
 use crate::managed::service::merge;
 use crate::mapping::{Action, DEFAULT_LINK_QUALIFIER, Decision, PolicyScope, Situation};
 use crate::repo::links::{self, NewLink, Snapshot};
 use crate::repo::managed::StoredObject;
-use crate::repo::recon_runs::{self, PendingDelete};
+use crate::repo::recon_runs::{self, HeldAction, PendingDelete};
 use crate::repo::{RepoError, audit};
 
 /// Which phase assessed an entry.
@@ -117,7 +117,15 @@ enum Outcome {
     Unlinked,
     /// A delete held back (or, in analyze mode, one that would be made).
     DeleteHeld,
+    /// An update whose deactivation is held back for the guard (its other changes applied).
+    DeactivationHeld,
     Failed(String),
+}
+
+impl Outcome {
+    fn is_held(&self) -> bool {
+        matches!(self, Outcome::DeleteHeld | Outcome::DeactivationHeld)
+    }
 }
 
 /// Why applying one object stopped.
@@ -166,7 +174,7 @@ struct LinkBatch {
     inserts: Vec<PlannedLink>,
     snapshots: Vec<(String, Map<String, Value>, i64)>,
     deletes: Vec<String>,
-    held: Vec<(Option<String>, String, Situation)>,
+    held: Vec<(Option<String>, String, Situation, HeldAction)>,
     /// Targets created by this page (touched: the target phase must not visit them).
     created: Vec<String>,
     /// Whether CREATEs wait in `creates` to be written together (the fast path, where any
@@ -266,8 +274,8 @@ impl Ctx {
         ) {
             self.stats.links_created += 1;
         }
-        // Held deletes are counted when they are applied (or not, if the guard stops them).
-        if *outcome == Outcome::DeleteHeld && !self.req.analyze {
+        // Held work is counted when it is applied (or not, if the guard stops it).
+        if outcome.is_held() && !self.req.analyze {
             return;
         }
         let failed =
@@ -354,12 +362,15 @@ impl Ctx {
             .held
             .iter()
             .enumerate()
-            .map(|(i, (source_id, target_id, situation))| PendingDelete {
-                seq: self.pending_seq + i as i64 + 1,
-                target_id: target_id.clone(),
-                source_id: source_id.clone(),
-                situation: situation.as_str().to_owned(),
-            })
+            .map(
+                |(i, (source_id, target_id, situation, action))| PendingDelete {
+                    seq: self.pending_seq + i as i64 + 1,
+                    target_id: target_id.clone(),
+                    source_id: source_id.clone(),
+                    situation: situation.as_str().to_owned(),
+                    action: *action,
+                },
+            )
             .collect();
         recon_runs::add_pending_deletes(&mut tx, &self.id, &held).await?;
         let t = Instant::now();
@@ -404,52 +415,24 @@ impl Ctx {
                 link,
                 current,
             } => {
-                // The steady state of a re-recon: the mapped values are already there and the
-                // link's snapshot agrees. Nothing to lock or write (a concurrent REST edit is
-                // the worker's to push, and the next recon's to see).
-                if let LinkPlan::Existing {
-                    snapshot: Some(snapshot),
-                    ..
-                } = link
-                {
-                    let mut after = current.clone();
-                    merge(&mut after, changes);
-                    if after == *current && snapshot == current {
-                        return Ok(Outcome::Unchanged);
-                    }
+                if !self.holds_deactivations() || !guard::deactivates(current, changes) {
+                    return self
+                        .update(tx, batch, source_id, target_id, changes, current, link)
+                        .await;
                 }
-                // Managed writes keep the page's order: the CREATEs waiting before this
-                // update are written first (a userName it frees or takes decides theirs).
-                self.flush_creates(tx, batch).await?;
-                let merged = managed
-                    .merge_in(tx, TARGET_TYPE, target_id, changes)
-                    .await?
-                    .ok_or_else(|| {
-                        ApplyError::Object(format!(
-                            "{TARGET_RESOURCE}/{target_id} was deleted during the reconciliation"
-                        ))
-                    })?;
-                let object = merged.object;
-                match link {
-                    LinkPlan::Existing { id, snapshot } => {
-                        // The snapshot says what Salesforce last agreed with: refresh it when
-                        // the object changed, or when it lags (written before by a REST edit
-                        // that Salesforce now shows as well).
-                        if merged.changed || snapshot.as_ref() != Some(&object.body) {
-                            batch.snapshots.push((id.clone(), object.body, object.rev));
-                        }
-                    }
-                    LinkPlan::New => batch.inserts.push((
-                        source_id,
-                        target_id.clone(),
-                        Some((object.body, object.rev)),
-                    )),
-                }
-                Ok(if merged.changed {
-                    Outcome::Updated
-                } else {
-                    Outcome::Unchanged
-                })
+                // The deactivation waits for the guard; the other changes go in now.
+                let mut rest = changes.clone();
+                rest.remove(guard::STATUS_PROPERTY);
+                self.update(tx, batch, source_id, target_id, &rest, current, link)
+                    .await?;
+                let situation = entry.situation.unwrap_or(Situation::Confirmed);
+                batch.held.push((
+                    entry.source_id.clone(),
+                    target_id.clone(),
+                    situation,
+                    HeldAction::Deactivate,
+                ));
+                Ok(Outcome::DeactivationHeld)
             }
             Work::Link { target_id } => {
                 // A plain LINK does not bring the objects in step: no snapshot.
@@ -462,12 +445,81 @@ impl Ctx {
             }
             Work::Delete { target_id } => {
                 let situation = entry.situation.unwrap_or(Situation::Unqualified);
-                batch
-                    .held
-                    .push((entry.source_id.clone(), target_id.clone(), situation));
+                batch.held.push((
+                    entry.source_id.clone(),
+                    target_id.clone(),
+                    situation,
+                    HeldAction::Delete,
+                ));
                 Ok(Outcome::DeleteHeld)
             }
         }
+    }
+
+    /// An UPDATE of `target_id` with `changes`, and its link's snapshot.
+    #[allow(clippy::too_many_arguments)]
+    async fn update(
+        &self,
+        tx: &mut PgConnection,
+        batch: &mut LinkBatch,
+        source_id: String,
+        target_id: &String,
+        changes: &Map<String, Value>,
+        current: &Map<String, Value>,
+        link: &LinkPlan,
+    ) -> Result<Outcome, ApplyError> {
+        let managed = &self.inner.managed;
+        // The steady state of a re-recon: the mapped values are already there and the
+        // link's snapshot agrees. Nothing to lock or write (a concurrent REST edit is
+        // the worker's to push, and the next recon's to see).
+        if let LinkPlan::Existing {
+            snapshot: Some(snapshot),
+            ..
+        } = link
+        {
+            let mut after = current.clone();
+            merge(&mut after, changes);
+            if after == *current && snapshot == current {
+                return Ok(Outcome::Unchanged);
+            }
+        }
+        // Managed writes keep the page's order: the CREATEs waiting before this
+        // update are written first (a userName it frees or takes decides theirs).
+        self.flush_creates(tx, batch).await?;
+        let merged = managed
+            .merge_in(tx, TARGET_TYPE, target_id, changes)
+            .await?
+            .ok_or_else(|| {
+                ApplyError::Object(format!(
+                    "{TARGET_RESOURCE}/{target_id} was deleted during the reconciliation"
+                ))
+            })?;
+        let object = merged.object;
+        match link {
+            LinkPlan::Existing { id, snapshot } => {
+                // The snapshot says what Salesforce last agreed with: refresh it when
+                // the object changed, or when it lags (written before by a REST edit
+                // that Salesforce now shows as well).
+                if merged.changed || snapshot.as_ref() != Some(&object.body) {
+                    batch.snapshots.push((id.clone(), object.body, object.rev));
+                }
+            }
+            LinkPlan::New => batch.inserts.push((
+                source_id,
+                target_id.clone(),
+                Some((object.body, object.rev)),
+            )),
+        }
+        Ok(if merged.changed {
+            Outcome::Updated
+        } else {
+            Outcome::Unchanged
+        })
+    }
+
+    /// Whether this run holds deactivations back for the guard (it can stop them).
+    fn holds_deactivations(&self) -> bool {
+        !(self.req.allow_mass_change || self.req.analyze || self.req.source_id.is_some())
     }
 
     /// Writes the CREATEs waiting in `batch` in a few statements, then records their links.
@@ -538,7 +590,7 @@ impl Ctx {
                     entry.action,
                     Some(Action::Ignore | Action::NoReport | Action::Async)
                 );
-                if (quiet && !failed) || (*outcome == Outcome::DeleteHeld && !self.req.analyze) {
+                if (quiet && !failed) || (outcome.is_held() && !self.req.analyze) {
                     return None;
                 }
                 let status = if failed || entry.action == Some(Action::Exception) {
@@ -641,22 +693,13 @@ impl Ctx {
             let mut audit_rows = Vec::with_capacity(batch.len());
             for d in &batch {
                 let mut sp = tx.begin().await?;
-                let result: Result<bool, ApplyError> = async {
-                    let gone = self
-                        .inner
-                        .managed
-                        .delete_in(&mut sp, TARGET_TYPE, &d.target_id, None)
-                        .await?;
-                    links::delete_by_second_id(
-                        &mut sp,
-                        &link_type,
-                        DEFAULT_LINK_QUALIFIER,
-                        &d.target_id,
-                    )
-                    .await?;
-                    Ok(gone.is_some())
-                }
-                .await;
+                let result = match d.action {
+                    HeldAction::Delete => self.held_delete(&mut sp, &link_type, &d.target_id).await,
+                    HeldAction::Deactivate => {
+                        self.held_deactivation(&mut sp, &link_type, &d.target_id)
+                            .await
+                    }
+                };
                 let situation = Situation::from_name(&d.situation);
                 let phase = if d.source_id.is_some() {
                     Phase::Source
@@ -664,10 +707,12 @@ impl Ctx {
                     Phase::Target
                 };
                 let (status, message) = match result {
-                    Ok(deleted) => {
+                    Ok(changed) => {
                         sp.commit().await?;
-                        if deleted {
-                            self.stats.deleted += 1;
+                        match (changed, d.action) {
+                            (true, HeldAction::Delete) => self.stats.deleted += 1,
+                            (true, HeldAction::Deactivate) => self.stats.updated += 1,
+                            (false, _) => {}
                         }
                         self.stats.success += 1;
                         ("SUCCESS", None)
@@ -684,7 +729,10 @@ impl Ctx {
                     d.source_id.as_deref(),
                     Some(&d.target_id),
                     situation,
-                    Some(Action::Delete),
+                    Some(match d.action {
+                        HeldAction::Delete => Action::Delete,
+                        HeldAction::Deactivate => Action::Update,
+                    }),
                     status,
                     message,
                 ));
@@ -696,6 +744,54 @@ impl Ctx {
             }
         }
         Ok(Flow::Go)
+    }
+}
+
+impl Ctx {
+    /// A held DELETE: the object and its link. `Ok(false)`: it was already gone.
+    async fn held_delete(
+        &self,
+        tx: &mut PgConnection,
+        link_type: &str,
+        target_id: &str,
+    ) -> Result<bool, ApplyError> {
+        let gone = self
+            .inner
+            .managed
+            .delete_in(tx, TARGET_TYPE, target_id, None)
+            .await?;
+        links::delete_by_second_id(tx, link_type, DEFAULT_LINK_QUALIFIER, target_id).await?;
+        Ok(gone.is_some())
+    }
+
+    /// A held deactivation: `accountStatus` turns `inactive`, and the link's snapshot follows,
+    /// since Salesforce already shows the user inactive (nothing to echo back).
+    async fn held_deactivation(
+        &self,
+        tx: &mut PgConnection,
+        link_type: &str,
+        target_id: &str,
+    ) -> Result<bool, ApplyError> {
+        let mut change = Map::new();
+        change.insert(guard::STATUS_PROPERTY.into(), guard::INACTIVE.into());
+        let Some(merged) = self
+            .inner
+            .managed
+            .merge_in(tx, TARGET_TYPE, target_id, &change)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let link =
+            links::by_second_id(&mut *tx, link_type, DEFAULT_LINK_QUALIFIER, target_id).await?;
+        if let Some(link) = link {
+            let snapshot = Snapshot {
+                body: &merged.object.body,
+                rev: merged.object.rev,
+            };
+            links::set_snapshots(tx, &[(link.id, snapshot)]).await?;
+        }
+        Ok(merged.changed)
     }
 }
 

@@ -333,13 +333,40 @@ pub async fn count_targets<'e>(
     Ok(qb.build_query_scalar().fetch_one(db).await?)
 }
 
-/// A delete the run decided and holds back until the guard has counted all of them.
+/// A delete or deactivation the run decided and holds back until the guard has counted all
+/// of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingDelete {
     pub seq: i64,
     pub target_id: String,
     pub source_id: Option<String>,
     pub situation: String,
+    pub action: HeldAction,
+}
+
+/// What a held row does once the guard allows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldAction {
+    Delete,
+    /// Sets the managed user's `accountStatus` to `inactive`.
+    Deactivate,
+}
+
+impl HeldAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeldAction::Delete => "DELETE",
+            HeldAction::Deactivate => "DEACTIVATE",
+        }
+    }
+
+    fn from_db(s: &str) -> HeldAction {
+        if s == "DEACTIVATE" {
+            HeldAction::Deactivate
+        } else {
+            HeldAction::Delete
+        }
+    }
 }
 
 pub async fn add_pending_deletes(
@@ -354,17 +381,19 @@ pub async fn add_pending_deletes(
     let targets: Vec<&str> = deletes.iter().map(|d| d.target_id.as_str()).collect();
     let sources: Vec<Option<&str>> = deletes.iter().map(|d| d.source_id.as_deref()).collect();
     let situations: Vec<&str> = deletes.iter().map(|d| d.situation.as_str()).collect();
+    let actions: Vec<&str> = deletes.iter().map(|d| d.action.as_str()).collect();
     sqlx::query(
-        "INSERT INTO recon_pending_deletes (recon_id, seq, target_id, source_id, situation)
-         SELECT $1, u.seq, u.target_id, u.source_id, u.situation
-         FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[])
-              AS u(seq, target_id, source_id, situation)",
+        "INSERT INTO recon_pending_deletes (recon_id, seq, target_id, source_id, situation, action)
+         SELECT $1, u.seq, u.target_id, u.source_id, u.situation, u.action
+         FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[])
+              AS u(seq, target_id, source_id, situation, action)",
     )
     .bind(recon_id)
     .bind(&seqs)
     .bind(&targets)
     .bind(&sources)
     .bind(&situations)
+    .bind(&actions)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -377,8 +406,8 @@ pub async fn pending_deletes<'e>(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<PendingDelete>, RepoError> {
-    let rows: Vec<(i64, String, Option<String>, String)> = sqlx::query_as(
-        "SELECT seq, target_id, source_id, situation FROM recon_pending_deletes
+    let rows: Vec<(i64, String, Option<String>, String, String)> = sqlx::query_as(
+        "SELECT seq, target_id, source_id, situation, action FROM recon_pending_deletes
          WHERE recon_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )
     .bind(recon_id)
@@ -388,12 +417,15 @@ pub async fn pending_deletes<'e>(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(seq, target_id, source_id, situation)| PendingDelete {
-            seq,
-            target_id,
-            source_id,
-            situation,
-        })
+        .map(
+            |(seq, target_id, source_id, situation, action)| PendingDelete {
+                seq,
+                target_id,
+                source_id,
+                situation,
+                action: HeldAction::from_db(&action),
+            },
+        )
         .collect())
 }
 

@@ -54,6 +54,47 @@ async fn the_mass_change_guard_stops_a_run_that_would_delete_too_many() {
 }
 
 #[tokio::test]
+async fn the_mass_change_guard_also_counts_deactivations() {
+    let env = env(11).await;
+    env.recon("").await;
+    assert_eq!(env.users().await, 10);
+    let people = env.people().await;
+    // Three of ten users are deactivated in Salesforce; one of them also gets a new last name.
+    for (i, p) in people.iter().take(3).enumerate() {
+        let id = p["Id"].as_str().unwrap();
+        let mut change = json!({"IsActive": false});
+        if i == 0 {
+            change["LastName"] = json!("Renamed");
+        }
+        env.sf.update(id, &record(change)).await.unwrap();
+    }
+    let first = people[0]["Id"].as_str().unwrap().to_owned();
+    let s = env.recon("").await;
+    assert_eq!(s["state"], "FAILED", "{s}");
+    let why = s["stageDescription"].as_str().unwrap();
+    assert!(
+        why.contains("mass-change guard") && why.contains("deactivate 3 of 10"),
+        "{why}"
+    );
+    let user = env.linked_user(&first).await;
+    assert_eq!(user["accountStatus"], "active", "deactivation held: {user}");
+    assert_eq!(user["sn"], "Renamed", "the other changes went in: {user}");
+    let inactive = "SELECT count(*) FROM managed_objects WHERE body->>'accountStatus' = 'inactive'";
+    assert_eq!(env.scalar(inactive).await, 0);
+
+    let s = env.recon("&allowMassChange=true").await;
+    assert_eq!(s["state"], "SUCCESS", "{s}");
+    assert_eq!(env.scalar(inactive).await, 3);
+    assert_eq!(env.users().await, 10, "deactivated, not deleted");
+    // Salesforce already shows them inactive: each link's snapshot agrees, so nothing echoes.
+    let in_step = "SELECT count(*) FROM links WHERE synced_snapshot->>'accountStatus' = 'inactive'";
+    assert_eq!(env.scalar(in_step).await, 3);
+    let again = env.recon("").await;
+    assert_eq!(again["state"], "SUCCESS", "{again}");
+    assert_eq!(target(&again, "updated"), 0, "{again}");
+}
+
+#[tokio::test]
 async fn an_empty_source_fails_the_run() {
     let env = env(5).await;
     let body = json!({"sourceQuery": {"_queryFilter": "Username eq \"nobody@nowhere.invalid\""}});
