@@ -110,6 +110,7 @@ pub fn router(state: AppState) -> Router {
             "/openidm/recon/{id}",
             get(recon::read)
                 .post(recon::instance_action)
+                .delete(recon::delete)
                 .fallback(method_not_allowed),
         )
         .route(

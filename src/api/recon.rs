@@ -32,7 +32,9 @@ impl From<ReconError> for ApiError {
             ReconError::UnknownMapping(_) | ReconError::BadRequest(_) => {
                 ApiError::bad_request(e.to_string())
             }
-            ReconError::AlreadyRunning(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            ReconError::AlreadyRunning(_) | ReconError::StillActive(_) => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
             ReconError::NotFound(_) => ApiError::not_found(e.to_string()),
             ReconError::Repo(r) => r.into(),
             ReconError::Salesforce(_) => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
@@ -145,6 +147,17 @@ pub async fn read(
 ) -> Result<Response, ApiError> {
     params.allow_only(&["_prettyPrint"])?;
     let summary = engine(&state)?.get(&id).await?;
+    Ok(render::json(StatusCode::OK, &summary, pretty(&params)?))
+}
+
+/// `DELETE /openidm/recon/{id}`.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    params.allow_only(&["_prettyPrint"])?;
+    let summary = engine(&state)?.delete(&id).await?;
     Ok(render::json(StatusCode::OK, &summary, pretty(&params)?))
 }
 

@@ -133,6 +133,8 @@ pub enum ReconError {
     AlreadyRunning(String),
     #[error("Reconciliation with id {0} not found.")]
     NotFound(String),
+    #[error("Reconciliation {0} is still running: cancel it first")]
+    StillActive(String),
     #[error("the Salesforce query failed")]
     Salesforce(#[from] SalesforceError),
     #[error(transparent)]
@@ -236,6 +238,20 @@ impl ReconEngine {
             "SUCCESS"
         };
         Ok(json!({"_id": id, "action": "cancel", "status": status}))
+    }
+
+    /// `DELETE /openidm/recon/{id}`: purges a finished run's summary (its audit entries stay,
+    /// as IDM's do) and answers with the summary it purged.
+    pub async fn delete(&self, id: &str) -> Result<Value, ReconError> {
+        recon_runs::reap_dead(&self.inner.pool).await?;
+        match recon_runs::delete_finished(&self.inner.pool, id).await? {
+            None => Err(ReconError::NotFound(id.to_owned())),
+            Some((_, false)) => Err(ReconError::StillActive(id.to_owned())),
+            Some((row, true)) => {
+                recon_runs::clear_scratch(&self.inner.pool, id).await?;
+                Ok(summary::render(&row))
+            }
+        }
     }
 
     /// Marks FAILED the runs whose process died (called at start-up, and before every read).

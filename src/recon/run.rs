@@ -105,6 +105,12 @@ impl Ctx {
         if flow == Flow::Cancel {
             return Ok(RunOutcome::Canceled);
         }
+        if let Some(source_id) = self.req.source_id.clone()
+            && self.stats.source_processed == 0
+            && let Err(reason) = self.vanished_source(&source_id).await?
+        {
+            return Ok(RunOutcome::Failed(reason));
+        }
         if self.stats.source_processed == 0
             && self.req.source_id.is_none()
             && !self.mapping().allow_empty_source_set

@@ -19,6 +19,7 @@ use super::summary::Timed;
 use super::{ReconError, TARGET_TYPE, soql};
 use crate::mapping::{DEFAULT_LINK_QUALIFIER, LinkedSource, SyncContext, assess_target};
 use crate::repo::links::{self, Link, Side};
+use crate::repo::managed::StoredObject;
 use crate::repo::recon_runs;
 use crate::salesforce::Record;
 
@@ -28,9 +29,7 @@ const IDS_PER_QUERY: usize = 200;
 impl Ctx {
     pub(crate) async fn target_phase(&mut self) -> Result<Flow, ReconError> {
         let inner = self.inner.clone();
-        let mapping = self.mapping_of(&inner);
         let page_size = inner.settings.target_page_size;
-        let sync_ctx = SyncContext::default();
         let mut after: Option<String> = None;
         loop {
             let t = Instant::now();
@@ -47,65 +46,7 @@ impl Ctx {
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
 
-            let ids: Vec<String> = page.iter().map(|o| o.id.clone()).collect();
-            let links: HashMap<String, Link> = links::by_ids(
-                &inner.pool,
-                mapping.link_type(),
-                DEFAULT_LINK_QUALIFIER,
-                Side::Second,
-                &ids,
-            )
-            .await?
-            .into_iter()
-            .map(|l| (l.second_id.clone(), l))
-            .collect();
-            let sources = self
-                .linked_sources(links.values().map(|l| l.first_id.clone()).collect())
-                .await?;
-
-            let mut entries = Vec::with_capacity(page.len());
-            for object in &page {
-                let mut entry = Entry::new(Phase::Target);
-                entry.target_id = Some(object.id.clone());
-                let target = target_value(object);
-                let link = links.get(&object.id);
-                if let Some(l) = link {
-                    entry.source_id = Some(l.first_id.clone());
-                }
-                let source = link.and_then(|l| sources.get(&l.first_id));
-                entry.source = source.map(|r| Value::Object(r.clone()));
-                entry.target = Some(target);
-                let qualifies = entry
-                    .target
-                    .as_ref()
-                    .map(|t| mapping.target_qualifies(t, &sync_ctx))
-                    .unwrap_or(Ok(true));
-                let target_qualifies = match qualifies {
-                    Ok(q) => q,
-                    Err(e) => {
-                        entry.error = Some(e.to_string());
-                        entries.push(entry);
-                        continue;
-                    }
-                };
-                let linked_source = match (link, &entry.source) {
-                    (None, _) => LinkedSource::Unlinked,
-                    (Some(_), None) => LinkedSource::Gone,
-                    (Some(_), Some(s)) => match mapping.source_qualifies(s, &sync_ctx) {
-                        Ok(q) => LinkedSource::Exists { qualifies: q },
-                        Err(e) => {
-                            entry.error = Some(e.to_string());
-                            entries.push(entry);
-                            continue;
-                        }
-                    },
-                };
-                let situation = assess_target(target_qualifies, linked_source);
-                self.decide_and_plan(mapping, &mut entry, situation, link, Some(object));
-                entries.push(entry);
-            }
-            self.stats.target_processed += page.len() as u64;
-            self.apply_page(&entries, &[]).await?;
+            self.target_page(&page).await?;
             if self.checkpoint().await? == Flow::Cancel {
                 return Ok(Flow::Cancel);
             }
@@ -114,6 +55,110 @@ impl Ctx {
             }
         }
         Ok(Flow::Go)
+    }
+
+    /// Assesses and applies one page of targets the source phase did not touch.
+    async fn target_page(&mut self, page: &[StoredObject]) -> Result<(), ReconError> {
+        let inner = self.inner.clone();
+        let mapping = self.mapping_of(&inner);
+        let sync_ctx = SyncContext::default();
+        let ids: Vec<String> = page.iter().map(|o| o.id.clone()).collect();
+        let links: HashMap<String, Link> = links::by_ids(
+            &inner.pool,
+            mapping.link_type(),
+            DEFAULT_LINK_QUALIFIER,
+            Side::Second,
+            &ids,
+        )
+        .await?
+        .into_iter()
+        .map(|l| (l.second_id.clone(), l))
+        .collect();
+        let sources = self
+            .linked_sources(links.values().map(|l| l.first_id.clone()).collect())
+            .await?;
+
+        let mut entries = Vec::with_capacity(page.len());
+        for object in page {
+            let mut entry = Entry::new(Phase::Target);
+            entry.target_id = Some(object.id.clone());
+            let target = target_value(object);
+            let link = links.get(&object.id);
+            if let Some(l) = link {
+                entry.source_id = Some(l.first_id.clone());
+            }
+            let source = link.and_then(|l| sources.get(&l.first_id));
+            entry.source = source.map(|r| Value::Object(r.clone()));
+            entry.target = Some(target);
+            let qualifies = entry
+                .target
+                .as_ref()
+                .map(|t| mapping.target_qualifies(t, &sync_ctx))
+                .unwrap_or(Ok(true));
+            let target_qualifies = match qualifies {
+                Ok(q) => q,
+                Err(e) => {
+                    entry.error = Some(e.to_string());
+                    entries.push(entry);
+                    continue;
+                }
+            };
+            let linked_source = match (link, &entry.source) {
+                (None, _) => LinkedSource::Unlinked,
+                (Some(_), None) => LinkedSource::Gone,
+                (Some(_), Some(s)) => match mapping.source_qualifies(s, &sync_ctx) {
+                    Ok(q) => LinkedSource::Exists { qualifies: q },
+                    Err(e) => {
+                        entry.error = Some(e.to_string());
+                        entries.push(entry);
+                        continue;
+                    }
+                },
+            };
+            let situation = assess_target(target_qualifies, linked_source);
+            self.decide_and_plan(mapping, &mut entry, situation, link, Some(object));
+            entries.push(entry);
+        }
+        self.stats.target_processed += page.len() as u64;
+        self.apply_page(&entries, &[]).await
+    }
+
+    /// `reconById` of a Salesforce id the source query no longer returns: its linked managed
+    /// user is assessed as the target phase would (SOURCE_MISSING, and the mapping's policy
+    /// for it). `Err` text when there is nothing linked to assess.
+    pub(crate) async fn vanished_source(
+        &mut self,
+        source_id: &str,
+    ) -> Result<Result<(), String>, ReconError> {
+        let inner = self.inner.clone();
+        let mapping = self.mapping_of(&inner);
+        let link = links::by_first_id(
+            &inner.pool,
+            mapping.link_type(),
+            DEFAULT_LINK_QUALIFIER,
+            source_id,
+        )
+        .await?;
+        let Some(link) = link else {
+            return Ok(Err(format!(
+                "{}/{source_id} not found, and no managed object is linked to it",
+                super::SOURCE_RESOURCE
+            )));
+        };
+        let page = recon_runs::targets_by_ids(
+            &inner.pool,
+            TARGET_TYPE,
+            std::slice::from_ref(&link.second_id),
+        )
+        .await?;
+        if page.is_empty() {
+            // Neither side exists any more: ALL_GONE, which only the link remembers.
+            self.stats.situation(crate::mapping::Situation::AllGone);
+            return Ok(Ok(()));
+        }
+        self.stats.target_processed += page.len() as u64;
+        self.target_page(&page).await?;
+        Ok(Ok(()))
     }
 
     /// The linked sources that still exist, read back by id.

@@ -233,6 +233,21 @@ pub async fn list<'e>(db: impl PgExecutor<'e>, limit: i64) -> Result<Vec<RunRow>
     Ok(rows.into_iter().map(from_row).collect())
 }
 
+/// Purges a finished run's stored summary: `None` when no run has that id, `(row, false)` when
+/// it is still ACTIVE (nothing deleted), `(row, true)` when it was deleted.
+pub async fn delete_finished<'e>(
+    db: impl PgExecutor<'e> + Copy,
+    id: &str,
+) -> Result<Option<(RunRow, bool)>, RepoError> {
+    let sql =
+        format!("DELETE FROM recon_runs WHERE id = $1 AND state <> 'ACTIVE' RETURNING {COLUMNS}");
+    let deleted: Option<Row> = sqlx::query_as(&sql).bind(id).fetch_optional(db).await?;
+    if let Some(row) = deleted {
+        return Ok(Some((from_row(row), true)));
+    }
+    Ok(get(db, id).await?.map(|row| (row, false)))
+}
+
 /// Asks an ACTIVE run to stop at its next page boundary; `None` when there is no such run,
 /// else its state (a finished run is left as it is).
 pub async fn request_cancel<'e>(

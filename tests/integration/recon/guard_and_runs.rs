@@ -152,6 +152,13 @@ async fn a_second_run_of_the_mapping_gets_409_and_cancel_stops_a_run() {
     let body: Value = second.json().await.unwrap();
     assert_eq!(body["code"], 409);
     assert_eq!(body["reason"], "Conflict");
+    let delete = env
+        .app
+        .delete(&format!("/recon/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 409, "an ACTIVE run is not purged");
 
     let list: Value = env
         .app
@@ -181,6 +188,29 @@ async fn a_second_run_of_the_mapping_gets_409_and_cancel_stops_a_run() {
     // Every page's writes committed whole: each user has its link and outbox row.
     assert_eq!(env.links().await, env.users().await);
     assert_eq!(env.outbox().await, env.users().await);
+
+    // DELETE purges a finished run's summary; the audit entries stay.
+    let audit = env.scalar("SELECT count(*) FROM recon_audit").await;
+    let res = env
+        .app
+        .delete(&format!("/recon/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let purged: Value = res.json().await.unwrap();
+    assert_eq!(purged["_id"], id);
+    assert_eq!(purged["state"], "CANCELED");
+    let res = env.app.get(&format!("/recon/{id}")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = env
+        .app
+        .delete(&format!("/recon/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(env.scalar("SELECT count(*) FROM recon_audit").await, audit);
 }
 
 #[tokio::test]

@@ -233,6 +233,65 @@ async fn recon_by_id_reconciles_one_user() {
 }
 
 #[tokio::test]
+async fn recon_by_id_of_a_vanished_source_assesses_its_linked_user() {
+    let env = env(4).await;
+    env.recon("").await;
+    let real = env.people().await[0]["Id"].as_str().unwrap().to_owned();
+    // The link now names a Salesforce id that no query returns (the user is gone).
+    let gone = "005000000000GONEAA";
+    sqlx::query("UPDATE links SET first_id = $1 WHERE first_id = $2")
+        .bind(gone)
+        .bind(&real)
+        .execute(&env.app.db.pool)
+        .await
+        .unwrap();
+    let by_id = |id: &str| {
+        format!("/recon?_action=reconById&mapping={MAPPING}&id={id}&waitForCompletion=true")
+    };
+    let started: Value = env
+        .app
+        .post(&by_id(gone))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let s = env.summary(started["_id"].as_str().unwrap()).await;
+    assert_eq!(s["state"], "SUCCESS", "{s}");
+    assert_eq!(sit(&s, "SOURCE_MISSING"), 1, "{s}");
+    // The sample's policy for SOURCE_MISSING is EXCEPTION: one failure, nothing deleted.
+    assert_eq!(s["statusSummary"]["FAILURE"], 1, "{s}");
+    assert_eq!(env.users().await, 3);
+    let audit: Value = env
+        .app
+        .get("/audit/recon?_queryFilter=situation%20eq%20%22SOURCE_MISSING%22")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["resultCount"], 1, "{audit}");
+
+    // An id nothing knows fails the run with the reason.
+    let unknown = "005000000000NONEAA";
+    let started: Value = env
+        .app
+        .post(&by_id(unknown))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let s = env.summary(started["_id"].as_str().unwrap()).await;
+    assert_eq!(s["state"], "FAILED", "{s}");
+    let why = s["stageDescription"].as_str().unwrap();
+    assert!(why.contains(unknown) && why.contains("not found"), "{why}");
+}
+
+#[tokio::test]
 async fn the_samples_own_sync_json_runs() {
     let fixture =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sample-sync.json");
