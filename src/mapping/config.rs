@@ -179,7 +179,19 @@ impl SyncConfig {
             script_dirs: default_script_dirs(conf_dir),
             script_budget,
         };
-        Self::from_json_with(&file.value, &options).map_err(|e| file.invalid(e.path, e.message))
+        let sync = Self::from_json_with(&file.value, &options)
+            .map_err(|e| file.invalid(e.path, e.message))?;
+        for m in &sync.mappings {
+            if (m.task_threads, m.feed_size) != (10, 1000) {
+                tracing::info!(
+                    mapping = %m.name,
+                    task_threads = m.task_threads,
+                    feed_size = m.feed_size,
+                    "taskThreads and feedSize do not tune idm-sync: recon works a page at a time"
+                );
+            }
+        }
+        Ok(sync)
     }
 
     /// Parses an already-read `sync.json`; script files resolve against the current directory.
