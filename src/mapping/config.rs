@@ -4,11 +4,13 @@
 //! its JSON path: idm-sync never ignores configuration silently, because an ignored key (say
 //! `linkQualifiers`) would make it behave differently from IDM without anyone noticing.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use super::action::Action;
 use super::condition::Condition;
@@ -113,6 +115,9 @@ pub struct Mapping {
     pub task_threads: u64,
     /// Default 1000.
     pub feed_size: u64,
+    /// A digest of everything that decides this mapping's results (its JSON, its script
+    /// files): recon's unchanged fast path is valid only under the same fingerprint.
+    pub fingerprint: [u8; 32],
 }
 
 impl Mapping {
@@ -125,6 +130,14 @@ impl Mapping {
     /// the links' `secondId`, its target ids their `firstId`.
     pub fn links_reversed(&self) -> bool {
         self.links.is_some()
+    }
+
+    /// The digest of a source record under this mapping: equal digests map equally.
+    pub fn source_digest(&self, record: &Map<String, Value>) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(self.fingerprint);
+        hasher.update(Value::Object(record.clone()).to_string().as_bytes());
+        hasher.finalize().into()
     }
 }
 
@@ -222,6 +235,7 @@ impl SyncConfig {
         let loader = Loader {
             engine: &engine,
             dirs: &options.script_dirs,
+            files: RefCell::default(),
         };
         let mut mappings = Vec::with_capacity(list.len());
         let mut names = HashSet::new();
@@ -306,10 +320,13 @@ fn check_links(mappings: &[Mapping]) -> Result<(), Invalid> {
 struct Loader<'a> {
     engine: &'a ScriptEngine,
     dirs: &'a [PathBuf],
+    /// Digests of the script files the mapping being loaded reads (for its fingerprint).
+    files: RefCell<Vec<[u8; 32]>>,
 }
 
 impl Loader<'_> {
     fn mapping(&self, path: &str, raw: &Value) -> Result<Mapping, Invalid> {
+        self.files.borrow_mut().clear();
         let obj = raw
             .as_object()
             .ok_or_else(|| Invalid::new(path, "a mapping must be a JSON object"))?;
@@ -395,8 +412,19 @@ impl Loader<'_> {
             target_query: query(obj, path, "targetQuery")?,
             task_threads: uint_or(obj, path, "taskThreads", 10, 0)?,
             feed_size: uint_or(obj, path, "feedSize", 1000, 1)?,
+            fingerprint: self.fingerprint(raw),
             name,
         })
+    }
+
+    /// What decides the mapping's results: its JSON and the script files it reads.
+    fn fingerprint(&self, raw: &Value) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(raw.to_string().as_bytes());
+        for file in self.files.borrow().iter() {
+            hasher.update(file);
+        }
+        hasher.finalize().into()
     }
 
     fn property(&self, path: &str, raw: &Value) -> Result<PropertyMapping, Invalid> {
@@ -588,6 +616,9 @@ impl Loader<'_> {
                         ),
                     )
                 })?;
+                if let Ok(bytes) = std::fs::read(&found) {
+                    self.files.borrow_mut().push(Sha256::digest(&bytes).into());
+                }
                 self.engine.compile_file(&found, &globals).map_err(|e| {
                     Invalid::new(
                         format!("{path}/file"),

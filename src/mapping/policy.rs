@@ -83,6 +83,26 @@ impl Mapping {
         })
     }
 
+    /// The decision for `situation` when no object decides it: the first policy for it is
+    /// unconditional and names its action (or there is no policy for it). `None` otherwise.
+    pub fn static_decision(&self, situation: Situation) -> Option<Decision<'_>> {
+        let Some(policy) = self.policies.iter().find(|p| p.situation == situation) else {
+            return Some(Decision {
+                situation,
+                action: situation.default_action(),
+                policy: None,
+            });
+        };
+        match (&policy.condition, &policy.action) {
+            (None, PolicyAction::Static(action)) => Some(Decision {
+                situation,
+                action: *action,
+                policy: Some(policy),
+            }),
+            _ => None,
+        }
+    }
+
     fn scripted_action(
         &self,
         policy: &Policy,

@@ -809,7 +809,11 @@ impl SyncEngine {
             }
             After::Synced { link: None } => match (user, target_id) {
                 (Some((rev, body)), Some(target)) => {
-                    let snapshot = Some(Snapshot { body, rev: *rev });
+                    let snapshot = Some(Snapshot {
+                        body,
+                        rev: *rev,
+                        source_digest: None,
+                    });
                     insert_link(tx, mapping, target, &change.object_id, snapshot).await
                 }
                 _ => Ok(None),

@@ -52,6 +52,8 @@ pub(crate) struct Entry {
     pub work: Work,
     /// Assessment already failed (a script error): nothing to apply.
     pub error: Option<String>,
+    /// The source record's digest under the mapping (source phase only).
+    pub source_digest: Option<[u8; 32]>,
 }
 
 impl Entry {
@@ -67,6 +69,7 @@ impl Entry {
             target: None,
             work: Work::Nothing,
             error: None,
+            source_digest: None,
         }
     }
 }
@@ -92,10 +95,23 @@ pub(crate) enum Work {
     Unlink {
         link_id: String,
     },
+    /// A linked object the fast path found unchanged (its source digest and revision match):
+    /// nothing to load or write.
+    Unchanged,
     /// DELETE, held back until the guard has counted every delete of the run.
     Delete {
         target_id: String,
     },
+}
+
+/// An UPDATE's inputs.
+struct Update<'a> {
+    source_id: String,
+    target_id: &'a String,
+    changes: &'a Map<String, Value>,
+    current: &'a Map<String, Value>,
+    link: &'a LinkPlan,
+    digest: Option<[u8; 32]>,
 }
 
 #[derive(Debug)]
@@ -103,6 +119,7 @@ pub(crate) enum LinkPlan {
     Existing {
         id: String,
         snapshot: Option<Map<String, Value>>,
+        digest: Option<Vec<u8>>,
     },
     New,
 }
@@ -165,14 +182,19 @@ impl From<sqlx::Error> for ApplyError {
     }
 }
 
+/// A snapshot in step: the managed body, its revision, the source digest if recon saw it.
+type InStep = (Map<String, Value>, i64, Option<[u8; 32]>);
+
 /// A link to create: source id, target id, and the snapshot in step, if any.
-type PlannedLink = (String, String, Option<(Map<String, Value>, i64)>);
+type PlannedLink = (String, String, Option<InStep>);
 
 /// Link changes collected over a page, written in a few statements.
 #[derive(Default)]
 struct LinkBatch {
     inserts: Vec<PlannedLink>,
-    snapshots: Vec<(String, Map<String, Value>, i64)>,
+    snapshots: Vec<(String, InStep)>,
+    /// Source digests for links already in step (see `links::set_digests`).
+    digests: Vec<(String, [u8; 32])>,
     deletes: Vec<String>,
     held: Vec<(Option<String>, String, Situation, HeldAction)>,
     /// Targets created by this page (touched: the target phase must not visit them).
@@ -189,6 +211,7 @@ struct PendingCreate {
     body: Map<String, Value>,
     source_id: String,
     link_id: Option<String>,
+    digest: Option<[u8; 32]>,
 }
 
 impl LinkBatch {
@@ -199,9 +222,11 @@ impl LinkBatch {
             .map(|(first, second, snap)| NewLink {
                 first_id: first,
                 second_id: second,
-                snapshot: snap
-                    .as_ref()
-                    .map(|(body, rev)| Snapshot { body, rev: *rev }),
+                snapshot: snap.as_ref().map(|(body, rev, digest)| Snapshot {
+                    body,
+                    rev: *rev,
+                    source_digest: digest.as_ref().map(|d| d.as_slice()),
+                }),
             })
             .collect();
         links::delete_many(tx, &self.deletes).await?;
@@ -209,9 +234,17 @@ impl LinkBatch {
         let snaps: Vec<(String, Snapshot)> = self
             .snapshots
             .iter()
-            .map(|(id, body, rev)| (id.clone(), Snapshot { body, rev: *rev }))
+            .map(|(id, (body, rev, digest))| {
+                let snapshot = Snapshot {
+                    body,
+                    rev: *rev,
+                    source_digest: digest.as_ref().map(|d| d.as_slice()),
+                };
+                (id.clone(), snapshot)
+            })
             .collect();
         links::set_snapshots(tx, &snaps).await?;
+        links::set_digests(tx, &self.digests).await?;
         Ok(())
     }
 }
@@ -398,14 +431,15 @@ impl Ctx {
                     body: body.clone(),
                     source_id,
                     link_id: link_id.clone(),
+                    digest: entry.source_digest,
                 };
                 if batch.defer_creates {
                     batch.creates.push(create);
                 } else {
                     let object = managed
-                        .create_in(tx, TARGET_TYPE, &create.id, create.body)
+                        .create_in(tx, TARGET_TYPE, &create.id, create.body.clone())
                         .await?;
-                    created(tx, batch, object, create.source_id, create.link_id).await?;
+                    created(tx, batch, object, &create).await?;
                 }
                 Ok(Outcome::Created)
             }
@@ -415,16 +449,27 @@ impl Ctx {
                 link,
                 current,
             } => {
+                let update = Update {
+                    source_id,
+                    target_id,
+                    changes,
+                    current,
+                    link,
+                    digest: entry.source_digest,
+                };
                 if !self.holds_deactivations() || !guard::deactivates(current, changes) {
-                    return self
-                        .update(tx, batch, source_id, target_id, changes, current, link)
-                        .await;
+                    return self.update(tx, batch, update).await;
                 }
-                // The deactivation waits for the guard; the other changes go in now.
+                // The deactivation waits for the guard; the other changes go in now. The
+                // object is not in step with its source until then: no digest.
                 let mut rest = changes.clone();
                 rest.remove(guard::STATUS_PROPERTY);
-                self.update(tx, batch, source_id, target_id, &rest, current, link)
-                    .await?;
+                let update = Update {
+                    changes: &rest,
+                    digest: None,
+                    ..update
+                };
+                self.update(tx, batch, update).await?;
                 let situation = entry.situation.unwrap_or(Situation::Confirmed);
                 batch.held.push((
                     entry.source_id.clone(),
@@ -443,6 +488,7 @@ impl Ctx {
                 batch.deletes.push(link_id.clone());
                 Ok(Outcome::Unlinked)
             }
+            Work::Unchanged => Ok(Outcome::Unchanged),
             Work::Delete { target_id } => {
                 let situation = entry.situation.unwrap_or(Situation::Unqualified);
                 batch.held.push((
@@ -457,29 +503,39 @@ impl Ctx {
     }
 
     /// An UPDATE of `target_id` with `changes`, and its link's snapshot.
-    #[allow(clippy::too_many_arguments)]
     async fn update(
         &self,
         tx: &mut PgConnection,
         batch: &mut LinkBatch,
-        source_id: String,
-        target_id: &String,
-        changes: &Map<String, Value>,
-        current: &Map<String, Value>,
-        link: &LinkPlan,
+        update: Update<'_>,
     ) -> Result<Outcome, ApplyError> {
+        let Update {
+            source_id,
+            target_id,
+            changes,
+            current,
+            link,
+            digest,
+        } = update;
         let managed = &self.inner.managed;
         // The steady state of a re-recon: the mapped values are already there and the
         // link's snapshot agrees. Nothing to lock or write (a concurrent REST edit is
         // the worker's to push, and the next recon's to see).
         if let LinkPlan::Existing {
+            id,
             snapshot: Some(snapshot),
-            ..
+            digest: stored,
         } = link
         {
             let mut after = current.clone();
             merge(&mut after, changes);
             if after == *current && snapshot == current {
+                // In step with this source: remember its digest, so the next run skips it.
+                if let Some(d) = digest
+                    && stored.as_deref() != Some(d.as_slice())
+                {
+                    batch.digests.push((id.clone(), d));
+                }
                 return Ok(Outcome::Unchanged);
             }
         }
@@ -496,18 +552,20 @@ impl Ctx {
             })?;
         let object = merged.object;
         match link {
-            LinkPlan::Existing { id, snapshot } => {
+            LinkPlan::Existing { id, snapshot, .. } => {
                 // The snapshot says what Salesforce last agreed with: refresh it when
                 // the object changed, or when it lags (written before by a REST edit
                 // that Salesforce now shows as well).
                 if merged.changed || snapshot.as_ref() != Some(&object.body) {
-                    batch.snapshots.push((id.clone(), object.body, object.rev));
+                    batch
+                        .snapshots
+                        .push((id.clone(), (object.body, object.rev, digest)));
                 }
             }
             LinkPlan::New => batch.inserts.push((
                 source_id,
                 target_id.clone(),
-                Some((object.body, object.rev)),
+                Some((object.body, object.rev, digest)),
             )),
         }
         Ok(if merged.changed {
@@ -541,8 +599,8 @@ impl Ctx {
             .managed
             .create_many_in(tx, TARGET_TYPE, objects)
             .await?;
-        for (create, object) in pending.into_iter().zip(stored) {
-            created(tx, batch, object, create.source_id, create.link_id).await?;
+        for (create, object) in pending.iter().zip(stored) {
+            created(tx, batch, object, create).await?;
         }
         Ok(())
     }
@@ -788,6 +846,7 @@ impl Ctx {
             let snapshot = Snapshot {
                 body: &merged.object.body,
                 rev: merged.object.rev,
+                source_digest: None,
             };
             links::set_snapshots(tx, &[(link.id, snapshot)]).await?;
         }
@@ -801,21 +860,23 @@ async fn created(
     tx: &mut PgConnection,
     batch: &mut LinkBatch,
     object: StoredObject,
-    source_id: String,
-    link_id: Option<String>,
+    create: &PendingCreate,
 ) -> Result<(), ApplyError> {
     batch.created.push(object.id.clone());
-    match link_id {
+    match &create.link_id {
         Some(link_id) => {
             let snapshot = Snapshot {
                 body: &object.body,
                 rev: object.rev,
+                source_digest: create.digest.as_ref().map(|d| d.as_slice()),
             };
-            links::retarget(tx, &link_id, &object.id, Some(snapshot)).await?;
+            links::retarget(tx, link_id, &object.id, Some(snapshot)).await?;
         }
-        None => batch
-            .inserts
-            .push((source_id, object.id, Some((object.body, object.rev)))),
+        None => batch.inserts.push((
+            create.source_id.clone(),
+            object.id,
+            Some((object.body, object.rev, create.digest)),
+        )),
     }
     Ok(())
 }
@@ -841,6 +902,7 @@ fn predict(entry: &Entry) -> Outcome {
         }
         Work::Link { .. } => Outcome::Linked,
         Work::Unlink { .. } => Outcome::Unlinked,
+        Work::Unchanged => Outcome::Unchanged,
         Work::Delete { .. } => Outcome::DeleteHeld,
     }
 }

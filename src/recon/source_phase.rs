@@ -89,11 +89,23 @@ impl Ctx {
         let sync_ctx = SyncContext::default();
         let n = records.len();
 
+        let t = Instant::now();
+        let digests: HashMap<String, [u8; 32]> = records
+            .iter()
+            .filter_map(|r| {
+                let id = r.get("Id").and_then(Value::as_str)?;
+                Some((id.to_owned(), mapping.source_digest(r)))
+            })
+            .collect();
+        let mut entries = Vec::with_capacity(n);
+        let mut seen = Vec::with_capacity(n);
+        let records = self
+            .skip_unchanged(mapping, records, &digests, &mut entries, &mut seen)
+            .await?;
         let ids: Vec<String> = records
             .iter()
             .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
             .collect();
-        let t = Instant::now();
         let mut links: HashMap<String, Link> = links::by_ids(
             pool,
             mapping.link_type(),
@@ -114,8 +126,7 @@ impl Ctx {
                 .collect();
         self.stats.time(Timed::LinkQuery, t.elapsed());
 
-        let mut entries = Vec::with_capacity(n);
-        let mut pending = Vec::with_capacity(n);
+        let mut pending = Vec::with_capacity(records.len());
         for record in records {
             let Some(id) = record.get("Id").and_then(Value::as_str).map(str::to_owned) else {
                 let mut entry = Entry::new(Phase::Source);
@@ -214,9 +225,9 @@ impl Ctx {
             self.stats.time(Timed::CorrelationQuery, t.elapsed());
         }
 
-        let mut seen = Vec::with_capacity(n);
         for (i, p) in pending.into_iter().enumerate() {
             let mut entry = Entry::new(Phase::Source);
+            entry.source_digest = digests.get(&p.id).copied();
             entry.source_id = Some(p.id.clone());
             let qualifies = match p.qualifies {
                 Ok(q) => q,
@@ -281,6 +292,63 @@ impl Ctx {
         }
         self.stats.source_processed += n as u64;
         self.apply_page(&entries, &seen).await
+    }
+
+    /// The unchanged fast path: records whose link holds their digest (recon saw exactly this
+    /// record in step before) while the managed object is still at the snapshot's revision
+    /// are CONFIRMED and unchanged without loading either body. Valid only where CONFIRMED's
+    /// policy is a plain UPDATE (no condition, script or postAction to run per object).
+    /// Returns the records that need the full assessment.
+    async fn skip_unchanged(
+        &mut self,
+        mapping: &Mapping,
+        records: Vec<Record>,
+        digests: &HashMap<String, [u8; 32]>,
+        entries: &mut Vec<Entry>,
+        seen: &mut Vec<String>,
+    ) -> Result<Vec<Record>, ReconError> {
+        let Some(decision) = mapping.static_decision(Situation::Confirmed) else {
+            return Ok(records);
+        };
+        let plain_update = decision.action == Action::Update
+            && decision.policy.is_none_or(|p| p.post_action.is_none());
+        if !plain_update || digests.is_empty() {
+            return Ok(records);
+        }
+        let pairs: Vec<(String, [u8; 32])> =
+            digests.iter().map(|(id, d)| (id.clone(), *d)).collect();
+        let unchanged: HashMap<String, String> = links::unchanged_since_digest(
+            &self.inner.pool,
+            mapping.link_type(),
+            DEFAULT_LINK_QUALIFIER,
+            TARGET_TYPE,
+            &pairs,
+        )
+        .await?
+        .into_iter()
+        .collect();
+        if unchanged.is_empty() {
+            return Ok(records);
+        }
+        let mut rest = Vec::with_capacity(records.len() - unchanged.len());
+        for record in records {
+            let id = record.get("Id").and_then(Value::as_str);
+            let Some((source_id, target_id)) = id.and_then(|id| unchanged.get_key_value(id)) else {
+                rest.push(record);
+                continue;
+            };
+            let mut entry = Entry::new(Phase::Source);
+            entry.source_id = Some(source_id.clone());
+            entry.target_id = Some(target_id.clone());
+            entry.situation = Some(Situation::Confirmed);
+            entry.action = Some(decision.action);
+            entry.policy = decision.policy.map(|p| p.index);
+            entry.work = Work::Unchanged;
+            seen.push(target_id.clone());
+            self.stats.links_processed += 1;
+            entries.push(entry);
+        }
+        Ok(rest)
     }
 
     /// Decides the action for the entry's situation and plans its work; a script error or an
@@ -360,6 +428,7 @@ fn plan(
                     Some(l) => LinkPlan::Existing {
                         id: l.id.clone(),
                         snapshot: l.synced_snapshot.clone(),
+                        digest: l.source_digest.clone(),
                     },
                     None => LinkPlan::New,
                 },

@@ -35,6 +35,8 @@ pub struct Link {
     pub synced_snapshot: Option<Map<String, Value>>,
     /// The managed revision of that snapshot.
     pub synced_rev: Option<i64>,
+    /// Recon's digest of the source record in step with the snapshot (see the migration).
+    pub source_digest: Option<Vec<u8>>,
 }
 
 /// Which id of a link a look-up is by.
@@ -58,6 +60,8 @@ impl Side {
 pub struct Snapshot<'a> {
     pub body: &'a Map<String, Value>,
     pub rev: i64,
+    /// Recon's digest of the source record this snapshot is in step with, if recon wrote it.
+    pub source_digest: Option<&'a [u8]>,
 }
 
 /// A link to create.
@@ -77,13 +81,14 @@ type LinkRow = (
     String,
     Option<Json<Map<String, Value>>>,
     Option<i64>,
+    Option<Vec<u8>>,
 );
 
-const COLUMNS: &str =
-    "id, rev, link_type, link_qualifier, first_id, second_id, synced_snapshot, synced_rev";
+const COLUMNS: &str = "id, rev, link_type, link_qualifier, first_id, second_id, synced_snapshot, synced_rev, source_digest";
 
 fn from_row(row: LinkRow) -> Link {
-    let (id, rev, link_type, link_qualifier, first_id, second_id, snapshot, synced_rev) = row;
+    let (id, rev, link_type, link_qualifier, first_id, second_id, snapshot, synced_rev, digest) =
+        row;
     Link {
         id,
         rev,
@@ -93,6 +98,7 @@ fn from_row(row: LinkRow) -> Link {
         second_id,
         synced_snapshot: snapshot.map(|Json(s)| s),
         synced_rev,
+        source_digest: digest,
     }
 }
 
@@ -189,11 +195,15 @@ pub async fn insert_many(
         .map(|l| l.snapshot.map(|s| Json(s.body)))
         .collect();
     let revs: Vec<Option<i64>> = links.iter().map(|l| l.snapshot.map(|s| s.rev)).collect();
+    let digests: Vec<Option<&[u8]>> = links
+        .iter()
+        .map(|l| l.snapshot.and_then(|s| s.source_digest))
+        .collect();
     sqlx::query(
-        "INSERT INTO links (id, link_type, link_qualifier, first_id, second_id, synced_snapshot, synced_rev)
-         SELECT u.id, $1, $2, u.first_id, u.second_id, u.snapshot, u.rev
-         FROM unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::int8[])
-              AS u(id, first_id, second_id, snapshot, rev)",
+        "INSERT INTO links (id, link_type, link_qualifier, first_id, second_id, synced_snapshot, synced_rev, source_digest)
+         SELECT u.id, $1, $2, u.first_id, u.second_id, u.snapshot, u.rev, u.digest
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::int8[], $8::bytea[])
+              AS u(id, first_id, second_id, snapshot, rev, digest)",
     )
     .bind(link_type)
     .bind(qualifier)
@@ -202,6 +212,7 @@ pub async fn insert_many(
     .bind(&seconds)
     .bind(&snapshots)
     .bind(&revs)
+    .bind(&digests)
     .execute(&mut *tx)
     .await
     .map_err(RepoError::from_write)?;
@@ -217,13 +228,14 @@ pub async fn retarget(
 ) -> Result<(), RepoError> {
     sqlx::query(
         "UPDATE links SET second_id = $2, synced_snapshot = $3, synced_rev = $4,
-                          rev = rev + 1, updated_at = now()
+                          source_digest = $5, rev = rev + 1, updated_at = now()
          WHERE id = $1",
     )
     .bind(link_id)
     .bind(second_id)
     .bind(snapshot.map(|s| Json(s.body)))
     .bind(snapshot.map(|s| s.rev))
+    .bind(snapshot.and_then(|s| s.source_digest))
     .execute(&mut *tx)
     .await
     .map_err(RepoError::from_write)?;
@@ -244,18 +256,75 @@ pub async fn set_snapshots(
     let bodies: Vec<Json<&Map<String, Value>>> =
         updates.iter().map(|(_, s)| Json(s.body)).collect();
     let revs: Vec<i64> = updates.iter().map(|(_, s)| s.rev).collect();
+    let digests: Vec<Option<&[u8]>> = updates.iter().map(|(_, s)| s.source_digest).collect();
     sqlx::query(
         "UPDATE links l SET synced_snapshot = u.snapshot, synced_rev = u.rev,
-                            rev = l.rev + 1, updated_at = now()
-         FROM unnest($1::text[], $2::jsonb[], $3::int8[]) AS u(id, snapshot, rev)
+                            source_digest = u.digest, rev = l.rev + 1, updated_at = now()
+         FROM unnest($1::text[], $2::jsonb[], $3::int8[], $4::bytea[]) AS u(id, snapshot, rev, digest)
          WHERE l.id = u.id",
     )
     .bind(&ids)
     .bind(&bodies)
     .bind(&revs)
+    .bind(&digests)
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// Records recon's source digests on links whose snapshot is already in step (an unchanged
+/// object seen for the first time since the snapshot was written). Not a change of the link.
+pub async fn set_digests(
+    tx: &mut PgConnection,
+    updates: &[(String, [u8; 32])],
+) -> Result<(), RepoError> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = updates.iter().map(|(id, _)| id.as_str()).collect();
+    let digests: Vec<&[u8]> = updates.iter().map(|(_, d)| d.as_slice()).collect();
+    sqlx::query(
+        "UPDATE links l SET source_digest = u.digest
+         FROM unnest($1::text[], $2::bytea[]) AS u(id, digest)
+         WHERE l.id = u.id",
+    )
+    .bind(&ids)
+    .bind(&digests)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Recon's fast path: of the page's `(source id, digest)` pairs, the links whose stored
+/// digest matches and whose managed object is still at the snapshot's revision. Returns
+/// `(first_id, second_id)`; nothing about these objects changed since recon last saw them.
+pub async fn unchanged_since_digest<'e>(
+    db: impl PgExecutor<'e>,
+    link_type: &str,
+    qualifier: &str,
+    object_type: &str,
+    sources: &[(String, [u8; 32])],
+) -> Result<Vec<(String, String)>, RepoError> {
+    if sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = sources.iter().map(|(id, _)| id.as_str()).collect();
+    let digests: Vec<&[u8]> = sources.iter().map(|(_, d)| d.as_slice()).collect();
+    Ok(sqlx::query_as(
+        "SELECT l.first_id, l.second_id
+         FROM unnest($4::text[], $5::bytea[]) AS u(id, digest)
+         JOIN links l ON l.link_type = $1 AND l.link_qualifier = $2
+                     AND l.first_id = u.id AND l.source_digest = u.digest
+         JOIN managed_objects m ON m.object_type = $3 AND m.id = l.second_id
+                               AND m.rev = l.synced_rev",
+    )
+    .bind(link_type)
+    .bind(qualifier)
+    .bind(object_type)
+    .bind(&ids)
+    .bind(&digests)
+    .fetch_all(db)
+    .await?)
 }
 
 /// The outbound worker, after a successful write: records that the managed object at `rev`
@@ -268,7 +337,8 @@ pub async fn record_synced<'e>(
     rev: i64,
 ) -> Result<bool, RepoError> {
     let done = sqlx::query(
-        "UPDATE links SET synced_snapshot = $2, synced_rev = $3, rev = rev + 1, updated_at = now()
+        "UPDATE links SET synced_snapshot = $2, synced_rev = $3, source_digest = NULL,
+                          rev = rev + 1, updated_at = now()
          WHERE id = $1 AND (synced_rev IS NULL OR synced_rev < $3)",
     )
     .bind(link_id)

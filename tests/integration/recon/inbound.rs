@@ -1,6 +1,7 @@
 //! Inbound reconciliation outcomes: creates, the echo guarantee, updates, correlation, the
 //! target phase, analyze, reconById, the sample's own sync.json, links and audit over REST.
 
+use idm_sync::recon::ReconRequest;
 use serde_json::{Value, json};
 
 use super::support::{Env, MAPPING, env, env_with, record, sit, target};
@@ -83,6 +84,59 @@ async fn second_recon_of_an_unchanged_org_writes_nothing() {
         link_revs,
         "no link write"
     );
+    // Every link remembers the record it is in step with: the next run skips loading them.
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM links WHERE source_digest IS NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_unchanged_fast_path_yields_to_a_mapping_change_and_to_a_managed_edit() {
+    let env = env(6).await;
+    env.recon("").await;
+    let people = env.people().await;
+    let edited = people[0]["Id"].as_str().unwrap().to_owned();
+    // A REST edit moves the managed revision past the link's snapshot: recon must look again
+    // (and, as the inbound mapping says, bring Salesforce's value back).
+    let user = env.linked_user(&edited).await;
+    let res = env
+        .app
+        .patch(&format!("/managed/user/{}", user["_id"].as_str().unwrap()))
+        .json(&json!([{"operation": "replace", "field": "sn", "value": "Edited"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let s = env.recon("").await;
+    assert_eq!(target(&s, "updated"), 1, "{s}");
+    assert_eq!(target(&s, "unchanged"), 4, "{s}");
+    assert_ne!(env.linked_user(&edited).await["sn"], "Edited");
+
+    // A changed mapping (sn now upper-cased) changes every result: no record may be skipped.
+    let sync_path = env.conf.join("sync.json");
+    let mut sync: Value =
+        serde_json::from_str(&std::fs::read_to_string(&sync_path).unwrap()).unwrap();
+    let props = sync["mappings"][0]["properties"].as_array_mut().unwrap();
+    let sn = props.iter_mut().find(|p| p["target"] == "sn").unwrap();
+    sn["transform"] = json!({"type": "text/javascript", "source": "source.toUpperCase();"});
+    std::fs::write(&sync_path, sync.to_string()).unwrap();
+    let s = env
+        .engine()
+        .run(ReconRequest {
+            mapping: MAPPING.into(),
+            ..ReconRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(s["state"], "SUCCESS", "{s}");
+    assert_eq!(target(&s, "updated"), 5, "{s}");
+    let sn = env.linked_user(&edited).await["sn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sn, sn.to_uppercase());
 }
 
 #[tokio::test]
