@@ -99,12 +99,18 @@ impl TestApp {
     }
 
     pub async fn spawn_with_conf(conf_dir: std::path::PathBuf) -> TestApp {
+        Self::spawn_with_ops(conf_dir, idm_sync::ops::Ops::isolated()).await
+    }
+
+    /// With a metrics registry and readiness checks of the caller's (shared with its roles).
+    pub async fn spawn_with_ops(conf_dir: std::path::PathBuf, ops: idm_sync::ops::Ops) -> TestApp {
         let db = TestDb::new().await;
         let settings = idm_sync::app::ServeSettings {
             conf_dir,
             listen: "127.0.0.1:0".into(),
             database: idm_sync::repo::db::DbSettings::new(&db.url),
             broker: None,
+            ops,
         };
         let app = idm_sync::app::Application::build(&settings)
             .await
