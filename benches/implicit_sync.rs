@@ -88,7 +88,6 @@ async fn run(users: i64, server: String, base: String) {
         listen: "127.0.0.1:0".into(),
         database: DbSettings::new(format!("{server}/idm_bench_sync")),
         broker: None,
-        ops: idm_sync::ops::Ops::process(),
     })
     .await
     .unwrap();

@@ -63,7 +63,6 @@ fn main() {
                 ..DbSettings::new(&db_url)
             },
             broker: None,
-            ops: idm_sync::ops::Ops::process(),
         })
         .await
         .unwrap()

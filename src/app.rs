@@ -31,8 +31,6 @@ pub struct ServeSettings {
     pub database: DbSettings,
     /// The broker status of a relay running in this process, reported by the ping.
     pub broker: Option<BrokerStatus>,
-    /// The metrics registry and readiness checks served on `/metrics` and `/openidm/health/ready`.
-    pub ops: Ops,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,8 +73,13 @@ pub struct Components {
 impl Components {
     /// Loads `conf_dir`, connects (creating the database if missing), applies migrations, and
     /// builds the Salesforce client and the recon engine when they are configured.
-    /// Salesforce calls and recon runs are counted in `metrics`.
-    pub async fn build(
+    /// Salesforce calls and recon runs are counted in the process's metrics registry.
+    pub async fn build(conf_dir: &Path, database: &DbSettings) -> Result<Components, StartError> {
+        Self::build_with_metrics(conf_dir, database, &Metrics::process()).await
+    }
+
+    /// As [`Components::build`], counting into `metrics`.
+    pub async fn build_with_metrics(
         conf_dir: &Path,
         database: &DbSettings,
         metrics: &Metrics,
@@ -110,13 +113,20 @@ impl Components {
 }
 
 impl Application {
+    /// With the process's metrics registry and no readiness checks beyond the database.
     pub async fn build(settings: &ServeSettings) -> Result<Application, StartError> {
-        let parts = Components::build(
-            &settings.conf_dir,
-            &settings.database,
-            &settings.ops.metrics,
-        )
-        .await?;
+        Self::build_with_ops(settings, Ops::process()).await
+    }
+
+    /// Serving `ops` (metrics registry and readiness checks) on `/metrics` and
+    /// `/openidm/health/ready`.
+    pub async fn build_with_ops(
+        settings: &ServeSettings,
+        ops: Ops,
+    ) -> Result<Application, StartError> {
+        let parts =
+            Components::build_with_metrics(&settings.conf_dir, &settings.database, &ops.metrics)
+                .await?;
         if parts.conf.auth.uses_default_password() {
             tracing::warn!(
                 "the admin account uses the default password: set IDM_ADMIN_PASSWORD or conf/authentication.json before exposing this server"
@@ -142,8 +152,7 @@ impl Application {
             source,
         })?;
         // The operations endpoints need no IDM credentials: merged beside the API's routes.
-        let router =
-            api::router(state).merge(ops::router(settings.ops.clone(), parts.pool.clone()));
+        let router = api::router(state).merge(ops::router(ops, parts.pool.clone()));
         Ok(Application {
             parts,
             listener,

@@ -7,7 +7,6 @@ use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
 
 use idm_sync::app::{Application, Components, ServeSettings};
-use idm_sync::metrics::Metrics;
 use idm_sync::ops::{self, Ops, listener::OpsListener};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
@@ -250,9 +249,8 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
         listen: args.listen,
         database: args.db.settings(),
         broker: (!args.no_relay).then(|| status.clone()),
-        ops: ops.clone(),
     };
-    let app = Application::build(&settings)
+    let app = Application::build_with_ops(&settings, ops.clone())
         .await
         .context("idm-sync serve could not start")?;
     let relay = (!args.no_relay).then(|| {
@@ -318,7 +316,7 @@ async fn main() -> anyhow::Result<()> {
     });
     match cli.command {
         Command::Scheduler(args) => {
-            let parts = Components::build(&args.conf_dir, &args.db.settings(), &Metrics::process())
+            let parts = Components::build(&args.conf_dir, &args.db.settings())
                 .await
                 .context("idm-sync scheduler could not start")?;
             let listener = args

@@ -110,9 +110,8 @@ impl TestApp {
             listen: "127.0.0.1:0".into(),
             database: idm_sync::repo::db::DbSettings::new(&db.url),
             broker: None,
-            ops,
         };
-        let app = idm_sync::app::Application::build(&settings)
+        let app = idm_sync::app::Application::build_with_ops(&settings, ops)
             .await
             .expect("build the application");
         let base = format!("http://127.0.0.1:{}/openidm", app.port());
