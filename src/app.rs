@@ -16,6 +16,8 @@ use crate::api::{self, AppState, auth::Authenticator};
 use crate::config::{Conf, ConfigError};
 use crate::managed::ManagedObjects;
 use crate::mapping::SyncConfig;
+use crate::metrics::Metrics;
+use crate::ops::{self, Ops};
 use crate::outbound::broker::BrokerStatus;
 use crate::recon::{ReconEngine, ReconSettings};
 use crate::repo::{self, RepoError, db::DbSettings};
@@ -71,21 +73,34 @@ pub struct Components {
 impl Components {
     /// Loads `conf_dir`, connects (creating the database if missing), applies migrations, and
     /// builds the Salesforce client and the recon engine when they are configured.
+    /// Salesforce calls and recon runs are counted in the process's metrics registry.
     pub async fn build(conf_dir: &Path, database: &DbSettings) -> Result<Components, StartError> {
+        Self::build_with_metrics(conf_dir, database, &Metrics::process()).await
+    }
+
+    /// As [`Components::build`], counting into `metrics`.
+    pub async fn build_with_metrics(
+        conf_dir: &Path,
+        database: &DbSettings,
+        metrics: &Metrics,
+    ) -> Result<Components, StartError> {
         let conf = Conf::load(conf_dir)?;
         let pool = repo::db::connect(database).await?;
         repo::db::migrate(&pool).await?;
         let salesforce = match &conf.salesforce {
-            Some(system) => Some(SalesforceClient::new(
+            Some(system) => Some(SalesforceClient::observed(
                 system.client.clone(),
                 TokenStore::postgres(pool.clone()),
+                metrics.salesforce_observer(),
             )?),
             None => None,
         };
         let schedules =
             crate::scheduler::config::load_all(conf_dir, &|name| std::env::var(name).ok())?;
         let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
-        let recon = build_recon(conf_dir, &managed, salesforce.as_ref()).await?;
+        let recon = build_recon(conf_dir, &managed, salesforce.as_ref())
+            .await?
+            .map(|engine| engine.with_metrics(metrics.clone()));
         Ok(Components {
             pool,
             conf: Arc::new(conf),
@@ -98,8 +113,20 @@ impl Components {
 }
 
 impl Application {
+    /// With the process's metrics registry and no readiness checks beyond the database.
     pub async fn build(settings: &ServeSettings) -> Result<Application, StartError> {
-        let parts = Components::build(&settings.conf_dir, &settings.database).await?;
+        Self::build_with_ops(settings, Ops::process()).await
+    }
+
+    /// Serving `ops` (metrics registry and readiness checks) on `/metrics` and
+    /// `/openidm/health/ready`.
+    pub async fn build_with_ops(
+        settings: &ServeSettings,
+        ops: Ops,
+    ) -> Result<Application, StartError> {
+        let parts =
+            Components::build_with_metrics(&settings.conf_dir, &settings.database, &ops.metrics)
+                .await?;
         if parts.conf.auth.uses_default_password() {
             tracing::warn!(
                 "the admin account uses the default password: set IDM_ADMIN_PASSWORD or conf/authentication.json before exposing this server"
@@ -124,10 +151,12 @@ impl Application {
             addr: settings.listen.clone(),
             source,
         })?;
+        // The operations endpoints need no IDM credentials: merged beside the API's routes.
+        let router = api::router(state).merge(ops::router(ops, parts.pool.clone()));
         Ok(Application {
             parts,
             listener,
-            router: api::router(state),
+            router,
             local_addr,
         })
     }

@@ -8,6 +8,8 @@ pub mod emulator; // the Salesforce API emulator (library part of sf-emulator)
 pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation
 pub mod managed; // managed objects: revisions, patch, policies, outbox per change
 pub mod mapping; // sync.json: mappings, scripts, property mapping, situations, policies
+pub mod metrics; // Prometheus metrics: registry, text encoder, idm-sync's metrics
+pub mod ops; // unauthenticated operations endpoints: /metrics, readiness, --metrics-listen
 pub mod outbound; // implicit sync: outbox relay, broker topology, change events
 pub mod recon; // reconciliation: source and target phases, runs, summary, guard
 pub mod repo; // Postgres: managed objects, outbox, queries compiled from filters

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
 
 use idm_sync::app::{Application, Components, ServeSettings};
+use idm_sync::ops::{self, Ops, listener::OpsListener};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
@@ -160,6 +161,15 @@ struct SchedulerArgs {
     conf_dir: PathBuf,
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    ops: OpsArgs,
+}
+
+#[derive(Args)]
+struct OpsArgs {
+    /// Serve /metrics and /openidm/health/ready on this address (no credentials needed).
+    #[arg(long, env = "IDM_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
 }
 
 #[derive(Args)]
@@ -171,6 +181,8 @@ struct WorkerArgs {
     broker: BrokerArgs,
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    ops: OpsArgs,
 }
 
 #[derive(Args)]
@@ -179,6 +191,8 @@ struct RelayArgs {
     broker: BrokerArgs,
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    ops: OpsArgs,
 }
 
 impl DbArgs {
@@ -187,6 +201,24 @@ impl DbArgs {
             max_connections: self.db_max_connections,
             ..DbSettings::new(&self.database_url)
         }
+    }
+}
+
+impl OpsArgs {
+    /// Binds `--metrics-listen` (a bad address stops start-up) and serves the operations
+    /// endpoints there until shutdown.
+    async fn spawn(
+        &self,
+        ops: Ops,
+        pool: sqlx::PgPool,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+        let Some(addr) = &self.metrics_listen else {
+            return Ok(None);
+        };
+        let listener = OpsListener::bind(addr).await?;
+        let router = ops::router(ops, pool);
+        Ok(Some(tokio::spawn(listener.serve(router, shutdown.wait()))))
     }
 }
 
@@ -208,13 +240,17 @@ impl BrokerArgs {
 /// `serve`, and with `all` the worker and the scheduler beside it, until shutdown.
 async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result<()> {
     let status = BrokerStatus::default();
+    let ops = Ops::process();
+    if !args.no_relay {
+        ops.readiness.broker("relay", status.clone());
+    }
     let settings = ServeSettings {
         conf_dir: args.conf_dir.clone(),
         listen: args.listen,
         database: args.db.settings(),
         broker: (!args.no_relay).then(|| status.clone()),
     };
-    let app = Application::build(&settings)
+    let app = Application::build_with_ops(&settings, ops.clone())
         .await
         .context("idm-sync serve could not start")?;
     let relay = (!args.no_relay).then(|| {
@@ -229,13 +265,11 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
         .then(|| tokio::spawn(scheduler_for(app.components()).run_until(shutdown.clone().wait())));
     let worker = if all {
         let settings = WorkerSettings::new(args.broker.relay_settings("worker").broker);
-        let worker = worker::build(
-            &args.conf_dir,
-            app.pool().clone(),
-            settings,
-            BrokerStatus::default(),
-        )
-        .context("the outbound worker could not start")?;
+        let worker_status = BrokerStatus::default();
+        ops.readiness.broker("worker", worker_status.clone());
+        let worker = worker::build(&args.conf_dir, app.pool().clone(), settings, worker_status)
+            .context("the outbound worker could not start")?;
+        ops.readiness.worker_pause(worker.pause_state());
         Some(tokio::spawn(worker.run_until(shutdown.clone().wait())))
     } else {
         None
@@ -285,7 +319,14 @@ async fn main() -> anyhow::Result<()> {
             let parts = Components::build(&args.conf_dir, &args.db.settings())
                 .await
                 .context("idm-sync scheduler could not start")?;
+            let listener = args
+                .ops
+                .spawn(Ops::process(), parts.pool.clone(), shutdown.clone())
+                .await?;
             scheduler_for(&parts).run_until(shutdown.wait()).await;
+            if let Some(l) = listener {
+                l.await.context("the /metrics listener panicked")?;
+            }
         }
         Command::Worker(args) => {
             let pool = db::connect(&args.db.settings())
@@ -293,9 +334,17 @@ async fn main() -> anyhow::Result<()> {
                 .context("cannot reach the database")?;
             db::migrate(&pool).await.context("migrations failed")?;
             let settings = WorkerSettings::new(args.broker.relay_settings("worker").broker);
-            let worker = worker::build(&args.conf_dir, pool, settings, BrokerStatus::default())
+            let status = BrokerStatus::default();
+            let worker = worker::build(&args.conf_dir, pool.clone(), settings, status.clone())
                 .context("idm-sync worker could not start")?;
+            let ops = Ops::process();
+            ops.readiness.broker("worker", status);
+            ops.readiness.worker_pause(worker.pause_state());
+            let listener = args.ops.spawn(ops, pool, shutdown.clone()).await?;
             worker.run_until(shutdown.wait()).await;
+            if let Some(l) = listener {
+                l.await.context("the /metrics listener panicked")?;
+            }
         }
         Command::Serve(args) => serve(args, shutdown, false).await?,
         Command::All(args) => serve(args, shutdown, true).await?,
@@ -306,9 +355,16 @@ async fn main() -> anyhow::Result<()> {
             db::migrate(&pool).await.context("migrations failed")?;
             let settings = args.broker.relay_settings("relay");
             tracing::info!(broker = ?settings.broker, "outbox relay starting");
-            Relay::new(pool, settings, BrokerStatus::default())
+            let status = BrokerStatus::default();
+            let ops = Ops::process();
+            ops.readiness.broker("relay", status.clone());
+            let listener = args.ops.spawn(ops, pool.clone(), shutdown.clone()).await?;
+            Relay::new(pool, settings, status)
                 .run_until(shutdown.wait())
                 .await;
+            if let Some(l) = listener {
+                l.await.context("the /metrics listener panicked")?;
+            }
         }
         Command::Recon(args) => {
             let cmd = ReconCommand {

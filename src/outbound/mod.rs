@@ -1,7 +1,9 @@
 //! Implicit synchronization, outbound half: the relay (outbox → broker), the broker topology,
 //! the change-event message, the worker (broker → Salesforce: `worker.rs` consumes and acks,
-//! `sync.rs` applies a batch of changes through the mapping).
+//! `sync.rs` applies a batch of changes through the mapping, `authorization.rs` holds the worker
+//! while the Salesforce connector needs an operator).
 
+pub mod authorization;
 pub mod broker;
 pub mod message;
 pub mod relay;

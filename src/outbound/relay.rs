@@ -17,6 +17,7 @@ use sqlx::postgres::PgListener;
 
 use super::broker::{BrokerConnection, BrokerError, BrokerSettings, BrokerStatus};
 use super::message::{ChangeEvent, SCHEMA_VERSION};
+use crate::metrics::Metrics;
 use crate::repo::RepoError;
 use crate::repo::outbox::{self, OutboxRow};
 
@@ -60,6 +61,7 @@ pub struct Relay {
     pool: PgPool,
     settings: RelaySettings,
     status: BrokerStatus,
+    metrics: Metrics,
 }
 
 /// What one pass over the outbox did.
@@ -76,7 +78,14 @@ impl Relay {
             pool,
             settings,
             status,
+            metrics: Metrics::process(),
         }
+    }
+
+    /// Counts into `metrics` instead of the process's registry.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Relay {
+        self.metrics = metrics;
+        self
     }
 
     /// Runs until `shutdown` completes: reconnects to the broker (with jittered exponential
@@ -181,6 +190,7 @@ impl Relay {
         outbox::mark_published(&mut tx, &confirmed).await?;
         tx.commit().await?;
         report.published = confirmed.len();
+        self.metrics.published(report.published);
         tracing::debug!(
             published = report.published,
             retry_later = report.retry_later,

@@ -37,6 +37,7 @@ use crate::mapping::{
     Mapping, MappingError, PolicyScope, Situation, SourceFacts, SyncConfig, SyncContext,
     assess_deleted_source, assess_source,
 };
+use crate::metrics::Metrics;
 use crate::repo::links::{self, Link, NewLink, Side, Snapshot};
 use crate::repo::{RepoError, sync_audit, sync_failures};
 use crate::salesforce::{ErrorKind, Record, SalesforceClient, SalesforceError};
@@ -84,6 +85,9 @@ pub enum Outcome {
     Retry { error: String },
     /// Salesforce's API allowance is spent: try again when it frees, attempts not counted.
     RateLimited,
+    /// The connector cannot work until an operator authorizes it again (refresh token revoked
+    /// or expired, none stored, client refused): wait for that, attempts not counted.
+    AwaitingAuthorization,
 }
 
 /// A planned Salesforce write.
@@ -144,6 +148,7 @@ pub struct SyncEngine {
     pool: PgPool,
     sync: Arc<SyncConfig>,
     mapping: String,
+    metrics: Metrics,
     client: SalesforceClient,
 }
 
@@ -166,7 +171,23 @@ impl SyncEngine {
             sync,
             mapping: mapping.to_owned(),
             client,
+            metrics: Metrics::process(),
         })
+    }
+
+    /// Observes sync latency into `metrics` instead of the process's registry.
+    pub fn with_metrics(mut self, metrics: Metrics) -> SyncEngine {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The Salesforce connector the engine writes through.
+    pub fn client(&self) -> &SalesforceClient {
+        &self.client
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -623,6 +644,8 @@ impl SyncEngine {
         let mut audit = Vec::new();
         let mut cleared: Vec<(String, i64)> = Vec::new();
         let mut failures: Vec<PendingFailure> = Vec::new();
+        // Commit times of the changes Salesforce acknowledged, for the latency histogram.
+        let mut acknowledged: Vec<DateTime<Utc>> = Vec::new();
         let mut tx = self.pool.begin().await?;
         for (i, (change, p)) in changes.iter().zip(planned).enumerate() {
             let user = users.get(&change.object_id);
@@ -662,6 +685,9 @@ impl SyncEngine {
                     outcomes.push(Outcome::Done);
                 }
                 Plan::Defer(Outcome::RateLimited, _) => outcomes.push(Outcome::RateLimited),
+                Plan::Defer(Outcome::AwaitingAuthorization, _) => {
+                    outcomes.push(Outcome::AwaitingAuthorization)
+                }
                 Plan::Defer(Outcome::Retry { error }, _) if !change.last_attempt => {
                     outcomes.push(Outcome::Retry { error })
                 }
@@ -730,10 +756,14 @@ impl SyncEngine {
                             }
                             cleared.push((change.object_id.clone(), rev));
                             audit.push(entry("SUCCESS", None, Some(&target_id)));
+                            acknowledged.push(change.committed_at);
                             outcomes.push(Outcome::Done);
                         }
                         Err(e) => match failure_outcome(&e) {
                             Outcome::RateLimited => outcomes.push(Outcome::RateLimited),
+                            Outcome::AwaitingAuthorization => {
+                                outcomes.push(Outcome::AwaitingAuthorization)
+                            }
                             Outcome::Retry { error } if !change.last_attempt => {
                                 outcomes.push(Outcome::Retry { error })
                             }
@@ -780,6 +810,10 @@ impl SyncEngine {
         sync_failures::record(&mut tx, &with_context).await?;
         sync_audit::insert_batch(&mut *tx, &audit).await?;
         tx.commit().await?;
+        for committed_at in acknowledged {
+            self.metrics
+                .synced((now - committed_at).to_std().unwrap_or_default());
+        }
         for f in &with_context {
             tracing::warn!(mapping = %self.mapping, user = f.object_id, rev = f.object_rev, code = ?f.error_code, message = f.message, "sync failure recorded");
         }
@@ -908,10 +942,14 @@ struct Matches {
 fn failure_outcome(e: &SalesforceError) -> Outcome {
     match e.kind() {
         ErrorKind::RateLimited => Outcome::RateLimited,
+        // Every change would fail the same way until an operator acts: wait, record nothing.
+        ErrorKind::NeedsReauthorization | ErrorKind::NotAuthorized | ErrorKind::BadCredentials => {
+            Outcome::AwaitingAuthorization
+        }
         ErrorKind::Transient => Outcome::Retry {
             error: e.to_string(),
         },
-        // Rejected, NotFound, re-authorization, bad credentials, anything unexpected: the
+        // Rejected, NotFound, anything unexpected: the
         // same call cannot succeed by itself; an operator retries after fixing the cause.
         _ => Outcome::Done,
     }

@@ -20,6 +20,10 @@
 //! - **Rate limit** (`REQUEST_LIMIT_EXCEEDED`): the worker stops consuming and retries the
 //!   affected changes after a pause that doubles up to `rate_limit_max_pause`; attempts are
 //!   not counted, so a spent daily allowance never turns into failures.
+//! - **Re-authorization needed** (refresh token revoked, none stored, client refused): every
+//!   change would fail alike, so none is recorded as a failure; the session ends (the broker
+//!   takes the unacked events back) and the worker waits in [`AuthorizationGate`] until a new
+//!   token is stored, then consumes again.
 //! - **Postgres unreachable**: the batch is not acked and is tried again after a pause.
 //! - **Shutdown**: stop taking events, finish the batch in hand, close the channel (the broker
 //!   requeues anything unacked, such as held retries), exit.
@@ -37,6 +41,7 @@ use lapin::types::FieldTable;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::authorization::{AuthorizationGate, PauseState};
 use super::broker::{BrokerConnection, BrokerError, BrokerSettings, BrokerStatus};
 use super::message::ChangeEvent;
 use super::sync::{OBJECT_TYPE, Outcome, SyncEngine, UserChange};
@@ -58,6 +63,8 @@ pub struct WorkerSettings {
     /// The first pause after `REQUEST_LIMIT_EXCEEDED`; doubles up to the maximum.
     pub rate_limit_pause: Duration,
     pub rate_limit_max_pause: Duration,
+    /// How often a paused worker looks for a new Salesforce token.
+    pub authorization_poll: Duration,
 }
 
 impl WorkerSettings {
@@ -72,6 +79,7 @@ impl WorkerSettings {
             retry_max_delay: Duration::from_secs(60),
             rate_limit_pause: Duration::from_secs(30),
             rate_limit_max_pause: Duration::from_secs(600),
+            authorization_poll: Duration::from_secs(5),
         }
     }
 }
@@ -84,6 +92,8 @@ pub enum WorkerError {
     Channel(#[source] lapin::Error),
     #[error("the broker stopped delivering")]
     Disconnected,
+    #[error("the Salesforce connector needs to be authorized again")]
+    AwaitingAuthorization,
 }
 
 /// The events of one user in hand, and what is known about its change.
@@ -102,15 +112,27 @@ pub struct Worker {
     engine: SyncEngine,
     settings: WorkerSettings,
     status: BrokerStatus,
+    gate: AuthorizationGate,
 }
 
 impl Worker {
     pub fn new(engine: SyncEngine, settings: WorkerSettings, status: BrokerStatus) -> Worker {
+        let gate = AuthorizationGate::new(
+            engine.client().clone(),
+            settings.authorization_poll,
+            engine.metrics().clone(),
+        );
         Worker {
             engine,
             settings,
             status,
+            gate,
         }
+    }
+
+    /// Whether (and why) the worker is paused, for readiness.
+    pub fn pause_state(&self) -> PauseState {
+        self.gate.state()
     }
 
     /// Runs until `shutdown` completes, reconnecting to the broker with jittered backoff.
@@ -126,6 +148,12 @@ impl Worker {
                 break;
             }
             let result = self.session(stop.clone()).await;
+            if matches!(result, Err(WorkerError::AwaitingAuthorization)) {
+                if self.gate.wait(&mut stop.clone()).await {
+                    break;
+                }
+                continue;
+            }
             self.status.set(false);
             match result {
                 Ok(()) => break,
@@ -277,6 +305,7 @@ impl Worker {
                     .ack(BasicAckOptions::default())
                     .await
                     .map_err(WorkerError::Channel)?;
+                self.engine.metrics().consumed(1);
                 continue;
             }
             if let Some(h) = held.remove(&event.object_id) {
@@ -338,6 +367,7 @@ impl Worker {
                 }
             };
             let mut limited = Vec::new();
+            let mut awaiting_authorization = false;
             for (group, outcome) in groups.into_iter().zip(outcomes) {
                 match outcome {
                     Outcome::Done => {
@@ -347,6 +377,7 @@ impl Worker {
                                 .await
                                 .map_err(WorkerError::Channel)?;
                         }
+                        self.engine.metrics().consumed(group.ackers.len());
                     }
                     Outcome::Retry { error } => {
                         let mut group = group;
@@ -362,7 +393,12 @@ impl Worker {
                         );
                     }
                     Outcome::RateLimited => limited.push(group),
+                    // Left unacked: ending the session hands them back to the queue.
+                    Outcome::AwaitingAuthorization => awaiting_authorization = true,
                 }
+            }
+            if awaiting_authorization {
+                return Err(WorkerError::AwaitingAuthorization);
             }
             if !limited.is_empty() {
                 tracing::warn!(changes = limited.len(), pause = ?rate_pause, "Salesforce API limit reached: consumption paused");
@@ -437,9 +473,10 @@ pub fn build(
 ) -> Result<Worker, WorkerStartError> {
     let conf = crate::config::Conf::load(conf_dir)?;
     let system = conf.salesforce.ok_or(WorkerStartError::NoSalesforce)?;
-    let client = crate::salesforce::SalesforceClient::new(
+    let client = crate::salesforce::SalesforceClient::observed(
         system.client,
         crate::salesforce::TokenStore::postgres(pool.clone()),
+        crate::metrics::Metrics::process().salesforce_observer(),
     )?;
     let sync = crate::mapping::SyncConfig::load(conf_dir)?;
     let engine = SyncEngine::new(pool, std::sync::Arc::new(sync), OUTBOUND_MAPPING, client)?;

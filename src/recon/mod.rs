@@ -165,6 +165,8 @@ pub(crate) struct Inner {
     pub sync: Arc<SyncConfig>,
     pub salesforce: SalesforceClient,
     pub settings: ReconSettings,
+    /// Where ended runs are counted.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl ReconEngine {
@@ -181,6 +183,22 @@ impl ReconEngine {
                 sync,
                 salesforce,
                 settings,
+                metrics: crate::metrics::Metrics::process(),
+            }),
+        }
+    }
+
+    /// The same engine, counting its runs in `metrics` (by default the process's registry).
+    pub fn with_metrics(self, metrics: crate::metrics::Metrics) -> ReconEngine {
+        let i = &self.inner;
+        ReconEngine {
+            inner: Arc::new(Inner {
+                pool: i.pool.clone(),
+                managed: i.managed.clone(),
+                sync: i.sync.clone(),
+                salesforce: i.salesforce.clone(),
+                settings: i.settings.clone(),
+                metrics,
             }),
         }
     }

@@ -234,6 +234,7 @@ async fn execute(mut ctx: Ctx, mut lock: PgConnection) -> RunOutcome {
     let pool = ctx.pool().clone();
     let id = ctx.id.clone();
     let interval = ctx.inner.settings.heartbeat_interval;
+    let started = Instant::now();
     let outcome = tokio::select! {
         result = ctx.phases() => match result {
             Ok(outcome) => outcome,
@@ -250,6 +251,9 @@ async fn execute(mut ctx: Ctx, mut lock: PgConnection) -> RunOutcome {
         || stage.description().to_owned(),
         |reason| format!("{}: {reason}", stage.description()),
     );
+    ctx.inner
+        .metrics
+        .recon_finished(&ctx.req.mapping, state, started.elapsed());
     match &outcome {
         RunOutcome::Failed(reason) => {
             tracing::warn!(recon_id = %id, %reason, "reconciliation failed")

@@ -16,6 +16,7 @@ use super::errors::SalesforceError;
 use super::http::{Http, RawResponse};
 use super::limits::{ApiUsage, Limits, UsageTracker};
 use super::oauth::TokenGrant;
+use super::observer::Observer;
 use super::retry::with_retry;
 use super::session::{ConnectorState, Session, SessionManager};
 use super::token_store::TokenStore;
@@ -110,7 +111,16 @@ impl SalesforceClient {
         config: ClientConfig,
         store: TokenStore,
     ) -> Result<SalesforceClient, SalesforceError> {
-        let http = Http::new(&config)?;
+        Self::observed(config, store, Observer::none())
+    }
+
+    /// Like [`SalesforceClient::new`], telling `observer` of every request and usage seen.
+    pub fn observed(
+        config: ClientConfig,
+        store: TokenStore,
+        observer: Observer,
+    ) -> Result<SalesforceClient, SalesforceError> {
+        let http = Http::new(&config, observer)?;
         let session = SessionManager::new(&config, store);
         Ok(SalesforceClient {
             inner: Arc::new(Inner {
@@ -152,6 +162,13 @@ impl SalesforceClient {
             api_usage: self.last_api_usage(),
             limits,
         })
+    }
+
+    /// After re-authorization was needed (or no token was ever found): whether the token store
+    /// now holds another refresh token. If so the connector forgets its failure and the next
+    /// call uses that token. Reads the store only; no Salesforce call.
+    pub async fn recheck_authorization(&self) -> Result<bool, SalesforceError> {
+        self.inner.session.recheck(&self.inner.config).await
     }
 
     /// Exchanges an authorization code (web-server flow), stores the refresh token and instance
@@ -348,17 +365,22 @@ impl SalesforceClient {
         if let Some(n) = call.batch_size {
             req = req.header("Sforce-Query-Options", format!("batchSize={n}"));
         }
-        let raw = self.inner.http.send(req).await?;
-        let usage = self.inner.usage.record(&raw.headers);
-        if raw.status.is_success() {
-            Ok(raw)
-        } else {
-            Err(SalesforceError::from_response(
-                raw.status.as_u16(),
-                &raw.body,
-                usage,
-            ))
-        }
+        let result = self.inner.http.send(req).await.and_then(|raw| {
+            let usage = self.inner.usage.record(&raw.headers);
+            self.inner.http.observer.api_usage(usage);
+            if raw.status.is_success() {
+                Ok(raw)
+            } else {
+                Err(SalesforceError::from_response(
+                    raw.status.as_u16(),
+                    &raw.body,
+                    usage,
+                ))
+            }
+        });
+        // The one place every REST request passes: each attempt counts, as Salesforce counts it.
+        self.inner.http.observer.call(call.what, &result);
+        result
     }
 
     fn url(&self, session: &Session, target: &Target) -> Result<reqwest::Url, SalesforceError> {

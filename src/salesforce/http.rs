@@ -9,11 +9,14 @@ use tokio::sync::Semaphore;
 
 use super::config::ClientConfig;
 use super::errors::SalesforceError;
+use super::observer::Observer;
 
 #[derive(Debug)]
 pub(crate) struct Http {
     pub client: reqwest::Client,
     permits: Semaphore,
+    /// Told of every request's operation and outcome.
+    pub observer: Observer,
 }
 
 /// A whole answer, read while the permit was held.
@@ -25,7 +28,7 @@ pub(crate) struct RawResponse {
 }
 
 impl Http {
-    pub fn new(cfg: &ClientConfig) -> Result<Http, SalesforceError> {
+    pub fn new(cfg: &ClientConfig, observer: Observer) -> Result<Http, SalesforceError> {
         let connections = cfg.maximum_connections.max(1);
         let mut builder = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
@@ -47,6 +50,7 @@ impl Http {
         Ok(Http {
             client,
             permits: Semaphore::new(connections),
+            observer,
         })
     }
 

@@ -28,6 +28,7 @@
 //! | `retry.rs` | backoff of transient failures |
 //! | `errors.rs` | typed errors, Salesforce error bodies |
 //! | `limits.rs` | `Sforce-Limit-Info` and `/limits` |
+//! | `observer.rs` | the hook that counts calls by operation and outcome |
 //! | `authorize_cli.rs` | `idm-sync salesforce authorize`: the web-server flow's local callback |
 
 pub mod authorize_cli;
@@ -38,6 +39,7 @@ pub mod errors;
 mod http;
 pub mod limits;
 pub mod oauth;
+pub mod observer;
 mod query;
 mod retry;
 mod session;
@@ -49,6 +51,7 @@ pub use config::{ClientConfig, RetryConfig, Secret};
 pub use errors::{ApiError, ErrorKind, SalesforceError};
 pub use limits::{ApiUsage, Limit, Limits};
 pub use oauth::{TokenGrant, authorize_url};
+pub use observer::{CallObserver, CallOutcome, Observer};
 pub use query::QueryPage;
 pub use session::ConnectorState;
 pub use token_store::{StoredToken, TokenStore};

@@ -128,8 +128,9 @@ pub(crate) async fn refresh(
         .exchange_refresh_token(&token)
         .request_async(&OAuthHttp(http))
         .await
-        .map_err(map_token_error)?;
-    Ok(TokenGrant::from_response(&response))
+        .map_err(map_token_error);
+    http.observer.call("token", &response);
+    Ok(TokenGrant::from_response(&response?))
 }
 
 /// The authorization-code grant of the web-server flow.
@@ -146,8 +147,9 @@ pub(crate) async fn exchange_code(
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .request_async(&OAuthHttp(http))
         .await
-        .map_err(map_token_error)?;
-    Ok(TokenGrant::from_response(&response))
+        .map_err(map_token_error);
+    http.observer.call("token", &response);
+    Ok(TokenGrant::from_response(&response?))
 }
 
 /// The authorize endpoint on `loginUrl`'s host (`…/services/oauth2/authorize`).

@@ -225,11 +225,13 @@ impl SessionManager {
         Ok(session)
     }
 
-    /// After a permanent failure: if the store now holds another refresh token (the authorize
-    /// flow ran, maybe in another process), forget the failure so the next call tries it.
+    /// After a permanent failure, or when no refresh token was found: if the store now holds
+    /// another refresh token (the authorize flow ran, maybe in another process), forget the
+    /// failure so the next call tries it.
     pub async fn recheck(&self, cfg: &ClientConfig) -> Result<bool, SalesforceError> {
         let mut st = self.refresh.lock().await;
-        if st.failed.is_none() {
+        let never_authorized = st.loaded && st.refresh_token.is_none();
+        if st.failed.is_none() && !never_authorized {
             return Ok(false);
         }
         let stored = self.store.load(&cfg.system_name).await?;

@@ -99,6 +99,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with_conf(conf_dir: std::path::PathBuf) -> TestApp {
+        Self::spawn_with_ops(conf_dir, idm_sync::ops::Ops::isolated()).await
+    }
+
+    /// With a metrics registry and readiness checks of the caller's (shared with its roles).
+    pub async fn spawn_with_ops(conf_dir: std::path::PathBuf, ops: idm_sync::ops::Ops) -> TestApp {
         let db = TestDb::new().await;
         let settings = idm_sync::app::ServeSettings {
             conf_dir,
@@ -106,7 +111,7 @@ impl TestApp {
             database: idm_sync::repo::db::DbSettings::new(&db.url),
             broker: None,
         };
-        let app = idm_sync::app::Application::build(&settings)
+        let app = idm_sync::app::Application::build_with_ops(&settings, ops)
             .await
             .expect("build the application");
         let base = format!("http://127.0.0.1:{}/openidm", app.port());

@@ -8,6 +8,7 @@ mod filter_sql;
 mod helpers;
 mod managed_crud;
 mod mapping;
+mod metrics;
 mod outbox;
 mod patch;
 mod policy;

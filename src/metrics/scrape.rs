@@ -1,0 +1,75 @@
+//! What is read from Postgres at scrape time, not counted in memory: any replica's scrape then
+//! sees the deployment's state. Each is one small index-backed query.
+
+use sqlx::PgPool;
+
+use super::encode::{Kind, TextEncoder};
+
+/// The figures of one scrape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DbFigures {
+    pub outbox_backlog: i64,
+    /// 0 when nothing waits.
+    pub oldest_unpublished_age_seconds: f64,
+    pub sync_failures_open: i64,
+}
+
+/// Reads the figures. The backlog counts over the partial index `outbox_unpublished` (only
+/// unpublished rows are in it); the oldest row is the first of that index, in id order, which
+/// is commit order up to concurrent transactions.
+pub async fn read(pool: &PgPool) -> Result<DbFigures, sqlx::Error> {
+    let (outbox_backlog, oldest): (i64, Option<f64>) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL), \
+                (SELECT extract(epoch FROM now() - created_at)::float8 FROM outbox \
+                  WHERE published_at IS NULL ORDER BY id LIMIT 1)",
+    )
+    .fetch_one(pool)
+    .await?;
+    let sync_failures_open: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_failures")
+        .fetch_one(pool)
+        .await?;
+    Ok(DbFigures {
+        outbox_backlog,
+        oldest_unpublished_age_seconds: oldest.unwrap_or(0.0).max(0.0),
+        sync_failures_open,
+    })
+}
+
+/// Writes the figures, or `idm_database_up 0` alone when they could not be read.
+pub fn encode(figures: Option<&DbFigures>, out: &mut TextEncoder) {
+    out.header(
+        "idm_database_up",
+        "1 when this scrape could read its figures from Postgres.",
+        Kind::Gauge,
+    );
+    out.sample(
+        "idm_database_up",
+        &[],
+        f64::from(u8::from(figures.is_some())),
+    );
+    let Some(f) = figures else {
+        return;
+    };
+    out.header(
+        "idm_outbox_backlog",
+        "Outbox rows (committed changes) not yet published to the broker.",
+        Kind::Gauge,
+    );
+    out.sample("idm_outbox_backlog", &[], f.outbox_backlog as f64);
+    out.header(
+        "idm_outbox_oldest_unpublished_age_seconds",
+        "Age of the oldest unpublished outbox row; 0 when none waits.",
+        Kind::Gauge,
+    );
+    out.sample(
+        "idm_outbox_oldest_unpublished_age_seconds",
+        &[],
+        f.oldest_unpublished_age_seconds,
+    );
+    out.header(
+        "idm_sync_failures_open",
+        "Implicit-sync failures recorded and not yet cleared (see /openidm/sync/failures).",
+        Kind::Gauge,
+    );
+    out.sample("idm_sync_failures_open", &[], f.sync_failures_open as f64);
+}

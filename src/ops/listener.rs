@@ -1,0 +1,48 @@
+//! `--metrics-listen ADDR` for the roles without an HTTP server (`worker`, `relay`,
+//! `scheduler`): the operations endpoints alone on a listener of their own.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} for /metrics")]
+pub struct ListenError {
+    addr: String,
+    #[source]
+    source: std::io::Error,
+}
+
+/// A bound listener, so a bad address stops start-up rather than a background task.
+pub struct OpsListener {
+    listener: TcpListener,
+    pub local_addr: SocketAddr,
+}
+
+impl OpsListener {
+    pub async fn bind(addr: &str) -> Result<OpsListener, ListenError> {
+        let err = |source| ListenError {
+            addr: addr.to_owned(),
+            source,
+        };
+        let listener = TcpListener::bind(addr).await.map_err(err)?;
+        let local_addr = listener.local_addr().map_err(err)?;
+        Ok(OpsListener {
+            listener,
+            local_addr,
+        })
+    }
+
+    /// Serves `router` until `shutdown` completes.
+    pub async fn serve(self, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) {
+        tracing::info!(addr = %self.local_addr, "serving /metrics and /openidm/health/ready");
+        if let Err(e) = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "the /metrics listener failed");
+        }
+    }
+}

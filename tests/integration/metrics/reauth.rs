@@ -1,0 +1,178 @@
+//! A revoked refresh token pauses implicit sync: no sync failures, no burned attempts, the
+//! changes wait in the queues; storing a new token (the `authorize` flow) resumes it by itself.
+
+use std::time::Duration;
+
+use idm_sync::emulator::EmulatorConfig;
+use idm_sync::outbound::topology::Topology;
+use idm_sync::salesforce::TokenStore;
+use idm_sync::salesforce::authorize_cli::AuthorizeFlow;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use serde_json::Value;
+
+use super::exposition::Scrape;
+use super::{env, root, scrape};
+use crate::helpers::amqp_url;
+use crate::salesforce::support as sf;
+use crate::worker::wait_until;
+
+const PAUSED: &str = "idm_worker_paused";
+const REASON: (&str, &str) = ("reason", "salesforce_authorization");
+
+/// Ready messages in the topology's partition queues.
+async fn queued(topology: &Topology) -> u32 {
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let mut total = 0;
+    for p in 0..topology.partitions {
+        let q = channel
+            .queue_declare(
+                topology.queue(p).into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        total += q.message_count();
+    }
+    let _ = conn.close(200, "bye".into()).await;
+    total
+}
+
+/// What the operator's browser does on the emulator's authorize page: log in and allow, then
+/// follow the redirect to the flow's callback. Returns the callback's status.
+async fn allow_in_browser(flow_url: &reqwest::Url, base: &str, username: &str) -> u16 {
+    let q: std::collections::HashMap<String, String> =
+        flow_url.query_pairs().into_owned().collect();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = http
+        .post(format!("{base}/services/oauth2/authorize"))
+        .form(&[
+            ("client_id", q["client_id"].as_str()),
+            ("redirect_uri", q["redirect_uri"].as_str()),
+            ("state", q["state"].as_str()),
+            ("username", username),
+            ("action", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 302);
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    http.get(location).send().await.unwrap().status().as_u16()
+}
+
+async fn salesforce_readiness(root: &str) -> Value {
+    let res = reqwest::get(format!("{root}/openidm/health/ready"))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "a pause does not make the process unready"
+    );
+    let body: Value = res.json().await.unwrap();
+    body["components"]["salesforce"].clone()
+}
+
+fn token_refusals(s: &Scrape) -> f64 {
+    s.value(
+        "idm_salesforce_api_calls_total",
+        &[("operation", "token"), ("outcome", "unauthorized")],
+    )
+}
+
+#[tokio::test]
+async fn a_revoked_token_pauses_the_worker_until_a_new_one_is_stored() {
+    let env = env(5).await;
+    let worker = env.spawn_worker();
+    let root = root(&env.app);
+    let base = env.org.base_url().to_owned();
+    let a = env.create("reauth.a@idm-sync.test").await;
+    let synced = env.wait_synced(&a).await;
+    // An active Salesforce user to log in as when authorizing again.
+    let username = synced["Username"].as_str().unwrap().to_owned();
+
+    // The refresh token is revoked (in Setup, or by Salesforce); its sessions go with it.
+    let revoke = reqwest::Client::new()
+        .post(format!("{base}/services/oauth2/revoke"))
+        .form(&[("token", EmulatorConfig::default().refresh_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), 200);
+
+    env.set_sn(&a, "First").await;
+    let b = env.create("reauth.b@idm-sync.test").await;
+    env.set_sn(&a, "Second").await;
+
+    wait_until("the worker paused", async || {
+        scrape(&root).await.value(PAUSED, &[REASON]) == 1.0
+    })
+    .await;
+    let sf_state = salesforce_readiness(&root).await;
+    assert_eq!(sf_state["status"], "PAUSED", "{sf_state}");
+    assert!(
+        sf_state["detail"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_grant"),
+        "{sf_state}"
+    );
+    // The three change events wait in the queues, not in the worker.
+    wait_until("the events back in their queues", async || {
+        queued(&env.topology).await == 3
+    })
+    .await;
+    let paused = scrape(&root).await;
+    // Waiting costs no Salesforce call: the worker only reads the token store.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let later = scrape(&root).await;
+    assert_eq!(token_refusals(&later), token_refusals(&paused));
+    assert_eq!(token_refusals(&later), 1.0, "one refused refresh");
+    assert_eq!(later.get("idm_sync_failures_open", &[]), Some(0.0));
+    assert_eq!(env.scalar("SELECT count(*) FROM sync_failures").await, 0);
+    assert_eq!(
+        env.scalar(&format!(
+            "SELECT count(*) FROM links WHERE second_id = '{b}'"
+        ))
+        .await,
+        0
+    );
+
+    // An operator runs `idm-sync salesforce authorize`: the new token lands in Postgres.
+    let store = TokenStore::postgres(env.app.db.pool.clone());
+    let flow = AuthorizeFlow::start(sf::config(&base), store, 0)
+        .await
+        .unwrap();
+    let url = flow.authorize_url().clone();
+    let waiting = tokio::spawn(flow.finish(Duration::from_secs(30)));
+    assert_eq!(allow_in_browser(&url, &base, &username).await, 200);
+    waiting.await.unwrap().unwrap();
+
+    // The worker notices by itself; every edit reaches Salesforce, none became a failure.
+    let user_a = env.wait_synced(&a).await;
+    assert_eq!(user_a["LastName"], "Second");
+    let user_b = env.wait_synced(&b).await;
+    assert_eq!(user_b["LastName"], "Jensen");
+    wait_until("the pause lifted", async || {
+        scrape(&root).await.value(PAUSED, &[REASON]) == 0.0
+    })
+    .await;
+    assert_eq!(salesforce_readiness(&root).await["status"], "UP");
+    assert_eq!(env.scalar("SELECT count(*) FROM sync_failures").await, 0);
+    wait_until("the queues drained", async || {
+        queued(&env.topology).await == 0
+    })
+    .await;
+    worker.stop().await;
+}
