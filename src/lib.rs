@@ -4,6 +4,7 @@
 pub mod api; // the REST API under /openidm, in IDM's shapes
 pub mod app; // building the serve role (config, database, routes, listener)
 pub mod config; // conf/ loading: IDM formats, &{env.X} substitution, validation
+pub mod demo; // `idm-sync demo`: emulator + every role + a printed walk-through
 pub mod emulator; // the Salesforce API emulator (library part of sf-emulator)
 pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation
 pub mod managed; // managed objects: revisions, patch, policies, outbox per change

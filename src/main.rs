@@ -54,6 +54,9 @@ enum Command {
     Worker(WorkerArgs),
     /// Every role in one process: serve (with the outbox relay), the worker and the scheduler.
     All(ServeArgs),
+    /// The walk-through: a Salesforce emulator with N users and every role in one process, a
+    /// reconciliation, an edit and a create shown step by step; then serves until Ctrl-C.
+    Demo(idm_sync::demo::DemoArgs),
     /// Salesforce connector tools.
     #[command(subcommand)]
     Salesforce(SalesforceCommand),
@@ -205,6 +208,28 @@ impl BrokerArgs {
     }
 }
 
+impl ServeArgs {
+    /// `all`'s arguments for the demo's plan.
+    fn for_demo(plan: idm_sync::demo::RolesPlan) -> ServeArgs {
+        ServeArgs {
+            conf_dir: plan.conf_dir,
+            listen: plan.listen,
+            no_relay: false,
+            broker: BrokerArgs {
+                amqp_url: plan.amqp_url,
+                broker_prefix: plan.broker_prefix,
+                partitions: plan.partitions,
+                relay_batch: plan.relay_batch,
+                outbox_retention_hours: plan.outbox_retention_hours,
+            },
+            db: DbArgs {
+                database_url: plan.database_url,
+                db_max_connections: plan.db_max_connections,
+            },
+        }
+    }
+}
+
 /// `serve`, and with `all` the worker and the scheduler beside it, until shutdown.
 async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result<()> {
     let status = BrokerStatus::default();
@@ -274,7 +299,12 @@ fn hostname() -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let default_log = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    };
+    telemetry::init_with_default(cli.log_format, default_log);
     let (trigger, shutdown) = idm_sync::shutdown::channel();
     tokio::spawn(async move {
         idm_sync::shutdown::signal().await;
@@ -299,6 +329,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => serve(args, shutdown, false).await?,
         Command::All(args) => serve(args, shutdown, true).await?,
+        Command::Demo(args) => {
+            idm_sync::demo::run(args, shutdown, |plan, shutdown| {
+                serve(ServeArgs::for_demo(plan), shutdown, true)
+            })
+            .await?
+        }
         Command::Relay(args) => {
             let pool = db::connect(&args.db.settings())
                 .await
