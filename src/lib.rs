@@ -16,3 +16,4 @@ pub mod salesforce; // the Salesforce client: OAuth, REST, query stream, collect
 pub mod scheduler; // conf/schedule-*.json: cron and simple triggers, exactly-once firings
 pub mod shutdown; // SIGINT/SIGTERM handling
 pub mod telemetry; // tracing setup (text or JSON)
+pub mod tls; // HTTPS listener: PEM or self-signed certificates, rustls

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
 
-use idm_sync::app::{Application, Components, ServeSettings};
+use idm_sync::app::{Application, Components, Listeners, ServeSettings};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
@@ -151,6 +151,8 @@ struct ServeArgs {
     #[arg(long, env = "IDM_NO_RELAY")]
     no_relay: bool,
     #[command(flatten)]
+    tls: idm_sync::tls::TlsArgs,
+    #[command(flatten)]
     broker: BrokerArgs,
     #[command(flatten)]
     db: DbArgs,
@@ -215,6 +217,7 @@ impl ServeArgs {
             conf_dir: plan.conf_dir,
             listen: plan.listen,
             no_relay: false,
+            tls: plan.tls,
             broker: BrokerArgs {
                 amqp_url: plan.amqp_url,
                 broker_prefix: plan.broker_prefix,
@@ -239,7 +242,11 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
         database: args.db.settings(),
         broker: (!args.no_relay).then(|| status.clone()),
     };
-    let app = Application::build(&settings)
+    let listeners = Listeners {
+        http: !args.tls.no_http,
+        tls: args.tls.settings(),
+    };
+    let app = Application::build_with(&settings, &listeners)
         .await
         .context("idm-sync serve could not start")?;
     let relay = (!args.no_relay).then(|| {

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::tls::TlsArgs;
+
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Address of the HTTP listener (the REST API and the Admin UI).
@@ -51,7 +53,8 @@ pub struct DemoArgs {
     /// Hours a published outbox row is kept before it is purged.
     #[arg(long, env = "IDM_OUTBOX_RETENTION_HOURS", default_value_t = 168)]
     pub outbox_retention_hours: u64,
-    /// Where the demo keeps its generated configuration (and the TLS certificate).
-    #[arg(long, env = "IDM_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
+    /// HTTPS (--tls-listen …) and the data directory, where the demo also keeps its
+    /// generated configuration (<dir>/demo/conf).
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }

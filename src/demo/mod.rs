@@ -25,6 +25,7 @@ use crate::config::authentication::{DEFAULT_PASSWORD, StoredPassword};
 use crate::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use crate::outbound::topology::Topology;
 use crate::shutdown::{self, Shutdown};
+use crate::tls::TlsArgs;
 use client::Rest;
 use report::Step;
 
@@ -44,6 +45,7 @@ pub struct RolesPlan {
     pub partitions: u16,
     pub relay_batch: i64,
     pub outbox_retention_hours: u64,
+    pub tls: TlsArgs,
 }
 
 /// Runs the demo. `roles` runs `idm-sync all` with a plan until its shutdown completes.
@@ -54,6 +56,12 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     println!("idm-sync demo: Salesforce emulator + every idm-sync role in one process");
+    // The walk-through talks to the plain listener (a loopback client needs no certificate).
+    if args.tls.no_http {
+        anyhow::bail!(
+            "the demo's walk-through uses the HTTP listener: drop --no-http (HTTPS can run beside it with --tls-listen)"
+        );
+    }
 
     let step = Step::start(
         1,
@@ -82,7 +90,7 @@ where
         .await
         .context("the Salesforce emulator could not start")?;
     let emulator_url = emulator.base_url().to_owned();
-    let conf_dir = args.data_dir.join("demo").join("conf");
+    let conf_dir = args.tls.data_dir.join("demo").join("conf");
     let token_url = format!("{emulator_url}/services/oauth2/token");
     conf::write(
         &args.conf_dir,
@@ -132,6 +140,7 @@ where
         partitions: args.partitions,
         relay_batch: args.relay_batch,
         outbox_retention_hours: args.outbox_retention_hours,
+        tls: args.tls.clone(),
     };
     let roles = roles(plan, inner);
     tokio::pin!(roles);
@@ -154,7 +163,7 @@ where
         let _ = emulator.stop().await;
         return Err(e).context("the demo walk-through failed");
     }
-    print_running(&args.listen, &conf.auth.username, &password, &emulator_url);
+    print_running(&args, &conf.auth.username, &password, &emulator_url);
     let ended = roles.await;
     let stopped = emulator.stop().await;
     ended?;
@@ -217,8 +226,8 @@ fn client_addr(listen: &str) -> String {
     }
 }
 
-fn print_running(listen: &str, username: &str, password: &str, emulator_url: &str) {
-    let addr = client_addr(listen);
+fn print_running(args: &DemoArgs, username: &str, password: &str, emulator_url: &str) {
+    let addr = client_addr(&args.listen);
     // Only the shipped default is printed: a password someone chose stays off the terminal.
     let shown = if password == DEFAULT_PASSWORD {
         password
@@ -228,6 +237,19 @@ fn print_running(listen: &str, username: &str, password: &str, emulator_url: &st
     println!("\nidm-sync demo is running; Ctrl-C stops it.");
     println!("  Admin UI     http://{addr}/admin");
     println!("  REST API     http://{addr}/openidm");
+    if let Some(tls) = &args.tls.tls_listen {
+        let cert = match &args.tls.tls_cert {
+            Some(cert) => cert.display().to_string(),
+            None => format!(
+                "{} (self-signed)",
+                args.tls.data_dir.join("tls/cert.pem").display()
+            ),
+        };
+        println!(
+            "  HTTPS        https://{}/openidm  certificate {cert}",
+            client_addr(tls)
+        );
+    }
     println!("  admin        {username} / {shown}");
     println!("  Salesforce   {emulator_url} (emulator; GET {emulator_url}/__emulator/stats)");
     println!(

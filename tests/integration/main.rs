@@ -19,4 +19,5 @@ mod revisions;
 mod salesforce;
 mod scheduler;
 mod system;
+mod tls;
 mod worker;
