@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod compose;
 mod config;
 mod emulator;
 mod filter_sql;
