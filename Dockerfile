@@ -13,11 +13,14 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home /srv/idm-sync idm
 WORKDIR /srv/idm-sync
+# The data directory (the self-signed HTTPS certificate) belongs to the service user, so a named
+# volume mounted there starts out writable by it.
+RUN mkdir -p /srv/idm-sync/data && chown idm /srv/idm-sync/data
 COPY --from=build /src/target/release/idm-sync /usr/local/bin/idm-sync
 COPY --from=build /src/target/release/sf-emulator /usr/local/bin/sf-emulator
 COPY conf ./conf
 USER idm
-ENV IDM_CONF_DIR=/srv/idm-sync/conf IDM_LISTEN=0.0.0.0:8080 IDM_LOG_FORMAT=json
-EXPOSE 8080
+ENV IDM_CONF_DIR=/srv/idm-sync/conf IDM_LISTEN=0.0.0.0:8080 IDM_DATA_DIR=/srv/idm-sync/data IDM_LOG_FORMAT=json
+EXPOSE 8080 8443
 ENTRYPOINT ["idm-sync"]
 CMD ["serve"]

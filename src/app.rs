@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::serve::ListenerExt;
+use futures_util::FutureExt;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -23,6 +24,7 @@ use crate::recon::{ReconEngine, ReconSettings};
 use crate::repo::{self, RepoError, db::DbSettings};
 use crate::salesforce::{SalesforceClient, SalesforceError, TokenStore};
 use crate::scheduler::Schedule;
+use crate::tls::{TlsError, TlsListener, TlsSettings};
 
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
@@ -31,6 +33,23 @@ pub struct ServeSettings {
     pub database: DbSettings,
     /// The broker status of a relay running in this process, reported by the ping.
     pub broker: Option<BrokerStatus>,
+}
+
+/// The listeners `serve` opens: plain HTTP on [`ServeSettings::listen`] unless `http` is false,
+/// and HTTPS with the same routes when `tls` is set.
+#[derive(Debug, Clone)]
+pub struct Listeners {
+    pub http: bool,
+    pub tls: Option<TlsSettings>,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Listeners {
+            http: true,
+            tls: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +62,10 @@ pub enum StartError {
     Salesforce(#[from] SalesforceError),
     #[error("reconciliation settings: {0}")]
     Recon(String),
+    #[error("cannot set up HTTPS")]
+    Tls(#[from] TlsError),
+    #[error("--no-http leaves no listener: give --tls-listen too")]
+    NoListener,
     #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
@@ -53,9 +76,12 @@ pub enum StartError {
 
 pub struct Application {
     parts: Components,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
+    tls: Option<TlsListener>,
     router: Router,
+    /// The HTTP listener's address, or the HTTPS one's without HTTP.
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
 }
 
 /// What every role builds from `conf/` and the database: the pieces the API, the scheduler
@@ -115,7 +141,7 @@ impl Components {
 impl Application {
     /// With the process's metrics registry and no readiness checks beyond the database.
     pub async fn build(settings: &ServeSettings) -> Result<Application, StartError> {
-        Self::build_with_ops(settings, Ops::process()).await
+        Self::build_full(settings, &Listeners::default(), Ops::process()).await
     }
 
     /// Serving `ops` (metrics registry and readiness checks) on `/metrics` and
@@ -124,6 +150,31 @@ impl Application {
         settings: &ServeSettings,
         ops: Ops,
     ) -> Result<Application, StartError> {
+        Self::build_full(settings, &Listeners::default(), ops).await
+    }
+
+    /// As [`Application::build`], with HTTPS and/or without plain HTTP.
+    pub async fn build_with(
+        settings: &ServeSettings,
+        listeners: &Listeners,
+    ) -> Result<Application, StartError> {
+        Self::build_full(settings, listeners, Ops::process()).await
+    }
+
+    /// The listeners and the operations endpoints chosen.
+    pub async fn build_full(
+        settings: &ServeSettings,
+        listeners: &Listeners,
+        ops: Ops,
+    ) -> Result<Application, StartError> {
+        if !listeners.http && listeners.tls.is_none() {
+            return Err(StartError::NoListener);
+        }
+        // Certificates first: a bad path fails before anything connects.
+        let tls_config = match &listeners.tls {
+            Some(tls) => Some((tls.listen.clone(), crate::tls::server_config(&tls.cert)?)),
+            None => None,
+        };
         let parts =
             Components::build_with_metrics(&settings.conf_dir, &settings.database, &ops.metrics)
                 .await?;
@@ -141,23 +192,34 @@ impl Application {
             schedules: parts.schedules.clone(),
             recon: parts.recon.clone(),
         };
-        let listener = TcpListener::bind(&settings.listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: settings.listen.clone(),
-                source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: settings.listen.clone(),
-            source,
-        })?;
-        // The operations endpoints need no IDM credentials: merged beside the API's routes.
-        let router = api::router(state).merge(ops::router(ops, parts.pool.clone()));
+        let listener = match listeners.http {
+            true => Some(bind(&settings.listen).await?),
+            false => None,
+        };
+        let (tls, tls_addr) = match tls_config {
+            Some((addr, config)) => {
+                let tcp = bind(&addr).await?;
+                let local = bound_addr(&tcp, &addr)?;
+                let tls = TlsListener::new(tcp, config)
+                    .map_err(|source| StartError::Listen { addr, source })?;
+                (Some(tls), Some(local))
+            }
+            None => (None, None),
+        };
+        let local_addr = match (&listener, tls_addr) {
+            (Some(l), _) => bound_addr(l, &settings.listen)?,
+            (None, Some(addr)) => addr,
+            (None, None) => return Err(StartError::NoListener),
+        };
+        let parts_pool = parts.pool.clone();
         Ok(Application {
             parts,
             listener,
-            router,
+            tls,
+            // The operations endpoints need no IDM credentials: merged beside the API's routes.
+            router: api::router(state).merge(ops::router(ops, parts_pool)),
             local_addr,
+            tls_addr,
         })
     }
 
@@ -184,22 +246,61 @@ impl Application {
         self.local_addr.port()
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// The HTTPS listener's address, when there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// Serves on every listener until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr, "serving the REST API under /openidm");
-        // No Nagle delay: small JSON answers go out at once, not after the peer's delayed ACK.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        let shutdown = shutdown.shared();
+        let http = async {
+            let Some(listener) = self.listener else {
+                return Ok(());
+            };
+            tracing::info!(addr = %self.local_addr, "serving the REST API under /openidm (HTTP)");
+            // No Nagle delay: small JSON answers go out at once, not after the peer's delayed ACK.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
+            axum::serve(listener, self.router.clone())
+                .with_graceful_shutdown(shutdown.clone())
+                .await
+        };
+        let https = async {
+            let Some(listener) = self.tls else {
+                return Ok(());
+            };
+            if let Some(addr) = self.tls_addr {
+                tracing::info!(%addr, "serving the REST API under /openidm (HTTPS)");
             }
-        });
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+            axum::serve(listener, self.router.clone())
+                .with_graceful_shutdown(shutdown.clone())
+                .await
+        };
+        tokio::try_join!(http, https).map(|_| ())
     }
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
+fn bound_addr(listener: &TcpListener, addr: &str) -> Result<SocketAddr, StartError> {
+    listener.local_addr().map_err(|source| StartError::Listen {
+        addr: addr.to_owned(),
+        source,
+    })
 }
 
 /// The recon engine, when `conf/` has `sync.json` and a Salesforce connector. Runs left ACTIVE

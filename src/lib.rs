@@ -4,6 +4,7 @@
 pub mod api; // the REST API under /openidm, in IDM's shapes
 pub mod app; // building the serve role (config, database, routes, listener)
 pub mod config; // conf/ loading: IDM formats, &{env.X} substitution, validation
+pub mod demo; // `idm-sync demo`: emulator + every role + a printed walk-through
 pub mod emulator; // the Salesforce API emulator (library part of sf-emulator)
 pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation
 pub mod managed; // managed objects: revisions, patch, policies, outbox per change
@@ -17,3 +18,4 @@ pub mod salesforce; // the Salesforce client: OAuth, REST, query stream, collect
 pub mod scheduler; // conf/schedule-*.json: cron and simple triggers, exactly-once firings
 pub mod shutdown; // SIGINT/SIGTERM handling
 pub mod telemetry; // tracing setup (text or JSON)
+pub mod tls; // HTTPS listener: PEM or self-signed certificates, rustls

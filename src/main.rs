@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
 
-use idm_sync::app::{Application, Components, ServeSettings};
+use idm_sync::app::{Application, Components, Listeners, ServeSettings};
 use idm_sync::ops::{self, Ops, listener::OpsListener};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
@@ -55,6 +55,9 @@ enum Command {
     Worker(WorkerArgs),
     /// Every role in one process: serve (with the outbox relay), the worker and the scheduler.
     All(ServeArgs),
+    /// The walk-through: a Salesforce emulator with N users and every role in one process, a
+    /// reconciliation, an edit and a create shown step by step; then serves until Ctrl-C.
+    Demo(idm_sync::demo::DemoArgs),
     /// Salesforce connector tools.
     #[command(subcommand)]
     Salesforce(SalesforceCommand),
@@ -149,6 +152,8 @@ struct ServeArgs {
     #[arg(long, env = "IDM_NO_RELAY")]
     no_relay: bool,
     #[command(flatten)]
+    tls: idm_sync::tls::TlsArgs,
+    #[command(flatten)]
     broker: BrokerArgs,
     #[command(flatten)]
     db: DbArgs,
@@ -237,6 +242,29 @@ impl BrokerArgs {
     }
 }
 
+impl ServeArgs {
+    /// `all`'s arguments for the demo's plan.
+    fn for_demo(plan: idm_sync::demo::RolesPlan) -> ServeArgs {
+        ServeArgs {
+            conf_dir: plan.conf_dir,
+            listen: plan.listen,
+            no_relay: false,
+            tls: plan.tls,
+            broker: BrokerArgs {
+                amqp_url: plan.amqp_url,
+                broker_prefix: plan.broker_prefix,
+                partitions: plan.partitions,
+                relay_batch: plan.relay_batch,
+                outbox_retention_hours: plan.outbox_retention_hours,
+            },
+            db: DbArgs {
+                database_url: plan.database_url,
+                db_max_connections: plan.db_max_connections,
+            },
+        }
+    }
+}
+
 /// `serve`, and with `all` the worker and the scheduler beside it, until shutdown.
 async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result<()> {
     let status = BrokerStatus::default();
@@ -250,7 +278,11 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
         database: args.db.settings(),
         broker: (!args.no_relay).then(|| status.clone()),
     };
-    let app = Application::build_with_ops(&settings, ops.clone())
+    let listeners = Listeners {
+        http: !args.tls.no_http,
+        tls: args.tls.settings(),
+    };
+    let app = Application::build_full(&settings, &listeners, ops.clone())
         .await
         .context("idm-sync serve could not start")?;
     let relay = (!args.no_relay).then(|| {
@@ -308,7 +340,12 @@ fn hostname() -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let default_log = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    };
+    telemetry::init_with_default(cli.log_format, default_log);
     let (trigger, shutdown) = idm_sync::shutdown::channel();
     tokio::spawn(async move {
         idm_sync::shutdown::signal().await;
@@ -348,6 +385,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => serve(args, shutdown, false).await?,
         Command::All(args) => serve(args, shutdown, true).await?,
+        Command::Demo(args) => {
+            idm_sync::demo::run(args, shutdown, |plan, shutdown| {
+                serve(ServeArgs::for_demo(plan), shutdown, true)
+            })
+            .await?
+        }
         Command::Relay(args) => {
             let pool = db::connect(&args.db.settings())
                 .await

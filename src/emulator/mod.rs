@@ -210,6 +210,13 @@ impl EmulatorHandle {
         org.find(id).map(|i| schema::record_to_json(&org.users[i]))
     }
 
+    /// A user as JSON, by `Username` (the demo watches a user's copy change through it).
+    pub fn user_by_username(&self, username: &str) -> Option<serde_json::Value> {
+        let org = read(&self.shared.org);
+        org.find_username(username)
+            .map(|i| schema::record_to_json(&org.users[i]))
+    }
+
     /// Test-only: moves a user's `LastModifiedDate` and `SystemModstamp` back by `by`, as if its
     /// last change had happened then. `sobjects/User/updated` never covers the current minute
     /// (as Salesforce), so a test of incremental polling would otherwise wait up to a minute for

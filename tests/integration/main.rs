@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod compose;
 mod config;
 mod emulator;
 mod filter_sql;
@@ -20,4 +21,5 @@ mod revisions;
 mod salesforce;
 mod scheduler;
 mod system;
+mod tls;
 mod worker;

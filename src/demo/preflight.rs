@@ -1,0 +1,98 @@
+//! Before anything starts: are PostgreSQL and RabbitMQ reachable? The roles would retry
+//! forever; the demo stops at once and says which service is missing and how to start it.
+//! Then the demo database is reset.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use crate::outbound::broker::{BrokerConnection, BrokerSettings, redact_url};
+use crate::outbound::topology::Topology;
+
+const PG_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error("the demo database URL is not a valid PostgreSQL URL: {0}")]
+    BadDatabaseUrl(String),
+    #[error(
+        "the demo resets its database at start, so its name must contain \"demo\" (got {0:?}): pass --database-url …/idm_demo"
+    )]
+    NotADemoDatabase(String),
+    #[error(
+        "PostgreSQL is not reachable at {host}:{port} ({cause}); start it (scripts/services postgres) or pass --database-url"
+    )]
+    Postgres {
+        host: String,
+        port: u16,
+        cause: String,
+    },
+    #[error("cannot reset the demo database {name}: {source}")]
+    Reset {
+        name: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "RabbitMQ is not reachable at {url} ({cause}); start it (scripts/services rabbitmq) or pass --amqp-url"
+    )]
+    RabbitMq { url: String, cause: String },
+}
+
+/// Drops the demo database (the roles create and migrate it again when they start), so every
+/// run starts from the freshly generated emulator org. Returns the database name.
+pub async fn reset_database(url: &str) -> Result<String, PreflightError> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| PreflightError::BadDatabaseUrl(e.to_string()))?;
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    if !name.contains("demo") {
+        return Err(PreflightError::NotADemoDatabase(name));
+    }
+    let maintenance = options
+        .clone()
+        .database("postgres")
+        .disable_statement_logging();
+    let unreachable = |cause: String| PreflightError::Postgres {
+        host: options.get_host().to_owned(),
+        port: options.get_port(),
+        cause,
+    };
+    let mut conn = tokio::time::timeout(PG_TIMEOUT, PgConnection::connect_with(&maintenance))
+        .await
+        .map_err(|_| unreachable(format!("no answer within {}s", PG_TIMEOUT.as_secs())))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    // Identifiers cannot be bound; quote as Postgres does. FORCE ends a previous run's sessions.
+    let drop = format!(
+        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        name.replace('"', "\"\"")
+    );
+    sqlx::query(&drop)
+        .execute(&mut conn)
+        .await
+        .map_err(|source| PreflightError::Reset {
+            name: name.clone(),
+            source,
+        })?;
+    let _ = conn.close().await;
+    Ok(name)
+}
+
+/// Opens a connection and declares the demo's topology, as the relay and the worker will.
+pub async fn check_broker(url: &str, topology: Topology) -> Result<(), PreflightError> {
+    let settings = BrokerSettings {
+        url: url.to_owned(),
+        topology,
+        connection_name: "idm-sync demo preflight".to_owned(),
+    };
+    let connection =
+        BrokerConnection::open(&settings)
+            .await
+            .map_err(|e| PreflightError::RabbitMq {
+                url: redact_url(url),
+                cause: crate::telemetry::error_chain(&e),
+            })?;
+    connection.close().await;
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! HTTPS for `serve`, `all` and `demo`: a second listener that serves the same router over
+//! rustls (ring, the provider reqwest and lapin already use). The certificate comes from PEM
+//! files, or is generated self-signed on first start and kept under the data directory, as IDM
+//! keeps its keystore.
+
+pub mod args;
+pub mod cert;
+pub mod listener;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+
+pub use args::TlsArgs;
+pub use listener::TlsListener;
+
+/// Where the certificate and key come from.
+#[derive(Debug, Clone)]
+pub enum CertSource {
+    /// PEM files: the certificate chain (leaf first) and its private key.
+    Files { cert: PathBuf, key: PathBuf },
+    /// `<data_dir>/tls/cert.pem` and `key.pem`, generated self-signed when absent.
+    SelfSigned { data_dir: PathBuf },
+}
+
+/// The HTTPS listener: its address and certificate.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub listen: String,
+    pub cert: CertSource,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read the TLS certificate {path}: {message}")]
+    Cert { path: PathBuf, message: String },
+    #[error("cannot read the TLS private key {path}: {message}")]
+    Key { path: PathBuf, message: String },
+    #[error("cannot write the self-signed certificate to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{present} exists but {missing} does not: restore it, or delete both to generate a new self-signed certificate"
+    )]
+    HalfPair { present: PathBuf, missing: PathBuf },
+    #[error("cannot generate a self-signed certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("the TLS certificate and key do not make a valid server configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// A rustls server configuration for `source` (HTTP/1.1, as the plain listener).
+pub fn server_config(source: &CertSource) -> Result<Arc<ServerConfig>, TlsError> {
+    let (cert_path, key_path) = match source {
+        CertSource::Files { cert, key } => (cert.clone(), key.clone()),
+        CertSource::SelfSigned { data_dir } => cert::ensure_self_signed(data_dir)?,
+    };
+    let (chain, key) = cert::load(&cert_path, &key_path)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
