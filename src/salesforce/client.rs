@@ -188,6 +188,11 @@ impl SalesforceClient {
             .await
     }
 
+    /// The instance URL of the current session, if this process has one.
+    pub fn instance_url(&self) -> Option<String> {
+        self.inner.session.instance_url().map(|u| u.to_string())
+    }
+
     /// The configuration with the credentials this process uses now (saved ones over the file's).
     pub fn effective_config(&self) -> ClientConfig {
         self.inner.session.effective(&self.inner.config)

@@ -105,6 +105,11 @@ impl SessionManager {
         *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = c;
     }
 
+    /// Where the current session's calls go, if there is a session.
+    pub fn instance_url(&self) -> Option<Url> {
+        self.current().map(|s| s.instance_url.clone())
+    }
+
     fn current(&self) -> Option<Arc<Session>> {
         self.current
             .read()
