@@ -230,3 +230,47 @@ async fn csrf_missing_or_wrong_is_403_and_changes_nothing() {
     // The session survived the refused log-out.
     b.get_ok("/admin").await;
 }
+
+#[tokio::test]
+async fn a_session_works_on_every_replica() {
+    let app = TestApp::spawn().await;
+    let b = Browser::login(&app).await;
+    // A second `serve` over the same database knows the session (and its CSRF token).
+    let settings = idm_sync::app::ServeSettings {
+        conf_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf"),
+        listen: "127.0.0.1:0".into(),
+        database: idm_sync::repo::db::DbSettings::new(&app.db.url),
+        broker: None,
+    };
+    let second = idm_sync::app::Application::build(&settings).await.unwrap();
+    let other = format!("http://127.0.0.1:{}", second.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(second.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let p = page(
+        http()
+            .get(format!("{other}/admin/users"))
+            .header(COOKIE, &b.cookie)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK);
+    let token = super::support::csrf(&p.body);
+    let out = page(
+        http()
+            .post(format!("{other}/admin/logout"))
+            .header(COOKIE, &b.cookie)
+            .form(&[("csrf", token.as_str())])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    // Logged out there, logged out here.
+    assert_eq!(b.get("/admin").await.status, StatusCode::SEE_OTHER);
+    let _ = stop.send(());
+}
