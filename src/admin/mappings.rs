@@ -30,16 +30,33 @@ fn text(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
 
-fn mapping_section(session: &AdminSession, m: &Mapping) -> String {
+/// The buttons of a mapping: Reconcile and Analyze for the inbound one; for a mapping from
+/// managed objects (implicit sync), a resync that re-enqueues every linked user whose
+/// Salesforce copy lags, as `POST /openidm/sync?_action=resync` does.
+fn buttons(session: &AdminSession, m: &Mapping) -> String {
     let name = esc(&m.name);
     let url = html::url_encode(&m.name);
-    let mut out = format!(
-        "<section id=\"mapping-{name}\" aria-labelledby=\"mh-{name}\"><h2 id=\"mh-{name}\">{}</h2>\
-<p><code>{}</code> → <code>{}</code>{}</p>\
-<form method=\"post\" action=\"/admin/mappings/{url}/reconcile\" class=\"inline\">{csrf}\
+    let csrf = html::csrf_field(session);
+    if m.source.starts_with("managed/") {
+        return format!(
+            "<form method=\"post\" action=\"/admin/mappings/{url}/resync\" class=\"inline\">{csrf}\
+<button type=\"submit\" id=\"reconcile-{name}\" aria-label=\"Reconcile {name}: push every lagging user\">Reconcile</button></form> \
+<span class=\"muted\">Changes flow through implicit sync; Reconcile re-enqueues every linked user whose Salesforce copy lags.</span>"
+        );
+    }
+    format!(
+        "<form method=\"post\" action=\"/admin/mappings/{url}/reconcile\" class=\"inline\">{csrf}\
 <button type=\"submit\" id=\"reconcile-{name}\" aria-label=\"Reconcile {name}\">Reconcile</button></form> \
 <form method=\"post\" action=\"/admin/mappings/{url}/analyze\" class=\"inline\">{csrf}\
-<button type=\"submit\" class=\"secondary\" id=\"analyze-{name}\" aria-label=\"Analyze {name} (dry run)\">Analyze</button></form>",
+<button type=\"submit\" class=\"secondary\" id=\"analyze-{name}\" aria-label=\"Analyze {name} (dry run)\">Analyze</button></form>"
+    )
+}
+
+fn mapping_section(session: &AdminSession, m: &Mapping) -> String {
+    let name = esc(&m.name);
+    let mut out = format!(
+        "<section id=\"mapping-{name}\" aria-labelledby=\"mh-{name}\"><h2 id=\"mh-{name}\">{}</h2>\
+<p><code>{}</code> → <code>{}</code>{}</p>{}",
         esc(m.display_name.as_deref().unwrap_or(&m.name)),
         esc(&m.source),
         esc(&m.target),
@@ -48,7 +65,7 @@ fn mapping_section(session: &AdminSession, m: &Mapping) -> String {
         } else {
             " (sync disabled)"
         },
-        csrf = html::csrf_field(session),
+        buttons(session, m),
     );
     out.push_str("<h3>Properties</h3><table><thead><tr><th scope=\"col\">Source</th><th scope=\"col\">Target</th><th scope=\"col\">Transform / condition</th><th scope=\"col\">Default</th></tr></thead><tbody>");
     for p in &m.properties {
@@ -92,6 +109,13 @@ pub async fn page(
 ) -> Result<Response, AdminError> {
     let engine = engine(&state)?;
     let mut body = String::new();
+    if query.get("done").map(String::as_str) == Some("resync") {
+        let n: u64 = query.get("n").and_then(|n| n.parse().ok()).unwrap_or(0);
+        body.push_str(&html::notice(
+            "ok",
+            &format!("{n} users queued for Salesforce."),
+        ));
+    }
     if query.get("error").map(String::as_str) == Some("running") {
         body.push_str(&html::notice(
             "error",
@@ -135,6 +159,7 @@ pub async fn start(
     let analyze = match action.as_str() {
         "reconcile" => false,
         "analyze" => true,
+        "resync" => return resync(&state, &name).await,
         _ => return Err(AdminError::NotFound("No such action.".into())),
     };
     let request = ReconRequest {
@@ -154,6 +179,25 @@ pub async fn start(
         Err(ReconError::BadRequest(m)) => Err(AdminError::BadRequest(m)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Re-enqueues the linked users of an outbound mapping whose Salesforce copy lags.
+async fn resync(state: &AdminState, name: &str) -> Result<Response, AdminError> {
+    let mapping = engine(state)?
+        .sync_config()
+        .mapping(name)
+        .ok_or_else(|| AdminError::NotFound(format!("Mapping {name} not found.")))?;
+    let object_type = mapping.source.strip_prefix("managed/").ok_or_else(|| {
+        AdminError::BadRequest(format!(
+            "Mapping {name} does not start from managed objects."
+        ))
+    })?;
+    let mut tx = state.app.managed.pool().begin().await?;
+    let n = crate::repo::outbox::enqueue_lagging(&mut tx, object_type, mapping.link_type()).await?;
+    tx.commit().await?;
+    Ok(html::see_other(&format!(
+        "/admin/mappings?done=resync&n={n}"
+    )))
 }
 
 async fn summary(state: &AdminState, id: &str) -> Result<Value, AdminError> {

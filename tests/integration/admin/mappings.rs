@@ -82,6 +82,30 @@ async fn reconcile_and_analyze_from_the_ui() {
         "{user_page}"
     );
 
+    // The outbound mapping's Reconcile re-enqueues the linked users that lag.
+    let id = user["_id"].as_str().unwrap();
+    let res = env
+        .app
+        .patch(&format!("/managed/user/{id}"))
+        .json(&serde_json::json!([{"operation": "replace", "field": "/sn", "value": "Lagging"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let resync = b
+        .post(
+            "/admin/mappings/managedUser_systemSalesforceUser/resync",
+            &[],
+        )
+        .await;
+    assert_eq!(resync.status, StatusCode::SEE_OTHER);
+    let queued = b.get_ok(resync.location.as_deref().unwrap()).await;
+    assert!(
+        queued.contains("1 users queued for Salesforce."),
+        "{queued}"
+    );
+    assert_eq!(env.app.outbox_for(id).await.last().unwrap().0, "sync");
+
     let history = b.get_ok("/admin/mappings").await;
     let id = run.trim_start_matches("/admin/recon/");
     assert!(history.contains(&format!("href=\"/admin/recon/{id}\"")));
