@@ -348,6 +348,10 @@ pub async fn callback(
         return Ok(unknown());
     };
     let pool = state.app.managed.pool();
+    // Expired ones hold a secret for nothing.
+    sqlx::query("DELETE FROM admin_oauth_pending WHERE created_at < now() - interval '15 minutes'")
+        .execute(pool)
+        .await?;
     // Single use: taken out whatever happens next.
     let pending: Option<PendingRow> = sqlx::query_as(
         "DELETE FROM admin_oauth_pending WHERE state = $1 AND created_at >= now() - interval '15 minutes' \

@@ -446,6 +446,30 @@ async fn sync_panel(
     Ok(out)
 }
 
+/// The properties the form does not edit, read-only (`password` is never shown).
+fn other_properties(body: &Map<String, Value>) -> String {
+    let rows: Vec<String> = body
+        .iter()
+        .filter(|(k, _)| {
+            !k.starts_with('_') && *k != "password" && !FIELDS.iter().any(|(n, _, _)| n == k)
+        })
+        .map(|(k, _)| {
+            format!(
+                "<tr><th scope=\"row\">{}</th>{}</tr>",
+                esc(k),
+                td(&text_of(body, k).chars().take(500).collect::<String>())
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<section aria-labelledby=\"other-h\"><h2 id=\"other-h\">Other properties</h2><table id=\"other-properties\"><tbody>{}</tbody></table></section>",
+        rows.concat()
+    )
+}
+
 fn detail_page(
     session: &AdminSession,
     user: &StoredObject,
@@ -463,6 +487,7 @@ fn detail_page(
         user.rev
     ));
     body.push_str(panel);
+    body.push_str(&other_properties(&user.body));
     body.push_str("<section aria-labelledby=\"edit-h\"><h2 id=\"edit-h\">Edit</h2>");
     body.push_str(&user_form(
         session,

@@ -46,9 +46,19 @@ async fn edit_writes_an_outbox_row_and_shows_policy_errors_inline() {
     let app = TestApp::spawn().await;
     let user = app.create_user("bjensen").await;
     let id = user["_id"].as_str().unwrap().to_owned();
+    let res = app
+        .patch(&format!("/managed/user/{id}"))
+        .json(&serde_json::json!([{"operation": "add", "field": "/postalAddress", "value": "<b>1 Main St</b>"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
     let b = Browser::login(&app).await;
     let page = b.get_ok(&format!("/admin/users/{id}")).await;
     assert_well_formed(&page);
+    assert!(
+        page.contains("<th scope=\"row\">postalAddress</th><td>&lt;b&gt;1 Main St&lt;/b&gt;</td>")
+    );
     assert_eq!(input_value(&page, "givenName").as_deref(), Some("Barbara"));
     assert!(page.contains("Not linked to a Salesforce user"));
     let rev = input_value(&page, "rev").unwrap();
