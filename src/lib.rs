@@ -1,6 +1,7 @@
 //! idm-sync: keeps managed users in Postgres and Salesforce users in sync, the IDM
 //! `sync-with-salesforce` way. One line per module:
 
+pub mod admin; // the Admin UI under /admin: server-rendered pages, sessions, OAuth connect
 pub mod api; // the REST API under /openidm, in IDM's shapes
 pub mod app; // building the serve role (config, database, routes, listener)
 pub mod config; // conf/ loading: IDM formats, &{env.X} substitution, validation

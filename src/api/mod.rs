@@ -153,6 +153,7 @@ pub fn router(state: AppState) -> Router {
             get(health::ping).fallback(method_not_allowed),
         )
         .merge(authenticated)
+        .merge(crate::admin::router(&state))
         .layer(middleware::from_fn(version::check_api_version))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .layer(middleware::from_fn(access_log::log_request))

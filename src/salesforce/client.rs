@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::config::ClientConfig;
+use super::credentials::Credentials;
 use super::errors::SalesforceError;
 use super::http::{Http, RawResponse};
 use super::limits::{ApiUsage, Limits, UsageTracker};
@@ -182,6 +183,36 @@ impl SalesforceClient {
             .session
             .authorize(&self.inner.http, &self.inner.config, code, redirect_uri)
             .await
+    }
+
+    /// The code exchange with credentials entered at run time (the Admin UI): on success they
+    /// are stored for every role, and this process uses them from then on.
+    pub async fn authorize_with_credentials(
+        &self,
+        credentials: &Credentials,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenGrant, SalesforceError> {
+        self.inner
+            .session
+            .authorize_with(
+                &self.inner.http,
+                &self.inner.config,
+                Some(credentials),
+                code,
+                redirect_uri,
+            )
+            .await
+    }
+
+    /// The instance URL of the current session, if this process has one.
+    pub fn instance_url(&self) -> Option<String> {
+        self.inner.session.instance_url().map(|u| u.to_string())
+    }
+
+    /// The configuration with the credentials this process uses now (saved ones over the file's).
+    pub fn effective_config(&self) -> ClientConfig {
+        self.inner.session.effective(&self.inner.config)
     }
 
     /// `GET sobjects/User/{id}[?fields=…]`; `None` when there is no such user.

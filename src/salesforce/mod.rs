@@ -22,6 +22,7 @@
 //! | `oauth.rs` | token-endpoint grants (refresh, code exchange), authorize URL |
 //! | `session.rs` | the shared access token, single-flight refresh, connector state |
 //! | `token_store.rs` | refresh tokens in Postgres, which token to start with |
+//! | `credentials.rs` | login URL, consumer key and secret saved at run time (Admin UI) |
 //! | `client.rs` | the client and its single-record operations |
 //! | `query.rs` | SOQL as a stream of pages |
 //! | `collections.rs` | batched create/update (≤ 200 a call) |
@@ -35,6 +36,7 @@ pub mod authorize_cli;
 mod client;
 mod collections;
 pub mod config;
+pub mod credentials;
 pub mod errors;
 mod http;
 pub mod limits;
@@ -48,6 +50,7 @@ pub mod token_store;
 pub use client::{Record, SalesforceClient, TestReport, USER, UpdatedIds};
 pub use collections::{MAX_RECORDS_PER_CALL, RecordResult};
 pub use config::{ClientConfig, RetryConfig, Secret};
+pub use credentials::Credentials;
 pub use errors::{ApiError, ErrorKind, SalesforceError};
 pub use limits::{ApiUsage, Limit, Limits};
 pub use oauth::{TokenGrant, authorize_url};

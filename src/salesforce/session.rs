@@ -5,6 +5,11 @@
 //! the others wait on the mutex, find a newer generation, and use it without a token call.
 //! `invalid_grant` / `invalid_client` are remembered: later callers get the same typed error at
 //! once, without calling the token endpoint, until a new refresh token is authorized.
+//!
+//! Every token call first re-reads the store: credentials saved from the Admin UI
+//! ([`super::credentials`]) replace the configured ones, and a refresh token stored since this
+//! process last looked (an authorization, or a rotation by another process) replaces its own.
+//! Token calls are rare (first use, a 401), so the two reads cost nothing that matters.
 
 use std::sync::{Arc, RwLock};
 
@@ -13,6 +18,7 @@ use reqwest::Url;
 use tokio::sync::Mutex;
 
 use super::config::{ClientConfig, Secret};
+use super::credentials::Credentials;
 use super::errors::SalesforceError;
 use super::http::Http;
 use super::oauth::{self, TokenGrant};
@@ -50,6 +56,9 @@ struct RefreshState {
     generation: u64,
     /// A permanent failure of the current refresh token, replayed without a token call.
     failed: Option<SalesforceError>,
+    /// SHA-256 of the stored refresh token when this process last read or wrote it: a
+    /// different one in the store was put there by someone else, and is newer.
+    last_stored: Option<String>,
 }
 
 #[derive(Debug)]
@@ -60,6 +69,8 @@ pub(crate) struct SessionManager {
     store: TokenStore,
     /// Hash of the configured refresh token, written next to every stored token.
     conf_hash: Option<String>,
+    /// Credentials saved at run time, overriding the configured ones.
+    credentials: RwLock<Option<Credentials>>,
 }
 
 impl SessionManager {
@@ -70,6 +81,7 @@ impl SessionManager {
             state: RwLock::new(ConnectorState::Unknown),
             store,
             conf_hash: cfg.refresh_token.as_ref().map(Secret::sha256_hex),
+            credentials: RwLock::new(None),
         }
     }
 
@@ -79,6 +91,23 @@ impl SessionManager {
 
     fn set_state(&self, s: ConnectorState) {
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    /// `cfg` with the credentials saved at run time, if any.
+    pub fn effective(&self, cfg: &ClientConfig) -> ClientConfig {
+        match &*self.credentials.read().unwrap_or_else(|p| p.into_inner()) {
+            Some(c) => c.apply(cfg),
+            None => cfg.clone(),
+        }
+    }
+
+    fn set_credentials(&self, c: Option<Credentials>) {
+        *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = c;
+    }
+
+    /// Where the current session's calls go, if there is a session.
+    pub fn instance_url(&self) -> Option<Url> {
+        self.current().map(|s| s.instance_url.clone())
     }
 
     fn current(&self) -> Option<Arc<Session>> {
@@ -130,11 +159,10 @@ impl SessionManager {
         {
             return Ok(cur);
         }
-        if let Some(e) = &st.failed {
-            return Err(e.clone());
-        }
+        self.set_credentials(self.store.load_credentials(&cfg.system_name).await?);
+        let stored = self.store.load(&cfg.system_name).await?;
+        let stored_hash = stored.as_ref().map(|s| s.refresh_token.sha256_hex());
         if !st.loaded {
-            let stored = self.store.load(&cfg.system_name).await?;
             match token_store::choose_refresh_token(cfg.refresh_token.as_ref(), stored) {
                 Some((token, source)) => {
                     tracing::info!(system = %cfg.system_name, ?source, "Salesforce refresh token loaded");
@@ -142,8 +170,23 @@ impl SessionManager {
                 }
                 None => st.refresh_token = None,
             }
+            st.last_stored = stored_hash;
             st.loaded = true;
+        } else if stored_hash.is_some() && stored_hash != st.last_stored {
+            if let Some((token, token_store::TokenSource::Store)) =
+                token_store::choose_refresh_token(cfg.refresh_token.as_ref(), stored)
+            {
+                tracing::info!(system = %cfg.system_name, "a newer stored Salesforce refresh token replaces this process's");
+                st.refresh_token = Some(token);
+                st.failed = None;
+            }
+            st.last_stored = stored_hash;
         }
+        if let Some(e) = &st.failed {
+            return Err(e.clone());
+        }
+        let effective = self.effective(cfg);
+        let cfg = &effective;
         let Some(refresh_token) = st.refresh_token.clone() else {
             self.set_state(ConnectorState::NotAuthorized);
             return Err(SalesforceError::NotAuthorized);
@@ -212,6 +255,7 @@ impl SessionManager {
                     self.conf_hash.as_deref(),
                 )
                 .await?;
+            st.last_stored = Some(rotated.sha256_hex());
         }
         st.generation += 1;
         st.failed = None;
@@ -237,6 +281,7 @@ impl SessionManager {
         let stored = self.store.load(&cfg.system_name).await?;
         match stored {
             Some(s) if Some(&s.refresh_token) != st.refresh_token.as_ref() => {
+                st.last_stored = Some(s.refresh_token.sha256_hex());
                 st.refresh_token = Some(s.refresh_token);
                 st.failed = None;
                 self.set_state(ConnectorState::Unknown);
@@ -254,6 +299,25 @@ impl SessionManager {
         code: &str,
         redirect_uri: &str,
     ) -> Result<TokenGrant, SalesforceError> {
+        self.authorize_with(http, cfg, None, code, redirect_uri)
+            .await
+    }
+
+    /// The code exchange with `credentials` in place of the configured ones; on success the
+    /// credentials are stored (before the token) and used from then on.
+    pub async fn authorize_with(
+        &self,
+        http: &Http,
+        cfg: &ClientConfig,
+        credentials: Option<&Credentials>,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenGrant, SalesforceError> {
+        let effective = match credentials {
+            Some(c) => c.apply(cfg),
+            None => self.effective(cfg),
+        };
+        let cfg = &effective;
         let grant = oauth::exchange_code(http, cfg, code, redirect_uri).await?;
         let Some(refresh_token) = grant.refresh_token.clone() else {
             return Err(SalesforceError::InvalidResponse(
@@ -261,6 +325,10 @@ impl SessionManager {
             ));
         };
         let mut st = self.refresh.lock().await;
+        if let Some(c) = credentials {
+            self.store.save_credentials(&cfg.system_name, c).await?;
+            self.set_credentials(Some(c.clone()));
+        }
         st.loaded = true;
         self.install(&mut st, cfg, grant.clone()).await?;
         st.refresh_token = Some(refresh_token);

@@ -31,7 +31,11 @@ pub struct StoredToken {
 #[derive(Debug, Clone)]
 pub enum TokenStore {
     Postgres(PgPool),
-    Memory(Arc<Mutex<HashMap<String, StoredToken>>>),
+    /// Tokens, and the credentials of [`super::credentials`].
+    Memory(
+        Arc<Mutex<HashMap<String, StoredToken>>>,
+        Arc<Mutex<HashMap<String, super::credentials::Credentials>>>,
+    ),
 }
 
 impl TokenStore {
@@ -40,7 +44,7 @@ impl TokenStore {
     }
 
     pub fn in_memory() -> TokenStore {
-        TokenStore::Memory(Arc::default())
+        TokenStore::Memory(Arc::default(), Arc::default())
     }
 
     pub async fn load(&self, system: &str) -> Result<Option<StoredToken>, SalesforceError> {
@@ -63,7 +67,7 @@ impl TokenStore {
                     }),
                 )
             }
-            TokenStore::Memory(map) => Ok(lock(map).get(system).cloned()),
+            TokenStore::Memory(map, _) => Ok(lock(map).get(system).cloned()),
         }
     }
 
@@ -95,7 +99,7 @@ impl TokenStore {
                 .await
                 .map_err(store_error)?;
             }
-            TokenStore::Memory(map) => {
+            TokenStore::Memory(map, _) => {
                 let mut map = lock(map);
                 let previous_url = map.get(system).and_then(|t| t.instance_url.clone());
                 map.insert(

@@ -1,0 +1,449 @@
+//! The Salesforce connector: its state (enabled, last test, API usage), a Test button, and the
+//! settings form whose Save runs OAuth's web-server flow.
+//!
+//! Save stores the entered login URL, consumer key and secret as a *pending* authorization
+//! (table `admin_oauth_pending`, keyed by a random `state`, tied to the session) and redirects
+//! to the org's `/services/oauth2/authorize`. Salesforce sends the browser back to
+//! `/admin/oauth?code=…&state=…`: the `state` must be a pending one of a live session (and of
+//! the cookie's session when the browser sends it — a SameSite=Strict cookie is not sent on
+//! that cross-site redirect, so the single-use state is what authenticates the callback). The
+//! code is exchanged with the pending credentials; only on success are the credentials stored
+//! (`salesforce_connector_settings`, see `crate::salesforce::credentials`) with the refresh
+//! token and instance URL (`salesforce_tokens`), and the connector test runs. Secrets are never
+//! rendered: the secret field is always empty, and empty means "keep the current one".
+
+use std::sync::Mutex;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use chrono::{DateTime, SecondsFormat, Utc};
+use reqwest::Url;
+use std::collections::HashMap;
+
+use super::AdminState;
+use super::error::AdminError;
+use super::form::FormData;
+use super::html::{self, Nav, esc};
+use super::session::{self, AdminSession};
+use crate::salesforce::{ConnectorState, Credentials, SalesforceClient, Secret, TokenStore};
+
+pub const PRODUCTION: &str = "https://login.salesforce.com";
+pub const SANDBOX: &str = "https://test.salesforce.com";
+const TOKEN_PATH: &str = "/services/oauth2/token";
+
+/// The outcome of the latest connector test run from this process's UI.
+#[derive(Debug, Default)]
+pub struct LastTest(Mutex<Option<TestOutcome>>);
+
+/// When, and the report or the error.
+type TestOutcome = (DateTime<Utc>, Result<String, String>);
+
+impl LastTest {
+    fn set(&self, outcome: Result<String, String>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Utc::now(), outcome));
+    }
+
+    fn get(&self) -> Option<TestOutcome> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn client(state: &AdminState) -> Result<&SalesforceClient, AdminError> {
+    state.app.salesforce.as_ref().ok_or_else(|| {
+        AdminError::Unavailable(
+            "No Salesforce connector is configured (conf/provisioner.openicf-salesforce.json)."
+                .into(),
+        )
+    })
+}
+
+fn store(state: &AdminState) -> TokenStore {
+    TokenStore::postgres(state.app.managed.pool().clone())
+}
+
+/// Runs the connector test and remembers its outcome (never a secret: errors are typed).
+async fn run_test(state: &AdminState, client: &SalesforceClient) -> Result<String, String> {
+    let outcome = match client.test().await {
+        Ok(report) => Ok(match report.api_usage {
+            Some(u) => format!(
+                "OK: {} (API usage {}/{})",
+                report.instance_url, u.used, u.max
+            ),
+            None => format!("OK: {}", report.instance_url),
+        }),
+        Err(e) => Err(e.to_string()),
+    };
+    state.last_test.set(outcome.clone());
+    outcome
+}
+
+fn state_text(s: &ConnectorState) -> String {
+    match s {
+        ConnectorState::Unknown => "not used yet in this process".into(),
+        ConnectorState::Ready => "connected".into(),
+        ConnectorState::NotAuthorized => {
+            "not authorized: save the settings below to authorize".into()
+        }
+        ConnectorState::NeedsReauthorization { reason } => {
+            format!("re-authorization needed: {reason}")
+        }
+        ConnectorState::BadCredentials { reason } => {
+            format!("bad consumer key or secret: {reason}")
+        }
+    }
+}
+
+/// The login base (scheme, host, port) of a token endpoint.
+fn login_base(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// `GET /admin/connectors`
+pub async fn page(
+    State(state): State<AdminState>,
+    Extension(session): Extension<AdminSession>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, AdminError> {
+    let client = client(&state)?;
+    let enabled = state
+        .app
+        .conf
+        .salesforce
+        .as_ref()
+        .is_some_and(|s| s.enabled);
+    let saved = store(&state)
+        .load_credentials(&client.config().system_name)
+        .await?;
+    let (login_url, client_id, source) = match &saved {
+        Some(c) => (
+            c.login_url.clone(),
+            c.client_id.clone(),
+            "saved from this UI",
+        ),
+        None => (
+            client.config().login_url.clone(),
+            client.config().client_id.clone(),
+            "conf/provisioner.openicf-salesforce.json",
+        ),
+    };
+    let base = login_base(&login_url);
+    let mut body = String::new();
+    match query.get("done").map(String::as_str) {
+        Some("tested") => body.push_str(&html::notice("ok", "Connector tested.")),
+        Some("authorized") => body.push_str(&html::notice("ok", "Salesforce authorized.")),
+        _ => {}
+    }
+    let test = match state.last_test.get() {
+        Some((at, Ok(m))) => format!(
+            "<span id=\"test-result\" class=\"ok\">{}</span> <span class=\"muted\">at {}</span>",
+            esc(&m),
+            esc(&at.to_rfc3339_opts(SecondsFormat::Secs, true))
+        ),
+        Some((at, Err(m))) => format!(
+            "<span id=\"test-result\" class=\"error\">Failed: {}</span> <span class=\"muted\">at {}</span>",
+            esc(&m),
+            esc(&at.to_rfc3339_opts(SecondsFormat::Secs, true))
+        ),
+        None => {
+            "<span id=\"test-result\" class=\"muted\">not tested from this page yet</span>".into()
+        }
+    };
+    let usage = match client.last_api_usage() {
+        Some(u) => format!("{} of {} calls today", u.used, u.max),
+        None => "none seen yet".into(),
+    };
+    body.push_str(&format!(
+        "<section id=\"connector-salesforce\" aria-labelledby=\"sf-h\"><h2 id=\"sf-h\">Salesforce Connector</h2>\
+<table id=\"connector-state\"><tbody>\
+<tr><th scope=\"row\">Enabled</th><td id=\"connector-enabled\">{}</td></tr>\
+<tr><th scope=\"row\">State</th><td id=\"connector-status\">{}</td></tr>\
+<tr><th scope=\"row\">Last test</th><td>{test}</td></tr>\
+<tr><th scope=\"row\">Last API usage seen</th><td id=\"api-usage\">{}</td></tr>\
+<tr><th scope=\"row\">Login URL</th><td id=\"login-url\">{}</td></tr>\
+<tr><th scope=\"row\">Consumer Key</th><td id=\"consumer-key\">{}</td></tr>\
+<tr><th scope=\"row\">Settings from</th><td id=\"settings-source\">{}</td></tr></tbody></table>\
+<form method=\"post\" action=\"/admin/connectors/salesforce/test\" id=\"test-form\">{csrf}\
+<button type=\"submit\" id=\"test\" class=\"secondary\">Test</button></form></section>",
+        if enabled { "yes" } else { "no (set \"enabled\": true in the provisioner file)" },
+        esc(&state_text(&client.state())),
+        esc(&usage),
+        esc(login_url.as_str()),
+        esc(&client_id),
+        esc(source),
+        csrf = html::csrf_field(&session),
+    ));
+    let checked = |yes: bool| if yes { " checked" } else { "" };
+    let custom = base != PRODUCTION && base != SANDBOX;
+    body.push_str(&format!(
+        "<section aria-labelledby=\"settings-h\"><h2 id=\"settings-h\">Base Connector Details</h2>\
+<form method=\"post\" action=\"/admin/connectors/salesforce\" id=\"connector-form\">{csrf}\
+<fieldset><legend>Login URL</legend>\
+<input type=\"radio\" id=\"login-production\" name=\"login\" value=\"production\"{}> <label for=\"login-production\">Production ({PRODUCTION})</label>\
+<input type=\"radio\" id=\"login-sandbox\" name=\"login\" value=\"sandbox\"{}> <label for=\"login-sandbox\">Sandbox ({SANDBOX})</label>\
+<input type=\"radio\" id=\"login-custom\" name=\"login\" value=\"custom\"{}> <label for=\"login-custom\">Custom</label>\
+<div class=\"form-row\"><label for=\"custom-url\">Custom login URL</label><input type=\"url\" id=\"custom-url\" name=\"custom_url\" value=\"{}\" placeholder=\"https://mydomain.my.salesforce.com\"></div></fieldset>\
+<div class=\"form-row\"><label for=\"client-id\">Consumer Key</label><input id=\"client-id\" name=\"client_id\" value=\"{}\" autocomplete=\"off\" required></div>\
+<div class=\"form-row\"><label for=\"client-secret\">Consumer Secret (leave empty to keep the current one)</label><input type=\"password\" id=\"client-secret\" name=\"client_secret\" value=\"\" autocomplete=\"off\"></div>\
+<p><button type=\"submit\" id=\"save-connector\">Save and authorize</button> <span class=\"muted\">You are sent to Salesforce to log in and allow access, then back here.</span></p></form></section>",
+        checked(base == PRODUCTION),
+        checked(base == SANDBOX),
+        checked(custom),
+        if custom { esc(&base) } else { String::new() },
+        esc(&client_id),
+        csrf = html::csrf_field(&session),
+    ));
+    Ok(html::page(&session, Nav::Connectors, "Connectors", &body))
+}
+
+/// `POST /admin/connectors/salesforce/test`
+pub async fn test(State(state): State<AdminState>) -> Result<Response, AdminError> {
+    let client = client(&state)?;
+    let _ = run_test(&state, client).await;
+    Ok(html::see_other("/admin/connectors?done=tested"))
+}
+
+/// The token endpoint for the form's choice.
+fn token_url(form: &FormData) -> Result<Url, String> {
+    let base = match form.text("login").as_str() {
+        "production" => PRODUCTION.to_owned(),
+        "sandbox" => SANDBOX.to_owned(),
+        "custom" => form.text("custom_url"),
+        _ => return Err("Choose Production, Sandbox or Custom.".into()),
+    };
+    let mut url =
+        Url::parse(&base).map_err(|_| "The custom login URL is not a valid URL.".to_owned())?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        return Err("The login URL must be an http(s) URL with a host.".into());
+    }
+    if !url.path().trim_end_matches('/').ends_with(TOKEN_PATH) {
+        url.set_path(TOKEN_PATH);
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// Where browsers reach this server: the configured public URL, or the request's host.
+fn public_base(state: &AdminState, headers: &HeaderMap) -> Result<String, AdminError> {
+    if let Some(u) = &state.settings.public_url {
+        return Ok(u.clone());
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        })
+        .ok_or_else(|| {
+            AdminError::BadRequest(
+                "The request has no usable Host header; set IDM_ADMIN_PUBLIC_URL.".into(),
+            )
+        })?;
+    let scheme = if state.settings.secure_cookie {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(format!("{scheme}://{host}"))
+}
+
+/// `POST /admin/connectors/salesforce`: keeps the settings pending and sends the browser to
+/// the org's authorize page.
+pub async fn save(
+    State(state): State<AdminState>,
+    Extension(session): Extension<AdminSession>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    let client = client(&state)?;
+    let form = FormData::parse(&body);
+    let login_url = token_url(&form).map_err(AdminError::BadRequest)?;
+    let client_id = form.text("client_id");
+    if client_id.is_empty() {
+        return Err(AdminError::BadRequest(
+            "The Consumer Key is required.".into(),
+        ));
+    }
+    let system = client.config().system_name.clone();
+    let secret = match form.get("client_secret").filter(|s| !s.is_empty()) {
+        Some(s) => Secret::new(s),
+        None => match store(&state).load_credentials(&system).await? {
+            Some(c) => c.client_secret,
+            None => client.config().client_secret.clone(),
+        },
+    };
+    let credentials = Credentials {
+        login_url,
+        client_id,
+        client_secret: secret,
+    };
+    let redirect_uri = format!("{}/admin/oauth", public_base(&state, &headers)?);
+    let oauth_state = session::random_token();
+    let pool = state.app.managed.pool();
+    sqlx::query("DELETE FROM admin_oauth_pending WHERE created_at < now() - interval '15 minutes'")
+        .execute(pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO admin_oauth_pending (state, session_id, system_name, login_url, client_id, client_secret, redirect_uri) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&oauth_state)
+    .bind(&session.id)
+    .bind(&system)
+    .bind(credentials.login_url.as_str())
+    .bind(&credentials.client_id)
+    .bind(credentials.client_secret.expose())
+    .bind(&redirect_uri)
+    .execute(pool)
+    .await?;
+    let url = crate::salesforce::authorize_url(
+        &credentials.apply(client.config()),
+        &redirect_uri,
+        &oauth_state,
+    )?;
+    Ok(html::see_other(url.as_str()))
+}
+
+/// `session_id, login_url, client_id, client_secret, redirect_uri`.
+type PendingRow = (String, String, String, String, String);
+
+fn callback_page(status: StatusCode, title: &str, message: &str, ok: bool) -> Response {
+    let refresh = if ok {
+        "<meta http-equiv=\"refresh\" content=\"1; url=/admin/connectors?done=authorized\">"
+    } else {
+        ""
+    };
+    html::bare_page(
+        status,
+        title,
+        &format!(
+            "{refresh}<p id=\"oauth-result\" class=\"{}\">{}</p><p><a id=\"continue\" href=\"/admin/connectors{}\">Continue to Connectors</a></p>",
+            if ok { "ok" } else { "error" },
+            esc(message),
+            if ok { "?done=authorized" } else { "" },
+        ),
+    )
+}
+
+/// `GET /admin/oauth?code=…&state=…` (or `error=…`): Salesforce's redirect back.
+pub async fn callback(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, AdminError> {
+    let unknown = || {
+        callback_page(
+            StatusCode::BAD_REQUEST,
+            "Authorization not recognized",
+            "This authorization is unknown, used or expired. Start again from the Connectors page.",
+            false,
+        )
+    };
+    let Some(oauth_state) = query.get("state").filter(|s| !s.is_empty()) else {
+        return Ok(unknown());
+    };
+    let pool = state.app.managed.pool();
+    // Expired ones hold a secret for nothing.
+    sqlx::query("DELETE FROM admin_oauth_pending WHERE created_at < now() - interval '15 minutes'")
+        .execute(pool)
+        .await?;
+    // Single use: taken out whatever happens next.
+    let pending: Option<PendingRow> = sqlx::query_as(
+        "DELETE FROM admin_oauth_pending WHERE state = $1 AND created_at >= now() - interval '15 minutes' \
+         RETURNING session_id, login_url, client_id, client_secret, redirect_uri",
+    )
+    .bind(oauth_state)
+    .fetch_optional(pool)
+    .await?;
+    let Some((session_id, login_url, client_id, client_secret, redirect_uri)) = pending else {
+        return Ok(unknown());
+    };
+    let cookie_matches = session::cookie_token(&headers)
+        .map(|t| session::hash(&t) == session_id)
+        .unwrap_or(true);
+    if !cookie_matches || !session::is_live(pool, &state.settings, &session_id).await? {
+        return Ok(unknown());
+    }
+    if let Some(error) = query.get("error") {
+        let description = query.get("error_description").cloned().unwrap_or_default();
+        return Ok(callback_page(
+            StatusCode::BAD_REQUEST,
+            "Salesforce did not authorize",
+            &format!("Salesforce answered {error}: {description}. Nothing was changed."),
+            false,
+        ));
+    }
+    let Some(code) = query.get("code").filter(|c| !c.is_empty()) else {
+        return Ok(unknown());
+    };
+    let client = client(&state)?;
+    let credentials = Credentials {
+        login_url: Url::parse(&login_url)
+            .map_err(|e| AdminError::BadRequest(format!("stored login URL: {e}")))?,
+        client_id,
+        client_secret: Secret::new(client_secret),
+    };
+    if let Err(e) = client
+        .authorize_with_credentials(&credentials, code, &redirect_uri)
+        .await
+    {
+        tracing::warn!(error = %e, "Salesforce authorization from the admin UI failed");
+        return Ok(callback_page(
+            StatusCode::BAD_GATEWAY,
+            "Authorization failed",
+            &format!("The code exchange failed: {e}. The previous settings stay in use."),
+            false,
+        ));
+    }
+    tracing::info!("Salesforce connector authorized from the admin UI");
+    let message = match run_test(&state, client).await {
+        Ok(m) => format!("Salesforce authorized; connector test {m}"),
+        Err(m) => format!("Salesforce authorized, but the connector test failed: {m}"),
+    };
+    Ok(callback_page(
+        StatusCode::OK,
+        "Salesforce connected",
+        &message,
+        true,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(s: &str) -> FormData {
+        FormData::parse(s.as_bytes())
+    }
+
+    #[test]
+    fn token_urls_from_the_choice() {
+        assert_eq!(
+            token_url(&form("login=production")).unwrap().as_str(),
+            "https://login.salesforce.com/services/oauth2/token"
+        );
+        assert_eq!(
+            token_url(&form("login=sandbox")).unwrap().as_str(),
+            "https://test.salesforce.com/services/oauth2/token"
+        );
+        assert_eq!(
+            token_url(&form(
+                "login=custom&custom_url=http%3A%2F%2F127.0.0.1%3A8090"
+            ))
+            .unwrap()
+            .as_str(),
+            "http://127.0.0.1:8090/services/oauth2/token"
+        );
+        assert_eq!(
+            token_url(&form("login=custom&custom_url=https%3A%2F%2Fx.my.salesforce.com%2Fservices%2Foauth2%2Ftoken")).unwrap().as_str(),
+            "https://x.my.salesforce.com/services/oauth2/token"
+        );
+        assert!(token_url(&form("login=custom&custom_url=javascript%3Aalert(1)")).is_err());
+        assert!(token_url(&form("login=other")).is_err());
+    }
+}

@@ -1,0 +1,60 @@
+//! The UI's errors: a short page saying what went wrong; internal causes go to the log only.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::html;
+use crate::managed::ManagedError;
+use crate::recon::ReconError;
+use crate::repo::RepoError;
+use crate::salesforce::SalesforceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("repository error")]
+    Repo(#[from] RepoError),
+    #[error("managed object error")]
+    Managed(#[from] ManagedError),
+    #[error("reconciliation error")]
+    Recon(#[from] ReconError),
+    #[error("Salesforce error")]
+    Salesforce(#[from] SalesforceError),
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            AdminError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+            AdminError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            AdminError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m.clone()),
+            _ => {
+                tracing::error!(error = %crate::telemetry::error_chain(&self), "admin UI request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong; the server log has the details.".to_owned(),
+                )
+            }
+        };
+        html::bare_page(
+            status,
+            "Error",
+            &format!(
+                "<p class=\"error\" id=\"error\">{}</p><p><a href=\"/admin\">Back to the dashboard</a></p>",
+                html::esc(&message)
+            ),
+        )
+    }
+}
+
+/// Unknown paths under `/admin` (for a logged-in user; others are sent to the log-in page).
+pub async fn not_found() -> AdminError {
+    AdminError::NotFound("No such page.".into())
+}

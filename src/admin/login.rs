@@ -1,0 +1,78 @@
+//! Log-in (the admin account of the REST API, through the same [`Authenticator`]) and log-out.
+//!
+//! [`Authenticator`]: crate::api::auth::Authenticator
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+
+use super::AdminState;
+use super::error::AdminError;
+use super::form::FormData;
+use super::html;
+use super::session::{self, AdminSession};
+
+fn login_page(status: StatusCode, message: Option<&str>, username: &str) -> Response {
+    let error = message
+        .map(|m| {
+            format!(
+                "<p class=\"error\" id=\"login-error\" role=\"alert\">{}</p>",
+                html::esc(m)
+            )
+        })
+        .unwrap_or_default();
+    html::bare_page(
+        status,
+        "Log in",
+        &format!(
+            "{error}<form id=\"login-form\" method=\"post\" action=\"/admin/login\">\
+<p><label for=\"username\">User name</label><input id=\"username\" name=\"username\" autocomplete=\"username\" value=\"{}\" required></p>\
+<p><label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p>\
+<p><button type=\"submit\" id=\"login\">Log in</button></p></form>",
+            html::esc(username)
+        ),
+    )
+}
+
+/// `GET /admin/login`
+pub async fn form() -> Response {
+    login_page(StatusCode::OK, None, "")
+}
+
+/// `POST /admin/login`: a new session (a new token every time: no fixation) and its cookie.
+pub async fn submit(State(state): State<AdminState>, body: Bytes) -> Result<Response, AdminError> {
+    let form = FormData::parse(&body);
+    let username = form.text("username");
+    let password = form.get("password").unwrap_or_default();
+    if !state.app.auth.check(&username, password).await {
+        tracing::warn!("admin UI log-in refused");
+        return Ok(login_page(
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong user name or password."),
+            &username,
+        ));
+    }
+    let token = session::create(state.app.managed.pool(), &state.settings, &username).await?;
+    let mut res = html::see_other("/admin");
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        session::set_cookie(&state.settings, Some(&token)),
+    );
+    Ok(res)
+}
+
+/// `POST /admin/logout`
+pub async fn logout(
+    State(state): State<AdminState>,
+    Extension(session): Extension<AdminSession>,
+) -> Result<Response, AdminError> {
+    session::delete(state.app.managed.pool(), &session.id).await?;
+    let mut res = html::see_other("/admin/login");
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        session::set_cookie(&state.settings, None),
+    );
+    Ok(res)
+}

@@ -1,0 +1,144 @@
+//! Connector credentials saved at run time (the Admin UI's Connectors page): the token endpoint
+//! (`loginUrl`), consumer key and consumer secret, in table `salesforce_connector_settings`.
+//!
+//! They override the provisioner file's three values in every role: the session manager reads
+//! the row at each token call (first use, after a 401, after a failure), so a process picks up
+//! settings saved by another one at its next token call, without a restart. The row is written
+//! only after a successful code exchange with those very credentials, so a typo in the UI never
+//! breaks a working connector.
+
+use chrono::{DateTime, Utc};
+use reqwest::Url;
+
+use super::config::{ClientConfig, Secret};
+use super::errors::SalesforceError;
+use super::token_store::TokenStore;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The token endpoint, e.g. `https://login.salesforce.com/services/oauth2/token`.
+    pub login_url: Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+impl Credentials {
+    /// `cfg` with these credentials in place of its own.
+    pub fn apply(&self, cfg: &ClientConfig) -> ClientConfig {
+        let mut out = cfg.clone();
+        out.login_url = self.login_url.clone();
+        out.client_id = self.client_id.clone();
+        out.client_secret = self.client_secret.clone();
+        out
+    }
+}
+
+/// `login_url, client_id, client_secret, updated_at`.
+type Row = (String, String, String, DateTime<Utc>);
+
+impl TokenStore {
+    /// The saved credentials of `system`, if any were saved.
+    pub async fn load_credentials(
+        &self,
+        system: &str,
+    ) -> Result<Option<Credentials>, SalesforceError> {
+        match self {
+            TokenStore::Postgres(pool) => {
+                let row: Option<Row> = sqlx::query_as(
+                    "SELECT login_url, client_id, client_secret, updated_at \
+                     FROM salesforce_connector_settings WHERE system_name = $1",
+                )
+                .bind(system)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| SalesforceError::TokenStore(e.to_string()))?;
+                row.map(|(url, client_id, secret, _)| {
+                    let login_url = Url::parse(&url).map_err(|e| {
+                        SalesforceError::TokenStore(format!("stored login URL: {e}"))
+                    })?;
+                    Ok(Credentials {
+                        login_url,
+                        client_id,
+                        client_secret: Secret::new(secret),
+                    })
+                })
+                .transpose()
+            }
+            TokenStore::Memory(_, creds) => Ok(creds
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(system)
+                .cloned()),
+        }
+    }
+
+    /// Saves (or replaces) the credentials of `system`; returns once durable.
+    pub async fn save_credentials(
+        &self,
+        system: &str,
+        credentials: &Credentials,
+    ) -> Result<(), SalesforceError> {
+        match self {
+            TokenStore::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO salesforce_connector_settings \
+                       (system_name, login_url, client_id, client_secret, updated_at) \
+                     VALUES ($1, $2, $3, $4, now()) \
+                     ON CONFLICT (system_name) DO UPDATE SET login_url = EXCLUDED.login_url, \
+                       client_id = EXCLUDED.client_id, client_secret = EXCLUDED.client_secret, \
+                       updated_at = now()",
+                )
+                .bind(system)
+                .bind(credentials.login_url.as_str())
+                .bind(&credentials.client_id)
+                .bind(credentials.client_secret.expose())
+                .execute(pool)
+                .await
+                .map_err(|e| SalesforceError::TokenStore(e.to_string()))?;
+            }
+            TokenStore::Memory(_, creds) => {
+                creds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(system.to_owned(), credentials.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_round_trip_and_apply() {
+        let store = TokenStore::in_memory();
+        assert!(
+            store
+                .load_credentials("salesforce")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let c = Credentials {
+            login_url: Url::parse("https://test.salesforce.com/services/oauth2/token").unwrap(),
+            client_id: "k".into(),
+            client_secret: Secret::new("s"),
+        };
+        store.save_credentials("salesforce", &c).await.unwrap();
+        assert_eq!(
+            store.load_credentials("salesforce").await.unwrap(),
+            Some(c.clone())
+        );
+        let base = ClientConfig::new(
+            Url::parse("https://login.salesforce.com/services/oauth2/token").unwrap(),
+            "old",
+            Secret::new("old"),
+            None,
+        );
+        let applied = c.apply(&base);
+        assert_eq!(applied.client_id, "k");
+        assert_eq!(applied.login_url.host_str(), Some("test.salesforce.com"));
+    }
+}

@@ -1,0 +1,210 @@
+//! Connectors: Save runs OAuth's web-server flow against the emulator (authorize page, code
+//! exchange), the token and settings are stored, the test passes, another role picks the
+//! saved settings up, and no page ever shows a secret.
+
+use idm_sync::emulator::EmulatorConfig;
+use idm_sync::salesforce::{SalesforceClient, Secret, TokenStore};
+use reqwest::StatusCode;
+use reqwest::header::COOKIE;
+
+use super::support::{Browser, assert_well_formed, http, input_value, page};
+use crate::recon::support as recon;
+use crate::salesforce::support as sf;
+
+/// Follows Save to the emulator, allows access there, and returns the callback URL.
+async fn authorize_at_the_emulator(b: &Browser, org: &str, secret: &str) -> String {
+    let saved = b
+        .post(
+            "/admin/connectors/salesforce",
+            &[
+                ("login", "custom"),
+                ("custom_url", org),
+                ("client_id", &EmulatorConfig::default().consumer_key),
+                ("client_secret", secret),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let authorize = saved.location.unwrap();
+    assert!(
+        authorize.starts_with(&format!("{org}/services/oauth2/authorize?")),
+        "{authorize}"
+    );
+    assert!(!authorize.contains(secret));
+    let login = page(http().get(&authorize).send().await.unwrap()).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let field = |n: &str| input_value(&login.body, n).unwrap_or_default();
+    let allowed = page(
+        http()
+            .post(format!("{org}/services/oauth2/authorize"))
+            .form(&[
+                ("client_id", field("client_id")),
+                ("redirect_uri", field("redirect_uri")),
+                ("state", field("state")),
+                ("scope", field("scope")),
+                ("username", field("username")),
+                ("password", "x".to_owned()),
+                ("action", "allow".to_owned()),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(allowed.status.is_redirection(), "{}", allowed.body);
+    let back = allowed.location.unwrap();
+    assert!(
+        back.starts_with(&format!("{}/admin/oauth?", b.root)),
+        "{back}"
+    );
+    back
+}
+
+#[tokio::test]
+async fn save_authorizes_through_the_emulator_and_secrets_stay_hidden() {
+    let env = recon::env(5).await;
+    let org = env._org.base_url().to_owned();
+    let defaults = EmulatorConfig::default();
+    let b = Browser::login(&env.app).await;
+    let before = b.get_ok("/admin/connectors").await;
+    assert_well_formed(&before);
+    assert!(before.contains("id=\"client-secret\" name=\"client_secret\" value=\"\""));
+    assert!(before.contains("conf/provisioner.openicf-salesforce.json"));
+
+    let back = authorize_at_the_emulator(&b, &org, &defaults.consumer_secret).await;
+    let done = page(
+        b.http
+            .get(&back)
+            .header(COOKIE, &b.cookie)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    b.seen.lock().unwrap().push(done.body.clone());
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        done.body
+            .contains("Salesforce authorized; connector test OK"),
+        "{}",
+        done.body
+    );
+
+    let (client_id, login_url): (String, String) = sqlx::query_as(
+        "SELECT client_id, login_url FROM salesforce_connector_settings WHERE system_name = 'salesforce'",
+    )
+    .fetch_one(&env.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(client_id, defaults.consumer_key);
+    assert_eq!(login_url, format!("{org}/services/oauth2/token"));
+    let (token, instance): (String, Option<String>) = sqlx::query_as(
+        "SELECT refresh_token, instance_url FROM salesforce_tokens WHERE system_name = 'salesforce'",
+    )
+    .fetch_one(&env.app.db.pool)
+    .await
+    .unwrap();
+    assert_ne!(
+        token, defaults.refresh_token,
+        "a new refresh token from the code exchange"
+    );
+    assert!(instance.is_some());
+
+    let after = b.get_ok("/admin/connectors?done=authorized").await;
+    assert!(
+        after.contains("id=\"test-result\" class=\"ok\">OK"),
+        "{after}"
+    );
+    assert!(after.contains("saved from this UI"));
+    assert!(after.contains("id=\"connector-status\">connected<"));
+    let tested = b.post("/admin/connectors/salesforce/test", &[]).await;
+    assert_eq!(tested.status, StatusCode::SEE_OTHER);
+    b.get_ok("/admin/connectors?done=tested").await;
+
+    // The callback's state is single-use.
+    let replay = page(
+        b.http
+            .get(&back)
+            .header(COOKIE, &b.cookie)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(replay.status, StatusCode::BAD_REQUEST);
+
+    // Another role (a fresh client on the same database) with a wrong secret and no refresh
+    // token in its file works from the saved settings and token.
+    let mut cfg = sf::config(&org);
+    cfg.client_secret = Secret::new("stale-file-secret");
+    cfg.refresh_token = None;
+    let other = SalesforceClient::new(cfg, TokenStore::postgres(env.app.db.pool.clone())).unwrap();
+    other
+        .test()
+        .await
+        .expect("the saved settings and token work in another role");
+
+    for path in [
+        "/admin",
+        "/admin/users",
+        "/admin/mappings",
+        "/admin/connectors",
+    ] {
+        b.get_ok(path).await;
+    }
+    b.assert_never_shown(&[&defaults.consumer_secret, &token, &defaults.refresh_token]);
+}
+
+#[tokio::test]
+async fn a_wrong_secret_or_a_foreign_state_changes_nothing() {
+    let env = recon::env(3).await;
+    let org = env._org.base_url().to_owned();
+    let b = Browser::login(&env.app).await;
+    let back = authorize_at_the_emulator(&b, &org, "not-the-secret").await;
+    let failed = page(
+        b.http
+            .get(&back)
+            .header(COOKIE, &b.cookie)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{}", failed.body);
+    assert!(!failed.body.contains("not-the-secret"));
+    let saved: i64 = sqlx::query_scalar("SELECT count(*) FROM salesforce_connector_settings")
+        .fetch_one(&env.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        saved, 0,
+        "settings are kept only after a successful exchange"
+    );
+
+    // A state started by another session is refused for this browser's cookie.
+    let other = Browser::login(&env.app).await;
+    let back =
+        authorize_at_the_emulator(&other, &org, &EmulatorConfig::default().consumer_secret).await;
+    let refused = page(
+        b.http
+            .get(&back)
+            .header(COOKIE, &b.cookie)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        page(
+            http()
+                .get(format!("{}/admin/oauth?code=x&state=forged", b.root))
+                .send()
+                .await
+                .unwrap()
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+}
