@@ -269,18 +269,8 @@ async fn recon_by_id_reconciles_one_user() {
         .update(&id, &record(json!({"FirstName": "Single"})))
         .await
         .unwrap();
-    let res = env
-        .app
-        .post(&format!(
-            "/recon?_action=reconById&mapping={MAPPING}&id={id}&waitForCompletion=true"
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let started: Value = res.json().await.unwrap();
-    assert_eq!(started["state"], "SUCCESS");
-    let s = env.summary(started["_id"].as_str().unwrap()).await;
+    let s = env.recon_by_id(&id).await;
+    assert_eq!(s["state"], "SUCCESS");
     assert_eq!(s["progress"]["source"]["existing"]["processed"], 1);
     assert_eq!(target(&s, "updated"), 1);
     assert_eq!(env.linked_user(&id).await["givenName"], "Single");
@@ -299,19 +289,7 @@ async fn recon_by_id_of_a_vanished_source_assesses_its_linked_user() {
         .execute(&env.app.db.pool)
         .await
         .unwrap();
-    let by_id = |id: &str| {
-        format!("/recon?_action=reconById&mapping={MAPPING}&id={id}&waitForCompletion=true")
-    };
-    let started: Value = env
-        .app
-        .post(&by_id(gone))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let s = env.summary(started["_id"].as_str().unwrap()).await;
+    let s = env.recon_by_id(gone).await;
     assert_eq!(s["state"], "SUCCESS", "{s}");
     assert_eq!(sit(&s, "SOURCE_MISSING"), 1, "{s}");
     // The sample's policy for SOURCE_MISSING is EXCEPTION: one failure, nothing deleted.
@@ -330,16 +308,7 @@ async fn recon_by_id_of_a_vanished_source_assesses_its_linked_user() {
 
     // An id nothing knows fails the run with the reason.
     let unknown = "005000000000NONEAA";
-    let started: Value = env
-        .app
-        .post(&by_id(unknown))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let s = env.summary(started["_id"].as_str().unwrap()).await;
+    let s = env.recon_by_id(unknown).await;
     assert_eq!(s["state"], "FAILED", "{s}");
     let why = s["stageDescription"].as_str().unwrap();
     assert!(why.contains(unknown) && why.contains("not found"), "{why}");

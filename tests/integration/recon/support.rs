@@ -173,6 +173,21 @@ impl Env {
         res.json().await.unwrap()
     }
 
+    /// `reconById` of one Salesforce id, waited for; the run's summary.
+    pub async fn recon_by_id(&self, id: &str) -> Value {
+        let res = self
+            .app
+            .post(&format!(
+                "/recon?_action=reconById&mapping={MAPPING}&id={id}&waitForCompletion=true"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let started: Value = res.json().await.unwrap();
+        self.summary(started["_id"].as_str().unwrap()).await
+    }
+
     /// Polls a run until it leaves ACTIVE.
     pub async fn wait_done(&self, id: &str) -> Value {
         for _ in 0..300 {
