@@ -134,6 +134,9 @@ struct BrokerArgs {
     /// Hours a published outbox row is kept before it is purged.
     #[arg(long, env = "IDM_OUTBOX_RETENTION_HOURS", default_value_t = 168)]
     outbox_retention_hours: u64,
+    /// Seconds without a heartbeat after which a worker's partitions go to the others.
+    #[arg(long, env = "IDM_WORKER_LEASE_SECS", default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    worker_lease_secs: u64,
 }
 
 #[derive(Args)]
@@ -203,6 +206,13 @@ impl BrokerArgs {
             retention: Duration::from_secs(self.outbox_retention_hours.saturating_mul(3600)),
         }
     }
+
+    fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings {
+            lease_ttl: Duration::from_secs(self.worker_lease_secs),
+            ..WorkerSettings::new(self.relay_settings("worker").broker)
+        }
+    }
 }
 
 /// `serve`, and with `all` the worker and the scheduler beside it, until shutdown.
@@ -228,7 +238,7 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
     let scheduler = all
         .then(|| tokio::spawn(scheduler_for(app.components()).run_until(shutdown.clone().wait())));
     let worker = if all {
-        let settings = WorkerSettings::new(args.broker.relay_settings("worker").broker);
+        let settings = args.broker.worker_settings();
         let worker = worker::build(
             &args.conf_dir,
             app.pool().clone(),
@@ -292,7 +302,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("cannot reach the database")?;
             db::migrate(&pool).await.context("migrations failed")?;
-            let settings = WorkerSettings::new(args.broker.relay_settings("worker").broker);
+            let settings = args.broker.worker_settings();
             let worker = worker::build(&args.conf_dir, pool, settings, BrokerStatus::default())
                 .context("idm-sync worker could not start")?;
             worker.run_until(shutdown.wait()).await;

@@ -2,9 +2,11 @@
 //! the change-event message, the worker (broker → Salesforce: `worker.rs` consumes and acks,
 //! `sync.rs` applies a batch of changes through the mapping).
 
+pub mod assignment;
 pub mod broker;
 pub mod message;
 pub mod relay;
+pub mod subscriptions;
 pub mod sync;
 pub mod topology;
 pub mod worker;
