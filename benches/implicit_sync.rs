@@ -4,7 +4,9 @@
 //! (a) single-edit latency, REST commit → applied in Salesforce, over sequential edits (p50/p99,
 //!     from the worker's audit: outbox commit time to Salesforce's answer);
 //! (b) N edits across N users, committed in bulk: changes/s and Salesforce API calls per change;
-//! (c) the same with 100 ms of emulator latency per call, with 1, 2 and 4 workers.
+//! (c) the same with 100 ms of emulator latency per call, with 1, 2 and 4 workers: separate
+//!     worker instances (own broker connection, own consumers, own membership row) that split
+//!     the 16 partitions between them before the edits start.
 //!
 //! Run: `cargo bench --bench implicit_sync` (BENCH_SYNC_USERS, default 20000; BENCH_PG_URL).
 //! The database `idm_bench_sync` is dropped and re-created; broker names use the prefix
@@ -180,7 +182,7 @@ async fn run(users: i64, server: String, base: String) {
         for _ in 0..workers {
             spawn_worker(&conf_dir, &pool, &broker, rx.clone());
         }
-        tokio::time::sleep(Duration::from_secs(2)).await; // every worker subscribed
+        wait_split(&pool, workers, topology.partitions).await;
         let (rate, calls) = bulk_edits(&pool, &http, &base, &format!("c{workers}")).await;
         if workers == 1 {
             single = rate;
@@ -191,7 +193,7 @@ async fn run(users: i64, server: String, base: String) {
             calls
         );
         stop.send(true).unwrap();
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        wait_split(&pool, 0, topology.partitions).await; // every worker deregistered
     }
 
     let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
@@ -307,6 +309,29 @@ async fn data_calls(http: &reqwest::Client, emulator: &str) -> u64 {
         .filter(|(k, _)| k.contains("/services/data/"))
         .map(|(_, v)| v.as_u64().unwrap())
         .sum()
+}
+
+/// Waits until exactly `workers` live workers consume the partitions, each partition once.
+async fn wait_split(pool: &PgPool, workers: usize, partitions: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let members = idm_sync::repo::workers::live(pool).await.unwrap();
+        let mut held: Vec<i32> = members.iter().flat_map(|m| m.partitions.clone()).collect();
+        held.sort_unstable();
+        let all: Vec<i32> = (0..i32::from(partitions)).collect();
+        if members.len() == workers && (workers == 0 || held == all) {
+            let split: Vec<usize> = members.iter().map(|m| m.partitions.len()).collect();
+            if workers > 0 {
+                println!("    {workers} worker(s) split the partitions {split:?}");
+            }
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workers never split the partitions: {members:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until one user's link holds its current revision.
