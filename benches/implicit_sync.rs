@@ -4,9 +4,12 @@
 //! (a) single-edit latency, REST commit → applied in Salesforce, over sequential edits (p50/p99,
 //!     from the worker's audit: outbox commit time to Salesforce's answer);
 //! (b) N edits across N users, committed in bulk: changes/s and Salesforce API calls per change;
-//! (c) the same with 100 ms of emulator latency per call, with 1, 2 and 4 workers.
+//! (c) the same with 100 ms of emulator latency per call, with 1, 2 and 4 workers: separate
+//!     worker instances (own broker connection, own consumers, own membership row) that split
+//!     the 16 partitions between them before the edits start.
 //!
-//! Run: `cargo bench --bench implicit_sync` (BENCH_SYNC_USERS, default 20000; BENCH_PG_URL).
+//! Run: `cargo bench --bench implicit_sync` (BENCH_SYNC_USERS, default 20000; BENCH_PG_URL;
+//! BENCH_SYNC_ONLY_C=1 runs (c) alone; BENCH_SYNC_LATENCY_MS, default 100, is (c)'s latency).
 //! The database `idm_bench_sync` is dropped and re-created; broker names use the prefix
 //! `bench-sync` and are deleted at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -120,15 +123,31 @@ async fn run(users: i64, server: String, base: String) {
         t.elapsed().as_secs_f64()
     );
 
-    // One worker for (a) and (b).
+    if std::env::var("BENCH_SYNC_ONLY_C").is_err() {
+        single_worker(&conf_dir, &pool, &broker, &http, &rest, &base, users).await;
+    }
+    scaling(&conf_dir, &pool, &broker, &http, &base).await;
+    delete_topology(&topology).await;
+}
+
+/// (a) and (b), with one worker.
+async fn single_worker(
+    conf_dir: &Path,
+    pool: &PgPool,
+    broker: &BrokerSettings,
+    http: &reqwest::Client,
+    rest: &str,
+    base: &str,
+    users: i64,
+) {
     let (stop1, rx1) = tokio::sync::watch::channel(false);
-    spawn_worker(&conf_dir, &pool, &broker, rx1.clone());
-    wait_in_step(&pool).await; // the recon's changes cause no Salesforce writes: nothing to wait for
+    spawn_worker(conf_dir, pool, broker, rx1.clone());
+    wait_in_step(pool).await; // the recon's changes cause no Salesforce writes: nothing to wait for
 
     // (a) sequential single edits over REST.
     let ids: Vec<String> =
         sqlx::query_scalar("SELECT second_id FROM links ORDER BY second_id LIMIT 1000")
-            .fetch_all(&pool)
+            .fetch_all(pool)
             .await
             .unwrap();
     let t = Instant::now();
@@ -141,12 +160,12 @@ async fn run(users: i64, server: String, base: String) {
             .await
             .unwrap();
         assert_eq!(res.status(), 200);
-        wait_user(&pool, id).await;
+        wait_user(pool, id).await;
     }
     let mut lat: Vec<i64> = sqlx::query_scalar(
         "SELECT (body->>'latencyMs')::bigint FROM sync_audit WHERE body->>'action' = 'UPDATE' AND body->>'status' = 'SUCCESS'",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await
     .unwrap();
     lat.sort_unstable();
@@ -160,17 +179,31 @@ async fn run(users: i64, server: String, base: String) {
     );
 
     // (b) N edits across N users, committed in bulk.
-    let (rate, calls) = bulk_edits(&pool, &http, &base, "b").await;
+    let (rate, calls) = bulk_edits(pool, http, base, "b").await;
     println!(
         "(b) {users} edits of {users} users: {rate:.0} changes/s, {:.4} Salesforce API calls per change",
         calls
     );
     stop1.send(true).unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
 
-    // (c) 100 ms per Salesforce call, 1, 2 and 4 workers.
+/// (c): bulk edits with slow Salesforce calls, 1, 2 and 4 workers.
+async fn scaling(
+    conf_dir: &Path,
+    pool: &PgPool,
+    broker: &BrokerSettings,
+    http: &reqwest::Client,
+    base: &str,
+) {
+    let latency: u64 = std::env::var("BENCH_SYNC_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let topology = &broker.topology;
+
     http.post(format!("{base}/__emulator/faults"))
-        .json(&serde_json::json!({"latencyMs": 100}))
+        .json(&serde_json::json!({"latencyMs": latency}))
         .send()
         .await
         .unwrap();
@@ -178,22 +211,24 @@ async fn run(users: i64, server: String, base: String) {
     for workers in [1usize, 2, 4] {
         let (stop, rx) = tokio::sync::watch::channel(false);
         for _ in 0..workers {
-            spawn_worker(&conf_dir, &pool, &broker, rx.clone());
+            spawn_worker(conf_dir, pool, broker, rx.clone());
         }
-        tokio::time::sleep(Duration::from_secs(2)).await; // every worker subscribed
-        let (rate, calls) = bulk_edits(&pool, &http, &base, &format!("c{workers}")).await;
+        wait_split(pool, workers, topology.partitions).await;
+        let (rate, calls) = bulk_edits(pool, http, base, &format!("c{workers}")).await;
         if workers == 1 {
             single = rate;
         }
         println!(
-            "(c) 100 ms per call, {workers} worker(s): {rate:.0} changes/s ({:.2}× one worker), {:.4} calls per change",
+            "(c) {latency} ms per call, {workers} worker(s): {rate:.0} changes/s ({:.2}× one worker), {:.4} calls per change",
             rate / single,
             calls
         );
         stop.send(true).unwrap();
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        wait_split(pool, 0, topology.partitions).await; // every worker deregistered
     }
+}
 
+async fn delete_topology(topology: &Topology) {
     let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
         .await
         .unwrap();
@@ -307,6 +342,29 @@ async fn data_calls(http: &reqwest::Client, emulator: &str) -> u64 {
         .filter(|(k, _)| k.contains("/services/data/"))
         .map(|(_, v)| v.as_u64().unwrap())
         .sum()
+}
+
+/// Waits until exactly `workers` live workers consume the partitions, each partition once.
+async fn wait_split(pool: &PgPool, workers: usize, partitions: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let members = idm_sync::repo::workers::live(pool).await.unwrap();
+        let mut held: Vec<i32> = members.iter().flat_map(|m| m.partitions.clone()).collect();
+        held.sort_unstable();
+        let all: Vec<i32> = (0..i32::from(partitions)).collect();
+        if members.len() == workers && (workers == 0 || held == all) {
+            let split: Vec<usize> = members.iter().map(|m| m.partitions.len()).collect();
+            if workers > 0 {
+                println!("    {workers} worker(s) split the partitions {split:?}");
+            }
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workers never split the partitions: {members:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until one user's link holds its current revision.

@@ -117,6 +117,9 @@ struct DbArgs {
     db_max_connections: u32,
 }
 
+/// Seconds a worker's lease lasts without a heartbeat.
+const DEFAULT_WORKER_LEASE_SECS: u64 = 6;
+
 #[derive(Args)]
 struct BrokerArgs {
     /// RabbitMQ URL.
@@ -138,6 +141,9 @@ struct BrokerArgs {
     /// Hours a published outbox row is kept before it is purged.
     #[arg(long, env = "IDM_OUTBOX_RETENTION_HOURS", default_value_t = 168)]
     outbox_retention_hours: u64,
+    /// Seconds without a heartbeat after which a worker's partitions go to the others.
+    #[arg(long, env = "IDM_WORKER_LEASE_SECS", default_value_t = DEFAULT_WORKER_LEASE_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    worker_lease_secs: u64,
 }
 
 #[derive(Args)]
@@ -240,6 +246,13 @@ impl BrokerArgs {
             retention: Duration::from_secs(self.outbox_retention_hours.saturating_mul(3600)),
         }
     }
+
+    fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings {
+            lease_ttl: Duration::from_secs(self.worker_lease_secs),
+            ..WorkerSettings::new(self.relay_settings("worker").broker)
+        }
+    }
 }
 
 impl ServeArgs {
@@ -256,6 +269,7 @@ impl ServeArgs {
                 partitions: plan.partitions,
                 relay_batch: plan.relay_batch,
                 outbox_retention_hours: plan.outbox_retention_hours,
+                worker_lease_secs: DEFAULT_WORKER_LEASE_SECS,
             },
             db: DbArgs {
                 database_url: plan.database_url,
@@ -296,7 +310,7 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
     let scheduler = all
         .then(|| tokio::spawn(scheduler_for(app.components()).run_until(shutdown.clone().wait())));
     let worker = if all {
-        let settings = WorkerSettings::new(args.broker.relay_settings("worker").broker);
+        let settings = args.broker.worker_settings();
         let worker_status = BrokerStatus::default();
         ops.readiness.broker("worker", worker_status.clone());
         let worker = worker::build(&args.conf_dir, app.pool().clone(), settings, worker_status)
@@ -370,7 +384,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("cannot reach the database")?;
             db::migrate(&pool).await.context("migrations failed")?;
-            let settings = WorkerSettings::new(args.broker.relay_settings("worker").broker);
+            let settings = args.broker.worker_settings();
             let status = BrokerStatus::default();
             let worker = worker::build(&args.conf_dir, pool.clone(), settings, status.clone())
                 .context("idm-sync worker could not start")?;

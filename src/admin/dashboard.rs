@@ -13,6 +13,7 @@ use super::error::AdminError;
 use super::html::{self, Nav, esc, td};
 use super::session::AdminSession;
 use crate::repo::sync_failures;
+use crate::repo::workers::{self, WorkerMember};
 
 /// `id, object_id, object_rev, error_code, message, attempts, last_failed`.
 type FailureRow = (
@@ -138,10 +139,34 @@ pub async fn page(
         body.push_str("</tbody></table>");
     }
     body.push_str("</section>");
-    // The lead adds the "workers connected" panel here.
-    body.push_str("<section id=\"workers\" aria-labelledby=\"workers-h\"><h2 id=\"workers-h\">Workers connected</h2>\
-<p class=\"muted\" id=\"workers-pending\">Not reported yet.</p></section>");
+    body.push_str(&workers_section(&workers::live(pool).await?));
     Ok(html::page(&session, Nav::Dashboard, "Sync health", &body))
+}
+
+/// The outbound workers whose lease is live, with the partitions each consumes.
+fn workers_section(members: &[WorkerMember]) -> String {
+    let mut out = String::from(
+        "<section id=\"workers\" aria-labelledby=\"workers-h\"><h2 id=\"workers-h\">Workers connected</h2>",
+    );
+    if members.is_empty() {
+        out.push_str("<p class=\"muted\" id=\"workers-none\">No outbound worker is running: changes wait in the queues until one starts.</p>");
+    } else {
+        out.push_str("<table id=\"worker-table\"><thead><tr><th scope=\"col\">Worker</th><th scope=\"col\">Host</th><th scope=\"col\">Since</th><th scope=\"col\">Last heartbeat</th><th scope=\"col\">Partitions</th></tr></thead><tbody>");
+        for m in members {
+            let partitions: Vec<String> = m.partitions.iter().map(i32::to_string).collect();
+            out.push_str(&format!(
+                "<tr>{}{}{}{}{}</tr>",
+                td(&m.worker_id),
+                td(&m.host),
+                td(&when(m.started_at)),
+                td(&when(m.heartbeat_at)),
+                td(&partitions.join(", "))
+            ));
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str("</section>");
+    out
 }
 
 /// `POST /admin/sync/failures/{id}/retry`

@@ -3,10 +3,12 @@
 //! `sync.rs` applies a batch of changes through the mapping, `authorization.rs` holds the worker
 //! while the Salesforce connector needs an operator).
 
+pub mod assignment;
 pub mod authorization;
 pub mod broker;
 pub mod message;
 pub mod relay;
+pub mod subscriptions;
 pub mod sync;
 pub mod topology;
 pub mod worker;

@@ -1,11 +1,14 @@
-//! The outbound worker: consumes change events from every partition queue and applies them to
-//! Salesforce through [`SyncEngine`], acking each message only once its outcome (in step, or
-//! a sync failure) is committed in Postgres.
+//! The outbound worker: consumes change events from the partition queues it owns and applies
+//! them to Salesforce through [`SyncEngine`], acking each message only once its outcome (in
+//! step, or a sync failure) is committed in Postgres.
 //!
-//! - **Consumption.** One consumer per partition queue, manual acks, a bounded prefetch per
-//!   consumer. The queues are single-active-consumer: with several workers, each partition is
-//!   consumed by one of them at a time, and a worker that dies hands its partitions (with
-//!   their unacked messages) to another.
+//! - **Consumption.** The live workers divide the partitions among themselves through Postgres
+//!   ([`super::assignment`]); a worker consumes only its own, one channel and consumer per
+//!   partition ([`super::subscriptions`]), manual acks, a bounded prefetch per consumer. When
+//!   the assignment changes, between two batches, it closes the channels of the partitions it
+//!   lost (their unacked messages go back to the queue) and subscribes to those it gained.
+//!   The queues stay single-active-consumer, so during a hand-over a partition's new owner
+//!   waits until the old one has let go, and each user's events go to one worker at a time.
 //! - **Batching.** After the first event arrives, whatever else is already buffered is taken
 //!   at once, and the worker waits at most `batch_window` (a few ms) for more, up to
 //!   `batch_max`; a lone change is therefore sent almost at once, and a burst goes out in
@@ -25,25 +28,26 @@
 //!   takes the unacked events back) and the worker waits in [`AuthorizationGate`] until a new
 //!   token is stored, then consumes again.
 //! - **Postgres unreachable**: the batch is not acked and is tried again after a pause.
-//! - **Shutdown**: stop taking events, finish the batch in hand, close the channel (the broker
-//!   requeues anything unacked, such as held retries), exit.
+//! - **Shutdown**: stop taking events, finish the batch in hand, close the channels (the
+//!   broker requeues anything unacked, such as held retries), deregister, exit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::BackoffBuilder;
-use futures_util::StreamExt;
-use futures_util::stream::{SelectAll, select_all};
 use lapin::Acker;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::assignment::Membership;
 use super::authorization::{AuthorizationGate, PauseState};
 use super::broker::{BrokerConnection, BrokerError, BrokerSettings, BrokerStatus};
 use super::message::ChangeEvent;
+use super::subscriptions::{Next, Subscriptions};
 use super::sync::{OBJECT_TYPE, Outcome, SyncEngine, UserChange};
 use crate::repo::outbox::Operation;
 
@@ -65,6 +69,8 @@ pub struct WorkerSettings {
     pub rate_limit_max_pause: Duration,
     /// How often a paused worker looks for a new Salesforce token.
     pub authorization_poll: Duration,
+    /// A worker silent for this long is dead to its peers, who take its partitions.
+    pub lease_ttl: Duration,
 }
 
 impl WorkerSettings {
@@ -80,6 +86,7 @@ impl WorkerSettings {
             rate_limit_pause: Duration::from_secs(30),
             rate_limit_max_pause: Duration::from_secs(600),
             authorization_poll: Duration::from_secs(5),
+            lease_ttl: crate::repo::workers::DEFAULT_LEASE_TTL,
         }
     }
 }
@@ -98,6 +105,8 @@ pub enum WorkerError {
 
 /// The events of one user in hand, and what is known about its change.
 struct Group {
+    /// The partition its events came from (all of a user's events share one).
+    partition: u16,
     change: UserChange,
     ackers: Vec<Acker>,
 }
@@ -108,11 +117,36 @@ struct Held {
     due: Instant,
 }
 
+/// Changes this worker completed (acked), per partition. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct WorkerStats(Arc<Vec<AtomicU64>>);
+
+impl WorkerStats {
+    fn new(partitions: u16) -> WorkerStats {
+        WorkerStats(Arc::new(
+            (0..partitions).map(|_| AtomicU64::new(0)).collect(),
+        ))
+    }
+
+    fn add(&self, partition: u16) {
+        if let Some(c) = self.0.get(usize::from(partition)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Changes completed per partition.
+    pub fn per_partition(&self) -> Vec<u64> {
+        self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+    }
+}
+
 pub struct Worker {
     engine: SyncEngine,
     settings: WorkerSettings,
     status: BrokerStatus,
     gate: AuthorizationGate,
+    worker_id: String,
+    stats: WorkerStats,
 }
 
 impl Worker {
@@ -122,17 +156,29 @@ impl Worker {
             settings.authorization_poll,
             engine.metrics().clone(),
         );
+        let stats = WorkerStats::new(settings.broker.topology.partitions);
         Worker {
             engine,
             settings,
             status,
             gate,
+            worker_id: uuid::Uuid::new_v4().simple().to_string(),
+            stats,
         }
     }
 
     /// Whether (and why) the worker is paused, for readiness.
     pub fn pause_state(&self) -> PauseState {
         self.gate.state()
+    }
+
+    /// This worker's id in `outbound_workers`.
+    pub fn id(&self) -> &str {
+        &self.worker_id
+    }
+
+    pub fn stats(&self) -> WorkerStats {
+        self.stats.clone()
     }
 
     /// Runs until `shutdown` completes, reconnecting to the broker with jittered backoff.
@@ -142,13 +188,44 @@ impl Worker {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
+        let (held_tx, held_rx) = watch::channel(BTreeSet::new());
+        let (target_tx, target_rx) = watch::channel(BTreeSet::new());
+        // Deregistration waits until this worker's channels are closed.
+        let (leave_tx, leave) = watch::channel(false);
+        let membership = Membership {
+            pool: self.engine.pool().clone(),
+            worker_id: self.worker_id.clone(),
+            host: super::assignment::local_host(),
+            partitions: self.settings.broker.topology.partitions,
+            lease_ttl: self.settings.lease_ttl,
+        };
+        // One task with the consumption: a worker aborted or killed stops heartbeating too.
+        let membership = membership.run(held_rx, target_tx, leave);
+        let consume = async {
+            self.consume(stop, target_rx, &held_tx).await;
+            let _ = leave_tx.send(true);
+        };
+        tokio::join!(membership, consume);
+        tracing::info!("outbound worker stopped");
+    }
+
+    /// Consumes, reconnecting to the broker with jittered backoff, until `stop`.
+    async fn consume(
+        &self,
+        stop: watch::Receiver<bool>,
+        target_rx: watch::Receiver<BTreeSet<u16>>,
+        held_tx: &watch::Sender<BTreeSet<u16>>,
+    ) {
         let mut backoff = reconnect_backoff();
         loop {
             if *stop.borrow() {
                 break;
             }
-            let result = self.session(stop.clone()).await;
+            let started = Instant::now();
+            let result = self.session(stop.clone(), target_rx.clone(), held_tx).await;
+            held_tx.send_replace(BTreeSet::new());
             if matches!(result, Err(WorkerError::AwaitingAuthorization)) {
+                self.status.set(false);
                 if self.gate.wait(&mut stop.clone()).await {
                     break;
                 }
@@ -158,6 +235,10 @@ impl Worker {
             match result {
                 Ok(()) => break,
                 Err(e) => {
+                    if started.elapsed() > Duration::from_secs(10) {
+                        // A long healthy stretch: the next outage starts from a short delay.
+                        backoff = reconnect_backoff();
+                    }
                     let delay = backoff.next().unwrap_or(Duration::from_secs(30));
                     tracing::warn!(error = %crate::telemetry::error_chain(&e), retry_in = ?delay, "outbound worker interrupted");
                     let mut stop = stop.clone();
@@ -168,56 +249,52 @@ impl Worker {
                 }
             }
         }
-        tracing::info!("outbound worker stopped");
     }
 
     /// One connected stretch. `Ok` on shutdown, `Err` when the broker connection fails.
-    async fn session(&self, mut stop: watch::Receiver<bool>) -> Result<(), WorkerError> {
+    async fn session(
+        &self,
+        mut stop: watch::Receiver<bool>,
+        mut target: watch::Receiver<BTreeSet<u16>>,
+        held_tx: &watch::Sender<BTreeSet<u16>>,
+    ) -> Result<(), WorkerError> {
         let broker = BrokerConnection::open(&self.settings.broker).await?;
-        let topology = &self.settings.broker.topology;
-        // Per consumer (global: false): each partition may have `prefetch` unacked messages.
-        broker
-            .channel
-            .basic_qos(self.settings.prefetch, BasicQosOptions { global: false })
-            .await
-            .map_err(WorkerError::Channel)?;
-        let mut consumers = Vec::with_capacity(usize::from(topology.partitions));
-        for p in 0..topology.partitions {
-            let consumer = broker
-                .channel
-                .basic_consume(
-                    topology.queue(p).into(),
-                    format!("{}-{p}", self.settings.broker.connection_name).into(),
-                    // Manual acks: a message is acked only after its outcome is committed.
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(WorkerError::Channel)?;
-            consumers.push(consumer);
-        }
-        let mut stream = select_all(consumers);
-        self.status.set(true);
-        tracing::info!(
-            partitions = topology.partitions,
-            "outbound worker consuming"
+        let mut subs = Subscriptions::new(
+            self.settings.broker.topology.clone(),
+            self.settings.broker.connection_name.clone(),
+            self.settings.prefetch,
         );
+        self.status.set(true);
+        tracing::info!(worker = %self.worker_id, "outbound worker connected");
         let mut held: HashMap<String, Held> = HashMap::new();
+        // The assignment is applied between batches, never with a delivery in hand.
+        target.mark_changed();
         let result = loop {
+            if target.has_changed().unwrap_or(false) {
+                let want = target.borrow_and_update().clone();
+                if let Err(e) = self.reassign(&broker, &mut subs, &want, &mut held).await {
+                    break Err(e);
+                }
+                held_tx.send_replace(subs.held());
+            }
             let next_due = held.values().map(|h| h.due).min();
             let first = tokio::select! {
                 _ = stop.wait_for(|s| *s) => break Ok(()),
-                d = stream.next() => match d {
-                    Some(Ok(d)) => Some(d),
-                    Some(Err(e)) => break Err(WorkerError::Channel(e)),
-                    None => break Err(WorkerError::Disconnected),
+                // An error means the membership task ended: keep the partitions held.
+                Ok(()) = target.changed() => {
+                    target.mark_changed();
+                    continue;
+                }
+                next = subs.next() => match next {
+                    Next::Delivery(p, d) => Some((p, d)),
+                    Next::Lost(p, e) => break Err(lost(p, e)),
                 },
                 () = sleep_until(next_due) => None,
             };
             let mut batch = Vec::new();
             if let Some(d) = first {
                 batch.push(d);
-                if let Err(e) = self.fill(&mut stream, &mut batch).await {
+                if let Err(e) = self.fill(&mut subs, &mut batch).await {
                     break Err(e);
                 }
             }
@@ -235,25 +312,50 @@ impl Worker {
                 break Err(WorkerError::Disconnected);
             }
         };
-        // Held retries stay unacked: closing the channel hands them back to the broker.
+        // Held retries stay unacked: closing the channels hands them back to the broker.
         drop(held);
-        drop(stream);
+        subs.release_all().await;
         broker.close().await;
         result
+    }
+
+    /// Lets go of the partitions not in `want` (with the retries held for them: closing a
+    /// partition's channel requeues them) and subscribes to the new ones.
+    async fn reassign(
+        &self,
+        broker: &BrokerConnection,
+        subs: &mut Subscriptions,
+        want: &BTreeSet<u16>,
+        held: &mut HashMap<String, Held>,
+    ) -> Result<(), WorkerError> {
+        let have = subs.held();
+        if have == *want {
+            return Ok(());
+        }
+        for &p in have.difference(want) {
+            held.retain(|_, h| h.group.partition != p);
+            subs.release(p).await;
+        }
+        for &p in want.difference(&have) {
+            subs.subscribe(&broker.connection, p)
+                .await
+                .map_err(WorkerError::Channel)?;
+        }
+        tracing::info!(worker = %self.worker_id, partitions = ?subs.held(), "outbound worker consuming");
+        Ok(())
     }
 
     /// Takes what is already buffered, waiting at most `batch_window` for more.
     async fn fill(
         &self,
-        stream: &mut SelectAll<lapin::Consumer>,
-        batch: &mut Vec<lapin::message::Delivery>,
+        subs: &mut Subscriptions,
+        batch: &mut Vec<(u16, lapin::message::Delivery)>,
     ) -> Result<(), WorkerError> {
         let deadline = Instant::now() + self.settings.batch_window;
         while batch.len() < self.settings.batch_max {
-            match tokio::time::timeout_at(deadline, stream.next()).await {
-                Ok(Some(Ok(d))) => batch.push(d),
-                Ok(Some(Err(e))) => return Err(WorkerError::Channel(e)),
-                Ok(None) => return Err(WorkerError::Disconnected),
+            match tokio::time::timeout_at(deadline, subs.next()).await {
+                Ok(Next::Delivery(p, d)) => batch.push((p, d)),
+                Ok(Next::Lost(p, e)) => return Err(lost(p, e)),
                 Err(_) => break,
             }
         }
@@ -264,7 +366,7 @@ impl Worker {
     /// or not: a newer event means the current state should go now) and by every due retry.
     async fn group(
         &self,
-        batch: Vec<lapin::message::Delivery>,
+        batch: Vec<(u16, lapin::message::Delivery)>,
         held: &mut HashMap<String, Held>,
     ) -> Result<Vec<Group>, WorkerError> {
         let mut groups: Vec<Group> = Vec::new();
@@ -284,7 +386,7 @@ impl Worker {
                     groups.push(group);
                 }
             };
-        for delivery in batch {
+        for (partition, delivery) in batch {
             let event: ChangeEvent = match serde_json::from_slice(&delivery.data) {
                 Ok(e) => e,
                 Err(e) => {
@@ -313,6 +415,7 @@ impl Worker {
             }
             add(
                 Group {
+                    partition,
                     change: UserChange {
                         object_id: event.object_id.clone(),
                         rev: event.rev,
@@ -378,6 +481,7 @@ impl Worker {
                                 .map_err(WorkerError::Channel)?;
                         }
                         self.engine.metrics().consumed(group.ackers.len());
+                        self.stats.add(group.partition);
                     }
                     Outcome::Retry { error } => {
                         let mut group = group;
@@ -422,6 +526,16 @@ impl Worker {
             .build()
             .nth(attempts.saturating_sub(1) as usize)
             .unwrap_or(self.settings.retry_max_delay)
+    }
+}
+
+fn lost(partition: u16, error: Option<lapin::Error>) -> WorkerError {
+    match error {
+        Some(e) => WorkerError::Channel(e),
+        None => {
+            tracing::warn!(partition, "the broker cancelled a partition consumer");
+            WorkerError::Disconnected
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod relation_query;
 pub mod sync_audit;
 pub mod sync_failures;
 pub mod sync_tokens;
+pub mod workers;
 
 /// Errors at the storage boundary.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,8 @@
 //! The outbound worker end to end: REST write → outbox → relay → RabbitMQ → worker → the
 //! in-process emulator, with real Postgres and a per-test broker name prefix.
 
+mod broker_node;
+mod scaling;
 mod scenarios;
 
 use std::sync::Arc;
@@ -12,7 +14,8 @@ use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
 use idm_sync::outbound::sync::SyncEngine;
 use idm_sync::outbound::topology::Topology;
-use idm_sync::outbound::worker::{OUTBOUND_MAPPING, Worker, WorkerSettings};
+use idm_sync::outbound::worker::{OUTBOUND_MAPPING, Worker, WorkerSettings, WorkerStats};
+use idm_sync::repo::workers::WorkerMember;
 use idm_sync::salesforce::SalesforceClient;
 use serde_json::{Value, json};
 
@@ -27,12 +30,31 @@ pub struct Env {
     pub topology: TestTopology,
     pub sf: SalesforceClient,
     pub profile: String,
+    /// The broker the relay and the workers use.
+    pub amqp_url: String,
+    /// The configuration the workers load (removed when the test ends).
+    pub conf: ConfDir,
     _relay: tokio::sync::oneshot::Sender<()>,
 }
+
+/// A configuration directory removed on drop.
+pub struct ConfDir(pub std::path::PathBuf);
+
+impl Drop for ConfDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The lease the tests' workers use: short, so a dead worker's partitions move quickly.
+pub const TEST_LEASE: Duration = Duration::from_secs(3);
 
 pub struct RunningWorker {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: tokio::task::JoinHandle<()>,
+    /// Its id in `outbound_workers`.
+    pub id: String,
+    pub stats: WorkerStats,
 }
 
 impl RunningWorker {
@@ -55,14 +77,19 @@ impl Drop for RunningWorker {
 }
 
 pub async fn env(users: usize) -> Env {
+    env_with(users, 4, amqp_url()).await
+}
+
+/// An environment with `partitions` partition queues on the broker at `amqp_url`.
+pub async fn env_with(users: usize, partitions: u16, amqp_url: String) -> Env {
     let org = sf::start_org(users, false).await;
-    let conf = conf_dir(org.base_url(), &shipped_sync());
-    let app = TestApp::spawn_with_conf(conf).await;
-    let topology = TestTopology::new(4);
+    let conf = ConfDir(conf_dir(org.base_url(), &shipped_sync()));
+    let app = TestApp::spawn_with_conf(conf.0.clone()).await;
+    let topology = TestTopology::new(partitions);
     let relay = Relay::new(
         app.db.pool.clone(),
         RelaySettings {
-            broker: broker(&topology, "relay"),
+            broker: broker(&amqp_url, &topology, "relay"),
             batch_size: 200,
             poll_interval: Duration::from_millis(100),
             retention: Duration::from_secs(3600),
@@ -81,13 +108,15 @@ pub async fn env(users: usize) -> Env {
         topology,
         sf,
         profile,
+        amqp_url,
+        conf,
         _relay: tx,
     }
 }
 
-fn broker(topology: &Topology, name: &str) -> BrokerSettings {
+fn broker(url: &str, topology: &Topology, name: &str) -> BrokerSettings {
     BrokerSettings {
-        url: amqp_url(),
+        url: url.to_owned(),
         topology: topology.clone(),
         connection_name: format!("idm-sync {name} test"),
     }
@@ -99,12 +128,13 @@ impl Env {
     }
 
     pub fn settings(&self) -> WorkerSettings {
-        let mut s = WorkerSettings::new(broker(&self.topology, "worker"));
+        let mut s = WorkerSettings::new(broker(&self.amqp_url, &self.topology, "worker"));
         s.retry_min_delay = Duration::from_millis(50);
         s.retry_max_delay = Duration::from_millis(400);
         s.max_attempts = 6;
         s.rate_limit_pause = Duration::from_millis(200);
         s.rate_limit_max_pause = Duration::from_millis(400);
+        s.lease_ttl = TEST_LEASE;
         s
     }
 
@@ -113,7 +143,7 @@ impl Env {
     }
 
     pub fn spawn_worker_with(&self, settings: WorkerSettings) -> RunningWorker {
-        let sync = SyncConfig::load(&conf_dir(self.org.base_url(), &shipped_sync())).unwrap();
+        let sync = SyncConfig::load(&self.conf.0).unwrap();
         let engine = SyncEngine::new(
             self.app.db.pool.clone(),
             Arc::new(sync),
@@ -122,6 +152,8 @@ impl Env {
         )
         .unwrap();
         let worker = Worker::new(engine, settings, BrokerStatus::default());
+        let id = worker.id().to_owned();
+        let stats = worker.stats();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(worker.run_until(async move {
             let _ = rx.await;
@@ -129,6 +161,38 @@ impl Env {
         RunningWorker {
             stop: Some(tx),
             task,
+            id,
+            stats,
+        }
+    }
+
+    /// The live members of the outbound workers (within the tests' lease).
+    pub async fn members(&self) -> Vec<WorkerMember> {
+        idm_sync::repo::workers::live_within(&self.app.db.pool, TEST_LEASE)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the live members are exactly `ids` and hold every partition between them,
+    /// each partition once; returns the members.
+    pub async fn wait_split(&self, ids: &[&str]) -> Vec<WorkerMember> {
+        let mut want: Vec<&str> = ids.to_vec();
+        want.sort_unstable();
+        let all: Vec<i32> = (0..i32::from(self.topology.partitions)).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let members = self.members().await;
+            let mut held: Vec<i32> = members.iter().flat_map(|m| m.partitions.clone()).collect();
+            held.sort_unstable();
+            let names: Vec<&str> = members.iter().map(|m| m.worker_id.as_str()).collect();
+            if names == want && held == all {
+                return members;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {want:?} to split the partitions; last seen {members:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -224,6 +288,29 @@ impl Env {
             .unwrap();
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
+    }
+}
+
+/// Every managed user equals, in the emulator, the mapping of its latest revision.
+pub async fn assert_converged(env: &Env, ids: &[String]) {
+    for id in ids {
+        let sf = env.wait_synced(id).await;
+        let res = env
+            .app
+            .get(&format!("/managed/user/{id}"))
+            .send()
+            .await
+            .unwrap();
+        let m: Value = res.json().await.unwrap();
+        assert_eq!(sf["LastName"], m["sn"], "{id}");
+        assert_eq!(sf["FirstName"], m["givenName"], "{id}");
+        assert_eq!(sf["Email"], m["mail"], "{id}");
+        let given = m["givenName"].as_str().unwrap();
+        assert_eq!(
+            sf["Alias"],
+            json!(given.chars().take(8).collect::<String>())
+        );
+        assert_eq!(sf["Username"], m["userName"]);
     }
 }
 
