@@ -225,7 +225,8 @@ impl Worker {
             let result = self.session(stop.clone(), target_rx.clone(), held_tx).await;
             held_tx.send_replace(BTreeSet::new());
             if matches!(result, Err(WorkerError::AwaitingAuthorization)) {
-                self.status.set(false);
+                // Holding changes back is this worker doing its job: readiness stays as it
+                // was and reports the pause itself.
                 if self.gate.wait(&mut stop.clone()).await {
                     break;
                 }
