@@ -73,6 +73,7 @@ impl Ctx {
             };
             let (written, (fetched, took)) = tokio::join!(self.source_page(page.records), fetch);
             written?;
+            self.refresh_statistics().await?;
             next = fetched?;
             self.stats.time(Timed::SourceQuery, took);
             if self.checkpoint().await? == Flow::Cancel {
@@ -312,17 +313,16 @@ impl Ctx {
         };
         let plain_update = decision.action == Action::Update
             && decision.policy.is_none_or(|p| p.post_action.is_none());
-        if !plain_update || digests.is_empty() {
+        // A run that started with no managed objects has no link to find.
+        if !plain_update || digests.is_empty() || self.existing_targets == 0 {
             return Ok(records);
         }
-        let pairs: Vec<(String, [u8; 32])> =
-            digests.iter().map(|(id, d)| (id.clone(), *d)).collect();
         let unchanged: HashMap<String, String> = links::unchanged_since_digest(
             &self.inner.pool,
             mapping.link_type(),
             DEFAULT_LINK_QUALIFIER,
             TARGET_TYPE,
-            &pairs,
+            digests,
         )
         .await?
         .into_iter()

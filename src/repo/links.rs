@@ -12,9 +12,11 @@
 //! revision order, so an older event delivered late cannot step it back. A new Salesforce
 //! user gets its link from [`insert`] with the snapshot in the same call.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use super::RepoError;
 use super::relation_query::{self, Row};
@@ -295,36 +297,60 @@ pub async fn set_digests(
     Ok(())
 }
 
+/// `first_id, second_id, source_digest, synced_rev`.
+type DigestRow = (String, String, Option<Vec<u8>>, Option<i64>);
+
 /// Recon's fast path: of the page's `(source id, digest)` pairs, the links whose stored
 /// digest matches and whose managed object is still at the snapshot's revision. Returns
 /// `(first_id, second_id)`; nothing about these objects changed since recon last saw them.
-pub async fn unchanged_since_digest<'e>(
-    db: impl PgExecutor<'e>,
+/// Two plain index look-ups rather than one join: the join's plan depends on statistics that
+/// lag far behind a table a run is filling, and a bad plan costs a scan per page.
+pub async fn unchanged_since_digest(
+    pool: &PgPool,
     link_type: &str,
     qualifier: &str,
     object_type: &str,
-    sources: &[(String, [u8; 32])],
+    sources: &HashMap<String, [u8; 32]>,
 ) -> Result<Vec<(String, String)>, RepoError> {
     if sources.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<&str> = sources.iter().map(|(id, _)| id.as_str()).collect();
-    let digests: Vec<&[u8]> = sources.iter().map(|(_, d)| d.as_slice()).collect();
-    Ok(sqlx::query_as(
-        "SELECT l.first_id, l.second_id
-         FROM unnest($4::text[], $5::bytea[]) AS u(id, digest)
-         JOIN links l ON l.link_type = $1 AND l.link_qualifier = $2
-                     AND l.first_id = u.id AND l.source_digest = u.digest
-         JOIN managed_objects m ON m.object_type = $3 AND m.id = l.second_id
-                               AND m.rev = l.synced_rev",
+    let ids: Vec<&str> = sources.keys().map(String::as_str).collect();
+    let candidates: Vec<DigestRow> = sqlx::query_as(
+        "SELECT first_id, second_id, source_digest, synced_rev FROM links
+         WHERE link_type = $1 AND link_qualifier = $2 AND first_id = ANY($3)
+           AND source_digest IS NOT NULL",
     )
     .bind(link_type)
     .bind(qualifier)
-    .bind(object_type)
     .bind(&ids)
-    .bind(&digests)
-    .fetch_all(db)
-    .await?)
+    .fetch_all(pool)
+    .await?;
+    let mut in_step: HashMap<String, (String, i64)> = HashMap::with_capacity(candidates.len());
+    for (first, second, digest, rev) in candidates {
+        let matches = sources.get(&first).map(|d| d.as_slice()) == digest.as_deref();
+        if let (true, Some(rev)) = (matches, rev) {
+            in_step.insert(second, (first, rev));
+        }
+    }
+    if in_step.is_empty() {
+        return Ok(Vec::new());
+    }
+    let targets: Vec<&str> = in_step.keys().map(String::as_str).collect();
+    let revs: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT id, rev FROM managed_objects WHERE object_type = $1 AND id = ANY($2)",
+    )
+    .bind(object_type)
+    .bind(&targets)
+    .fetch_all(pool)
+    .await?;
+    Ok(revs
+        .into_iter()
+        .filter_map(|(id, rev)| {
+            let (first, synced) = in_step.remove(&id)?;
+            (rev == synced).then_some((first, id))
+        })
+        .collect())
 }
 
 /// The outbound worker, after a successful write: records that the managed object at `rev`
