@@ -312,3 +312,27 @@ impl Drop for TestTopology {
         .join();
     }
 }
+
+/// A managed user the outbound mapping can create in Salesforce (it needs a profile).
+pub fn sf_user_body(user_name: &str, profile: &str) -> serde_json::Value {
+    serde_json::json!({
+        "userName": user_name,
+        "givenName": "Barbara",
+        "sn": "Jensen",
+        "mail": format!("{}@example.com", user_name.split('@').next().unwrap_or("x")),
+        "profileId": profile,
+    })
+}
+
+/// Creates a managed user over REST; returns its id.
+pub async fn create_managed(app: &TestApp, body: &serde_json::Value) -> String {
+    let res = app
+        .post("/managed/user?_action=create")
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    let v: serde_json::Value = res.json().await.unwrap();
+    v["_id"].as_str().unwrap().to_owned()
+}

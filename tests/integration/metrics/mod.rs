@@ -22,7 +22,7 @@ use idm_sync::salesforce::{SalesforceClient, TokenStore};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestTopology, amqp_url};
-use crate::recon::support::{conf_dir, shipped_sync};
+use crate::recon::support::{ConfDir, conf_dir, shipped_sync};
 use crate::salesforce::support as sf;
 use crate::worker::wait_until;
 
@@ -35,6 +35,7 @@ pub struct Env {
     pub sf: SalesforceClient,
     pub profile: String,
     _relay: tokio::sync::oneshot::Sender<()>,
+    conf: ConfDir,
 }
 
 /// A worker task, aborted if the test ends without stopping it.
@@ -65,9 +66,9 @@ pub fn broker(url: &str, topology: &Topology, name: &str) -> BrokerSettings {
 /// An emulator, `serve` with a registry of its own, and a relay counting into it.
 pub async fn env(users: usize) -> Env {
     let org = sf::start_org(users, false).await;
-    let conf = conf_dir(org.base_url(), &shipped_sync());
+    let conf = ConfDir(conf_dir(org.base_url(), &shipped_sync()));
     let ops = Ops::isolated();
-    let app = TestApp::spawn_with_ops(conf, ops.clone()).await;
+    let app = TestApp::spawn_with_ops(conf.0.clone(), ops.clone()).await;
     let topology = TestTopology::new(2);
     let status = BrokerStatus::default();
     ops.readiness.broker("relay", status.clone());
@@ -101,6 +102,7 @@ pub async fn env(users: usize) -> Env {
         sf,
         profile,
         _relay: tx,
+        conf,
     }
 }
 
@@ -111,7 +113,7 @@ impl Env {
         settings.retry_min_delay = Duration::from_millis(50);
         settings.retry_max_delay = Duration::from_millis(400);
         settings.authorization_poll = Duration::from_millis(200);
-        let sync = SyncConfig::load(&conf_dir(self.org.base_url(), &shipped_sync())).unwrap();
+        let sync = SyncConfig::load(&self.conf).unwrap();
         let engine = SyncEngine::new(
             self.app.db.pool.clone(),
             Arc::new(sync),
@@ -132,26 +134,12 @@ impl Env {
     }
 
     pub fn user_body(&self, user_name: &str) -> Value {
-        json!({
-            "userName": user_name,
-            "givenName": "Barbara",
-            "sn": "Jensen",
-            "mail": format!("{}@example.com", user_name.split('@').next().unwrap_or("x")),
-            "profileId": self.profile,
-        })
+        crate::helpers::sf_user_body(user_name, &self.profile)
     }
 
+    /// Creates a managed user over REST; returns its id.
     pub async fn create(&self, user_name: &str) -> String {
-        let res = self
-            .app
-            .post("/managed/user?_action=create")
-            .json(&self.user_body(user_name))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "{:?}", res.text().await);
-        let v: Value = res.json().await.unwrap();
-        v["_id"].as_str().unwrap().to_owned()
+        crate::helpers::create_managed(&self.app, &self.user_body(user_name)).await
     }
 
     pub async fn set_sn(&self, id: &str, sn: &str) {

@@ -18,11 +18,28 @@ use crate::salesforce::support as sf;
 
 pub const MAPPING: &str = "systemSalesforceUser_managedUser";
 
+/// A conf/ directory of a test's own, removed when the test ends.
+pub struct ConfDir(pub PathBuf);
+
+impl Drop for ConfDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for ConfDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
 pub struct Env {
     /// Kept alive for the test's length.
     pub _org: RunningEmulator,
     pub app: TestApp,
-    pub conf: PathBuf,
+    pub conf: ConfDir,
     /// A client of the same org, for changes made "in Salesforce".
     pub sf: SalesforceClient,
 }
@@ -62,8 +79,8 @@ pub async fn env(users: usize) -> Env {
 
 pub async fn env_with(users: usize, sync: &Path) -> Env {
     let org = sf::start_org(users, false).await;
-    let conf = conf_dir(org.base_url(), sync);
-    let app = TestApp::spawn_with_conf(conf.clone()).await;
+    let conf = ConfDir(conf_dir(org.base_url(), sync));
+    let app = TestApp::spawn_with_conf(conf.0.clone()).await;
     let sf = sf::client(org.base_url());
     Env {
         _org: org,

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 use crate::helpers::{TestTopology, amqp_url};
-use crate::recon::support::{conf_dir, shipped_sync};
+use crate::recon::support::{ConfDir, conf_dir, shipped_sync};
 use crate::salesforce::support as sf;
 
 pub struct Env {
@@ -35,15 +35,6 @@ pub struct Env {
     /// The configuration the workers load (removed when the test ends).
     pub conf: ConfDir,
     _relay: tokio::sync::oneshot::Sender<()>,
-}
-
-/// A configuration directory removed on drop.
-pub struct ConfDir(pub std::path::PathBuf);
-
-impl Drop for ConfDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The lease the tests' workers use: short, so a dead worker's partitions move quickly.
@@ -197,27 +188,12 @@ impl Env {
     }
 
     pub fn user_body(&self, user_name: &str) -> Value {
-        json!({
-            "userName": user_name,
-            "givenName": "Barbara",
-            "sn": "Jensen",
-            "mail": format!("{}@example.com", user_name.split('@').next().unwrap_or("x")),
-            "profileId": self.profile,
-        })
+        crate::helpers::sf_user_body(user_name, &self.profile)
     }
 
     /// Creates a managed user over REST; returns its id.
     pub async fn create(&self, user_name: &str) -> String {
-        let res = self
-            .app
-            .post("/managed/user?_action=create")
-            .json(&self.user_body(user_name))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "{:?}", res.text().await);
-        let v: Value = res.json().await.unwrap();
-        v["_id"].as_str().unwrap().to_owned()
+        crate::helpers::create_managed(&self.app, &self.user_body(user_name)).await
     }
 
     pub async fn patch(&self, id: &str, field: &str, value: Value) {
