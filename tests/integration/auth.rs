@@ -84,8 +84,7 @@ async fn credentials_are_required_and_checked() {
 
 #[tokio::test]
 async fn hashed_admin_password_from_conf() {
-    let dir = std::env::temp_dir().join(format!("idm-conf-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::helpers::TempDir::new("idm-conf");
     let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
     std::fs::copy(conf.join("managed.json"), dir.join("managed.json")).unwrap();
     let hash = bcrypt_hash("Str0ng-admin");
@@ -94,7 +93,7 @@ async fn hashed_admin_password_from_conf() {
         json!({"adminAccount": {"username": "admin", "password": hash}}).to_string(),
     )
     .unwrap();
-    let app = TestApp::spawn_with_conf(dir.clone()).await;
+    let app = TestApp::spawn_with_conf(dir.0.clone()).await;
     let url = app.url("/managed/user?_queryFilter=true");
     let ok = app
         .client
@@ -121,7 +120,6 @@ async fn hashed_admin_password_from_conf() {
             .unwrap(),
     )
     .await;
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 fn bcrypt_hash(password: &str) -> String {

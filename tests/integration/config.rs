@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 
 use idm_sync::config::Conf;
+
+use crate::helpers::TempDir;
 use serde_json::json;
 
-fn conf_dir(managed: &serde_json::Value, auth: Option<&serde_json::Value>) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("idm-conf-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn conf_dir(managed: &serde_json::Value, auth: Option<&serde_json::Value>) -> TempDir {
+    let dir = TempDir::new("idm-conf");
     std::fs::write(dir.join("managed.json"), managed.to_string()).unwrap();
     if let Some(auth) = auth {
         std::fs::write(dir.join("authentication.json"), auth.to_string()).unwrap();

@@ -336,3 +336,29 @@ pub async fn create_managed(app: &TestApp, body: &serde_json::Value) -> String {
     let v: serde_json::Value = res.json().await.unwrap();
     v["_id"].as_str().unwrap().to_owned()
 }
+
+/// A directory of a test's own under the system's temporary directory, removed when the test
+/// ends (so runs leave nothing behind).
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}

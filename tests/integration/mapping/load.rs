@@ -6,10 +6,10 @@ use idm_sync::mapping::{Action, Situation, SyncConfig};
 use serde_json::json;
 
 use super::{INBOUND, OUTBOUND, sample, shipped};
+use crate::helpers::TempDir;
 
-fn conf_dir_with(sync: &serde_json::Value) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("idm-sync-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn conf_dir_with(sync: &serde_json::Value) -> TempDir {
+    let dir = TempDir::new("idm-sync");
     std::fs::write(dir.join("sync.json"), sync.to_string()).unwrap();
     dir
 }
@@ -148,7 +148,7 @@ fn env_substitution_applies_to_sync_json() {
 
 #[test]
 fn script_files_resolve_under_conf_or_script_dir() {
-    let root = std::env::temp_dir().join(format!("idm-sync-{}", uuid::Uuid::new_v4().simple()));
+    let root = TempDir::new("idm-sync");
     let conf = root.join("conf");
     std::fs::create_dir_all(&conf).unwrap();
     std::fs::create_dir_all(root.join("script")).unwrap();

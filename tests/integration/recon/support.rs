@@ -18,22 +18,7 @@ use crate::salesforce::support as sf;
 
 pub const MAPPING: &str = "systemSalesforceUser_managedUser";
 
-/// A conf/ directory of a test's own, removed when the test ends.
-pub struct ConfDir(pub PathBuf);
-
-impl Drop for ConfDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl std::ops::Deref for ConfDir {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
+pub use crate::helpers::TempDir as ConfDir;
 
 pub struct Env {
     /// Kept alive for the test's length.
