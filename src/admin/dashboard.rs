@@ -12,8 +12,8 @@ use super::AdminState;
 use super::error::AdminError;
 use super::html::{self, Nav, esc, td};
 use super::session::AdminSession;
-use crate::repo::sync_failures;
 use crate::repo::workers::{self, WorkerMember};
+use crate::repo::{outbox, sync_failures};
 
 /// `id, object_id, object_rev, error_code, message, attempts, last_failed`.
 type FailureRow = (
@@ -37,12 +37,7 @@ pub async fn page(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AdminError> {
     let pool = state.app.managed.pool();
-    let (backlog, oldest): (i64, Option<f64>) = sqlx::query_as(
-        "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 \
-         FROM outbox WHERE published_at IS NULL",
-    )
-    .fetch_one(pool)
-    .await?;
+    let (backlog, oldest) = outbox::backlog_and_oldest(pool).await?;
     let total_failures = sync_failures::count(pool).await?;
     let failures: Vec<FailureRow> = sqlx::query_as(
         "SELECT id, object_id, object_rev, error_code, message, attempts, last_failed \

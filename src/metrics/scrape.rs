@@ -4,6 +4,7 @@
 use sqlx::PgPool;
 
 use super::encode::{Kind, TextEncoder};
+use crate::repo::{RepoError, outbox, sync_failures};
 
 /// The figures of one scrape.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -14,24 +15,13 @@ pub struct DbFigures {
     pub sync_failures_open: i64,
 }
 
-/// Reads the figures. The backlog counts over the partial index `outbox_unpublished` (only
-/// unpublished rows are in it); the oldest row is the first of that index, in id order, which
-/// is commit order up to concurrent transactions.
-pub async fn read(pool: &PgPool) -> Result<DbFigures, sqlx::Error> {
-    let (outbox_backlog, oldest): (i64, Option<f64>) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL), \
-                (SELECT extract(epoch FROM now() - created_at)::float8 FROM outbox \
-                  WHERE published_at IS NULL ORDER BY id LIMIT 1)",
-    )
-    .fetch_one(pool)
-    .await?;
-    let sync_failures_open: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_failures")
-        .fetch_one(pool)
-        .await?;
+/// Reads the figures.
+pub async fn read(pool: &PgPool) -> Result<DbFigures, RepoError> {
+    let (outbox_backlog, oldest) = outbox::backlog_and_oldest(pool).await?;
     Ok(DbFigures {
         outbox_backlog,
         oldest_unpublished_age_seconds: oldest.unwrap_or(0.0).max(0.0),
-        sync_failures_open,
+        sync_failures_open: sync_failures::count(pool).await?,
     })
 }
 

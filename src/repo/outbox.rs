@@ -180,6 +180,21 @@ pub async fn backlog<'e>(db: impl PgExecutor<'e>) -> Result<i64, RepoError> {
     Ok(n)
 }
 
+/// The unpublished rows: how many, and how long the oldest has waited (seconds; `None` when
+/// none waits). Counts over the partial index `outbox_unpublished`; the oldest is its first
+/// row in id order, which is commit order up to concurrent transactions.
+pub async fn backlog_and_oldest<'e>(
+    db: impl PgExecutor<'e>,
+) -> Result<(i64, Option<f64>), RepoError> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL), \
+                (SELECT extract(epoch FROM now() - created_at)::float8 FROM outbox \
+                  WHERE published_at IS NULL ORDER BY id LIMIT 1)",
+    )
+    .fetch_one(db)
+    .await?)
+}
+
 /// Re-enqueues managed objects at their current revision (operation `sync`), in the caller's
 /// transaction; returns how many were enqueued. Objects that no longer exist are enqueued at
 /// `fallback_rev` when given (a failed deactivation must be retryable too).
