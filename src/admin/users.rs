@@ -299,8 +299,21 @@ pub async fn create(
             "/admin/users/{}?done=created",
             html::url_encode(&created.id)
         ))),
-        Err(ManagedError::Policy(failures)) => {
-            let page = user_form(
+        Err(
+            e @ (ManagedError::Policy(_)
+            | ManagedError::BadRequest(_)
+            | ManagedError::PreconditionFailed(_)),
+        ) => {
+            // Shown again with what was entered: policy failures beside their fields, any
+            // other refusal as a notice above the form.
+            let (notice, failures) = match e {
+                ManagedError::Policy(failures) => (String::new(), failures),
+                ManagedError::BadRequest(m) | ManagedError::PreconditionFailed(m) => {
+                    (html::notice("error", &m), Vec::new())
+                }
+                _ => (String::new(), Vec::new()),
+            };
+            let form = user_form(
                 &session,
                 "/admin/users",
                 None,
@@ -313,28 +326,7 @@ pub async fn create(
                 &session,
                 Nav::Users,
                 "New user",
-                &page,
-            ))
-        }
-        Err(ManagedError::BadRequest(m) | ManagedError::PreconditionFailed(m)) => {
-            let page = format!(
-                "{}{}",
-                html::notice("error", &m),
-                user_form(
-                    &session,
-                    "/admin/users",
-                    None,
-                    &values_from_form(&form),
-                    &[],
-                    "Create"
-                )
-            );
-            Ok(html::page_with_status(
-                StatusCode::BAD_REQUEST,
-                &session,
-                Nav::Users,
-                "New user",
-                &page,
+                &format!("{notice}{form}"),
             ))
         }
         Err(e) => Err(e.into()),
