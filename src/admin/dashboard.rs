@@ -15,8 +15,10 @@ use super::session::AdminSession;
 use crate::repo::workers::{self, WorkerMember};
 use crate::repo::{outbox, sync_failures};
 
-/// `id, object_id, object_rev, error_code, message, attempts, last_failed`.
+/// `id, object_id, user name (the id when the user is gone), object_rev, error_code, message,
+/// attempts, last_failed`.
 type FailureRow = (
+    String,
     String,
     String,
     i64,
@@ -40,8 +42,11 @@ pub async fn page(
     let (backlog, oldest) = outbox::backlog_and_oldest(pool).await?;
     let total_failures = sync_failures::count(pool).await?;
     let failures: Vec<FailureRow> = sqlx::query_as(
-        "SELECT id, object_id, object_rev, error_code, message, attempts, last_failed \
-         FROM sync_failures ORDER BY last_failed DESC, id LIMIT 50",
+        "SELECT f.id, f.object_id, coalesce(m.body->>'userName', f.object_id), f.object_rev, \
+                f.error_code, f.message, f.attempts, f.last_failed \
+         FROM sync_failures f \
+         LEFT JOIN managed_objects m ON m.object_type = f.object_type AND m.id = f.object_id \
+         ORDER BY f.last_failed DESC, f.id LIMIT 50",
     )
     .fetch_all(pool)
     .await?;
@@ -81,21 +86,21 @@ pub async fn page(
 <th scope=\"col\">Salesforce error</th><th scope=\"col\">Attempts</th><th scope=\"col\">Last failed</th><th scope=\"col\">Action</th></tr></thead><tbody>",
             html::csrf_field(&session)
         ));
-        for (id, object_id, rev, code, message, attempts, last) in &failures {
+        for (id, object_id, user_name, rev, code, message, attempts, last) in &failures {
             let error = match code {
                 Some(c) => format!("{c}: {message}"),
                 None => message.clone(),
             };
             body.push_str(&format!(
-                "<tr id=\"failure-{idesc}\"><td><a href=\"/admin/users/{uid}\">{oid}</a></td><td>{rev}</td>{}<td>{attempts}</td>{}\
+                "<tr id=\"failure-{idesc}\"><td class=\"name\"><a href=\"/admin/users/{uid}\">{name}</a></td><td class=\"nowrap\">{rev}</td>{}<td class=\"nowrap\">{attempts}</td><td class=\"nowrap\">{}</td>\
 <td><form method=\"post\" action=\"/admin/sync/failures/{iurl}/retry\" class=\"inline\">{csrf}\
-<button type=\"submit\" name=\"retry\" aria-label=\"Retry the sync of {oid}\">Retry</button></form></td></tr>",
+<button type=\"submit\" name=\"retry\" aria-label=\"Retry the sync of {name}\">Retry</button></form></td></tr>",
                 td(&error),
-                td(&when(*last)),
+                esc(&when(*last)),
                 idesc = esc(id),
                 iurl = html::url_encode(id),
                 uid = html::url_encode(object_id),
-                oid = esc(object_id),
+                name = esc(user_name),
                 csrf = html::csrf_field(&session),
             ));
         }

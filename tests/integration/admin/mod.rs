@@ -5,5 +5,5 @@ mod connectors;
 mod dashboard;
 mod login;
 mod mappings;
-mod support;
+pub mod support;
 mod users;
