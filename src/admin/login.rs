@@ -5,14 +5,16 @@
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 
 use super::AdminState;
 use super::error::AdminError;
 use super::form::FormData;
 use super::html;
 use super::session::{self, AdminSession};
+use super::throttle;
 
 fn login_page(status: StatusCode, message: Option<&str>, username: &str) -> Response {
     let error = message
@@ -36,6 +38,23 @@ fn login_page(status: StatusCode, message: Option<&str>, username: &str) -> Resp
     )
 }
 
+/// 429 with `Retry-After`: the name is locked until `until`, whatever the password.
+fn locked_page(until: DateTime<Utc>, username: &str) -> Response {
+    let seconds = (until - Utc::now()).num_seconds().max(1);
+    let minutes = (seconds + 59) / 60;
+    let mut res = login_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        Some(&format!(
+            "Too many failed log-ins for this user name. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        )),
+        username,
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    res
+}
+
 /// `GET /admin/login`
 pub async fn form() -> Response {
     login_page(StatusCode::OK, None, "")
@@ -46,7 +65,20 @@ pub async fn submit(State(state): State<AdminState>, body: Bytes) -> Result<Resp
     let form = FormData::parse(&body);
     let username = form.text("username");
     let password = form.get("password").unwrap_or_default();
+    let pool = state.app.managed.pool();
+    if let Some(until) = throttle::locked_until(pool, &username).await? {
+        tracing::warn!("admin UI log-in refused: the user name is locked");
+        return Ok(locked_page(until, &username));
+    }
     if !state.app.auth.check(&username, password).await {
+        let locked = throttle::record_failure(pool, &state.settings.throttle, &username).await?;
+        if let Some(until) = locked {
+            tracing::warn!(
+                max_failures = state.settings.throttle.max_failures,
+                "admin UI log-in refused; too many failures lock the user name"
+            );
+            return Ok(locked_page(until, &username));
+        }
         tracing::warn!("admin UI log-in refused");
         return Ok(login_page(
             StatusCode::UNAUTHORIZED,
@@ -54,6 +86,7 @@ pub async fn submit(State(state): State<AdminState>, body: Bytes) -> Result<Resp
             &username,
         ));
     }
+    throttle::clear(pool, &username).await?;
     let token = session::create(state.app.managed.pool(), &state.settings, &username).await?;
     let mut res = html::see_other("/admin");
     res.headers_mut().insert(

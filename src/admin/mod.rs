@@ -26,6 +26,7 @@ mod login;
 mod mappings;
 mod session;
 pub mod settings;
+pub mod throttle;
 mod users;
 
 use std::sync::Arc;

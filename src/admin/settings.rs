@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::throttle::ThrottleSettings;
+
 #[derive(Debug, Clone)]
 pub struct AdminSettings {
     /// `Secure` on the session cookie: on when served over TLS (`IDM_ADMIN_SECURE_COOKIE=true`).
@@ -12,6 +14,8 @@ pub struct AdminSettings {
     /// the OAuth callback is `<it>/admin/oauth`. Default: the request's `Host`, over https when
     /// the cookie is `Secure`, else http.
     pub public_url: Option<String>,
+    /// Log-in throttling (`IDM_ADMIN_LOGIN_MAX_FAILURES`, `IDM_ADMIN_LOGIN_LOCKOUT_MINUTES`).
+    pub throttle: ThrottleSettings,
 }
 
 impl Default for AdminSettings {
@@ -20,6 +24,7 @@ impl Default for AdminSettings {
             secure_cookie: false,
             idle: Duration::from_secs(30 * 60),
             public_url: None,
+            throttle: ThrottleSettings::default(),
         }
     }
 }
@@ -50,10 +55,28 @@ impl AdminSettings {
                 }
             }
         }
+        if let Some(n) = positive(env, "IDM_ADMIN_LOGIN_MAX_FAILURES") {
+            s.throttle.max_failures = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(m) = positive(env, "IDM_ADMIN_LOGIN_LOCKOUT_MINUTES") {
+            s.throttle.lockout = Duration::from_secs(m.saturating_mul(60));
+        }
         s.public_url = env("IDM_ADMIN_PUBLIC_URL")
             .map(|u| u.trim().trim_end_matches('/').to_owned())
             .filter(|u| !u.is_empty());
         s
+    }
+}
+
+/// A positive whole number from `name`; anything else is ignored with a warning.
+fn positive(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<u64> {
+    let v = env(name)?;
+    match v.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            tracing::warn!(value = %v, "{name} is not a positive number; ignored");
+            None
+        }
     }
 }
 
@@ -67,13 +90,18 @@ mod tests {
             "IDM_ADMIN_SECURE_COOKIE" => Some("true".into()),
             "IDM_ADMIN_SESSION_IDLE_MINUTES" => Some("5".into()),
             "IDM_ADMIN_PUBLIC_URL" => Some("https://idm.example.com/".into()),
+            "IDM_ADMIN_LOGIN_MAX_FAILURES" => Some("3".into()),
+            "IDM_ADMIN_LOGIN_LOCKOUT_MINUTES" => Some("10".into()),
             _ => None,
         });
+        assert_eq!(s.throttle.max_failures, 3);
+        assert_eq!(s.throttle.lockout, Duration::from_secs(600));
         assert!(s.secure_cookie);
         assert_eq!(s.idle, Duration::from_secs(300));
         assert_eq!(s.public_url.as_deref(), Some("https://idm.example.com"));
         let d = AdminSettings::from_lookup(&|_| Some("bogus".into()));
         assert!(!d.secure_cookie);
         assert_eq!(d.idle, Duration::from_secs(1800));
+        assert_eq!(d.throttle, ThrottleSettings::default());
     }
 }

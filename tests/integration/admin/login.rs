@@ -274,3 +274,97 @@ async fn a_session_works_on_every_replica() {
     assert_eq!(b.get("/admin").await.status, StatusCode::SEE_OTHER);
     let _ = stop.send(());
 }
+
+async fn try_login(app: &TestApp, username: &str, password: &str) -> super::support::Page {
+    let res = http()
+        .post(format!("{}/admin/login", root(app)))
+        .form(&[("username", username), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    page(res).await
+}
+
+#[tokio::test]
+async fn five_failures_lock_the_name_even_for_the_right_password() {
+    let app = TestApp::spawn().await;
+    // Four failures, then the right password: the count starts again.
+    for _ in 0..4 {
+        assert_eq!(
+            try_login(&app, ADMIN.0, "guess").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        try_login(&app, ADMIN.0, ADMIN.1).await.status,
+        StatusCode::SEE_OTHER
+    );
+    for _ in 0..4 {
+        assert_eq!(
+            try_login(&app, ADMIN.0, "guess").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The fifth failure in a row locks the name, differently cased or not.
+    let locked = try_login(&app, &ADMIN.0.to_uppercase(), "guess").await;
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        locked.body
+    );
+    assert!(
+        locked
+            .body
+            .contains("Too many failed log-ins for this user name. Try again in 5 minutes."),
+        "{}",
+        locked.body
+    );
+    assert_well_formed(&locked.body);
+    let right = http()
+        .post(format!("{}/admin/login", root(&app)))
+        .form(&[("username", ADMIN.0), ("password", ADMIN.1)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        right.headers().get("set-cookie").is_none(),
+        "no session while locked"
+    );
+    let header: i64 = right.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((295..=300).contains(&header), "Retry-After {header}");
+    let retry_after: i64 = sqlx::query_scalar(
+        "SELECT ceil(extract(epoch FROM locked_until - now()))::bigint FROM admin_login_failures",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!((295..=300).contains(&retry_after), "{retry_after}");
+    // Another name is not held up by this one's lock.
+    assert_eq!(
+        try_login(&app, "someone-else", "guess").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Once the lockout is over the right password works and forgets the failures.
+    sqlx::query("UPDATE admin_login_failures SET locked_until = now() - interval '1 second'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        try_login(&app, ADMIN.0, ADMIN.1).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM admin_login_failures WHERE username = 'openidm-admin'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+}
