@@ -124,7 +124,8 @@ impl Components {
         let schedules =
             crate::scheduler::config::load_all(conf_dir, &|name| std::env::var(name).ok())?;
         let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
-        let recon = build_recon(conf_dir, &managed, salesforce.as_ref())
+        let file_enabled = conf.salesforce.as_ref().is_some_and(|s| s.enabled);
+        let recon = build_recon(conf_dir, &managed, salesforce.as_ref(), file_enabled)
             .await?
             .map(|engine| engine.with_metrics(metrics.clone()));
         Ok(Components {
@@ -309,6 +310,7 @@ pub async fn build_recon(
     conf_dir: &std::path::Path,
     managed: &ManagedObjects,
     salesforce: Option<&SalesforceClient>,
+    connector_enabled_in_file: bool,
 ) -> Result<Option<ReconEngine>, StartError> {
     let Some(client) = salesforce else {
         return Ok(None);
@@ -317,7 +319,8 @@ pub async fn build_recon(
         return Ok(None);
     }
     let sync = SyncConfig::load(conf_dir)?;
-    let settings = ReconSettings::from_env().map_err(StartError::Recon)?;
+    let mut settings = ReconSettings::from_env().map_err(StartError::Recon)?;
+    settings.connector_enabled_in_file = connector_enabled_in_file;
     let engine = ReconEngine::new(managed.clone(), Arc::new(sync), client.clone(), settings);
     match engine.reap_dead().await {
         Ok(0) => {}

@@ -108,12 +108,17 @@ pub async fn page(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AdminError> {
     let client = client(&state)?;
-    let enabled = state
-        .app
-        .conf
-        .salesforce
-        .as_ref()
-        .is_some_and(|s| s.enabled);
+    let file_enabled = file_enabled(&state);
+    let saved_enabled = store(&state)
+        .load_enabled(&client.config().system_name)
+        .await?;
+    let enabled = saved_enabled.unwrap_or(file_enabled);
+    let enabled_text = match (enabled, saved_enabled) {
+        (true, Some(_)) => "yes (set on this page)",
+        (false, Some(_)) => "no (disabled on this page)",
+        (true, None) => "yes (provisioner file)",
+        (false, None) => "no (provisioner file)",
+    };
     let saved = store(&state)
         .load_credentials(&client.config().system_name)
         .await?;
@@ -134,6 +139,14 @@ pub async fn page(
     match query.get("done").map(String::as_str) {
         Some("tested") => body.push_str(&html::notice("ok", "Connector tested.")),
         Some("authorized") => body.push_str(&html::notice("ok", "Salesforce authorized.")),
+        Some("enabled") => body.push_str(&html::notice(
+            "ok",
+            "Connector enabled: REST calls, reconciliations and implicit sync use it again.",
+        )),
+        Some("disabled") => body.push_str(&html::notice(
+            "ok",
+            "Connector disabled: REST calls and new reconciliations are refused, implicit sync pauses (changes wait in the queues).",
+        )),
         _ => {}
     }
     let test = match state.last_test.get() {
@@ -165,14 +178,20 @@ pub async fn page(
 <tr><th scope=\"row\">Login URL</th><td id=\"login-url\">{}</td></tr>\
 <tr><th scope=\"row\">Consumer Key</th><td id=\"consumer-key\">{}</td></tr>\
 <tr><th scope=\"row\">Settings from</th><td id=\"settings-source\">{}</td></tr></tbody></table>\
-<form method=\"post\" action=\"/admin/connectors/salesforce/test\" id=\"test-form\">{csrf}\
-<button type=\"submit\" id=\"test\" class=\"secondary\">Test</button></form></section>",
-        if enabled { "yes" } else { "no (set \"enabled\": true in the provisioner file)" },
+<form method=\"post\" action=\"/admin/connectors/salesforce/test\" id=\"test-form\" class=\"inline\">{csrf}\
+<button type=\"submit\" id=\"test\" class=\"secondary\">Test</button></form> \
+<form method=\"post\" action=\"/admin/connectors/salesforce/enabled\" id=\"enabled-form\" class=\"inline\">{csrf}\
+<input type=\"hidden\" name=\"enabled\" value=\"{}\">\
+<button type=\"submit\" id=\"toggle-enabled\" class=\"{}\">{}</button></form></section>",
+        enabled_text,
         esc(&state_text(&client.state())),
         esc(&usage),
         esc(login_url.as_str()),
         esc(&client_id),
         esc(source),
+        !enabled,
+        if enabled { "danger" } else { "secondary" },
+        if enabled { "Disable" } else { "Enable" },
         csrf = html::csrf_field(&session),
     ));
     let checked = |yes: bool| if yes { " checked" } else { "" };
@@ -203,6 +222,43 @@ pub async fn test(State(state): State<AdminState>) -> Result<Response, AdminErro
     let client = client(&state)?;
     let _ = run_test(&state, client).await;
     Ok(html::see_other("/admin/connectors?done=tested"))
+}
+
+fn file_enabled(state: &AdminState) -> bool {
+    state
+        .app
+        .conf
+        .salesforce
+        .as_ref()
+        .is_some_and(|s| s.enabled)
+}
+
+/// `POST /admin/connectors/salesforce/enabled` (`enabled=true|false`): saved for every role,
+/// overriding the provisioner file's `enabled`.
+pub async fn set_enabled(
+    State(state): State<AdminState>,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    let client = client(&state)?;
+    let on = match FormData::parse(&body).text("enabled").as_str() {
+        "true" => true,
+        "false" => false,
+        _ => {
+            return Err(AdminError::BadRequest(
+                "enabled must be true or false.".into(),
+            ));
+        }
+    };
+    client.set_enabled(on).await?;
+    tracing::info!(
+        enabled = on,
+        "Salesforce connector enabled state set from the admin UI"
+    );
+    Ok(html::see_other(if on {
+        "/admin/connectors?done=enabled"
+    } else {
+        "/admin/connectors?done=disabled"
+    }))
 }
 
 /// The token endpoint for the form's choice.
@@ -401,6 +457,8 @@ pub async fn callback(
         ));
     }
     tracing::info!("Salesforce connector authorized from the admin UI");
+    // Authorizing from the UI is how an operator turns the connector on.
+    client.set_enabled(true).await?;
     let message = match run_test(&state, client).await {
         Ok(m) => format!("Salesforce authorized; connector test {m}"),
         Err(m) => format!("Salesforce authorized, but the connector test failed: {m}"),

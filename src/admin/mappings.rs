@@ -177,6 +177,7 @@ pub async fn start(
             Err(AdminError::NotFound(format!("Mapping {m} not found.")))
         }
         Err(ReconError::BadRequest(m)) => Err(AdminError::BadRequest(m)),
+        Err(e @ ReconError::ConnectorDisabled) => Err(AdminError::Unavailable(e.to_string())),
         Err(e) => Err(e.into()),
     }
 }

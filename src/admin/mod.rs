@@ -73,6 +73,10 @@ pub fn router(app: &AppState) -> Router<AppState> {
         .route("/admin/connectors", get(connectors::page))
         .route("/admin/connectors/salesforce", post(connectors::save))
         .route("/admin/connectors/salesforce/test", post(connectors::test))
+        .route(
+            "/admin/connectors/salesforce/enabled",
+            post(connectors::set_enabled),
+        )
         .route("/admin/{*rest}", any(error::not_found))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -36,6 +36,9 @@ impl From<ReconError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, e.to_string())
             }
             ReconError::NotFound(_) => ApiError::not_found(e.to_string()),
+            ReconError::ConnectorDisabled => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             ReconError::Repo(r) => r.into(),
             ReconError::Salesforce(_) => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
         }

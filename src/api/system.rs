@@ -102,13 +102,17 @@ fn check_action(params: &Params, supported: &str) -> Result<(), ApiError> {
 pub async fn test_report(system: &ProvisionerConfig, client: Option<&SalesforceClient>) -> Value {
     let mut out = Map::new();
     out.insert("name".into(), json!(system.name));
-    out.insert("enabled".into(), json!(system.enabled));
+    let enabled = match client {
+        Some(c) => c.enabled(system.enabled).await,
+        None => system.enabled,
+    };
+    out.insert("enabled".into(), json!(enabled));
     out.insert("config".into(), json!(system.config_id()));
     out.insert("connectorRef".into(), system.connector_ref.clone());
     out.insert("displayName".into(), json!(DISPLAY_NAME));
     let types: Vec<&String> = system.object_types.keys().collect();
     out.insert("objectTypes".into(), json!(types));
-    let error = if !system.enabled {
+    let error = if !enabled {
         Some(disabled_message(system))
     } else {
         match client {
@@ -131,7 +135,7 @@ pub async fn test_report(system: &ProvisionerConfig, client: Option<&SalesforceC
 
 fn disabled_message(system: &ProvisionerConfig) -> String {
     format!(
-        "Connector disabled: \"enabled\" is false in provisioner.openicf-{}.json (set it to true, or SF_ENABLED=true with the shipped file)",
+        "Connector disabled: enable it on the Admin UI's Connectors page, or set \"enabled\" to true in provisioner.openicf-{}.json (SF_ENABLED=true with the shipped file) when the UI never set it",
         system.name
     )
 }
@@ -258,13 +262,14 @@ impl<'a> SystemObject<'a> {
     }
 
     /// The client, if the connector may be used.
-    pub fn connected(&self) -> Result<&'a SalesforceClient, ApiError> {
-        if !self.system.enabled {
+    pub async fn connected(&self) -> Result<&'a SalesforceClient, ApiError> {
+        let client = self.client.ok_or_else(|| {
+            unavailable("Connector not available: the Salesforce client could not be set up".into())
+        })?;
+        if !client.enabled(self.system.enabled).await {
             return Err(unavailable(disabled_message(self.system)));
         }
-        self.client.ok_or_else(|| {
-            unavailable("Connector not available: the Salesforce client could not be set up".into())
-        })
+        Ok(client)
     }
 
     fn not_found(&self, id: &str) -> ApiError {
@@ -283,7 +288,7 @@ impl<'a> SystemObject<'a> {
         if !is_salesforce_id(id) {
             return Ok(None);
         }
-        let client = self.connected()?;
+        let client = self.connected().await?;
         let select = self
             .fields()
             .selection(fields)
@@ -367,7 +372,7 @@ pub async fn type_action(
     }
     let JsonBody(body) = body?;
     let record = target.record(body)?;
-    let client = target.connected()?;
+    let client = target.connected().await?;
     let id = client.create(&record).await.map_err(sf_error)?;
     let object = target.read_existing(&id, params.get("_fields")).await?;
     let location = format!("/openidm/{}/{id}", target.path());
@@ -392,7 +397,7 @@ pub async fn update(
         return Err(target.not_found(&id));
     }
     let record = target.record(body)?;
-    let client = target.connected()?;
+    let client = target.connected().await?;
     client
         .update(&id, &record)
         .await
@@ -417,7 +422,7 @@ pub async fn deactivate(
     if !is_salesforce_id(&id) {
         return Err(target.not_found(&id));
     }
-    let client = target.connected()?;
+    let client = target.connected().await?;
     client
         .deactivate(&id)
         .await

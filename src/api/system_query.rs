@@ -508,7 +508,7 @@ pub async fn query(
     let target = SystemObject::resolve(&state, &system, &object_type)?;
     let fields = target.fields();
     let spec = parse(&params, &fields)?;
-    let client = target.connected()?;
+    let client = target.connected().await?;
     let available = client.user_field_names().await.map_err(sf_error)?;
     let native_type = target.object.native_type.clone();
     let text = soql(&spec, &native_type, &available, false);

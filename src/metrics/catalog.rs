@@ -96,7 +96,7 @@ impl Metrics {
             )),
             worker_paused: r.register(Family::with_default(
                 "idm_worker_paused",
-                "1 while the outbound worker has stopped consuming, by reason (salesforce_authorization: the connector needs an operator to authorize it again).",
+                "1 while the outbound worker has stopped consuming, by reason (salesforce_authorization: the connector needs an operator to authorize it again; connector_disabled: the connector is disabled).",
                 ["reason"],
             )),
             registry: r,

@@ -4,9 +4,12 @@
 //! change into a sync failure; the change events wait in the broker's queues. The gate polls
 //! the token store every few seconds and opens as soon as a new refresh token is stored
 //! (`idm-sync salesforce authorize`, or any process sharing the database).
+//!
+//! A connector disabled (in the Admin UI, or by its provisioner file) pauses the worker the
+//! same way until it is enabled again.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -15,6 +18,10 @@ use crate::salesforce::{ConnectorState, SalesforceClient};
 
 /// The `reason` label of `idm_worker_paused` for this pause.
 const REASON: &str = "salesforce_authorization";
+/// The `reason` label while the connector is disabled.
+const DISABLED: &str = "connector_disabled";
+/// How long a read of the enabled state serves batches before the next read.
+const ENABLED_TTL: Duration = Duration::from_secs(2);
 
 /// Why the worker is paused, if it is; shared with the readiness endpoint.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +42,8 @@ pub struct AuthorizationGate {
     poll: Duration,
     state: PauseState,
     metrics: Metrics,
+    file_enabled: bool,
+    enabled_seen: Mutex<Option<(Instant, bool)>>,
 }
 
 impl AuthorizationGate {
@@ -44,16 +53,73 @@ impl AuthorizationGate {
             poll,
             state: PauseState::default(),
             metrics,
+            file_enabled: true,
+            enabled_seen: Mutex::new(None),
         }
+    }
+
+    /// The provisioner file's `enabled` (true unless set).
+    pub fn with_file_enabled(mut self, enabled: bool) -> AuthorizationGate {
+        self.file_enabled = enabled;
+        self
+    }
+
+    /// Whether the connector is enabled, read at most every couple of seconds.
+    pub async fn enabled(&self) -> bool {
+        let seen = *self.enabled_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, on)) = seen
+            && at.elapsed() < ENABLED_TTL
+        {
+            return on;
+        }
+        self.read_enabled().await
+    }
+
+    async fn read_enabled(&self) -> bool {
+        let on = self.client.enabled(self.file_enabled).await;
+        *self.enabled_seen.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), on));
+        on
+    }
+
+    /// Waits while the connector is disabled. True when shutdown came first.
+    async fn wait_enabled(&self, stop: &mut watch::Receiver<bool>) -> bool {
+        if self.read_enabled().await {
+            return false;
+        }
+        tracing::warn!(
+            poll = ?self.poll,
+            "implicit sync PAUSED: the Salesforce connector is disabled; changes wait in the broker's queues and the worker resumes once it is enabled"
+        );
+        self.state
+            .set(Some("the Salesforce connector is disabled".to_owned()));
+        self.metrics.worker_paused(DISABLED, true);
+        let stopped = loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => break true,
+                () = tokio::time::sleep(self.poll) => {}
+            }
+            if self.read_enabled().await {
+                break false;
+            }
+        };
+        self.state.set(None);
+        self.metrics.worker_paused(DISABLED, false);
+        if !stopped {
+            tracing::info!("the Salesforce connector is enabled: implicit sync resumes");
+        }
+        stopped
     }
 
     pub fn state(&self) -> PauseState {
         self.state.clone()
     }
 
-    /// Returns at once if the connector may work; otherwise waits until a new refresh token is
-    /// stored. True when shutdown came first.
+    /// Returns at once if the connector may work; otherwise waits until it is enabled and a new
+    /// refresh token is stored. True when shutdown came first.
     pub async fn wait(&self, stop: &mut watch::Receiver<bool>) -> bool {
+        if self.wait_enabled(stop).await {
+            return true;
+        }
         let Some(reason) = needs_operator(&self.client.state()) else {
             return false;
         };

@@ -71,6 +71,8 @@ pub struct WorkerSettings {
     pub authorization_poll: Duration,
     /// A worker silent for this long is dead to its peers, who take its partitions.
     pub lease_ttl: Duration,
+    /// The provisioner file's `enabled`; a state saved from the Admin UI overrides it.
+    pub connector_enabled_in_file: bool,
 }
 
 impl WorkerSettings {
@@ -87,6 +89,7 @@ impl WorkerSettings {
             rate_limit_max_pause: Duration::from_secs(600),
             authorization_poll: Duration::from_secs(5),
             lease_ttl: crate::repo::workers::DEFAULT_LEASE_TTL,
+            connector_enabled_in_file: true,
         }
     }
 }
@@ -101,6 +104,8 @@ pub enum WorkerError {
     Disconnected,
     #[error("the Salesforce connector needs to be authorized again")]
     AwaitingAuthorization,
+    #[error("the Salesforce connector is disabled")]
+    ConnectorDisabled,
 }
 
 /// The events of one user in hand, and what is known about its change.
@@ -155,7 +160,8 @@ impl Worker {
             engine.client().clone(),
             settings.authorization_poll,
             engine.metrics().clone(),
-        );
+        )
+        .with_file_enabled(settings.connector_enabled_in_file);
         let stats = WorkerStats::new(settings.broker.topology.partitions);
         Worker {
             engine,
@@ -224,7 +230,10 @@ impl Worker {
             let started = Instant::now();
             let result = self.session(stop.clone(), target_rx.clone(), held_tx).await;
             held_tx.send_replace(BTreeSet::new());
-            if matches!(result, Err(WorkerError::AwaitingAuthorization)) {
+            if matches!(
+                result,
+                Err(WorkerError::AwaitingAuthorization | WorkerError::ConnectorDisabled)
+            ) {
                 // Holding changes back is this worker doing its job: readiness stays as it
                 // was and reports the pause itself.
                 if self.gate.wait(&mut stop.clone()).await {
@@ -457,6 +466,10 @@ impl Worker {
         let mut rate_pause = self.settings.rate_limit_pause;
         let mut db_backoff = reconnect_backoff();
         while !groups.is_empty() {
+            if !self.gate.enabled().await {
+                // Left unacked: ending the session hands them back to the queue.
+                return Err(WorkerError::ConnectorDisabled);
+            }
             let changes: Vec<UserChange> = groups.iter().map(|g| g.change.clone()).collect();
             let outcomes = match self.engine.apply(&changes).await {
                 Ok(o) => o,
@@ -595,5 +608,9 @@ pub fn build(
     )?;
     let sync = crate::mapping::SyncConfig::load(conf_dir)?;
     let engine = SyncEngine::new(pool, std::sync::Arc::new(sync), OUTBOUND_MAPPING, client)?;
+    let settings = WorkerSettings {
+        connector_enabled_in_file: system.enabled,
+        ..settings
+    };
     Ok(Worker::new(engine, settings, status))
 }

@@ -143,6 +143,34 @@ impl SalesforceClient {
         self.inner.session.state()
     }
 
+    /// Whether the connector may be used: the state saved from the Admin UI when there is one,
+    /// else `file` (the provisioner file's `enabled`). A store that cannot be read leaves the
+    /// file's value, with a warning.
+    pub async fn enabled(&self, file: bool) -> bool {
+        match self
+            .inner
+            .session
+            .store()
+            .load_enabled(&self.inner.config.system_name)
+            .await
+        {
+            Ok(saved) => saved.unwrap_or(file),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the connector's saved enabled state; the provisioner file decides");
+                file
+            }
+        }
+    }
+
+    /// Saves the connector's enabled state for every role (it overrides the file's).
+    pub async fn set_enabled(&self, on: bool) -> Result<(), SalesforceError> {
+        self.inner
+            .session
+            .store()
+            .save_enabled(&self.inner.config.system_name, on)
+            .await
+    }
+
     /// The usage reported by the latest answer (`Sforce-Limit-Info`), if any yet.
     pub fn last_api_usage(&self) -> Option<ApiUsage> {
         self.inner.usage.last()

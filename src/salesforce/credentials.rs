@@ -64,7 +64,7 @@ impl TokenStore {
                 })
                 .transpose()
             }
-            TokenStore::Memory(_, creds) => Ok(creds
+            TokenStore::Memory(_, creds, _) => Ok(creds
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .get(system)
@@ -96,7 +96,7 @@ impl TokenStore {
                 .await
                 .map_err(|e| SalesforceError::TokenStore(e.to_string()))?;
             }
-            TokenStore::Memory(_, creds) => {
+            TokenStore::Memory(_, creds, _) => {
                 creds
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -107,9 +107,65 @@ impl TokenStore {
     }
 }
 
+impl TokenStore {
+    /// The enabled state saved for `system` (Admin UI), if any: it overrides the file's.
+    pub async fn load_enabled(&self, system: &str) -> Result<Option<bool>, SalesforceError> {
+        match self {
+            TokenStore::Postgres(pool) => sqlx::query_scalar(
+                "SELECT enabled FROM salesforce_connector_enabled WHERE system_name = $1",
+            )
+            .bind(system)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| SalesforceError::TokenStore(e.to_string())),
+            TokenStore::Memory(_, _, enabled) => Ok(enabled
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(system)
+                .copied()),
+        }
+    }
+
+    /// Saves the enabled state of `system`; returns once durable.
+    pub async fn save_enabled(&self, system: &str, on: bool) -> Result<(), SalesforceError> {
+        match self {
+            TokenStore::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO salesforce_connector_enabled (system_name, enabled, updated_at) \
+                     VALUES ($1, $2, now()) ON CONFLICT (system_name) \
+                     DO UPDATE SET enabled = EXCLUDED.enabled, updated_at = now()",
+                )
+                .bind(system)
+                .bind(on)
+                .execute(pool)
+                .await
+                .map_err(|e| SalesforceError::TokenStore(e.to_string()))?;
+            }
+            TokenStore::Memory(_, _, enabled) => {
+                enabled
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(system.to_owned(), on);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn enabled_override_round_trip() {
+        let store = TokenStore::in_memory();
+        assert_eq!(store.load_enabled("salesforce").await.unwrap(), None);
+        store.save_enabled("salesforce", false).await.unwrap();
+        assert_eq!(store.load_enabled("salesforce").await.unwrap(), Some(false));
+        store.save_enabled("salesforce", true).await.unwrap();
+        assert_eq!(store.load_enabled("salesforce").await.unwrap(), Some(true));
+        assert_eq!(store.load_enabled("other").await.unwrap(), None);
+    }
 
     #[tokio::test]
     async fn memory_round_trip_and_apply() {

@@ -85,6 +85,10 @@ impl SessionManager {
         }
     }
 
+    pub fn store(&self) -> &TokenStore {
+        &self.store
+    }
+
     pub fn state(&self) -> ConnectorState {
         self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -31,10 +31,11 @@ pub struct StoredToken {
 #[derive(Debug, Clone)]
 pub enum TokenStore {
     Postgres(PgPool),
-    /// Tokens, and the credentials of [`super::credentials`].
+    /// Tokens, the credentials of [`super::credentials`] and the enabled overrides.
     Memory(
         Arc<Mutex<HashMap<String, StoredToken>>>,
         Arc<Mutex<HashMap<String, super::credentials::Credentials>>>,
+        Arc<Mutex<HashMap<String, bool>>>,
     ),
 }
 
@@ -44,7 +45,7 @@ impl TokenStore {
     }
 
     pub fn in_memory() -> TokenStore {
-        TokenStore::Memory(Arc::default(), Arc::default())
+        TokenStore::Memory(Arc::default(), Arc::default(), Arc::default())
     }
 
     pub async fn load(&self, system: &str) -> Result<Option<StoredToken>, SalesforceError> {
@@ -67,7 +68,7 @@ impl TokenStore {
                     }),
                 )
             }
-            TokenStore::Memory(map, _) => Ok(lock(map).get(system).cloned()),
+            TokenStore::Memory(map, _, _) => Ok(lock(map).get(system).cloned()),
         }
     }
 
@@ -99,7 +100,7 @@ impl TokenStore {
                 .await
                 .map_err(store_error)?;
             }
-            TokenStore::Memory(map, _) => {
+            TokenStore::Memory(map, _, _) => {
                 let mut map = lock(map);
                 let previous_url = map.get(system).and_then(|t| t.instance_url.clone());
                 map.insert(

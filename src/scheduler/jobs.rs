@@ -29,6 +29,9 @@ pub fn runner(recon: Option<ReconEngine>) -> JobRunner {
                         Err(ReconError::AlreadyRunning(m)) => Ok(JobOutcome::Skipped(format!(
                             "a reconciliation of {m} is still running"
                         ))),
+                        Err(ReconError::ConnectorDisabled) => Ok(JobOutcome::Skipped(
+                            "the Salesforce connector is disabled".to_owned(),
+                        )),
                         Err(e) => Err(crate::telemetry::error_chain(&e)),
                     }
                 }

@@ -109,6 +109,13 @@ async fn save_authorizes_through_the_emulator_and_secrets_stay_hidden() {
         "a new refresh token from the code exchange"
     );
     assert!(instance.is_some());
+    let enabled: bool = sqlx::query_scalar(
+        "SELECT enabled FROM salesforce_connector_enabled WHERE system_name = 'salesforce'",
+    )
+    .fetch_one(&env.app.db.pool)
+    .await
+    .unwrap();
+    assert!(enabled, "authorizing from the UI enables the connector");
 
     let after = b.get_ok("/admin/connectors?done=authorized").await;
     assert!(
@@ -207,4 +214,104 @@ async fn a_wrong_secret_or_a_foreign_state_changes_nothing() {
         .status,
         StatusCode::BAD_REQUEST
     );
+}
+
+#[tokio::test]
+async fn disable_and_enable_reach_rest_and_recon() {
+    let env = recon::env(3).await;
+    let b = Browser::login(&env.app).await;
+    let page_before = b.get_ok("/admin/connectors").await;
+    assert!(
+        page_before.contains("id=\"connector-enabled\">yes (provisioner file)<"),
+        "{page_before}"
+    );
+    let bad = b
+        .post(
+            "/admin/connectors/salesforce/enabled",
+            &[("enabled", "maybe")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    let off = b
+        .post(
+            "/admin/connectors/salesforce/enabled",
+            &[("enabled", "false")],
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        off.location.as_deref(),
+        Some("/admin/connectors?done=disabled")
+    );
+    let shown = b.get_ok("/admin/connectors?done=disabled").await;
+    assert!(shown.contains("id=\"connector-enabled\">no (disabled on this page)<"));
+    assert!(shown.contains("id=\"toggle-enabled\" class=\"secondary\">Enable<"));
+    let query = env
+        .app
+        .get("/system/salesforce/User?_queryFilter=true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = query.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Connector disabled"),
+        "{body}"
+    );
+    let test: serde_json::Value = env
+        .app
+        .post("/system/salesforce?_action=test")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(test["enabled"], false, "{test}");
+    assert_eq!(test["ok"], false, "{test}");
+    let run = env
+        .app
+        .post(&format!("/recon?_action=recon&mapping={}", recon::MAPPING))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(env.users().await, 0, "no run while disabled");
+    let ui_run = b
+        .post(
+            &format!("/admin/mappings/{}/reconcile", recon::MAPPING),
+            &[],
+        )
+        .await;
+    assert_eq!(ui_run.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ui_run.body.contains("connector is disabled"));
+
+    let on = b
+        .post(
+            "/admin/connectors/salesforce/enabled",
+            &[("enabled", "true")],
+        )
+        .await;
+    assert_eq!(
+        on.location.as_deref(),
+        Some("/admin/connectors?done=enabled")
+    );
+    assert!(
+        b.get_ok("/admin/connectors")
+            .await
+            .contains("id=\"connector-enabled\">yes (set on this page)<")
+    );
+    let query = env
+        .app
+        .get("/system/salesforce/User?_queryFilter=true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query.status(), StatusCode::OK);
+    let summary = env.recon("").await;
+    assert_eq!(summary["state"], "SUCCESS", "{summary}");
 }

@@ -381,6 +381,40 @@ async fn rate_limit_pauses_then_resumes() {
 }
 
 #[tokio::test]
+async fn a_disabled_connector_pauses_the_worker_until_enabled() {
+    let env = env(0).await;
+    let mut settings = env.settings();
+    settings.authorization_poll = Duration::from_millis(200);
+    let worker = env.spawn_worker_with(settings);
+    let warm = env.create("warm.enabled@idm-sync.test").await;
+    env.wait_synced(&warm).await;
+    env.sf.set_enabled(false).await.unwrap();
+    // The gate re-reads the state every couple of seconds.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let writes_before = writes(&env);
+    let id = env.create("while.disabled@idm-sync.test").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        env.linked(&id).await.is_none(),
+        "nothing sent while disabled"
+    );
+    assert_eq!(
+        writes(&env),
+        writes_before,
+        "no Salesforce write while disabled"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM sync_failures").await,
+        0,
+        "a disabled connector is not a failure"
+    );
+    env.sf.set_enabled(true).await.unwrap();
+    let sf = env.wait_synced(&id).await;
+    assert_eq!(sf["Username"], "while.disabled@idm-sync.test");
+    worker.stop().await;
+}
+
+#[tokio::test]
 async fn an_aborted_worker_loses_nothing() {
     let env = env(0).await;
     // Slow Salesforce calls so the abort lands mid-batch.
