@@ -646,6 +646,8 @@ impl SyncEngine {
         let mut failures: Vec<PendingFailure> = Vec::new();
         // Commit times of the changes Salesforce acknowledged, for the latency histogram.
         let mut acknowledged: Vec<DateTime<Utc>> = Vec::new();
+        // Links now in step, recorded together at the end (one statement per batch).
+        let mut synced: Vec<links::Synced<'_>> = Vec::new();
         let mut tx = self.pool.begin().await?;
         for (i, (change, p)) in changes.iter().zip(planned).enumerate() {
             let user = users.get(&change.object_id);
@@ -717,6 +719,7 @@ impl SyncEngine {
                             user,
                             &after,
                             p.target_id.as_deref(),
+                            &mut synced,
                         )
                         .await?;
                     if let Some(message) = conflict {
@@ -743,7 +746,15 @@ impl SyncEngine {
                     match result {
                         Ok(target_id) => {
                             let conflict = self
-                                .after(&mut tx, mapping, change, user, &after, Some(&target_id))
+                                .after(
+                                    &mut tx,
+                                    mapping,
+                                    change,
+                                    user,
+                                    &after,
+                                    Some(&target_id),
+                                    &mut synced,
+                                )
                                 .await?;
                             if let Some(message) = conflict {
                                 record_failure(
@@ -786,6 +797,7 @@ impl SyncEngine {
                 }
             }
         }
+        links::record_synced(&mut *tx, &synced).await?;
         sync_failures::clear(&mut *tx, &self.mapping, OBJECT_TYPE, &cleared).await?;
         let with_context: Vec<sync_failures::NewFailure> = failures
             .iter()
@@ -824,20 +836,22 @@ impl SyncEngine {
     /// the link could not be created because another one holds an id (a concurrent link of
     /// the same Salesforce or managed user); the change is then a sync failure rather than
     /// a poison batch that fails its whole transaction forever.
-    async fn after(
+    #[allow(clippy::too_many_arguments)]
+    async fn after<'u>(
         &self,
         tx: &mut sqlx::PgConnection,
         mapping: &Mapping,
         change: &UserChange,
-        user: Option<&(i64, Map<String, Value>)>,
+        user: Option<&'u (i64, Map<String, Value>)>,
         after: &After,
         target_id: Option<&str>,
+        synced: &mut Vec<links::Synced<'u>>,
     ) -> Result<Option<String>, SyncError> {
         match after {
             After::Nothing => Ok(None),
             After::Synced { link: Some(link) } => {
                 if let Some((rev, body)) = user {
-                    links::record_synced(&mut *tx, link, body, *rev).await?;
+                    synced.push((link.clone(), body, *rev));
                 }
                 Ok(None)
             }

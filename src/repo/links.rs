@@ -353,26 +353,34 @@ pub async fn unchanged_since_digest(
         .collect())
 }
 
-/// The outbound worker, after a successful write: records that the managed object at `rev`
-/// (`body`) is now in step. Moves forward only: a snapshot of a later revision already
-/// recorded is kept. Returns whether it was recorded.
+/// One link now in step: its id, the managed object's body and revision.
+pub type Synced<'a> = (String, &'a Map<String, Value>, i64);
+
+/// The outbound worker, after a batch's successful writes: records, per link, that the
+/// managed object at `rev` (`body`) is now in step, in one statement. Moves forward only: a
+/// snapshot of a later revision already recorded is kept. Returns how many were recorded.
 pub async fn record_synced<'e>(
     db: impl PgExecutor<'e>,
-    link_id: &str,
-    body: &Map<String, Value>,
-    rev: i64,
-) -> Result<bool, RepoError> {
+    synced: &[Synced<'_>],
+) -> Result<u64, RepoError> {
+    if synced.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = synced.iter().map(|(id, _, _)| id.as_str()).collect();
+    let bodies: Vec<Json<&Map<String, Value>>> = synced.iter().map(|(_, b, _)| Json(*b)).collect();
+    let revs: Vec<i64> = synced.iter().map(|(_, _, r)| *r).collect();
     let done = sqlx::query(
-        "UPDATE links SET synced_snapshot = $2, synced_rev = $3, source_digest = NULL,
-                          rev = rev + 1, updated_at = now()
-         WHERE id = $1 AND (synced_rev IS NULL OR synced_rev < $3)",
+        "UPDATE links l SET synced_snapshot = v.body, synced_rev = v.rev, source_digest = NULL,
+                            rev = l.rev + 1, updated_at = now()
+         FROM unnest($1::text[], $2::jsonb[], $3::bigint[]) AS v(id, body, rev)
+         WHERE l.id = v.id AND (l.synced_rev IS NULL OR l.synced_rev < v.rev)",
     )
-    .bind(link_id)
-    .bind(Json(body))
-    .bind(rev)
+    .bind(ids)
+    .bind(bodies)
+    .bind(revs)
     .execute(db)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(done.rows_affected())
 }
 
 /// Deletes links by id.
