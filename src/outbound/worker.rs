@@ -54,7 +54,9 @@ use crate::repo::outbox::Operation;
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     pub broker: BrokerSettings,
-    /// Unacked messages per partition consumer.
+    /// Unacked messages per partition consumer. Enough that a worker holding a quarter of
+    /// the partitions still has a full batch waiting while one is at Salesforce (at 50, four
+    /// workers' batches shrank and each waited for redelivery after its acks).
     pub prefetch: u16,
     /// Changes applied together (Salesforce takes 200 records per Collections call).
     pub batch_max: usize,
@@ -79,7 +81,7 @@ impl WorkerSettings {
     pub fn new(broker: BrokerSettings) -> WorkerSettings {
         WorkerSettings {
             broker,
-            prefetch: 50,
+            prefetch: 200,
             batch_max: crate::salesforce::MAX_RECORDS_PER_CALL,
             batch_window: Duration::from_millis(3),
             max_attempts: 8,
