@@ -487,18 +487,10 @@ impl Worker {
             };
             let mut limited = Vec::new();
             let mut awaiting_authorization = false;
+            let mut done = Vec::new();
             for (group, outcome) in groups.into_iter().zip(outcomes) {
                 match outcome {
-                    Outcome::Done => {
-                        for acker in &group.ackers {
-                            acker
-                                .ack(BasicAckOptions::default())
-                                .await
-                                .map_err(WorkerError::Channel)?;
-                        }
-                        self.engine.metrics().consumed(group.ackers.len());
-                        self.stats.add(group.partition);
-                    }
+                    Outcome::Done => done.push(group),
                     Outcome::Retry { error } => {
                         let mut group = group;
                         group.change.attempts += 1;
@@ -516,6 +508,18 @@ impl Worker {
                     // Left unacked: ending the session hands them back to the queue.
                     Outcome::AwaitingAuthorization => awaiting_authorization = true,
                 }
+            }
+            // Recorded in Postgres already: acked together, not one round trip each.
+            let acks = done
+                .iter()
+                .flat_map(|g| g.ackers.iter())
+                .map(|a| a.ack(BasicAckOptions::default()));
+            futures_util::future::try_join_all(acks)
+                .await
+                .map_err(WorkerError::Channel)?;
+            for group in &done {
+                self.engine.metrics().consumed(group.ackers.len());
+                self.stats.add(group.partition);
             }
             if awaiting_authorization {
                 return Err(WorkerError::AwaitingAuthorization);
