@@ -13,7 +13,10 @@
 //!
 //! A worker that cannot renew its lease for a whole TTL gives up every partition (its peers
 //! already count it dead); a worker that stops deregisters at once, so peers take over at
-//! their next heartbeat instead of after the TTL.
+//! their next heartbeat instead of after the TTL. A worker cut off from the broker for a whole
+//! TTL while Postgres still answers steps aside the same way (it deregisters and stops
+//! heartbeating, so its partitions go to workers that can consume them) and rejoins once its
+//! broker connection is back.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -22,6 +25,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::broker::BrokerStatus;
 use crate::repo::workers;
 
 /// How a worker takes part in the membership.
@@ -32,6 +36,8 @@ pub struct Membership {
     pub host: String,
     pub partitions: u16,
     pub lease_ttl: Duration,
+    /// This worker's broker connection: cut off for a whole lease, it steps aside.
+    pub broker: BrokerStatus,
 }
 
 impl Membership {
@@ -50,7 +56,34 @@ impl Membership {
     ) {
         let interval = self.heartbeat_interval();
         let mut last_renewed: Option<Instant> = None;
+        let mut broker_down_since: Option<Instant> = None;
+        let mut stepped_aside = false;
         loop {
+            broker_down_since = if self.broker.is_up() {
+                None
+            } else {
+                broker_down_since.or_else(|| Some(Instant::now()))
+            };
+            if broker_down_since.is_some_and(|t| t.elapsed() >= self.lease_ttl) {
+                if !stepped_aside {
+                    tracing::warn!(worker = %self.worker_id, "cut off from the broker for a whole lease: leaving this worker's partitions to the others until it reconnects");
+                    publish(&target, BTreeSet::new());
+                    if let Err(e) = workers::deregister(&self.pool, &self.worker_id).await {
+                        tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot deregister; the lease runs out instead");
+                    }
+                    stepped_aside = true;
+                    last_renewed = None;
+                }
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    () = tokio::time::sleep(interval) => {}
+                }
+                continue;
+            }
+            if stepped_aside {
+                tracing::info!(worker = %self.worker_id, "broker reachable again: rejoining the outbound workers");
+                stepped_aside = false;
+            }
             match self.beat(&held).await {
                 Ok(owned) => {
                     last_renewed = Some(Instant::now());

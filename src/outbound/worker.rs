@@ -206,6 +206,7 @@ impl Worker {
             host: super::assignment::local_host(),
             partitions: self.settings.broker.topology.partitions,
             lease_ttl: self.settings.lease_ttl,
+            broker: self.status.clone(),
         };
         // One task with the consumption: a worker aborted or killed stops heartbeating too.
         let membership = membership.run(held_rx, target_tx, leave);

@@ -2,6 +2,7 @@
 //! in-process emulator, with real Postgres and a per-test broker name prefix.
 
 mod broker_node;
+mod cut_off;
 mod scaling;
 mod scenarios;
 
