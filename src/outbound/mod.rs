@@ -6,6 +6,7 @@
 pub mod assignment;
 pub mod authorization;
 pub mod broker;
+pub mod dead_letters;
 pub mod message;
 pub mod relay;
 pub mod subscriptions;

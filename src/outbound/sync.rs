@@ -198,6 +198,12 @@ impl SyncEngine {
         &self.mapping
     }
 
+    /// The link type the mapping's links are stored under (its own name, or the mapping whose
+    /// links it reuses).
+    pub fn link_type(&self) -> Option<&str> {
+        self.mapping().ok().map(Mapping::link_type)
+    }
+
     fn mapping(&self) -> Result<&Mapping, SyncError> {
         self.sync
             .mapping(&self.mapping)

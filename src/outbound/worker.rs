@@ -46,6 +46,7 @@ use tokio::time::Instant;
 use super::assignment::Membership;
 use super::authorization::{AuthorizationGate, PauseState};
 use super::broker::{BrokerConnection, BrokerError, BrokerSettings, BrokerStatus};
+use super::dead_letters::DeadLetters;
 use super::message::ChangeEvent;
 use super::subscriptions::{Next, Subscriptions};
 use super::sync::{OBJECT_TYPE, Outcome, SyncEngine, UserChange};
@@ -210,11 +211,23 @@ impl Worker {
         };
         // One task with the consumption: a worker aborted or killed stops heartbeating too.
         let membership = membership.run(held_rx, target_tx, leave);
+        let dead_letters = DeadLetters::new(
+            self.engine.pool().clone(),
+            self.engine.mapping_name(),
+            self.engine
+                .link_type()
+                .unwrap_or(self.engine.mapping_name()),
+            BrokerSettings {
+                connection_name: format!("{} dead letters", self.settings.broker.connection_name),
+                ..self.settings.broker.clone()
+            },
+        );
+        let dead_letters = dead_letters.run_until(stop.clone());
         let consume = async {
             self.consume(stop, target_rx, &held_tx).await;
             let _ = leave_tx.send(true);
         };
-        tokio::join!(membership, consume);
+        tokio::join!(membership, consume, dead_letters);
         tracing::info!("outbound worker stopped");
     }
 

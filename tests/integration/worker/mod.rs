@@ -3,6 +3,7 @@
 
 mod broker_node;
 mod cut_off;
+mod dead_letters;
 mod scaling;
 mod scenarios;
 
