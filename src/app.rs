@@ -124,10 +124,14 @@ impl Components {
         let schedules =
             crate::scheduler::config::load_all(conf_dir, &|name| std::env::var(name).ok())?;
         let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
-        let file_enabled = conf.salesforce.as_ref().is_some_and(|s| s.enabled);
-        let recon = build_recon(conf_dir, &managed, salesforce.as_ref(), file_enabled)
-            .await?
-            .map(|engine| engine.with_metrics(metrics.clone()));
+        let recon = build_recon(
+            conf_dir,
+            &managed,
+            salesforce.as_ref(),
+            conf.salesforce_enabled(),
+        )
+        .await?
+        .map(|engine| engine.with_metrics(metrics.clone()));
         Ok(Components {
             pool,
             conf: Arc::new(conf),

@@ -108,7 +108,7 @@ pub async fn page(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AdminError> {
     let client = client(&state)?;
-    let file_enabled = file_enabled(&state);
+    let file_enabled = state.app.conf.salesforce_enabled();
     let saved_enabled = store(&state)
         .load_enabled(&client.config().system_name)
         .await?;
@@ -222,15 +222,6 @@ pub async fn test(State(state): State<AdminState>) -> Result<Response, AdminErro
     let client = client(&state)?;
     let _ = run_test(&state, client).await;
     Ok(html::see_other("/admin/connectors?done=tested"))
-}
-
-fn file_enabled(state: &AdminState) -> bool {
-    state
-        .app
-        .conf
-        .salesforce
-        .as_ref()
-        .is_some_and(|s| s.enabled)
 }
 
 /// `POST /admin/connectors/salesforce/enabled` (`enabled=true|false`): saved for every role,

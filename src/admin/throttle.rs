@@ -61,25 +61,26 @@ pub async fn record_failure(
     .bind(interval(WINDOW))
     .execute(pool)
     .await?;
-    // Reaching the limit locks the name and restarts the count, so the next lock needs as
-    // many failures again.
-    sqlx::query_scalar(
-        "WITH n AS (SELECT $3::int AS max, now() + $4::interval AS until) \
-         INSERT INTO admin_login_failures AS f (username, failures, last_failed, locked_until) \
-         SELECT $1, CASE WHEN 1 >= n.max THEN 0 ELSE 1 END, now(), \
-                CASE WHEN 1 >= n.max THEN n.until END FROM n \
+    let failures: i32 = sqlx::query_scalar(
+        "INSERT INTO admin_login_failures AS f (username, failures, last_failed) VALUES ($1, 1, now()) \
          ON CONFLICT (username) DO UPDATE SET \
-           failures = CASE WHEN (CASE WHEN f.last_failed < now() - $2::interval THEN 1 ELSE f.failures + 1 END) \
-                               >= $3 THEN 0 \
-                          ELSE (CASE WHEN f.last_failed < now() - $2::interval THEN 1 ELSE f.failures + 1 END) END, \
-           locked_until = CASE WHEN (CASE WHEN f.last_failed < now() - $2::interval THEN 1 ELSE f.failures + 1 END) \
-                               >= $3 THEN now() + $4::interval ELSE f.locked_until END, \
+           failures = CASE WHEN f.last_failed < now() - $2::interval THEN 1 ELSE f.failures + 1 END, \
            last_failed = now() \
-         RETURNING CASE WHEN failures = 0 THEN locked_until END",
+         RETURNING failures",
     )
     .bind(key(username))
     .bind(interval(WINDOW))
-    .bind(i32::try_from(settings.max_failures).unwrap_or(i32::MAX))
+    .fetch_one(pool)
+    .await?;
+    if u32::try_from(failures).unwrap_or(0) < settings.max_failures {
+        return Ok(None);
+    }
+    // Locked, and the count starts again: the next lock needs as many failures again.
+    sqlx::query_scalar(
+        "UPDATE admin_login_failures SET failures = 0, locked_until = now() + $2::interval \
+         WHERE username = $1 RETURNING locked_until",
+    )
+    .bind(key(username))
     .bind(interval(settings.lockout))
     .fetch_one(pool)
     .await

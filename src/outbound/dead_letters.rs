@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use super::broker::{BrokerConnection, BrokerError, BrokerSettings};
 use super::message::ChangeEvent;
 use super::sync::OBJECT_TYPE;
+use super::worker::reconnect_backoff;
 use crate::repo::{RepoError, sync_failures};
 
 /// The error code of a dead-lettered change in `/openidm/sync/failures`.
@@ -69,19 +70,20 @@ impl DeadLetters {
 
     /// Consumes the dead-letter queue until `stop`, reconnecting after a failure.
     pub async fn run_until(&self, mut stop: watch::Receiver<bool>) {
-        let mut delay = Duration::from_millis(500);
+        let mut backoff = reconnect_backoff();
         loop {
-            match self.session(&mut stop).await {
+            let delay = match self.session(&mut stop).await {
                 Ok(()) => return,
                 Err(e) => {
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(30));
                     tracing::warn!(error = %crate::telemetry::error_chain(&e), retry_in = ?delay, "dead-letter consumer interrupted");
+                    delay
                 }
-            }
+            };
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
                 () = tokio::time::sleep(delay) => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(30));
         }
     }
 

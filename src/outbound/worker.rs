@@ -588,7 +588,8 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+/// Delays between broker reconnections: 200 ms doubling to 30 s, jittered.
+pub(super) fn reconnect_backoff() -> impl Iterator<Item = Duration> {
     backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))
         .with_max_delay(Duration::from_secs(30))
