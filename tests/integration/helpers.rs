@@ -362,3 +362,28 @@ impl std::ops::Deref for TempDir {
         &self.0
     }
 }
+
+/// Ready messages in the named queues of the broker at `url`, added up.
+pub async fn queued_messages(url: &str, queues: &[String]) -> u32 {
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let mut total = 0;
+    for queue in queues {
+        let q = channel
+            .queue_declare(
+                queue.as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..lapin::options::QueueDeclareOptions::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        total += q.message_count();
+    }
+    let _ = conn.close(200, "bye".into()).await;
+    total
+}

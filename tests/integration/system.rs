@@ -10,6 +10,7 @@ use idm_sync::salesforce::{ClientConfig, SalesforceClient, Secret, TokenStore};
 use serde_json::{Value, json};
 
 use crate::helpers::{TempConf, TestApp, TestDb};
+use crate::salesforce::support as sf;
 
 const QUERY: &str = "GET /services/data/vXX.X/query";
 
@@ -595,32 +596,6 @@ fn authorize_config(base: &str) -> ClientConfig {
     )
 }
 
-/// What the operator's browser does: log in on the emulator's authorize page and allow (or
-/// deny), then follow the redirect to the callback. Returns the callback's status.
-async fn browser(flow_url: &reqwest::Url, base: &str, username: &str, action: &str) -> u16 {
-    let q: std::collections::HashMap<String, String> =
-        flow_url.query_pairs().into_owned().collect();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let answer = http
-        .post(format!("{base}/services/oauth2/authorize"))
-        .form(&[
-            ("client_id", q["client_id"].as_str()),
-            ("redirect_uri", q["redirect_uri"].as_str()),
-            ("state", q["state"].as_str()),
-            ("username", username),
-            ("action", action),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 302);
-    let location = answer.headers()["location"].to_str().unwrap().to_owned();
-    http.get(location).send().await.unwrap().status().as_u16()
-}
-
 async fn active_username(base: &str) -> String {
     let defaults = EmulatorConfig::default();
     let mut cfg = authorize_config(base);
@@ -660,7 +635,10 @@ async fn authorize_exchanges_the_code_and_stores_the_refresh_token() {
     assert_eq!(forged.status(), 400);
     assert!(store.load("salesforce").await.unwrap().is_none());
 
-    assert_eq!(browser(&url, &base, &username, "allow").await, 200);
+    assert_eq!(
+        sf::authorize_in_browser(&url, &base, &username, "allow").await,
+        200
+    );
     let done = waiting.await.unwrap().unwrap();
     assert_eq!(done.instance_url.as_deref(), Some(base.as_str()));
 
@@ -687,7 +665,10 @@ async fn authorize_reports_a_refusal_and_stores_nothing() {
         .unwrap();
     let url = flow.authorize_url().clone();
     let waiting = tokio::spawn(flow.finish(Duration::from_secs(30)));
-    assert_eq!(browser(&url, &base, "whoever", "deny").await, 400);
+    assert_eq!(
+        sf::authorize_in_browser(&url, &base, "whoever", "deny").await,
+        400
+    );
     let err = waiting.await.unwrap().unwrap_err();
     assert!(
         matches!(&err, AuthorizeError::Denied { error, .. } if error == "access_denied"),

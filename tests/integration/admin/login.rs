@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use reqwest::header::COOKIE;
 
-use super::support::{Browser, assert_well_formed, http, page, root};
+use super::support::{Browser, assert_well_formed, http, login_attempt, page, root};
 use crate::helpers::{ADMIN, TestApp};
 
 const PROTECTED: [&str; 13] = [
@@ -275,38 +275,28 @@ async fn a_session_works_on_every_replica() {
     let _ = stop.send(());
 }
 
-async fn try_login(app: &TestApp, username: &str, password: &str) -> super::support::Page {
-    let res = http()
-        .post(format!("{}/admin/login", root(app)))
-        .form(&[("username", username), ("password", password)])
-        .send()
-        .await
-        .unwrap();
-    page(res).await
-}
-
 #[tokio::test]
 async fn five_failures_lock_the_name_even_for_the_right_password() {
     let app = TestApp::spawn().await;
     // Four failures, then the right password: the count starts again.
     for _ in 0..4 {
         assert_eq!(
-            try_login(&app, ADMIN.0, "guess").await.status,
+            login_attempt(&app, ADMIN.0, "guess").await.status,
             StatusCode::UNAUTHORIZED
         );
     }
     assert_eq!(
-        try_login(&app, ADMIN.0, ADMIN.1).await.status,
+        login_attempt(&app, ADMIN.0, ADMIN.1).await.status,
         StatusCode::SEE_OTHER
     );
     for _ in 0..4 {
         assert_eq!(
-            try_login(&app, ADMIN.0, "guess").await.status,
+            login_attempt(&app, ADMIN.0, "guess").await.status,
             StatusCode::UNAUTHORIZED
         );
     }
     // The fifth failure in a row locks the name, differently cased or not.
-    let locked = try_login(&app, &ADMIN.0.to_uppercase(), "guess").await;
+    let locked = login_attempt(&app, &ADMIN.0.to_uppercase(), "guess").await;
     assert_eq!(
         locked.status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -347,7 +337,7 @@ async fn five_failures_lock_the_name_even_for_the_right_password() {
     assert!((295..=300).contains(&retry_after), "{retry_after}");
     // Another name is not held up by this one's lock.
     assert_eq!(
-        try_login(&app, "someone-else", "guess").await.status,
+        login_attempt(&app, "someone-else", "guess").await.status,
         StatusCode::UNAUTHORIZED
     );
 
@@ -357,7 +347,7 @@ async fn five_failures_lock_the_name_even_for_the_right_password() {
         .await
         .unwrap();
     assert_eq!(
-        try_login(&app, ADMIN.0, ADMIN.1).await.status,
+        login_attempt(&app, ADMIN.0, ADMIN.1).await.status,
         StatusCode::SEE_OTHER
     );
     let left: i64 = sqlx::query_scalar(

@@ -43,6 +43,17 @@ pub async fn page(res: reqwest::Response) -> Page {
     }
 }
 
+/// One log-in form submitted, its answer (no cookie kept).
+pub async fn login_attempt(app: &TestApp, username: &str, password: &str) -> Page {
+    let res = http()
+        .post(format!("{}/admin/login", root(app)))
+        .form(&[("username", username), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    page(res).await
+}
+
 pub struct Browser {
     pub root: String,
     pub http: reqwest::Client,
@@ -56,13 +67,7 @@ impl Browser {
     pub async fn login(app: &TestApp) -> Browser {
         let root = root(app);
         let http = http();
-        let res = http
-            .post(format!("{root}/admin/login"))
-            .form(&[("username", ADMIN.0), ("password", ADMIN.1)])
-            .send()
-            .await
-            .unwrap();
-        let p = page(res).await;
+        let p = login_attempt(app, ADMIN.0, ADMIN.1).await;
         assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
         assert_eq!(p.location.as_deref(), Some("/admin"));
         let set = p.set_cookie.expect("a session cookie");

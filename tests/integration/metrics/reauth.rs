@@ -7,13 +7,11 @@ use idm_sync::emulator::EmulatorConfig;
 use idm_sync::outbound::topology::Topology;
 use idm_sync::salesforce::TokenStore;
 use idm_sync::salesforce::authorize_cli::AuthorizeFlow;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use serde_json::Value;
 
 use super::exposition::Scrape;
 use super::{env, root, scrape};
-use crate::helpers::amqp_url;
+use crate::helpers::{amqp_url, queued_messages};
 use crate::salesforce::support as sf;
 use crate::worker::wait_until;
 
@@ -22,53 +20,10 @@ const REASON: (&str, &str) = ("reason", "salesforce_authorization");
 
 /// Ready messages in the topology's partition queues.
 async fn queued(topology: &Topology) -> u32 {
-    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    let mut total = 0;
-    for p in 0..topology.partitions {
-        let q = channel
-            .queue_declare(
-                topology.queue(p).into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        total += q.message_count();
-    }
-    let _ = conn.close(200, "bye".into()).await;
-    total
-}
-
-/// What the operator's browser does on the emulator's authorize page: log in and allow, then
-/// follow the redirect to the flow's callback. Returns the callback's status.
-async fn allow_in_browser(flow_url: &reqwest::Url, base: &str, username: &str) -> u16 {
-    let q: std::collections::HashMap<String, String> =
-        flow_url.query_pairs().into_owned().collect();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let answer = http
-        .post(format!("{base}/services/oauth2/authorize"))
-        .form(&[
-            ("client_id", q["client_id"].as_str()),
-            ("redirect_uri", q["redirect_uri"].as_str()),
-            ("state", q["state"].as_str()),
-            ("username", username),
-            ("action", "allow"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 302);
-    let location = answer.headers()["location"].to_str().unwrap().to_owned();
-    http.get(location).send().await.unwrap().status().as_u16()
+    let queues: Vec<String> = (0..topology.partitions)
+        .map(|p| topology.queue(p))
+        .collect();
+    queued_messages(&amqp_url(), &queues).await
 }
 
 async fn salesforce_readiness(root: &str) -> Value {
@@ -156,7 +111,10 @@ async fn a_revoked_token_pauses_the_worker_until_a_new_one_is_stored() {
         .unwrap();
     let url = flow.authorize_url().clone();
     let waiting = tokio::spawn(flow.finish(Duration::from_secs(30)));
-    assert_eq!(allow_in_browser(&url, &base, &username).await, 200);
+    assert_eq!(
+        sf::authorize_in_browser(&url, &base, &username, "allow").await,
+        200
+    );
     waiting.await.unwrap().unwrap();
 
     // The worker notices by itself; every edit reaches Salesforce, none became a failure.

@@ -84,3 +84,34 @@ pub fn new_user(handle: &EmulatorHandle, username: &str) -> Record {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}.{}@idm-sync.test", uuid::Uuid::new_v4().simple())
 }
+
+/// What the operator's browser does: log in on the emulator's authorize page and allow (or
+/// deny), then follow the redirect to the callback. Returns the callback's status.
+pub async fn authorize_in_browser(
+    flow_url: &reqwest::Url,
+    base: &str,
+    username: &str,
+    action: &str,
+) -> u16 {
+    let q: std::collections::HashMap<String, String> =
+        flow_url.query_pairs().into_owned().collect();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = http
+        .post(format!("{base}/services/oauth2/authorize"))
+        .form(&[
+            ("client_id", q["client_id"].as_str()),
+            ("redirect_uri", q["redirect_uri"].as_str()),
+            ("state", q["state"].as_str()),
+            ("username", username),
+            ("action", action),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 302);
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    http.get(location).send().await.unwrap().status().as_u16()
+}

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{Value, json};
 
 use super::{env, wait_until};
+use crate::helpers::queued_messages;
 
 /// Publishes `body` to the topology's dead-letter exchange, as the broker would dead-letter it.
 async fn dead_letter(env: &super::Env, body: &[u8]) {
@@ -41,26 +42,6 @@ fn event(id: &str, rev: i64) -> Vec<u8> {
         "operation": "update", "timestamp": "2026-11-27T00:00:00Z"
     }))
     .unwrap()
-}
-
-async fn dead_letter_queue_len(env: &super::Env) -> u32 {
-    let conn = Connection::connect(&env.amqp_url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    let q = ch
-        .queue_declare(
-            env.topology.dead_letter_queue().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    conn.close(200, "done".into()).await.unwrap();
-    q.message_count()
 }
 
 #[tokio::test]
@@ -97,7 +78,7 @@ async fn a_dead_lettered_change_is_a_sync_failure_that_retries() {
     let message = f["message"].as_str().unwrap();
     assert!(message.contains("delivery_limit"), "{message}");
     wait_until("the dead-letter queue drained", async || {
-        dead_letter_queue_len(&env).await == 0
+        queued_messages(&env.amqp_url, &[env.topology.dead_letter_queue()]).await == 0
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
