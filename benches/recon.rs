@@ -1,7 +1,10 @@
 //! Inbound reconciliation against the emulator (issue 4's figures): a first recon into an empty
 //! repository and a second with no changes — users/s, peak RSS of this process, Salesforce API
 //! calls — and the floor: paging the same users out of the emulator plus bulk-inserting the
-//! same rows with COPY, measured in the same run.
+//! same rows with COPY, measured in the same run. The floor is printed twice: COPY of the
+//! managed-user rows alone, and COPY of every row the first recon wrote (the managed users,
+//! their outbox rows, links and audit entries, copied back out of the database), since the
+//! recon must write all of them.
 //!
 //! Run: `cargo bench --bench recon` (BENCH_USERS, default 100000; BENCH_PG_URL, default
 //! postgres://postgres@127.0.0.1:5432; the database `idm_bench_recon` is dropped and re-created).
@@ -100,6 +103,8 @@ fn main() {
             (data, s["token_calls"].as_u64().unwrap_or(0))
         };
         let rss_before = status_kib("VmRSS:");
+        let mut first_run = String::new();
+        let mut first_secs = 0.0;
         let request = ReconRequest { mapping: "systemSalesforceUser_managedUser".into(), ..ReconRequest::default() };
 
         for (label, expect_created) in [("first recon (empty repository)", true), ("second recon (no changes)", false)] {
@@ -112,6 +117,10 @@ fn main() {
             let processed = summary["progress"]["source"]["existing"]["processed"].as_u64().unwrap();
             let created = summary["progress"]["target"]["created"].as_u64().unwrap_or(0);
             assert_eq!(created > 0, expect_created, "{summary}");
+            if expect_created {
+                first_run = summary["_id"].as_str().unwrap().to_owned();
+                first_secs = secs;
+            }
             let (d0, t0) = calls(&before);
             let (d1, t1) = calls(&after);
             println!(
@@ -153,11 +162,45 @@ fn main() {
         copy.send(text.into_bytes()).await.unwrap();
         let copied = copy.finish().await.unwrap();
         let copying = t.elapsed().as_secs_f64();
+        let floor = paging + copying;
         println!(
-            "floor: paging {} users {paging:.2} s + COPY of {copied} rows {copying:.2} s = {:.2} s ({:.0} users/s)",
+            "floor (managed rows): paging {} users {paging:.2} s + COPY of {copied} rows {copying:.2} s = {floor:.2} s ({:.0} users/s)",
             rows.len(),
-            paging + copying,
-            rows.len() as f64 / (paging + copying)
+            rows.len() as f64 / floor
+        );
+        // Every row the first recon wrote, copied out (untimed) and COPYed into twin tables.
+        let tables = [
+            ("managed_objects", "TRUE".to_owned()),
+            ("outbox", "TRUE".to_owned()),
+            ("links", "TRUE".to_owned()),
+            ("recon_audit", format!("recon_id = '{first_run}'")),
+        ];
+        let mut all = paging;
+        let mut parts = Vec::new();
+        for (table, filter) in tables {
+            let mut out = conn.copy_out_raw(&format!("COPY (SELECT * FROM {table} WHERE {filter}) TO STDOUT")).await.unwrap();
+            let mut data = Vec::new();
+            while let Some(chunk) = out.try_next().await.unwrap() {
+                data.extend_from_slice(&chunk);
+            }
+            drop(out);
+            sqlx::query(&format!("CREATE TABLE floor_{table} (LIKE {table} INCLUDING ALL)")).execute(&mut *conn).await.unwrap();
+            let t = Instant::now();
+            let mut copy = conn.copy_in_raw(&format!("COPY floor_{table} FROM STDIN")).await.unwrap();
+            copy.send(data).await.unwrap();
+            let n = copy.finish().await.unwrap();
+            let secs = t.elapsed().as_secs_f64();
+            all += secs;
+            parts.push(format!("{table} {n} rows {secs:.2} s"));
+        }
+        println!(
+            "floor (every row the first recon wrote): paging {paging:.2} s + COPY of {} = {all:.2} s",
+            parts.join(", ")
+        );
+        println!(
+            "first recon / floor: {:.2}x (managed rows), {:.2}x (every row)",
+            first_secs / floor,
+            first_secs / all
         );
     });
     let _ = emulator.kill();
