@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::action::Action;
 use super::condition::Condition;
+use super::hooks::Hooks;
 use super::script::{DEFAULT_BUDGET, Script, ScriptEngine};
 use super::situation::Situation;
 use crate::config::{ConfFile, ConfigError, Invalid};
@@ -115,6 +116,8 @@ pub struct Mapping {
     pub task_threads: u64,
     /// Default 1000.
     pub feed_size: u64,
+    /// onCreate, onUpdate, onDelete, onLink, onUnlink, result.
+    pub hooks: Hooks,
     /// A digest of everything that decides this mapping's results (its JSON, its script
     /// files): recon's unchanged fast path is valid only under the same fingerprint.
     pub fingerprint: [u8; 32],
@@ -379,19 +382,14 @@ impl Loader<'_> {
                 "a mapping has either correlationQuery or correlationScript, not both",
             ));
         }
-        // Neither recon nor the worker runs these hooks yet; accepting them would ignore them.
-        for key in [
-            "onCreate", "onUpdate", "onDelete", "onLink", "onUnlink", "result",
-        ] {
-            if obj.get(key).is_some_and(|v| !v.is_null()) {
-                return Err(Invalid::new(
-                    format!("{path}/{key}"),
-                    format!(
-                        "mapping key {key:?} is not supported yet: idm-sync does not run this script"
-                    ),
-                ));
-            }
-        }
+        let hooks = Hooks {
+            on_create: self.optional_script(obj, path, "onCreate")?,
+            on_update: self.optional_script(obj, path, "onUpdate")?,
+            on_delete: self.optional_script(obj, path, "onDelete")?,
+            on_link: self.optional_script(obj, path, "onLink")?,
+            on_unlink: self.optional_script(obj, path, "onUnlink")?,
+            result: self.optional_script(obj, path, "result")?,
+        };
         Ok(Mapping {
             display_name: optional_string(obj, path, "displayName")?,
             source: required_string(obj, path, "source")?,
@@ -416,6 +414,7 @@ impl Loader<'_> {
             target_query: query(obj, path, "targetQuery")?,
             task_threads: uint_or(obj, path, "taskThreads", 10, 0)?,
             feed_size: uint_or(obj, path, "feedSize", 1000, 1)?,
+            hooks,
             fingerprint: self.fingerprint(raw),
             name,
         })

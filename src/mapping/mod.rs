@@ -18,6 +18,7 @@
 //! | `policy.rs` | situation → action, policy conditions, postAction |
 //! | `action.rs` | the actions |
 //! | `correlation.rs` | correlationQuery / correlationScript |
+//! | `hooks.rs` | onCreate, onUpdate, onDelete, onLink, onUnlink, result |
 //! | `error.rs` | per-object errors |
 
 pub mod action;
@@ -25,6 +26,7 @@ pub mod condition;
 pub mod config;
 pub mod correlation;
 pub mod error;
+pub mod hooks;
 pub mod policy;
 pub mod properties;
 pub mod qualify;
@@ -40,6 +42,7 @@ pub use config::{
 };
 pub use correlation::CorrelationRequest;
 pub use error::MappingError;
+pub use hooks::Hooks;
 pub use policy::{Decision, PolicyScope};
 pub use properties::MappedObject;
 pub use script::{Script, ScriptEngine, ScriptError};

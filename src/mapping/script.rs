@@ -264,6 +264,26 @@ impl Script {
     /// binds `null`, as IDM binds a Java `null`). Returns the completion value, `None` when it
     /// is `undefined` or not representable in JSON.
     pub fn eval(&self, scope: &[(&str, Option<&Value>)]) -> Result<Option<Value>, ScriptError> {
+        self.run(scope, None).map(|(value, _)| value)
+    }
+
+    /// Runs the script like [`Script::eval`], then reads the variable `name` back: hooks such
+    /// as `onCreate` change `target` in place. The variable's value is `None` when it is
+    /// `undefined` or not representable in JSON.
+    pub fn eval_reading(
+        &self,
+        scope: &[(&str, Option<&Value>)],
+        name: &str,
+    ) -> Result<Option<Value>, ScriptError> {
+        self.run(scope, Some(name)).map(|(_, read)| read)
+    }
+
+    /// The completion value, and the variable `read` after the run.
+    fn run(
+        &self,
+        scope: &[(&str, Option<&Value>)],
+        read: Option<&str>,
+    ) -> Result<(Option<Value>, Option<Value>), ScriptError> {
         let inner = &self.engine;
         self.code.context.with(|ctx| {
             let globals = ctx.globals();
@@ -309,7 +329,18 @@ impl Script {
                     })
                 }
             } else {
-                from_js(&ctx, result).map_err(|message| self.value_error(message))
+                from_js(&ctx, result)
+                    .and_then(|value| {
+                        let read = match read {
+                            Some(name) => match globals.get::<_, rquickjs::Value>(name) {
+                                Ok(js) => from_js(&ctx, js)?,
+                                Err(e) => return Err(format!("cannot read {name}: {e}")),
+                            },
+                            None => None,
+                        };
+                        Ok((value, read))
+                    })
+                    .map_err(|message| self.value_error(message))
             };
             // Unbind the scope (restoring a global it shadowed), so the next run starts clean.
             for (name, _) in scope {

@@ -447,14 +447,14 @@ impl SyncEngine {
                 let Some(source) = &source else {
                     return fail(situation, action, "CREATE without a source".into());
                 };
-                match mapping.map_object(source, None, &ctx) {
-                    Ok(mapped) => {
+                let mapped = mapping
+                    .map_object(source, None, &ctx)
+                    .and_then(|m| mapping.on_create(source, m.object, situation, &ctx));
+                match mapped {
+                    Ok(object) => {
                         // A null on create only means "no value".
-                        let record: Record = mapped
-                            .object
-                            .into_iter()
-                            .filter(|(_, v)| !v.is_null())
-                            .collect();
+                        let record: Record =
+                            object.into_iter().filter(|(_, v)| !v.is_null()).collect();
                         planned(Plan::Write {
                             write: Write::Create(record),
                             after: After::Synced { link: None },
@@ -479,6 +479,9 @@ impl SyncEngine {
                     link: link.map(|l| l.id.clone()),
                 };
                 let record = match &snapshot {
+                    _ if mapping.has_on_update() => {
+                        update_through_hook(mapping, situation, source, snapshot.as_ref(), target)
+                    }
                     Some(old) => mapping.delta(old, source, None, &ctx),
                     // Not known to be in step (a FOUND target, a NULL snapshot, a forced
                     // re-sync): every mapped property, except defaults, which never
@@ -511,6 +514,11 @@ impl SyncEngine {
             }
             Action::Delete => match link {
                 Some(l) => {
+                    if let Err(e) =
+                        mapping.on_delete(source.as_ref(), &known_target(mapping, l), situation)
+                    {
+                        return map_err(e);
+                    }
                     let mut record = Record::new();
                     record.insert("IsActive".into(), Value::Bool(false));
                     planned(Plan::Write {
@@ -723,7 +731,7 @@ impl SyncEngine {
                             mapping,
                             change,
                             user,
-                            &after,
+                            (&after, p.situation),
                             p.target_id.as_deref(),
                             &mut synced,
                         )
@@ -757,7 +765,7 @@ impl SyncEngine {
                                     mapping,
                                     change,
                                     user,
-                                    &after,
+                                    (&after, p.situation),
                                     Some(&target_id),
                                     &mut synced,
                                 )
@@ -849,7 +857,7 @@ impl SyncEngine {
         mapping: &Mapping,
         change: &UserChange,
         user: Option<&'u (i64, Map<String, Value>)>,
-        after: &After,
+        (after, situation): (&After, Situation),
         target_id: Option<&str>,
         synced: &mut Vec<links::Synced<'u>>,
     ) -> Result<Option<String>, SyncError> {
@@ -868,19 +876,99 @@ impl SyncEngine {
                         rev: *rev,
                         source_digest: None,
                     });
-                    insert_link(tx, mapping, target, &change.object_id, snapshot).await
+                    let failed =
+                        insert_link(tx, mapping, target, &change.object_id, snapshot).await?;
+                    Ok(failed.or_else(|| link_hook(mapping, user, target, situation)))
                 }
                 _ => Ok(None),
             },
             After::Unlink { link } => {
+                if let Some(target) = target_id {
+                    let source = user.map(|(_, body)| Value::Object(body.clone()));
+                    let target = serde_json::json!({ "_id": target });
+                    if let Err(e) = mapping.on_unlink(source.as_ref(), &target, situation) {
+                        return Ok(Some(format!("the link is kept: {e}")));
+                    }
+                }
                 links::delete_many(tx, std::slice::from_ref(link)).await?;
                 Ok(None)
             }
             After::Link { target_id } => {
-                insert_link(tx, mapping, target_id, &change.object_id, None).await
+                let failed = insert_link(tx, mapping, target_id, &change.object_id, None).await?;
+                Ok(failed.or_else(|| link_hook(mapping, user, target_id, situation)))
             }
         }
     }
+}
+
+/// The mapping's `onLink` once a link is made. The Salesforce side is written already, so the
+/// link stays; a throw fails the change (a sync failure, whose retry then finds it linked).
+fn link_hook(
+    mapping: &Mapping,
+    user: Option<&(i64, Map<String, Value>)>,
+    target_id: &str,
+    situation: Situation,
+) -> Option<String> {
+    let source = user.map(|(_, body)| Value::Object(body.clone()));
+    let target = serde_json::json!({ "_id": target_id });
+    mapping
+        .on_link(source.as_ref(), &target, situation)
+        .err()
+        .map(|e| format!("linked to Salesforce user {target_id}, but {e}"))
+}
+
+/// What idm-sync knows of a linked Salesforce user without reading it: its id and the
+/// mapping of the snapshot last in step with it.
+fn known_target(mapping: &Mapping, link: &Link) -> Value {
+    let mut target = link
+        .synced_snapshot
+        .as_ref()
+        .and_then(|s| {
+            mapping
+                .map_object(&Value::Object(s.clone()), None, &SyncContext::default())
+                .ok()
+        })
+        .map(|m| m.object)
+        .unwrap_or_default();
+    target.insert("_id".into(), Value::from(link.first_id.clone()));
+    Value::Object(target)
+}
+
+/// An UPDATE under an `onUpdate` script: the script sees every mapped value (`target`) and
+/// what the snapshot in step maps to (`oldTarget`); the call sends what it leaves in `target`
+/// that differs from `oldTarget` (all of it, with no snapshot). Defaults stay out, as on any
+/// UPDATE.
+fn update_through_hook(
+    mapping: &Mapping,
+    situation: Situation,
+    source: &Value,
+    snapshot: Option<&Value>,
+    target_id: &str,
+) -> Result<Record, MappingError> {
+    let ctx = SyncContext::default();
+    let mapped = |object: &Value| {
+        mapping.map_object(object, None, &ctx).map(|m| {
+            m.object
+                .into_iter()
+                .filter(|(k, _)| !m.defaulted.contains(k))
+                .collect::<Map<String, Value>>()
+        })
+    };
+    let mut new = mapped(source)?;
+    // A script error on the old snapshot only means its values are unknown: all are sent.
+    let old = snapshot.and_then(|s| mapped(s).ok());
+    let id = Value::from(target_id.to_owned());
+    new.insert("_id".into(), id.clone());
+    let old_target = old.clone().map(|mut o| {
+        o.insert("_id".into(), id);
+        Value::Object(o)
+    });
+    let mut target = mapping.on_update(source, new, old_target.as_ref(), situation, &ctx)?;
+    target.remove("_id");
+    Ok(target
+        .into_iter()
+        .filter(|(k, v)| old.as_ref().is_none_or(|o| o.get(k) != Some(v)))
+        .collect())
 }
 
 /// Inserts a link inside a savepoint, so a unique conflict fails this change only.

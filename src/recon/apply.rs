@@ -24,7 +24,9 @@ use super::summary::Timed;
 use super::{ReconError, SOURCE_RESOURCE, TARGET_RESOURCE, TARGET_TYPE, guard};
 use crate::managed::ManagedError;
 use crate::managed::service::merge;
-use crate::mapping::{Action, DEFAULT_LINK_QUALIFIER, Decision, PolicyScope, Situation};
+use crate::mapping::{
+    Action, DEFAULT_LINK_QUALIFIER, Decision, MappingError, PolicyScope, Situation,
+};
 use crate::repo::links::{self, NewLink, Snapshot};
 use crate::repo::managed::StoredObject;
 use crate::repo::recon_runs::{self, HeldAction, PendingDelete};
@@ -166,6 +168,12 @@ impl From<ManagedError> for ApplyError {
     }
 }
 
+impl From<MappingError> for ApplyError {
+    fn from(e: MappingError) -> Self {
+        ApplyError::Object(e.to_string())
+    }
+}
+
 impl From<RepoError> for ApplyError {
     fn from(e: RepoError) -> Self {
         if e.is_unavailable() {
@@ -196,13 +204,23 @@ struct LinkBatch {
     /// Source digests for links already in step (see `links::set_digests`).
     digests: Vec<(String, [u8; 32])>,
     deletes: Vec<String>,
-    held: Vec<(Option<String>, String, Situation, HeldAction)>,
+    held: Vec<Held>,
     /// Targets created by this page (touched: the target phase must not visit them).
     created: Vec<String>,
     /// Whether CREATEs wait in `creates` to be written together (the fast path, where any
     /// failure replays the page anyway) or are written one by one (the replay).
     defer_creates: bool,
     creates: Vec<PendingCreate>,
+}
+
+/// A delete or deactivation held back for the guard.
+struct Held {
+    source_id: Option<String>,
+    target_id: String,
+    situation: Situation,
+    action: HeldAction,
+    /// Kept for the mapping's `onDelete` script only.
+    source: Option<Value>,
 }
 
 /// A CREATE waiting for its batch: the new id, the body, the source, the link to retarget.
@@ -395,15 +413,14 @@ impl Ctx {
             .held
             .iter()
             .enumerate()
-            .map(
-                |(i, (source_id, target_id, situation, action))| PendingDelete {
-                    seq: self.pending_seq + i as i64 + 1,
-                    target_id: target_id.clone(),
-                    source_id: source_id.clone(),
-                    situation: situation.as_str().to_owned(),
-                    action: *action,
-                },
-            )
+            .map(|(i, held)| PendingDelete {
+                seq: self.pending_seq + i as i64 + 1,
+                target_id: held.target_id.clone(),
+                source_id: held.source_id.clone(),
+                situation: held.situation.as_str().to_owned(),
+                action: held.action,
+                source: held.source.clone(),
+            })
             .collect();
         recon_runs::add_pending_deletes(&mut tx, &self.id, &held).await?;
         let t = Instant::now();
@@ -426,8 +443,19 @@ impl Ctx {
         match &entry.work {
             Work::Nothing => Ok(Outcome::Nothing),
             Work::Create { body, link_id } => {
+                let id = uuid::Uuid::new_v4().to_string();
+                if self.mapping().hooks.on_link.is_some() {
+                    let mut target = body.clone();
+                    target.insert("_id".into(), Value::from(id.clone()));
+                    let situation = entry.situation.unwrap_or(Situation::Absent);
+                    self.mapping().on_link(
+                        entry.source.as_ref(),
+                        &Value::Object(target),
+                        situation,
+                    )?;
+                }
                 let create = PendingCreate {
-                    id: uuid::Uuid::new_v4().to_string(),
+                    id,
                     body: body.clone(),
                     source_id,
                     link_id: link_id.clone(),
@@ -449,6 +477,9 @@ impl Ctx {
                 link,
                 current,
             } => {
+                if matches!(link, LinkPlan::New) {
+                    self.link_hook(entry)?;
+                }
                 let update = Update {
                     source_id,
                     target_id,
@@ -470,36 +501,53 @@ impl Ctx {
                     ..update
                 };
                 self.update(tx, batch, update).await?;
-                let situation = entry.situation.unwrap_or(Situation::Confirmed);
-                batch.held.push((
-                    entry.source_id.clone(),
-                    target_id.clone(),
-                    situation,
-                    HeldAction::Deactivate,
-                ));
+                batch.held.push(Held {
+                    source_id: entry.source_id.clone(),
+                    target_id: target_id.clone(),
+                    situation: entry.situation.unwrap_or(Situation::Confirmed),
+                    action: HeldAction::Deactivate,
+                    source: None,
+                });
                 Ok(Outcome::DeactivationHeld)
             }
             Work::Link { target_id } => {
+                self.link_hook(entry)?;
                 // A plain LINK does not bring the objects in step: no snapshot.
                 batch.inserts.push((source_id, target_id.clone(), None));
                 Ok(Outcome::Linked)
             }
             Work::Unlink { link_id } => {
+                let situation = entry.situation.unwrap_or(Situation::Unqualified);
+                let target = entry.target.clone().unwrap_or(Value::Null);
+                self.mapping()
+                    .on_unlink(entry.source.as_ref(), &target, situation)?;
                 batch.deletes.push(link_id.clone());
                 Ok(Outcome::Unlinked)
             }
             Work::Unchanged => Ok(Outcome::Unchanged),
             Work::Delete { target_id } => {
-                let situation = entry.situation.unwrap_or(Situation::Unqualified);
-                batch.held.push((
-                    entry.source_id.clone(),
-                    target_id.clone(),
-                    situation,
-                    HeldAction::Delete,
-                ));
+                batch.held.push(Held {
+                    source_id: entry.source_id.clone(),
+                    target_id: target_id.clone(),
+                    situation: entry.situation.unwrap_or(Situation::Unqualified),
+                    action: HeldAction::Delete,
+                    source: entry
+                        .source
+                        .clone()
+                        .filter(|_| self.mapping().has_on_delete()),
+                });
                 Ok(Outcome::DeleteHeld)
             }
         }
+    }
+
+    /// The mapping's `onLink` for a link made between the entry's source and target.
+    fn link_hook(&self, entry: &Entry) -> Result<(), ApplyError> {
+        let situation = entry.situation.unwrap_or(Situation::Found);
+        let target = entry.target.clone().unwrap_or(Value::Null);
+        self.mapping()
+            .on_link(entry.source.as_ref(), &target, situation)?;
+        Ok(())
     }
 
     /// An UPDATE of `target_id` with `changes`, and its link's snapshot.
@@ -752,7 +800,7 @@ impl Ctx {
             for d in &batch {
                 let mut sp = tx.begin().await?;
                 let result = match d.action {
-                    HeldAction::Delete => self.held_delete(&mut sp, &link_type, &d.target_id).await,
+                    HeldAction::Delete => self.held_delete(&mut sp, &link_type, d).await,
                     HeldAction::Deactivate => {
                         self.held_deactivation(&mut sp, &link_type, &d.target_id)
                             .await
@@ -806,13 +854,32 @@ impl Ctx {
 }
 
 impl Ctx {
-    /// A held DELETE: the object and its link. `Ok(false)`: it was already gone.
+    /// A held DELETE: the mapping's `onDelete` (a throw keeps the object), then the object
+    /// and its link. `Ok(false)`: it was already gone.
     async fn held_delete(
         &self,
         tx: &mut PgConnection,
         link_type: &str,
-        target_id: &str,
+        held: &PendingDelete,
     ) -> Result<bool, ApplyError> {
+        let target_id = held.target_id.as_str();
+        if self.mapping().has_on_delete() {
+            let target = recon_runs::targets_by_ids(
+                &mut *tx,
+                TARGET_TYPE,
+                std::slice::from_ref(&held.target_id),
+            )
+            .await?;
+            if let Some(object) = target.first() {
+                let situation =
+                    Situation::from_name(&held.situation).unwrap_or(Situation::Unqualified);
+                self.mapping().on_delete(
+                    held.source.as_ref(),
+                    &super::source_phase::target_value(object),
+                    situation,
+                )?;
+            }
+        }
         let gone = self
             .inner
             .managed

@@ -278,6 +278,7 @@ async fn execute(mut ctx: Ctx, mut lock: PgConnection) -> RunOutcome {
         || stage.description().to_owned(),
         |reason| format!("{}: {reason}", stage.description()),
     );
+    ctx.run_result_script(state);
     ctx.inner
         .metrics
         .recon_finished(&ctx.req.mapping, state, started.elapsed());
@@ -306,6 +307,40 @@ async fn execute(mut ctx: Ctx, mut lock: PgConnection) -> RunOutcome {
     let _ = recon_runs::unlock(&mut lock, &ctx.req.mapping).await;
     let _ = lock.close().await;
     outcome
+}
+
+impl Ctx {
+    /// The mapping's `result` script, once the run has ended (in any state): `source` and
+    /// `target` are the phases' progress, `global` the summary with `reconId`, `mapping` and
+    /// `state`. What it returns, or why it failed, is kept in the summary (`resultScript`).
+    fn run_result_script(&mut self, state: &str) {
+        if self.mapping().hooks.result.is_none() {
+            return;
+        }
+        let mut global = self.stats.to_json();
+        global.insert("reconId".into(), Value::from(self.id.clone()));
+        global.insert("mapping".into(), Value::from(self.req.mapping.clone()));
+        global.insert("state".into(), Value::from(state));
+        let progress = |side: &str| {
+            global
+                .get("progress")
+                .and_then(|p| p.get(side))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let (source, target) = (progress("source"), progress("target"));
+        let outcome = match self
+            .mapping()
+            .run_result(&source, &target, &Value::Object(global))
+        {
+            Ok(value) => serde_json::json!({ "value": value }),
+            Err(e) => {
+                tracing::warn!(recon_id = %self.id, error = %e, "the mapping's result script failed");
+                serde_json::json!({ "error": e.to_string() })
+            }
+        };
+        self.stats.result_script = Some(outcome);
+    }
 }
 
 /// Refreshes the run's heartbeat while a page takes long (operators see a stuck run).

@@ -311,8 +311,10 @@ impl Ctx {
         let Some(decision) = mapping.static_decision(Situation::Confirmed) else {
             return Ok(records);
         };
+        // An onUpdate script runs for every UPDATE, changed or not (as in IDM).
         let plain_update = decision.action == Action::Update
-            && decision.policy.is_none_or(|p| p.post_action.is_none());
+            && decision.policy.is_none_or(|p| p.post_action.is_none())
+            && !mapping.has_on_update();
         // A run that started with no managed objects has no link to find.
         if !plain_update || digests.is_empty() || self.existing_targets == 0 {
             return Ok(records);
@@ -380,6 +382,7 @@ impl Ctx {
         entry.policy = decision.policy.map(|p| p.index);
         match plan(
             mapping,
+            situation,
             decision.action,
             entry.source.as_ref(),
             entry.target.as_ref(),
@@ -395,6 +398,7 @@ impl Ctx {
 /// The work an action means for these objects.
 fn plan(
     mapping: &Mapping,
+    situation: Situation,
     action: Action,
     source: Option<&Value>,
     target_value: Option<&Value>,
@@ -409,8 +413,11 @@ fn plan(
             let mapped = mapping
                 .map_object(source, None, &ctx)
                 .map_err(|e| e.to_string())?;
+            let body = mapping
+                .on_create(source, mapped.object, situation, &ctx)
+                .map_err(|e| e.to_string())?;
             Work::Create {
-                body: mapped.object,
+                body,
                 link_id: link.map(|l| l.id.clone()),
             }
         }
@@ -420,9 +427,14 @@ fn plan(
             let mapped = mapping
                 .map_object(source, target_value, &ctx)
                 .map_err(|e| e.to_string())?;
+            let changes = if mapping.has_on_update() {
+                on_update(mapping, situation, source, target, mapped.object)?
+            } else {
+                mapped.object
+            };
             Work::Update {
                 target_id: target.id.clone(),
-                changes: mapped.object,
+                changes,
                 current: target.body.clone(),
                 link: match link {
                     Some(l) => LinkPlan::Existing {
@@ -454,6 +466,29 @@ fn plan(
             Work::Nothing
         }
     })
+}
+
+/// `onUpdate` sees the target with the mapped values applied and the target before; what it
+/// leaves in `target` (but `_id`, `_rev`) is what the UPDATE sets. A property it removes is
+/// left as it is in the repository: an UPDATE from recon sets properties, it never drops them.
+fn on_update(
+    mapping: &Mapping,
+    situation: Situation,
+    source: &Value,
+    target: &StoredObject,
+    mapped: Map<String, Value>,
+) -> Result<Map<String, Value>, String> {
+    let old = target_value(target);
+    let mut new = target.body.clone();
+    crate::managed::service::merge(&mut new, &mapped);
+    new.insert("_id".into(), Value::from(target.id.clone()));
+    new.insert("_rev".into(), Value::from(target.rev.to_string()));
+    let mut changed = mapping
+        .on_update(source, new, Some(&old), situation, &SyncContext::default())
+        .map_err(|e| e.to_string())?;
+    changed.remove("_id");
+    changed.remove("_rev");
+    Ok(changed)
 }
 
 /// Runs correlation filters in one statement: `(SELECT k, … WHERE f_k LIMIT 2) UNION ALL …`

@@ -154,6 +154,8 @@ pub struct Stats {
     pub success: u64,
     pub failure: u64,
     durations: [Metric; 8],
+    /// The mapping's `result` script: `{"value": …}` or `{"error": "…"}` (an idm-sync key).
+    pub result_script: Option<Value>,
 }
 
 impl Stats {
@@ -213,6 +215,9 @@ impl Stats {
             json!({"SUCCESS": self.success, "FAILURE": self.failure}),
         );
         out.insert("durationSummary".into(), Value::Object(durations));
+        if let Some(result) = &self.result_script {
+            out.insert("resultScript".into(), result.clone());
+        }
         out
     }
 }
@@ -281,6 +286,9 @@ pub fn render(run: &RunRow) -> Value {
         }
     }
     out.insert("durationSummary".into(), Value::Object(durations));
+    if let Some(result) = stored.get("resultScript") {
+        out.insert("resultScript".into(), result.clone());
+    }
     out.insert("parameters".into(), run.parameters.clone());
     out.insert("started".into(), Value::from(timestamp(run.started)));
     out.insert(

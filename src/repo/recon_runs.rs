@@ -357,6 +357,8 @@ pub struct PendingDelete {
     pub source_id: Option<String>,
     pub situation: String,
     pub action: HeldAction,
+    /// The source object, kept only for a mapping's `onDelete` script.
+    pub source: Option<Value>,
 }
 
 /// What a held row does once the guard allows it.
@@ -397,11 +399,15 @@ pub async fn add_pending_deletes(
     let sources: Vec<Option<&str>> = deletes.iter().map(|d| d.source_id.as_deref()).collect();
     let situations: Vec<&str> = deletes.iter().map(|d| d.situation.as_str()).collect();
     let actions: Vec<&str> = deletes.iter().map(|d| d.action.as_str()).collect();
+    let bodies: Vec<Option<Json<&Value>>> = deletes
+        .iter()
+        .map(|d| d.source.as_ref().map(Json))
+        .collect();
     sqlx::query(
-        "INSERT INTO recon_pending_deletes (recon_id, seq, target_id, source_id, situation, action)
-         SELECT $1, u.seq, u.target_id, u.source_id, u.situation, u.action
-         FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[])
-              AS u(seq, target_id, source_id, situation, action)",
+        "INSERT INTO recon_pending_deletes (recon_id, seq, target_id, source_id, situation, action, source)
+         SELECT $1, u.seq, u.target_id, u.source_id, u.situation, u.action, u.source
+         FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
+              AS u(seq, target_id, source_id, situation, action, source)",
     )
     .bind(recon_id)
     .bind(&seqs)
@@ -409,6 +415,7 @@ pub async fn add_pending_deletes(
     .bind(&sources)
     .bind(&situations)
     .bind(&actions)
+    .bind(&bodies)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -421,8 +428,16 @@ pub async fn pending_deletes<'e>(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<PendingDelete>, RepoError> {
-    let rows: Vec<(i64, String, Option<String>, String, String)> = sqlx::query_as(
-        "SELECT seq, target_id, source_id, situation, action FROM recon_pending_deletes
+    type Row = (
+        i64,
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<Json<Value>>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT seq, target_id, source_id, situation, action, source FROM recon_pending_deletes
          WHERE recon_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )
     .bind(recon_id)
@@ -433,12 +448,13 @@ pub async fn pending_deletes<'e>(
     Ok(rows
         .into_iter()
         .map(
-            |(seq, target_id, source_id, situation, action)| PendingDelete {
+            |(seq, target_id, source_id, situation, action, source)| PendingDelete {
                 seq,
                 target_id,
                 source_id,
                 situation,
                 action: HeldAction::from_db(&action),
+                source: source.map(|Json(v)| v),
             },
         )
         .collect())

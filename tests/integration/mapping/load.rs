@@ -193,18 +193,23 @@ fn script_files_resolve_under_conf_or_script_dir() {
 }
 
 #[test]
-fn event_hooks_that_would_not_run_are_refused() {
+fn event_hooks_load_and_a_broken_one_names_its_path() {
     for key in [
         "onCreate", "onUpdate", "onDelete", "onLink", "onUnlink", "result",
     ] {
         let dir = conf_dir_with(&json!({"mappings": [
             {"name": "a", "source": "s", "target": "t", key: {"type": "text/javascript", "source": "1"}}
         ]}));
+        let sync = SyncConfig::load_with(&dir, &|_| None, Duration::from_millis(100)).unwrap();
+        assert_eq!(sync.mappings.len(), 1);
+        let dir = conf_dir_with(&json!({"mappings": [
+            {"name": "a", "source": "s", "target": "t", key: {"type": "text/javascript", "source": "target.("}}
+        ]}));
         let err = SyncConfig::load_with(&dir, &|_| None, Duration::from_millis(100))
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains(&format!("/mappings/0/{key}")) && err.contains("not supported yet"),
+            err.contains(&format!("/mappings/0/{key}/source")) && err.contains("SyntaxError"),
             "{err}"
         );
     }

@@ -1,6 +1,7 @@
 //! The reconciliation engine against the in-process emulator and real Postgres.
 
 mod guard_and_runs;
+mod hooks;
 mod inbound;
 mod live_sync;
 pub mod support;
