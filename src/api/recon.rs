@@ -41,6 +41,7 @@ impl From<ReconError> for ApiError {
             }
             ReconError::Repo(r) => r.into(),
             ReconError::Salesforce(_) => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
+            ReconError::Assessment(_) => ApiError::internal(&e),
         }
     }
 }

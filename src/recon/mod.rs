@@ -144,6 +144,9 @@ pub enum ReconError {
     ConnectorDisabled,
     #[error("the Salesforce query failed")]
     Salesforce(#[from] SalesforceError),
+    /// A page's assessment task ended without a result (a bug: it panicked).
+    #[error("a page's assessment stopped: {0}")]
+    Assessment(String),
     #[error(transparent)]
     Repo(#[from] RepoError),
 }

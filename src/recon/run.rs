@@ -35,7 +35,7 @@ pub(crate) struct Ctx {
     pub inner: Arc<Inner>,
     pub id: String,
     pub req: ReconRequest,
-    mapping_index: usize,
+    pub mapping_index: usize,
     pub soql: String,
     pub target_filter: Filter,
     pub run_target_phase: bool,

@@ -2,7 +2,8 @@
 //! `mod.rs`), and the planning of work shared with the target phase.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
@@ -12,7 +13,7 @@ use sqlx::{Postgres, QueryBuilder};
 use super::apply::{Entry, LinkPlan, Phase, Work};
 use super::run::{Ctx, Flow};
 use super::summary::Timed;
-use super::{ReconError, TARGET_TYPE};
+use super::{Inner, ReconError, TARGET_TYPE};
 use crate::filter::Filter;
 use crate::mapping::{
     Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, LinkState, Mapping,
@@ -52,41 +53,190 @@ struct Pending {
 }
 
 impl Ctx {
+    /// Pages flow through three steps side by side: while page N is written, page N+1 is
+    /// assessed and page N+2 fetched. Page N+1's assessment reads the repository before page
+    /// N's writes commit; it is checked against them afterwards and made again in the rare
+    /// case they could have changed it (see [`Assessed::still_valid_after`]). At most three
+    /// pages are held, so memory stays flat; a cancel costs at most those reads.
     pub(crate) async fn source_phase(&mut self) -> Result<Flow, ReconError> {
         let client = self.inner.salesforce.clone();
         let soql = self.soql.clone();
         let mut pages = std::pin::pin!(
             client.query_with_batch_size(&soql, self.inner.settings.source_batch_size)
         );
-        let t = Instant::now();
-        let mut next = pages.try_next().await?;
-        self.stats.time(Timed::SourceQuery, t.elapsed());
-        while let Some(page) = next {
-            self.stats.source_total = Some(page.total_size);
-            // The next page is fetched while this one is written: Salesforce and Postgres
-            // work side by side. One page ahead at most, so memory stays flat; a cancel
-            // costs at most that one read.
-            let fetch = async {
-                let t = Instant::now();
-                let page = pages.try_next().await;
-                (page, t.elapsed())
+        let assessor = self.assessor();
+        // The stream is not polled again once it has ended.
+        let mut ended = false;
+        let mut fetch = async || {
+            if ended {
+                return (Ok(None), Duration::ZERO);
+            }
+            let t = Instant::now();
+            let page = pages.try_next().await;
+            ended = !matches!(page, Ok(Some(_)));
+            (page, t.elapsed())
+        };
+        let (first, took) = fetch().await;
+        self.stats.time(Timed::SourceQuery, took);
+        let Some(first) = first? else {
+            return Ok(Flow::Go);
+        };
+        self.stats.source_total = Some(first.total_size);
+        let (assessed, (fetched, took)) = tokio::join!(assessor.assess(first.records), fetch());
+        let mut current = assessed?;
+        let mut next = fetched?;
+        self.stats.time(Timed::SourceQuery, took);
+        loop {
+            let mut copy = None;
+            let ahead = next.take().map(|page| {
+                self.stats.source_total = Some(page.total_size);
+                // Kept for a second assessment, should this page's writes call for one.
+                if current.writes() {
+                    copy = Some(page.records.clone());
+                }
+                page.records
+            });
+            // A task of its own, so its CPU work (scripts, digests) runs on the other core
+            // instead of holding up this task's writes.
+            let task = ahead.map(|records| {
+                let assessor = assessor.clone();
+                tokio::spawn(async move { assessor.assess(records).await })
+            });
+            let _abort = AbortOnDrop(task.as_ref().map(|t| t.abort_handle()));
+            let assess_ahead = async move {
+                match task {
+                    Some(task) => Some(task.await),
+                    None => None,
+                }
             };
-            let (written, (fetched, took)) = tokio::join!(self.source_page(page.records), fetch);
+            let (written, assessed, (fetched, took)) =
+                tokio::join!(self.write_page(&current), assess_ahead, fetch());
             written?;
-            self.refresh_statistics().await?;
+            let Some(assessed) = assessed else {
+                break;
+            };
+            let mut assessed = assessed.map_err(|e| ReconError::Assessment(e.to_string()))??;
+            if !assessed.still_valid_after(&current) {
+                assessed = assessor.assess(copy.unwrap_or_default()).await?;
+            }
+            current = assessed;
             next = fetched?;
             self.stats.time(Timed::SourceQuery, took);
+            self.refresh_statistics().await?;
             if self.checkpoint().await? == Flow::Cancel {
                 return Ok(Flow::Cancel);
             }
         }
+        self.refresh_statistics().await?;
+        if self.checkpoint().await? == Flow::Cancel {
+            return Ok(Flow::Cancel);
+        }
         Ok(Flow::Go)
     }
 
-    async fn source_page(&mut self, records: Vec<Record>) -> Result<(), ReconError> {
-        let inner = self.inner.clone();
-        let mapping = self.mapping_of(&inner);
-        let pool = &inner.pool;
+    /// What assessing needs, owned, so it can run beside [`Ctx::write_page`].
+    fn assessor(&self) -> Assessor {
+        Assessor {
+            inner: self.inner.clone(),
+            mapping_index: self.mapping_index,
+            recon_id: self.id.clone(),
+            correlate: self.correlate,
+            existing_targets: self.existing_targets,
+        }
+    }
+
+    /// Writes an assessed page and counts what its assessment saw.
+    async fn write_page(&mut self, page: &Assessed) -> Result<(), ReconError> {
+        for (timed, took) in &page.timings {
+            self.stats.time(*timed, *took);
+        }
+        self.stats.links_processed += page.links_processed;
+        self.stats.source_processed += page.source_processed;
+        self.apply_page(&page.entries, &page.seen).await
+    }
+}
+
+/// A source page assessed and waiting to be written.
+struct Assessed {
+    entries: Vec<Entry>,
+    /// The targets it touched (the target phase skips them).
+    seen: Vec<String>,
+    /// Whether any of its sources ran a correlation query.
+    correlated: bool,
+    timings: Vec<(Timed, Duration)>,
+    links_processed: u64,
+    source_processed: u64,
+}
+
+impl Assessed {
+    /// Whether writing this page may change the repository (conservatively: any planned work).
+    fn writes(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| !matches!(e.work, Work::Nothing | Work::Unchanged))
+    }
+
+    /// Whether this assessment, made before `before`'s writes committed, is still what it
+    /// would be after them. An assessment reads the links of its own sources, the targets
+    /// they (or its correlation queries) point at, and, for unlinked sources, correlation
+    /// matches. A page that writes nothing changes none of those; otherwise the pages must
+    /// share no source and no target, and this one must not have correlated (a target the
+    /// page before created or changed could now match).
+    fn still_valid_after(&self, before: &Assessed) -> bool {
+        if !before.writes() {
+            return true;
+        }
+        if self.correlated {
+            return false;
+        }
+        let sources: HashSet<&str> = before
+            .entries
+            .iter()
+            .filter_map(|e| e.source_id.as_deref())
+            .collect();
+        let targets: HashSet<&str> = before
+            .entries
+            .iter()
+            .filter_map(|e| e.target_id.as_deref())
+            .collect();
+        self.entries.iter().all(|e| {
+            e.source_id.as_deref().is_none_or(|s| !sources.contains(s))
+                && e.target_id.as_deref().is_none_or(|t| !targets.contains(t))
+        })
+    }
+}
+
+/// Stops a page's assessment task when the run stops before awaiting it.
+struct AbortOnDrop(Option<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.0 {
+            handle.abort();
+        }
+    }
+}
+
+/// Assesses source pages: situations, actions and planned work, reading the repository only.
+#[derive(Clone)]
+struct Assessor {
+    inner: Arc<Inner>,
+    mapping_index: usize,
+    recon_id: String,
+    correlate: bool,
+    existing_targets: u64,
+}
+
+impl Assessor {
+    fn mapping(&self) -> &Mapping {
+        &self.inner.sync.mappings[self.mapping_index]
+    }
+
+    async fn assess(&self, records: Vec<Record>) -> Result<Assessed, ReconError> {
+        let mapping = self.mapping();
+        let pool = &self.inner.pool;
+        let mut timings = Vec::new();
+        let mut links_processed = 0;
         let sync_ctx = SyncContext::default();
         let n = records.len();
 
@@ -103,6 +253,7 @@ impl Ctx {
         let records = self
             .skip_unchanged(mapping, records, &digests, &mut entries, &mut seen)
             .await?;
+        links_processed += entries.len() as u64;
         let ids: Vec<String> = records
             .iter()
             .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
@@ -125,7 +276,7 @@ impl Ctx {
                 .into_iter()
                 .map(|o| (o.id.clone(), o))
                 .collect();
-        self.stats.time(Timed::LinkQuery, t.elapsed());
+        timings.push((Timed::LinkQuery, t.elapsed()));
 
         let mut pending = Vec::with_capacity(records.len());
         for record in records {
@@ -142,7 +293,7 @@ impl Ctx {
             let link = links.remove(&id);
             let target = link.as_ref().and_then(|l| targets.remove(&l.second_id));
             if link.is_some() {
-                self.stats.links_processed += 1;
+                links_processed += 1;
             }
             let correlation = (link.is_none() && self.correlate && qualifies.is_ok())
                 .then(|| mapping.correlate(&source, &sync_ctx))
@@ -181,6 +332,7 @@ impl Ctx {
                 _ => None,
             })
             .collect();
+        let id_lists_empty = id_lists.is_empty();
         if !id_lists.is_empty() {
             let all: Vec<String> = id_lists
                 .iter()
@@ -222,8 +374,9 @@ impl Ctx {
             .map(|l| l.second_id)
             .collect()
         };
+        let correlated = !filters.is_empty() || !id_lists_empty || !singles.is_empty();
         if !filters.is_empty() || !singles.is_empty() {
-            self.stats.time(Timed::CorrelationQuery, t.elapsed());
+            timings.push((Timed::CorrelationQuery, t.elapsed()));
         }
 
         for (i, p) in pending.into_iter().enumerate() {
@@ -274,8 +427,9 @@ impl Ctx {
             }
             entry.target = target.as_ref().map(target_value);
             entry.source = Some(p.source);
-            self.decide_and_plan(
+            decide_and_plan(
                 mapping,
+                &self.recon_id,
                 &mut entry,
                 situation,
                 p.link.as_ref(),
@@ -291,8 +445,14 @@ impl Ctx {
             }
             entries.push(entry);
         }
-        self.stats.source_processed += n as u64;
-        self.apply_page(&entries, &seen).await
+        Ok(Assessed {
+            entries,
+            seen,
+            correlated,
+            timings,
+            links_processed,
+            source_processed: n as u64,
+        })
     }
 
     /// The unchanged fast path: records whose link holds their digest (recon saw exactly this
@@ -301,7 +461,7 @@ impl Ctx {
     /// policy is a plain UPDATE (no condition, script or postAction to run per object).
     /// Returns the records that need the full assessment.
     async fn skip_unchanged(
-        &mut self,
+        &self,
         mapping: &Mapping,
         records: Vec<Record>,
         digests: &HashMap<String, [u8; 32]>,
@@ -347,51 +507,50 @@ impl Ctx {
             entry.policy = decision.policy.map(|p| p.index);
             entry.work = Work::Unchanged;
             seen.push(target_id.clone());
-            self.stats.links_processed += 1;
             entries.push(entry);
         }
         Ok(rest)
     }
+}
 
-    /// Decides the action for the entry's situation and plans its work; a script error or an
-    /// impossible action fails this one entry.
-    pub(crate) fn decide_and_plan(
-        &self,
-        mapping: &Mapping,
-        entry: &mut Entry,
-        situation: Situation,
-        link: Option<&Link>,
-        target: Option<&StoredObject>,
-    ) {
-        entry.situation = Some(situation);
-        let scope = PolicyScope {
-            source: entry.source.as_ref(),
-            target: entry.target.as_ref(),
-            link_qualifier: DEFAULT_LINK_QUALIFIER,
-            source_phase: entry.phase == Phase::Source,
-            recon_id: Some(&self.id),
-        };
-        let decision = match mapping.decide(situation, &scope) {
-            Ok(d) => d,
-            Err(e) => {
-                entry.error = Some(e.to_string());
-                return;
-            }
-        };
-        entry.action = Some(decision.action);
-        entry.policy = decision.policy.map(|p| p.index);
-        match plan(
-            mapping,
-            situation,
-            decision.action,
-            entry.source.as_ref(),
-            entry.target.as_ref(),
-            link,
-            target,
-        ) {
-            Ok(work) => entry.work = work,
-            Err(message) => entry.error = Some(message),
+/// Decides the action for the entry's situation and plans its work; a script error or an
+/// impossible action fails this one entry.
+pub(crate) fn decide_and_plan(
+    mapping: &Mapping,
+    recon_id: &str,
+    entry: &mut Entry,
+    situation: Situation,
+    link: Option<&Link>,
+    target: Option<&StoredObject>,
+) {
+    entry.situation = Some(situation);
+    let scope = PolicyScope {
+        source: entry.source.as_ref(),
+        target: entry.target.as_ref(),
+        link_qualifier: DEFAULT_LINK_QUALIFIER,
+        source_phase: entry.phase == Phase::Source,
+        recon_id: Some(recon_id),
+    };
+    let decision = match mapping.decide(situation, &scope) {
+        Ok(d) => d,
+        Err(e) => {
+            entry.error = Some(e.to_string());
+            return;
         }
+    };
+    entry.action = Some(decision.action);
+    entry.policy = decision.policy.map(|p| p.index);
+    match plan(
+        mapping,
+        situation,
+        decision.action,
+        entry.source.as_ref(),
+        entry.target.as_ref(),
+        link,
+        target,
+    ) {
+        Ok(work) => entry.work = work,
+        Err(message) => entry.error = Some(message),
     }
 }
 
@@ -518,4 +677,51 @@ async fn correlate_filters(
         .into_iter()
         .map(|(k, id, rev, Json(body))| (k as usize, StoredObject { id, rev, body }))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(source: &str, target: Option<&str>, work: Work) -> Entry {
+        let mut e = Entry::new(Phase::Source);
+        e.source_id = Some(source.into());
+        e.target_id = target.map(str::to_owned);
+        e.work = work;
+        e
+    }
+
+    fn page(entries: Vec<Entry>, correlated: bool) -> Assessed {
+        Assessed {
+            entries,
+            seen: Vec::new(),
+            correlated,
+            timings: Vec::new(),
+            links_processed: 0,
+            source_processed: 0,
+        }
+    }
+
+    fn link(target: &str) -> Work {
+        Work::Link {
+            target_id: target.into(),
+        }
+    }
+
+    #[test]
+    fn an_assessment_ahead_holds_unless_the_page_before_could_change_it() {
+        let quiet = page(vec![entry("s1", Some("t1"), Work::Unchanged)], false);
+        let writing = page(vec![entry("s1", Some("t1"), link("t1"))], false);
+        let disjoint = page(vec![entry("s2", Some("t2"), link("t2"))], false);
+        assert!(disjoint.still_valid_after(&quiet));
+        assert!(disjoint.still_valid_after(&writing));
+        // The page before wrote: a correlating page, a shared source or target is assessed again.
+        let correlated = page(vec![entry("s2", None, Work::Nothing)], true);
+        assert!(correlated.still_valid_after(&quiet));
+        assert!(!correlated.still_valid_after(&writing));
+        let same_target = page(vec![entry("s2", Some("t1"), Work::Unchanged)], false);
+        assert!(!same_target.still_valid_after(&writing));
+        let same_source = page(vec![entry("s1", None, Work::Nothing)], false);
+        assert!(!same_source.still_valid_after(&writing));
+    }
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::apply::{Entry, Phase};
 use super::run::{Ctx, Flow};
-use super::source_phase::target_value;
+use super::source_phase::{decide_and_plan, target_value};
 use super::summary::Timed;
 use super::{ReconError, TARGET_TYPE, soql};
 use crate::mapping::{DEFAULT_LINK_QUALIFIER, LinkedSource, SyncContext, assess_target};
@@ -116,7 +116,7 @@ impl Ctx {
                 },
             };
             let situation = assess_target(target_qualifies, linked_source);
-            self.decide_and_plan(mapping, &mut entry, situation, link, Some(object));
+            decide_and_plan(mapping, &self.id, &mut entry, situation, link, Some(object));
             entries.push(entry);
         }
         self.stats.target_processed += page.len() as u64;

@@ -4,4 +4,5 @@ mod guard_and_runs;
 mod hooks;
 mod inbound;
 mod live_sync;
+mod pipeline;
 pub mod support;

@@ -1,0 +1,118 @@
+//! Recon assesses page N+1 while page N is written. An assessment that page N's writes could
+//! have changed is made again: the outcome is the one a page-by-page run gives.
+
+use std::sync::Arc;
+
+use idm_sync::managed::ManagedObjects;
+use idm_sync::mapping::SyncConfig;
+use idm_sync::recon::{ReconEngine, ReconRequest, ReconSettings};
+use serde_json::{Value, json};
+
+use super::support::{Env, MAPPING, env_with, record, sit, target};
+
+/// The shipped sync.json, the inbound mapping correlating on the e-mail address (which,
+/// unlike the user name, two Salesforce users may share).
+fn sync_correlating_on_mail() -> std::path::PathBuf {
+    let shipped = super::support::shipped_sync();
+    let mut sync: Value = serde_json::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
+    sync["mappings"][0]["correlationQuery"] = json!({
+        "type": "text/javascript",
+        "source": "({ _queryFilter: \"mail eq \" + JSON.stringify(source.Email) })"
+    });
+    let path = std::env::temp_dir().join(format!(
+        "idm-sync-pipeline-{}.json",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&path, sync.to_string()).unwrap();
+    path
+}
+
+/// An engine that reads Salesforce 200 users per page (its smallest page).
+fn small_pages(env: &Env) -> ReconEngine {
+    let conf = idm_sync::config::Conf::load(&env.conf).unwrap();
+    let managed = ManagedObjects::new(env.app.db.pool.clone(), Arc::new(conf.managed.clone()));
+    let settings = ReconSettings {
+        source_batch_size: 200,
+        ..ReconSettings::default()
+    };
+    ReconEngine::new(
+        managed,
+        Arc::new(SyncConfig::load(&env.conf).unwrap()),
+        env.sf.clone(),
+        settings,
+    )
+}
+
+#[tokio::test]
+async fn a_page_correlates_with_what_the_page_before_created() {
+    let sync = sync_correlating_on_mail();
+    let env = env_with(450, &sync).await;
+    let _ = std::fs::remove_file(&sync);
+    // One managed user before the run, so correlation runs (IDM skips it for an empty
+    // target set).
+    let body = json!({"userName": "bystander@idm-sync.test", "givenName": "B", "sn": "Y",
+        "mail": "bystander@example.com", "profileId": "00e000000000000AAA"});
+    crate::helpers::create_managed(&env.app, &body).await;
+    // Two Salesforce users share an e-mail address, one on the first page, one on the second.
+    let users = env.sf_users().await;
+    assert_eq!(users.len(), 450);
+    let people: Vec<_> = users
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| !u["Email"].as_str().unwrap().starts_with("autoproc"))
+        .collect();
+    let (first, _) = people.iter().find(|(i, _)| *i < 200).unwrap();
+    let (second, _) = people.iter().find(|(i, _)| *i >= 250 && *i < 400).unwrap();
+    let shared = users[*first]["Email"].as_str().unwrap().to_owned();
+    let second_id = users[*second]["Id"].as_str().unwrap().to_owned();
+    env.sf
+        .update(&second_id, &record(json!({"Email": shared})))
+        .await
+        .unwrap();
+
+    // Each page's inserts take a while to commit, so the next page is surely assessed
+    // against the repository before them.
+    for sql in [
+        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$",
+        "CREATE TRIGGER slow_commit AFTER INSERT ON managed_objects
+         FOR EACH STATEMENT EXECUTE FUNCTION slow_commit()",
+    ] {
+        sqlx::query(sql).execute(&env.app.db.pool).await.unwrap();
+    }
+
+    let s = small_pages(&env)
+        .run(ReconRequest {
+            mapping: MAPPING.into(),
+            ..ReconRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(s["state"], "SUCCESS", "{s}");
+    // Page by page, the second page finds the user the first created (already linked to
+    // the first source): FOUND_ALREADY_LINKED, whose policy is EXCEPTION. Assessed against
+    // the repository before the first page's writes, it would be ABSENT and create a twin.
+    assert_eq!(sit(&s, "FOUND_ALREADY_LINKED"), 1, "{s}");
+    let qualifying = people.len() as u64;
+    assert_eq!(target(&s, "created"), qualifying - 1, "{s}");
+    let twins: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM managed_objects WHERE body->>'mail' = $1")
+            .bind(&shared)
+            .fetch_one(&env.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(twins, 1);
+    assert_eq!(s["progress"]["source"]["existing"]["processed"], 450, "{s}");
+
+    // A second run writes nothing: every page is assessed ahead and none needs a second look.
+    let outbox = env.outbox().await;
+    let s = small_pages(&env)
+        .run(ReconRequest {
+            mapping: MAPPING.into(),
+            ..ReconRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(target(&s, "unchanged"), qualifying - 1, "{s}");
+    assert_eq!(env.outbox().await, outbox);
+}
