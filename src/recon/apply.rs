@@ -13,7 +13,7 @@
 //! objects, one for their outbox rows) instead of two round trips each; the replay writes
 //! them one by one, so a failing create still fails alone.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value};
@@ -31,6 +31,13 @@ use crate::repo::links::{self, NewLink, Snapshot};
 use crate::repo::managed::StoredObject;
 use crate::repo::recon_runs::{self, HeldAction, PendingDelete};
 use crate::repo::{RepoError, audit};
+
+/// A page is written in parts of at least this many entries, at most `MAX_PARTS` of them,
+/// each its own transaction, side by side. Entries of a page are independent (they touch
+/// different sources and targets); where two would meet on a unique user name, one waits
+/// for the other's commit and then fails alone, as it would in one transaction.
+const SPLIT_AT: usize = 200;
+const MAX_PARTS: usize = 3;
 
 /// Which phase assessed an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,14 +293,24 @@ impl Ctx {
             audit::insert_batch(self.pool(), &self.id, &audit).await?;
             outcomes
         } else {
-            match self.try_apply(entries, seen, false).await? {
-                Some(outcomes) => outcomes,
-                None => self
-                    .try_apply(entries, seen, true)
-                    .await?
-                    .ok_or_else(|| RepoError::Config("page replay did not complete".into()))?,
+            // Long pages are written as several transactions on as many connections, so
+            // Postgres works on them at once.
+            let parts = (entries.len() / SPLIT_AT).clamp(1, MAX_PARTS);
+            let size = entries.len().div_ceil(parts).max(1);
+            let writes = entries.chunks(size).enumerate().map(|(i, part)| {
+                let seen = if i == 0 { seen } else { &[][..] };
+                self.apply_part(part, seen, self.pending_seq + (i * size) as i64)
+            });
+            let mut outcomes = Vec::with_capacity(entries.len());
+            for (part, audit, held) in futures_util::future::try_join_all(writes).await? {
+                outcomes.extend(part);
+                self.stats.time(Timed::AuditLog, audit);
+                self.held += held;
             }
+            outcomes
         };
+        // Held rows took sequence numbers below this (at most one per entry).
+        self.pending_seq += entries.len() as i64;
         self.stats.time(Timed::Apply, t.elapsed());
         for (entry, outcome) in entries.iter().zip(&outcomes) {
             self.count(entry, outcome);
@@ -338,14 +355,33 @@ impl Ctx {
         }
     }
 
-    /// One attempt at the page's transaction. `Ok(None)`: an object failed without
-    /// savepoints; the caller replays with them.
+    /// Applies entries in one transaction: first without savepoints, then, if an object
+    /// failed, again with one savepoint per object. Held rows are numbered from `seq` + 1.
+    /// Returns the outcomes, the time spent writing audit rows and the rows held.
+    async fn apply_part(
+        &self,
+        entries: &[Entry],
+        seen: &[String],
+        seq: i64,
+    ) -> Result<(Vec<Outcome>, Duration, u64), ReconError> {
+        match self.try_apply(entries, seen, false, seq).await? {
+            Some(done) => Ok(done),
+            None => Ok(self
+                .try_apply(entries, seen, true, seq)
+                .await?
+                .ok_or_else(|| RepoError::Config("page replay did not complete".into()))?),
+        }
+    }
+
+    /// One attempt at a transaction. `Ok(None)`: an object failed without savepoints; the
+    /// caller replays with them.
     async fn try_apply(
-        &mut self,
+        &self,
         entries: &[Entry],
         seen: &[String],
         savepoints: bool,
-    ) -> Result<Option<Vec<Outcome>>, ReconError> {
+        seq: i64,
+    ) -> Result<Option<(Vec<Outcome>, Duration, u64)>, ReconError> {
         let link_type = self.mapping().link_type().to_owned();
         let mut tx = self.pool().begin().await?;
         let mut batch = LinkBatch {
@@ -414,7 +450,7 @@ impl Ctx {
             .iter()
             .enumerate()
             .map(|(i, held)| PendingDelete {
-                seq: self.pending_seq + i as i64 + 1,
+                seq: seq + i as i64 + 1,
                 target_id: held.target_id.clone(),
                 source_id: held.source_id.clone(),
                 situation: held.situation.as_str().to_owned(),
@@ -426,10 +462,9 @@ impl Ctx {
         let t = Instant::now();
         let audit = self.audit_rows(entries, &outcomes);
         audit::insert_batch(&mut *tx, &self.id, &audit).await?;
-        self.stats.time(Timed::AuditLog, t.elapsed());
+        let audit_time = t.elapsed();
         tx.commit().await?;
-        self.pending_seq += held.len() as i64;
-        Ok(Some(outcomes))
+        Ok(Some((outcomes, audit_time, held.len() as u64)))
     }
 
     async fn apply_one(

@@ -46,8 +46,10 @@ pub(crate) struct Ctx {
     pub correlate: bool,
     /// Managed objects when the run started (the guard's denominator).
     pub existing_targets: u64,
-    /// Sequence of held-back deletes.
+    /// Sequence of held-back deletes (numbers may be skipped).
     pub pending_seq: i64,
+    /// Held-back deletes and deactivations so far (the guard's numerator).
+    pub held: u64,
     /// Objects created by this run at which to refresh the planner's statistics next.
     pub next_analyze: u64,
 }
@@ -138,7 +140,7 @@ impl Ctx {
         if self.enter(Stage::ApplyingDeletes).await? == Flow::Cancel {
             return Ok(RunOutcome::Canceled);
         }
-        let planned = u64::try_from(self.pending_seq).unwrap_or(0);
+        let planned = self.held;
         let one_object = self.req.source_id.is_some();
         if let Err(reason) = guard::check(
             planned,
@@ -251,6 +253,7 @@ pub(crate) async fn start(inner: Arc<Inner>, req: ReconRequest) -> Result<Starte
         correlate: false,
         existing_targets: 0,
         pending_seq: 0,
+        held: 0,
         next_analyze: FIRST_ANALYZE,
     };
     let task = tokio::spawn(execute(ctx, lock));

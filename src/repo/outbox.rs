@@ -58,8 +58,6 @@ pub struct OutboxRow {
     pub object_id: String,
     pub rev: i64,
     pub operation: Operation,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -116,23 +114,16 @@ pub async fn record_many(
     Ok(())
 }
 
-type Row = (
-    i64,
-    String,
-    String,
-    i64,
-    String,
-    Option<Json<Value>>,
-    Option<Json<Value>>,
-    DateTime<Utc>,
-);
+type Row = (i64, String, String, i64, String, DateTime<Utc>);
 
 /// Claims up to `limit` unpublished rows, oldest first, locking them for the caller's
 /// transaction. `SKIP LOCKED` lets several relays claim side by side without ever taking
-/// the same row; a claimer that dies releases its rows with its transaction.
+/// the same row; a claimer that dies releases its rows with its transaction. The values
+/// before and after stay in the table (an operator's record of the change): a message
+/// carries no body, since the worker loads the current object.
 pub async fn claim(tx: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, RepoError> {
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, object_type, object_id, rev, operation, before, after, created_at
+        "SELECT id, object_type, object_id, rev, operation, created_at
          FROM outbox
          WHERE published_at IS NULL
          ORDER BY id
@@ -143,23 +134,19 @@ pub async fn claim(tx: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, 
     .fetch_all(&mut *tx)
     .await?;
     rows.into_iter()
-        .map(
-            |(id, object_type, object_id, rev, op, before, after, created_at)| {
-                let operation = Operation::parse(&op).ok_or_else(|| {
-                    RepoError::Config(format!("outbox row {id} has unknown operation {op:?}"))
-                })?;
-                Ok(OutboxRow {
-                    id,
-                    object_type,
-                    object_id,
-                    rev,
-                    operation,
-                    before: before.map(|j| j.0),
-                    after: after.map(|j| j.0),
-                    created_at,
-                })
-            },
-        )
+        .map(|(id, object_type, object_id, rev, op, created_at)| {
+            let operation = Operation::parse(&op).ok_or_else(|| {
+                RepoError::Config(format!("outbox row {id} has unknown operation {op:?}"))
+            })?;
+            Ok(OutboxRow {
+                id,
+                object_type,
+                object_id,
+                rev,
+                operation,
+                created_at,
+            })
+        })
         .collect()
 }
 

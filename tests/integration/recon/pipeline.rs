@@ -1,5 +1,7 @@
-//! Recon assesses page N+1 while page N is written. An assessment that page N's writes could
-//! have changed is made again: the outcome is the one a page-by-page run gives.
+//! Recon assesses page N+1 while page N is written, and writes a long page as several
+//! transactions side by side. An assessment that page N's writes could have changed is made
+//! again, and two parts of a page that meet on a user name end as one transaction would:
+//! the outcome is the one a strictly page-by-page, one-transaction run gives.
 
 use std::sync::Arc;
 
@@ -115,4 +117,69 @@ async fn a_page_correlates_with_what_the_page_before_created() {
         .unwrap();
     assert_eq!(target(&s, "unchanged"), qualifying - 1, "{s}");
     assert_eq!(env.outbox().await, outbox);
+}
+
+#[tokio::test]
+async fn a_page_written_in_parts_ends_as_one_transaction_would() {
+    // userName from the e-mail address, which two Salesforce users may share.
+    let shipped = super::support::shipped_sync();
+    let mut sync: Value = serde_json::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
+    let props = sync["mappings"][0]["properties"].as_array_mut().unwrap();
+    let user_name = props
+        .iter_mut()
+        .find(|p| p["target"] == "userName")
+        .unwrap();
+    user_name["source"] = json!("Email");
+    let path = std::env::temp_dir().join(format!(
+        "idm-sync-parts-{}.json",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&path, sync.to_string()).unwrap();
+    let env = env_with(1000, &path).await;
+    let _ = std::fs::remove_file(&path);
+    let users = env.sf_users().await;
+    let people: Vec<usize> = (0..users.len())
+        .filter(|i| !users[*i]["Email"].as_str().unwrap().starts_with("autoproc"))
+        .collect();
+    // One user near the start of the page and one near its end (different parts) share
+    // an address, so both map to one userName.
+    let (a, b) = (people[5], people[people.len() - 5]);
+    let shared = users[a]["Email"].as_str().unwrap().to_owned();
+    env.sf
+        .update(
+            users[b]["Id"].as_str().unwrap(),
+            &record(json!({"Email": shared})),
+        )
+        .await
+        .unwrap();
+
+    let s = env.recon("").await;
+    assert_eq!(s["state"], "SUCCESS", "{s}");
+    let qualifying = people.len() as u64;
+    assert_eq!(target(&s, "created"), qualifying - 1, "{s}");
+    assert_eq!(s["statusSummary"]["FAILURE"], 1, "{s}");
+    assert_eq!(env.users().await as u64, qualifying - 1);
+    assert_eq!(env.links().await as u64, qualifying - 1);
+    assert_eq!(env.outbox().await as u64, qualifying - 1);
+    let owners: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM managed_objects WHERE body->>'userName' = $1")
+            .bind(&shared)
+            .fetch_one(&env.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(owners, 1);
+    // Every link points at a stored user, and every stored user is linked.
+    let dangling = env
+        .scalar(
+            "SELECT count(*) FROM links l LEFT JOIN managed_objects m ON m.id = l.second_id
+             WHERE m.id IS NULL",
+        )
+        .await;
+    assert_eq!(dangling, 0);
+    let s = env.recon("").await;
+    assert_eq!(target(&s, "unchanged"), qualifying - 1, "{s}");
+    assert_eq!(
+        s["statusSummary"]["FAILURE"], 1,
+        "the duplicate fails again: {s}"
+    );
 }
