@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::support::{Env, env_with, record, target};
+use super::support::{Env, env_with, record, shipped_sync_with, target};
 
 fn js(source: &str) -> Value {
     json!({"type": "text/javascript", "source": source})
@@ -12,24 +12,19 @@ fn js(source: &str) -> Value {
 
 /// The shipped sync.json with scripts on the inbound mapping.
 fn hooked_sync() -> std::path::PathBuf {
-    let shipped = super::support::shipped_sync();
-    let mut sync: Value = serde_json::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
-    let inbound = &mut sync["mappings"][0];
-    inbound["onCreate"] =
-        js("target.description = 'created from ' + source.Id + ' (' + situation + ')';");
-    inbound["onUpdate"] = js(
-        "if (source.LastName === 'Refused') { throw 'onUpdate refused, sn stays ' + oldTarget.sn; }
-         target.telephoneNumber = 'was ' + oldTarget.sn;",
-    );
-    inbound["onLink"] = js("if (source.FirstName === 'Nolink') { throw 'onLink refused'; }");
-    inbound["onDelete"] = js("if (target.sn === 'Keep') { throw 'onDelete keeps ' + target._id; }");
-    inbound["result"] = js("global.state + ': ' + target.created + ' created';");
-    let path = std::env::temp_dir().join(format!(
-        "idm-sync-hooks-{}.json",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::write(&path, sync.to_string()).unwrap();
-    path
+    shipped_sync_with(|sync| {
+        let inbound = &mut sync["mappings"][0];
+        inbound["onCreate"] =
+            js("target.description = 'created from ' + source.Id + ' (' + situation + ')';");
+        inbound["onUpdate"] = js(
+            "if (source.LastName === 'Refused') { throw 'onUpdate refused, sn stays ' + oldTarget.sn; }
+             target.telephoneNumber = 'was ' + oldTarget.sn;",
+        );
+        inbound["onLink"] = js("if (source.FirstName === 'Nolink') { throw 'onLink refused'; }");
+        inbound["onDelete"] =
+            js("if (target.sn === 'Keep') { throw 'onDelete keeps ' + target._id; }");
+        inbound["result"] = js("global.state + ': ' + target.created + ' created';");
+    })
 }
 
 async fn failures(env: &Env, recon_id: &str) -> Vec<String> {

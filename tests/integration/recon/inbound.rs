@@ -1,10 +1,9 @@
 //! Inbound reconciliation outcomes: creates, the echo guarantee, updates, correlation, the
 //! target phase, analyze, reconById, the sample's own sync.json, links and audit over REST.
 
-use idm_sync::recon::ReconRequest;
 use serde_json::{Value, json};
 
-use super::support::{Env, MAPPING, env, env_with, record, sit, target};
+use super::support::{Env, MAPPING, env, env_with, record, run, sit, target};
 
 #[tokio::test]
 async fn first_recon_creates_users_links_and_outbox_rows() {
@@ -122,14 +121,7 @@ async fn the_unchanged_fast_path_yields_to_a_mapping_change_and_to_a_managed_edi
     let sn = props.iter_mut().find(|p| p["target"] == "sn").unwrap();
     sn["transform"] = json!({"type": "text/javascript", "source": "source.toUpperCase();"});
     std::fs::write(&sync_path, sync.to_string()).unwrap();
-    let s = env
-        .engine()
-        .run(ReconRequest {
-            mapping: MAPPING.into(),
-            ..ReconRequest::default()
-        })
-        .await
-        .unwrap();
+    let s = run(&env.engine()).await;
     assert_eq!(s["state"], "SUCCESS", "{s}");
     assert_eq!(target(&s, "updated"), 5, "{s}");
     let sn = env.linked_user(&edited).await["sn"]

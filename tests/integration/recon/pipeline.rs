@@ -7,26 +7,20 @@ use std::sync::Arc;
 
 use idm_sync::managed::ManagedObjects;
 use idm_sync::mapping::SyncConfig;
-use idm_sync::recon::{ReconEngine, ReconRequest, ReconSettings};
-use serde_json::{Value, json};
+use idm_sync::recon::{ReconEngine, ReconSettings};
+use serde_json::json;
 
-use super::support::{Env, MAPPING, env_with, record, sit, target};
+use super::support::{Env, env_with, record, run, shipped_sync_with, sit, target};
 
 /// The shipped sync.json, the inbound mapping correlating on the e-mail address (which,
 /// unlike the user name, two Salesforce users may share).
 fn sync_correlating_on_mail() -> std::path::PathBuf {
-    let shipped = super::support::shipped_sync();
-    let mut sync: Value = serde_json::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
-    sync["mappings"][0]["correlationQuery"] = json!({
-        "type": "text/javascript",
-        "source": "({ _queryFilter: \"mail eq \" + JSON.stringify(source.Email) })"
-    });
-    let path = std::env::temp_dir().join(format!(
-        "idm-sync-pipeline-{}.json",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::write(&path, sync.to_string()).unwrap();
-    path
+    shipped_sync_with(|sync| {
+        sync["mappings"][0]["correlationQuery"] = json!({
+            "type": "text/javascript",
+            "source": "({ _queryFilter: \"mail eq \" + JSON.stringify(source.Email) })"
+        });
+    })
 }
 
 /// An engine that reads Salesforce 200 users per page (its smallest page).
@@ -83,13 +77,7 @@ async fn a_page_correlates_with_what_the_page_before_created() {
         sqlx::query(sql).execute(&env.app.db.pool).await.unwrap();
     }
 
-    let s = small_pages(&env)
-        .run(ReconRequest {
-            mapping: MAPPING.into(),
-            ..ReconRequest::default()
-        })
-        .await
-        .unwrap();
+    let s = run(&small_pages(&env)).await;
     assert_eq!(s["state"], "SUCCESS", "{s}");
     // Page by page, the second page finds the user the first created (already linked to
     // the first source): FOUND_ALREADY_LINKED, whose policy is EXCEPTION. Assessed against
@@ -108,13 +96,7 @@ async fn a_page_correlates_with_what_the_page_before_created() {
 
     // A second run writes nothing: every page is assessed ahead and none needs a second look.
     let outbox = env.outbox().await;
-    let s = small_pages(&env)
-        .run(ReconRequest {
-            mapping: MAPPING.into(),
-            ..ReconRequest::default()
-        })
-        .await
-        .unwrap();
+    let s = run(&small_pages(&env)).await;
     assert_eq!(target(&s, "unchanged"), qualifying - 1, "{s}");
     assert_eq!(env.outbox().await, outbox);
 }
@@ -122,19 +104,14 @@ async fn a_page_correlates_with_what_the_page_before_created() {
 #[tokio::test]
 async fn a_page_written_in_parts_ends_as_one_transaction_would() {
     // userName from the e-mail address, which two Salesforce users may share.
-    let shipped = super::support::shipped_sync();
-    let mut sync: Value = serde_json::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
-    let props = sync["mappings"][0]["properties"].as_array_mut().unwrap();
-    let user_name = props
-        .iter_mut()
-        .find(|p| p["target"] == "userName")
-        .unwrap();
-    user_name["source"] = json!("Email");
-    let path = std::env::temp_dir().join(format!(
-        "idm-sync-parts-{}.json",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::write(&path, sync.to_string()).unwrap();
+    let path = shipped_sync_with(|sync| {
+        let props = sync["mappings"][0]["properties"].as_array_mut().unwrap();
+        let user_name = props
+            .iter_mut()
+            .find(|p| p["target"] == "userName")
+            .unwrap();
+        user_name["source"] = json!("Email");
+    });
     let env = env_with(1000, &path).await;
     let _ = std::fs::remove_file(&path);
     let users = env.sf_users().await;

@@ -9,7 +9,7 @@ use futures_util::TryStreamExt;
 use idm_sync::emulator::RunningEmulator;
 use idm_sync::managed::ManagedObjects;
 use idm_sync::mapping::SyncConfig;
-use idm_sync::recon::{ReconEngine, ReconSettings};
+use idm_sync::recon::{ReconEngine, ReconRequest, ReconSettings};
 use idm_sync::salesforce::{Record, SalesforceClient};
 use serde_json::{Value, json};
 
@@ -56,6 +56,31 @@ pub fn conf_dir(base: &str, sync: &Path) -> PathBuf {
 
 pub fn shipped_sync() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/sync.json")
+}
+
+/// The shipped sync.json changed by `edit`, in a temporary file of its own ([`env_with`]
+/// copies it; the caller removes it).
+pub fn shipped_sync_with(edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let mut sync: Value =
+        serde_json::from_str(&std::fs::read_to_string(shipped_sync()).unwrap()).unwrap();
+    edit(&mut sync);
+    let path = std::env::temp_dir().join(format!(
+        "idm-sync-sync-{}.json",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&path, sync.to_string()).unwrap();
+    path
+}
+
+/// Runs a recon of the inbound mapping to its end with `engine`; its summary.
+pub async fn run(engine: &ReconEngine) -> Value {
+    engine
+        .run(ReconRequest {
+            mapping: MAPPING.into(),
+            ..ReconRequest::default()
+        })
+        .await
+        .unwrap()
 }
 
 pub async fn env(users: usize) -> Env {
