@@ -97,7 +97,15 @@ fn mapping_section(session: &AdminSession, m: &Mapping) -> String {
             td(if p.condition.is_some() { "yes" } else { "" })
         ));
     }
-    out.push_str("</tbody></table></section>");
+    out.push_str("</tbody></table>");
+    let hooks = m.hooks.configured();
+    if !hooks.is_empty() {
+        out.push_str(&format!(
+            "<h3>Event scripts</h3><p>{}</p>",
+            esc(&hooks.join(", "))
+        ));
+    }
+    out.push_str("</section>");
     out
 }
 

@@ -23,6 +23,23 @@ pub struct Hooks {
     pub result: Option<Script>,
 }
 
+impl Hooks {
+    /// The names of the configured scripts, in IDM's order.
+    pub fn configured(&self) -> Vec<&'static str> {
+        [
+            ("onCreate", &self.on_create),
+            ("onUpdate", &self.on_update),
+            ("onDelete", &self.on_delete),
+            ("onLink", &self.on_link),
+            ("onUnlink", &self.on_unlink),
+            ("result", &self.result),
+        ]
+        .into_iter()
+        .filter_map(|(name, script)| script.as_ref().map(|_| name))
+        .collect()
+    }
+}
+
 impl Mapping {
     /// `onCreate`: returns the target to create, as the script left it.
     pub fn on_create(
@@ -302,8 +319,13 @@ mod tests {
             )
             .unwrap();
         assert_eq!(out, Some(json!("r: 3")));
+        assert_eq!(
+            m.hooks.configured(),
+            ["onDelete", "onLink", "onUnlink", "result"]
+        );
         // No script: nothing runs, the target passes through.
         let plain = mapping(json!({}));
+        assert!(plain.hooks.configured().is_empty());
         assert!(plain.on_delete(None, &t, Situation::Unqualified).is_ok());
         assert_eq!(
             plain

@@ -121,3 +121,25 @@ async fn reconcile_and_analyze_from_the_ui() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_mappings_event_scripts_are_listed() {
+    let sync = recon::shipped_sync_with(|sync| {
+        sync["mappings"][0]["onCreate"] =
+            serde_json::json!({"type": "text/javascript", "source": "target;"});
+    });
+    let env = recon::env_with(0, &sync).await;
+    let _ = std::fs::remove_file(&sync);
+    let b = Browser::login(&env.app).await;
+    let page = b.get_ok("/admin/mappings").await;
+    assert_well_formed(&page);
+    assert!(
+        page.contains("<h3>Event scripts</h3><p>onCreate</p>"),
+        "{page}"
+    );
+    assert_eq!(
+        page.matches("<h3>Event scripts</h3>").count(),
+        1,
+        "only the mapping with one"
+    );
+}
