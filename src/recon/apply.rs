@@ -212,8 +212,6 @@ struct LinkBatch {
     digests: Vec<(String, [u8; 32])>,
     deletes: Vec<String>,
     held: Vec<Held>,
-    /// Targets created by this page (touched: the target phase must not visit them).
-    created: Vec<String>,
     /// Whether CREATEs wait in `creates` to be written together (the fast path, where any
     /// failure replays the page anyway) or are written one by one (the replay).
     defer_creates: bool,
@@ -416,7 +414,6 @@ impl Ctx {
                 Ok(outcome) => {
                     sp.commit().await?;
                     batch.held.append(&mut one.held);
-                    batch.created.append(&mut one.created);
                     outcomes.push(outcome);
                 }
                 Err(ApplyError::Object(message)) => {
@@ -442,8 +439,9 @@ impl Ctx {
         }
         self.run_post_actions(entries, &mut outcomes);
         if self.run_target_phase {
+            // Objects this run creates need no mark: the target phase reads only objects
+            // older than the run.
             recon_runs::mark_seen(&mut tx, &self.id, seen).await?;
-            recon_runs::mark_seen(&mut tx, &self.id, &batch.created).await?;
         }
         let held: Vec<PendingDelete> = batch
             .held
@@ -964,7 +962,6 @@ async fn created(
     object: StoredObject,
     create: &PendingCreate,
 ) -> Result<(), ApplyError> {
-    batch.created.push(object.id.clone());
     match &create.link_id {
         Some(link_id) => {
             let snapshot = Snapshot {

@@ -305,7 +305,11 @@ pub async fn unseen_targets<'e>(
     }
     qb.push(" AND NOT EXISTS (SELECT 1 FROM recon_seen s WHERE s.recon_id = ");
     qb.push_bind(recon_id.to_owned());
-    qb.push(" AND s.target_id = managed_objects.id) ORDER BY id LIMIT ");
+    // Objects created after the run started (by the run itself, which links each to a source
+    // it saw, or by a write meanwhile) are not the target set this run reconciles.
+    qb.push(" AND s.target_id = managed_objects.id) AND created_at < (SELECT started FROM recon_runs WHERE id = ");
+    qb.push_bind(recon_id.to_owned());
+    qb.push(") ORDER BY id LIMIT ");
     qb.push_bind(limit);
     let rows: Vec<RawRow> = qb.build_query_as().fetch_all(db).await?;
     Ok(rows
