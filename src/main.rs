@@ -117,6 +117,9 @@ struct DbArgs {
     db_max_connections: u32,
 }
 
+/// Days audit rows are kept.
+const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 30;
+
 /// Seconds a worker's lease lasts without a heartbeat.
 const DEFAULT_WORKER_LEASE_SECS: u64 = 6;
 
@@ -157,6 +160,9 @@ struct ServeArgs {
     /// Do not run the outbox relay in this process (run `idm-sync relay` instead).
     #[arg(long, env = "IDM_NO_RELAY")]
     no_relay: bool,
+    /// Days recon and sync audit rows are kept before this process purges them (0 keeps them).
+    #[arg(long, env = "IDM_AUDIT_RETENTION_DAYS", default_value_t = DEFAULT_AUDIT_RETENTION_DAYS)]
+    audit_retention_days: u64,
     #[command(flatten)]
     tls: idm_sync::tls::TlsArgs,
     #[command(flatten)]
@@ -262,6 +268,7 @@ impl ServeArgs {
             conf_dir: plan.conf_dir,
             listen: plan.listen,
             no_relay: false,
+            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             tls: plan.tls,
             broker: BrokerArgs {
                 amqp_url: plan.amqp_url,
@@ -309,6 +316,12 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
     });
     let scheduler = all
         .then(|| tokio::spawn(scheduler_for(app.components()).run_until(shutdown.clone().wait())));
+    let retention = tokio::spawn(idm_sync::repo::audit_retention::run(
+        app.pool().clone(),
+        Duration::from_secs(args.audit_retention_days.saturating_mul(86_400)),
+        Duration::from_secs(3600),
+        shutdown.clone().wait(),
+    ));
     let worker = if all {
         let settings = args.broker.worker_settings();
         let worker_status = BrokerStatus::default();
@@ -326,6 +339,7 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
     if let Some(scheduler) = scheduler {
         scheduler.await.context("the scheduler panicked")?;
     }
+    retention.await.context("the audit purge panicked")?;
     if let Some(relay) = relay {
         relay.await.context("the outbox relay panicked")?;
     }

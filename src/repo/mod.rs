@@ -2,6 +2,7 @@
 //! recon runs and the recon audit.
 
 pub mod audit;
+pub mod audit_retention;
 pub mod db;
 pub mod filter_sql;
 pub mod links;

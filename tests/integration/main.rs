@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod audit_retention;
 mod auth;
 mod browser;
 mod compose;
