@@ -12,6 +12,14 @@ use serde_json::{Map, Value};
 use super::script::Script;
 use super::{Mapping, MappingError, Situation, SyncContext};
 
+/// What an object hook other than onCreate/onUpdate is told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Delete,
+    Link,
+    Unlink,
+}
+
 /// The configured scripts; `None` where the mapping has none.
 #[derive(Debug, Default)]
 pub struct Hooks {
@@ -85,34 +93,34 @@ impl Mapping {
         self.hooks.on_delete.is_some()
     }
 
-    /// `onDelete`, before the target is deleted (or, on Salesforce, deactivated).
-    pub fn on_delete(
+    /// `onDelete` before the target is deleted (on Salesforce: deactivated), `onLink` when a
+    /// link between `source` and `target` is made, `onUnlink` before one is removed.
+    pub fn notify(
         &self,
+        event: Event,
         source: Option<&Value>,
         target: &Value,
         situation: Situation,
     ) -> Result<(), MappingError> {
-        self.notify(&self.hooks.on_delete, "onDelete", source, target, situation)
-    }
-
-    /// `onLink`, when a link between `source` and `target` is made.
-    pub fn on_link(
-        &self,
-        source: Option<&Value>,
-        target: &Value,
-        situation: Situation,
-    ) -> Result<(), MappingError> {
-        self.notify(&self.hooks.on_link, "onLink", source, target, situation)
-    }
-
-    /// `onUnlink`, before the link between `source` and `target` is removed.
-    pub fn on_unlink(
-        &self,
-        source: Option<&Value>,
-        target: &Value,
-        situation: Situation,
-    ) -> Result<(), MappingError> {
-        self.notify(&self.hooks.on_unlink, "onUnlink", source, target, situation)
+        let (script, hook) = match event {
+            Event::Delete => (&self.hooks.on_delete, "onDelete"),
+            Event::Link => (&self.hooks.on_link, "onLink"),
+            Event::Unlink => (&self.hooks.on_unlink, "onUnlink"),
+        };
+        let Some(script) = script else {
+            return Ok(());
+        };
+        let situation = Value::String(situation.as_str().to_owned());
+        let lq = Value::String(super::DEFAULT_LINK_QUALIFIER.to_owned());
+        script
+            .eval(&[
+                ("source", source),
+                ("target", Some(target)),
+                ("situation", Some(&situation)),
+                ("linkQualifier", Some(&lq)),
+            ])
+            .map(|_| ())
+            .map_err(|e| MappingError::script(&self.name, hook, e))
     }
 
     /// `result`, once a reconciliation has ended: its completion value, if any.
@@ -167,30 +175,6 @@ impl Mapping {
             )),
             Err(e) => Err(MappingError::script(&self.name, hook, e)),
         }
-    }
-
-    fn notify(
-        &self,
-        script: &Option<Script>,
-        hook: &str,
-        source: Option<&Value>,
-        target: &Value,
-        situation: Situation,
-    ) -> Result<(), MappingError> {
-        let Some(script) = script else {
-            return Ok(());
-        };
-        let situation = Value::String(situation.as_str().to_owned());
-        let lq = Value::String(super::DEFAULT_LINK_QUALIFIER.to_owned());
-        script
-            .eval(&[
-                ("source", source),
-                ("target", Some(target)),
-                ("situation", Some(&situation)),
-                ("linkQualifier", Some(&lq)),
-            ])
-            .map(|_| ())
-            .map_err(|e| MappingError::script(&self.name, hook, e))
     }
 }
 
@@ -295,18 +279,25 @@ mod tests {
             "result": js("global.reconId + ': ' + source.existing.processed;")
         }));
         let t = json!({"_id": "t1"});
-        assert!(m.on_link(None, &t, Situation::Found).is_ok());
+        assert!(m.notify(Event::Link, None, &t, Situation::Found).is_ok());
         assert!(
-            m.on_link(None, &json!({}), Situation::Found)
+            m.notify(Event::Link, None, &json!({}), Situation::Found)
                 .unwrap_err()
                 .to_string()
                 .contains("no id")
         );
         assert!(
-            m.on_unlink(Some(&json!({"Username": "u"})), &t, Situation::Unqualified)
-                .is_ok()
+            m.notify(
+                Event::Unlink,
+                Some(&json!({"Username": "u"})),
+                &t,
+                Situation::Unqualified
+            )
+            .is_ok()
         );
-        let err = m.on_delete(None, &t, Situation::Unqualified).unwrap_err();
+        let err = m
+            .notify(Event::Delete, None, &t, Situation::Unqualified)
+            .unwrap_err();
         assert!(
             err.to_string().contains("onDelete") && err.to_string().contains("kept: t1"),
             "{err}"
@@ -326,7 +317,11 @@ mod tests {
         // No script: nothing runs, the target passes through.
         let plain = mapping(json!({}));
         assert!(plain.hooks.configured().is_empty());
-        assert!(plain.on_delete(None, &t, Situation::Unqualified).is_ok());
+        assert!(
+            plain
+                .notify(Event::Delete, None, &t, Situation::Unqualified)
+                .is_ok()
+        );
         assert_eq!(
             plain
                 .run_result(&json!({}), &json!({}), &json!({}))

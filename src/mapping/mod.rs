@@ -42,7 +42,7 @@ pub use config::{
 };
 pub use correlation::CorrelationRequest;
 pub use error::MappingError;
-pub use hooks::Hooks;
+pub use hooks::{Event, Hooks};
 pub use policy::{Decision, PolicyScope};
 pub use properties::MappedObject;
 pub use script::{Script, ScriptEngine, ScriptError};

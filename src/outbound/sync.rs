@@ -33,8 +33,8 @@ use sqlx::types::Json;
 
 use crate::filter::Filter;
 use crate::mapping::{
-    Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, DeletedSourceFacts, LinkState,
-    Mapping, MappingError, PolicyScope, Situation, SourceFacts, SyncConfig, SyncContext,
+    Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, DeletedSourceFacts, Event,
+    LinkState, Mapping, MappingError, PolicyScope, Situation, SourceFacts, SyncConfig, SyncContext,
     assess_deleted_source, assess_source,
 };
 use crate::metrics::Metrics;
@@ -514,9 +514,12 @@ impl SyncEngine {
             }
             Action::Delete => match link {
                 Some(l) => {
-                    if let Err(e) =
-                        mapping.on_delete(source.as_ref(), &known_target(mapping, l), situation)
-                    {
+                    if let Err(e) = mapping.notify(
+                        Event::Delete,
+                        source.as_ref(),
+                        &known_target(mapping, l),
+                        situation,
+                    ) {
                         return map_err(e);
                     }
                     let mut record = Record::new();
@@ -886,7 +889,9 @@ impl SyncEngine {
                 if let Some(target) = target_id {
                     let source = user.map(|(_, body)| Value::Object(body.clone()));
                     let target = serde_json::json!({ "_id": target });
-                    if let Err(e) = mapping.on_unlink(source.as_ref(), &target, situation) {
+                    if let Err(e) =
+                        mapping.notify(Event::Unlink, source.as_ref(), &target, situation)
+                    {
                         return Ok(Some(format!("the link is kept: {e}")));
                     }
                 }
@@ -912,7 +917,7 @@ fn link_hook(
     let source = user.map(|(_, body)| Value::Object(body.clone()));
     let target = serde_json::json!({ "_id": target_id });
     mapping
-        .on_link(source.as_ref(), &target, situation)
+        .notify(Event::Link, source.as_ref(), &target, situation)
         .err()
         .map(|e| format!("linked to Salesforce user {target_id}, but {e}"))
 }

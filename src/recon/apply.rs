@@ -25,7 +25,7 @@ use super::{ReconError, SOURCE_RESOURCE, TARGET_RESOURCE, TARGET_TYPE, guard};
 use crate::managed::ManagedError;
 use crate::managed::service::merge;
 use crate::mapping::{
-    Action, DEFAULT_LINK_QUALIFIER, Decision, MappingError, PolicyScope, Situation,
+    Action, DEFAULT_LINK_QUALIFIER, Decision, Event, MappingError, PolicyScope, Situation,
 };
 use crate::repo::links::{self, NewLink, Snapshot};
 use crate::repo::managed::StoredObject;
@@ -481,7 +481,8 @@ impl Ctx {
                     let mut target = body.clone();
                     target.insert("_id".into(), Value::from(id.clone()));
                     let situation = entry.situation.unwrap_or(Situation::Absent);
-                    self.mapping().on_link(
+                    self.mapping().notify(
+                        Event::Link,
                         entry.source.as_ref(),
                         &Value::Object(target),
                         situation,
@@ -553,7 +554,7 @@ impl Ctx {
                 let situation = entry.situation.unwrap_or(Situation::Unqualified);
                 let target = entry.target.clone().unwrap_or(Value::Null);
                 self.mapping()
-                    .on_unlink(entry.source.as_ref(), &target, situation)?;
+                    .notify(Event::Unlink, entry.source.as_ref(), &target, situation)?;
                 batch.deletes.push(link_id.clone());
                 Ok(Outcome::Unlinked)
             }
@@ -579,7 +580,7 @@ impl Ctx {
         let situation = entry.situation.unwrap_or(Situation::Found);
         let target = entry.target.clone().unwrap_or(Value::Null);
         self.mapping()
-            .on_link(entry.source.as_ref(), &target, situation)?;
+            .notify(Event::Link, entry.source.as_ref(), &target, situation)?;
         Ok(())
     }
 
@@ -906,7 +907,8 @@ impl Ctx {
             if let Some(object) = target.first() {
                 let situation =
                     Situation::from_name(&held.situation).unwrap_or(Situation::Unqualified);
-                self.mapping().on_delete(
+                self.mapping().notify(
+                    Event::Delete,
                     held.source.as_ref(),
                     &super::source_phase::target_value(object),
                     situation,
