@@ -124,14 +124,9 @@ impl Components {
         let schedules =
             crate::scheduler::config::load_all(conf_dir, &|name| std::env::var(name).ok())?;
         let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
-        let recon = build_recon(
-            conf_dir,
-            &managed,
-            salesforce.as_ref(),
-            conf.salesforce_enabled(),
-        )
-        .await?
-        .map(|engine| engine.with_metrics(metrics.clone()));
+        let recon = build_recon(conf_dir, &managed, salesforce.as_ref())
+            .await?
+            .map(|engine| engine.with_metrics(metrics.clone()));
         Ok(Components {
             pool,
             conf: Arc::new(conf),
@@ -314,7 +309,6 @@ pub async fn build_recon(
     conf_dir: &std::path::Path,
     managed: &ManagedObjects,
     salesforce: Option<&SalesforceClient>,
-    connector_enabled_in_file: bool,
 ) -> Result<Option<ReconEngine>, StartError> {
     let Some(client) = salesforce else {
         return Ok(None);
@@ -323,8 +317,7 @@ pub async fn build_recon(
         return Ok(None);
     }
     let sync = SyncConfig::load(conf_dir)?;
-    let mut settings = ReconSettings::from_env().map_err(StartError::Recon)?;
-    settings.connector_enabled_in_file = connector_enabled_in_file;
+    let settings = ReconSettings::from_env().map_err(StartError::Recon)?;
     let engine = ReconEngine::new(managed.clone(), Arc::new(sync), client.clone(), settings);
     match engine.reap_dead().await {
         Ok(0) => {}

@@ -108,7 +108,7 @@ pub async fn page(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AdminError> {
     let client = client(&state)?;
-    let file_enabled = state.app.conf.salesforce_enabled();
+    let file_enabled = client.config().enabled_in_file;
     let saved_enabled = store(&state)
         .load_enabled(&client.config().system_name)
         .await?;

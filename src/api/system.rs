@@ -103,7 +103,7 @@ pub async fn test_report(system: &ProvisionerConfig, client: Option<&SalesforceC
     let mut out = Map::new();
     out.insert("name".into(), json!(system.name));
     let enabled = match client {
-        Some(c) => c.enabled(system.enabled).await,
+        Some(c) => c.enabled().await,
         None => system.enabled,
     };
     out.insert("enabled".into(), json!(enabled));
@@ -266,7 +266,7 @@ impl<'a> SystemObject<'a> {
         let client = self.client.ok_or_else(|| {
             unavailable("Connector not available: the Salesforce client could not be set up".into())
         })?;
-        if !client.enabled(self.system.enabled).await {
+        if !client.enabled().await {
             return Err(unavailable(disabled_message(self.system)));
         }
         Ok(client)

@@ -26,12 +26,6 @@ pub struct Conf {
 }
 
 impl Conf {
-    /// The provisioner file's `enabled` (false without a provisioner); a state saved from the
-    /// Admin UI overrides it at run time (see `SalesforceClient::enabled`).
-    pub fn salesforce_enabled(&self) -> bool {
-        self.salesforce.as_ref().is_some_and(|s| s.enabled)
-    }
-
     /// Loads `managed.json`, `authentication.json` and (if present) the Salesforce provisioner from `dir`, substituting from the process environment.
     pub fn load(dir: &Path) -> Result<Conf, ConfigError> {
         let env = |name: &str| std::env::var(name).ok();

@@ -162,6 +162,7 @@ impl ProvisionerConfig {
             proxy,
             query_batch_size,
             retry,
+            enabled_in_file: enabled,
         };
         Ok(ProvisionerConfig {
             name: name.to_owned(),

@@ -42,7 +42,6 @@ pub struct AuthorizationGate {
     poll: Duration,
     state: PauseState,
     metrics: Metrics,
-    file_enabled: bool,
     enabled_seen: Mutex<Option<(Instant, bool)>>,
 }
 
@@ -53,15 +52,8 @@ impl AuthorizationGate {
             poll,
             state: PauseState::default(),
             metrics,
-            file_enabled: true,
             enabled_seen: Mutex::new(None),
         }
-    }
-
-    /// The provisioner file's `enabled` (true unless set).
-    pub fn with_file_enabled(mut self, enabled: bool) -> AuthorizationGate {
-        self.file_enabled = enabled;
-        self
     }
 
     /// Whether the connector is enabled, read at most every couple of seconds.
@@ -76,7 +68,7 @@ impl AuthorizationGate {
     }
 
     async fn read_enabled(&self) -> bool {
-        let on = self.client.enabled(self.file_enabled).await;
+        let on = self.client.enabled().await;
         *self.enabled_seen.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), on));
         on
     }

@@ -74,8 +74,6 @@ pub struct WorkerSettings {
     pub authorization_poll: Duration,
     /// A worker silent for this long is dead to its peers, who take its partitions.
     pub lease_ttl: Duration,
-    /// The provisioner file's `enabled`; a state saved from the Admin UI overrides it.
-    pub connector_enabled_in_file: bool,
 }
 
 impl WorkerSettings {
@@ -92,7 +90,6 @@ impl WorkerSettings {
             rate_limit_max_pause: Duration::from_secs(600),
             authorization_poll: Duration::from_secs(5),
             lease_ttl: crate::repo::workers::DEFAULT_LEASE_TTL,
-            connector_enabled_in_file: true,
         }
     }
 }
@@ -163,8 +160,7 @@ impl Worker {
             engine.client().clone(),
             settings.authorization_poll,
             engine.metrics().clone(),
-        )
-        .with_file_enabled(settings.connector_enabled_in_file);
+        );
         let stats = WorkerStats::new(settings.broker.topology.partitions);
         Worker {
             engine,
@@ -629,9 +625,5 @@ pub fn build(
     )?;
     let sync = crate::mapping::SyncConfig::load(conf_dir)?;
     let engine = SyncEngine::new(pool, std::sync::Arc::new(sync), OUTBOUND_MAPPING, client)?;
-    let settings = WorkerSettings {
-        connector_enabled_in_file: system.enabled,
-        ..settings
-    };
     Ok(Worker::new(engine, settings, status))
 }

@@ -53,14 +53,9 @@ pub async fn run(
         None => None,
     };
     let managed = ManagedObjects::new(pool, Arc::new(conf.managed.clone()));
-    let engine = app::build_recon(
-        &cmd.conf_dir,
-        &managed,
-        client.as_ref(),
-        conf.salesforce_enabled(),
-    )
-    .await?
-    .ok_or_else(|| CliError::NotConfigured(cmd.conf_dir.display().to_string()))?;
+    let engine = app::build_recon(&cmd.conf_dir, &managed, client.as_ref())
+        .await?
+        .ok_or_else(|| CliError::NotConfigured(cmd.conf_dir.display().to_string()))?;
     let mut started = engine
         .start(ReconRequest {
             mapping: cmd.mapping.clone(),

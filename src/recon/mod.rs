@@ -74,8 +74,6 @@ pub struct ReconSettings {
     pub target_page_size: i64,
     /// How often a running recon refreshes its heartbeat while a page takes long.
     pub heartbeat_interval: Duration,
-    /// The provisioner file's `enabled`; a state saved from the Admin UI overrides it.
-    pub connector_enabled_in_file: bool,
 }
 
 impl Default for ReconSettings {
@@ -85,7 +83,6 @@ impl Default for ReconSettings {
             source_batch_size: 2000,
             target_page_size: 1000,
             heartbeat_interval: Duration::from_secs(5),
-            connector_enabled_in_file: true,
         }
     }
 }
@@ -221,8 +218,7 @@ impl ReconEngine {
     /// in a task of its own. [`ReconError::AlreadyRunning`] when a run of the mapping is
     /// active anywhere.
     pub async fn start(&self, request: ReconRequest) -> Result<StartedRun, ReconError> {
-        let file = self.inner.settings.connector_enabled_in_file;
-        if !self.inner.salesforce.enabled(file).await {
+        if !self.inner.salesforce.enabled().await {
             return Err(ReconError::ConnectorDisabled);
         }
         run::start(self.inner.clone(), request).await

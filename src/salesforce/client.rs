@@ -144,9 +144,10 @@ impl SalesforceClient {
     }
 
     /// Whether the connector may be used: the state saved from the Admin UI when there is one,
-    /// else `file` (the provisioner file's `enabled`). A store that cannot be read leaves the
-    /// file's value, with a warning.
-    pub async fn enabled(&self, file: bool) -> bool {
+    /// else the provisioner file's `enabled`. A store that cannot be read leaves the file's
+    /// value, with a warning.
+    pub async fn enabled(&self) -> bool {
+        let file = self.inner.config.enabled_in_file;
         match self
             .inner
             .session

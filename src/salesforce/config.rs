@@ -92,6 +92,9 @@ pub struct ClientConfig {
     /// `Sforce-Query-Options: batchSize=N` (Salesforce accepts 200..=2000).
     pub query_batch_size: u32,
     pub retry: RetryConfig,
+    /// The provisioner file's `enabled`; a state saved from the Admin UI overrides it (see
+    /// `SalesforceClient::enabled`).
+    pub enabled_in_file: bool,
 }
 
 impl ClientConfig {
@@ -116,6 +119,7 @@ impl ClientConfig {
             proxy: None,
             query_batch_size: 2000,
             retry: RetryConfig::default(),
+            enabled_in_file: true,
         }
     }
 
