@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use backon::BackoffBuilder;
 use lapin::{Channel, Connection, ConnectionProperties};
 
 use super::topology::Topology;
@@ -103,6 +104,17 @@ impl BrokerConnection {
         let _ = self.channel.close(200, "bye".into()).await;
         let _ = self.connection.close(200, "bye".into()).await;
     }
+}
+
+/// Delays between broker reconnections (and the retries of a role's session): 200 ms
+/// doubling to 30 s, jittered, without end.
+pub(crate) fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 /// `amqp://user:***@host/vhost`, for logs.

@@ -14,10 +14,9 @@ use lapin::types::{AMQPValue, FieldTable};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use super::broker::{BrokerConnection, BrokerError, BrokerSettings};
+use super::broker::{BrokerConnection, BrokerError, BrokerSettings, reconnect_backoff};
 use super::message::ChangeEvent;
 use super::sync::OBJECT_TYPE;
-use super::worker::reconnect_backoff;
 use crate::repo::{RepoError, sync_failures};
 
 /// The error code of a dead-lettered change in `/openidm/sync/failures`.

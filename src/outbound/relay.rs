@@ -8,14 +8,15 @@
 use std::future::Future;
 use std::time::Duration;
 
-use backon::BackoffBuilder;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Confirmation};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
-use super::broker::{BrokerConnection, BrokerError, BrokerSettings, BrokerStatus};
+use super::broker::{
+    BrokerConnection, BrokerError, BrokerSettings, BrokerStatus, reconnect_backoff,
+};
 use super::message::{ChangeEvent, SCHEMA_VERSION};
 use crate::metrics::Metrics;
 use crate::repo::RepoError;
@@ -250,13 +251,4 @@ impl Relay {
         }
         Ok(deleted)
     }
-}
-
-fn reconnect_backoff() -> impl Iterator<Item = Duration> {
-    backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(30))
-        .with_jitter()
-        .without_max_times()
-        .build()
 }

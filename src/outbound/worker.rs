@@ -45,7 +45,9 @@ use tokio::time::Instant;
 
 use super::assignment::Membership;
 use super::authorization::{AuthorizationGate, PauseState};
-use super::broker::{BrokerConnection, BrokerError, BrokerSettings, BrokerStatus};
+use super::broker::{
+    BrokerConnection, BrokerError, BrokerSettings, BrokerStatus, reconnect_backoff,
+};
 use super::dead_letters::DeadLetters;
 use super::message::ChangeEvent;
 use super::subscriptions::{Next, Subscriptions};
@@ -582,16 +584,6 @@ async fn sleep_until(due: Option<Instant>) {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
-}
-
-/// Delays between broker reconnections: 200 ms doubling to 30 s, jittered.
-pub(super) fn reconnect_backoff() -> impl Iterator<Item = Duration> {
-    backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(30))
-        .with_jitter()
-        .without_max_times()
-        .build()
 }
 
 /// The implicit-sync mapping of the sample (managed user → Salesforce user).
