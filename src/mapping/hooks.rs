@@ -88,9 +88,17 @@ impl Mapping {
         self.hooks.on_update.is_some()
     }
 
-    /// Whether the mapping has an `onDelete` script.
-    pub fn has_on_delete(&self) -> bool {
-        self.hooks.on_delete.is_some()
+    /// Whether the mapping has a script for `event` (callers skip building its scope if not).
+    pub fn handles(&self, event: Event) -> bool {
+        self.event_script(event).0.is_some()
+    }
+
+    fn event_script(&self, event: Event) -> (&Option<Script>, &'static str) {
+        match event {
+            Event::Delete => (&self.hooks.on_delete, "onDelete"),
+            Event::Link => (&self.hooks.on_link, "onLink"),
+            Event::Unlink => (&self.hooks.on_unlink, "onUnlink"),
+        }
     }
 
     /// `onDelete` before the target is deleted (on Salesforce: deactivated), `onLink` when a
@@ -102,11 +110,7 @@ impl Mapping {
         target: &Value,
         situation: Situation,
     ) -> Result<(), MappingError> {
-        let (script, hook) = match event {
-            Event::Delete => (&self.hooks.on_delete, "onDelete"),
-            Event::Link => (&self.hooks.on_link, "onLink"),
-            Event::Unlink => (&self.hooks.on_unlink, "onUnlink"),
-        };
+        let (script, hook) = self.event_script(event);
         let Some(script) = script else {
             return Ok(());
         };

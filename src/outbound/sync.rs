@@ -514,12 +514,14 @@ impl SyncEngine {
             }
             Action::Delete => match link {
                 Some(l) => {
-                    if let Err(e) = mapping.notify(
-                        Event::Delete,
-                        source.as_ref(),
-                        &known_target(mapping, l),
-                        situation,
-                    ) {
+                    if mapping.handles(Event::Delete)
+                        && let Err(e) = mapping.notify(
+                            Event::Delete,
+                            source.as_ref(),
+                            &known_target(mapping, l),
+                            situation,
+                        )
+                    {
                         return map_err(e);
                     }
                     let mut record = Record::new();
@@ -734,7 +736,8 @@ impl SyncEngine {
                             mapping,
                             change,
                             user,
-                            (&after, p.situation),
+                            &after,
+                            p.situation,
                             p.target_id.as_deref(),
                             &mut synced,
                         )
@@ -768,7 +771,8 @@ impl SyncEngine {
                                     mapping,
                                     change,
                                     user,
-                                    (&after, p.situation),
+                                    &after,
+                                    p.situation,
                                     Some(&target_id),
                                     &mut synced,
                                 )
@@ -860,7 +864,8 @@ impl SyncEngine {
         mapping: &Mapping,
         change: &UserChange,
         user: Option<&'u (i64, Map<String, Value>)>,
-        (after, situation): (&After, Situation),
+        after: &After,
+        situation: Situation,
         target_id: Option<&str>,
         synced: &mut Vec<links::Synced<'u>>,
     ) -> Result<Option<String>, SyncError> {
@@ -881,45 +886,50 @@ impl SyncEngine {
                     });
                     let failed =
                         insert_link(tx, mapping, target, &change.object_id, snapshot).await?;
-                    Ok(failed.or_else(|| link_hook(mapping, user, target, situation)))
+                    Ok(failed.or_else(|| link_hook(mapping, Event::Link, user, target, situation)))
                 }
                 _ => Ok(None),
             },
             After::Unlink { link } => {
-                if let Some(target) = target_id {
-                    let source = user.map(|(_, body)| Value::Object(body.clone()));
-                    let target = serde_json::json!({ "_id": target });
-                    if let Err(e) =
-                        mapping.notify(Event::Unlink, source.as_ref(), &target, situation)
-                    {
-                        return Ok(Some(format!("the link is kept: {e}")));
-                    }
+                if let Some(e) = target_id
+                    .and_then(|target| link_hook(mapping, Event::Unlink, user, target, situation))
+                {
+                    return Ok(Some(format!("the link is kept: {e}")));
                 }
                 links::delete_many(tx, std::slice::from_ref(link)).await?;
                 Ok(None)
             }
             After::Link { target_id } => {
                 let failed = insert_link(tx, mapping, target_id, &change.object_id, None).await?;
-                Ok(failed.or_else(|| link_hook(mapping, user, target_id, situation)))
+                Ok(failed.or_else(|| link_hook(mapping, Event::Link, user, target_id, situation)))
             }
         }
     }
 }
 
-/// The mapping's `onLink` once a link is made. The Salesforce side is written already, so the
-/// link stays; a throw fails the change (a sync failure, whose retry then finds it linked).
+/// The mapping's `onLink` once a link is made, or its `onUnlink` before one is removed, with
+/// the managed user and the Salesforce id; the script's error, if it threw. After a link, the
+/// Salesforce side is written already, so the link stays and the change fails (a sync failure,
+/// whose retry then finds it linked).
 fn link_hook(
     mapping: &Mapping,
+    event: Event,
     user: Option<&(i64, Map<String, Value>)>,
     target_id: &str,
     situation: Situation,
 ) -> Option<String> {
+    if !mapping.handles(event) {
+        return None;
+    }
     let source = user.map(|(_, body)| Value::Object(body.clone()));
     let target = serde_json::json!({ "_id": target_id });
-    mapping
-        .notify(Event::Link, source.as_ref(), &target, situation)
-        .err()
-        .map(|e| format!("linked to Salesforce user {target_id}, but {e}"))
+    let error = mapping
+        .notify(event, source.as_ref(), &target, situation)
+        .err()?;
+    Some(match event {
+        Event::Link => format!("linked to Salesforce user {target_id}, but {error}"),
+        _ => error.to_string(),
+    })
 }
 
 /// What idm-sync knows of a linked Salesforce user without reading it: its id and the

@@ -211,21 +211,12 @@ struct LinkBatch {
     /// Source digests for links already in step (see `links::set_digests`).
     digests: Vec<(String, [u8; 32])>,
     deletes: Vec<String>,
-    held: Vec<Held>,
+    /// Numbered when the transaction writes them.
+    held: Vec<PendingDelete>,
     /// Whether CREATEs wait in `creates` to be written together (the fast path, where any
     /// failure replays the page anyway) or are written one by one (the replay).
     defer_creates: bool,
     creates: Vec<PendingCreate>,
-}
-
-/// A delete or deactivation held back for the guard.
-struct Held {
-    source_id: Option<String>,
-    target_id: String,
-    situation: Situation,
-    action: HeldAction,
-    /// Kept for the mapping's `onDelete` script only.
-    source: Option<Value>,
 }
 
 /// A CREATE waiting for its batch: the new id, the body, the source, the link to retarget.
@@ -443,26 +434,16 @@ impl Ctx {
             // older than the run.
             recon_runs::mark_seen(&mut tx, &self.id, seen).await?;
         }
-        let held: Vec<PendingDelete> = batch
-            .held
-            .iter()
-            .enumerate()
-            .map(|(i, held)| PendingDelete {
-                seq: seq + i as i64 + 1,
-                target_id: held.target_id.clone(),
-                source_id: held.source_id.clone(),
-                situation: held.situation.as_str().to_owned(),
-                action: held.action,
-                source: held.source.clone(),
-            })
-            .collect();
-        recon_runs::add_pending_deletes(&mut tx, &self.id, &held).await?;
+        for (i, held) in batch.held.iter_mut().enumerate() {
+            held.seq = seq + i as i64 + 1;
+        }
+        recon_runs::add_pending_deletes(&mut tx, &self.id, &batch.held).await?;
         let t = Instant::now();
         let audit = self.audit_rows(entries, &outcomes);
         audit::insert_batch(&mut *tx, &self.id, &audit).await?;
         let audit_time = t.elapsed();
         tx.commit().await?;
-        Ok(Some((outcomes, audit_time, held.len() as u64)))
+        Ok(Some((outcomes, audit_time, batch.held.len() as u64)))
     }
 
     async fn apply_one(
@@ -477,7 +458,7 @@ impl Ctx {
             Work::Nothing => Ok(Outcome::Nothing),
             Work::Create { body, link_id } => {
                 let id = uuid::Uuid::new_v4().to_string();
-                if self.mapping().hooks.on_link.is_some() {
+                if self.mapping().handles(Event::Link) {
                     let mut target = body.clone();
                     target.insert("_id".into(), Value::from(id.clone()));
                     let situation = entry.situation.unwrap_or(Situation::Absent);
@@ -535,10 +516,15 @@ impl Ctx {
                     ..update
                 };
                 self.update(tx, batch, update).await?;
-                batch.held.push(Held {
-                    source_id: entry.source_id.clone(),
+                batch.held.push(PendingDelete {
+                    seq: 0,
                     target_id: target_id.clone(),
-                    situation: entry.situation.unwrap_or(Situation::Confirmed),
+                    source_id: entry.source_id.clone(),
+                    situation: entry
+                        .situation
+                        .unwrap_or(Situation::Confirmed)
+                        .as_str()
+                        .into(),
                     action: HeldAction::Deactivate,
                     source: None,
                 });
@@ -552,23 +538,29 @@ impl Ctx {
             }
             Work::Unlink { link_id } => {
                 let situation = entry.situation.unwrap_or(Situation::Unqualified);
-                let target = entry.target.clone().unwrap_or(Value::Null);
+                let target = entry.target.as_ref().unwrap_or(&Value::Null);
                 self.mapping()
-                    .notify(Event::Unlink, entry.source.as_ref(), &target, situation)?;
+                    .notify(Event::Unlink, entry.source.as_ref(), target, situation)?;
                 batch.deletes.push(link_id.clone());
                 Ok(Outcome::Unlinked)
             }
             Work::Unchanged => Ok(Outcome::Unchanged),
             Work::Delete { target_id } => {
-                batch.held.push(Held {
-                    source_id: entry.source_id.clone(),
+                batch.held.push(PendingDelete {
+                    seq: 0,
                     target_id: target_id.clone(),
-                    situation: entry.situation.unwrap_or(Situation::Unqualified),
+                    source_id: entry.source_id.clone(),
+                    situation: entry
+                        .situation
+                        .unwrap_or(Situation::Unqualified)
+                        .as_str()
+                        .into(),
                     action: HeldAction::Delete,
+                    // Kept for the mapping's onDelete only.
                     source: entry
                         .source
                         .clone()
-                        .filter(|_| self.mapping().has_on_delete()),
+                        .filter(|_| self.mapping().handles(Event::Delete)),
                 });
                 Ok(Outcome::DeleteHeld)
             }
@@ -578,9 +570,9 @@ impl Ctx {
     /// The mapping's `onLink` for a link made between the entry's source and target.
     fn link_hook(&self, entry: &Entry) -> Result<(), ApplyError> {
         let situation = entry.situation.unwrap_or(Situation::Found);
-        let target = entry.target.clone().unwrap_or(Value::Null);
+        let target = entry.target.as_ref().unwrap_or(&Value::Null);
         self.mapping()
-            .notify(Event::Link, entry.source.as_ref(), &target, situation)?;
+            .notify(Event::Link, entry.source.as_ref(), target, situation)?;
         Ok(())
     }
 
@@ -897,7 +889,7 @@ impl Ctx {
         held: &PendingDelete,
     ) -> Result<bool, ApplyError> {
         let target_id = held.target_id.as_str();
-        if self.mapping().has_on_delete() {
+        if self.mapping().handles(Event::Delete) {
             let target = recon_runs::targets_by_ids(
                 &mut *tx,
                 TARGET_TYPE,
