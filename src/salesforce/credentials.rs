@@ -12,7 +12,7 @@ use reqwest::Url;
 
 use super::config::{ClientConfig, Secret};
 use super::errors::SalesforceError;
-use super::token_store::TokenStore;
+use super::token_store::{TokenStore, lock};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -64,11 +64,7 @@ impl TokenStore {
                 })
                 .transpose()
             }
-            TokenStore::Memory(_, creds, _) => Ok(creds
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(system)
-                .cloned()),
+            TokenStore::Memory(_, creds, _) => Ok(lock(creds).get(system).cloned()),
         }
     }
 
@@ -97,10 +93,7 @@ impl TokenStore {
                 .map_err(|e| SalesforceError::TokenStore(e.to_string()))?;
             }
             TokenStore::Memory(_, creds, _) => {
-                creds
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(system.to_owned(), credentials.clone());
+                lock(creds).insert(system.to_owned(), credentials.clone());
             }
         }
         Ok(())
@@ -118,11 +111,7 @@ impl TokenStore {
             .fetch_optional(pool)
             .await
             .map_err(|e| SalesforceError::TokenStore(e.to_string())),
-            TokenStore::Memory(_, _, enabled) => Ok(enabled
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(system)
-                .copied()),
+            TokenStore::Memory(_, _, enabled) => Ok(lock(enabled).get(system).copied()),
         }
     }
 
@@ -142,10 +131,7 @@ impl TokenStore {
                 .map_err(|e| SalesforceError::TokenStore(e.to_string()))?;
             }
             TokenStore::Memory(_, _, enabled) => {
-                enabled
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(system.to_owned(), on);
+                lock(enabled).insert(system.to_owned(), on);
             }
         }
         Ok(())

@@ -146,7 +146,8 @@ fn store_error(e: sqlx::Error) -> SalesforceError {
     SalesforceError::TokenStore(e.to_string())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// A poisoned lock still holds consistent maps (every write is one insert): use it.
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
