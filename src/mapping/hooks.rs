@@ -77,9 +77,8 @@ impl Mapping {
         let Some(script) = &self.hooks.on_update else {
             return Ok(target);
         };
-        self.rewrite(
-            script, "onUpdate", source, target, old_target, situation, ctx,
-        )
+        let extra = Some(("oldTarget", old_target));
+        self.rewrite(script, "onUpdate", source, target, extra, situation, ctx)
     }
 
     /// Whether the mapping has an `onUpdate` script (recon's unchanged fast path then runs
@@ -153,7 +152,7 @@ impl Mapping {
         hook: &str,
         source: &Value,
         target: Map<String, Value>,
-        old_target: Option<&Value>,
+        extra: Option<(&str, Option<&Value>)>,
         situation: Situation,
         ctx: &SyncContext,
     ) -> Result<Map<String, Value>, MappingError> {
@@ -167,9 +166,7 @@ impl Mapping {
             ("linkQualifier", Some(&lq)),
             ("oldSource", ctx.old_source),
         ];
-        if hook == "onUpdate" {
-            scope.push(("oldTarget", old_target));
-        }
+        scope.extend(extra);
         match script.eval_reading(&scope, "target") {
             Ok(Some(Value::Object(changed))) => Ok(changed),
             Ok(_) => Err(MappingError::bad_result(
