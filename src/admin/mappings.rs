@@ -31,8 +31,8 @@ fn text(v: &Value) -> String {
 }
 
 /// The buttons of a mapping: Reconcile and Analyze for the inbound one; for a mapping from
-/// managed objects (implicit sync), a resync that re-enqueues every linked user whose
-/// Salesforce copy lags, as `POST /openidm/sync?_action=resync` does.
+/// managed objects (implicit sync), a resync that re-enqueues every user not known to be in
+/// step with Salesforce, as `POST /openidm/sync?_action=resync` does.
 fn buttons(session: &AdminSession, m: &Mapping) -> String {
     let name = esc(&m.name);
     let url = html::url_encode(&m.name);
@@ -41,7 +41,7 @@ fn buttons(session: &AdminSession, m: &Mapping) -> String {
         return format!(
             "<form method=\"post\" action=\"/admin/mappings/{url}/resync\" class=\"inline\">{csrf}\
 <button type=\"submit\" id=\"reconcile-{name}\" aria-label=\"Reconcile {name}: push every lagging user\">Reconcile</button></form> \
-<span class=\"muted\">Changes flow through implicit sync; Reconcile re-enqueues every linked user whose Salesforce copy lags.</span>"
+<span class=\"muted\">Changes flow through implicit sync; Reconcile re-enqueues every user not known to be in step with Salesforce.</span>"
         );
     }
     format!(
@@ -121,7 +121,10 @@ pub async fn page(
         let n: u64 = query.get("n").and_then(|n| n.parse().ok()).unwrap_or(0);
         body.push_str(&html::notice(
             "ok",
-            &format!("{n} users queued for Salesforce."),
+            &format!(
+                "{n} user{} queued for Salesforce.",
+                if n == 1 { "" } else { "s" }
+            ),
         ));
     }
     if query.get("error").map(String::as_str) == Some("running") {
@@ -190,7 +193,7 @@ pub async fn start(
     }
 }
 
-/// Re-enqueues the linked users of an outbound mapping whose Salesforce copy lags.
+/// Re-enqueues the users of an outbound mapping not known to be in step with Salesforce.
 async fn resync(state: &AdminState, name: &str) -> Result<Response, AdminError> {
     let mapping = engine(state)?
         .sync_config()

@@ -6,8 +6,9 @@
 //!   re-enqueue the objects (an outbox row for their current revision, committed with the
 //!   request); the failure stays until the object syncs, then it is cleared;
 //! - `GET /openidm/audit/sync?_queryFilter=…`: one entry per change the worker processed;
-//! - `POST /openidm/sync?_action=resync&mapping=…`: re-enqueue every linked user whose synced
-//!   revision lags its current one.
+//! - `POST /openidm/sync?_action=resync&mapping=…`: re-enqueue every user not known to be in
+//!   step with Salesforce (its link lags its revision, it has no link, or it is gone and its
+//!   link remains).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

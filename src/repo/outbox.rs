@@ -211,8 +211,10 @@ pub async fn enqueue_sync(
     Ok(true)
 }
 
-/// Re-enqueues every linked object of `link_type` whose link is behind its current revision
-/// (or not known to be in step), one `sync` row each; returns how many.
+/// Re-enqueues, one `sync` row each, every object of `object_type` not known to be in step
+/// under `link_type`: linked objects whose link is behind their current revision (or holds no
+/// snapshot), objects with no link yet, and links whose object is gone (a deactivation still
+/// owed). It repairs what events lost on the broker's side would leave behind; returns how many.
 pub async fn enqueue_lagging(
     tx: &mut PgConnection,
     object_type: &str,
@@ -220,11 +222,21 @@ pub async fn enqueue_lagging(
 ) -> Result<u64, RepoError> {
     let done = sqlx::query(
         "INSERT INTO outbox (object_type, object_id, rev, operation)
-         SELECT m.object_type, m.id, m.rev, 'sync'
-         FROM managed_objects m
-         JOIN links l ON l.link_type = $2 AND l.second_id = m.id
-         WHERE m.object_type = $1 AND (l.synced_rev IS NULL OR l.synced_rev < m.rev)
-         ORDER BY m.id",
+         SELECT object_type, id, rev, 'sync'
+         FROM (
+             SELECT m.object_type, m.id, m.rev
+             FROM managed_objects m
+             LEFT JOIN links l ON l.link_type = $2 AND l.second_id = m.id
+             WHERE m.object_type = $1
+               AND (l.id IS NULL OR l.synced_rev IS NULL OR l.synced_rev < m.rev)
+             UNION ALL
+             SELECT $1, l.second_id, coalesce(l.synced_rev, 0)
+             FROM links l
+             WHERE l.link_type = $2
+               AND NOT EXISTS (SELECT 1 FROM managed_objects m
+                               WHERE m.object_type = $1 AND m.id = l.second_id)
+         ) behind
+         ORDER BY id",
     )
     .bind(object_type)
     .bind(link_type)

@@ -1,12 +1,13 @@
-//! `POST /openidm/sync?_action=resync`: every linked user whose Salesforce copy lags its current
-//! revision is enqueued again, through the outbox like any change.
+//! `POST /openidm/sync?_action=resync`: every user not known to be in step with Salesforce (its
+//! link lags its revision, it has no link, or it is gone and its link remains) is enqueued
+//! again, through the outbox like any change.
 
 use crate::recon::support::{MAPPING, env};
 
 const OUTBOUND: &str = "managedUser_systemSalesforceUser";
 
 #[tokio::test]
-async fn resync_enqueues_exactly_the_lagging_users() {
+async fn resync_enqueues_exactly_the_users_not_in_step() {
     let env = env(10).await;
     let summary = env.recon("_action=recon&waitForCompletion=true").await;
     assert_eq!(summary["state"], "SUCCESS", "{summary}");
@@ -29,20 +30,47 @@ async fn resync_enqueues_exactly_the_lagging_users() {
     .fetch_all(&env.app.db.pool)
     .await
     .unwrap();
+    // A user with no link yet (its create event lost), and a link whose user is gone (its
+    // deactivation lost).
+    sqlx::query(
+        "INSERT INTO managed_objects (object_type, id, rev, body)
+         VALUES ('user', 'never-linked', nextval('managed_object_rev_seq'), '{\"userName\": \"never.linked@idm-sync.test\"}')",
+    )
+    .execute(&env.app.db.pool)
+    .await
+    .unwrap();
+    let (gone, gone_rev): (String, i64) =
+        sqlx::query_as("SELECT second_id, synced_rev FROM links ORDER BY second_id DESC LIMIT 1")
+            .fetch_one(&env.app.db.pool)
+            .await
+            .unwrap();
+    assert!(!lagging.contains(&gone));
+    sqlx::query("DELETE FROM managed_objects WHERE id = $1")
+        .bind(&gone)
+        .execute(&env.app.db.pool)
+        .await
+        .unwrap();
+
     let before = env.outbox().await;
     let body: serde_json::Value = resync(OUTBOUND).send().await.unwrap().json().await.unwrap();
-    assert_eq!(body["resynced"], 3, "{body}");
-    let mut queued: Vec<String> = sqlx::query_scalar(
-        "SELECT object_id FROM outbox WHERE operation = 'sync' ORDER BY object_id",
+    assert_eq!(body["resynced"], 5, "{body}");
+    let queued: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT object_id, rev FROM outbox WHERE operation = 'sync' ORDER BY object_id",
     )
     .fetch_all(&env.app.db.pool)
     .await
     .unwrap();
-    let mut expected = lagging.clone();
+    let mut expected: Vec<String> = lagging.clone();
+    expected.extend(["never-linked".to_owned(), gone.clone()]);
     expected.sort();
-    queued.sort();
-    assert_eq!(queued, expected);
-    assert_eq!(env.outbox().await, before + 3);
+    let ids: Vec<String> = queued.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids, expected);
+    let gone_queued = queued.iter().find(|(id, _)| *id == gone).unwrap();
+    assert_eq!(
+        gone_queued.1, gone_rev,
+        "a gone user is queued at its link's revision"
+    );
+    assert_eq!(env.outbox().await, before + 5);
 
     // Bad requests.
     assert_eq!(resync("nope").send().await.unwrap().status(), 404);

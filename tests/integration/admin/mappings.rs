@@ -100,10 +100,7 @@ async fn reconcile_and_analyze_from_the_ui() {
         .await;
     assert_eq!(resync.status, StatusCode::SEE_OTHER);
     let queued = b.get_ok(resync.location.as_deref().unwrap()).await;
-    assert!(
-        queued.contains("1 users queued for Salesforce."),
-        "{queued}"
-    );
+    assert!(queued.contains("1 user queued for Salesforce."), "{queued}");
     assert_eq!(env.app.outbox_for(id).await.last().unwrap().0, "sync");
 
     let history = b.get_ok("/admin/mappings").await;

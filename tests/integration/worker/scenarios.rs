@@ -444,3 +444,75 @@ async fn an_aborted_worker_loses_nothing() {
     assert_eq!(env.scalar("SELECT count(*) FROM sync_failures").await, 0);
     worker.stop().await;
 }
+
+/// Change events lost on the broker's side (purged queues, as a broker rebuilt from scratch
+/// or a shrunk partition count would leave them): `resync` finds every user they left
+/// behind — an edit, a delete, a create — and implicit sync converges.
+#[tokio::test]
+async fn resync_recovers_changes_the_broker_lost() {
+    let env = env(0).await;
+    let worker = env.spawn_worker();
+    let edited = env.create("edited@idm-sync.test").await;
+    let deleted = env.create("deleted@idm-sync.test").await;
+    env.wait_synced(&edited).await;
+    env.wait_synced(&deleted).await;
+    let deleted_sf = env.linked(&deleted).await.unwrap();
+    worker.stop().await;
+
+    env.patch(&edited, "/sn", json!("Recovered")).await;
+    let res = env
+        .app
+        .delete(&format!("/managed/user/{deleted}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let created = env.create("created@idm-sync.test").await;
+    wait_until("the relay published the three changes", async || {
+        env.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .await
+            == 0
+    })
+    .await;
+    let conn = lapin::Connection::connect(&env.amqp_url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let mut purged = 0;
+    for p in 0..env.topology.partitions {
+        purged += channel
+            .queue_purge(env.topology.queue(p).into(), Default::default())
+            .await
+            .unwrap();
+    }
+    assert!(purged >= 3, "the three change events were queued: {purged}");
+    conn.close(200, "bye".into()).await.unwrap();
+
+    let res = env
+        .app
+        .post(&format!(
+            "/sync?_action=resync&mapping={}",
+            idm_sync::outbound::worker::OUTBOUND_MAPPING
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["resynced"], 3, "{body}");
+
+    let worker = env.spawn_worker();
+    assert_converged(&env, &[edited.clone(), created.clone()]).await;
+    assert_eq!(env.wait_synced(&edited).await["LastName"], "Recovered");
+    wait_until("the deleted user's deactivation", async || {
+        env.handle().user(&deleted_sf).unwrap()["IsActive"] == false
+    })
+    .await;
+    wait_until("its link removed", async || {
+        env.linked(&deleted).await.is_none()
+    })
+    .await;
+    assert_eq!(env.handle().user_count(), 3, "no duplicate creates");
+    assert_eq!(env.scalar("SELECT count(*) FROM sync_failures").await, 0);
+    worker.stop().await;
+}
