@@ -31,6 +31,11 @@ impl BrokerStatus {
         self.0.load(Ordering::Relaxed)
     }
 
+    /// The role is stopping: down, without warning that the broker went away.
+    pub fn stopped(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+
     pub fn set(&self, up: bool) {
         let was = self.0.swap(up, Ordering::Relaxed);
         if was != up {

@@ -114,7 +114,7 @@ impl Relay {
             // A session that lasted resets the backoff; `session` returns only on failure.
             backoff = reconnect_backoff();
         }
-        self.status.set(false);
+        self.status.stopped();
         tracing::info!("outbox relay stopped");
     }
 

@@ -255,10 +255,13 @@ impl Worker {
                 }
                 continue;
             }
-            self.status.set(false);
             match result {
-                Ok(()) => break,
+                Ok(()) => {
+                    self.status.stopped();
+                    break;
+                }
                 Err(e) => {
+                    self.status.set(false);
                     if started.elapsed() > Duration::from_secs(10) {
                         // A long healthy stretch: the next outage starts from a short delay.
                         backoff = reconnect_backoff();
