@@ -28,10 +28,15 @@ use idm_sync::outbound::topology::Topology;
 use idm_sync::outbound::worker::{self, WorkerSettings};
 use idm_sync::recon::ReconRequest;
 use idm_sync::repo::db::DbSettings;
+use idm_sync::salesforce::TokenStore;
+use idm_sync::secrets::{KEY_LEN, KeySource, Sealer};
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use sqlx::{Connection, PgPool};
 
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// The key the bench's server and workers seal the Salesforce secrets under.
+const BENCH_SECRETS_KEY: [u8; KEY_LEN] = [7; KEY_LEN];
 
 fn main() {
     let users: i64 = std::env::var("BENCH_SYNC_USERS")
@@ -93,7 +98,10 @@ async fn run(users: i64, server: String, base: String) {
     let app = Application::build(&ServeSettings {
         conf_dir: conf_dir.clone(),
         listen: "127.0.0.1:0".into(),
-        database: DbSettings::new(format!("{server}/idm_bench_sync")),
+        database: DbSettings {
+            secrets: KeySource::Key(BENCH_SECRETS_KEY),
+            ..DbSettings::new(format!("{server}/idm_bench_sync"))
+        },
         broker: None,
     })
     .await
@@ -271,6 +279,7 @@ fn spawn_worker(
     let worker = worker::build(
         conf_dir,
         pool.clone(),
+        TokenStore::postgres(pool.clone(), Sealer::new(&BENCH_SECRETS_KEY)),
         WorkerSettings::new(broker.clone()),
         BrokerStatus::default(),
     )

@@ -60,6 +60,7 @@ fn main() {
             listen: "127.0.0.1:0".into(),
             database: DbSettings {
                 max_connections: 32,
+                secrets: idm_sync::secrets::KeySource::Key([7; idm_sync::secrets::KEY_LEN]),
                 ..DbSettings::new(&db_url)
             },
             broker: None,

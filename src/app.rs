@@ -64,6 +64,8 @@ pub enum StartError {
     Recon(String),
     #[error("cannot set up HTTPS")]
     Tls(#[from] TlsError),
+    #[error("secrets key")]
+    Secrets(#[from] crate::secrets::SecretsError),
     #[error("--no-http leaves no listener: give --tls-listen too")]
     NoListener,
     #[error("cannot listen on {addr}")]
@@ -91,6 +93,8 @@ pub struct Components {
     pub pool: PgPool,
     pub conf: Arc<Conf>,
     pub managed: ManagedObjects,
+    /// The Salesforce refresh token and saved credentials, sealed under the secrets key.
+    pub store: TokenStore,
     pub salesforce: Option<SalesforceClient>,
     pub recon: Option<ReconEngine>,
     pub schedules: Arc<Vec<Schedule>>,
@@ -111,12 +115,21 @@ impl Components {
         metrics: &Metrics,
     ) -> Result<Components, StartError> {
         let conf = Conf::load(conf_dir)?;
+        let sealer = crate::secrets::load(&database.secrets)?;
         let pool = repo::db::connect(database).await?;
         repo::db::migrate(&pool).await?;
+        let store = TokenStore::postgres(pool.clone(), sealer);
+        let sealed = store.seal_stored().await?;
+        if sealed > 0 {
+            tracing::info!(
+                sealed,
+                "sealed the Salesforce secrets an earlier version stored in plain text"
+            );
+        }
         let salesforce = match &conf.salesforce {
             Some(system) => Some(SalesforceClient::observed(
                 system.client.clone(),
-                TokenStore::postgres(pool.clone()),
+                store.clone(),
                 metrics.salesforce_observer(),
             )?),
             None => None,
@@ -131,6 +144,7 @@ impl Components {
             pool,
             conf: Arc::new(conf),
             managed,
+            store,
             salesforce,
             recon,
             schedules: Arc::new(schedules),

@@ -17,6 +17,7 @@ pub mod recon; // reconciliation: source and target phases, runs, summary, guard
 pub mod repo; // Postgres: managed objects, outbox, queries compiled from filters
 pub mod salesforce; // the Salesforce client: OAuth, REST, query stream, collections, retries
 pub mod scheduler; // conf/schedule-*.json: cron and simple triggers, exactly-once firings
+pub mod secrets; // secrets at rest: sealing the stored Salesforce tokens and consumer secret
 pub mod shutdown; // SIGINT/SIGTERM handling
 pub mod telemetry; // tracing setup (text or JSON)
 pub mod tls; // HTTPS listener: PEM or self-signed certificates, rustls

@@ -16,6 +16,7 @@ use idm_sync::recon::{self, cli::ReconCommand};
 use idm_sync::repo::db::{self, DbSettings};
 use idm_sync::salesforce::{TokenStore, authorize_cli};
 use idm_sync::scheduler::Scheduler;
+use idm_sync::secrets::KeySource;
 use idm_sync::shutdown::Shutdown;
 use idm_sync::telemetry::{self, LogFormat};
 
@@ -115,6 +116,14 @@ struct DbArgs {
     /// Maximum connections in the pool.
     #[arg(long, env = "IDM_DB_MAX_CONNECTIONS", default_value_t = 32)]
     db_max_connections: u32,
+    /// The key sealing the Salesforce secrets stored in the database: the base64 of 32 bytes
+    /// (`openssl rand -base64 32`). Every role sharing the database needs the same one; give it
+    /// through the environment rather than the command line. Without it, --secrets-key-file.
+    #[arg(long, env = "IDM_SECRETS_KEY", hide_env_values = true)]
+    secrets_key: Option<String>,
+    /// A file holding that key, created with a new key on first start when missing.
+    #[arg(long, env = "IDM_SECRETS_KEY_FILE", default_value = idm_sync::secrets::DEFAULT_KEY_FILE)]
+    secrets_key_file: PathBuf,
 }
 
 /// Days audit rows are kept.
@@ -216,8 +225,16 @@ impl DbArgs {
     fn settings(&self) -> DbSettings {
         DbSettings {
             max_connections: self.db_max_connections,
+            secrets: KeySource::from_args(self.secrets_key.clone(), self.secrets_key_file.clone()),
             ..DbSettings::new(&self.database_url)
         }
+    }
+
+    /// The token store over `pool`, sealing under this role's secrets key.
+    fn token_store(&self, pool: sqlx::PgPool) -> anyhow::Result<TokenStore> {
+        let sealer = idm_sync::secrets::load(&self.settings().secrets)
+            .context("cannot load the secrets key")?;
+        Ok(TokenStore::postgres(pool, sealer))
     }
 }
 
@@ -281,6 +298,8 @@ impl ServeArgs {
             db: DbArgs {
                 database_url: plan.database_url,
                 db_max_connections: plan.db_max_connections,
+                secrets_key: None,
+                secrets_key_file: plan.secrets_key_file,
             },
         }
     }
@@ -326,8 +345,14 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
         let settings = args.broker.worker_settings();
         let worker_status = BrokerStatus::default();
         ops.readiness.broker("worker", worker_status.clone());
-        let worker = worker::build(&args.conf_dir, app.pool().clone(), settings, worker_status)
-            .context("the outbound worker could not start")?;
+        let worker = worker::build(
+            &args.conf_dir,
+            app.pool().clone(),
+            app.components().store.clone(),
+            settings,
+            worker_status,
+        )
+        .context("the outbound worker could not start")?;
         ops.readiness.worker_pause(worker.pause_state());
         Some(tokio::spawn(worker.run_until(shutdown.clone().wait())))
     } else {
@@ -400,8 +425,15 @@ async fn main() -> anyhow::Result<()> {
             db::migrate(&pool).await.context("migrations failed")?;
             let settings = args.broker.worker_settings();
             let status = BrokerStatus::default();
-            let worker = worker::build(&args.conf_dir, pool.clone(), settings, status.clone())
-                .context("idm-sync worker could not start")?;
+            let store = args.db.token_store(pool.clone())?;
+            let worker = worker::build(
+                &args.conf_dir,
+                pool.clone(),
+                store,
+                settings,
+                status.clone(),
+            )
+            .context("idm-sync worker could not start")?;
             let ops = Ops::process();
             ops.readiness.broker("worker", status);
             ops.readiness.worker_pause(worker.pause_state());
@@ -475,7 +507,7 @@ async fn main() -> anyhow::Result<()> {
             db::migrate(&pool).await.context("migrations failed")?;
             authorize_cli::run(
                 system.client,
-                TokenStore::postgres(pool),
+                args.db.token_store(pool)?,
                 args.callback_port,
                 Duration::from_secs(args.timeout_secs),
             )

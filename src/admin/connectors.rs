@@ -28,7 +28,7 @@ use super::error::AdminError;
 use super::form::FormData;
 use super::html::{self, Nav, esc};
 use super::session::{self, AdminSession};
-use crate::salesforce::{ConnectorState, Credentials, SalesforceClient, Secret, TokenStore};
+use crate::salesforce::{ConnectorState, Credentials, SalesforceClient, Secret};
 
 pub const PRODUCTION: &str = "https://login.salesforce.com";
 pub const SANDBOX: &str = "https://test.salesforce.com";
@@ -60,9 +60,8 @@ fn client(state: &AdminState) -> Result<&SalesforceClient, AdminError> {
     })
 }
 
-fn store(state: &AdminState) -> TokenStore {
-    TokenStore::postgres(state.app.managed.pool().clone())
-}
+/// The pending authorization's sealed column, bound into its values.
+const PENDING_SECRET: &str = "admin_oauth_pending.client_secret";
 
 /// Runs the connector test and remembers its outcome (never a secret: errors are typed).
 async fn run_test(state: &AdminState, client: &SalesforceClient) -> Result<String, String> {
@@ -109,7 +108,8 @@ pub async fn page(
 ) -> Result<Response, AdminError> {
     let client = client(&state)?;
     let file_enabled = client.config().enabled_in_file;
-    let saved_enabled = store(&state)
+    let saved_enabled = client
+        .token_store()
         .load_enabled(&client.config().system_name)
         .await?;
     let enabled = saved_enabled.unwrap_or(file_enabled);
@@ -119,7 +119,8 @@ pub async fn page(
         (true, None) => "yes (provisioner file)",
         (false, None) => "no (provisioner file)",
     };
-    let saved = store(&state)
+    let saved = client
+        .token_store()
         .load_credentials(&client.config().system_name)
         .await?;
     let (login_url, client_id, source) = match &saved {
@@ -319,7 +320,7 @@ pub async fn save(
     let system = client.config().system_name.clone();
     let secret = match form.get("client_secret").filter(|s| !s.is_empty()) {
         Some(s) => Secret::new(s),
-        None => match store(&state).load_credentials(&system).await? {
+        None => match client.token_store().load_credentials(&system).await? {
             Some(c) => c.client_secret,
             None => client.config().client_secret.clone(),
         },
@@ -344,7 +345,11 @@ pub async fn save(
     .bind(&system)
     .bind(credentials.login_url.as_str())
     .bind(&credentials.client_id)
-    .bind(credentials.client_secret.expose())
+    .bind(
+        client
+            .token_store()
+            .seal(PENDING_SECRET, credentials.client_secret.expose())?,
+    )
     .bind(&redirect_uri)
     .execute(pool)
     .await?;
@@ -433,7 +438,7 @@ pub async fn callback(
         login_url: Url::parse(&login_url)
             .map_err(|e| AdminError::BadRequest(format!("stored login URL: {e}")))?,
         client_id,
-        client_secret: Secret::new(client_secret),
+        client_secret: Secret::new(client.token_store().open(PENDING_SECRET, &client_secret)?),
     };
     if let Err(e) = client
         .authorize_with_credentials(&credentials, code, &redirect_uri)

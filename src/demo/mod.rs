@@ -46,6 +46,8 @@ pub struct RolesPlan {
     pub relay_batch: i64,
     pub outbox_retention_hours: u64,
     pub tls: TlsArgs,
+    /// The secrets key file, under the data directory.
+    pub secrets_key_file: PathBuf,
 }
 
 /// Runs the demo. `roles` runs `idm-sync all` with a plan until its shutdown completes.
@@ -141,6 +143,7 @@ where
         relay_batch: args.relay_batch,
         outbox_retention_hours: args.outbox_retention_hours,
         tls: args.tls.clone(),
+        secrets_key_file: args.tls.data_dir.join("secrets.key"),
     };
     let roles = roles(plan, inner);
     tokio::pin!(roles);

@@ -604,10 +604,12 @@ pub enum WorkerStartError {
     Sync(#[from] super::sync::SyncError),
 }
 
-/// Builds a worker from `conf/` (sync.json and the Salesforce provisioner) over `pool`.
+/// Builds a worker from `conf/` (sync.json and the Salesforce provisioner) over `pool`, its
+/// connector keeping its tokens in `store`.
 pub fn build(
     conf_dir: &std::path::Path,
     pool: sqlx::PgPool,
+    store: crate::salesforce::TokenStore,
     settings: WorkerSettings,
     status: BrokerStatus,
 ) -> Result<Worker, WorkerStartError> {
@@ -615,7 +617,7 @@ pub fn build(
     let system = conf.salesforce.ok_or(WorkerStartError::NoSalesforce)?;
     let client = crate::salesforce::SalesforceClient::observed(
         system.client,
-        crate::salesforce::TokenStore::postgres(pool.clone()),
+        store,
         crate::metrics::Metrics::process().salesforce_observer(),
     )?;
     let sync = crate::mapping::SyncConfig::load(conf_dir)?;

@@ -43,12 +43,16 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<Value, CliError> {
     let conf = Conf::load(&cmd.conf_dir).map_err(StartError::from)?;
+    let sealer = crate::secrets::load(&cmd.database.secrets).map_err(StartError::from)?;
     let pool = db::connect(&cmd.database).await.map_err(StartError::from)?;
     db::migrate(&pool).await.map_err(StartError::from)?;
     let client = match &conf.salesforce {
         Some(system) => Some(
-            SalesforceClient::new(system.client.clone(), TokenStore::postgres(pool.clone()))
-                .map_err(StartError::from)?,
+            SalesforceClient::new(
+                system.client.clone(),
+                TokenStore::postgres(pool.clone(), sealer),
+            )
+            .map_err(StartError::from)?,
         ),
         None => None,
     };

@@ -1,5 +1,6 @@
 //! Connecting to Postgres: create the database when it is missing, then apply `migrations/`.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -7,16 +8,19 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use super::RepoError;
+use crate::secrets::{DEFAULT_KEY_FILE, KeySource};
 
 /// The migrations compiled into the binary. sqlx takes a Postgres advisory lock while it
 /// applies them, so replicas that start together apply each migration once.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Pool settings; the defaults suit one `serve` process on a small machine.
+/// Pool settings, and the key of the secrets the database keeps sealed; the defaults suit one
+/// `serve` process on a small machine.
 #[derive(Debug, Clone)]
 pub struct DbSettings {
     pub url: String,
     pub max_connections: u32,
+    pub secrets: KeySource,
 }
 
 impl DbSettings {
@@ -24,6 +28,7 @@ impl DbSettings {
         Self {
             url: url.into(),
             max_connections: 32,
+            secrets: KeySource::File(PathBuf::from(DEFAULT_KEY_FILE)),
         }
     }
 }

@@ -138,6 +138,11 @@ impl SalesforceClient {
         &self.inner.config
     }
 
+    /// Where this client keeps its refresh token and saved credentials.
+    pub fn token_store(&self) -> &TokenStore {
+        self.inner.session.store()
+    }
+
     /// Whether the connector works, needs authorizing, or has bad credentials.
     pub fn state(&self) -> ConnectorState {
         self.inner.session.state()

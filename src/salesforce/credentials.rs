@@ -14,6 +14,9 @@ use super::config::{ClientConfig, Secret};
 use super::errors::SalesforceError;
 use super::token_store::{TokenStore, lock};
 
+/// The sealed column, bound into its values.
+pub(super) const CLIENT_SECRET: &str = "salesforce_connector_settings.client_secret";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The token endpoint, e.g. `https://login.salesforce.com/services/oauth2/token`.
@@ -43,7 +46,7 @@ impl TokenStore {
         system: &str,
     ) -> Result<Option<Credentials>, SalesforceError> {
         match self {
-            TokenStore::Postgres(pool) => {
+            TokenStore::Postgres(pool, _) => {
                 let row: Option<Row> = sqlx::query_as(
                     "SELECT login_url, client_id, client_secret, updated_at \
                      FROM salesforce_connector_settings WHERE system_name = $1",
@@ -59,7 +62,7 @@ impl TokenStore {
                     Ok(Credentials {
                         login_url,
                         client_id,
-                        client_secret: Secret::new(secret),
+                        client_secret: Secret::new(self.open(CLIENT_SECRET, &secret)?),
                     })
                 })
                 .transpose()
@@ -75,7 +78,7 @@ impl TokenStore {
         credentials: &Credentials,
     ) -> Result<(), SalesforceError> {
         match self {
-            TokenStore::Postgres(pool) => {
+            TokenStore::Postgres(pool, _) => {
                 sqlx::query(
                     "INSERT INTO salesforce_connector_settings \
                        (system_name, login_url, client_id, client_secret, updated_at) \
@@ -87,7 +90,7 @@ impl TokenStore {
                 .bind(system)
                 .bind(credentials.login_url.as_str())
                 .bind(&credentials.client_id)
-                .bind(credentials.client_secret.expose())
+                .bind(self.seal(CLIENT_SECRET, credentials.client_secret.expose())?)
                 .execute(pool)
                 .await
                 .map_err(|e| SalesforceError::TokenStore(e.to_string()))?;
@@ -104,7 +107,7 @@ impl TokenStore {
     /// The enabled state saved for `system` (Admin UI), if any: it overrides the file's.
     pub async fn load_enabled(&self, system: &str) -> Result<Option<bool>, SalesforceError> {
         match self {
-            TokenStore::Postgres(pool) => sqlx::query_scalar(
+            TokenStore::Postgres(pool, _) => sqlx::query_scalar(
                 "SELECT enabled FROM salesforce_connector_enabled WHERE system_name = $1",
             )
             .bind(system)
@@ -118,7 +121,7 @@ impl TokenStore {
     /// Saves the enabled state of `system`; returns once durable.
     pub async fn save_enabled(&self, system: &str, on: bool) -> Result<(), SalesforceError> {
         match self {
-            TokenStore::Postgres(pool) => {
+            TokenStore::Postgres(pool, _) => {
                 sqlx::query(
                     "INSERT INTO salesforce_connector_enabled (system_name, enabled, updated_at) \
                      VALUES ($1, $2, now()) ON CONFLICT (system_name) \

@@ -4,10 +4,10 @@
 //! typed errors carrying Salesforce's `errorCode`, `message` and `fields`. It knows nothing of IDM.
 //!
 //! ```no_run
-//! # async fn demo(cfg: idm_sync::salesforce::ClientConfig, pool: sqlx::PgPool) -> Result<(), idm_sync::salesforce::SalesforceError> {
+//! # async fn demo(cfg: idm_sync::salesforce::ClientConfig, pool: sqlx::PgPool, sealer: idm_sync::secrets::Sealer) -> Result<(), idm_sync::salesforce::SalesforceError> {
 //! use futures_util::TryStreamExt;
 //! use idm_sync::salesforce::{SalesforceClient, TokenStore};
-//! let client = SalesforceClient::new(cfg, TokenStore::postgres(pool))?;
+//! let client = SalesforceClient::new(cfg, TokenStore::postgres(pool, sealer))?;
 //! let mut pages = std::pin::pin!(client.query("SELECT Id, Username FROM User"));
 //! while let Some(page) = pages.try_next().await? {
 //!     println!("{} users", page.records.len());

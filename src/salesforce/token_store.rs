@@ -6,6 +6,8 @@
 //! changes `refreshToken` in the configuration, the configured value wins again (the stored one
 //! descends from an older authorization). A row written by the authorize flow records the
 //! configured token's hash at that time, so it wins until the configuration changes.
+//!
+//! The token is stored sealed under the deployment's secrets key (see [`crate::secrets`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,10 @@ use sqlx::PgPool;
 
 use super::config::Secret;
 use super::errors::SalesforceError;
+use crate::secrets::{Sealer, SecretsError};
+
+/// The sealed column, bound into its values.
+const REFRESH_TOKEN: &str = "salesforce_tokens.refresh_token";
 
 /// `refresh_token, instance_url, conf_refresh_token_sha256, updated_at`.
 type TokenRow = (String, Option<String>, Option<String>, DateTime<Utc>);
@@ -27,10 +33,11 @@ pub struct StoredToken {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Where refresh tokens persist: Postgres in every role, memory in unit tests and tools.
+/// Where refresh tokens persist: Postgres in every role (secrets sealed under the
+/// deployment's key), memory in unit tests and tools.
 #[derive(Debug, Clone)]
 pub enum TokenStore {
-    Postgres(PgPool),
+    Postgres(PgPool, Sealer),
     /// Tokens, the credentials of [`super::credentials`] and the enabled overrides.
     Memory(
         Arc<Mutex<HashMap<String, StoredToken>>>,
@@ -40,8 +47,61 @@ pub enum TokenStore {
 }
 
 impl TokenStore {
-    pub fn postgres(pool: PgPool) -> TokenStore {
-        TokenStore::Postgres(pool)
+    pub fn postgres(pool: PgPool, sealer: Sealer) -> TokenStore {
+        TokenStore::Postgres(pool, sealer)
+    }
+
+    /// `plain` as the column `what` stores it: sealed in Postgres, as it is in memory.
+    pub fn seal(&self, what: &'static str, plain: &str) -> Result<String, SalesforceError> {
+        match self {
+            TokenStore::Postgres(_, sealer) => sealer.seal(what, plain).map_err(secrets_error),
+            TokenStore::Memory(..) => Ok(plain.to_owned()),
+        }
+    }
+
+    /// The secret in a stored value of the column `what`.
+    pub fn open(&self, what: &'static str, stored: &str) -> Result<String, SalesforceError> {
+        match self {
+            TokenStore::Postgres(_, sealer) => sealer.open(what, stored).map_err(secrets_error),
+            TokenStore::Memory(..) => Ok(stored.to_owned()),
+        }
+    }
+
+    /// Seals the secrets stored before sealing existed (tokens and saved credentials);
+    /// returns how many. Run at start-up: afterwards no secret is left readable in the table.
+    pub async fn seal_stored(&self) -> Result<u64, SalesforceError> {
+        let TokenStore::Postgres(pool, sealer) = self else {
+            return Ok(0);
+        };
+        let mut sealed = 0;
+        for (table, column, what) in [
+            ("salesforce_tokens", "refresh_token", REFRESH_TOKEN),
+            (
+                "salesforce_connector_settings",
+                "client_secret",
+                super::credentials::CLIENT_SECRET,
+            ),
+        ] {
+            let plain: Vec<(String, String)> = sqlx::query_as(&format!(
+                "SELECT system_name, {column} FROM {table} WHERE {column} NOT LIKE 'sealed:%'"
+            ))
+            .fetch_all(pool)
+            .await
+            .map_err(store_error)?;
+            for (system, value) in plain {
+                let done = sqlx::query(&format!(
+                    "UPDATE {table} SET {column} = $1 WHERE system_name = $2 AND {column} = $3"
+                ))
+                .bind(sealer.seal(what, &value).map_err(secrets_error)?)
+                .bind(&system)
+                .bind(&value)
+                .execute(pool)
+                .await
+                .map_err(store_error)?;
+                sealed += done.rows_affected();
+            }
+        }
+        Ok(sealed)
     }
 
     pub fn in_memory() -> TokenStore {
@@ -50,7 +110,7 @@ impl TokenStore {
 
     pub async fn load(&self, system: &str) -> Result<Option<StoredToken>, SalesforceError> {
         match self {
-            TokenStore::Postgres(pool) => {
+            TokenStore::Postgres(pool, _) => {
                 let row: Option<TokenRow> = sqlx::query_as(
                     "SELECT refresh_token, instance_url, conf_refresh_token_sha256, updated_at \
                          FROM salesforce_tokens WHERE system_name = $1",
@@ -59,14 +119,15 @@ impl TokenStore {
                 .fetch_optional(pool)
                 .await
                 .map_err(store_error)?;
-                Ok(
-                    row.map(|(token, instance_url, conf, updated_at)| StoredToken {
-                        refresh_token: Secret::new(token),
+                row.map(|(token, instance_url, conf, updated_at)| {
+                    Ok(StoredToken {
+                        refresh_token: Secret::new(self.open(REFRESH_TOKEN, &token)?),
                         instance_url,
                         conf_refresh_token_sha256: conf,
                         updated_at,
-                    }),
-                )
+                    })
+                })
+                .transpose()
             }
             TokenStore::Memory(map, _, _) => Ok(lock(map).get(system).cloned()),
         }
@@ -81,7 +142,7 @@ impl TokenStore {
         conf_refresh_token_sha256: Option<&str>,
     ) -> Result<(), SalesforceError> {
         match self {
-            TokenStore::Postgres(pool) => {
+            TokenStore::Postgres(pool, _) => {
                 sqlx::query(
                     "INSERT INTO salesforce_tokens \
                        (system_name, refresh_token, instance_url, conf_refresh_token_sha256, updated_at) \
@@ -93,7 +154,7 @@ impl TokenStore {
                        updated_at = now()",
                 )
                 .bind(system)
-                .bind(refresh_token.expose())
+                .bind(self.seal(REFRESH_TOKEN, refresh_token.expose())?)
                 .bind(instance_url)
                 .bind(conf_refresh_token_sha256)
                 .execute(pool)
@@ -139,6 +200,10 @@ pub fn choose_refresh_token(
 pub enum TokenSource {
     Configuration,
     Store,
+}
+
+fn secrets_error(e: SecretsError) -> SalesforceError {
+    SalesforceError::TokenStore(e.to_string())
 }
 
 fn store_error(e: sqlx::Error) -> SalesforceError {

@@ -59,8 +59,9 @@ fn flags(help: &str) -> BTreeSet<String> {
 fn env_vars(help: &str) -> BTreeSet<String> {
     help.match_indices("[env: ")
         .filter_map(|(i, _)| {
+            // `[env: NAME=value]`, or `[env: NAME]` where clap hides the value.
             let rest = &help[i + 6..];
-            rest.find('=').map(|end| rest[..end].to_owned())
+            rest.find(['=', ']']).map(|end| rest[..end].to_owned())
         })
         .collect()
 }

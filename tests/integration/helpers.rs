@@ -22,6 +22,31 @@ fn init_tracing() {
     });
 }
 
+/// The secrets key of every test server and of the token stores tests build beside them.
+pub const TEST_SECRETS_KEY: [u8; idm_sync::secrets::KEY_LEN] = [42; idm_sync::secrets::KEY_LEN];
+
+/// [`TEST_SECRETS_KEY`] as `IDM_SECRETS_KEY` takes it, for roles run as processes.
+pub fn test_secrets_key_base64() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(TEST_SECRETS_KEY)
+}
+
+/// Settings of a server on the database at `url`, sealing under [`TEST_SECRETS_KEY`].
+pub fn db_settings(url: &str) -> idm_sync::repo::db::DbSettings {
+    idm_sync::repo::db::DbSettings {
+        secrets: idm_sync::secrets::KeySource::Key(TEST_SECRETS_KEY),
+        ..idm_sync::repo::db::DbSettings::new(url)
+    }
+}
+
+/// A token store over `pool` that the test servers' roles can read, and read back.
+pub fn token_store(pool: &PgPool) -> idm_sync::salesforce::TokenStore {
+    idm_sync::salesforce::TokenStore::postgres(
+        pool.clone(),
+        idm_sync::secrets::Sealer::new(&TEST_SECRETS_KEY),
+    )
+}
+
 /// A migrated database of its own, dropped (with its connections) when this value is dropped.
 pub struct TestDb {
     pub name: String,
@@ -34,7 +59,7 @@ impl TestDb {
         init_tracing();
         let name = format!("idm_test_{}", uuid::Uuid::new_v4().simple());
         let url = format!("{}/{}", pg_server_url(), name);
-        let pool = idm_sync::repo::db::connect(&idm_sync::repo::db::DbSettings::new(&url))
+        let pool = idm_sync::repo::db::connect(&db_settings(&url))
             .await
             .expect("connect to the test database");
         idm_sync::repo::db::migrate(&pool)
@@ -108,7 +133,7 @@ impl TestApp {
         let settings = idm_sync::app::ServeSettings {
             conf_dir,
             listen: "127.0.0.1:0".into(),
-            database: idm_sync::repo::db::DbSettings::new(&db.url),
+            database: db_settings(&db.url),
             broker: None,
         };
         let app = idm_sync::app::Application::build_with_ops(&settings, ops)

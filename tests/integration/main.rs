@@ -23,6 +23,7 @@ mod resync;
 mod revisions;
 mod salesforce;
 mod scheduler;
+mod secrets;
 mod system;
 mod tls;
 mod worker;

@@ -616,7 +616,7 @@ async fn authorize_exchanges_the_code_and_stores_the_refresh_token() {
     let org = start_org(5).await;
     let base = org.base_url().to_owned();
     let username = active_username(&base).await;
-    let store = TokenStore::postgres(db.pool.clone());
+    let store = crate::helpers::token_store(&db.pool);
     let flow = AuthorizeFlow::start(authorize_config(&base), store.clone(), 0)
         .await
         .unwrap();
@@ -659,7 +659,7 @@ async fn authorize_reports_a_refusal_and_stores_nothing() {
     let db = TestDb::new().await;
     let org = start_org(5).await;
     let base = org.base_url().to_owned();
-    let store = TokenStore::postgres(db.pool.clone());
+    let store = crate::helpers::token_store(&db.pool);
     let flow = AuthorizeFlow::start(authorize_config(&base), store.clone(), 0)
         .await
         .unwrap();

@@ -12,7 +12,7 @@ fn settings(db: &TestDb) -> ServeSettings {
     ServeSettings {
         conf_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("conf"),
         listen: "127.0.0.1:0".into(),
-        database: idm_sync::repo::db::DbSettings::new(&db.url),
+        database: crate::helpers::db_settings(&db.url),
         broker: None,
     }
 }

@@ -3,7 +3,7 @@
 //! saved settings up, and no page ever shows a secret.
 
 use idm_sync::emulator::EmulatorConfig;
-use idm_sync::salesforce::{SalesforceClient, Secret, TokenStore};
+use idm_sync::salesforce::{SalesforceClient, Secret};
 use reqwest::StatusCode;
 
 use super::support::{Browser, assert_well_formed, http, input_value, page};
@@ -127,7 +127,7 @@ async fn save_authorizes_through_the_emulator_and_secrets_stay_hidden() {
     let mut cfg = sf::config(&org);
     cfg.client_secret = Secret::new("stale-file-secret");
     cfg.refresh_token = None;
-    let other = SalesforceClient::new(cfg, TokenStore::postgres(env.app.db.pool.clone())).unwrap();
+    let other = SalesforceClient::new(cfg, crate::helpers::token_store(&env.app.db.pool)).unwrap();
     other
         .test()
         .await

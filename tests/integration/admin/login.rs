@@ -239,7 +239,7 @@ async fn a_session_works_on_every_replica() {
     let settings = idm_sync::app::ServeSettings {
         conf_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf"),
         listen: "127.0.0.1:0".into(),
-        database: idm_sync::repo::db::DbSettings::new(&app.db.url),
+        database: crate::helpers::db_settings(&app.db.url),
         broker: None,
     };
     let second = idm_sync::app::Application::build(&settings).await.unwrap();

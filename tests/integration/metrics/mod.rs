@@ -18,7 +18,7 @@ use idm_sync::outbound::relay::{Relay, RelaySettings};
 use idm_sync::outbound::sync::SyncEngine;
 use idm_sync::outbound::topology::Topology;
 use idm_sync::outbound::worker::{OUTBOUND_MAPPING, Worker, WorkerSettings};
-use idm_sync::salesforce::{SalesforceClient, TokenStore};
+use idm_sync::salesforce::SalesforceClient;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestTopology, amqp_url};
@@ -89,7 +89,7 @@ pub async fn env(users: usize) -> Env {
     }));
     let sf = SalesforceClient::observed(
         sf::config(org.base_url()),
-        TokenStore::postgres(app.db.pool.clone()),
+        crate::helpers::token_store(&app.db.pool),
         ops.metrics.salesforce_observer(),
     )
     .unwrap();

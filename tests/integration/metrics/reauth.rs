@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use idm_sync::emulator::EmulatorConfig;
 use idm_sync::outbound::topology::Topology;
-use idm_sync::salesforce::TokenStore;
 use idm_sync::salesforce::authorize_cli::AuthorizeFlow;
 use serde_json::Value;
 
@@ -105,7 +104,7 @@ async fn a_revoked_token_pauses_the_worker_until_a_new_one_is_stored() {
     );
 
     // An operator runs `idm-sync salesforce authorize`: the new token lands in Postgres.
-    let store = TokenStore::postgres(env.app.db.pool.clone());
+    let store = crate::helpers::token_store(&env.app.db.pool);
     let flow = AuthorizeFlow::start(sf::config(&base), store, 0)
         .await
         .unwrap();

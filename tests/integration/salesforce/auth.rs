@@ -35,7 +35,7 @@ async fn rotated_refresh_token_is_stored_and_preferred_after_a_restart() {
 
     let first = SalesforceClient::new(
         config(org.base_url()),
-        TokenStore::postgres(db.pool.clone()),
+        crate::helpers::token_store(&db.pool),
     )
     .unwrap();
     first.limits().await.unwrap();
@@ -52,7 +52,7 @@ async fn rotated_refresh_token_is_stored_and_preferred_after_a_restart() {
     // A restarted client on the same database uses the stored token.
     let second = SalesforceClient::new(
         config(org.base_url()),
-        TokenStore::postgres(db.pool.clone()),
+        crate::helpers::token_store(&db.pool),
     )
     .unwrap();
     second.limits().await.unwrap();
@@ -73,7 +73,7 @@ async fn rotated_refresh_token_is_stored_and_preferred_after_a_restart() {
 async fn a_changed_configured_token_wins_over_an_older_stored_one() {
     let db = TestDb::new().await;
     let org = start_org(10, false).await;
-    let store = TokenStore::postgres(db.pool.clone());
+    let store = crate::helpers::token_store(&db.pool);
     // Stored while the configuration held another token; the operator has since pasted a new one.
     store
         .save(
@@ -250,7 +250,7 @@ async fn authorization_code_is_exchanged_stored_and_used() {
         .1
         .into_owned();
 
-    let client = SalesforceClient::new(cfg.clone(), TokenStore::postgres(db.pool.clone())).unwrap();
+    let client = SalesforceClient::new(cfg.clone(), crate::helpers::token_store(&db.pool)).unwrap();
     assert_eq!(
         client.limits().await.unwrap_err().kind(),
         ErrorKind::NotAuthorized
@@ -259,7 +259,7 @@ async fn authorization_code_is_exchanged_stored_and_used() {
     assert!(grant.refresh_token.is_some());
     client.limits().await.unwrap();
     // A restarted client finds the stored token.
-    let restarted = SalesforceClient::new(cfg, TokenStore::postgres(db.pool.clone())).unwrap();
+    let restarted = SalesforceClient::new(cfg, crate::helpers::token_store(&db.pool)).unwrap();
     restarted.limits().await.unwrap();
 }
 

@@ -122,6 +122,7 @@ impl ProcessWorker {
             .env("IDM_BROKER_PREFIX", &env.topology.prefix)
             .env("IDM_PARTITIONS", env.topology.partitions.to_string())
             .env("IDM_WORKER_LEASE_SECS", TEST_LEASE.as_secs().to_string())
+            .env("IDM_SECRETS_KEY", crate::helpers::test_secrets_key_base64())
             .env("RUST_LOG", "info")
             .stdout(output())
             .stderr(output())

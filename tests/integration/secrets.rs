@@ -1,0 +1,131 @@
+//! Secrets at rest: the refresh token and the consumer secret are stored sealed, read back
+//! under the same key only, and plain values left by an earlier version are sealed at start.
+
+use idm_sync::salesforce::{Credentials, Secret, TokenStore};
+use idm_sync::secrets::Sealer;
+
+use crate::helpers::{TestDb, db_settings, token_store};
+
+async fn raw(db: &TestDb) -> (String, String) {
+    sqlx::query_as(
+        "SELECT t.refresh_token, c.client_secret FROM salesforce_tokens t
+         JOIN salesforce_connector_settings c USING (system_name)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
+fn credentials() -> Credentials {
+    Credentials {
+        login_url: "https://login.salesforce.com/services/oauth2/token"
+            .parse()
+            .unwrap(),
+        client_id: "consumer-key".into(),
+        client_secret: Secret::new("consumer-secret-XYZ"),
+    }
+}
+
+#[tokio::test]
+async fn stored_secrets_are_sealed_and_open_under_their_key_only() {
+    let db = TestDb::new().await;
+    let store = token_store(&db.pool);
+    store
+        .save(
+            "salesforce",
+            &Secret::new("refresh-XYZ"),
+            Some("https://x"),
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .save_credentials("salesforce", &credentials())
+        .await
+        .unwrap();
+
+    let (token, secret) = raw(&db).await;
+    for stored in [&token, &secret] {
+        assert!(Sealer::is_sealed(stored), "{stored}");
+        assert!(!stored.contains("XYZ"), "{stored}");
+    }
+    let loaded = store.load("salesforce").await.unwrap().unwrap();
+    assert_eq!(loaded.refresh_token.expose(), "refresh-XYZ");
+    let saved = store.load_credentials("salesforce").await.unwrap().unwrap();
+    assert_eq!(saved.client_secret.expose(), "consumer-secret-XYZ");
+
+    // A role holding another key cannot read them, and says why.
+    let other = TokenStore::postgres(db.pool.clone(), Sealer::new(&[1; 32]));
+    let err = other.load("salesforce").await.unwrap_err().to_string();
+    assert!(err.contains("another secrets key"), "{err}");
+    let err = other
+        .load_credentials("salesforce")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("IDM_SECRETS_KEY"), "{err}");
+}
+
+#[tokio::test]
+async fn plain_secrets_of_an_earlier_version_are_sealed_at_start() {
+    let db = TestDb::new().await;
+    for insert in [
+        "INSERT INTO salesforce_tokens (system_name, refresh_token) VALUES ('salesforce', 'refresh-XYZ')",
+        "INSERT INTO salesforce_connector_settings (system_name, login_url, client_id, client_secret)
+         VALUES ('salesforce', 'https://login.salesforce.com/services/oauth2/token', 'k', 'consumer-secret-XYZ')",
+    ] {
+        sqlx::query(insert).execute(&db.pool).await.unwrap();
+    }
+    // Read as they are meanwhile.
+    let store = token_store(&db.pool);
+    let loaded = store.load("salesforce").await.unwrap().unwrap();
+    assert_eq!(loaded.refresh_token.expose(), "refresh-XYZ");
+
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    idm_sync::app::Components::build(&conf, &db_settings(&db.url))
+        .await
+        .unwrap();
+    let (token, secret) = raw(&db).await;
+    assert!(Sealer::is_sealed(&token) && Sealer::is_sealed(&secret));
+    assert_eq!(
+        store
+            .load("salesforce")
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_token
+            .expose(),
+        "refresh-XYZ"
+    );
+    assert_eq!(
+        store
+            .load_credentials("salesforce")
+            .await
+            .unwrap()
+            .unwrap()
+            .client_secret
+            .expose(),
+        "consumer-secret-XYZ"
+    );
+}
+
+#[test]
+fn a_role_given_a_bad_key_stops_and_names_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_idm-sync"))
+        .args(["recon", "--mapping", "systemSalesforceUser_managedUser"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("IDM_SECRETS_KEY", "too-short")
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/unused")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("IDM_SECRETS_KEY is not the base64 of 32 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("too-short"),
+        "the key is never printed: {stderr}"
+    );
+}
