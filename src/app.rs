@@ -119,7 +119,7 @@ impl Components {
         let pool = repo::db::connect(database).await?;
         repo::db::migrate(&pool).await?;
         let store = TokenStore::postgres(pool.clone(), sealer);
-        let sealed = store.seal_stored().await?;
+        let sealed = store.prepare().await?;
         if sealed > 0 {
             tracing::info!(
                 sealed,

@@ -230,11 +230,17 @@ impl DbArgs {
         }
     }
 
-    /// The token store over `pool`, sealing under this role's secrets key.
-    fn token_store(&self, pool: sqlx::PgPool) -> anyhow::Result<TokenStore> {
+    /// The token store over `pool`, sealing under this role's secrets key, once the key is
+    /// known to open what is stored.
+    async fn token_store(&self, pool: sqlx::PgPool) -> anyhow::Result<TokenStore> {
         let sealer = idm_sync::secrets::load(&self.settings().secrets)
             .context("cannot load the secrets key")?;
-        Ok(TokenStore::postgres(pool, sealer))
+        let store = TokenStore::postgres(pool, sealer);
+        store
+            .prepare()
+            .await
+            .context("the stored Salesforce secrets")?;
+        Ok(store)
     }
 }
 
@@ -425,7 +431,7 @@ async fn main() -> anyhow::Result<()> {
             db::migrate(&pool).await.context("migrations failed")?;
             let settings = args.broker.worker_settings();
             let status = BrokerStatus::default();
-            let store = args.db.token_store(pool.clone())?;
+            let store = args.db.token_store(pool.clone()).await?;
             let worker = worker::build(
                 &args.conf_dir,
                 pool.clone(),
@@ -507,7 +513,7 @@ async fn main() -> anyhow::Result<()> {
             db::migrate(&pool).await.context("migrations failed")?;
             authorize_cli::run(
                 system.client,
-                args.db.token_store(pool)?,
+                args.db.token_store(pool).await?,
                 args.callback_port,
                 Duration::from_secs(args.timeout_secs),
             )

@@ -46,14 +46,12 @@ pub async fn run(
     let sealer = crate::secrets::load(&cmd.database.secrets).map_err(StartError::from)?;
     let pool = db::connect(&cmd.database).await.map_err(StartError::from)?;
     db::migrate(&pool).await.map_err(StartError::from)?;
+    let store = TokenStore::postgres(pool.clone(), sealer);
+    store.prepare().await.map_err(StartError::from)?;
     let client = match &conf.salesforce {
-        Some(system) => Some(
-            SalesforceClient::new(
-                system.client.clone(),
-                TokenStore::postgres(pool.clone(), sealer),
-            )
-            .map_err(StartError::from)?,
-        ),
+        Some(system) => {
+            Some(SalesforceClient::new(system.client.clone(), store).map_err(StartError::from)?)
+        }
         None => None,
     };
     let managed = ManagedObjects::new(pool, Arc::new(conf.managed.clone()));

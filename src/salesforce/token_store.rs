@@ -67,9 +67,10 @@ impl TokenStore {
         }
     }
 
-    /// Seals the secrets stored before sealing existed (tokens and saved credentials);
-    /// returns how many. Run at start-up: afterwards no secret is left readable in the table.
-    pub async fn seal_stored(&self) -> Result<u64, SalesforceError> {
+    /// Run at start-up: checks that this role's key opens the stored secrets (tokens and saved
+    /// credentials), so a role given another key refuses to start instead of failing every
+    /// change, and seals those stored before sealing existed; returns how many it sealed.
+    pub async fn prepare(&self) -> Result<u64, SalesforceError> {
         let TokenStore::Postgres(pool, sealer) = self else {
             return Ok(0);
         };
@@ -82,13 +83,16 @@ impl TokenStore {
                 super::credentials::CLIENT_SECRET,
             ),
         ] {
-            let plain: Vec<(String, String)> = sqlx::query_as(&format!(
-                "SELECT system_name, {column} FROM {table} WHERE {column} NOT LIKE 'sealed:%'"
-            ))
-            .fetch_all(pool)
-            .await
-            .map_err(store_error)?;
-            for (system, value) in plain {
+            let stored: Vec<(String, String)> =
+                sqlx::query_as(&format!("SELECT system_name, {column} FROM {table}"))
+                    .fetch_all(pool)
+                    .await
+                    .map_err(store_error)?;
+            for (system, value) in stored {
+                if Sealer::is_sealed(&value) {
+                    sealer.open(what, &value).map_err(secrets_error)?;
+                    continue;
+                }
                 let done = sqlx::query(&format!(
                     "UPDATE {table} SET {column} = $1 WHERE system_name = $2 AND {column} = $3"
                 ))

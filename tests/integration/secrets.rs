@@ -129,3 +129,27 @@ fn a_role_given_a_bad_key_stops_and_names_it() {
         "the key is never printed: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_role_with_another_key_refuses_to_start() {
+    let db = TestDb::new().await;
+    token_store(&db.pool)
+        .save("salesforce", &Secret::new("refresh-XYZ"), None, None)
+        .await
+        .unwrap();
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let mut settings = db_settings(&db.url);
+    settings.secrets = idm_sync::secrets::KeySource::Key([1; 32]);
+    let err = match idm_sync::app::Components::build(&conf, &settings).await {
+        Ok(_) => panic!("a role with another key started"),
+        Err(e) => idm_sync::telemetry::error_chain(&e).to_string(),
+    };
+    assert!(err.contains("sealed under another secrets key"), "{err}");
+    // The stored token is untouched: the right key still reads it.
+    let loaded = token_store(&db.pool)
+        .load("salesforce")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded.refresh_token.expose(), "refresh-XYZ");
+}
