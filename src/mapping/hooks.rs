@@ -60,7 +60,7 @@ impl Mapping {
         let Some(script) = &self.hooks.on_create else {
             return Ok(target);
         };
-        self.rewrite(script, "onCreate", source, target, None, situation, ctx)
+        self.rewrite(("onCreate", script), source, target, None, situation, ctx)
     }
 
     /// `onUpdate`: `target` is the target with the mapped values applied, `old_target` the
@@ -78,7 +78,7 @@ impl Mapping {
             return Ok(target);
         };
         let extra = Some(("oldTarget", old_target));
-        self.rewrite(script, "onUpdate", source, target, extra, situation, ctx)
+        self.rewrite(("onUpdate", script), source, target, extra, situation, ctx)
     }
 
     /// Whether the mapping has an `onUpdate` script (recon's unchanged fast path then runs
@@ -145,11 +145,11 @@ impl Mapping {
             .map_err(|e| MappingError::script(&self.name, "result", e))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Runs the hook `(name, script)` over `target`, with `extra` in scope if given; returns
+    /// the target as the script left it.
     fn rewrite(
         &self,
-        script: &Script,
-        hook: &str,
+        (hook, script): (&str, &Script),
         source: &Value,
         target: Map<String, Value>,
         extra: Option<(&str, Option<&Value>)>,

@@ -671,18 +671,16 @@ impl SyncEngine {
         for (i, (change, p)) in changes.iter().zip(planned).enumerate() {
             let user = users.get(&change.object_id);
             let rev = user.map_or(change.rev, |(rev, _)| *rev);
+            let audit_of = AuditOf {
+                mapping: &self.mapping,
+                change,
+                rev,
+                situation: p.situation,
+                action: p.action,
+                now,
+            };
             let entry = |status: &str, message: Option<String>, target: Option<&str>| {
-                audit_entry(
-                    &self.mapping,
-                    change,
-                    rev,
-                    p.situation,
-                    p.action,
-                    status,
-                    message,
-                    target,
-                    now,
-                )
+                audit_of.entry(status, message, target)
             };
             // A change that ends as a sync failure: its audit entry and its failure row.
             let failure =
@@ -730,18 +728,14 @@ impl SyncEngine {
                     );
                 }
                 Plan::Local { after } => {
-                    let conflict = self
-                        .after(
-                            &mut tx,
-                            mapping,
-                            change,
-                            user,
-                            &after,
-                            p.situation,
-                            p.target_id.as_deref(),
-                            &mut synced,
-                        )
-                        .await?;
+                    let settled = Settled {
+                        mapping,
+                        change,
+                        user,
+                        situation: p.situation,
+                        target_id: p.target_id.as_deref(),
+                    };
+                    let conflict = settled.record(&mut tx, &after, &mut synced).await?;
                     if let Some(message) = conflict {
                         record_failure(
                             &mut audit,
@@ -765,18 +759,14 @@ impl SyncEngine {
                     });
                     match result {
                         Ok(target_id) => {
-                            let conflict = self
-                                .after(
-                                    &mut tx,
-                                    mapping,
-                                    change,
-                                    user,
-                                    &after,
-                                    p.situation,
-                                    Some(&target_id),
-                                    &mut synced,
-                                )
-                                .await?;
+                            let settled = Settled {
+                                mapping,
+                                change,
+                                user,
+                                situation: p.situation,
+                                target_id: Some(&target_id),
+                            };
+                            let conflict = settled.record(&mut tx, &after, &mut synced).await?;
                             if let Some(message) = conflict {
                                 record_failure(
                                     &mut audit,
@@ -852,23 +842,36 @@ impl SyncEngine {
         }
         Ok(outcomes)
     }
+}
 
-    /// The repository change after a successful write (or none needed). `Some(message)`:
-    /// the link could not be created because another one holds an id (a concurrent link of
-    /// the same Salesforce or managed user); the change is then a sync failure rather than
-    /// a poison batch that fails its whole transaction forever.
-    #[allow(clippy::too_many_arguments)]
-    async fn after<'u>(
+/// A change whose Salesforce side is settled (written, or nothing to write), with what the
+/// repository must record for it.
+struct Settled<'a, 'u> {
+    mapping: &'a Mapping,
+    change: &'a UserChange,
+    user: Option<&'u (i64, Map<String, Value>)>,
+    situation: Situation,
+    target_id: Option<&'a str>,
+}
+
+impl<'u> Settled<'_, 'u> {
+    /// The repository change `after` the write. `Some(message)`: the link could not be
+    /// created because another one holds an id (a concurrent link of the same Salesforce or
+    /// managed user); the change is then a sync failure rather than a poison batch that fails
+    /// its whole transaction forever.
+    async fn record(
         &self,
         tx: &mut sqlx::PgConnection,
-        mapping: &Mapping,
-        change: &UserChange,
-        user: Option<&'u (i64, Map<String, Value>)>,
         after: &After,
-        situation: Situation,
-        target_id: Option<&str>,
         synced: &mut Vec<links::Synced<'u>>,
     ) -> Result<Option<String>, SyncError> {
+        let Settled {
+            mapping,
+            change,
+            user,
+            situation,
+            target_id,
+        } = *self;
         match after {
             After::Nothing => Ok(None),
             After::Synced { link: Some(link) } => {
@@ -1111,34 +1114,42 @@ async fn load_users(
         .collect())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn audit_entry(
-    mapping: &str,
-    change: &UserChange,
+/// What every audit entry of one change says, whatever its outcome.
+struct AuditOf<'a> {
+    mapping: &'a str,
+    change: &'a UserChange,
     rev: i64,
     situation: Situation,
     action: Action,
-    status: &str,
-    message: Option<String>,
-    target: Option<&str>,
     now: DateTime<Utc>,
-) -> Map<String, Value> {
-    let latency = (now - change.committed_at).num_milliseconds().max(0);
-    let v = json!({
-        "mapping": mapping,
-        "situation": situation.as_str(),
-        "action": action.as_str(),
-        "status": status,
-        "message": message,
-        "sourceObjectId": format!("managed/{OBJECT_TYPE}/{}", change.object_id),
-        "targetObjectId": target.map(|t| format!("system/salesforce/User/{t}")),
-        "revision": rev,
-        "attempts": change.attempts + 1,
-        "latencyMs": latency,
-        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    });
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
+}
+
+impl AuditOf<'_> {
+    fn entry(
+        &self,
+        status: &str,
+        message: Option<String>,
+        target: Option<&str>,
+    ) -> Map<String, Value> {
+        let latency = (self.now - self.change.committed_at)
+            .num_milliseconds()
+            .max(0);
+        let v = json!({
+            "mapping": self.mapping,
+            "situation": self.situation.as_str(),
+            "action": self.action.as_str(),
+            "status": status,
+            "message": message,
+            "sourceObjectId": format!("managed/{OBJECT_TYPE}/{}", self.change.object_id),
+            "targetObjectId": target.map(|t| format!("system/salesforce/User/{t}")),
+            "revision": self.rev,
+            "attempts": self.change.attempts + 1,
+            "latencyMs": latency,
+            "timestamp": self.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        });
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
     }
 }

@@ -197,6 +197,16 @@ impl From<sqlx::Error> for ApplyError {
     }
 }
 
+/// Whom an audit entry is about: the phase, the two ids, the situation and the action.
+#[derive(Clone, Copy)]
+struct Audited<'a> {
+    phase: Phase,
+    source_id: Option<&'a str>,
+    target_id: Option<&'a str>,
+    situation: Option<Situation>,
+    action: Option<Action>,
+}
+
 /// A snapshot in step: the managed body, its revision, the source digest if recon saw it.
 type InStep = (Map<String, Value>, i64, Option<[u8; 32]>);
 
@@ -742,30 +752,31 @@ impl Ctx {
                     Outcome::Unchanged => Some("target unchanged".into()),
                     _ => None,
                 };
-                Some(self.audit_entry(
-                    entry.phase,
-                    entry.source_id.as_deref(),
-                    entry.target_id.as_deref(),
-                    entry.situation,
-                    entry.action,
-                    status,
-                    message,
-                ))
+                let about = Audited {
+                    phase: entry.phase,
+                    source_id: entry.source_id.as_deref(),
+                    target_id: entry.target_id.as_deref(),
+                    situation: entry.situation,
+                    action: entry.action,
+                };
+                Some(self.audit_entry(&about, status, message))
             })
             .collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn audit_entry(
         &self,
-        phase: Phase,
-        source_id: Option<&str>,
-        target_id: Option<&str>,
-        situation: Option<Situation>,
-        action: Option<Action>,
+        about: &Audited<'_>,
         status: &str,
         message: Option<String>,
     ) -> Map<String, Value> {
+        let Audited {
+            phase,
+            source_id,
+            target_id,
+            situation,
+            action,
+        } = *about;
         let mut m = Map::new();
         m.insert("eventName".into(), "recon".into());
         m.insert("entryType".into(), "entry".into());
@@ -856,18 +867,17 @@ impl Ctx {
                     }
                     Err(ApplyError::Fatal(e)) => return Err(e),
                 };
-                audit_rows.push(self.audit_entry(
+                let about = Audited {
                     phase,
-                    d.source_id.as_deref(),
-                    Some(&d.target_id),
+                    source_id: d.source_id.as_deref(),
+                    target_id: Some(&d.target_id),
                     situation,
-                    Some(match d.action {
+                    action: Some(match d.action {
                         HeldAction::Delete => Action::Delete,
                         HeldAction::Deactivate => Action::Update,
                     }),
-                    status,
-                    message,
-                ));
+                };
+                audit_rows.push(self.audit_entry(&about, status, message));
             }
             audit::insert_batch(&mut *tx, &self.id, &audit_rows).await?;
             tx.commit().await?;
