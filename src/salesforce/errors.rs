@@ -29,7 +29,8 @@ const TRANSIENT_CODES: [&str; 2] = ["SERVER_UNAVAILABLE", "UNABLE_TO_LOCK_ROW"];
 pub enum ErrorKind {
     /// The refresh token is dead (`invalid_grant`): an operator must authorize again.
     NeedsReauthorization,
-    /// The consumer key or secret is wrong (`invalid_client`).
+    /// The consumer key or secret is wrong (`invalid_client`), or this role's secrets key cannot
+    /// open the stored ones.
     BadCredentials,
     /// No refresh token at all: the org was never authorized.
     NotAuthorized,
@@ -100,6 +101,11 @@ pub enum SalesforceError {
     #[error("cannot use the Salesforce token store: {0}")]
     TokenStore(String),
 
+    /// The stored secrets are sealed under another key (or damaged): every call fails alike
+    /// until the role gets the right key.
+    #[error("cannot read the stored Salesforce secrets: {0}")]
+    SecretsKey(String),
+
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 }
@@ -147,7 +153,9 @@ impl SalesforceError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             SalesforceError::NeedsReauthorization { .. } => ErrorKind::NeedsReauthorization,
-            SalesforceError::BadCredentials { .. } => ErrorKind::BadCredentials,
+            SalesforceError::BadCredentials { .. } | SalesforceError::SecretsKey(_) => {
+                ErrorKind::BadCredentials
+            }
             SalesforceError::NotAuthorized => ErrorKind::NotAuthorized,
             SalesforceError::RequestLimitExceeded { .. } => ErrorKind::RateLimited,
             SalesforceError::RetriesExhausted { .. } => ErrorKind::Transient,

@@ -30,6 +30,7 @@ impl CallOutcome {
             SalesforceError::RequestLimitExceeded { .. } => CallOutcome::RateLimited,
             SalesforceError::NeedsReauthorization { .. }
             | SalesforceError::BadCredentials { .. }
+            | SalesforceError::SecretsKey(_)
             | SalesforceError::NotAuthorized => CallOutcome::Unauthorized,
             e if e.is_invalid_session() => CallOutcome::Unauthorized,
             e if e.is_transient(true) => CallOutcome::Transient,

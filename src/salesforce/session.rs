@@ -163,8 +163,18 @@ impl SessionManager {
         {
             return Ok(cur);
         }
-        self.set_credentials(self.store.load_credentials(&cfg.system_name).await?);
-        let stored = self.store.load(&cfg.system_name).await?;
+        let loaded = async {
+            let credentials = self.store.load_credentials(&cfg.system_name).await?;
+            Ok((credentials, self.store.load(&cfg.system_name).await?))
+        };
+        let (credentials, stored) = match loaded.await {
+            Ok(found) => found,
+            Err(e) => {
+                self.fail(&mut st, &e, cfg);
+                return Err(e);
+            }
+        };
+        self.set_credentials(credentials);
         let stored_hash = stored.as_ref().map(|s| s.refresh_token.sha256_hex());
         if !st.loaded {
             match token_store::choose_refresh_token(cfg.refresh_token.as_ref(), stored) {
@@ -219,9 +229,11 @@ impl SessionManager {
             SalesforceError::NeedsReauthorization { .. } => ConnectorState::NeedsReauthorization {
                 reason: e.to_string(),
             },
-            SalesforceError::BadCredentials { .. } => ConnectorState::BadCredentials {
-                reason: e.to_string(),
-            },
+            SalesforceError::BadCredentials { .. } | SalesforceError::SecretsKey(_) => {
+                ConnectorState::BadCredentials {
+                    reason: e.to_string(),
+                }
+            }
             _ => return,
         };
         tracing::error!(system = %cfg.system_name, error = %e, "Salesforce connector needs attention; no further token calls until re-authorized");

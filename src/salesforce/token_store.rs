@@ -207,7 +207,12 @@ pub enum TokenSource {
 }
 
 fn secrets_error(e: SecretsError) -> SalesforceError {
-    SalesforceError::TokenStore(e.to_string())
+    match e {
+        SecretsError::WrongKey { .. } | SecretsError::Damaged { .. } => {
+            SalesforceError::SecretsKey(e.to_string())
+        }
+        other => SalesforceError::TokenStore(other.to_string()),
+    }
 }
 
 fn store_error(e: sqlx::Error) -> SalesforceError {

@@ -153,3 +153,39 @@ async fn a_role_with_another_key_refuses_to_start() {
         .unwrap();
     assert_eq!(loaded.refresh_token.expose(), "refresh-XYZ");
 }
+
+/// A role started before the secrets were stored, with another key than the role that stored
+/// them: its connector stops as "bad credentials" (which pauses implicit sync, as for any
+/// credentials an operator must fix) and makes no token call with what it cannot read.
+#[tokio::test]
+async fn a_client_that_cannot_open_the_stored_token_stops_as_bad_credentials() {
+    use crate::salesforce::support::{config, start_org};
+    use idm_sync::salesforce::{ConnectorState, ErrorKind, SalesforceClient};
+
+    let db = TestDb::new().await;
+    let org = start_org(1, false).await;
+    let other = TokenStore::postgres(db.pool.clone(), Sealer::new(&[1; 32]));
+    let client = SalesforceClient::new(config(org.base_url()), other).unwrap();
+    token_store(&db.pool)
+        .save("salesforce", &Secret::new("refresh-XYZ"), None, None)
+        .await
+        .unwrap();
+
+    let err = client.limits().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadCredentials, "{err}");
+    assert!(err.to_string().contains("another secrets key"), "{err}");
+    assert!(
+        matches!(client.state(), ConnectorState::BadCredentials { reason } if reason.contains("another secrets key")),
+        "{:?}",
+        client.state()
+    );
+    assert_eq!(
+        org.handle().stats().calls_of("POST /services/oauth2/token"),
+        0
+    );
+    // Remembered: the next call fails the same way without reading anything new.
+    assert_eq!(
+        client.limits().await.unwrap_err().kind(),
+        ErrorKind::BadCredentials
+    );
+}
