@@ -5,7 +5,9 @@
 //!    cannot arrive at a closed port) and builds the authorize URL on `loginUrl`'s host, with a
 //!    random `state`.
 //! 2. The operator opens the URL, logs in to Salesforce and allows access; Salesforce redirects the
-//!    browser to `http://127.0.0.1:<port>/callback?code=…&state=…`.
+//!    browser to `http://localhost:<port>/callback?code=…&state=…`. Salesforce's documentation
+//!    asks for an HTTPS (or custom-scheme) callback, while local tools commonly register
+//!    `http://localhost:<port>` ones; a loopback IP literal is less established there.
 //! 3. [`AuthorizeFlow::finish`] answers that request: it checks `state` (a request without the
 //!    right one is refused and the flow keeps waiting: it may be forged), exchanges the code once,
 //!    and the client stores the refresh token and instance URL durably. It gives up after the
@@ -95,7 +97,8 @@ impl AuthorizeFlow {
             .local_addr()
             .map_err(|source| AuthorizeError::Listen { addr, source })?
             .port();
-        let redirect_uri = format!("http://127.0.0.1:{port}/callback");
+        // A browser that tries `localhost` on ::1 first falls back to 127.0.0.1 when refused.
+        let redirect_uri = format!("http://localhost:{port}/callback");
         // 122 random bits: the browser's redirect must prove it follows the URL we printed.
         let state = uuid::Uuid::new_v4().simple().to_string();
         let url = authorize_url(&config, &redirect_uri, &state)?;
@@ -294,7 +297,7 @@ mod tests {
             .unwrap();
         let q: HashMap<_, _> = a.authorize_url().query_pairs().into_owned().collect();
         assert_eq!(q["redirect_uri"], a.redirect_uri());
-        assert!(a.redirect_uri().starts_with("http://127.0.0.1:"));
+        assert!(a.redirect_uri().starts_with("http://localhost:"));
         assert!(a.redirect_uri().ends_with("/callback"));
         assert_eq!(a.authorize_url().host_str(), Some("login.salesforce.com"));
         assert_ne!(a.state, b.state);
