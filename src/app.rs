@@ -293,7 +293,11 @@ impl Application {
             if let Some(addr) = self.tls_addr {
                 tracing::info!(%addr, "serving the REST API under /openidm (HTTPS)");
             }
-            axum::serve(listener, self.router.clone())
+            let router = self
+                .router
+                .clone()
+                .layer(axum::Extension(crate::tls::OverTls));
+            axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown.clone())
                 .await
         };

@@ -29,6 +29,7 @@ use super::form::FormData;
 use super::html::{self, Nav, esc};
 use super::session::{self, AdminSession};
 use crate::salesforce::{ConnectorState, Credentials, SalesforceClient, Secret};
+use crate::tls::OverTls;
 
 pub const PRODUCTION: &str = "https://login.salesforce.com";
 pub const SANDBOX: &str = "https://test.salesforce.com";
@@ -274,8 +275,13 @@ fn token_url(form: &FormData) -> Result<Url, String> {
     Ok(url)
 }
 
-/// Where browsers reach this server: the configured public URL, or the request's host.
-fn public_base(state: &AdminState, headers: &HeaderMap) -> Result<String, AdminError> {
+/// Where browsers reach this server: the configured public URL, or the request's host over
+/// the scheme the request came in on.
+fn public_base(
+    state: &AdminState,
+    headers: &HeaderMap,
+    over_tls: bool,
+) -> Result<String, AdminError> {
     if let Some(u) = &state.settings.public_url {
         return Ok(u.clone());
     }
@@ -292,7 +298,7 @@ fn public_base(state: &AdminState, headers: &HeaderMap) -> Result<String, AdminE
                 "The request has no usable Host header; set IDM_ADMIN_PUBLIC_URL.".into(),
             )
         })?;
-    let scheme = if state.settings.secure_cookie {
+    let scheme = if state.settings.secure_cookie || over_tls {
         "https"
     } else {
         "http"
@@ -305,6 +311,7 @@ fn public_base(state: &AdminState, headers: &HeaderMap) -> Result<String, AdminE
 pub async fn save(
     State(state): State<AdminState>,
     Extension(session): Extension<AdminSession>,
+    tls: Option<Extension<OverTls>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AdminError> {
@@ -330,7 +337,10 @@ pub async fn save(
         client_id,
         client_secret: secret,
     };
-    let redirect_uri = format!("{}/admin/oauth", public_base(&state, &headers)?);
+    let redirect_uri = format!(
+        "{}/admin/oauth",
+        public_base(&state, &headers, tls.is_some())?
+    );
     let oauth_state = session::random_token();
     let pool = state.app.managed.pool();
     sqlx::query("DELETE FROM admin_oauth_pending WHERE created_at < now() - interval '15 minutes'")

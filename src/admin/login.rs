@@ -15,6 +15,7 @@ use super::form::FormData;
 use super::html;
 use super::session::{self, AdminSession};
 use super::throttle;
+use crate::tls::OverTls;
 
 fn login_page(status: StatusCode, message: Option<&str>, username: &str) -> Response {
     let error = message
@@ -61,7 +62,11 @@ pub async fn form() -> Response {
 }
 
 /// `POST /admin/login`: a new session (a new token every time: no fixation) and its cookie.
-pub async fn submit(State(state): State<AdminState>, body: Bytes) -> Result<Response, AdminError> {
+pub async fn submit(
+    State(state): State<AdminState>,
+    tls: Option<Extension<OverTls>>,
+    body: Bytes,
+) -> Result<Response, AdminError> {
     let form = FormData::parse(&body);
     let username = form.text("username");
     let password = form.get("password").unwrap_or_default();
@@ -91,7 +96,7 @@ pub async fn submit(State(state): State<AdminState>, body: Bytes) -> Result<Resp
     let mut res = html::see_other("/admin");
     res.headers_mut().insert(
         header::SET_COOKIE,
-        session::set_cookie(&state.settings, Some(&token)),
+        session::set_cookie(&state.settings, Some(&token), tls.is_some()),
     );
     Ok(res)
 }
@@ -100,12 +105,13 @@ pub async fn submit(State(state): State<AdminState>, body: Bytes) -> Result<Resp
 pub async fn logout(
     State(state): State<AdminState>,
     Extension(session): Extension<AdminSession>,
+    tls: Option<Extension<OverTls>>,
 ) -> Result<Response, AdminError> {
     session::delete(state.app.managed.pool(), &session.id).await?;
     let mut res = html::see_other("/admin/login");
     res.headers_mut().insert(
         header::SET_COOKIE,
-        session::set_cookie(&state.settings, None),
+        session::set_cookie(&state.settings, None, tls.is_some()),
     );
     Ok(res)
 }

@@ -20,6 +20,7 @@ use super::AdminState;
 use super::form::FormData;
 use super::html;
 use super::settings::AdminSettings;
+use crate::tls::OverTls;
 
 pub const COOKIE: &str = "idm_admin_session";
 
@@ -143,9 +144,10 @@ pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// `Set-Cookie` for a new session (`Some`) or removing it (`None`).
-pub fn set_cookie(settings: &AdminSettings, token: Option<&str>) -> HeaderValue {
-    let secure = if settings.secure_cookie {
+/// `Set-Cookie` for a new session (`Some`) or removing it (`None`); `Secure` when configured
+/// or when the request came over HTTPS.
+pub fn set_cookie(settings: &AdminSettings, token: Option<&str>, over_tls: bool) -> HeaderValue {
+    let secure = if settings.secure_cookie || over_tls {
         "; Secure"
     } else {
         ""
@@ -172,13 +174,16 @@ pub async fn require_session(
     let Some(token) = cookie_token(request.headers()) else {
         return to_login();
     };
+    let over_tls = request.extensions().get::<OverTls>().is_some();
     let pool = state.app.managed.pool();
     let session = match lookup(pool, &state.settings, &token).await {
         Ok(Some(s)) => s,
         Ok(None) => {
             let mut res = to_login();
-            res.headers_mut()
-                .insert(header::SET_COOKIE, set_cookie(&state.settings, None));
+            res.headers_mut().insert(
+                header::SET_COOKIE,
+                set_cookie(&state.settings, None, over_tls),
+            );
             return res;
         }
         Err(e) => return super::error::AdminError::from(e).into_response(),
@@ -240,19 +245,24 @@ mod tests {
     #[test]
     fn cookie_attributes() {
         let mut s = AdminSettings::default();
-        let c = set_cookie(&s, Some("t"));
+        let c = set_cookie(&s, Some("t"), false);
         assert_eq!(
             c.to_str().unwrap(),
             "idm_admin_session=t; HttpOnly; SameSite=Strict; Path=/admin"
         );
         s.secure_cookie = true;
         assert!(
-            set_cookie(&s, Some("t"))
+            set_cookie(&s, Some("t"), false)
                 .to_str()
                 .unwrap()
                 .ends_with("; Secure")
         );
-        assert!(set_cookie(&s, None).to_str().unwrap().contains("Max-Age=0"));
+        assert!(
+            set_cookie(&s, None, false)
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
     }
 
     #[test]

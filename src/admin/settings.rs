@@ -6,13 +6,14 @@ use super::throttle::ThrottleSettings;
 
 #[derive(Debug, Clone)]
 pub struct AdminSettings {
-    /// `Secure` on the session cookie: on when served over TLS (`IDM_ADMIN_SECURE_COOKIE=true`).
+    /// `Secure` on the session cookie over plain HTTP too (`IDM_ADMIN_SECURE_COOKIE=true`: behind
+    /// a TLS-terminating proxy); requests on the HTTPS listener always get it.
     pub secure_cookie: bool,
     /// A session unused this long is gone (`IDM_ADMIN_SESSION_IDLE_MINUTES`, default 30).
     pub idle: Duration,
     /// How browsers reach this server, e.g. `https://idm.example.com` (`IDM_ADMIN_PUBLIC_URL`):
     /// the OAuth callback is `<it>/admin/oauth`. Default: the request's `Host`, over https when
-    /// the cookie is `Secure`, else http.
+    /// the request came over HTTPS or the cookie is always `Secure`, else http.
     pub public_url: Option<String>,
     /// Log-in throttling (`IDM_ADMIN_LOGIN_MAX_FAILURES`, `IDM_ADMIN_LOGIN_LOCKOUT_MINUTES`).
     pub throttle: ThrottleSettings,

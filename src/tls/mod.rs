@@ -15,6 +15,11 @@ use rustls::ServerConfig;
 pub use args::TlsArgs;
 pub use listener::TlsListener;
 
+/// Marks a request that arrived on the HTTPS listener (a request extension), so what depends
+/// on the scheme — the Admin UI's `Secure` cookie, its OAuth callback URL — follows it.
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
+
 /// Where the certificate and key come from.
 #[derive(Debug, Clone)]
 pub enum CertSource {

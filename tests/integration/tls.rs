@@ -163,3 +163,44 @@ async fn no_http_without_tls_leaves_no_listener() {
     };
     assert!(err.to_string().contains("--tls-listen"), "{err}");
 }
+
+/// The Admin UI's session cookie is `Secure` on the HTTPS listener and not on plain HTTP
+/// (where a browser would drop a `Secure` cookie), without any setting.
+#[tokio::test]
+async fn the_admin_session_cookie_is_secure_over_https_only() {
+    let db = TestDb::new().await;
+    let dir = temp_dir();
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let app = Application::build_with(&settings(&db), &tls(CertSource::Files { cert, key }))
+        .await
+        .unwrap();
+    let (http_port, tls_port) = (app.port(), app.tls_addr().unwrap().port());
+    let _stop = serve(app);
+
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).unwrap(),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = async |base: String| {
+        let res = client
+            .post(format!("{base}/admin/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("username=openidm-admin&password=openidm-admin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        res.headers()["set-cookie"].to_str().unwrap().to_owned()
+    };
+    let over_tls = login(format!("https://127.0.0.1:{tls_port}")).await;
+    assert!(over_tls.ends_with("; Secure"), "{over_tls}");
+    let plain = login(format!("http://127.0.0.1:{http_port}")).await;
+    assert!(!plain.contains("Secure"), "{plain}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
