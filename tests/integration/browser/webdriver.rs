@@ -205,15 +205,27 @@ impl Browser {
         v.as_str().unwrap_or_default().to_owned()
     }
 
+    /// The text of the first element matching `css`, if there is one and it is still on the
+    /// page when read (a page that re-renders itself may replace it in between).
+    async fn try_text(&self, css: &str) -> Option<String> {
+        let e = self.try_find(css).await?;
+        let url = format!("{}/session/{}/element/{e}/text", self.base, self.session);
+        let res = self.http.get(url).send().await.unwrap();
+        if !res.status().is_success() {
+            return None;
+        }
+        let v: Value = res.json().await.unwrap();
+        Some(v["value"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// Waits until the text of `css` satisfies `ok`; returns it.
     pub async fn wait_text(&self, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            if self.try_find(css).await.is_some() {
-                let t = self.text(css).await;
-                if ok(&t) {
-                    return t;
-                }
+            if let Some(t) = self.try_text(css).await
+                && ok(&t)
+            {
+                return t;
             }
             if tokio::time::Instant::now() >= deadline {
                 self.screenshot("timed-out").await;
