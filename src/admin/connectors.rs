@@ -90,6 +90,9 @@ fn state_text(s: &ConnectorState) -> String {
         ConnectorState::NeedsReauthorization { reason } => {
             format!("re-authorization needed: {reason}")
         }
+        ConnectorState::UnreadableSecrets { reason } => {
+            format!("stored secrets unreadable by this server's secrets key: {reason}")
+        }
         ConnectorState::BadCredentials { reason } => {
             format!("bad consumer key or secret: {reason}")
         }

@@ -78,7 +78,7 @@ impl Readiness {
                     let salesforce = match state.reason() {
                         Some(reason) => json!({
                             "status": "PAUSED",
-                            "detail": format!("implicit sync paused until Salesforce is authorized again: {reason}"),
+                            "detail": format!("implicit sync paused until an operator acts: {reason}"),
                         }),
                         None => json!({"status": "UP"}),
                     };

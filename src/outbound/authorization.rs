@@ -112,15 +112,24 @@ impl AuthorizationGate {
         if self.wait_enabled(stop).await {
             return true;
         }
-        let Some(reason) = needs_operator(&self.client.state()) else {
+        let state = self.client.state();
+        let Some(reason) = needs_operator(&state) else {
             return false;
         };
-        tracing::error!(
-            %reason,
-            poll = ?self.poll,
-            "implicit sync PAUSED: Salesforce needs to be authorized again (run `idm-sync salesforce authorize`); \
-             changes wait in the broker's queues, nothing is recorded as a failure, and the worker resumes by itself once a new token is stored"
-        );
+        if matches!(state, ConnectorState::UnreadableSecrets { .. }) {
+            tracing::error!(
+                %reason,
+                "implicit sync PAUSED: this worker's secrets key cannot open the stored Salesforce secrets; \
+                 restart it with the deployment's key (IDM_SECRETS_KEY or --secrets-key-file); changes wait in the broker's queues and nothing is recorded as a failure"
+            );
+        } else {
+            tracing::error!(
+                %reason,
+                poll = ?self.poll,
+                "implicit sync PAUSED: Salesforce needs to be authorized again (run `idm-sync salesforce authorize`); \
+                 changes wait in the broker's queues, nothing is recorded as a failure, and the worker resumes by itself once a new token is stored"
+            );
+        }
         self.state.set(Some(reason));
         self.metrics.worker_paused(REASON, true);
         let stopped = loop {
@@ -147,7 +156,8 @@ impl AuthorizationGate {
 fn needs_operator(state: &ConnectorState) -> Option<String> {
     match state {
         ConnectorState::NeedsReauthorization { reason }
-        | ConnectorState::BadCredentials { reason } => Some(reason.clone()),
+        | ConnectorState::BadCredentials { reason }
+        | ConnectorState::UnreadableSecrets { reason } => Some(reason.clone()),
         ConnectorState::NotAuthorized => {
             Some("Salesforce is not authorized: no refresh token is configured or stored".into())
         }

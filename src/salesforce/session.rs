@@ -46,6 +46,9 @@ pub enum ConnectorState {
     NeedsReauthorization { reason: String },
     /// The consumer key/secret were refused (`invalid_client`): fix the configuration.
     BadCredentials { reason: String },
+    /// This process's secrets key cannot open the stored secrets: restart it with the
+    /// deployment's key.
+    UnreadableSecrets { reason: String },
 }
 
 #[derive(Debug, Default)]
@@ -229,11 +232,12 @@ impl SessionManager {
             SalesforceError::NeedsReauthorization { .. } => ConnectorState::NeedsReauthorization {
                 reason: e.to_string(),
             },
-            SalesforceError::BadCredentials { .. } | SalesforceError::SecretsKey(_) => {
-                ConnectorState::BadCredentials {
-                    reason: e.to_string(),
-                }
-            }
+            SalesforceError::BadCredentials { .. } => ConnectorState::BadCredentials {
+                reason: e.to_string(),
+            },
+            SalesforceError::SecretsKey(_) => ConnectorState::UnreadableSecrets {
+                reason: e.to_string(),
+            },
             _ => return,
         };
         tracing::error!(system = %cfg.system_name, error = %e, "Salesforce connector needs attention; no further token calls until re-authorized");

@@ -155,10 +155,10 @@ async fn a_role_with_another_key_refuses_to_start() {
 }
 
 /// A role started before the secrets were stored, with another key than the role that stored
-/// them: its connector stops as "bad credentials" (which pauses implicit sync, as for any
-/// credentials an operator must fix) and makes no token call with what it cannot read.
+/// them: its connector stops (which pauses implicit sync, as for any credentials an operator
+/// must fix) and makes no token call with what it cannot read.
 #[tokio::test]
-async fn a_client_that_cannot_open_the_stored_token_stops_as_bad_credentials() {
+async fn a_client_that_cannot_open_the_stored_token_stops_its_connector() {
     use crate::salesforce::support::{config, start_org};
     use idm_sync::salesforce::{ConnectorState, ErrorKind, SalesforceClient};
 
@@ -175,7 +175,7 @@ async fn a_client_that_cannot_open_the_stored_token_stops_as_bad_credentials() {
     assert_eq!(err.kind(), ErrorKind::BadCredentials, "{err}");
     assert!(err.to_string().contains("another secrets key"), "{err}");
     assert!(
-        matches!(client.state(), ConnectorState::BadCredentials { reason } if reason.contains("another secrets key")),
+        matches!(client.state(), ConnectorState::UnreadableSecrets { reason } if reason.contains("another secrets key")),
         "{:?}",
         client.state()
     );

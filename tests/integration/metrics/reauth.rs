@@ -133,3 +133,54 @@ async fn a_revoked_token_pauses_the_worker_until_a_new_one_is_stored() {
     .await;
     worker.stop().await;
 }
+
+/// A worker whose secrets key cannot open the token another role stored pauses the same way,
+/// saying why: no token call, no sync failure, the change waits in its queue.
+#[tokio::test]
+async fn a_worker_whose_key_cannot_open_the_stored_token_pauses() {
+    use idm_sync::salesforce::{SalesforceClient, Secret, TokenStore};
+    use idm_sync::secrets::Sealer;
+
+    let mut env = env(1).await;
+    crate::helpers::token_store(&env.app.db.pool)
+        .save("salesforce", &Secret::new("stored-by-serve"), None, None)
+        .await
+        .unwrap();
+    env.sf = SalesforceClient::observed(
+        sf::config(env.org.base_url()),
+        TokenStore::postgres(env.app.db.pool.clone(), Sealer::new(&[1; 32])),
+        env.ops.metrics.salesforce_observer(),
+    )
+    .unwrap();
+    let worker = env.spawn_worker();
+    let root = root(&env.app);
+    env.create("wrong.key@idm-sync.test").await;
+
+    wait_until("the worker paused", async || {
+        scrape(&root).await.value(PAUSED, &[REASON]) == 1.0
+    })
+    .await;
+    let sf_state = salesforce_readiness(&root).await;
+    assert_eq!(sf_state["status"], "PAUSED", "{sf_state}");
+    assert!(
+        sf_state["detail"]
+            .as_str()
+            .unwrap()
+            .contains("another secrets key"),
+        "{sf_state}"
+    );
+    wait_until("the event back in its queue", async || {
+        queued(&env.topology).await == 1
+    })
+    .await;
+    assert_eq!(env.scalar("SELECT count(*) FROM sync_failures").await, 0);
+    assert_eq!(
+        env.org
+            .handle()
+            .stats()
+            .calls_of("POST /services/oauth2/token"),
+        0,
+        "nothing unreadable was sent to Salesforce"
+    );
+    worker.stop().await;
+}
