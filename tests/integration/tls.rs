@@ -42,6 +42,38 @@ fn serve(app: Application) -> tokio::sync::oneshot::Sender<()> {
     tx
 }
 
+/// `serve` over HTTP and HTTPS with a certificate for 127.0.0.1 written to PEM files; serving
+/// until dropped.
+struct ServedWithCert {
+    http_port: u16,
+    tls_port: u16,
+    /// The certificate (PEM), for a client to trust.
+    cert_pem: String,
+    dir: PathBuf,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl ServedWithCert {
+    async fn start(db: &TestDb) -> ServedWithCert {
+        let dir = temp_dir();
+        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, generated.cert.pem()).unwrap();
+        std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+        let app = Application::build_with(&settings(db), &tls(CertSource::Files { cert, key }))
+            .await
+            .unwrap();
+        let (http_port, tls_port) = (app.port(), app.tls_addr().unwrap().port());
+        ServedWithCert {
+            http_port,
+            tls_port,
+            cert_pem: generated.cert.pem(),
+            dir,
+            _stop: serve(app),
+        }
+    }
+}
+
 /// GET /openidm/info/ping over HTTPS, trusting only `cert_pem`.
 async fn https_ping(port: u16, cert_pem: &[u8]) -> serde_json::Value {
     let client = reqwest::Client::builder()
@@ -60,19 +92,10 @@ async fn https_ping(port: u16, cert_pem: &[u8]) -> serde_json::Value {
 #[tokio::test]
 async fn https_serves_the_api_with_a_given_certificate() {
     let db = TestDb::new().await;
-    let dir = temp_dir();
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let served = ServedWithCert::start(&db).await;
+    let (http_port, tls_port, dir) = (served.http_port, served.tls_port, served.dir.clone());
 
-    let app = Application::build_with(&settings(&db), &tls(CertSource::Files { cert, key }))
-        .await
-        .unwrap();
-    let (http_port, tls_port) = (app.port(), app.tls_addr().unwrap().port());
-    let _stop = serve(app);
-
-    let ping = https_ping(tls_port, generated.cert.pem().as_bytes()).await;
+    let ping = https_ping(tls_port, served.cert_pem.as_bytes()).await;
     assert_eq!(ping["state"], "ACTIVE_READY");
     // The plain listener serves the same router beside it.
     let plain = reqwest::get(format!("http://127.0.0.1:{http_port}/openidm/info/ping"))
@@ -169,21 +192,11 @@ async fn no_http_without_tls_leaves_no_listener() {
 #[tokio::test]
 async fn the_admin_session_cookie_is_secure_over_https_only() {
     let db = TestDb::new().await;
-    let dir = temp_dir();
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
-    let app = Application::build_with(&settings(&db), &tls(CertSource::Files { cert, key }))
-        .await
-        .unwrap();
-    let (http_port, tls_port) = (app.port(), app.tls_addr().unwrap().port());
-    let _stop = serve(app);
+    let served = ServedWithCert::start(&db).await;
+    let (http_port, tls_port, dir) = (served.http_port, served.tls_port, served.dir.clone());
 
     let client = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).unwrap(),
-        )
+        .add_root_certificate(reqwest::Certificate::from_pem(served.cert_pem.as_bytes()).unwrap())
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -38,6 +38,20 @@ async fn salesforce_readiness(root: &str) -> Value {
     body["components"]["salesforce"].clone()
 }
 
+/// Waits until the worker reports its pause, then checks readiness says why.
+async fn wait_paused(root: &str, why: &str) {
+    wait_until("the worker paused", async || {
+        scrape(root).await.value(PAUSED, &[REASON]) == 1.0
+    })
+    .await;
+    let sf_state = salesforce_readiness(root).await;
+    assert_eq!(sf_state["status"], "PAUSED", "{sf_state}");
+    assert!(
+        sf_state["detail"].as_str().unwrap().contains(why),
+        "{sf_state}"
+    );
+}
+
 fn token_refusals(s: &Scrape) -> f64 {
     s.value(
         "idm_salesforce_api_calls_total",
@@ -69,19 +83,7 @@ async fn a_revoked_token_pauses_the_worker_until_a_new_one_is_stored() {
     let b = env.create("reauth.b@idm-sync.test").await;
     env.set_sn(&a, "Second").await;
 
-    wait_until("the worker paused", async || {
-        scrape(&root).await.value(PAUSED, &[REASON]) == 1.0
-    })
-    .await;
-    let sf_state = salesforce_readiness(&root).await;
-    assert_eq!(sf_state["status"], "PAUSED", "{sf_state}");
-    assert!(
-        sf_state["detail"]
-            .as_str()
-            .unwrap()
-            .contains("invalid_grant"),
-        "{sf_state}"
-    );
+    wait_paused(&root, "invalid_grant").await;
     // The three change events wait in the queues, not in the worker.
     wait_until("the events back in their queues", async || {
         queued(&env.topology).await == 3
@@ -156,19 +158,7 @@ async fn a_worker_whose_key_cannot_open_the_stored_token_pauses() {
     let root = root(&env.app);
     env.create("wrong.key@idm-sync.test").await;
 
-    wait_until("the worker paused", async || {
-        scrape(&root).await.value(PAUSED, &[REASON]) == 1.0
-    })
-    .await;
-    let sf_state = salesforce_readiness(&root).await;
-    assert_eq!(sf_state["status"], "PAUSED", "{sf_state}");
-    assert!(
-        sf_state["detail"]
-            .as_str()
-            .unwrap()
-            .contains("another secrets key"),
-        "{sf_state}"
-    );
+    wait_paused(&root, "another secrets key").await;
     wait_until("the event back in its queue", async || {
         queued(&env.topology).await == 1
     })
