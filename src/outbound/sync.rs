@@ -1075,6 +1075,10 @@ fn failure_outcome(e: &SalesforceError) -> Outcome {
         ErrorKind::Transient => Outcome::Retry {
             error: e.to_string(),
         },
+        // The token store is Postgres: a blip there is no reason to give the change up.
+        _ if matches!(e, SalesforceError::TokenStore(_)) => Outcome::Retry {
+            error: e.to_string(),
+        },
         // Rejected, NotFound, anything unexpected: the
         // same call cannot succeed by itself; an operator retries after fixing the cause.
         _ => Outcome::Done,
@@ -1151,5 +1155,20 @@ impl AuditOf<'_> {
             Value::Object(m) => m,
             _ => Map::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_store_blip_is_retried_and_a_refused_record_is_not() {
+        let blip = SalesforceError::TokenStore("connection reset".into());
+        assert!(matches!(failure_outcome(&blip), Outcome::Retry { .. }));
+        let refused = SalesforceError::InvalidResponse("no Id".into());
+        assert_eq!(failure_outcome(&refused), Outcome::Done);
+        let unreadable = SalesforceError::SecretsKey("another key".into());
+        assert_eq!(failure_outcome(&unreadable), Outcome::AwaitingAuthorization);
     }
 }
