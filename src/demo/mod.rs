@@ -106,12 +106,17 @@ where
     )
     .context("cannot write the demo configuration")?;
     let conf = Conf::load(&conf_dir).context("the demo configuration is invalid")?;
+    let key_file = args.tls.data_dir.join("secrets.key");
+    let key_created =
+        crate::secrets::ensure_file(&key_file).context("cannot create the secrets key file")?;
     let emulator = emulator.start();
     let handle = emulator.handle();
     step.done(&format!(
-        "{} users on {emulator_url}; connector configured in {}",
+        "{} users on {emulator_url}; connector configured in {}; stored secrets sealed with the key in {}{}",
         handle.user_count(),
-        conf_dir.display()
+        conf_dir.display(),
+        key_file.display(),
+        if key_created { " (new)" } else { "" }
     ));
 
     let password = match &conf.auth.password {
@@ -143,7 +148,7 @@ where
         relay_batch: args.relay_batch,
         outbox_retention_hours: args.outbox_retention_hours,
         tls: args.tls.clone(),
-        secrets_key_file: args.tls.data_dir.join("secrets.key"),
+        secrets_key_file: key_file,
     };
     let roles = roles(plan, inner);
     tokio::pin!(roles);

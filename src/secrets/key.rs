@@ -54,27 +54,33 @@ fn decode(text: &str) -> Option<[u8; KEY_LEN]> {
 }
 
 fn from_file(path: &Path) -> Result<[u8; KEY_LEN], SecretsError> {
+    if ensure_file(path)? {
+        tracing::warn!(
+            path = %path.display(),
+            "generated a new secrets key: every role sharing this database needs it (the same file, or its contents in IDM_SECRETS_KEY); back it up, the stored Salesforce secrets cannot be read without it"
+        );
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| SecretsError::KeyFile {
+        path: path.display().to_string(),
+        source,
+    })?;
+    decode(&text).ok_or_else(|| SecretsError::BadKeyFile {
+        path: path.display().to_string(),
+    })
+}
+
+/// Creates the key file with a new key if it is missing; true when this call created it.
+/// (The demo reports the new file itself instead of a warning in its walk-through.)
+pub fn ensure_file(path: &Path) -> Result<bool, SecretsError> {
     let io = |source| SecretsError::KeyFile {
         path: path.display().to_string(),
         source,
     };
-    match std::fs::read_to_string(path) {
-        Ok(text) => decode(&text).ok_or_else(|| SecretsError::BadKeyFile {
-            path: path.display().to_string(),
-        }),
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(false),
+        // `None`: another process created it first.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = generate(path).map_err(io)?;
-            match key {
-                Some(k) => {
-                    tracing::warn!(
-                        path = %path.display(),
-                        "generated a new secrets key: every role sharing this database needs it (the same file, or its contents in IDM_SECRETS_KEY); back it up, the stored Salesforce secrets cannot be read without it"
-                    );
-                    Ok(k)
-                }
-                // Another process created it first: use theirs.
-                None => from_file(path),
-            }
+            Ok(generate(path).map_err(io)?.is_some())
         }
         Err(e) => Err(io(e)),
     }
@@ -127,6 +133,7 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let sealed = first.seal(WHAT, "token").unwrap();
+        assert!(!ensure_file(&path).unwrap(), "there already");
         let again = load(&KeySource::File(path.clone())).unwrap();
         assert_eq!(again.open(WHAT, &sealed).unwrap(), "token");
         // The same key given as IDM_SECRETS_KEY opens it too.

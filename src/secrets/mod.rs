@@ -22,7 +22,7 @@ use base64::engine::general_purpose::STANDARD;
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 
-pub use key::{DEFAULT_KEY_FILE, KEY_LEN, KeySource, load};
+pub use key::{DEFAULT_KEY_FILE, KEY_LEN, KeySource, ensure_file, load};
 
 const PREFIX: &str = "sealed:v1:";
 
