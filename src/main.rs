@@ -94,7 +94,7 @@ struct AuthorizeArgs {
     /// Configuration directory (provisioner.openicf-salesforce.json).
     #[arg(long = "conf", env = "IDM_CONF_DIR", default_value = "./conf")]
     conf_dir: PathBuf,
-    /// Local port of the callback, http://127.0.0.1:<port>/callback (list it in the connected app).
+    /// Local port of the callback, http://localhost:<port>/callback (list it in the connected app).
     #[arg(long, default_value_t = 8765)]
     callback_port: u16,
     /// Seconds to wait for the browser's redirect.
