@@ -273,6 +273,27 @@ impl LinkBatch {
     }
 }
 
+/// A change held back for the guard, numbered when its page is written.
+fn held(
+    entry: &Entry,
+    target_id: &str,
+    action: HeldAction,
+    source: Option<Value>,
+) -> PendingDelete {
+    let assumed = match action {
+        HeldAction::Deactivate => Situation::Confirmed,
+        HeldAction::Delete => Situation::Unqualified,
+    };
+    PendingDelete {
+        seq: 0,
+        target_id: target_id.to_owned(),
+        source_id: entry.source_id.clone(),
+        situation: entry.situation.unwrap_or(assumed).as_str().into(),
+        action,
+        source,
+    }
+}
+
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -526,18 +547,9 @@ impl Ctx {
                     ..update
                 };
                 self.update(tx, batch, update).await?;
-                batch.held.push(PendingDelete {
-                    seq: 0,
-                    target_id: target_id.clone(),
-                    source_id: entry.source_id.clone(),
-                    situation: entry
-                        .situation
-                        .unwrap_or(Situation::Confirmed)
-                        .as_str()
-                        .into(),
-                    action: HeldAction::Deactivate,
-                    source: None,
-                });
+                batch
+                    .held
+                    .push(held(entry, target_id, HeldAction::Deactivate, None));
                 Ok(Outcome::DeactivationHeld)
             }
             Work::Link { target_id } => {
@@ -556,22 +568,12 @@ impl Ctx {
             }
             Work::Unchanged => Ok(Outcome::Unchanged),
             Work::Delete { target_id } => {
-                batch.held.push(PendingDelete {
-                    seq: 0,
-                    target_id: target_id.clone(),
-                    source_id: entry.source_id.clone(),
-                    situation: entry
-                        .situation
-                        .unwrap_or(Situation::Unqualified)
-                        .as_str()
-                        .into(),
-                    action: HeldAction::Delete,
-                    // Kept for the mapping's onDelete only.
-                    source: entry
-                        .source
-                        .clone()
-                        .filter(|_| self.mapping().handles(Event::Delete)),
-                });
+                // The source is kept for the mapping's onDelete only.
+                let source =
+                    (entry.source.clone()).filter(|_| self.mapping().handles(Event::Delete));
+                batch
+                    .held
+                    .push(held(entry, target_id, HeldAction::Delete, source));
                 Ok(Outcome::DeleteHeld)
             }
         }
