@@ -190,12 +190,12 @@ pub fn sf_error(e: SalesforceError) -> ApiError {
             tracing::warn!(error = %message, "Salesforce unavailable");
             unavailable(format!("Salesforce is unavailable: {message}"))
         }
+        ErrorKind::Storage => {
+            tracing::error!(error = %chain(&e), "Salesforce token store unavailable");
+            unavailable("The repository is unavailable".to_owned())
+        }
         ErrorKind::Other => match e {
             SalesforceError::InvalidArgument(m) => ApiError::bad_request(m),
-            SalesforceError::TokenStore(_) => {
-                tracing::error!(error = %chain(&e), "Salesforce token store unavailable");
-                unavailable("The repository is unavailable".to_owned())
-            }
             _ => {
                 tracing::error!(error = %chain(&e), "unexpected answer from Salesforce");
                 ApiError::new(StatusCode::BAD_GATEWAY, message)

@@ -1072,11 +1072,8 @@ fn failure_outcome(e: &SalesforceError) -> Outcome {
         ErrorKind::NeedsReauthorization | ErrorKind::NotAuthorized | ErrorKind::BadCredentials => {
             Outcome::AwaitingAuthorization
         }
-        ErrorKind::Transient => Outcome::Retry {
-            error: e.to_string(),
-        },
-        // The token store is Postgres: a blip there is no reason to give the change up.
-        _ if matches!(e, SalesforceError::TokenStore(_)) => Outcome::Retry {
+        // A token store (Postgres) blip is no reason to give the change up either.
+        ErrorKind::Transient | ErrorKind::Storage => Outcome::Retry {
             error: e.to_string(),
         },
         // Rejected, NotFound, anything unexpected: the

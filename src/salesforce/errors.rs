@@ -42,7 +42,9 @@ pub enum ErrorKind {
     NotFound,
     /// Salesforce refused the request or record (validation, bad SOQL, …): retrying cannot help.
     Rejected,
-    /// Anything else: unexpected answers, local storage failures, bad arguments.
+    /// The token store (Postgres) failed: worth trying again later, and not Salesforce's fault.
+    Storage,
+    /// Anything else: unexpected answers, bad arguments.
     Other,
 }
 
@@ -159,6 +161,7 @@ impl SalesforceError {
             SalesforceError::NotAuthorized => ErrorKind::NotAuthorized,
             SalesforceError::RequestLimitExceeded { .. } => ErrorKind::RateLimited,
             SalesforceError::RetriesExhausted { .. } => ErrorKind::Transient,
+            SalesforceError::TokenStore(_) => ErrorKind::Storage,
             SalesforceError::Api { status: 404, .. } => ErrorKind::NotFound,
             e if e.is_transient(true) => ErrorKind::Transient,
             SalesforceError::Api { .. }
