@@ -279,7 +279,7 @@ fn spawn_worker(
     let worker = worker::build(
         conf_dir,
         pool.clone(),
-        TokenStore::postgres(pool.clone(), Sealer::new(&BENCH_SECRETS_KEY)),
+        TokenStore::postgres(pool.clone(), Sealer::new(&BENCH_SECRETS_KEY).unwrap()),
         WorkerSettings::new(broker.clone()),
         BrokerStatus::default(),
     )

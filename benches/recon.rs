@@ -90,7 +90,7 @@ fn main() {
         .unwrap();
         let pool = db::connect(&DbSettings::new(format!("{server}/idm_bench_recon"))).await.unwrap();
         db::migrate(&pool).await.unwrap();
-        let client = SalesforceClient::new(conf.salesforce.clone().unwrap().client, TokenStore::postgres(pool.clone(), Sealer::new(&[7; KEY_LEN]))).unwrap();
+        let client = SalesforceClient::new(conf.salesforce.clone().unwrap().client, TokenStore::postgres(pool.clone(), Sealer::new(&[7; KEY_LEN]).unwrap())).unwrap();
         let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
         let sync = SyncConfig::load(&conf_dir).unwrap();
         let engine = ReconEngine::new(managed, Arc::new(sync), client.clone(), ReconSettings::default());

@@ -46,7 +46,7 @@ pub fn load(source: &KeySource) -> Result<Sealer, SecretsError> {
         KeySource::Encoded(text) => decode(text).ok_or(SecretsError::BadKey)?,
         KeySource::File(path) => from_file(path)?,
     };
-    Ok(Sealer::new(&key))
+    Sealer::new(&key)
 }
 
 fn decode(text: &str) -> Option<[u8; KEY_LEN]> {

@@ -62,14 +62,12 @@ impl fmt::Debug for Sealer {
 }
 
 impl Sealer {
-    pub fn new(key: &[u8; KEY_LEN]) -> Sealer {
-        // A 32-byte key is exactly what ChaCha20-Poly1305 takes: this cannot fail.
-        #[allow(clippy::expect_used)]
-        let unbound = UnboundKey::new(&CHACHA20_POLY1305, key).expect("a 256-bit key");
-        Sealer {
+    pub fn new(key: &[u8; KEY_LEN]) -> Result<Sealer, SecretsError> {
+        let unbound = UnboundKey::new(&CHACHA20_POLY1305, key).map_err(|_| SecretsError::BadKey)?;
+        Ok(Sealer {
             key: Arc::new(LessSafeKey::new(unbound)),
             rng: SystemRandom::new(),
-        }
+        })
     }
 
     /// `plain` sealed for the column `what` (e.g. `salesforce_tokens.refresh_token`).
@@ -126,7 +124,7 @@ mod tests {
 
     #[test]
     fn a_sealed_secret_opens_under_its_key_and_column_only() {
-        let sealer = Sealer::new(&[7; KEY_LEN]);
+        let sealer = Sealer::new(&[7; KEY_LEN]).unwrap();
         let sealed = sealer.seal(WHAT, "5Aep861-refresh").unwrap();
         assert!(Sealer::is_sealed(&sealed));
         // '-' is not in base64's alphabet: the secret's text cannot appear by chance.
@@ -135,7 +133,7 @@ mod tests {
         // A fresh nonce each time: the same secret never seals to the same text.
         assert_ne!(sealer.seal(WHAT, "5Aep861-refresh").unwrap(), sealed);
 
-        let other = Sealer::new(&[8; KEY_LEN]);
+        let other = Sealer::new(&[8; KEY_LEN]).unwrap();
         assert!(matches!(
             other.open(WHAT, &sealed),
             Err(SecretsError::WrongKey { .. })
@@ -148,7 +146,7 @@ mod tests {
 
     #[test]
     fn legacy_plain_values_pass_and_damaged_ones_are_refused() {
-        let sealer = Sealer::new(&[7; KEY_LEN]);
+        let sealer = Sealer::new(&[7; KEY_LEN]).unwrap();
         assert_eq!(sealer.open(WHAT, "plain-token").unwrap(), "plain-token");
         assert!(!Sealer::is_sealed("plain-token"));
         for bad in ["sealed:v1:not base64!", "sealed:v1:", "sealed:v1:AAAA"] {
@@ -165,6 +163,9 @@ mod tests {
 
     #[test]
     fn debug_shows_no_key() {
-        assert_eq!(format!("{:?}", Sealer::new(&[7; KEY_LEN])), "Sealer(..)");
+        assert_eq!(
+            format!("{:?}", Sealer::new(&[7; KEY_LEN]).unwrap()),
+            "Sealer(..)"
+        );
     }
 }

@@ -43,7 +43,7 @@ pub fn db_settings(url: &str) -> idm_sync::repo::db::DbSettings {
 pub fn token_store(pool: &PgPool) -> idm_sync::salesforce::TokenStore {
     idm_sync::salesforce::TokenStore::postgres(
         pool.clone(),
-        idm_sync::secrets::Sealer::new(&TEST_SECRETS_KEY),
+        idm_sync::secrets::Sealer::new(&TEST_SECRETS_KEY).unwrap(),
     )
 }
 

@@ -56,7 +56,7 @@ async fn stored_secrets_are_sealed_and_open_under_their_key_only() {
     assert_eq!(saved.client_secret.expose(), "consumer-secret-XYZ");
 
     // A role holding another key cannot read them, and says why.
-    let other = TokenStore::postgres(db.pool.clone(), Sealer::new(&[1; 32]));
+    let other = TokenStore::postgres(db.pool.clone(), Sealer::new(&[1; 32]).unwrap());
     let err = other.load("salesforce").await.unwrap_err().to_string();
     assert!(err.contains("another secrets key"), "{err}");
     let err = other
@@ -165,7 +165,7 @@ async fn a_client_that_cannot_open_the_stored_token_stops_its_connector() {
 
     let db = TestDb::new().await;
     let org = start_org(1, false).await;
-    let other = TokenStore::postgres(db.pool.clone(), Sealer::new(&[1; 32]));
+    let other = TokenStore::postgres(db.pool.clone(), Sealer::new(&[1; 32]).unwrap());
     let client = SalesforceClient::new(config(org.base_url()), other).unwrap();
     token_store(&db.pool)
         .save("salesforce", &Secret::new("refresh-XYZ"), None, None)

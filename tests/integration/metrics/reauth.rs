@@ -150,7 +150,7 @@ async fn a_worker_whose_key_cannot_open_the_stored_token_pauses() {
         .unwrap();
     env.sf = SalesforceClient::observed(
         sf::config(env.org.base_url()),
-        TokenStore::postgres(env.app.db.pool.clone(), Sealer::new(&[1; 32])),
+        TokenStore::postgres(env.app.db.pool.clone(), Sealer::new(&[1; 32]).unwrap()),
         env.ops.metrics.salesforce_observer(),
     )
     .unwrap();
