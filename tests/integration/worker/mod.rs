@@ -210,6 +210,17 @@ impl Env {
         assert_eq!(res.status(), 200, "{:?}", res.text().await);
     }
 
+    /// Deletes a managed user over REST.
+    pub async fn delete(&self, id: &str) {
+        let res = self
+            .app
+            .delete(&format!("/managed/user/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    }
+
     /// The Salesforce id linked to a managed user, if any.
     pub async fn linked(&self, id: &str) -> Option<String> {
         sqlx::query_scalar("SELECT first_id FROM links WHERE second_id = $1")

@@ -147,13 +147,7 @@ async fn delete_deactivates_and_a_returning_user_is_reactivated() {
     let id = env.create("leaver@idm-sync.test").await;
     env.wait_synced(&id).await;
     let sf_id = env.linked(&id).await.unwrap();
-    let res = env
-        .app
-        .delete(&format!("/managed/user/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    env.delete(&id).await;
     wait_until("deactivation", async || {
         env.handle().user(&sf_id).unwrap()["IsActive"] == false
     })
@@ -460,13 +454,7 @@ async fn resync_recovers_changes_the_broker_lost() {
     worker.stop().await;
 
     env.patch(&edited, "/sn", json!("Recovered")).await;
-    let res = env
-        .app
-        .delete(&format!("/managed/user/{deleted}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    env.delete(&deleted).await;
     let created = env.create("created@idm-sync.test").await;
     wait_until("the relay published the three changes", async || {
         env.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
