@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use futures_util::FutureExt;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -276,13 +275,13 @@ impl Application {
                 return Ok(());
             };
             tracing::info!(addr = %self.local_addr, "serving the REST API under /openidm (HTTP)");
-            // No Nagle delay: small JSON answers go out at once, not after the peer's delayed ACK.
-            let listener = listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-                }
-            });
-            axum::serve(listener, self.router.clone())
+            let listener = api::client_addr::NoDelayListener(listener);
+            // The peer address reaches handlers as ConnectInfo (throttling, loopback-only defaults).
+            let service = self
+                .router
+                .clone()
+                .into_make_service_with_connect_info::<api::client_addr::ClientAddr>();
+            axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown.clone())
                 .await
         };
@@ -296,7 +295,8 @@ impl Application {
             let router = self
                 .router
                 .clone()
-                .layer(axum::Extension(crate::tls::OverTls));
+                .layer(axum::Extension(crate::tls::OverTls))
+                .into_make_service_with_connect_info::<api::client_addr::ClientAddr>();
             axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown.clone())
                 .await

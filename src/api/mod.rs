@@ -4,6 +4,7 @@ pub mod access_log;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod client_addr;
 pub mod error;
 pub mod health;
 pub mod managed;

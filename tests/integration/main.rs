@@ -1,6 +1,7 @@
 //! The one integration-test binary: real Postgres (a database per test), real HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod admin;
 mod audit_retention;
 mod auth;
