@@ -94,6 +94,8 @@ pub struct Components {
     pub managed: ManagedObjects,
     /// The Salesforce refresh token and saved credentials, sealed under the secrets key.
     pub store: TokenStore,
+    /// The secrets key's sealer (and the keys derived from it).
+    pub sealer: crate::secrets::Sealer,
     pub salesforce: Option<SalesforceClient>,
     pub recon: Option<ReconEngine>,
     pub schedules: Arc<Vec<Schedule>>,
@@ -117,7 +119,7 @@ impl Components {
         let sealer = crate::secrets::load(&database.secrets)?;
         let pool = repo::db::connect(database).await?;
         repo::db::migrate(&pool).await?;
-        let store = TokenStore::postgres(pool.clone(), sealer);
+        let store = TokenStore::postgres(pool.clone(), sealer.clone());
         let sealed = store.prepare().await?;
         if sealed > 0 {
             tracing::info!(
@@ -144,6 +146,7 @@ impl Components {
             conf: Arc::new(conf),
             managed,
             store,
+            sealer,
             salesforce,
             recon,
             schedules: Arc::new(schedules),
@@ -204,6 +207,7 @@ impl Application {
             salesforce: parts.salesforce.clone(),
             schedules: parts.schedules.clone(),
             recon: parts.recon.clone(),
+            cookies: api::paging_cookie::PagingCookies::new(&parts.sealer),
         };
         let listener = match listeners.http {
             true => Some(bind(&settings.listen).await?),

@@ -8,6 +8,7 @@ pub mod config; // conf/ loading: IDM formats, &{env.X} substitution, validation
 pub mod demo; // `idm-sync demo`: emulator + every role + a printed walk-through
 pub mod emulator; // the Salesforce API emulator (library part of sf-emulator)
 pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation
+pub mod limits; // the bounds every request is held to (sizes, depths, counts), in one place
 pub mod managed; // managed objects: revisions, patch, policies, outbox per change
 pub mod mapping; // sync.json: mappings, scripts, property mapping, situations, policies
 pub mod metrics; // Prometheus metrics: registry, text encoder, idm-sync's metrics

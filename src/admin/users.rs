@@ -302,7 +302,8 @@ pub async fn create(
         Err(
             e @ (ManagedError::Policy(_)
             | ManagedError::BadRequest(_)
-            | ManagedError::PreconditionFailed(_)),
+            | ManagedError::PreconditionFailed(_)
+            | ManagedError::Limit(_)),
         ) => {
             // Shown again with what was entered: policy failures beside their fields, any
             // other refusal as a notice above the form.
@@ -311,6 +312,7 @@ pub async fn create(
                 ManagedError::BadRequest(m) | ManagedError::PreconditionFailed(m) => {
                     (html::notice("error", &m), Vec::new())
                 }
+                ManagedError::Limit(l) => (html::notice("error", &l.to_string()), Vec::new()),
                 _ => (String::new(), Vec::new()),
             };
             let form = user_form(
@@ -609,6 +611,10 @@ pub async fn save(
             .await
         }
         Err(ManagedError::Patch(e)) => {
+            let n = html::notice("error", &e.to_string());
+            rerender(&state, &session, &user, &form, &[], n).await
+        }
+        Err(ManagedError::Limit(e)) => {
             let n = html::notice("error", &e.to_string());
             rerender(&state, &session, &user, &form, &[], n).await
         }

@@ -1,5 +1,6 @@
-//! Request parsing that answers in IDM's error shape: a JSON body (at most 1 MiB) and the
-//! query string, each rejected with a 400 that says what is wrong.
+//! Request parsing that answers in IDM's error shape: a JSON body (at most 1 MiB, 32 levels
+//! deep, no NUL characters) and the query string, each rejected with a 400 (413 for a body
+//! over the size limit) that says what is wrong.
 
 use std::collections::HashMap;
 
@@ -9,8 +10,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+use crate::limits::{self, LimitError, MAX_BODY_BYTES, MAX_JSON_DEPTH};
 
 /// A JSON request body of type `T`.
 pub struct JsonBody<T>(pub T);
@@ -21,10 +21,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::bad_request(format!(
-                    "The request body is larger than the {} KiB limit",
-                    MAX_BODY_BYTES / 1024
-                ))
+                ApiError::from(LimitError::TooLarge {
+                    what: "the request body",
+                    max: MAX_BODY_BYTES,
+                })
             } else {
                 ApiError::bad_request(format!("The request body could not be read: {e}"))
             }
@@ -34,9 +34,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 "The request body is empty; a JSON body is required",
             ));
         }
-        serde_json::from_slice(&bytes)
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            // serde_json stops at 128 levels on its own; say which limit, as for 33 levels.
+            if e.to_string().starts_with("recursion limit exceeded") {
+                ApiError::from(too_deep())
+            } else {
+                ApiError::bad_request(format!("The request body is not valid: {e}"))
+            }
+        })?;
+        limits::check_depth(&value, "the request body", MAX_JSON_DEPTH)?;
+        limits::check_no_nul(&value)?;
+        serde_json::from_value(value)
             .map(JsonBody)
             .map_err(|e| ApiError::bad_request(format!("The request body is not valid: {e}")))
+    }
+}
+
+fn too_deep() -> LimitError {
+    LimitError::TooDeep {
+        what: "the request body",
+        max: MAX_JSON_DEPTH,
     }
 }
 

@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use crate::limits::LimitError;
 use crate::managed::ManagedError;
 use crate::repo::RepoError;
 
@@ -84,10 +85,32 @@ impl From<ManagedError> for ApiError {
                 detail: Some(crate::managed::policy::detail(&failures)),
             },
             ManagedError::BadRequest(m) => ApiError::bad_request(m),
+            ManagedError::Patch(p) if p.is_size() => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, p.to_string())
+            }
             ManagedError::Patch(p) => ApiError::bad_request(p.to_string()),
+            ManagedError::Limit(l) => l.into(),
             ManagedError::Repo(r) => r.into(),
             ManagedError::Hashing => ApiError::internal(&e),
         }
+    }
+}
+
+impl From<LimitError> for ApiError {
+    fn from(e: LimitError) -> Self {
+        let status = if e.is_size() {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        // The message starts with what was refused; IDM's messages start with a capital.
+        let text = e.to_string();
+        let mut chars = text.chars();
+        let message = match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => text,
+        };
+        ApiError::new(status, message)
     }
 }
 

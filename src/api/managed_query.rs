@@ -1,22 +1,22 @@
-//! `GET /openidm/managed/{type}?_queryFilter=…`: IDM's query parameters, the result envelope,
-//! keyset paging cookies, and unpaged results streamed in chunks so that memory does not grow
-//! with the number of matches.
+//! `GET /openidm/managed/{type}?_queryFilter=…`: IDM's query parameters, the result envelope
+//! and signed keyset paging cookies. Pages of any size, and unpaged results, are read and
+//! written in chunks ([`super::stream`]), so memory does not grow with the number of matches.
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use serde_json::{Value, json};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::body::Params;
 use super::error::ApiError;
+use super::paging_cookie::PagingCookies;
 use super::render::{self, Fields};
+use super::stream::{self, Chunk, ChunkReader};
 use crate::config::managed::ManagedObjectConfig;
 use crate::filter::{self, Filter, Pointer};
+use crate::limits::MAX_SORT_KEYS;
 use crate::managed::ManagedObjects;
-use crate::repo::query::{Keyset, QueryPage, QueryRequest, SortKey, TotalPolicy};
+use crate::repo::query::{Keyset, QueryRequest, SortKey, TotalPolicy};
 
 const QUERY_PARAMS: &[&str] = &[
     "_queryFilter",
@@ -31,9 +31,6 @@ const QUERY_PARAMS: &[&str] = &[
     "_prettyPrint",
 ];
 
-/// Rows fetched per round trip when an unpaged query is streamed.
-const STREAM_CHUNK: u32 = 1_000;
-
 /// A query request, parsed and validated.
 struct QuerySpec {
     object_type: String,
@@ -41,7 +38,8 @@ struct QuerySpec {
     fields: Fields,
     sort_text: String,
     sort: Vec<SortKey>,
-    page_size: Option<u32>,
+    /// `None`: every match (streamed like any page).
+    page_size: Option<u64>,
     after: Option<Keyset>,
     offset: u64,
     total: TotalPolicy,
@@ -91,140 +89,87 @@ pub async fn query(
 ) -> Result<Response, ApiError> {
     params.allow_only(QUERY_PARAMS)?;
     let schema = state.managed.schema(&object_type)?.clone();
-    let spec = parse(object_type, &params)?;
-    if spec.page_size.is_some() {
-        paged(&state.managed, &schema, &spec).await
-    } else {
-        streamed(state.managed.clone(), schema, spec).await
-    }
+    let spec = parse(object_type, &params, &state.cookies)?;
+    let (page_size, pretty) = (spec.page_size, spec.pretty);
+    let reader = ManagedReader {
+        managed: state.managed.clone(),
+        schema,
+        spec,
+        cookies: state.cookies.clone(),
+        total: None,
+    };
+    stream::answer(reader, page_size, pretty).await
 }
 
-async fn paged(
-    managed: &ManagedObjects,
-    schema: &ManagedObjectConfig,
-    spec: &QuerySpec,
-) -> Result<Response, ApiError> {
-    let page = managed
-        .query(&spec.request(spec.page_size, spec.after.as_ref(), spec.offset, spec.total))
-        .await?;
-    Ok(one_page(schema, spec, &page))
-}
-
-/// The envelope around one page, built in memory.
-fn one_page(schema: &ManagedObjectConfig, spec: &QuerySpec, page: &QueryPage) -> Response {
-    let result: Vec<Value> = page
-        .rows
-        .iter()
-        .map(|o| render::object(o, schema, &spec.fields))
-        .collect();
-    let count = result.len();
-    let total = page.total.unwrap_or(-1);
-    let body = json!({
-        "result": result,
-        "resultCount": count,
-        "pagedResultsCookie": page.next.as_ref().map(|k| encode_cookie(&spec.sort_text, k)),
-        "totalPagedResultsPolicy": spec.policy_name(),
-        "totalPagedResults": total,
-        "remainingPagedResults": spec.remaining(total, count),
-    });
-    render::json(StatusCode::OK, &body, spec.pretty)
-}
-
-/// Every match, written as it is read, a chunk of rows at a time. Should a later chunk fail,
-/// the answer ends as CREST ends a partly failed query: the results so far and an `error`.
-async fn streamed(
+/// The rows of one managed-object query: the first chunk where the request says (cookie or
+/// offset), the next ones by keyset.
+struct ManagedReader {
     managed: ManagedObjects,
     schema: ManagedObjectConfig,
     spec: QuerySpec,
-) -> Result<Response, ApiError> {
-    // The first chunk (and the total) is read before answering, so that an error
-    // before any result is an ordinary error response.
-    let first = managed
-        .query(&spec.request(
-            Some(STREAM_CHUNK),
-            spec.after.as_ref(),
-            spec.offset,
-            spec.total,
-        ))
-        .await?;
-    if first.next.is_none() {
-        // Everything fits in one chunk: an ordinary answer, with a Content-Length.
-        return Ok(one_page(&schema, &spec, &first));
-    }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    tokio::spawn(async move {
-        let total = first.total.unwrap_or(-1);
-        let mut out = String::from("{\"result\":[");
-        let mut count = 0usize;
-        let mut page = Ok(first);
-        let failure = loop {
-            let current = match page {
-                Ok(p) => p,
-                Err(e) => break Some(e),
-            };
-            for row in &current.rows {
-                if count > 0 {
-                    out.push(',');
-                }
-                push_json(
-                    &mut out,
-                    &render::object(row, &schema, &spec.fields),
-                    spec.pretty,
-                );
-                count += 1;
-            }
-            if out.len() >= 64 * 1024
-                && tx
-                    .send(Ok(Bytes::from(std::mem::take(&mut out))))
-                    .await
-                    .is_err()
-            {
-                return; // the client went away
-            }
-            let Some(next) = current.next else { break None };
-            page = managed
-                .query(&spec.request(Some(STREAM_CHUNK), Some(&next), 0, TotalPolicy::None))
-                .await;
+    cookies: PagingCookies,
+    /// Counted (or estimated) with the first chunk, when the request asks for it.
+    total: Option<i64>,
+}
+
+impl ChunkReader for ManagedReader {
+    type Cursor = Keyset;
+
+    async fn read(
+        &mut self,
+        after: Option<&Keyset>,
+        limit: u32,
+    ) -> Result<Chunk<Keyset>, ApiError> {
+        let spec = &self.spec;
+        let request = match after {
+            None => spec.request(Some(limit), spec.after.as_ref(), spec.offset, spec.total),
+            Some(at) => spec.request(Some(limit), Some(at), 0, TotalPolicy::None),
         };
-        out.push_str("],");
-        let mut trailer = json!({
-            "resultCount": count,
-            "pagedResultsCookie": null,
-            "totalPagedResultsPolicy": spec.policy_name(),
-            "totalPagedResults": total,
-            "remainingPagedResults": spec.remaining(total, count),
-        });
-        if let Some(e) = failure {
-            trailer["error"] = ApiError::from(e).body();
+        let page = self.managed.query(&request).await?;
+        if after.is_none() {
+            self.total = page.total;
         }
-        let trailer = trailer.to_string();
-        out.push_str(trailer.trim_start_matches('{'));
-        let _ = tx.send(Ok(Bytes::from(out))).await;
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
-    let mut response = Body::from_stream(stream).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=UTF-8"),
-    );
-    Ok(response)
-}
+        let items = page
+            .rows
+            .iter()
+            .map(|o| render::object(o, &self.schema, &spec.fields))
+            .collect();
+        Ok(Chunk {
+            items,
+            next: page.next,
+        })
+    }
 
-fn push_json(out: &mut String, value: &Value, pretty: bool) {
-    let text = if pretty {
-        serde_json::to_string_pretty(value)
-    } else {
-        serde_json::to_string(value)
-    };
-    // Serialising a `Value` cannot fail (its keys are strings); an empty item never happens.
-    if let Ok(text) = text {
-        out.push_str(&text);
+    fn cookie(&self, keyset: &Keyset) -> String {
+        encode_cookie(&self.cookies, &self.spec.sort_text, keyset)
+    }
+
+    fn trailer(&self, count: usize, cookie: Option<String>) -> Map<String, Value> {
+        let total = self.total.unwrap_or(-1);
+        let mut out = Map::new();
+        out.insert("resultCount".into(), Value::from(count));
+        out.insert(
+            "pagedResultsCookie".into(),
+            cookie.map_or(Value::Null, Value::from),
+        );
+        out.insert(
+            "totalPagedResultsPolicy".into(),
+            Value::from(self.spec.policy_name()),
+        );
+        out.insert("totalPagedResults".into(), Value::from(total));
+        out.insert(
+            "remainingPagedResults".into(),
+            Value::from(self.spec.remaining(total, count)),
+        );
+        out
     }
 }
 
-fn parse(object_type: String, params: &Params) -> Result<QuerySpec, ApiError> {
+fn parse(
+    object_type: String,
+    params: &Params,
+    cookies: &PagingCookies,
+) -> Result<QuerySpec, ApiError> {
     let mut fields = params.get("_fields");
     let filter = match (
         params.get("_queryFilter"),
@@ -262,12 +207,8 @@ fn parse(object_type: String, params: &Params) -> Result<QuerySpec, ApiError> {
     };
     let sort_text = params.get("_sortKeys").unwrap_or("").to_owned();
     let sort = parse_sort_keys(&sort_text)?;
-    let page_size = match params.whole("_pageSize")? {
-        None | Some(0) => None,
-        Some(n) => {
-            Some(u32::try_from(n).map_err(|_| ApiError::bad_request("_pageSize is too large"))?)
-        }
-    };
+    // Any size: pages are read and written a chunk at a time.
+    let page_size = params.whole("_pageSize")?.filter(|&n| n > 0);
     let total = match params.get("_totalPagedResultsPolicy").unwrap_or("NONE") {
         "NONE" => TotalPolicy::None,
         "EXACT" => TotalPolicy::Exact,
@@ -281,7 +222,7 @@ fn parse(object_type: String, params: &Params) -> Result<QuerySpec, ApiError> {
     let after = params
         .get("_pagedResultsCookie")
         .filter(|c| !c.is_empty())
-        .map(|c| decode_cookie(c, &sort_text, sort.len()))
+        .map(|c| decode_cookie(cookies, c, &sort_text, sort.len()))
         .transpose()?;
     Ok(QuerySpec {
         object_type,
@@ -298,6 +239,12 @@ fn parse(object_type: String, params: &Params) -> Result<QuerySpec, ApiError> {
 }
 
 fn parse_sort_keys(text: &str) -> Result<Vec<SortKey>, ApiError> {
+    let count = text.split(',').filter(|k| !k.trim().is_empty()).count();
+    if count > MAX_SORT_KEYS {
+        return Err(ApiError::bad_request(format!(
+            "_sortKeys has {count} keys; the limit is {MAX_SORT_KEYS}"
+        )));
+    }
     text.split(',')
         .map(str::trim)
         .filter(|k| !k.is_empty())
@@ -315,18 +262,22 @@ fn parse_sort_keys(text: &str) -> Result<Vec<SortKey>, ApiError> {
         .collect()
 }
 
-/// The paged-results cookie: where the last page ended, tied to the sort keys it was made for.
-fn encode_cookie(sort_text: &str, keyset: &Keyset) -> String {
+/// The paged-results cookie: where the last page ended, tied to the sort keys it was made for,
+/// signed (see [`PagingCookies`]).
+fn encode_cookie(cookies: &PagingCookies, sort_text: &str, keyset: &Keyset) -> String {
     let raw = json!({"s": sort_text, "v": keyset.values, "i": keyset.id}).to_string();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    cookies.issue(raw.as_bytes())
 }
 
-fn decode_cookie(cookie: &str, sort_text: &str, keys: usize) -> Result<Keyset, ApiError> {
+fn decode_cookie(
+    cookies: &PagingCookies,
+    cookie: &str,
+    sort_text: &str,
+    keys: usize,
+) -> Result<Keyset, ApiError> {
     let invalid =
         || ApiError::bad_request("_pagedResultsCookie is not a cookie this server issued");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cookie)
-        .map_err(|_| invalid())?;
+    let raw = cookies.open(cookie).ok_or_else(invalid)?;
     let value: Value = serde_json::from_slice(&raw).map_err(|_| invalid())?;
     if value.get("s").and_then(Value::as_str) != Some(sort_text) {
         return Err(ApiError::bad_request(

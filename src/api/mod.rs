@@ -9,14 +9,17 @@ pub mod error;
 pub mod health;
 pub mod managed;
 pub mod managed_query;
+pub mod paging_cookie;
 pub mod recon;
 pub mod render;
 pub mod repo_link;
 pub mod scheduler;
+pub mod stream;
 pub mod sync;
 pub mod system;
 pub mod system_live_sync;
 pub mod system_query;
+pub mod url_guard;
 pub mod version;
 
 use std::sync::Arc;
@@ -51,6 +54,8 @@ pub struct AppState {
     pub schedules: Arc<Vec<Schedule>>,
     /// The reconciliation engine, when `conf/` has `sync.json` and the Salesforce connector.
     pub recon: Option<ReconEngine>,
+    /// Signs and checks paged-results cookies (a key derived from the secrets key).
+    pub cookies: paging_cookie::PagingCookies,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -156,7 +161,8 @@ pub fn router(state: AppState) -> Router {
         .merge(authenticated)
         .merge(crate::admin::router(&state))
         .layer(middleware::from_fn(version::check_api_version))
-        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(url_guard::refuse_nul))
+        .layer(DefaultBodyLimit::max(crate::limits::MAX_BODY_BYTES))
         .layer(middleware::from_fn(access_log::log_request))
         .with_state(state)
 }

@@ -3,15 +3,16 @@
 //! serves `audit/recon`.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
+use sqlx::PgPool;
 
 use super::AppState;
 use super::body::Params;
 use super::error::ApiError;
-use super::render;
-use crate::filter;
+use super::paging_cookie::PagingCookies;
+use super::stream::{self, Chunk, ChunkReader};
+use crate::filter::{self, Filter};
 use crate::repo::relation_query::Row;
 use crate::repo::{audit, links, sync_audit, sync_failures};
 
@@ -21,8 +22,6 @@ const PARAMS: &[&str] = &[
     "_pagedResultsCookie",
     "_prettyPrint",
 ];
-/// Rows per round trip when the client does not page.
-const CHUNK: i64 = 1_000;
 
 /// The object sets answered through [`query`].
 #[derive(Debug, Clone, Copy)]
@@ -40,8 +39,9 @@ pub async fn query_links(
     query(&state, Relation::Links, &params).await
 }
 
-/// `_queryFilter` (required), `_pageSize` and `_pagedResultsCookie` (the last `_id` of the
-/// previous page) over `relation`, answered in IDM's query envelope.
+/// `_queryFilter` (required), `_pageSize` and `_pagedResultsCookie` (a signed cookie holding the
+/// last `_id` of the previous page) over `relation`, answered in IDM's query envelope a chunk
+/// of rows at a time ([`super::stream`]).
 pub(crate) async fn query(
     state: &AppState,
     relation: Relation,
@@ -56,7 +56,7 @@ pub(crate) async fn query(
     let page_size = match params.get("_pageSize") {
         None => None,
         Some(s) => match s.parse::<i64>() {
-            Ok(n) if n > 0 => Some(n),
+            Ok(n) if n > 0 => u64::try_from(n).ok(),
             Ok(_) => None,
             Err(_) => {
                 return Err(ApiError::bad_request(format!(
@@ -65,68 +65,85 @@ pub(crate) async fn query(
             }
         },
     };
-    let mut after = params
-        .get("_pagedResultsCookie")
-        .filter(|c| !c.is_empty())
-        .map(str::to_owned);
-    let pool = state.managed.pool();
-    let mut result = Vec::new();
-    let mut cookie = None;
-    loop {
-        let want = page_size.map_or(CHUNK, |p| (p - result.len() as i64).min(CHUNK));
-        // One more row than wanted tells whether another page follows.
-        let limit = want + 1;
-        let mut rows = match relation {
-            Relation::Links => links::query(pool, &filter, after.as_deref(), limit).await?,
-            Relation::ReconAudit => audit::query(pool, &filter, after.as_deref(), limit).await?,
-            Relation::SyncFailures => {
-                sync_failures::query(pool, &filter, after.as_deref(), limit).await?
-            }
-            Relation::SyncAudit => {
-                sync_audit::query(pool, &filter, after.as_deref(), limit).await?
-            }
+    let start = match params.get("_pagedResultsCookie").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(cookie) => Some(
+            state
+                .cookies
+                .open(cookie)
+                .and_then(|raw| String::from_utf8(raw).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("_pagedResultsCookie is not a cookie this server issued")
+                })?,
+        ),
+    };
+    let reader = RelationReader {
+        pool: state.managed.pool().clone(),
+        relation,
+        filter,
+        start,
+        cookies: state.cookies.clone(),
+    };
+    stream::answer(reader, page_size, params.flag("_prettyPrint")?).await
+}
+
+/// The rows of one relation query, in `_id` order; a cursor is the last `_id` read.
+struct RelationReader {
+    pool: PgPool,
+    relation: Relation,
+    filter: Filter,
+    /// Where the client's cookie says the page starts.
+    start: Option<String>,
+    cookies: PagingCookies,
+}
+
+impl ChunkReader for RelationReader {
+    type Cursor = String;
+
+    async fn read(
+        &mut self,
+        after: Option<&String>,
+        limit: u32,
+    ) -> Result<Chunk<String>, ApiError> {
+        let after = after.or(self.start.as_ref()).map(String::as_str);
+        let (pool, filter) = (&self.pool, &self.filter);
+        // One more row than wanted tells whether more follow.
+        let want = i64::from(limit);
+        let mut rows = match self.relation {
+            Relation::Links => links::query(pool, filter, after, want + 1).await?,
+            Relation::ReconAudit => audit::query(pool, filter, after, want + 1).await?,
+            Relation::SyncFailures => sync_failures::query(pool, filter, after, want + 1).await?,
+            Relation::SyncAudit => sync_audit::query(pool, filter, after, want + 1).await?,
         };
-        let more = rows.len() as i64 > want;
-        rows.truncate(want as usize);
-        after = rows.last().map(|r| r.id.clone());
-        result.extend(rows.into_iter().map(|r| item(relation, r)));
-        if !more {
-            break;
-        }
-        if page_size.is_some_and(|p| result.len() as i64 >= p) {
-            cookie = after.clone();
-            break;
-        }
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = match more {
+            true => rows.last().map(|r| r.id.clone()),
+            false => None,
+        };
+        let relation = self.relation;
+        Ok(Chunk {
+            items: rows.into_iter().map(|r| item(relation, r)).collect(),
+            next,
+        })
     }
-    let mut envelope = Map::new();
-    envelope.insert("resultCount".into(), Value::from(result.len()));
-    envelope.insert("result".into(), Value::Array(result));
-    envelope.insert(
-        "pagedResultsCookie".into(),
-        cookie.map_or(Value::Null, Value::from),
-    );
-    envelope.insert("totalPagedResultsPolicy".into(), "NONE".into());
-    envelope.insert("totalPagedResults".into(), Value::from(-1));
-    envelope.insert("remainingPagedResults".into(), Value::from(-1));
-    // CREST writes `result` first.
-    let mut ordered = Map::new();
-    for key in [
-        "result",
-        "resultCount",
-        "pagedResultsCookie",
-        "totalPagedResultsPolicy",
-        "totalPagedResults",
-        "remainingPagedResults",
-    ] {
-        if let Some(v) = envelope.remove(key) {
-            ordered.insert(key.into(), v);
-        }
+
+    fn cookie(&self, last_id: &String) -> String {
+        self.cookies.issue(last_id.as_bytes())
     }
-    Ok(render::json(
-        StatusCode::OK,
-        &Value::Object(ordered),
-        params.flag("_prettyPrint")?,
-    ))
+
+    fn trailer(&self, count: usize, cookie: Option<String>) -> Map<String, Value> {
+        let mut out = Map::new();
+        out.insert("resultCount".into(), Value::from(count));
+        out.insert(
+            "pagedResultsCookie".into(),
+            cookie.map_or(Value::Null, Value::from),
+        );
+        out.insert("totalPagedResultsPolicy".into(), "NONE".into());
+        out.insert("totalPagedResults".into(), Value::from(-1));
+        out.insert("remainingPagedResults".into(), Value::from(-1));
+        out
+    }
 }
 
 fn item(relation: Relation, row: Row) -> Value {

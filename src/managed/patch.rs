@@ -1,8 +1,18 @@
 //! IDM/CREST patch operations on a managed object: `add`, `remove`, `replace`, `increment`,
 //! `move`, `copy`, addressed by JSON pointers (`/roles/-` appends to an array).
+//!
+//! A patch is bounded before and while it runs: at most [`MAX_PATCH_OPERATIONS`] operations,
+//! pointers of at most [`MAX_POINTER_TOKENS`] tokens, and no operation may put a value deeper
+//! than [`MAX_JSON_DEPTH`] or grow the object past [`MAX_OBJECT_BYTES`], so a patch that
+//! copies an object into itself again and again stops at the limit instead of at the end of
+//! memory.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use crate::limits::{
+    self, LimitError, MAX_JSON_DEPTH, MAX_OBJECT_BYTES, MAX_PATCH_OPERATIONS, MAX_POINTER_TOKENS,
+};
 
 /// One element of a PATCH body.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,6 +39,21 @@ pub enum PatchError {
     UnknownOperation { index: usize, name: String },
     #[error("patch operation {index}: {message}")]
     Invalid { index: usize, message: String },
+    #[error("a patch has at most {max} operations; this one has {count}")]
+    TooManyOperations { count: usize, max: usize },
+    #[error("patch operation {index}: {source}")]
+    Limit {
+        index: usize,
+        #[source]
+        source: LimitError,
+    },
+}
+
+impl PatchError {
+    /// Whether the patch was refused for the size of what it produces (HTTP 413).
+    pub fn is_size(&self) -> bool {
+        matches!(self, PatchError::Limit { source, .. } if source.is_size())
+    }
 }
 
 /// Applies `operations` in order to `object` (the properties, without `_id`/`_rev`).
@@ -37,15 +62,30 @@ pub fn apply(
     object: &Map<String, Value>,
     operations: &[PatchOperation],
 ) -> Result<Map<String, Value>, PatchError> {
+    if operations.len() > MAX_PATCH_OPERATIONS {
+        return Err(PatchError::TooManyOperations {
+            count: operations.len(),
+            max: MAX_PATCH_OPERATIONS,
+        });
+    }
     let mut root = Value::Object(object.clone());
+    // An upper bound of the object's size: what it was plus everything added since the last
+    // exact count. Recounted only when the bound passes the limit, so checking stays linear.
+    let mut size_bound = 0;
     for (index, op) in operations.iter().enumerate() {
-        apply_one(&mut root, op).map_err(|message| match message {
+        let fail = |error: OpError| match error {
             OpError::Unknown => PatchError::UnknownOperation {
                 index,
                 name: op.operation.clone(),
             },
             OpError::Invalid(message) => PatchError::Invalid { index, message },
-        })?;
+            OpError::Limit(source) => PatchError::Limit { index, source },
+        };
+        size_bound += apply_one(&mut root, op).map_err(fail)?;
+        if index == 0 || size_bound > MAX_OBJECT_BYTES {
+            size_bound = limits::compact_len_within(&root, MAX_OBJECT_BYTES)
+                .ok_or_else(|| fail(OpError::Limit(too_large())))?;
+        }
     }
     match root {
         Value::Object(map) => Ok(map),
@@ -59,6 +99,30 @@ pub fn apply(
 enum OpError {
     Unknown,
     Invalid(String),
+    Limit(LimitError),
+}
+
+fn too_large() -> LimitError {
+    LimitError::TooLarge {
+        what: "the patched object",
+        max: MAX_OBJECT_BYTES,
+    }
+}
+
+/// The value an operation puts at `path`, if it fits there; returns its compact size.
+fn fits(value: &Value, path: &[String]) -> Result<usize, OpError> {
+    limits::check_depth(
+        value,
+        "the patched object",
+        MAX_JSON_DEPTH.saturating_sub(path.len()),
+    )
+    .map_err(|_| {
+        OpError::Limit(LimitError::TooDeep {
+            what: "the patched object",
+            max: MAX_JSON_DEPTH,
+        })
+    })?;
+    limits::compact_len_within(value, MAX_OBJECT_BYTES).ok_or(OpError::Limit(too_large()))
 }
 
 impl From<String> for OpError {
@@ -67,7 +131,8 @@ impl From<String> for OpError {
     }
 }
 
-fn apply_one(root: &mut Value, op: &PatchOperation) -> Result<(), OpError> {
+/// Applies one operation; returns the size of the value it put in (0 when it only removed).
+fn apply_one(root: &mut Value, op: &PatchOperation) -> Result<usize, OpError> {
     let path = parse_pointer(&op.field)?;
     if let Some(first) = path.first() {
         if first == "_id" || first == "_rev" {
@@ -83,21 +148,26 @@ fn apply_one(root: &mut Value, op: &PatchOperation) -> Result<(), OpError> {
         })
     };
     match op.operation.as_str() {
-        "add" => add(root, &path, value()?),
+        "add" => {
+            let v = value()?;
+            let size = fits(&v, &path)?;
+            add(root, &path, v).map(|()| size)
+        }
         "replace" => {
             let v = value()?;
             if v.is_null() {
                 remove_at(root, &path);
-                Ok(())
+                Ok(0)
             } else {
-                set(root, &path, v)
+                let size = fits(&v, &path)?;
+                set(root, &path, v).map(|()| size)
             }
         }
         "remove" => {
             remove(root, &path, op.value.as_ref());
-            Ok(())
+            Ok(0)
         }
-        "increment" => increment(root, &path, &value()?, &op.field),
+        "increment" => increment(root, &path, &value()?, &op.field).map(|()| 0),
         "move" | "copy" => {
             let from = op.from.as_deref().ok_or_else(|| {
                 OpError::Invalid(format!("{} needs a \"from\" pointer", op.operation))
@@ -106,10 +176,11 @@ fn apply_one(root: &mut Value, op: &PatchOperation) -> Result<(), OpError> {
             let found = get(root, &from_path)
                 .cloned()
                 .ok_or_else(|| OpError::Invalid(format!("\"from\" field {from} does not exist")))?;
+            let size = fits(&found, &path)?;
             if op.operation == "move" {
                 remove_at(root, &from_path);
             }
-            set(root, &path, found)
+            set(root, &path, found).map(|()| size)
         }
         _ => Err(OpError::Unknown),
     }
@@ -121,10 +192,25 @@ fn parse_pointer(field: &str) -> Result<Vec<String>, String> {
     if trimmed.is_empty() {
         return Err("field must name a property, not the whole object".into());
     }
+    let tokens = trimmed.split('/').count();
+    if tokens > MAX_POINTER_TOKENS {
+        return Err(format!(
+            "pointer {} has {tokens} tokens; the limit is {MAX_POINTER_TOKENS}",
+            truncated(field)
+        ));
+    }
     Ok(trimmed
         .split('/')
         .map(|t| t.replace("~1", "/").replace("~0", "~"))
         .collect())
+}
+
+/// A pointer as quoted in a message: long hostile ones are cut.
+fn truncated(field: &str) -> String {
+    match field.char_indices().nth(64) {
+        Some((at, _)) => format!("{:?}…", &field[..at]),
+        None => format!("{field:?}"),
+    }
 }
 
 fn get<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {

@@ -42,6 +42,9 @@ pub enum ManagedError {
     BadRequest(String),
     #[error(transparent)]
     Patch(#[from] PatchError),
+    /// The object would break a size, depth or character limit.
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitError),
     #[error("password hashing failed")]
     Hashing,
     #[error(transparent)]
@@ -334,6 +337,9 @@ async fn write(
     current: Option<StoredObject>,
     mut body: Map<String, Value>,
 ) -> Result<StoredObject, ManagedError> {
+    // Whatever produced the body (a request, a patch, a recon), nothing oversized, too deep
+    // or unstorable reaches the database.
+    crate::limits::check_object(&body)?;
     let unchanged_hashes = keep_unchanged_hashes(schema, current.as_ref(), &mut body).await;
     check_policies(tx, schema, object_type, id, &body, &unchanged_hashes).await?;
     let current = match current {
@@ -385,6 +391,7 @@ async fn validate_new(
     id: &str,
     mut body: Map<String, Value>,
 ) -> Result<Map<String, Value>, ManagedError> {
+    crate::limits::check_object(&body)?;
     let unchanged_hashes = keep_unchanged_hashes(schema, None, &mut body).await;
     check_policies(tx, schema, object_type, id, &body, &unchanged_hashes).await?;
     hash_new_values(schema, &mut body, &unchanged_hashes).await?;

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
 pub use key::{DEFAULT_KEY_FILE, KEY_LEN, KeySource, ensure_file, load};
@@ -52,6 +53,8 @@ pub enum SecretsError {
 #[derive(Clone)]
 pub struct Sealer {
     key: Arc<LessSafeKey>,
+    /// HMAC-SHA256 under the same key, from which per-purpose keys are derived.
+    master: hmac::Key,
     rng: SystemRandom,
 }
 
@@ -66,8 +69,17 @@ impl Sealer {
         let unbound = UnboundKey::new(&CHACHA20_POLY1305, key).map_err(|_| SecretsError::BadKey)?;
         Ok(Sealer {
             key: Arc::new(LessSafeKey::new(unbound)),
+            master: hmac::Key::new(hmac::HMAC_SHA256, key),
             rng: SystemRandom::new(),
         })
+    }
+
+    /// An HMAC-SHA256 key for one purpose (e.g. `paging-cookie`), the same in every role that
+    /// holds this secrets key, so what one replica signs another accepts. Derived as
+    /// HMAC(secrets key, "idm-sync:" + purpose): no use of one key can forge for another.
+    pub fn mac_key(&self, purpose: &str) -> hmac::Key {
+        let derived = hmac::sign(&self.master, format!("idm-sync:{purpose}").as_bytes());
+        hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
     }
 
     /// `plain` sealed for the column `what` (e.g. `salesforce_tokens.refresh_token`).
@@ -142,6 +154,23 @@ mod tests {
             sealer.open("salesforce_connector_settings.client_secret", &sealed),
             Err(SecretsError::WrongKey { .. })
         ));
+    }
+
+    #[test]
+    fn mac_keys_differ_by_purpose_and_key_and_agree_across_sealers() {
+        let tag = |sealer: &Sealer, purpose: &str| {
+            hmac::sign(&sealer.mac_key(purpose), b"data")
+                .as_ref()
+                .to_vec()
+        };
+        let (a, b) = (
+            Sealer::new(&[7; KEY_LEN]).unwrap(),
+            Sealer::new(&[7; KEY_LEN]).unwrap(),
+        );
+        assert_eq!(tag(&a, "paging-cookie"), tag(&b, "paging-cookie"));
+        assert_ne!(tag(&a, "paging-cookie"), tag(&a, "admin-session"));
+        let other = Sealer::new(&[8; KEY_LEN]).unwrap();
+        assert_ne!(tag(&a, "paging-cookie"), tag(&other, "paging-cookie"));
     }
 
     #[test]

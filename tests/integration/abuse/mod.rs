@@ -5,3 +5,107 @@ mod credentials;
 mod http_limits;
 mod input;
 mod paging;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{ADMIN, TestApp, test_secrets_key_base64};
+
+/// An authenticated query still answers: the request before did not stop the server.
+pub async fn assert_still_serving(app: &TestApp) {
+    let res = app
+        .get("/managed/user?_queryFilter=true&_pageSize=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the server still serves");
+}
+
+/// A process's peak resident set (`VmHWM`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}
+
+/// `idm-sync serve --no-relay` as a child process over the database at `db_url`, so memory is
+/// measured on the server alone; SIGKILLed on drop.
+pub struct ServeProcess {
+    child: Child,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl ServeProcess {
+    pub async fn spawn(db_url: &str) -> ServeProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let quiet = std::env::var("TEST_LOG").is_err();
+        let output = || {
+            if quiet {
+                Stdio::null()
+            } else {
+                Stdio::inherit()
+            }
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_idm-sync"))
+            .args([
+                "serve",
+                "--no-relay",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--conf")
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf"))
+            .env("DATABASE_URL", db_url)
+            .env("IDM_SECRETS_KEY", test_secrets_key_base64())
+            .env("IDM_AUDIT_RETENTION_DAYS", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .expect("start idm-sync serve");
+        let server = ServeProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}/openidm"),
+            client: reqwest::Client::new(),
+        };
+        for _ in 0..300 {
+            if let Ok(res) = server.client.get(server.url("/info/ping")).send().await {
+                if res.status().is_success() {
+                    return server;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("idm-sync serve did not answer its ping within 30 s");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(self.url(path))
+            .header("X-OpenIDM-Username", ADMIN.0)
+            .header("X-OpenIDM-Password", ADMIN.1)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
