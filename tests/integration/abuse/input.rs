@@ -237,7 +237,7 @@ async fn sort_keys_past_the_limit_answer_400_not_500() {
         assert_eq!(status, 400, "{body}");
         assert!(message(&body).contains("the limit is 8"), "{body}");
     }
-    let keys = vec!["sn"; 8].join(",");
+    let keys = ["sn"; 8].join(",");
     let res = app
         .get(&format!("/managed/user?_queryFilter=true&_sortKeys={keys}"))
         .send()
