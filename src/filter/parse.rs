@@ -917,4 +917,34 @@ mod tests {
         let message = err(&format!("/password eq \"{secret}"));
         assert!(!message.contains("sss"), "{message}");
     }
+
+    mod properties {
+        use super::super::parse;
+        use proptest::prelude::*;
+
+        /// Pieces filters are made of, so random input reaches deep into the grammar.
+        const PIECES: &[&str] = &[
+            "(", ")", "!", " ", "and", "or", "not", "eq", "co", "sw", "lt", "ge", "pr", "true",
+            "false", "\"", "'", "\\", "\\u", "0000", "D83D", "userName", "/name/a", "~1", "1e9",
+            "-0.5", "é", "😀", "\u{0}",
+        ];
+
+        proptest! {
+            #[test]
+            fn arbitrary_text_never_panics(input in ".{0,200}") {
+                let _ = parse(&input);
+            }
+
+            #[test]
+            fn token_soup_never_panics_and_parses_back(
+                pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..60)
+            ) {
+                let input = pieces.concat();
+                if let Ok(filter) = parse(&input) {
+                    // What parses renders as text that parses to the same filter.
+                    prop_assert_eq!(parse(&filter.to_string()).ok(), Some(filter));
+                }
+            }
+        }
+    }
 }

@@ -485,4 +485,81 @@ mod tests {
         .unwrap();
         assert_eq!(out, json!({}));
     }
+
+    mod properties {
+        use super::*;
+        use crate::limits::{MAX_JSON_DEPTH, MAX_OBJECT_BYTES};
+        use proptest::prelude::*;
+
+        fn pointer() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                proptest::sample::select(&["a", "b", "0", "1", "-", "~0", "~1", "", "x/y"][..]),
+                0..5,
+            )
+            .prop_map(|tokens| format!("/{}", tokens.join("/")))
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<i32>().prop_map(Value::from),
+                any::<bool>().prop_map(Value::from),
+                "[a-z]{0,3}".prop_map(Value::from),
+                Just(json!("x".repeat(100_000))),
+            ];
+            leaf.prop_recursive(3, 10, 3, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                    proptest::collection::vec(("[ab]", inner), 0..3)
+                        .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn operation() -> impl Strategy<Value = PatchOperation> {
+            (
+                proptest::sample::select(
+                    &[
+                        "add",
+                        "remove",
+                        "replace",
+                        "increment",
+                        "move",
+                        "copy",
+                        "bogus",
+                    ][..],
+                ),
+                pointer(),
+                proptest::option::of(value()),
+                proptest::option::of(pointer()),
+            )
+                .prop_map(|(operation, field, value, from)| PatchOperation {
+                    operation: operation.to_owned(),
+                    field,
+                    value,
+                    from,
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+            /// Any operations on any object: an error or an object within the limits, never a
+            /// panic, and an error leaves nothing half-applied (the input is untouched).
+            #[test]
+            fn patches_never_panic_and_results_stay_in_bounds(
+                object in value(),
+                ops in proptest::collection::vec(operation(), 0..40),
+            ) {
+                let Value::Object(object) = object else { return Ok(()) };
+                let copy = object.clone();
+                if let Ok(out) = apply(&object, &ops) {
+                    let out = Value::Object(out);
+                    prop_assert!(limits::check_depth(&out, "x", MAX_JSON_DEPTH).is_ok());
+                    prop_assert!(limits::compact_len_within(&out, MAX_OBJECT_BYTES).is_some());
+                }
+                prop_assert_eq!(object, copy);
+            }
+        }
+    }
 }
