@@ -20,6 +20,7 @@
 //! | `correlation.rs` | correlationQuery / correlationScript |
 //! | `hooks.rs` | onCreate, onUpdate, onDelete, onLink, onUnlink, result |
 //! | `error.rs` | per-object errors |
+//! | `well_formed.rs` | script results made valid Unicode (lone UTF-16 surrogates) |
 
 pub mod action;
 pub mod condition;
@@ -32,6 +33,7 @@ pub mod properties;
 pub mod qualify;
 pub mod script;
 pub mod situation;
+pub mod well_formed;
 
 use serde_json::Value;
 

@@ -386,7 +386,8 @@ fn from_js<'js>(ctx: &Ctx<'js>, value: rquickjs::Value<'js>) -> Result<Option<Va
             ));
         }
     };
-    serde_json::from_str(&text)
+    // Where every script result enters Rust: strings a cut left half an emoji in are repaired.
+    serde_json::from_str(&super::well_formed::repair(&text))
         .map(Some)
         .map_err(|e| format!("result is not JSON: {e}"))
 }
@@ -463,6 +464,30 @@ mod tests {
         assert_eq!(
             s.eval(&[]).unwrap(),
             Some(json!({"a": [1, "x", null], "b": {"c": true}}))
+        );
+    }
+
+    #[test]
+    fn strings_cut_inside_an_emoji_come_back_as_valid_unicode() {
+        let e = engine();
+        let alias = e
+            .compile("alias", "source.givenName.substring(0,8)", &Map::new())
+            .unwrap();
+        let user = json!({"givenName": "a😀😀😀😀"});
+        assert_eq!(
+            alias.eval(&[("source", Some(&user))]).unwrap(),
+            Some(json!("a😀😀😀"))
+        );
+        let middle = e
+            .compile(
+                "m",
+                "'x' + source.givenName.substring(1, 2) + 'y'",
+                &Map::new(),
+            )
+            .unwrap();
+        assert_eq!(
+            middle.eval(&[("source", Some(&user))]).unwrap(),
+            Some(json!("x\u{fffd}y"))
         );
     }
 

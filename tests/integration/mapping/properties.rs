@@ -206,3 +206,65 @@ fn delta_sends_a_property_whose_old_value_cannot_be_computed() {
         json!({"Alias": "Barbara", "FirstName": "Barbara"})
     );
 }
+
+/// Names from every corner of Unicode: emoji (with ZWJ sequences), combining marks, CJK,
+/// right-to-left scripts and marks, Latin with accents; never NUL (refused at the API).
+fn unicode_name() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let ranges = prop_oneof![
+        proptest::char::range('a', 'z'),
+        proptest::char::range('À', 'ÿ'),
+        proptest::char::range('\u{300}', '\u{36f}'),
+        proptest::char::range('\u{4e00}', '\u{9fff}'),
+        proptest::char::range('\u{590}', '\u{6ff}'),
+        proptest::char::range('\u{1f300}', '\u{1f64f}'),
+        Just('\u{200d}'),
+        Just('\u{200f}'),
+        Just('\u{fe0f}'),
+        Just(' '),
+    ];
+    proptest::collection::vec(ranges, 0..30).prop_map(|chars| chars.into_iter().collect())
+}
+
+/// UTF-16 units, the strictest count Salesforce's length limits could use.
+fn utf16_len(v: &Value) -> usize {
+    v.as_str().map_or(0, |s| s.encode_utf16().count())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
+
+    /// Any given name, family name and user name maps outbound to a payload with valid text
+    /// and an Alias of at most 8 characters (8 UTF-16 units, so also 8 code points), and
+    /// inbound back without error: never a crash, never a script failure.
+    #[test]
+    fn unicode_names_map_both_ways(
+        given in unicode_name(),
+        family in unicode_name(),
+        user in unicode_name(),
+    ) {
+        let c = shipped();
+        let mut managed = managed_user();
+        managed["givenName"] = json!(given);
+        managed["sn"] = json!(family);
+        managed["userName"] = json!(user);
+        let out = c.mapping(OUTBOUND).unwrap()
+            .map_object(&managed, None, &SyncContext::default())
+            .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+        let alias = &out.object["Alias"];
+        proptest::prop_assert!(utf16_len(alias) <= 8, "Alias {alias}");
+        proptest::prop_assert!(given.starts_with(alias.as_str().unwrap()), "Alias {alias} of {given:?}");
+        proptest::prop_assert_eq!(&out.object["FirstName"], &json!(given));
+        proptest::prop_assert_eq!(&out.object["LastName"], &json!(family));
+        proptest::prop_assert_eq!(&out.object["Username"], &json!(user));
+
+        let mut sf = Value::Object(out.object.clone());
+        sf["Email"] = json!(format!("{user}@example.com"));
+        let back = c.mapping(INBOUND).unwrap()
+            .map_object(&sf, None, &SyncContext::default())
+            .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+        proptest::prop_assert_eq!(&back.object["givenName"], &json!(given));
+        proptest::prop_assert_eq!(&back.object["sn"], &json!(family));
+        proptest::prop_assert_eq!(&back.object["userName"], &json!(user));
+    }
+}

@@ -504,3 +504,51 @@ async fn resync_recovers_changes_the_broker_lost() {
     assert_eq!(env.scalar("SELECT count(*) FROM sync_failures").await, 0);
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn unicode_names_reach_salesforce_and_a_too_long_one_fails_alone_until_fixed() {
+    let env = env(0).await;
+    let worker = env.spawn_worker();
+    // The sample's Alias transform cuts givenName at 8 UTF-16 units: inside the fourth emoji.
+    let mut emoji = env.user_body("emoji@idm-sync.test");
+    emoji["givenName"] = json!("a😀😀😀😀");
+    let emoji = crate::helpers::create_managed(&env.app, &emoji).await;
+    let mut long = env.user_body("long@idm-sync.test");
+    long["givenName"] = json!("Ä".repeat(41));
+    let long = crate::helpers::create_managed(&env.app, &long).await;
+    let mut plain = env.user_body("zoe@idm-sync.test");
+    plain["givenName"] = json!("Zoë-Ångström");
+    plain["sn"] = json!("山田 شريف");
+    let plain = crate::helpers::create_managed(&env.app, &plain).await;
+
+    let sf = env.wait_synced(&emoji).await;
+    assert_eq!(sf["FirstName"], "a😀😀😀😀");
+    assert_eq!(
+        sf["Alias"], "a😀😀😀",
+        "the half emoji at the cut is dropped"
+    );
+    let sf = env.wait_synced(&plain).await;
+    assert_eq!(sf["Alias"], "Zoë-Ångs");
+    assert_eq!(sf["LastName"], "山田 شريف");
+
+    // 41 characters: Salesforce's FirstName holds 40. That user alone fails, naming the field.
+    wait_until("the too-long name's failure", async || {
+        env.failures("true").await["resultCount"] == 1
+    })
+    .await;
+    let failures = env.failures(&format!("objectId eq \"{long}\"")).await;
+    let f = &failures["result"][0];
+    assert_eq!(f["errorCode"], "STRING_TOO_LONG", "{f}");
+    assert!(f["message"].as_str().unwrap().contains("First Name"), "{f}");
+    assert!(env.linked(&long).await.is_none());
+
+    // Fixed over REST: the next sync goes through and the failure clears.
+    env.patch(&long, "/givenName", json!("Ä".repeat(40))).await;
+    let sf = env.wait_synced(&long).await;
+    assert_eq!(sf["FirstName"], "Ä".repeat(40));
+    wait_until("the failure cleared", async || {
+        env.failures("true").await["resultCount"] == 0
+    })
+    .await;
+    worker.stop().await;
+}
