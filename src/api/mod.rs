@@ -7,6 +7,7 @@ pub mod body;
 pub mod client_addr;
 pub mod error;
 pub mod health;
+pub mod idm_errors;
 pub mod managed;
 pub mod managed_query;
 pub mod paging_cookie;
@@ -148,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         // `layer`, not `route_layer`: unknown paths also need credentials, so the API's
         // shape cannot be probed anonymously.
         .fallback(not_found)
+        .layer(middleware::from_fn(idm_errors::in_idm_shape))
         .layer(middleware::from_fn_with_state(
             state.auth.clone(),
             auth::require_auth,

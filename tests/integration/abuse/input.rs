@@ -245,3 +245,18 @@ async fn sort_keys_past_the_limit_answer_400_not_500() {
         .unwrap();
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn refusals_axum_makes_itself_are_in_idm_shape_too() {
+    let app = TestApp::spawn().await;
+    for request in [
+        app.get("/managed/user/%FF"),
+        app.get("/recon/%FF"),
+        app.post("/sync/failures/%C3?_action=retry"),
+    ] {
+        let what = format!("{request:?}");
+        let (status, body) = answer(request).await;
+        assert_eq!(status, 400, "{what}: {body}");
+        assert!(message(&body).contains("UTF-8"), "{what}: {body}");
+    }
+}
