@@ -15,6 +15,10 @@ pub struct HttpLimitsArgs {
     /// Seconds a client has to send a whole request body once the server reads it (else 408).
     #[arg(long, env = "IDM_HTTP_BODY_TIMEOUT_SECS", default_value_t = limits::DEFAULT_BODY_READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub http_body_timeout_secs: u64,
+    /// Seconds a response may wait for the client to read any of it before the connection
+    /// is closed.
+    #[arg(long, env = "IDM_HTTP_SEND_TIMEOUT_SECS", default_value_t = limits::DEFAULT_SEND_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http_send_timeout_secs: u64,
     /// Connections open at once; more wait in the kernel's accept backlog. Shared by the HTTP
     /// and HTTPS listeners.
     #[arg(long, env = "IDM_HTTP_MAX_CONNECTIONS", default_value_t = limits::DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -29,6 +33,7 @@ impl HttpLimitsArgs {
         HttpLimits {
             header_read_timeout: Duration::from_secs(self.http_header_timeout_secs),
             body_read_timeout: Duration::from_secs(self.http_body_timeout_secs),
+            send_timeout: Duration::from_secs(self.http_send_timeout_secs),
             max_connections: self.http_max_connections as usize,
             max_header_bytes: self.http_max_header_bytes as usize,
         }

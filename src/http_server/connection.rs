@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::body_deadline::{DeadlineBody, Expired};
+use super::send_stall::SendStall;
 use super::transport::Transport;
 use crate::api::client_addr::ClientAddr;
 use crate::api::error::ApiError;
@@ -41,6 +42,7 @@ pub(super) struct Shared {
     pub http: Arc<http1::Builder>,
     pub router: Router,
     pub body_read_timeout: Duration,
+    pub send_timeout: Duration,
 }
 
 /// Serves one connection until the client leaves, a limit cuts it off, or shutdown closes it
@@ -59,6 +61,8 @@ pub(super) async fn run(
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
     let client = ClientAddr(peer);
+    // Under TLS too, so a client that stops reading mid-handshake is also let go.
+    let tcp = SendStall::new(tcp, shared.send_timeout);
     let result = match &shared.transport {
         Transport::Plain => {
             let service = PeerService::new(&shared, client, None);

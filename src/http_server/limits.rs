@@ -15,6 +15,9 @@ pub struct HttpLimits {
     /// Time for a whole request body, counted from the handler's first read. 30 s: a body is
     /// at most 1 MiB, which even a slow link sends in a few seconds.
     pub body_read_timeout: Duration,
+    /// Time a response write may wait for the client to read (between two writes that make
+    /// progress). 30 s: a client reading nothing for that long is gone or hostile.
+    pub send_timeout: Duration,
     /// Connections open at once, shared by the listeners one [`super::ConnectionCap`] serves.
     /// 512: below the common 1024 open-files limit, with room left for the database pool,
     /// the broker and files; the API's concurrency is bounded by the pool anyway.
@@ -26,6 +29,7 @@ pub struct HttpLimits {
 
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
 /// hyper refuses a read buffer below 8 KiB.
@@ -36,6 +40,7 @@ impl Default for HttpLimits {
         HttpLimits {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         }

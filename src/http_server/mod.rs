@@ -6,6 +6,8 @@
 //!   also runs while a kept-alive connection waits: it is the idle timeout too);
 //! - a request body must arrive within [`HttpLimits::body_read_timeout`] of the handler
 //!   starting to read it ([`body_deadline`]), else 408 and the connection closes;
+//! - a write the client does not read for [`HttpLimits::send_timeout`] ends the connection
+//!   ([`send_stall`]);
 //! - at most [`HttpLimits::max_connections`] connections are open at once ([`cap`]);
 //! - shutdown closes idle connections at once and lets requests in flight finish.
 //!
@@ -16,6 +18,7 @@ pub mod body_deadline;
 pub mod cap;
 mod connection;
 pub mod limits;
+pub mod send_stall;
 mod server;
 pub mod transport;
 

@@ -62,6 +62,7 @@ impl Server {
             http: Arc::new(http1_builder(&limits)),
             router,
             body_read_timeout: limits.body_read_timeout,
+            send_timeout: limits.send_timeout,
         };
         let graceful = GracefulShutdown::new();
         let (stop, stopping) = watch::channel(false);
