@@ -22,8 +22,9 @@ pub struct HttpLimits {
     /// 512: below the common 1024 open-files limit, with room left for the database pool,
     /// the broker and files; the API's concurrency is bounded by the pool anyway.
     pub max_connections: usize,
-    /// Bytes of request line and headers. 32 KiB, as nginx's default header buffers; larger
-    /// headers are answered 431.
+    /// Bytes of request line and headers; more is answered 431. 64 KiB: room for a long
+    /// `_queryFilter` in the URL (a 60,000-character literal must pass), a sixth of hyper's
+    /// default buffer, so at most 32 MiB of header buffers at the default connection cap.
     pub max_header_bytes: usize,
 }
 
@@ -31,7 +32,7 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
-pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// hyper refuses a read buffer below 8 KiB.
 pub const MIN_HEADER_BYTES: usize = 8 * 1024;
 
