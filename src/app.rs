@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, auth::Authenticator};
 use crate::config::{Conf, ConfigError};
+use crate::http_server::{ConnectionCap, HttpLimits, Server, Transport};
 use crate::managed::ManagedObjects;
 use crate::mapping::SyncConfig;
 use crate::metrics::Metrics;
@@ -23,7 +24,7 @@ use crate::recon::{ReconEngine, ReconSettings};
 use crate::repo::{self, RepoError, db::DbSettings};
 use crate::salesforce::{SalesforceClient, SalesforceError, TokenStore};
 use crate::scheduler::Schedule;
-use crate::tls::{TlsError, TlsListener, TlsSettings};
+use crate::tls::{TlsError, TlsSettings};
 
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
@@ -35,11 +36,13 @@ pub struct ServeSettings {
 }
 
 /// The listeners `serve` opens: plain HTTP on [`ServeSettings::listen`] unless `http` is false,
-/// and HTTPS with the same routes when `tls` is set.
+/// and HTTPS with the same routes when `tls` is set; both under `limits`, with one connection
+/// cap for the two.
 #[derive(Debug, Clone)]
 pub struct Listeners {
     pub http: bool,
     pub tls: Option<TlsSettings>,
+    pub limits: HttpLimits,
 }
 
 impl Default for Listeners {
@@ -47,6 +50,7 @@ impl Default for Listeners {
         Listeners {
             http: true,
             tls: None,
+            limits: HttpLimits::default(),
         }
     }
 }
@@ -77,8 +81,8 @@ pub enum StartError {
 
 pub struct Application {
     parts: Components,
-    listener: Option<TcpListener>,
-    tls: Option<TlsListener>,
+    http: Option<Server>,
+    https: Option<Server>,
     router: Router,
     /// The HTTP listener's address, or the HTTPS one's without HTTP.
     local_addr: SocketAddr,
@@ -188,7 +192,7 @@ impl Application {
         }
         // Certificates first: a bad path fails before anything connects.
         let tls_config = match &listeners.tls {
-            Some(tls) => Some((tls.listen.clone(), crate::tls::server_config(&tls.cert)?)),
+            Some(tls) => Some((tls, crate::tls::server_config(&tls.cert)?)),
             None => None,
         };
         let parts =
@@ -209,30 +213,37 @@ impl Application {
             recon: parts.recon.clone(),
             cookies: api::paging_cookie::PagingCookies::new(&parts.sealer),
         };
-        let listener = match listeners.http {
-            true => Some(bind(&settings.listen).await?),
-            false => None,
+        // One cap for both listeners: the bound is on the process's connections.
+        let cap = ConnectionCap::new(listeners.limits.max_connections, "HTTP and HTTPS");
+        let (http, http_addr) = match listeners.http {
+            true => {
+                let tcp = bind(&settings.listen).await?;
+                let local = bound_addr(&tcp, &settings.listen)?;
+                let server =
+                    Server::new(tcp, Transport::Plain, listeners.limits.clone(), cap.clone());
+                (Some(server), Some(local))
+            }
+            false => (None, None),
         };
-        let (tls, tls_addr) = match tls_config {
-            Some((addr, config)) => {
-                let tcp = bind(&addr).await?;
-                let local = bound_addr(&tcp, &addr)?;
-                let tls = TlsListener::new(tcp, config)
-                    .map_err(|source| StartError::Listen { addr, source })?;
-                (Some(tls), Some(local))
+        let (https, tls_addr) = match tls_config {
+            Some((tls, config)) => {
+                let tcp = bind(&tls.listen).await?;
+                let local = bound_addr(&tcp, &tls.listen)?;
+                let transport = Transport::tls(config, tls.handshake_timeout, tls.hsts_max_age);
+                let server = Server::new(tcp, transport, listeners.limits.clone(), cap);
+                (Some(server), Some(local))
             }
             None => (None, None),
         };
-        let local_addr = match (&listener, tls_addr) {
-            (Some(l), _) => bound_addr(l, &settings.listen)?,
-            (None, Some(addr)) => addr,
-            (None, None) => return Err(StartError::NoListener),
+        let local_addr = match http_addr.or(tls_addr) {
+            Some(addr) => addr,
+            None => return Err(StartError::NoListener),
         };
         let parts_pool = parts.pool.clone();
         Ok(Application {
             parts,
-            listener,
-            tls,
+            http,
+            https,
             // The operations endpoints need no IDM credentials: merged beside the API's routes.
             router: api::router(state).merge(ops::router(ops, parts_pool)),
             local_addr,
@@ -268,30 +279,23 @@ impl Application {
         self.tls_addr
     }
 
-    /// Serves on every listener until `shutdown` completes, then lets in-flight requests finish.
+    /// Serves on every listener until `shutdown` completes, then lets in-flight requests finish
+    /// (idle connections are closed at once).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let shutdown = shutdown.shared();
         let http = async {
-            let Some(listener) = self.listener else {
-                return Ok(());
+            let Some(server) = self.http else {
+                return;
             };
             tracing::info!(addr = %self.local_addr, "serving the REST API under /openidm (HTTP)");
-            let listener = api::client_addr::NoDelayListener(listener);
-            // The peer address reaches handlers as ConnectInfo (throttling, loopback-only defaults).
-            let service = self
-                .router
-                .clone()
-                .into_make_service_with_connect_info::<api::client_addr::ClientAddr>();
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown.clone())
-                .await
+            server.serve(self.router.clone(), shutdown.clone()).await;
         };
         let https = async {
-            let Some(listener) = self.tls else {
-                return Ok(());
+            let Some(server) = self.https else {
+                return;
             };
             if let Some(addr) = self.tls_addr {
                 tracing::info!(%addr, "serving the REST API under /openidm (HTTPS)");
@@ -299,13 +303,11 @@ impl Application {
             let router = self
                 .router
                 .clone()
-                .layer(axum::Extension(crate::tls::OverTls))
-                .into_make_service_with_connect_info::<api::client_addr::ClientAddr>();
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown.clone())
-                .await
+                .layer(axum::Extension(crate::tls::OverTls));
+            server.serve(router, shutdown.clone()).await;
         };
-        tokio::try_join!(http, https).map(|_| ())
+        tokio::join!(http, https);
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ pub mod config; // conf/ loading: IDM formats, &{env.X} substitution, validation
 pub mod demo; // `idm-sync demo`: emulator + every role + a printed walk-through
 pub mod emulator; // the Salesforce API emulator (library part of sf-emulator)
 pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation
+pub mod http_server; // the HTTP server of every listener: timeouts, connection cap, shutdown
 pub mod limits; // the bounds every request is held to (sizes, depths, counts), in one place
 pub mod managed; // managed objects: revisions, patch, policies, outbox per change
 pub mod mapping; // sync.json: mappings, scripts, property mapping, situations, policies
@@ -21,4 +22,4 @@ pub mod scheduler; // conf/schedule-*.json: cron and simple triggers, exactly-on
 pub mod secrets; // secrets at rest: sealing the stored Salesforce tokens and consumer secret
 pub mod shutdown; // SIGINT/SIGTERM handling
 pub mod telemetry; // tracing setup (text or JSON)
-pub mod tls; // HTTPS listener: PEM or self-signed certificates, rustls
+pub mod tls; // HTTPS: PEM or self-signed certificates, rustls configuration, flags

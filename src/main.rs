@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
 
 use idm_sync::app::{Application, Components, Listeners, ServeSettings};
+use idm_sync::http_server::HttpLimitsArgs;
 use idm_sync::ops::{self, Ops, listener::OpsListener};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
@@ -175,6 +176,8 @@ struct ServeArgs {
     #[command(flatten)]
     tls: idm_sync::tls::TlsArgs,
     #[command(flatten)]
+    http: HttpLimitsArgs,
+    #[command(flatten)]
     broker: BrokerArgs,
     #[command(flatten)]
     db: DbArgs,
@@ -196,6 +199,8 @@ struct OpsArgs {
     /// Serve /metrics and /openidm/health/ready on this address (no credentials needed).
     #[arg(long, env = "IDM_METRICS_LISTEN")]
     metrics_listen: Option<String>,
+    #[command(flatten)]
+    http: HttpLimitsArgs,
 }
 
 #[derive(Args)]
@@ -256,7 +261,9 @@ impl OpsArgs {
         let Some(addr) = &self.metrics_listen else {
             return Ok(None);
         };
-        let listener = OpsListener::bind(addr).await?;
+        let listener = OpsListener::bind(addr)
+            .await?
+            .with_limits(self.http.limits());
         let router = ops::router(ops, pool);
         Ok(Some(tokio::spawn(listener.serve(router, shutdown.wait()))))
     }
@@ -293,6 +300,7 @@ impl ServeArgs {
             no_relay: false,
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             tls: plan.tls,
+            http: plan.http,
             broker: BrokerArgs {
                 amqp_url: plan.amqp_url,
                 broker_prefix: plan.broker_prefix,
@@ -327,6 +335,7 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
     let listeners = Listeners {
         http: !args.tls.no_http,
         tls: args.tls.settings(),
+        limits: args.http.limits(),
     };
     let app = Application::build_full(&settings, &listeners, ops.clone())
         .await

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::http_server::HttpLimitsArgs;
 use crate::tls::TlsArgs;
 
 #[derive(Debug, Clone, Args)]
@@ -57,4 +58,7 @@ pub struct DemoArgs {
     /// generated configuration (<dir>/demo/conf).
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Header, body and idle timeouts and the connection cap of the listeners.
+    #[command(flatten)]
+    pub http: HttpLimitsArgs,
 }

@@ -23,6 +23,7 @@ pub use args::DemoArgs;
 use crate::config::Conf;
 use crate::config::authentication::{DEFAULT_PASSWORD, StoredPassword};
 use crate::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use crate::http_server::HttpLimitsArgs;
 use crate::outbound::topology::Topology;
 use crate::shutdown::{self, Shutdown};
 use crate::tls::TlsArgs;
@@ -46,6 +47,7 @@ pub struct RolesPlan {
     pub relay_batch: i64,
     pub outbox_retention_hours: u64,
     pub tls: TlsArgs,
+    pub http: HttpLimitsArgs,
     /// The secrets key file, under the data directory.
     pub secrets_key_file: PathBuf,
 }
@@ -148,6 +150,7 @@ where
         relay_batch: args.relay_batch,
         outbox_retention_hours: args.outbox_retention_hours,
         tls: args.tls.clone(),
+        http: args.http.clone(),
         secrets_key_file: key_file,
     };
     let roles = roles(plan, inner);

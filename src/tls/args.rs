@@ -1,10 +1,11 @@
 //! The HTTPS flags `serve`, `all` and `demo` share.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
-use super::{CertSource, TlsSettings};
+use super::{CertSource, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HSTS_MAX_AGE, TlsSettings};
 
 #[derive(Debug, Clone, Args)]
 pub struct TlsArgs {
@@ -24,6 +25,13 @@ pub struct TlsArgs {
     /// Do not open the plain HTTP listener (--tls-listen must be given).
     #[arg(long, env = "IDM_NO_HTTP")]
     pub no_http: bool,
+    /// Seconds a client has to complete the TLS handshake.
+    #[arg(long, env = "IDM_TLS_HANDSHAKE_TIMEOUT_SECS", default_value_t = DEFAULT_HANDSHAKE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub tls_handshake_timeout_secs: u64,
+    /// max-age of the Strict-Transport-Security header on every HTTPS response (0 tells
+    /// browsers to forget an earlier one).
+    #[arg(long, env = "IDM_TLS_HSTS_MAX_AGE_SECS", default_value_t = DEFAULT_HSTS_MAX_AGE.as_secs())]
+    pub tls_hsts_max_age_secs: u64,
 }
 
 impl TlsArgs {
@@ -39,6 +47,11 @@ impl TlsArgs {
                 data_dir: self.data_dir.clone(),
             },
         };
-        Some(TlsSettings { listen, cert })
+        Some(TlsSettings {
+            listen,
+            cert,
+            handshake_timeout: Duration::from_secs(self.tls_handshake_timeout_secs),
+            hsts_max_age: Duration::from_secs(self.tls_hsts_max_age_secs),
+        })
     }
 }

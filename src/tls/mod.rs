@@ -1,19 +1,18 @@
 //! HTTPS for `serve`, `all` and `demo`: a second listener that serves the same router over
 //! rustls (ring, the provider reqwest and lapin already use). The certificate comes from PEM
 //! files, or is generated self-signed on first start and kept under the data directory, as IDM
-//! keeps its keystore.
+//! keeps its keystore. The handshake and HSTS are the server's ([`crate::http_server`]).
 
 pub mod args;
 pub mod cert;
-pub mod listener;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::ServerConfig;
 
 pub use args::TlsArgs;
-pub use listener::TlsListener;
 
 /// Marks a request that arrived on the HTTPS listener (a request extension), so what depends
 /// on the scheme — the Admin UI's `Secure` cookie, its OAuth callback URL — follows it.
@@ -29,11 +28,33 @@ pub enum CertSource {
     SelfSigned { data_dir: PathBuf },
 }
 
-/// The HTTPS listener: its address and certificate.
+/// The HTTPS listener: its address, certificate, handshake limit and HSTS.
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
     pub listen: String,
     pub cert: CertSource,
+    /// A client that has not finished its handshake by then is dropped.
+    pub handshake_timeout: Duration,
+    /// `Strict-Transport-Security: max-age=…` on every HTTPS response.
+    pub hsts_max_age: Duration,
+}
+
+/// 10 s: a handshake takes a few round trips; a client silent for longer holds a slot for
+/// nothing.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// One year, the value HSTS preload lists ask for.
+pub const DEFAULT_HSTS_MAX_AGE: Duration = Duration::from_secs(31_536_000);
+
+impl TlsSettings {
+    /// With the default handshake limit and HSTS.
+    pub fn new(listen: impl Into<String>, cert: CertSource) -> TlsSettings {
+        TlsSettings {
+            listen: listen.into(),
+            cert,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            hsts_max_age: DEFAULT_HSTS_MAX_AGE,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -19,11 +19,8 @@ fn settings(db: &TestDb) -> ServeSettings {
 
 fn tls(cert: CertSource) -> Listeners {
     Listeners {
-        http: true,
-        tls: Some(TlsSettings {
-            listen: "127.0.0.1:0".into(),
-            cert,
-        }),
+        tls: Some(TlsSettings::new("127.0.0.1:0", cert)),
+        ..Listeners::default()
     }
 }
 
@@ -180,6 +177,7 @@ async fn no_http_without_tls_leaves_no_listener() {
     let listeners = Listeners {
         http: false,
         tls: None,
+        ..Listeners::default()
     };
     let Err(err) = Application::build_with(&settings(&db), &listeners).await else {
         panic!("no listener must fail the start");
