@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod query;
 pub mod recon_runs;
 pub mod relation_query;
+pub mod schedule_firings;
 pub mod sync_audit;
 pub mod sync_failures;
 pub mod sync_tokens;
