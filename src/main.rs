@@ -9,7 +9,7 @@ use std::time::Duration;
 use idm_sync::app::{Application, Components, Listeners, ServeSettings};
 use idm_sync::ops::{self, Ops, listener::OpsListener};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
-use idm_sync::outbound::relay::{Relay, RelaySettings};
+use idm_sync::outbound::relay::{DEFAULT_CONFIRM_TIMEOUT, Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
 use idm_sync::outbound::worker::{self, WorkerSettings};
 use idm_sync::recon::{self, cli::ReconCommand};
@@ -150,6 +150,10 @@ struct BrokerArgs {
     /// Outbox rows claimed and published per transaction.
     #[arg(long, env = "IDM_RELAY_BATCH", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     relay_batch: i64,
+    /// Seconds the relay waits for the broker to confirm a batch (its rows stay locked
+    /// meanwhile); then the batch is rolled back, retried after reconnecting.
+    #[arg(long, env = "IDM_RELAY_CONFIRM_TIMEOUT_SECS", default_value_t = DEFAULT_CONFIRM_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    relay_confirm_timeout_secs: u64,
     /// Hours a published outbox row is kept before it is purged.
     #[arg(long, env = "IDM_OUTBOX_RETENTION_HOURS", default_value_t = 168)]
     outbox_retention_hours: u64,
@@ -273,6 +277,7 @@ impl BrokerArgs {
             batch_size: self.relay_batch,
             poll_interval: Duration::from_secs(1),
             retention: Duration::from_secs(self.outbox_retention_hours.saturating_mul(3600)),
+            confirm_timeout: Duration::from_secs(self.relay_confirm_timeout_secs),
         }
     }
 
@@ -298,6 +303,7 @@ impl ServeArgs {
                 broker_prefix: plan.broker_prefix,
                 partitions: plan.partitions,
                 relay_batch: plan.relay_batch,
+                relay_confirm_timeout_secs: DEFAULT_CONFIRM_TIMEOUT.as_secs(),
                 outbox_retention_hours: plan.outbox_retention_hours,
                 worker_lease_secs: DEFAULT_WORKER_LEASE_SECS,
             },
