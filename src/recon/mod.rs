@@ -151,7 +151,7 @@ pub enum ReconError {
 
 impl From<sqlx::Error> for ReconError {
     fn from(e: sqlx::Error) -> Self {
-        ReconError::Repo(RepoError::Database(e))
+        ReconError::Repo(RepoError::from(e))
     }
 }
 
