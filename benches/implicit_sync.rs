@@ -115,6 +115,7 @@ async fn run(users: i64, server: String, base: String) {
         batch_size: 500,
         poll_interval: Duration::from_millis(200),
         retention: Duration::from_secs(3600),
+        confirm_timeout: idm_sync::outbound::relay::DEFAULT_CONFIRM_TIMEOUT,
     };
     tokio::spawn(
         Relay::new(pool.clone(), relay, BrokerStatus::default()).run_until(std::future::pending()),

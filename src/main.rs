@@ -10,7 +10,7 @@ use idm_sync::app::{Application, Components, Listeners, ServeSettings};
 use idm_sync::http_server::HttpLimitsArgs;
 use idm_sync::ops::{self, Ops, listener::OpsListener};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
-use idm_sync::outbound::relay::{Relay, RelaySettings};
+use idm_sync::outbound::relay::{DEFAULT_CONFIRM_TIMEOUT, Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
 use idm_sync::outbound::worker::{self, WorkerSettings};
 use idm_sync::recon::{self, cli::ReconCommand};
@@ -125,6 +125,15 @@ struct DbArgs {
     /// A file holding that key, created with a new key on first start when missing.
     #[arg(long, env = "IDM_SECRETS_KEY_FILE", default_value = idm_sync::secrets::DEFAULT_KEY_FILE)]
     secrets_key_file: PathBuf,
+    /// Seconds a database statement of this role may run before Postgres cancels it (0: no
+    /// limit). Default: 30 for serve, all, worker and relay; 300 for scheduler and recon.
+    /// Migrations run without it.
+    #[arg(long, env = "IDM_DB_STATEMENT_TIMEOUT_SECS")]
+    db_statement_timeout_secs: Option<u64>,
+    /// Seconds a session of this role may sit idle inside a transaction before Postgres ends
+    /// it, releasing its locks (0: no limit).
+    #[arg(long, env = "IDM_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECS", default_value_t = db::IDLE_IN_TRANSACTION_TIMEOUT.as_secs())]
+    db_idle_in_transaction_timeout_secs: u64,
 }
 
 /// Days audit rows are kept.
@@ -151,6 +160,11 @@ struct BrokerArgs {
     /// Outbox rows claimed and published per transaction.
     #[arg(long, env = "IDM_RELAY_BATCH", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     relay_batch: i64,
+    /// Seconds the relay waits for the broker to confirm a batch (its rows stay locked
+    /// meanwhile); then the batch is rolled back, retried after reconnecting. Keep it below
+    /// --db-idle-in-transaction-timeout-secs.
+    #[arg(long, env = "IDM_RELAY_CONFIRM_TIMEOUT_SECS", default_value_t = DEFAULT_CONFIRM_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    relay_confirm_timeout_secs: u64,
     /// Hours a published outbox row is kept before it is purged.
     #[arg(long, env = "IDM_OUTBOX_RETENTION_HOURS", default_value_t = 168)]
     outbox_retention_hours: u64,
@@ -227,10 +241,25 @@ struct RelayArgs {
 }
 
 impl DbArgs {
+    /// For the roles with short statements (serve, all, worker, relay).
     fn settings(&self) -> DbSettings {
+        self.settings_with(db::SHORT_STATEMENT_TIMEOUT)
+    }
+
+    /// For the roles that run reconciliations (scheduler, recon).
+    fn recon_settings(&self) -> DbSettings {
+        self.settings_with(db::RECON_STATEMENT_TIMEOUT)
+    }
+
+    fn settings_with(&self, statement_timeout: Duration) -> DbSettings {
+        let limit = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
         DbSettings {
             max_connections: self.db_max_connections,
             secrets: KeySource::from_args(self.secrets_key.clone(), self.secrets_key_file.clone()),
+            statement_timeout: self
+                .db_statement_timeout_secs
+                .map_or(Some(statement_timeout), limit),
+            idle_in_transaction_timeout: limit(self.db_idle_in_transaction_timeout_secs),
             ..DbSettings::new(&self.database_url)
         }
     }
@@ -280,6 +309,7 @@ impl BrokerArgs {
             batch_size: self.relay_batch,
             poll_interval: Duration::from_secs(1),
             retention: Duration::from_secs(self.outbox_retention_hours.saturating_mul(3600)),
+            confirm_timeout: Duration::from_secs(self.relay_confirm_timeout_secs),
         }
     }
 
@@ -306,6 +336,7 @@ impl ServeArgs {
                 broker_prefix: plan.broker_prefix,
                 partitions: plan.partitions,
                 relay_batch: plan.relay_batch,
+                relay_confirm_timeout_secs: DEFAULT_CONFIRM_TIMEOUT.as_secs(),
                 outbox_retention_hours: plan.outbox_retention_hours,
                 worker_lease_secs: DEFAULT_WORKER_LEASE_SECS,
             },
@@ -314,6 +345,8 @@ impl ServeArgs {
                 db_max_connections: plan.db_max_connections,
                 secrets_key: None,
                 secrets_key_file: plan.secrets_key_file,
+                db_statement_timeout_secs: None,
+                db_idle_in_transaction_timeout_secs: db::IDLE_IN_TRANSACTION_TIMEOUT.as_secs(),
             },
         }
     }
@@ -421,7 +454,7 @@ async fn main() -> anyhow::Result<()> {
     });
     match cli.command {
         Command::Scheduler(args) => {
-            let parts = Components::build(&args.conf_dir, &args.db.settings())
+            let parts = Components::build(&args.conf_dir, &args.db.recon_settings())
                 .await
                 .context("idm-sync scheduler could not start")?;
             let listener = args
@@ -487,7 +520,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Recon(args) => {
             let cmd = ReconCommand {
                 conf_dir: args.conf_dir,
-                database: args.db.settings(),
+                database: args.db.recon_settings(),
                 mapping: args.mapping,
                 analyze: args.analyze,
                 allow_mass_change: args.allow_mass_change,

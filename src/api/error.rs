@@ -116,6 +116,18 @@ impl From<LimitError> for ApiError {
 
 impl From<RepoError> for ApiError {
     fn from(e: RepoError) -> Self {
+        // 503, not 500: the request was well formed and nothing is broken; the server could
+        // not answer within its time limit (a lock held elsewhere, a loaded database), which
+        // is what "try again later" means. A 500 would send operators looking for a bug.
+        if let RepoError::Timeout { limit, .. } = &e {
+            tracing::warn!(error = %chain(&e), "a database statement reached its time limit");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "The repository did not answer within its time limit ({limit}); try again later, or narrow the request"
+                ),
+            );
+        }
         if e.is_unavailable() {
             tracing::error!(error = %chain(&e), "repository unavailable");
             ApiError::new(

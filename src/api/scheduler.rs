@@ -10,8 +10,8 @@ use super::AppState;
 use super::body::Params;
 use super::error::ApiError;
 use super::render;
+use crate::repo::schedule_firings;
 use crate::scheduler::Schedule;
-use crate::scheduler::runner::previous_runs;
 
 pub async fn list(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
     params.allow_only(&["_queryFilter", "_prettyPrint", "_fields"])?;
@@ -21,9 +21,7 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Respo
         }
         None => crate::filter::Filter::True,
     };
-    let previous = previous_runs(state.managed.pool())
-        .await
-        .map_err(crate::repo::RepoError::from)?;
+    let previous = schedule_firings::last_of_each(state.managed.pool()).await?;
     let jobs: Vec<Value> = state
         .schedules
         .iter()
@@ -61,9 +59,7 @@ pub async fn read(
         .iter()
         .find(|s| s.id == id)
         .ok_or_else(|| ApiError::not_found(format!("Schedule {id} not found")))?;
-    let previous = previous_runs(state.managed.pool())
-        .await
-        .map_err(crate::repo::RepoError::from)?;
+    let previous = schedule_firings::last_of_each(state.managed.pool()).await?;
     let last = previous.iter().find(|(p, _)| *p == id).map(|(_, t)| *t);
     Ok(render::json(
         StatusCode::OK,

@@ -53,7 +53,7 @@ pub enum ManagedError {
 
 impl From<sqlx::Error> for ManagedError {
     fn from(e: sqlx::Error) -> Self {
-        ManagedError::Repo(RepoError::Database(e))
+        ManagedError::Repo(RepoError::from(e))
     }
 }
 

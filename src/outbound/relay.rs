@@ -4,6 +4,11 @@
 //! it. Anything else stays unpublished and is retried on the next pass: a change may be
 //! published twice (the worker ignores duplicates) but is never lost. LISTEN/NOTIFY wakes the
 //! relay at once; a short poll covers lost notifications and a restarted Postgres.
+//!
+//! The wait for the broker is bounded ([`RelaySettings::confirm_timeout`]): the claimed rows
+//! stay locked while it lasts, so a broker that stops answering must not hold them forever.
+//! At the bound the batch rolls back (its rows unpublished, for any relay to take) and the
+//! relay reconnects; a message the broker took after all is a harmless duplicate.
 
 use std::future::Future;
 use std::time::Duration;
@@ -34,7 +39,14 @@ pub struct RelaySettings {
     pub poll_interval: Duration,
     /// Published rows older than this are deleted.
     pub retention: Duration,
+    /// How long a batch may wait for the broker (its publishes and their confirms, and a
+    /// connection's set-up) before it is rolled back and the connection dropped.
+    pub confirm_timeout: Duration,
 }
+
+/// The default of [`RelaySettings::confirm_timeout`]: a healthy broker confirms a batch in
+/// milliseconds; one under a memory or disk alarm blocks publishers until it clears.
+pub const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -48,13 +60,19 @@ pub enum RelayError {
     Refused(usize),
     #[error("the broker connection closed")]
     Disconnected,
+    #[error(
+        "the broker did not confirm {rows} change event(s) within {waited:?}: the batch was rolled back, its rows stay unpublished and are sent again after reconnecting"
+    )]
+    ConfirmTimeout { rows: usize, waited: Duration },
+    #[error("the broker did not finish setting up the connection within {0:?}")]
+    SetupTimeout(Duration),
     #[error("a change event could not be encoded")]
     Encode(#[source] serde_json::Error),
 }
 
 impl From<sqlx::Error> for RelayError {
     fn from(e: sqlx::Error) -> Self {
-        RelayError::Repo(RepoError::Database(e))
+        RelayError::Repo(RepoError::from(e))
     }
 }
 
@@ -120,12 +138,10 @@ impl Relay {
 
     /// One connected stretch: publish whenever woken, until something fails.
     async fn session(&self) -> Result<(), RelayError> {
-        let broker = BrokerConnection::open(&self.settings.broker).await?;
-        broker
-            .channel
-            .confirm_select(ConfirmSelectOptions::default())
+        let bound = self.settings.confirm_timeout;
+        let broker = tokio::time::timeout(bound, self.connect())
             .await
-            .map_err(RelayError::Publish)?;
+            .map_err(|_| RelayError::SetupTimeout(bound))??;
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
         self.status.set(true);
@@ -156,7 +172,20 @@ impl Relay {
         }
     }
 
-    /// Claims one batch, publishes it, and marks the confirmed rows published.
+    /// A broker connection whose channel confirms publishes.
+    async fn connect(&self) -> Result<BrokerConnection, RelayError> {
+        let broker = BrokerConnection::open(&self.settings.broker).await?;
+        broker
+            .channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(RelayError::Publish)?;
+        Ok(broker)
+    }
+
+    /// Claims one batch, publishes it, and marks the confirmed rows published. A broker that
+    /// does not confirm within the bound: [`RelayError::ConfirmTimeout`], the batch rolled
+    /// back (the connection is then unusable: its confirms are out of step).
     pub async fn publish_batch(&self, broker: &BrokerConnection) -> Result<PassReport, RelayError> {
         let mut tx = self.pool.begin().await?;
         let rows = outbox::claim(&mut tx, self.settings.batch_size).await?;
@@ -164,8 +193,39 @@ impl Relay {
             tx.commit().await?;
             return Ok(PassReport::default());
         }
+        let waited = self.settings.confirm_timeout;
+        let (confirmed, mut report) =
+            match tokio::time::timeout(waited, self.publish_and_confirm(broker, &rows)).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    tx.rollback().await?;
+                    return Err(RelayError::ConfirmTimeout {
+                        rows: rows.len(),
+                        waited,
+                    });
+                }
+            };
+        outbox::mark_published(&mut tx, &confirmed).await?;
+        tx.commit().await?;
+        report.published = confirmed.len();
+        self.metrics.published(report.published);
+        tracing::debug!(
+            published = report.published,
+            retry_later = report.retry_later,
+            "outbox batch"
+        );
+        Ok(report)
+    }
+
+    /// Publishes `rows` and waits for each confirm: the ids confirmed, and the count of the
+    /// others (refused, returned or failed), which stay for a later pass.
+    async fn publish_and_confirm(
+        &self,
+        broker: &BrokerConnection,
+        rows: &[OutboxRow],
+    ) -> Result<(Vec<i64>, PassReport), RelayError> {
         let mut pending = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows {
             let confirm = self.publish(broker, row).await?;
             pending.push((row.id, confirm));
         }
@@ -188,16 +248,7 @@ impl Relay {
                 }
             }
         }
-        outbox::mark_published(&mut tx, &confirmed).await?;
-        tx.commit().await?;
-        report.published = confirmed.len();
-        self.metrics.published(report.published);
-        tracing::debug!(
-            published = report.published,
-            retry_later = report.retry_later,
-            "outbox batch"
-        );
-        Ok(report)
+        Ok((confirmed, report))
     }
 
     async fn publish(
@@ -238,14 +289,7 @@ impl Relay {
 
     /// Deletes published rows older than the retention period.
     pub async fn purge(&self) -> Result<u64, RelayError> {
-        let seconds = self.settings.retention.as_secs_f64();
-        let deleted = sqlx::query(
-            "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)",
-        )
-        .bind(seconds)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let deleted = outbox::purge_published(&self.pool, self.settings.retention).await?;
         if deleted > 0 {
             tracing::info!(deleted, "purged published outbox rows");
         }

@@ -55,7 +55,7 @@ pub enum SyncError {
 
 impl From<sqlx::Error> for SyncError {
     fn from(e: sqlx::Error) -> Self {
-        SyncError::Repo(RepoError::Database(e))
+        SyncError::Repo(RepoError::from(e))
     }
 }
 

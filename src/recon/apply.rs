@@ -193,7 +193,7 @@ impl From<RepoError> for ApplyError {
 
 impl From<sqlx::Error> for ApplyError {
     fn from(e: sqlx::Error) -> Self {
-        ApplyError::from(RepoError::Database(e))
+        ApplyError::from(RepoError::from(e))
     }
 }
 

@@ -50,6 +50,7 @@ use tokio::task::JoinHandle;
 
 use crate::managed::ManagedObjects;
 use crate::mapping::{Mapping, SyncConfig};
+use crate::repo::schedule_firings::Firing;
 use crate::repo::{self, RepoError, recon_runs};
 use crate::salesforce::{SalesforceClient, SalesforceError};
 
@@ -150,7 +151,7 @@ pub enum ReconError {
 
 impl From<sqlx::Error> for ReconError {
     fn from(e: sqlx::Error) -> Self {
-        ReconError::Repo(RepoError::Database(e))
+        ReconError::Repo(RepoError::from(e))
     }
 }
 
@@ -221,7 +222,32 @@ impl ReconEngine {
         if !self.inner.salesforce.enabled().await {
             return Err(ReconError::ConnectorDisabled);
         }
-        run::start(self.inner.clone(), request).await
+        let mapping = request.mapping.clone();
+        match run::start(self.inner.clone(), request, None).await? {
+            run::Launch::Started(run) => Ok(run),
+            // Only a firing can be claimed by someone else; without one this is not reached.
+            run::Launch::FiringTaken => Err(ReconError::AlreadyRunning(mapping)),
+        }
+    }
+
+    /// Starts a run for a schedule's firing: the firing is claimed in the transaction that
+    /// takes the mapping's lock and records the run (or, when a run of the mapping is active,
+    /// claimed as skipped, answering [`ReconError::AlreadyRunning`]). `Ok(None)` when another
+    /// replica claimed the firing first.
+    pub async fn start_fired(
+        &self,
+        request: ReconRequest,
+        firing: &Firing,
+    ) -> Result<Option<StartedRun>, ReconError> {
+        if !self.inner.salesforce.enabled().await {
+            return Err(ReconError::ConnectorDisabled);
+        }
+        Ok(
+            match run::start(self.inner.clone(), request, Some(firing)).await? {
+                run::Launch::Started(run) => Some(run),
+                run::Launch::FiringTaken => None,
+            },
+        )
     }
 
     /// Starts a run and waits for its end; returns its summary.

@@ -13,6 +13,7 @@ use super::summary::{Stage, Stats, Timed};
 use super::{Inner, ReconError, ReconRequest, StartedRun, TARGET_TYPE, guard, soql};
 use crate::filter::Filter;
 use crate::mapping::Mapping;
+use crate::repo::schedule_firings::{self, Firing};
 use crate::repo::{links, recon_runs};
 
 /// How a run ended.
@@ -192,7 +193,23 @@ fn new_run_id() -> String {
     )
 }
 
-pub(crate) async fn start(inner: Arc<Inner>, req: ReconRequest) -> Result<StartedRun, ReconError> {
+/// What [`start`] did.
+pub(crate) enum Launch {
+    Started(StartedRun),
+    /// Another replica claimed the firing first.
+    FiringTaken,
+}
+
+/// Checks the request, then, in one transaction on the run's own connection: claims `firing`
+/// (when a schedule fired the run), takes the mapping's lock and records the run as ACTIVE.
+/// So a claimed firing always has its run recorded (or its skip: the lock was taken), and a
+/// crash before the commit leaves the firing unclaimed. A replica claiming the same firing
+/// waits on this transaction and sees the outcome once it commits or rolls back.
+pub(crate) async fn start(
+    inner: Arc<Inner>,
+    req: ReconRequest,
+    firing: Option<&Firing>,
+) -> Result<Launch, ReconError> {
     let mapping = inner.mapping(&req.mapping)?;
     let mapping_index = inner
         .sync
@@ -222,16 +239,29 @@ pub(crate) async fn start(inner: Arc<Inner>, req: ReconRequest) -> Result<Starte
     });
 
     // The lock lives on a connection of the run's own, outside the pool: if the process (or
-    // the run's task) dies, the connection closes and Postgres releases the lock.
+    // the run's task) dies, the connection closes and Postgres releases the lock. It is a
+    // session lock, so it outlives the transaction below (a rollback does not release it;
+    // dropping the connection on an error does).
     let mut lock = inner.pool.acquire().await?.detach();
-    if !recon_runs::try_lock(&mut lock, &req.mapping).await? {
+    let mut tx = lock.begin().await?;
+    if let Some(firing) = firing
+        && !schedule_firings::claim(&mut *tx, firing).await?
+    {
+        tx.rollback().await?;
+        let _ = lock.close().await;
+        return Ok(Launch::FiringTaken);
+    }
+    if !recon_runs::try_lock(&mut tx, &req.mapping).await? {
+        // The firing stays claimed, as skipped: the scheduler records why.
+        tx.commit().await?;
+        let _ = lock.close().await;
         return Err(ReconError::AlreadyRunning(req.mapping.clone()));
     }
     // Holding the lock, any ACTIVE run of this mapping is a dead one.
-    recon_runs::fail_active(&mut lock, &req.mapping).await?;
+    recon_runs::fail_active(&mut tx, &req.mapping).await?;
     let id = new_run_id();
     recon_runs::insert(
-        &mut lock,
+        &mut *tx,
         &id,
         &req.mapping,
         Stage::Initialized.pair(),
@@ -239,6 +269,10 @@ pub(crate) async fn start(inner: Arc<Inner>, req: ReconRequest) -> Result<Starte
         &parameters,
     )
     .await?;
+    if let Some(firing) = firing {
+        schedule_firings::set_run(&mut *tx, firing, &id).await?;
+    }
+    tx.commit().await?;
     tracing::info!(recon_id = %id, mapping = %req.mapping, analyze = req.analyze, "reconciliation started");
     let ctx = Ctx {
         inner: inner.clone(),
@@ -257,7 +291,7 @@ pub(crate) async fn start(inner: Arc<Inner>, req: ReconRequest) -> Result<Starte
         next_analyze: FIRST_ANALYZE,
     };
     let task = tokio::spawn(execute(ctx, lock));
-    Ok(StartedRun { id, task })
+    Ok(Launch::Started(StartedRun { id, task }))
 }
 
 async fn execute(mut ctx: Ctx, mut lock: PgConnection) -> RunOutcome {

@@ -14,6 +14,17 @@ use crate::secrets::{DEFAULT_KEY_FILE, KeySource};
 /// applies them, so replicas that start together apply each migration once.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// The `statement_timeout` of roles whose statements are short: the API's, the relay's, the
+/// worker's. Recon pages and audit purge batches started in `serve` take seconds, so they fit.
+pub const SHORT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The `statement_timeout` of the roles that run reconciliations (scheduler, recon): a page of
+/// a large org, the target phase's counts and the planner's ANALYZE get room to spare.
+pub const RECON_STATEMENT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a session may sit idle inside a transaction: above the relay's confirm timeout
+/// (the relay holds its batch's row locks while it waits for the broker), far above anything
+/// else, which never waits inside a transaction.
+pub const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Pool settings, and the key of the secrets the database keeps sealed; the defaults suit one
 /// `serve` process on a small machine.
 #[derive(Debug, Clone)]
@@ -21,6 +32,11 @@ pub struct DbSettings {
     pub url: String,
     pub max_connections: u32,
     pub secrets: KeySource,
+    /// Postgres cancels any statement of this role running longer (`None`: no limit).
+    pub statement_timeout: Option<Duration>,
+    /// Postgres ends a session of this role idle in a transaction this long, releasing its
+    /// locks (`None`: no limit).
+    pub idle_in_transaction_timeout: Option<Duration>,
 }
 
 impl DbSettings {
@@ -29,8 +45,15 @@ impl DbSettings {
             url: url.into(),
             max_connections: 32,
             secrets: KeySource::File(PathBuf::from(DEFAULT_KEY_FILE)),
+            statement_timeout: Some(SHORT_STATEMENT_TIMEOUT),
+            idle_in_transaction_timeout: Some(IDLE_IN_TRANSACTION_TIMEOUT),
         }
     }
+}
+
+/// A limit as Postgres reads it: milliseconds, 0 for none.
+fn millis(limit: Option<Duration>) -> u128 {
+    limit.map_or(0, |d| d.as_millis())
 }
 
 /// Opens a pool on the configured database, creating the database first if it does not exist.
@@ -41,6 +64,16 @@ pub async fn connect(settings: &DbSettings) -> Result<PgPool, RepoError> {
         // long an `= ANY($1)` array is nor how selective a filter's value is, and picked a full
         // index scan per page for recon's link look-ups (quadratic in the org's size).
         .options([("plan_cache_mode", "force_custom_plan")])
+        // Set at connection start, so they hold on every connection this role opens: pooled,
+        // detached (a recon's lock) and LISTEN alike. idle_session_timeout stays off: a
+        // recon's lock connection idles (outside a transaction) for the whole run.
+        .options([
+            ("statement_timeout", millis(settings.statement_timeout)),
+            (
+                "idle_in_transaction_session_timeout",
+                millis(settings.idle_in_transaction_timeout),
+            ),
+        ])
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
     ensure_database(&options).await?;
@@ -52,9 +85,19 @@ pub async fn connect(settings: &DbSettings) -> Result<PgPool, RepoError> {
     Ok(pool)
 }
 
-/// Applies the pending migrations.
+/// Applies the pending migrations, on a connection of their own without the role's time
+/// limits: a migration may rewrite a large table, and waiting for another replica's migrations
+/// (sqlx's advisory lock) counts as statement time. The connection never goes back to the pool.
 pub async fn migrate(pool: &PgPool) -> Result<(), RepoError> {
-    MIGRATOR.run(pool).await?;
+    let mut conn = pool.acquire().await?.detach();
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("SET idle_in_transaction_session_timeout = 0")
+        .execute(&mut conn)
+        .await?;
+    MIGRATOR.run(&mut conn).await?;
+    conn.close().await?;
     Ok(())
 }
 

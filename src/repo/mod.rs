@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod query;
 pub mod recon_runs;
 pub mod relation_query;
+pub mod schedule_firings;
 pub mod sync_audit;
 pub mod sync_failures;
 pub mod sync_tokens;
@@ -22,11 +23,37 @@ pub enum RepoError {
     #[error("{0}")]
     Config(String),
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
+    /// Postgres ended a statement at a time limit of this role: `statement_timeout` (or an
+    /// operator's cancel, which shares its code), or the session at
+    /// `idle_in_transaction_session_timeout`.
+    #[error("the database stopped a statement at its time limit ({limit})")]
+    Timeout {
+        limit: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("unique constraint {constraint} violated")]
     Unique { constraint: String },
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for RepoError {
+    fn from(e: sqlx::Error) -> Self {
+        let limit = match &e {
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some("57014") => Some("statement_timeout"),
+                Some("25P03") => Some("idle_in_transaction_session_timeout"),
+                _ => None,
+            },
+            _ => None,
+        };
+        match limit {
+            Some(limit) => RepoError::Timeout { limit, source: e },
+            None => RepoError::Database(e),
+        }
+    }
 }
 
 impl RepoError {
@@ -41,7 +68,7 @@ impl RepoError {
                 }
             }
         }
-        RepoError::Database(e)
+        RepoError::from(e)
     }
 
     /// Whether Postgres itself is out of reach (down, restarting, database gone), as opposed

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor};
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use super::RepoError;
 
@@ -157,6 +159,17 @@ pub async fn mark_published(tx: &mut PgConnection, ids: &[i64]) -> Result<(), Re
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+/// Deletes published rows older than `retention`; the number deleted.
+pub async fn purge_published(pool: &PgPool, retention: Duration) -> Result<u64, RepoError> {
+    Ok(sqlx::query(
+        "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)",
+    )
+    .bind(retention.as_secs_f64())
+    .execute(pool)
+    .await?
+    .rows_affected())
 }
 
 /// Number of rows not yet published (the backlog).

@@ -2,6 +2,21 @@
 //! into `schedule_firings` wins runs the firing, so each firing runs exactly once across
 //! replicas. A persisted schedule with `fireAndProceed` that missed a firing while every
 //! scheduler was down fires once on start-up.
+//!
+//! # A crash between claim and start
+//!
+//! A recon firing is claimed in the transaction that takes the mapping's run lock and records
+//! the run (`ReconEngine::start_fired`), not before it. A crash before that commit leaves no
+//! claim: a replica waiting on the uncommitted claim takes the firing over, and a persisted
+//! `fireAndProceed` schedule makes it up at the next start (the misfire check sees no row).
+//! A crash after the commit leaves an ACTIVE run whose lock died with its connection, which
+//! the dead-run reaping marks FAILED where everyone can see it. We chose this over a lease
+//! (re-run a claim not confirmed in time) because a lease can re-run a job that did start
+//! but was slow to confirm; the transaction leaves no such window and needs no timer.
+//!
+//! A liveSync firing has no start record: it is claimed just before its pass. A crash in
+//! between loses that pass, but liveSync's progress is its token, which moves only after a
+//! successful pass, so the next firing polls the same window and no change is lost.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +26,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::config::{Invoke, MisfirePolicy, Schedule};
+use crate::repo::RepoError;
+use crate::repo::schedule_firings::{self, Firing};
 
 /// What a firing did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,12 +36,43 @@ pub enum JobOutcome {
     Started(String),
     /// Not run, e.g. the previous run of that mapping is still active.
     Skipped(String),
+    /// Another replica claimed the firing: nothing done here.
+    Taken,
 }
 
 pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobOutcome, String>> + Send>>;
 
-/// Starts the work a schedule invokes (a recon, a liveSync pass).
-pub type JobRunner = Arc<dyn Fn(Invoke) -> JobFuture + Send + Sync>;
+/// Starts the work a schedule invokes (a recon, a liveSync pass) for one firing.
+///
+/// The job claims the firing itself: in the transaction that records its start where it has
+/// such a record (a recon's run row: [`crate::recon::ReconEngine::start_fired`]), else with
+/// [`Claim::take`] before it starts. It returns [`JobOutcome::Taken`] when another replica
+/// won the claim, and anything else only once the firing is claimed (or claiming it failed:
+/// then there is no row to record the error in).
+pub type JobRunner = Arc<dyn Fn(Invoke, Claim) -> JobFuture + Send + Sync>;
+
+/// A firing due on this replica, not yet claimed.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pool: PgPool,
+    firing: Firing,
+}
+
+impl Claim {
+    pub fn new(pool: PgPool, firing: Firing) -> Claim {
+        Claim { pool, firing }
+    }
+
+    pub fn firing(&self) -> &Firing {
+        &self.firing
+    }
+
+    /// Claims the firing for a job with no start record of its own; `false` when another
+    /// replica holds it.
+    pub async fn take(&self) -> Result<bool, RepoError> {
+        schedule_firings::claim(&self.pool, &self.firing).await
+    }
+}
 
 /// How far back a missed firing still counts as a misfire to make up.
 const MISFIRE_HORIZON: chrono::Duration = chrono::Duration::days(7);
@@ -69,14 +117,14 @@ async fn run_schedule(pool: PgPool, schedule: Schedule, runner: JobRunner, node:
     let now = Utc::now();
     if schedule.persisted && schedule.misfire == MisfirePolicy::FireAndProceed {
         if let Some(missed) = schedule.previous_at_or_before(now, MISFIRE_HORIZON) {
-            match last_firing(&pool, &schedule.id).await {
+            match schedule_firings::last(&pool, &schedule.id).await {
                 Ok(last) if last.is_none_or(|l| l < missed) => {
                     tracing::info!(schedule = %schedule.id, %missed, "making up a missed firing");
                     fire(&pool, &schedule, missed, &runner, &node).await;
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(schedule = %schedule.id, error = %e, "cannot read past firings")
+                    tracing::warn!(schedule = %schedule.id, error = %crate::telemetry::error_chain(&e), "cannot read past firings")
                 }
             }
         }
@@ -91,7 +139,7 @@ async fn run_schedule(pool: PgPool, schedule: Schedule, runner: JobRunner, node:
     tracing::info!(schedule = %schedule.id, "schedule ended");
 }
 
-/// Claims the firing and, if this replica won it, runs the job.
+/// Hands the firing to the job, which claims it (see [`JobRunner`]), and records the outcome.
 async fn fire(
     pool: &PgPool,
     schedule: &Schedule,
@@ -99,25 +147,14 @@ async fn fire(
     runner: &JobRunner,
     node: &str,
 ) {
-    let claimed = sqlx::query(
-        "INSERT INTO schedule_firings (schedule_id, fire_time, node) VALUES ($1, $2, $3)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&schedule.id)
-    .bind(fire_time)
-    .bind(node)
-    .execute(pool)
-    .await;
-    match claimed {
-        Ok(r) if r.rows_affected() == 1 => {}
-        Ok(_) => return, // another replica runs this firing
-        Err(e) => {
-            // Without the claim we cannot know no one else runs it: skip rather than double-run.
-            tracing::warn!(schedule = %schedule.id, error = %e, "cannot claim a firing; skipped");
-            return;
-        }
-    }
-    let outcome = match (runner)(schedule.invoke.clone()).await {
+    let firing = Firing {
+        schedule_id: schedule.id.clone(),
+        fire_time,
+        node: node.to_owned(),
+    };
+    let claim = Claim::new(pool.clone(), firing.clone());
+    let outcome = match (runner)(schedule.invoke.clone(), claim).await {
+        Ok(JobOutcome::Taken) => return, // another replica runs this firing
         Ok(JobOutcome::Started(id)) => {
             tracing::info!(schedule = %schedule.id, run = %id, "schedule fired");
             format!("started {id}")
@@ -131,32 +168,9 @@ async fn fire(
             format!("failed: {e}")
         }
     };
-    if let Err(e) = sqlx::query(
-        "UPDATE schedule_firings SET outcome = $3 WHERE schedule_id = $1 AND fire_time = $2",
-    )
-    .bind(&schedule.id)
-    .bind(fire_time)
-    .bind(outcome)
-    .execute(pool)
-    .await
-    {
-        tracing::warn!(schedule = %schedule.id, error = %e, "cannot record a firing's outcome");
+    // A failure to claim (the database out of reach) leaves no row: nothing is recorded, and
+    // the firing stays free for a replica that can claim it.
+    if let Err(e) = schedule_firings::set_outcome(pool, &firing, &outcome).await {
+        tracing::warn!(schedule = %schedule.id, error = %crate::telemetry::error_chain(&e), "cannot record a firing's outcome");
     }
-}
-
-async fn last_firing(
-    pool: &PgPool,
-    schedule_id: &str,
-) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT max(fire_time) FROM schedule_firings WHERE schedule_id = $1")
-        .bind(schedule_id)
-        .fetch_one(pool)
-        .await
-}
-
-/// The last firing of each schedule, for the job listing.
-pub async fn previous_runs(pool: &PgPool) -> Result<Vec<(String, DateTime<Utc>)>, sqlx::Error> {
-    sqlx::query_as("SELECT schedule_id, max(fire_time) FROM schedule_firings GROUP BY schedule_id")
-        .fetch_all(pool)
-        .await
 }

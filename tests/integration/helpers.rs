@@ -129,11 +129,27 @@ impl TestApp {
 
     /// With a metrics registry and readiness checks of the caller's (shared with its roles).
     pub async fn spawn_with_ops(conf_dir: std::path::PathBuf, ops: idm_sync::ops::Ops) -> TestApp {
+        Self::spawn_full(conf_dir, ops, |_| {}).await
+    }
+
+    /// The shipped conf/, with database settings changed by `edit` (time limits, pool size).
+    pub async fn spawn_with_db(edit: impl FnOnce(&mut idm_sync::repo::db::DbSettings)) -> TestApp {
+        let conf_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+        Self::spawn_full(conf_dir, idm_sync::ops::Ops::isolated(), edit).await
+    }
+
+    async fn spawn_full(
+        conf_dir: std::path::PathBuf,
+        ops: idm_sync::ops::Ops,
+        edit: impl FnOnce(&mut idm_sync::repo::db::DbSettings),
+    ) -> TestApp {
         let db = TestDb::new().await;
+        let mut database = db_settings(&db.url);
+        edit(&mut database);
         let settings = idm_sync::app::ServeSettings {
             conf_dir,
             listen: "127.0.0.1:0".into(),
-            database: db_settings(&db.url),
+            database,
             broker: None,
         };
         let app = idm_sync::app::Application::build_with_ops(&settings, ops)

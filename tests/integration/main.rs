@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod compose;
 mod config;
+mod db_timeouts;
 mod emulator;
 mod filter_sql;
 mod helpers;

@@ -4,17 +4,22 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::Timelike;
 use idm_sync::scheduler::config::load_all;
-use idm_sync::scheduler::{Invoke, JobOutcome, JobRunner, Schedule, Scheduler};
+use idm_sync::scheduler::{Claim, Invoke, JobOutcome, JobRunner, Schedule, Scheduler};
 use serde_json::json;
 
 use crate::helpers::TestDb;
 
-/// Records what it was asked to start, as the recon launcher would start runs.
+/// Claims the firing and records what it was asked to start, as a job with no start record
+/// of its own does.
 fn recording_runner(log: Arc<Mutex<Vec<(String, Invoke)>>>, node: &'static str) -> JobRunner {
-    Arc::new(move |invoke: Invoke| {
+    Arc::new(move |invoke: Invoke, claim: Claim| {
         let log = log.clone();
         Box::pin(async move {
+            if !claim.take().await.unwrap() {
+                return Ok(JobOutcome::Taken);
+            }
             log.lock().unwrap().push((node.to_owned(), invoke));
             Ok(JobOutcome::Started(format!("run-by-{node}")))
         })
@@ -229,4 +234,220 @@ async fn firings_start_reconciliations_or_skip_while_one_runs() {
     let summary = env.wait_done(&first).await;
     assert_eq!(summary["state"], "SUCCESS");
     assert_eq!(env.users().await, 29, "the autoproc user is not imported");
+}
+
+/// `idm-sync scheduler` as a child process over `env`'s database and conf/; SIGKILLed on drop.
+struct SchedulerProcess(std::process::Child);
+
+impl SchedulerProcess {
+    fn spawn(env: &crate::recon::support::Env) -> SchedulerProcess {
+        let output = || {
+            if std::env::var("TEST_LOG").is_ok() {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::null()
+            }
+        };
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_idm-sync"))
+            .arg("scheduler")
+            .arg("--conf")
+            .arg(&env.conf.0)
+            .env("DATABASE_URL", &env.app.db.url)
+            .env("IDM_SECRETS_KEY", crate::helpers::test_secrets_key_base64())
+            .env("RUST_LOG", "info")
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .expect("start idm-sync scheduler");
+        SchedulerProcess(child)
+    }
+
+    fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for SchedulerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The scheduler is SIGKILLed after it claimed a firing and before the run started (the test
+/// holds a lock on `recon_runs`, so the start blocks right after the claim). The claim dies
+/// with the process; the next scheduler makes the firing up: one run for that firing, not
+/// zero (the claim survived the crash and counted as fired), not two.
+#[tokio::test]
+async fn a_firing_claimed_by_a_killed_scheduler_runs_once_after_restart() {
+    let env = crate::recon::support::env(5).await;
+    let mapping = crate::recon::support::MAPPING;
+    // One firing, a few seconds from now; persisted and fireAndProceed, so a scheduler
+    // starting after it makes it up if no one claimed it.
+    let fire_time = chrono::Utc::now()
+        .checked_add_signed(chrono::Duration::seconds(3))
+        .unwrap()
+        .with_nanosecond(0)
+        .unwrap();
+    std::fs::write(
+        env.conf.0.join("schedule-once.json"),
+        json!({"type": "simple", "repeatInterval": 60_000, "repeatCount": 0,
+               "startTime": fire_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+               "persisted": true, "misfirePolicy": "fireAndProceed", "invokeService": "sync",
+               "invokeContext": {"action": "reconcile", "mapping": mapping}})
+        .to_string(),
+    )
+    .unwrap();
+    let pool = &env.app.db.pool;
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE recon_runs IN EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+
+    let mut first = SchedulerProcess::spawn(&env);
+    // The run's start waits on our lock once the firing is claimed (committed, or held by the
+    // blocked transaction itself).
+    let pid: i32 = wait_for(
+        "the scheduler to block between claim and start",
+        async || {
+            sqlx::query_scalar(
+                "SELECT a.pid FROM pg_stat_activity a
+             WHERE a.datname = current_database() AND a.wait_event_type = 'Lock'
+               AND a.query LIKE '%recon_runs%'
+               AND (EXISTS (SELECT 1 FROM schedule_firings)
+                    OR EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                               WHERE l.pid = a.pid AND c.relname = 'schedule_firings'
+                                 AND l.granted AND l.mode = 'RowExclusiveLock'))",
+            )
+            .fetch_optional(pool)
+            .await
+            .unwrap()
+        },
+    )
+    .await;
+    first.kill();
+    blocker.commit().await.unwrap();
+    wait_for("the killed scheduler's session to end", async || {
+        let gone: bool =
+            sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
+                .bind(pid)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        gone.then_some(())
+    })
+    .await;
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM schedule_firings").await,
+        0,
+        "the claim died with the process that could not start the run"
+    );
+    assert_eq!(env.scalar("SELECT count(*) FROM recon_runs").await, 0);
+
+    let _second = SchedulerProcess::spawn(&env);
+    let run_id: String = wait_for("the firing to be made up", async || {
+        sqlx::query_scalar("SELECT run_id FROM schedule_firings WHERE run_id IS NOT NULL")
+            .fetch_optional(pool)
+            .await
+            .unwrap()
+    })
+    .await;
+    let summary = env.wait_done(&run_id).await;
+    assert_eq!(summary["state"], "SUCCESS", "{summary}");
+    // Time for a second (wrong) firing to show up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let firings: Vec<(
+        chrono::DateTime<chrono::Utc>,
+        Option<String>,
+        Option<String>,
+    )> = sqlx::query_as("SELECT fire_time, run_id, outcome FROM schedule_firings")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        firings,
+        vec![(
+            fire_time,
+            Some(run_id.clone()),
+            Some(format!("started {run_id}"))
+        )],
+        "one claim, for that firing, with its run"
+    );
+    let runs: Vec<String> = sqlx::query_scalar("SELECT id FROM recon_runs")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(runs, vec![run_id], "exactly one run");
+}
+
+#[tokio::test]
+async fn two_schedulers_start_one_reconciliation_per_firing() {
+    let env = crate::recon::support::env(5).await;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut handles = Vec::new();
+    for node in ["a", "b"] {
+        let scheduler = Scheduler::new(
+            env.app.db.pool.clone(),
+            vec![every_second("recon-twice")],
+            idm_sync::scheduler::jobs::runner(Some(env.engine())),
+            node,
+        );
+        let mut rx = rx.clone();
+        handles.push(tokio::spawn(scheduler.run_until(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })));
+    }
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    tx.send(true).unwrap();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let firings: Vec<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT run_id, outcome FROM schedule_firings ORDER BY fire_time")
+            .fetch_all(&env.app.db.pool)
+            .await
+            .unwrap();
+    assert!(firings.len() >= 2, "{firings:?}");
+    let mut started: Vec<String> = Vec::new();
+    for (run_id, outcome) in &firings {
+        match run_id {
+            Some(id) => {
+                assert_eq!(outcome.as_deref(), Some(format!("started {id}").as_str()));
+                started.push(id.clone());
+            }
+            None => assert!(
+                outcome
+                    .as_deref()
+                    .is_some_and(|o| o.starts_with("skipped: a reconciliation")),
+                "{firings:?}"
+            ),
+        }
+    }
+    let mut runs: Vec<String> = sqlx::query_scalar("SELECT id FROM recon_runs")
+        .fetch_all(&env.app.db.pool)
+        .await
+        .unwrap();
+    runs.sort();
+    started.sort();
+    assert!(!runs.is_empty());
+    assert_eq!(
+        runs, started,
+        "each run belongs to one firing, each firing to one run"
+    );
 }

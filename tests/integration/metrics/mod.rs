@@ -79,6 +79,7 @@ pub async fn env(users: usize) -> Env {
             batch_size: 200,
             poll_interval: Duration::from_millis(100),
             retention: Duration::from_secs(3600),
+            confirm_timeout: idm_sync::outbound::relay::DEFAULT_CONFIRM_TIMEOUT,
         },
         status,
     )

@@ -56,6 +56,7 @@ async fn not_ready_naming_the_broker_when_it_is_unreachable() {
             batch_size: 10,
             poll_interval: Duration::from_millis(100),
             retention: Duration::from_secs(3600),
+            confirm_timeout: idm_sync::outbound::relay::DEFAULT_CONFIRM_TIMEOUT,
         },
         status,
     );

@@ -10,8 +10,9 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use idm_sync::emulator::faults::FaultUpdate;
 use idm_sync::recon::live_sync::PassStatus;
 use idm_sync::recon::{LiveSync, LiveSyncError};
+use idm_sync::repo::schedule_firings::Firing;
 use idm_sync::repo::sync_tokens::{self, SyncToken};
-use idm_sync::scheduler::{Invoke, JobOutcome};
+use idm_sync::scheduler::{Claim, Invoke, JobOutcome};
 use serde_json::{Value, json};
 
 use super::support::{Env, env, record};
@@ -246,13 +247,28 @@ async fn a_token_older_than_30_days_asks_for_a_full_reconciliation() {
     assert!(env.token().await.unwrap().token > Utc::now() - Duration::minutes(5));
 }
 
+/// A firing of its own for each call of a job runner.
+fn claim(env: &Env) -> Claim {
+    Claim::new(
+        env.app.db.pool.clone(),
+        Firing {
+            schedule_id: "live-sync".into(),
+            fire_time: Utc::now(),
+            node: "test".into(),
+        },
+    )
+}
+
 #[tokio::test]
 async fn a_running_recon_skips_the_pass_and_the_schedule_runs_one() {
     let env = env(5).await;
     let runner = idm_sync::scheduler::jobs::runner(Some(env.engine()));
-    let outcome = runner(Invoke::LiveSync {
-        source: SOURCE.to_owned(),
-    })
+    let outcome = runner(
+        Invoke::LiveSync {
+            source: SOURCE.to_owned(),
+        },
+        claim(&env),
+    )
     .await
     .unwrap();
     assert!(matches!(outcome, JobOutcome::Started(_)), "{outcome:?}");
@@ -276,9 +292,12 @@ async fn a_running_recon_skips_the_pass_and_the_schedule_runs_one() {
         })
         .await
         .unwrap();
-    let outcome = runner(Invoke::LiveSync {
-        source: SOURCE.to_owned(),
-    })
+    let outcome = runner(
+        Invoke::LiveSync {
+            source: SOURCE.to_owned(),
+        },
+        claim(&env),
+    )
     .await
     .unwrap();
     assert!(matches!(outcome, JobOutcome::Skipped(_)), "{outcome:?}");
@@ -286,9 +305,12 @@ async fn a_running_recon_skips_the_pass_and_the_schedule_runs_one() {
     running.task.await.unwrap();
 
     // Unknown sources are refused clearly.
-    let err = runner(Invoke::LiveSync {
-        source: "system/ldap/account".to_owned(),
-    })
+    let err = runner(
+        Invoke::LiveSync {
+            source: "system/ldap/account".to_owned(),
+        },
+        claim(&env),
+    )
     .await
     .unwrap_err();
     assert!(err.contains("system/ldap/account"), "{err}");

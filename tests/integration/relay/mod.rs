@@ -35,6 +35,7 @@ fn settings(url: String, topology: &Topology) -> RelaySettings {
         batch_size: 50,
         poll_interval: Duration::from_millis(200),
         retention: Duration::from_secs(3600),
+        confirm_timeout: idm_sync::outbound::relay::DEFAULT_CONFIRM_TIMEOUT,
     }
 }
 
@@ -222,6 +223,104 @@ async fn a_broker_outage_loses_nothing() {
     assert!(status.is_up());
     drop(stop);
 
+    let published: HashSet<i64> = drain(&topology)
+        .await
+        .into_values()
+        .flatten()
+        .map(|(event, _)| event.event_id)
+        .collect();
+    for (id, object_id, _) in outbox_ids(&app).await {
+        assert!(
+            published.contains(&id),
+            "change {id} of {object_id} was lost"
+        );
+    }
+}
+
+/// Whether another transaction can lock every unpublished row right now (`NOWAIT`: an error
+/// when any is locked, as while the relay holds its batch).
+async fn unpublished_rows_lockable(app: &TestApp) -> bool {
+    let mut tx = app.db.pool.begin().await.unwrap();
+    let locked = sqlx::query("SELECT id FROM outbox WHERE published_at IS NULL FOR UPDATE NOWAIT")
+        .fetch_all(&mut *tx)
+        .await;
+    tx.rollback().await.unwrap();
+    match locked {
+        Ok(_) => true,
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => false,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_broker_that_stops_answering_releases_the_batch_within_the_bound() {
+    let app = TestApp::spawn().await;
+    let topology = topology();
+    let proxy = Proxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let bound = Duration::from_secs(2);
+    let relay_settings = RelaySettings {
+        confirm_timeout: bound,
+        ..settings(proxy.amqp_url(), &topology)
+    };
+    let (stop, status) = spawn_relay(app.db.pool.clone(), relay_settings);
+    app.create_user("before").await;
+    wait_until(
+        "the first change to publish",
+        Duration::from_secs(20),
+        async || backlog(&app).await == 0,
+    )
+    .await;
+
+    // The broker stops answering: the relay claims the next changes, publishes them into the
+    // silence, and waits for confirms while it holds their rows.
+    proxy.stall();
+    // Five changes committed together, so that one batch claims them all.
+    sqlx::query(
+        "INSERT INTO outbox (object_type, object_id, rev, operation, after)
+         SELECT 'user', 'stalled' || g, 1, 'create', '{}'::jsonb FROM generate_series(1, 5) g",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    wait_until(
+        "the relay to claim the batch",
+        Duration::from_secs(10),
+        async || !unpublished_rows_lockable(&app).await,
+    )
+    .await;
+    let claimed = std::time::Instant::now();
+    wait_until(
+        "the relay to give the batch up",
+        bound + Duration::from_secs(5),
+        async || unpublished_rows_lockable(&app).await,
+    )
+    .await;
+    let held = claimed.elapsed();
+    assert!(held < bound + Duration::from_secs(3), "rows held {held:?}");
+    assert_eq!(
+        backlog(&app).await,
+        5,
+        "rolled back: nothing marked published"
+    );
+    wait_until(
+        "the relay to report the broker down",
+        Duration::from_secs(5),
+        async || !status.is_up(),
+    )
+    .await;
+    // While the broker stays silent the relay keeps trying, and never sits on the rows.
+    tokio::time::sleep(bound * 2).await;
+    assert!(unpublished_rows_lockable(&app).await);
+
+    proxy.restore();
+    wait_until(
+        "the backlog to drain once the broker answers",
+        Duration::from_secs(45),
+        async || backlog(&app).await == 0,
+    )
+    .await;
+    assert!(status.is_up());
+    drop(stop);
     let published: HashSet<i64> = drain(&topology)
         .await
         .into_values()

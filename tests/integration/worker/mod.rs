@@ -87,6 +87,7 @@ pub async fn env_with(users: usize, partitions: u16, amqp_url: String) -> Env {
             batch_size: 200,
             poll_interval: Duration::from_millis(100),
             retention: Duration::from_secs(3600),
+            confirm_timeout: idm_sync::outbound::relay::DEFAULT_CONFIRM_TIMEOUT,
         },
         BrokerStatus::default(),
     );
