@@ -12,8 +12,9 @@ use futures_util::FutureExt;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState, auth::Authenticator};
+use crate::api::{self, AppState};
 use crate::config::{Conf, ConfigError};
+use crate::credentials::{Authenticator, GuardError, GuardSettings};
 use crate::managed::ManagedObjects;
 use crate::mapping::SyncConfig;
 use crate::metrics::Metrics;
@@ -65,6 +66,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("secrets key")]
     Secrets(#[from] crate::secrets::SecretsError),
+    #[error("credential guarding")]
+    Credentials(#[from] GuardError),
     #[error("--no-http leaves no listener: give --tls-listen too")]
     NoListener,
     #[error("cannot listen on {addr}")]
@@ -77,6 +80,7 @@ pub enum StartError {
 
 pub struct Application {
     parts: Components,
+    auth: Arc<Authenticator>,
     listener: Option<TcpListener>,
     tls: Option<TlsListener>,
     router: Router,
@@ -94,6 +98,8 @@ pub struct Components {
     pub managed: ManagedObjects,
     /// The Salesforce refresh token and saved credentials, sealed under the secrets key.
     pub store: TokenStore,
+    /// The secrets key's sealer (also keys the admin credential's fingerprint).
+    pub sealer: crate::secrets::Sealer,
     pub salesforce: Option<SalesforceClient>,
     pub recon: Option<ReconEngine>,
     pub schedules: Arc<Vec<Schedule>>,
@@ -117,7 +123,7 @@ impl Components {
         let sealer = crate::secrets::load(&database.secrets)?;
         let pool = repo::db::connect(database).await?;
         repo::db::migrate(&pool).await?;
-        let store = TokenStore::postgres(pool.clone(), sealer);
+        let store = TokenStore::postgres(pool.clone(), sealer.clone());
         let sealed = store.prepare().await?;
         if sealed > 0 {
             tracing::info!(
@@ -144,6 +150,7 @@ impl Components {
             conf: Arc::new(conf),
             managed,
             store,
+            sealer,
             salesforce,
             recon,
             schedules: Arc::new(schedules),
@@ -196,9 +203,14 @@ impl Application {
                 "the admin account uses the default password: set IDM_ADMIN_PASSWORD or conf/authentication.json before exposing this server"
             );
         }
+        let auth = Authenticator::new(
+            parts.conf.auth.clone(),
+            GuardSettings::from_env(),
+            &parts.sealer,
+        )?;
         let state = AppState {
             managed: parts.managed.clone(),
-            auth: Authenticator::new(parts.conf.auth.clone()),
+            auth: auth.clone(),
             broker: settings.broker.clone(),
             conf: parts.conf.clone(),
             salesforce: parts.salesforce.clone(),
@@ -227,6 +239,7 @@ impl Application {
         let parts_pool = parts.pool.clone();
         Ok(Application {
             parts,
+            auth,
             listener,
             tls,
             // The operations endpoints need no IDM credentials: merged beside the API's routes.
@@ -234,6 +247,17 @@ impl Application {
             local_addr,
             tls_addr,
         })
+    }
+
+    /// The routes, for tests that call them without a listener (`tower::ServiceExt::oneshot`,
+    /// with a `ConnectInfo<ClientAddr>` of their choosing).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// The credential guard the REST API and the Admin UI share (tests read its counts).
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.auth
     }
 
     /// The reconciliation engine, when configured.
