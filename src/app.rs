@@ -200,7 +200,7 @@ impl Application {
                 .await?;
         if parts.conf.auth.uses_default_password() {
             tracing::warn!(
-                "the admin account uses the default password: set IDM_ADMIN_PASSWORD or conf/authentication.json before exposing this server"
+                "the admin account uses the default password, accepted only from loopback clients: set IDM_ADMIN_PASSWORD or conf/authentication.json to use the API and the Admin UI from other addresses"
             );
         }
         let auth = Authenticator::new(

@@ -36,6 +36,16 @@ impl GuardSettings {
     /// Unparseable values fall back to the defaults, with a warning.
     pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> GuardSettings {
         let mut s = GuardSettings::default();
+        for gone in [
+            "IDM_ADMIN_LOGIN_MAX_FAILURES",
+            "IDM_ADMIN_LOGIN_LOCKOUT_MINUTES",
+        ] {
+            if env(gone).is_some() {
+                tracing::warn!(
+                    "{gone} is no longer read: failed log-ins are throttled per address for REST and the Admin UI alike (IDM_AUTH_MAX_FAILURES, IDM_AUTH_MAX_BLOCK_MINUTES)"
+                );
+            }
+        }
         if let Some(n) = positive(env, "IDM_AUTH_MAX_FAILURES") {
             s.throttle.free_failures = u32::try_from(n).unwrap_or(u32::MAX);
         }

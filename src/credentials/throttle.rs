@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -75,6 +76,9 @@ pub struct Throttle {
     settings: ThrottleSettings,
     names_hasher: RandomState,
     state: Mutex<State>,
+    /// `state.addresses.len()`, written under the lock: with no address tracked (the usual
+    /// case) a request's checks take no lock.
+    addresses: AtomicUsize,
 }
 
 /// How many entries the throttle holds (tests check the bound).
@@ -104,6 +108,7 @@ impl Throttle {
             settings,
             names_hasher: RandomState::new(),
             state: Mutex::new(State::default()),
+            addresses: AtomicUsize::new(0),
         }
     }
 
@@ -117,8 +122,16 @@ impl Throttle {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn counted(&self, state: &State) {
+        self.addresses
+            .store(state.addresses.len(), Ordering::Release);
+    }
+
     /// How much longer `key` is blocked, if it is.
     pub fn blocked(&self, key: ClientKey, now: Instant) -> Option<Duration> {
+        if self.addresses.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let state = self.lock();
         let until = state.addresses.get(&key)?.blocked_until?;
         (until > now).then(|| until - now)
@@ -196,21 +209,25 @@ impl Throttle {
         } else {
             self.settings.free_failures
         };
-        if entry.failures <= allowance {
-            return None;
-        }
-        let doublings = (entry.failures - allowance - 1).min(30);
-        let block = self
-            .settings
-            .first_block
-            .saturating_mul(1 << doublings)
-            .min(self.settings.max_block);
-        entry.blocked_until = Some(now + block);
-        Some(block)
+        let block = (entry.failures > allowance).then(|| {
+            let doublings = (entry.failures - allowance - 1).min(30);
+            let block = self
+                .settings
+                .first_block
+                .saturating_mul(1 << doublings)
+                .min(self.settings.max_block);
+            entry.blocked_until = Some(now + block);
+            block
+        });
+        self.counted(&state);
+        block
     }
 
     /// A success forgets the address's failures (not the name's: an attack on it goes on).
     pub fn success(&self, key: ClientKey) {
+        if self.addresses.load(Ordering::Acquire) == 0 {
+            return;
+        }
         let mut state = self.lock();
         if let Some(entry) = state.addresses.get_mut(&key) {
             entry.failures = 0;
@@ -219,6 +236,7 @@ impl Throttle {
                 state.addresses.remove(&key);
             }
         }
+        self.counted(&state);
     }
 
     pub fn tracked(&self) -> Tracked {
