@@ -322,6 +322,43 @@ mod tests {
         );
     }
 
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_makes_a_few_log_lines_without_passwords_or_names() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let a = auth("right");
+        for n in 0..200 {
+            let client = at(&format!("10.9.{}.{}:1", n / 250, n % 250 + 1));
+            let _ = a
+                .authenticate(client, "name-Typed-Secret", "Hunter2-password")
+                .await;
+        }
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines = log.lines().count();
+        assert!((1..=10).contains(&lines), "{lines} lines:\n{log}");
+        assert!(log.contains("credentials refused"), "{log}");
+        assert!(!log.contains("Hunter2"), "{log}");
+        assert!(!log.contains("Typed-Secret"), "{log}");
+    }
+
     #[test]
     fn the_fingerprint_follows_the_account_and_the_key() {
         let key = Sealer::new(&[1; crate::secrets::KEY_LEN]).unwrap();
