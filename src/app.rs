@@ -12,8 +12,9 @@ use futures_util::FutureExt;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState, auth::Authenticator};
+use crate::api::{self, AppState};
 use crate::config::{Conf, ConfigError};
+use crate::credentials::{Authenticator, GuardError, GuardSettings};
 use crate::http_server::{ConnectionCap, HttpLimits, Server, Transport};
 use crate::managed::ManagedObjects;
 use crate::mapping::SyncConfig;
@@ -69,6 +70,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("secrets key")]
     Secrets(#[from] crate::secrets::SecretsError),
+    #[error("credential guarding")]
+    Credentials(#[from] GuardError),
     #[error("--no-http leaves no listener: give --tls-listen too")]
     NoListener,
     #[error("cannot listen on {addr}")]
@@ -81,6 +84,7 @@ pub enum StartError {
 
 pub struct Application {
     parts: Components,
+    auth: Arc<Authenticator>,
     http: Option<Server>,
     https: Option<Server>,
     router: Router,
@@ -98,7 +102,8 @@ pub struct Components {
     pub managed: ManagedObjects,
     /// The Salesforce refresh token and saved credentials, sealed under the secrets key.
     pub store: TokenStore,
-    /// The secrets key's sealer (and the keys derived from it).
+    /// The secrets key's sealer, and the keys derived from it (paging cookies, the admin
+    /// credential's fingerprint).
     pub sealer: crate::secrets::Sealer,
     pub salesforce: Option<SalesforceClient>,
     pub recon: Option<ReconEngine>,
@@ -200,12 +205,17 @@ impl Application {
                 .await?;
         if parts.conf.auth.uses_default_password() {
             tracing::warn!(
-                "the admin account uses the default password: set IDM_ADMIN_PASSWORD or conf/authentication.json before exposing this server"
+                "the admin account uses the default password, accepted only from loopback clients: set IDM_ADMIN_PASSWORD or conf/authentication.json to use the API and the Admin UI from other addresses"
             );
         }
+        let auth = Authenticator::new(
+            parts.conf.auth.clone(),
+            GuardSettings::from_env(),
+            &parts.sealer,
+        )?;
         let state = AppState {
             managed: parts.managed.clone(),
-            auth: Authenticator::new(parts.conf.auth.clone()),
+            auth: auth.clone(),
             broker: settings.broker.clone(),
             conf: parts.conf.clone(),
             salesforce: parts.salesforce.clone(),
@@ -242,6 +252,7 @@ impl Application {
         let parts_pool = parts.pool.clone();
         Ok(Application {
             parts,
+            auth,
             http,
             https,
             // The operations endpoints need no IDM credentials: merged beside the API's routes.
@@ -249,6 +260,17 @@ impl Application {
             local_addr,
             tls_addr,
         })
+    }
+
+    /// The routes, for tests that call them without a listener (`tower::ServiceExt::oneshot`,
+    /// with a `ConnectInfo<ClientAddr>` of their choosing).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// The credential guard the REST API and the Admin UI share (tests read its counts).
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.auth
     }
 
     /// The reconciliation engine, when configured.

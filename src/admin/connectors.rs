@@ -431,7 +431,8 @@ pub async fn callback(
     let cookie_matches = session::cookie_token(&headers)
         .map(|t| session::hash(&t) == session_id)
         .unwrap_or(true);
-    if !cookie_matches || !session::is_live(pool, &state.settings, &session_id).await? {
+    let credential = state.app.auth.credential_fingerprint();
+    if !cookie_matches || !session::is_live(pool, &state.settings, credential, &session_id).await? {
         return Ok(unknown());
     }
     if let Some(error) = query.get("error") {

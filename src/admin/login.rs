@@ -1,20 +1,21 @@
-//! Log-in (the admin account of the REST API, through the same [`Authenticator`]) and log-out.
+//! Log-in (the admin account of the REST API, through the same [`Authenticator`]: the same
+//! throttle, hash cap and loopback rule for the default password) and log-out.
 //!
-//! [`Authenticator`]: crate::api::auth::Authenticator
+//! [`Authenticator`]: crate::credentials::Authenticator
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use chrono::{DateTime, Utc};
 
 use super::AdminState;
 use super::error::AdminError;
 use super::form::FormData;
 use super::html;
 use super::session::{self, AdminSession};
-use super::throttle;
+use crate::api::client_addr::ClientAddr;
+use crate::credentials::{DEFAULT_PASSWORD_REFUSED, Refusal};
 use crate::tls::OverTls;
 
 fn login_page(status: StatusCode, message: Option<&str>, username: &str) -> Response {
@@ -39,21 +40,47 @@ fn login_page(status: StatusCode, message: Option<&str>, username: &str) -> Resp
     )
 }
 
-/// 429 with `Retry-After`: the name is locked until `until`, whatever the password.
-fn locked_page(until: DateTime<Utc>, username: &str) -> Response {
-    let seconds = (until - Utc::now()).num_seconds().max(1);
-    let minutes = (seconds + 59) / 60;
-    let mut res = login_page(
-        StatusCode::TOO_MANY_REQUESTS,
-        Some(&format!(
-            "Too many failed log-ins for this user name. Try again in {minutes} minute{}.",
-            if minutes == 1 { "" } else { "s" }
-        )),
-        username,
-    );
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+/// The log-in page again, saying why: 401 wrong credentials, 429 (address throttled) and 503
+/// (every hash slot busy) with `Retry-After`, 403 the default password from afar.
+fn refused_page(refusal: &Refusal, username: &str) -> Response {
+    let (status, message) = match refusal {
+        Refusal::Wrong => (
+            StatusCode::UNAUTHORIZED,
+            "Wrong user name or password.".to_owned(),
+        ),
+        Refusal::Throttled { .. } => {
+            let seconds = refusal.retry_after_secs().unwrap_or(1);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many failed log-ins from your address. Try again in {}.",
+                    wait_text(seconds)
+                ),
+            )
+        }
+        Refusal::Busy { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is busy checking passwords. Try again in a moment.".to_owned(),
+        ),
+        Refusal::DefaultPasswordRemote => {
+            (StatusCode::FORBIDDEN, DEFAULT_PASSWORD_REFUSED.to_owned())
+        }
+    };
+    let mut res = login_page(status, Some(&message), username);
+    if let Some(seconds) = refusal.retry_after_secs() {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     res
+}
+
+fn wait_text(seconds: u64) -> String {
+    if seconds < 60 {
+        format!("{seconds} second{}", if seconds == 1 { "" } else { "s" })
+    } else {
+        let minutes = seconds.div_ceil(60);
+        format!("{minutes} minute{}", if minutes == 1 { "" } else { "s" })
+    }
 }
 
 /// `GET /admin/login`
@@ -65,34 +92,28 @@ pub async fn form() -> Response {
 pub async fn submit(
     State(state): State<AdminState>,
     tls: Option<Extension<OverTls>>,
+    client: Option<Extension<ConnectInfo<ClientAddr>>>,
     body: Bytes,
 ) -> Result<Response, AdminError> {
     let form = FormData::parse(&body);
     let username = form.text("username");
     let password = form.get("password").unwrap_or_default();
-    let pool = state.app.managed.pool();
-    if let Some(until) = throttle::locked_until(pool, &username).await? {
-        tracing::warn!("admin UI log-in refused: the user name is locked");
-        return Ok(locked_page(until, &username));
+    let client = client.map(|Extension(ConnectInfo(addr))| addr);
+    if let Err(refusal) = state
+        .app
+        .auth
+        .authenticate(client, &username, password)
+        .await
+    {
+        return Ok(refused_page(&refusal, &username));
     }
-    if !state.app.auth.check(&username, password).await {
-        let locked = throttle::record_failure(pool, &state.settings.throttle, &username).await?;
-        if let Some(until) = locked {
-            tracing::warn!(
-                max_failures = state.settings.throttle.max_failures,
-                "admin UI log-in refused; too many failures lock the user name"
-            );
-            return Ok(locked_page(until, &username));
-        }
-        tracing::warn!("admin UI log-in refused");
-        return Ok(login_page(
-            StatusCode::UNAUTHORIZED,
-            Some("Wrong user name or password."),
-            &username,
-        ));
-    }
-    throttle::clear(pool, &username).await?;
-    let token = session::create(state.app.managed.pool(), &state.settings, &username).await?;
+    let token = session::create(
+        state.app.managed.pool(),
+        &state.settings,
+        state.app.auth.credential_fingerprint(),
+        &username,
+    )
+    .await?;
     let mut res = html::see_other("/admin");
     res.headers_mut().insert(
         header::SET_COOKIE,

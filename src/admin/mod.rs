@@ -4,9 +4,9 @@
 //!
 //! | file | responsibility |
 //! |---|---|
-//! | `settings.rs` | cookie `Secure`, idle expiry, public URL (environment) |
-//! | `session.rs` | sessions in Postgres, the cookie, the guard that also checks CSRF on every POST |
-//! | `login.rs` | log-in and log-out |
+//! | `settings.rs` | cookie `Secure`, idle and absolute session expiry, public URL (environment) |
+//! | `session.rs` | sessions (stored through `repo::admin_sessions`), the cookie, the guard that also checks CSRF on every POST |
+//! | `login.rs` | log-in (through the shared `credentials::Authenticator`) and log-out |
 //! | `html.rs` | HTML escaping and the page layout (nav bar) |
 //! | `form.rs` | `application/x-www-form-urlencoded` bodies |
 //! | `assets.rs` | the CSS and JS files |
@@ -26,7 +26,6 @@ mod login;
 mod mappings;
 mod session;
 pub mod settings;
-pub mod throttle;
 mod users;
 
 use std::sync::Arc;

@@ -2,8 +2,9 @@
 //!
 //! The cookie holds a random token (two v4 UUIDs: 244 random bits); the table keeps only its
 //! SHA-256, so a copy of the table opens no session. The cookie is `HttpOnly; SameSite=Strict;
-//! Path=/admin` (+ `Secure` when configured). A session unused for the idle time is gone; its
-//! `last_seen` is written at most once a minute. Every session has its own CSRF token, put in
+//! Path=/admin` (+ `Secure` when configured). A session unused for the idle time is gone, and so
+//! is one older than its absolute lifetime or created under another admin credential (the
+//! password changed); its `last_seen` is written at most once a minute. Every session has its own CSRF token, put in
 //! every form; [`require_session`] checks it on every POST before any handler runs, so no
 //! handler can forget to.
 
@@ -15,6 +16,8 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
+
+use crate::repo::admin_sessions::{self, Liveness};
 
 use super::AdminState;
 use super::form::FormData;
@@ -52,27 +55,27 @@ pub fn hash(token: &str) -> String {
         .collect()
 }
 
-fn idle_seconds(settings: &AdminSettings) -> f64 {
-    settings.idle.as_secs_f64()
+/// What makes a session live here: the settings' idle time and lifetime, and the running
+/// admin credential.
+fn liveness<'a>(settings: &AdminSettings, credential: &'a str) -> Liveness<'a> {
+    Liveness {
+        idle: settings.idle,
+        max_age: settings.max_age,
+        credential,
+    }
 }
 
-/// Creates a session; returns the cookie token. Expired sessions are purged on the way.
+/// Creates a session under the admin credential `credential` (its fingerprint); returns the
+/// cookie token. Expired sessions are purged on the way.
 pub async fn create(
     pool: &PgPool,
     settings: &AdminSettings,
+    credential: &str,
     username: &str,
 ) -> Result<String, sqlx::Error> {
-    sqlx::query("DELETE FROM admin_sessions WHERE last_seen < now() - make_interval(secs => $1)")
-        .bind(idle_seconds(settings))
-        .execute(pool)
-        .await?;
+    admin_sessions::purge_expired(pool, settings.idle, settings.max_age).await?;
     let token = random_token();
-    sqlx::query("INSERT INTO admin_sessions (id, username, csrf_token) VALUES ($1, $2, $3)")
-        .bind(hash(&token))
-        .bind(username)
-        .bind(random_token())
-        .execute(pool)
-        .await?;
+    admin_sessions::insert(pool, &hash(&token), username, &random_token(), credential).await?;
     Ok(token)
 }
 
@@ -80,30 +83,21 @@ pub async fn create(
 pub async fn lookup(
     pool: &PgPool,
     settings: &AdminSettings,
+    credential: &str,
     token: &str,
 ) -> Result<Option<AdminSession>, sqlx::Error> {
     let id = hash(token);
-    let row: Option<(String, String, bool)> = sqlx::query_as(
-        "SELECT username, csrf_token, last_seen < now() - interval '1 minute' \
-         FROM admin_sessions WHERE id = $1 AND last_seen >= now() - make_interval(secs => $2)",
-    )
-    .bind(&id)
-    .bind(idle_seconds(settings))
-    .fetch_optional(pool)
-    .await?;
-    let Some((username, csrf_token, stale)) = row else {
+    let Some(row) = admin_sessions::find_live(pool, &id, liveness(settings, credential)).await?
+    else {
         return Ok(None);
     };
-    if stale {
-        sqlx::query("UPDATE admin_sessions SET last_seen = now() WHERE id = $1")
-            .bind(&id)
-            .execute(pool)
-            .await?;
+    if row.stale {
+        admin_sessions::touch(pool, &id).await?;
     }
     Ok(Some(AdminSession {
         id,
-        username,
-        csrf_token,
+        username: row.username,
+        csrf_token: row.csrf_token,
     }))
 }
 
@@ -111,24 +105,14 @@ pub async fn lookup(
 pub async fn is_live(
     pool: &PgPool,
     settings: &AdminSettings,
+    credential: &str,
     id: &str,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM admin_sessions \
-         WHERE id = $1 AND last_seen >= now() - make_interval(secs => $2))",
-    )
-    .bind(id)
-    .bind(idle_seconds(settings))
-    .fetch_one(pool)
-    .await
+    admin_sessions::is_live(pool, id, liveness(settings, credential)).await
 }
 
 pub async fn delete(pool: &PgPool, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM admin_sessions WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(())
+    admin_sessions::delete(pool, id).await
 }
 
 /// The session cookie's token in a request, if any.
@@ -176,7 +160,8 @@ pub async fn require_session(
     };
     let over_tls = request.extensions().get::<OverTls>().is_some();
     let pool = state.app.managed.pool();
-    let session = match lookup(pool, &state.settings, &token).await {
+    let credential = state.app.auth.credential_fingerprint();
+    let session = match lookup(pool, &state.settings, credential, &token).await {
         Ok(Some(s)) => s,
         Ok(None) => {
             let mut res = to_login();

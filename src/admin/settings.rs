@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::throttle::ThrottleSettings;
+use crate::credentials::settings::positive;
 
 #[derive(Debug, Clone)]
 pub struct AdminSettings {
@@ -11,12 +11,13 @@ pub struct AdminSettings {
     pub secure_cookie: bool,
     /// A session unused this long is gone (`IDM_ADMIN_SESSION_IDLE_MINUTES`, default 30).
     pub idle: Duration,
+    /// A session this old is gone however busy (`IDM_ADMIN_SESSION_MAX_HOURS`, default 12: a
+    /// working day, so a stolen cookie does not last for ever).
+    pub max_age: Duration,
     /// How browsers reach this server, e.g. `https://idm.example.com` (`IDM_ADMIN_PUBLIC_URL`):
     /// the OAuth callback is `<it>/admin/oauth`. Default: the request's `Host`, over https when
     /// the request came over HTTPS or the cookie is always `Secure`, else http.
     pub public_url: Option<String>,
-    /// Log-in throttling (`IDM_ADMIN_LOGIN_MAX_FAILURES`, `IDM_ADMIN_LOGIN_LOCKOUT_MINUTES`).
-    pub throttle: ThrottleSettings,
 }
 
 impl Default for AdminSettings {
@@ -24,8 +25,8 @@ impl Default for AdminSettings {
         AdminSettings {
             secure_cookie: false,
             idle: Duration::from_secs(30 * 60),
+            max_age: Duration::from_secs(12 * 60 * 60),
             public_url: None,
-            throttle: ThrottleSettings::default(),
         }
     }
 }
@@ -48,36 +49,16 @@ impl AdminSettings {
                 ),
             }
         }
-        if let Some(v) = env("IDM_ADMIN_SESSION_IDLE_MINUTES") {
-            match v.trim().parse::<u64>() {
-                Ok(m) if m > 0 => s.idle = Duration::from_secs(m * 60),
-                _ => {
-                    tracing::warn!(value = %v, "IDM_ADMIN_SESSION_IDLE_MINUTES is not a positive number; ignored")
-                }
-            }
+        if let Some(m) = positive(env, "IDM_ADMIN_SESSION_IDLE_MINUTES") {
+            s.idle = Duration::from_secs(m.saturating_mul(60));
         }
-        if let Some(n) = positive(env, "IDM_ADMIN_LOGIN_MAX_FAILURES") {
-            s.throttle.max_failures = u32::try_from(n).unwrap_or(u32::MAX);
-        }
-        if let Some(m) = positive(env, "IDM_ADMIN_LOGIN_LOCKOUT_MINUTES") {
-            s.throttle.lockout = Duration::from_secs(m.saturating_mul(60));
+        if let Some(h) = positive(env, "IDM_ADMIN_SESSION_MAX_HOURS") {
+            s.max_age = Duration::from_secs(h.saturating_mul(3600));
         }
         s.public_url = env("IDM_ADMIN_PUBLIC_URL")
             .map(|u| u.trim().trim_end_matches('/').to_owned())
             .filter(|u| !u.is_empty());
         s
-    }
-}
-
-/// A positive whole number from `name`; anything else is ignored with a warning.
-fn positive(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<u64> {
-    let v = env(name)?;
-    match v.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Some(n),
-        _ => {
-            tracing::warn!(value = %v, "{name} is not a positive number; ignored");
-            None
-        }
     }
 }
 
@@ -91,18 +72,16 @@ mod tests {
             "IDM_ADMIN_SECURE_COOKIE" => Some("true".into()),
             "IDM_ADMIN_SESSION_IDLE_MINUTES" => Some("5".into()),
             "IDM_ADMIN_PUBLIC_URL" => Some("https://idm.example.com/".into()),
-            "IDM_ADMIN_LOGIN_MAX_FAILURES" => Some("3".into()),
-            "IDM_ADMIN_LOGIN_LOCKOUT_MINUTES" => Some("10".into()),
+            "IDM_ADMIN_SESSION_MAX_HOURS" => Some("2".into()),
             _ => None,
         });
-        assert_eq!(s.throttle.max_failures, 3);
-        assert_eq!(s.throttle.lockout, Duration::from_secs(600));
+        assert_eq!(s.max_age, Duration::from_secs(7200));
         assert!(s.secure_cookie);
         assert_eq!(s.idle, Duration::from_secs(300));
         assert_eq!(s.public_url.as_deref(), Some("https://idm.example.com"));
         let d = AdminSettings::from_lookup(&|_| Some("bogus".into()));
         assert!(!d.secure_cookie);
         assert_eq!(d.idle, Duration::from_secs(1800));
-        assert_eq!(d.throttle, ThrottleSettings::default());
+        assert_eq!(d.max_age, Duration::from_secs(12 * 3600));
     }
 }

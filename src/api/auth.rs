@@ -1,85 +1,18 @@
 //! Authentication of every request but the ping: `X-OpenIDM-Username`/`X-OpenIDM-Password`
-//! headers or HTTP Basic, against the configured admin account. Passwords are compared in
-//! constant time; a hashed password (argon2, bcrypt) is verified once and then remembered.
+//! headers or HTTP Basic, checked by the shared [`Authenticator`] (throttle, hash cap, the
+//! default password only from loopback); this file reads the credentials and answers refusals
+//! in IDM's error shape.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use crate::config::authentication::{AuthConfig, StoredPassword};
-
-pub struct Authenticator {
-    config: AuthConfig,
-    /// The last password that verified against a hash, so each request does not pay
-    /// for a deliberately slow hash.
-    verified: Mutex<Option<Vec<u8>>>,
-}
-
-impl Authenticator {
-    pub fn new(config: AuthConfig) -> Arc<Self> {
-        Arc::new(Self {
-            config,
-            verified: Mutex::new(None),
-        })
-    }
-
-    pub async fn check(&self, username: &str, password: &str) -> bool {
-        let user_ok: bool = username
-            .as_bytes()
-            .ct_eq(self.config.username.as_bytes())
-            .into();
-        let password_ok = match &self.config.password {
-            StoredPassword::Clear(expected) => {
-                password.as_bytes().ct_eq(expected.as_bytes()).into()
-            }
-            StoredPassword::Argon2(hash) | StoredPassword::Bcrypt(hash) => {
-                if self.is_remembered(password) {
-                    true
-                } else {
-                    let ok = verify_hash(&self.config.password, hash, password).await;
-                    if ok {
-                        if let Ok(mut slot) = self.verified.lock() {
-                            *slot = Some(password.as_bytes().to_vec());
-                        }
-                    }
-                    ok
-                }
-            }
-        };
-        user_ok & password_ok
-    }
-
-    fn is_remembered(&self, password: &str) -> bool {
-        self.verified
-            .lock()
-            .ok()
-            .and_then(|slot| {
-                slot.as_ref()
-                    .map(|p| p.as_slice().ct_eq(password.as_bytes()).into())
-            })
-            .unwrap_or(false)
-    }
-}
-
-async fn verify_hash(kind: &StoredPassword, hash: &str, password: &str) -> bool {
-    let (hash, password) = (hash.to_owned(), password.to_owned());
-    let is_argon2 = matches!(kind, StoredPassword::Argon2(_));
-    tokio::task::spawn_blocking(move || {
-        if is_argon2 {
-            crate::managed::hashing::verify(&password, &hash)
-        } else {
-            bcrypt::verify(&password, &hash).unwrap_or(false)
-        }
-    })
-    .await
-    .unwrap_or(false)
-}
+use crate::credentials::{Authenticator, DEFAULT_PASSWORD_REFUSED, Refusal, client_of};
 
 /// The credentials a request carries, if any.
 fn credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -106,46 +39,58 @@ fn credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
-/// Middleware: 401 in IDM's shape unless the request authenticates.
+/// A refusal in IDM's shape: 401 for wrong credentials, 429 while the address is throttled,
+/// 503 when every hash slot is busy, 403 for the default password from afar (the credentials
+/// are right, so 401 — "try other credentials" — would mislead: the server refuses to let
+/// them in from there, and says what to change).
+fn refused(refusal: &Refusal) -> Response {
+    let error = match refusal {
+        Refusal::Wrong => ApiError::unauthorized(),
+        Refusal::Throttled { .. } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many failed authentication attempts from this address: retry after {} seconds",
+                refusal.retry_after_secs().unwrap_or(1)
+            ),
+        ),
+        Refusal::Busy { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many password checks in progress: retry shortly",
+        ),
+        Refusal::DefaultPasswordRemote => {
+            ApiError::new(StatusCode::FORBIDDEN, DEFAULT_PASSWORD_REFUSED)
+        }
+    };
+    let mut res = error.into_response();
+    if let Some(secs) = refusal.retry_after_secs() {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
+}
+
+/// Middleware: the request runs only if it authenticates.
 pub async fn require_auth(
     State(auth): State<Arc<Authenticator>>,
     request: Request,
     next: Next,
 ) -> Response {
-    match credentials(request.headers()) {
-        Some((user, password)) if auth.check(&user, &password).await => next.run(request).await,
-        _ => ApiError::unauthorized().into_response(),
+    let Some((user, password)) = credentials(request.headers()) else {
+        return ApiError::unauthorized().into_response();
+    };
+    let client = client_of(request.extensions());
+    match auth.authenticate(client, &user, &password).await {
+        Ok(()) => {
+            drop(password);
+            next.run(request).await
+        }
+        Err(refusal) => refused(&refusal),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn auth(password: &str) -> Arc<Authenticator> {
-        Authenticator::new(AuthConfig {
-            username: "admin".into(),
-            password: StoredPassword::parse(password),
-        })
-    }
-
-    #[tokio::test]
-    async fn clear_and_hashed_passwords() {
-        assert!(auth("secret").check("admin", "secret").await);
-        assert!(!auth("secret").check("admin", "secreT").await);
-        assert!(!auth("secret").check("root", "secret").await);
-
-        let argon = crate::managed::hashing::hash("s3cret").unwrap();
-        let a = auth(&argon);
-        assert!(!a.check("admin", "wrong").await);
-        assert!(a.check("admin", "s3cret").await);
-        assert!(a.check("admin", "s3cret").await, "remembered");
-        assert!(!a.check("admin", "wrong").await);
-
-        let bc = bcrypt::hash("bpass", 4).unwrap();
-        assert!(auth(&bc).check("admin", "bpass").await);
-        assert!(!auth(&bc).check("admin", "nope").await);
-    }
 
     #[test]
     fn reads_headers_and_basic() {
@@ -155,5 +100,25 @@ mod tests {
         h.insert("x-openidm-username", "u".parse().unwrap());
         h.insert("x-openidm-password", "p".parse().unwrap());
         assert_eq!(credentials(&h), Some(("u".into(), "p".into())));
+    }
+
+    #[test]
+    fn refusals_in_idm_shape_with_retry_after() {
+        let res = refused(&Refusal::Throttled {
+            retry_after: std::time::Duration::from_secs(4),
+        });
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "4");
+        let res = refused(&Refusal::DefaultPasswordRemote);
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert!(res.headers().get(header::RETRY_AFTER).is_none());
+        assert_eq!(refused(&Refusal::Wrong).status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            refused(&Refusal::Busy {
+                retry_after: std::time::Duration::from_secs(1)
+            })
+            .headers()[header::RETRY_AFTER],
+            "1"
+        );
     }
 }

@@ -32,9 +32,9 @@ use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
-use self::auth::Authenticator;
 use self::error::ApiError;
 use crate::config::Conf;
+use crate::credentials::Authenticator;
 use crate::managed::ManagedObjects;
 use crate::outbound::broker::BrokerStatus;
 use crate::recon::ReconEngine;

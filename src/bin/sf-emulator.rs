@@ -42,13 +42,15 @@ struct Cli {
     #[arg(
         long,
         default_value = "idm-sync-emulator-secret",
-        env = "SF_EMULATOR_CONSUMER_SECRET"
+        env = "SF_EMULATOR_CONSUMER_SECRET",
+        hide_env_values = true
     )]
     consumer_secret: String,
     #[arg(
         long,
         default_value = "idm-sync-emulator-refresh-token",
-        env = "SF_EMULATOR_REFRESH_TOKEN"
+        env = "SF_EMULATOR_REFRESH_TOKEN",
+        hide_env_values = true
     )]
     refresh_token: String,
     /// Access-token lifetime in seconds.

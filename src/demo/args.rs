@@ -9,7 +9,8 @@ use clap::Args;
 use crate::http_server::HttpLimitsArgs;
 use crate::tls::TlsArgs;
 
-#[derive(Debug, Clone, Args)]
+// No `Debug`: the URLs may carry passwords.
+#[derive(Clone, Args)]
 pub struct DemoArgs {
     /// Address of the HTTP listener (the REST API and the Admin UI).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -29,6 +30,7 @@ pub struct DemoArgs {
     #[arg(
         long,
         env = "IDM_DEMO_DATABASE_URL",
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/idm_demo"
     )]
     pub database_url: String,
@@ -39,6 +41,7 @@ pub struct DemoArgs {
     #[arg(
         long,
         env = "AMQP_URL",
+        hide_env_values = true,
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
     pub amqp_url: String,

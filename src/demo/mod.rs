@@ -35,7 +35,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What `all` is started with; the binary turns it into its own `all` arguments, so the
 /// demo runs exactly the roles `idm-sync all` runs.
-#[derive(Debug, Clone)]
+/// No `Debug`: the URLs may carry passwords.
+#[derive(Clone)]
 pub struct RolesPlan {
     pub conf_dir: PathBuf,
     pub listen: String,

@@ -8,8 +8,9 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
-use crate::outbound::broker::{BrokerConnection, BrokerSettings, redact_url};
+use crate::outbound::broker::{BrokerConnection, BrokerSettings};
 use crate::outbound::topology::Topology;
+use crate::secrets::redact_url;
 
 const PG_TIMEOUT: Duration = Duration::from_secs(5);
 

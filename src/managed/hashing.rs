@@ -28,9 +28,70 @@ pub fn verify(clear: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// As [`verify`], filling `memory` (grown to the hash's memory cost and kept by the caller)
+/// instead of allocating afresh: a thread that verifies many hashes holds one buffer, so its
+/// memory does not depend on how the allocator keeps freed blocks.
+pub fn verify_reusing(clear: &str, stored: &str, memory: &mut Vec<argon2::Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let (Ok(params), Ok(algorithm)) = (
+        argon2::Params::try_from(&parsed),
+        argon2::Algorithm::try_from(parsed.algorithm),
+    ) else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), argon2::Block::default());
+    }
+    let mut out = [0u8; 64];
+    let Some(out) = out.get_mut(..expected.len()) else {
+        return false;
+    };
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(clear.as_bytes(), salt, out, &mut memory[..])
+        .is_ok()
+        && subtle::ConstantTimeEq::ct_eq(&*out, expected.as_bytes()).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verify_reusing_agrees_with_verify() {
+        let h = hash("Passw0rd!").unwrap();
+        let mut memory = Vec::new();
+        assert!(verify_reusing("Passw0rd!", &h, &mut memory));
+        assert_eq!(
+            memory.len(),
+            19 * 1024,
+            "the default memory cost, in 1 KiB blocks"
+        );
+        assert!(!verify_reusing("passw0rd!", &h, &mut memory));
+        assert!(
+            verify_reusing("Passw0rd!", &h, &mut memory),
+            "the buffer is reused"
+        );
+        assert!(!verify_reusing("x", "not a hash", &mut memory));
+        assert!(!verify_reusing(
+            "x",
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ",
+            &mut memory
+        ));
+    }
 
     #[test]
     fn hash_and_verify() {

@@ -9,6 +9,7 @@ use backon::BackoffBuilder;
 use lapin::{Channel, Connection, ConnectionProperties};
 
 use super::topology::Topology;
+use crate::secrets::redact_url;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -120,30 +121,4 @@ pub(crate) fn reconnect_backoff() -> impl Iterator<Item = Duration> {
         .with_jitter()
         .without_max_times()
         .build()
-}
-
-/// `amqp://user:***@host/vhost`, for logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            let user = credentials.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact_url("amqp://guest:secret@h:5672/%2f"),
-            "amqp://guest:***@h:5672/%2f"
-        );
-        assert_eq!(redact_url("amqp://h:5672"), "amqp://h:5672");
-    }
 }

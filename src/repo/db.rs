@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use super::RepoError;
-use crate::secrets::{DEFAULT_KEY_FILE, KeySource};
+use crate::secrets::{DEFAULT_KEY_FILE, KeySource, RedactedUrl};
 
 /// The migrations compiled into the binary. sqlx takes a Postgres advisory lock while it
 /// applies them, so replicas that start together apply each migration once.
@@ -26,8 +26,8 @@ pub const RECON_STATEMENT_TIMEOUT: Duration = Duration::from_secs(300);
 pub const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Pool settings, and the key of the secrets the database keeps sealed; the defaults suit one
-/// `serve` process on a small machine.
-#[derive(Debug, Clone)]
+/// `serve` process on a small machine. `Debug` masks the URL's password and the key.
+#[derive(Clone)]
 pub struct DbSettings {
     pub url: String,
     pub max_connections: u32,
@@ -37,6 +37,16 @@ pub struct DbSettings {
     /// Postgres ends a session of this role idle in a transaction this long, releasing its
     /// locks (`None`: no limit).
     pub idle_in_transaction_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for DbSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbSettings")
+            .field("url", &RedactedUrl(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("secrets", &self.secrets)
+            .finish()
+    }
 }
 
 impl DbSettings {
@@ -126,4 +136,22 @@ async fn ensure_database(options: &PgConnectOptions) -> Result<(), RepoError> {
     }
     conn.close().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_masks_the_password_and_the_key() {
+        let settings = DbSettings {
+            secrets: KeySource::Encoded("c2VjcmV0LWtleQ==".into()),
+            ..DbSettings::new("postgres://idm:Pg-pass-1@db:5432/idm?password=Pg-pass-2")
+        };
+        let shown = format!("{settings:?}");
+        for secret in ["Pg-pass-1", "Pg-pass-2", "c2VjcmV0LWtleQ=="] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("postgres://idm:***@db:5432/idm"), "{shown}");
+    }
 }

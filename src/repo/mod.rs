@@ -1,6 +1,7 @@
 //! Postgres storage: managed objects, the outbox, queries compiled from filters, links,
 //! recon runs and the recon audit.
 
+pub mod admin_sessions;
 pub mod audit;
 pub mod audit_retention;
 pub mod db;

@@ -66,8 +66,9 @@ impl Default for RetryConfig {
     }
 }
 
-/// Everything the client needs to reach one org.
-#[derive(Debug, Clone)]
+/// Everything the client needs to reach one org. `Debug` masks the secrets and a password in
+/// the proxy URL.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// The system's name in IDM (`salesforce`): the token store's key.
     pub system_name: String,
@@ -95,6 +96,30 @@ pub struct ClientConfig {
     /// The provisioner file's `enabled`; a state saved from the Admin UI overrides it (see
     /// `SalesforceClient::enabled`).
     pub enabled_in_file: bool,
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("system_name", &self.system_name)
+            .field("login_url", &self.login_url.as_str())
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("refresh_token", &self.refresh_token)
+            .field("instance_url", &self.instance_url.as_ref().map(Url::as_str))
+            .field("api_version", &self.api_version)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("maximum_connections", &self.maximum_connections)
+            .field(
+                "proxy",
+                &self.proxy.as_deref().map(crate::secrets::RedactedUrl),
+            )
+            .field("query_batch_size", &self.query_batch_size)
+            .field("retry", &self.retry)
+            .field("enabled_in_file", &self.enabled_in_file)
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -141,7 +166,13 @@ mod tests {
             Secret::new("the-client-secret"),
             Some(Secret::new("the-refresh-token")),
         );
+        let cfg = ClientConfig {
+            proxy: Some("http://proxyuser:the-proxy-password@proxy:3128".into()),
+            ..cfg
+        };
         let shown = format!("{cfg:?} {}", cfg.client_secret);
+        assert!(!shown.contains("the-proxy-password"), "{shown}");
+        assert!(shown.contains("proxyuser:***@proxy"), "{shown}");
         assert!(!shown.contains("the-client-secret"), "{shown}");
         assert!(!shown.contains("the-refresh-token"), "{shown}");
         assert!(shown.contains("<redacted>"));

@@ -18,8 +18,8 @@ pub const KEY_LEN: usize = 32;
 /// The key file of a role given neither `IDM_SECRETS_KEY` nor `--secrets-key-file`.
 pub const DEFAULT_KEY_FILE: &str = "./data/secrets.key";
 
-/// Where to find the key.
-#[derive(Debug, Clone)]
+/// Where to find the key. Its `Debug` shows the file's path, never a key.
+#[derive(Clone)]
 pub enum KeySource {
     /// The base64 of the key (`IDM_SECRETS_KEY`).
     Encoded(String),
@@ -27,6 +27,16 @@ pub enum KeySource {
     File(PathBuf),
     /// A key given directly (tests, tools).
     Key([u8; KEY_LEN]),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Encoded(_) => f.write_str("Encoded(<redacted>)"),
+            KeySource::File(path) => f.debug_tuple("File").field(path).finish(),
+            KeySource::Key(_) => f.write_str("Key(<redacted>)"),
+        }
+    }
 }
 
 impl KeySource {
@@ -145,6 +155,20 @@ mod tests {
         .unwrap();
         assert_eq!(from_env.open(WHAT, &sealed).unwrap(), "token");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn debug_shows_no_key() {
+        let encoded = STANDARD.encode([9u8; KEY_LEN]);
+        let shown = format!("{:?}", KeySource::Encoded(encoded.clone()));
+        assert_eq!(shown, "Encoded(<redacted>)");
+        let shown = format!("{:?}", KeySource::Key([9; KEY_LEN]));
+        assert_eq!(shown, "Key(<redacted>)");
+        assert!(!shown.contains('9'));
+        assert_eq!(
+            format!("{:?}", KeySource::File(PathBuf::from("/k"))),
+            "File(\"/k\")"
+        );
     }
 
     #[test]

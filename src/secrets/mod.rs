@@ -11,8 +11,10 @@
 //! |---|---|
 //! | `mod.rs` | [`Sealer`]: seal and open |
 //! | `key.rs` | where the key comes from: `IDM_SECRETS_KEY`, or a key file generated once |
+//! | `redact.rs` | connection URLs with their passwords masked, for logs and `Debug` |
 
 mod key;
+mod redact;
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
 pub use key::{DEFAULT_KEY_FILE, KEY_LEN, KeySource, ensure_file, load};
+pub use redact::{RedactedUrl, redact_url};
 
 const PREFIX: &str = "sealed:v1:";
 
@@ -53,7 +56,8 @@ pub enum SecretsError {
 #[derive(Clone)]
 pub struct Sealer {
     key: Arc<LessSafeKey>,
-    /// HMAC-SHA256 under the same key, from which per-purpose keys are derived.
+    /// HMAC-SHA256 under the same key, only to derive per-purpose keys from ([`Sealer::mac_key`]):
+    /// no value is ever both sealed and MACed under one key.
     master: hmac::Key,
     rng: SystemRandom,
 }
@@ -80,6 +84,22 @@ impl Sealer {
     pub fn mac_key(&self, purpose: &str) -> hmac::Key {
         let derived = hmac::sign(&self.master, format!("idm-sync:{purpose}").as_bytes());
         hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
+    }
+
+    /// A keyed digest (HMAC-SHA256, hex) of `parts` for `purpose`: the same in every role
+    /// holding this key, and worthless for guessing the input to anyone who can only read the
+    /// database. Each part is length-prefixed, so `("ab","c")` and `("a","bc")` differ.
+    pub fn fingerprint(&self, purpose: &str, parts: &[&[u8]]) -> String {
+        let mut ctx = hmac::Context::with_key(&self.mac_key("fingerprint"));
+        for part in std::iter::once(purpose.as_bytes()).chain(parts.iter().copied()) {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        ctx.sign()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// `plain` sealed for the column `what` (e.g. `salesforce_tokens.refresh_token`).
@@ -188,6 +208,19 @@ mod tests {
         let last = tampered.pop().unwrap();
         tampered.push(if last == 'A' { 'B' } else { 'A' });
         assert!(sealer.open(WHAT, &tampered).is_err());
+    }
+
+    #[test]
+    fn fingerprints_depend_on_key_purpose_and_every_part() {
+        let a = Sealer::new(&[7; KEY_LEN]).unwrap();
+        let b = Sealer::new(&[8; KEY_LEN]).unwrap();
+        let f = a.fingerprint("admin", &[b"u", b"p"]);
+        assert_eq!(f.len(), 64);
+        assert_eq!(f, a.clone().fingerprint("admin", &[b"u", b"p"]));
+        assert_ne!(f, b.fingerprint("admin", &[b"u", b"p"]));
+        assert_ne!(f, a.fingerprint("other", &[b"u", b"p"]));
+        assert_ne!(f, a.fingerprint("admin", &[b"up", b""]));
+        assert_ne!(f, a.fingerprint("admin", &[b"u", b"q"]));
     }
 
     #[test]

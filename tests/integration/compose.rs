@@ -288,3 +288,40 @@ fn published_ports_are_the_ones_serve_listens_on() {
         );
     }
 }
+
+#[test]
+fn the_admin_password_is_required_and_the_broker_ui_is_not_published() {
+    let doc = compose();
+    let all = services(&doc);
+    let serve = &all["serve"]["environment"];
+    let password = serve["IDM_ADMIN_PASSWORD"]
+        .as_str()
+        .expect("serve sets IDM_ADMIN_PASSWORD");
+    assert!(
+        password.starts_with("${IDM_ADMIN_PASSWORD:?"),
+        "IDM_ADMIN_PASSWORD must be required (${{IDM_ADMIN_PASSWORD:?…}}), not {password}"
+    );
+    // No service falls back to the shipped default, however spelled.
+    for (name, service) in all {
+        if let Some(env) = service.get("environment").and_then(Value::as_object) {
+            if let Some(v) = env.get("IDM_ADMIN_PASSWORD").and_then(Value::as_str) {
+                assert!(!v.contains(":-"), "{name}: {v}");
+                assert!(!v.contains("openidm-admin"), "{name}: {v}");
+            }
+        }
+    }
+    // RabbitMQ publishes nothing (its management UI has guest/guest); only serve's API is published.
+    assert!(
+        strings(all["rabbitmq"].get("ports").unwrap_or(&Value::Null)).is_empty(),
+        "rabbitmq publishes {:?}",
+        all["rabbitmq"]["ports"]
+    );
+    for (name, service) in all {
+        for port in strings(service.get("ports").unwrap_or(&Value::Null)) {
+            assert!(
+                !port.contains("15672"),
+                "{name} publishes the management UI: {port}"
+            );
+        }
+    }
+}

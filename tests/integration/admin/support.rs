@@ -43,9 +43,29 @@ pub async fn page(res: reqwest::Response) -> Page {
     }
 }
 
+/// A client that never follows redirects, whose connections come from `local` (another
+/// loopback address such as 127.0.0.2 is another client to the throttle).
+pub fn http_from(local: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(local)
+        .build()
+        .unwrap()
+}
+
 /// One log-in form submitted, its answer (no cookie kept).
 pub async fn login_attempt(app: &TestApp, username: &str, password: &str) -> Page {
-    let res = http()
+    login_attempt_with(&http(), app, username, password).await
+}
+
+/// One log-in form submitted by `client`.
+pub async fn login_attempt_with(
+    client: &reqwest::Client,
+    app: &TestApp,
+    username: &str,
+    password: &str,
+) -> Page {
+    let res = client
         .post(format!("{}/admin/login", root(app)))
         .form(&[("username", username), ("password", password)])
         .send()
