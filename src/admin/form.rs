@@ -32,6 +32,14 @@ impl FormData {
         self.get(name).unwrap_or_default().trim().to_owned()
     }
 
+    /// The first field whose name or value holds U+0000, which PostgreSQL cannot store.
+    pub fn field_with_nul(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+            .map(|(k, _)| k.as_str())
+    }
+
     pub fn to_map(&self) -> HashMap<String, String> {
         self.0.iter().cloned().collect()
     }

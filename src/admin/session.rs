@@ -195,6 +195,17 @@ pub async fn require_session(
                 "<p id=\"error\">This form is out of date or did not come from this site. Nothing was changed. <a href=\"/admin\">Reload</a> and try again.</p>",
             );
         }
+        // Refused here, for every form at once: no handler gets to store what Postgres cannot.
+        if let Some(field) = form.field_with_nul() {
+            return html::bare_page(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                &format!(
+                    "<p id=\"error\">The field {} contains a NUL character, which cannot be stored. Nothing was changed.</p>",
+                    html::esc(&field.replace('\0', "\\0"))
+                ),
+            );
+        }
         request = Request::from_parts(parts, Body::from(bytes));
     }
     request.extensions_mut().insert(session);

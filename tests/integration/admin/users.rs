@@ -135,6 +135,26 @@ async fn create_and_delete() {
     assert!(missing.body.contains("id=\"err-sn\""), "{}", missing.body);
     assert_eq!(app.outbox_count().await, 0);
 
+    // A NUL character in any field of any form is refused before a handler runs.
+    let nul = b
+        .post(
+            "/admin/users",
+            &[
+                ("userName", "newbie"),
+                ("givenName", "Ne\0w"),
+                ("sn", "Bie"),
+                ("mail", "newbie@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(nul.status, StatusCode::BAD_REQUEST);
+    assert!(
+        nul.body.contains("givenName contains a NUL"),
+        "{}",
+        nul.body
+    );
+    assert_eq!(app.outbox_count().await, 0);
+
     let created = b
         .post(
             "/admin/users",
