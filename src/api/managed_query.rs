@@ -146,22 +146,8 @@ impl ChunkReader for ManagedReader {
 
     fn trailer(&self, count: usize, cookie: Option<String>) -> Map<String, Value> {
         let total = self.total.unwrap_or(-1);
-        let mut out = Map::new();
-        out.insert("resultCount".into(), Value::from(count));
-        out.insert(
-            "pagedResultsCookie".into(),
-            cookie.map_or(Value::Null, Value::from),
-        );
-        out.insert(
-            "totalPagedResultsPolicy".into(),
-            Value::from(self.spec.policy_name()),
-        );
-        out.insert("totalPagedResults".into(), Value::from(total));
-        out.insert(
-            "remainingPagedResults".into(),
-            Value::from(self.spec.remaining(total, count)),
-        );
-        out
+        let remaining = self.spec.remaining(total, count);
+        stream::envelope_trailer(count, cookie, self.spec.policy_name(), total, remaining)
     }
 }
 

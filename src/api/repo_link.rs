@@ -133,16 +133,7 @@ impl ChunkReader for RelationReader {
     }
 
     fn trailer(&self, count: usize, cookie: Option<String>) -> Map<String, Value> {
-        let mut out = Map::new();
-        out.insert("resultCount".into(), Value::from(count));
-        out.insert(
-            "pagedResultsCookie".into(),
-            cookie.map_or(Value::Null, Value::from),
-        );
-        out.insert("totalPagedResultsPolicy".into(), "NONE".into());
-        out.insert("totalPagedResults".into(), Value::from(-1));
-        out.insert("remainingPagedResults".into(), Value::from(-1));
-        out
+        stream::envelope_trailer(count, cookie, "NONE", -1, -1)
     }
 }
 

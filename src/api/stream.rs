@@ -120,6 +120,26 @@ pub(crate) async fn answer<R: ChunkReader>(
     Ok(response)
 }
 
+/// The fields of IDM's query envelope after `result`, in CREST's order.
+pub(crate) fn envelope_trailer(
+    count: usize,
+    cookie: Option<String>,
+    policy: &str,
+    total: i64,
+    remaining: i64,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("resultCount".into(), Value::from(count));
+    out.insert(
+        "pagedResultsCookie".into(),
+        cookie.map_or(Value::Null, Value::from),
+    );
+    out.insert("totalPagedResultsPolicy".into(), Value::from(policy));
+    out.insert("totalPagedResults".into(), Value::from(total));
+    out.insert("remainingPagedResults".into(), Value::from(remaining));
+    out
+}
+
 /// Rows to read next, after `sent` of a page of `page_size`.
 fn chunk_limit(page_size: Option<u64>, sent: usize) -> u32 {
     let chunk = u64::from(QUERY_CHUNK_ROWS);

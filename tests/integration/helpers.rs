@@ -428,3 +428,53 @@ pub async fn queued_messages(url: &str, queues: &[String]) -> u32 {
     let _ = conn.close(200, "bye".into()).await;
     total
 }
+
+/// An `idm-sync <role>` child process, the way compose runs the roles: over the database at
+/// `db_url`, with `conf` and the test secrets key. Its output shows with `TEST_LOG`.
+/// SIGKILLed on drop if still running.
+pub struct RoleProcess(pub std::process::Child);
+
+impl RoleProcess {
+    /// The command, for a caller to add its flags and variables before [`RoleProcess::spawn`].
+    pub fn command(role: &str, conf: &std::path::Path, db_url: &str) -> std::process::Command {
+        let output = || {
+            if std::env::var("TEST_LOG").is_ok() {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::null()
+            }
+        };
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_idm-sync"));
+        command
+            .arg(role)
+            .arg("--conf")
+            .arg(conf)
+            .env("DATABASE_URL", db_url)
+            .env("IDM_SECRETS_KEY", test_secrets_key_base64())
+            .env("RUST_LOG", "info")
+            .stdout(output())
+            .stderr(output());
+        command
+    }
+
+    pub fn spawn(mut command: std::process::Command) -> RoleProcess {
+        RoleProcess(command.spawn().expect("start an idm-sync role"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// SIGKILL: no goodbye to the broker or the database.
+    pub fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for RoleProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -236,43 +236,14 @@ async fn firings_start_reconciliations_or_skip_while_one_runs() {
     assert_eq!(env.users().await, 29, "the autoproc user is not imported");
 }
 
-/// `idm-sync scheduler` as a child process over `env`'s database and conf/; SIGKILLed on drop.
-struct SchedulerProcess(std::process::Child);
-
-impl SchedulerProcess {
-    fn spawn(env: &crate::recon::support::Env) -> SchedulerProcess {
-        let output = || {
-            if std::env::var("TEST_LOG").is_ok() {
-                std::process::Stdio::inherit()
-            } else {
-                std::process::Stdio::null()
-            }
-        };
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_idm-sync"))
-            .arg("scheduler")
-            .arg("--conf")
-            .arg(&env.conf.0)
-            .env("DATABASE_URL", &env.app.db.url)
-            .env("IDM_SECRETS_KEY", crate::helpers::test_secrets_key_base64())
-            .env("RUST_LOG", "info")
-            .stdout(output())
-            .stderr(output())
-            .spawn()
-            .expect("start idm-sync scheduler");
-        SchedulerProcess(child)
-    }
-
-    fn kill(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for SchedulerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `idm-sync scheduler` as a child process over `env`'s database and conf/.
+fn spawn_scheduler(env: &crate::recon::support::Env) -> crate::helpers::RoleProcess {
+    use crate::helpers::RoleProcess;
+    RoleProcess::spawn(RoleProcess::command(
+        "scheduler",
+        &env.conf.0,
+        &env.app.db.url,
+    ))
 }
 
 async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
@@ -320,7 +291,7 @@ async fn a_firing_claimed_by_a_killed_scheduler_runs_once_after_restart() {
         .await
         .unwrap();
 
-    let mut first = SchedulerProcess::spawn(&env);
+    let mut first = spawn_scheduler(&env);
     // The run's start waits on our lock once the firing is claimed (committed, or held by the
     // blocked transaction itself).
     let pid: i32 = wait_for(
@@ -360,7 +331,7 @@ async fn a_firing_claimed_by_a_killed_scheduler_runs_once_after_restart() {
     );
     assert_eq!(env.scalar("SELECT count(*) FROM recon_runs").await, 0);
 
-    let _second = SchedulerProcess::spawn(&env);
+    let _second = spawn_scheduler(&env);
     let run_id: String = wait_for("the firing to be made up", async || {
         sqlx::query_scalar("SELECT run_id FROM schedule_firings WHERE run_id IS NOT NULL")
             .fetch_optional(pool)

@@ -6,10 +6,9 @@ mod http_limits;
 mod input;
 mod paging;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::helpers::{ADMIN, TestApp, test_secrets_key_base64};
+use crate::helpers::{ADMIN, RoleProcess, TestApp};
 
 /// An authenticated query still answers: the request before did not stop the server.
 pub async fn assert_still_serving(app: &TestApp) {
@@ -32,9 +31,9 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// `idm-sync serve --no-relay` as a child process over the database at `db_url`, so memory is
-/// measured on the server alone; SIGKILLed on drop.
+/// measured on the server alone.
 pub struct ServeProcess {
-    child: Child,
+    process: RoleProcess,
     pub base: String,
     pub client: reqwest::Client,
 }
@@ -46,33 +45,14 @@ impl ServeProcess {
             .local_addr()
             .unwrap()
             .port();
-        let quiet = std::env::var("TEST_LOG").is_err();
-        let output = || {
-            if quiet {
-                Stdio::null()
-            } else {
-                Stdio::inherit()
-            }
-        };
-        let child = Command::new(env!("CARGO_BIN_EXE_idm-sync"))
-            .args([
-                "serve",
-                "--no-relay",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .arg("--conf")
-            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf"))
-            .env("DATABASE_URL", db_url)
-            .env("IDM_SECRETS_KEY", test_secrets_key_base64())
+        let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+        let mut command = RoleProcess::command("serve", &conf, db_url);
+        command
+            .args(["--no-relay", "--listen", &format!("127.0.0.1:{port}")])
             .env("IDM_AUDIT_RETENTION_DAYS", "0")
-            .env("RUST_LOG", "warn")
-            .stdout(output())
-            .stderr(output())
-            .spawn()
-            .expect("start idm-sync serve");
+            .env("RUST_LOG", "warn");
         let server = ServeProcess {
-            child,
+            process: RoleProcess::spawn(command),
             base: format!("http://127.0.0.1:{port}/openidm"),
             client: reqwest::Client::new(),
         };
@@ -88,7 +68,7 @@ impl ServeProcess {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -100,12 +80,5 @@ impl ServeProcess {
             .get(self.url(path))
             .header("X-OpenIDM-Username", ADMIN.0)
             .header("X-OpenIDM-Password", ADMIN.1)
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

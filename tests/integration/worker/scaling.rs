@@ -3,7 +3,6 @@
 //! broker restarted mid-stream — never lose a change.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use idm_sync::emulator::FaultUpdate;
@@ -11,7 +10,7 @@ use serde_json::json;
 
 use super::broker_node::BrokerNode;
 use super::{Env, TEST_LEASE, assert_converged, env_with, wait_until};
-use crate::helpers::amqp_url;
+use crate::helpers::{RoleProcess, amqp_url};
 
 /// Users whose ids fall into every partition of `env` (ids are random: create until covered).
 async fn users_in_every_partition(env: &Env, prefix: &str, at_least: usize) -> Vec<String> {
@@ -100,49 +99,15 @@ async fn workers_share_partitions_and_a_dying_one_hands_over() {
     assert!(env.members().await.is_empty(), "every worker deregistered");
 }
 
-/// `idm-sync worker` as a child process of this test; SIGKILLed on drop if still running.
-struct ProcessWorker(Child);
-
-impl ProcessWorker {
-    fn spawn(env: &Env) -> ProcessWorker {
-        let quiet = std::env::var("TEST_LOG").is_err();
-        let output = || {
-            if quiet {
-                Stdio::null()
-            } else {
-                Stdio::inherit()
-            }
-        };
-        let child = Command::new(env!("CARGO_BIN_EXE_idm-sync"))
-            .arg("worker")
-            .arg("--conf")
-            .arg(&env.conf.0)
-            .env("DATABASE_URL", &env.app.db.url)
-            .env("AMQP_URL", &env.amqp_url)
-            .env("IDM_BROKER_PREFIX", &env.topology.prefix)
-            .env("IDM_PARTITIONS", env.topology.partitions.to_string())
-            .env("IDM_WORKER_LEASE_SECS", TEST_LEASE.as_secs().to_string())
-            .env("IDM_SECRETS_KEY", crate::helpers::test_secrets_key_base64())
-            .env("RUST_LOG", "info")
-            .stdout(output())
-            .stderr(output())
-            .spawn()
-            .expect("start idm-sync worker");
-        ProcessWorker(child)
-    }
-
-    /// SIGKILL: no goodbye to the broker or the membership table.
-    fn kill(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for ProcessWorker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `idm-sync worker` as a child process of this test.
+fn spawn_worker_process(env: &Env) -> RoleProcess {
+    let mut command = RoleProcess::command("worker", &env.conf.0, &env.app.db.url);
+    command
+        .env("AMQP_URL", &env.amqp_url)
+        .env("IDM_BROKER_PREFIX", &env.topology.prefix)
+        .env("IDM_PARTITIONS", env.topology.partitions.to_string())
+        .env("IDM_WORKER_LEASE_SECS", TEST_LEASE.as_secs().to_string());
+    RoleProcess::spawn(command)
 }
 
 /// Managed users not yet in step with Salesforce (unlinked, or the link behind).
@@ -162,7 +127,7 @@ async fn a_sigkilled_worker_process_loses_nothing() {
         latency_ms: Some(150),
         ..FaultUpdate::default()
     });
-    let mut process = ProcessWorker::spawn(&env);
+    let mut process = spawn_worker_process(&env);
     wait_until("the worker process owns every partition", async || {
         env.members()
             .await
