@@ -314,8 +314,8 @@ async fn bulk_edits(pool: &PgPool, http: &reqwest::Client, emulator: &str, tag: 
                     rev = nextval('managed_object_rev_seq'), updated_at = now()
              FROM links l WHERE l.second_id = m.id AND m.object_type = 'user'
              RETURNING m.id, m.rev, m.body)
-         , rows AS (INSERT INTO outbox (object_type, object_id, rev, operation, after)
-                    SELECT 'user', id, rev, 'update', body FROM changed RETURNING 1)
+         , rows AS (INSERT INTO outbox (object_type, object_id, rev, operation, changed_fields)
+                    SELECT 'user', id, rev, 'update', '{sn}' FROM changed RETURNING 1)
          SELECT count(*), extract(epoch FROM now())::float8, extract(epoch FROM clock_timestamp())::float8 FROM rows",
     )
     .bind(tag)

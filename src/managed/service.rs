@@ -241,8 +241,7 @@ impl ManagedObjects {
                 object_id: &o.id,
                 rev: o.rev,
                 operation: Operation::Create,
-                before: None,
-                after: Some(&o.body),
+                changed: changed_fields(None, Some(&o.body)),
             })
             .collect();
         outbox::record_many(tx, &changes).await?;
@@ -298,8 +297,7 @@ impl ManagedObjects {
                 object_id: id,
                 rev,
                 operation: Operation::Delete,
-                before: Some(&current.body),
-                after: None,
+                changed: Vec::new(),
             },
         )
         .await?;
@@ -326,6 +324,27 @@ pub fn merge(body: &mut Map<String, Value>, changes: &Map<String, Value>) {
             }
         }
     }
+}
+
+/// The top-level fields that differ between two states of an object (all of `after`'s for a
+/// create), in `after`'s order, then those removed.
+fn changed_fields<'a>(
+    before: Option<&'a Map<String, Value>>,
+    after: Option<&'a Map<String, Value>>,
+) -> Vec<&'a str> {
+    let was = |k: &str| before.and_then(|b| b.get(k));
+    let is_kept = |k: &str| after.is_some_and(|a| a.contains_key(k));
+    let set_or_changed = after
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| was(k) != Some(*v))
+        .map(|(k, _)| k.as_str());
+    let removed = before
+        .into_iter()
+        .flat_map(|b| b.keys())
+        .filter(|k| !is_kept(k))
+        .map(String::as_str);
+    set_or_changed.chain(removed).collect()
 }
 
 /// Validates and stores `body` as the new state of the object, with its outbox row.
@@ -370,8 +389,7 @@ async fn write(
             object_id: id,
             rev,
             operation,
-            before: current.as_ref().map(|c| &c.body),
-            after: Some(&body),
+            changed: changed_fields(current.as_ref().map(|c| &c.body), Some(&body)),
         },
     )
     .await?;
@@ -532,4 +550,29 @@ fn exists(id: &str) -> ManagedError {
 
 fn not_found(object_type: &str, id: &str) -> ManagedError {
     ManagedError::NotFound(id.to_owned(), format!("managed/{object_type}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::changed_fields;
+    use serde_json::{Map, Value, json};
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn changed_fields_name_what_was_set_changed_or_removed() {
+        let before = map(json!({"sn": "A", "mail": "m", "gone": 1}));
+        let after = map(json!({"sn": "B", "mail": "m", "new": true}));
+        assert_eq!(
+            changed_fields(Some(&before), Some(&after)),
+            ["sn", "new", "gone"]
+        );
+        assert_eq!(changed_fields(None, Some(&after)), ["sn", "mail", "new"]);
+        assert!(changed_fields(Some(&after), Some(&after)).is_empty());
+    }
 }

@@ -1,9 +1,9 @@
 //! The transactional outbox: one row per real change of a managed object, written in the
 //! transaction of the change; the relay claims unpublished rows and marks them published.
+//! A row is a reference (object, revision, operation, the top-level fields changed), never a
+//! body: the worker reads the object as it is now.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
-use sqlx::types::Json;
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgExecutor, PgPool};
@@ -48,8 +48,8 @@ pub struct NewChange<'a> {
     pub object_id: &'a str,
     pub rev: i64,
     pub operation: Operation,
-    pub before: Option<&'a Map<String, Value>>,
-    pub after: Option<&'a Map<String, Value>>,
+    /// The top-level fields the change set, changed or removed.
+    pub changed: Vec<&'a str>,
 }
 
 /// A recorded change.
@@ -66,16 +66,15 @@ pub struct OutboxRow {
 /// Records a change; call it inside the transaction that makes the change.
 pub async fn record(tx: &mut PgConnection, change: &NewChange<'_>) -> Result<i64, RepoError> {
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO outbox (object_type, object_id, rev, operation, before, after)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO outbox (object_type, object_id, rev, operation, changed_fields)
+         VALUES ($1, $2, $3, $4, $5)
          RETURNING id",
     )
     .bind(change.object_type)
     .bind(change.object_id)
     .bind(change.rev)
     .bind(change.operation.as_str())
-    .bind(change.before.map(Json))
-    .bind(change.after.map(Json))
+    .bind(&change.changed)
     .fetch_one(&mut *tx)
     .await?;
     Ok(id)
@@ -94,23 +93,23 @@ pub async fn record_many(
     let ids: Vec<&str> = changes.iter().map(|c| c.object_id).collect();
     let revs: Vec<i64> = changes.iter().map(|c| c.rev).collect();
     let operations: Vec<&str> = changes.iter().map(|c| c.operation.as_str()).collect();
-    let befores: Vec<Option<Json<&Map<String, Value>>>> =
-        changes.iter().map(|c| c.before.map(Json)).collect();
-    let afters: Vec<Option<Json<&Map<String, Value>>>> =
-        changes.iter().map(|c| c.after.map(Json)).collect();
+    // Postgres has no arrays of arrays of varying length: each row's names travel as one
+    // text, split back in SQL (a field name holding a newline is stored as two names, which
+    // only an operator reads).
+    let changed: Vec<String> = changes.iter().map(|c| c.changed.join("\n")).collect();
     sqlx::query(
-        "INSERT INTO outbox (object_type, object_id, rev, operation, before, after)
-         SELECT u.object_type, u.object_id, u.rev, u.operation, u.before, u.after
-         FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::jsonb[], $6::jsonb[])
-              WITH ORDINALITY AS u(object_type, object_id, rev, operation, before, after, ord)
+        "INSERT INTO outbox (object_type, object_id, rev, operation, changed_fields)
+         SELECT u.object_type, u.object_id, u.rev, u.operation,
+                CASE WHEN u.changed = '' THEN '{}'::text[] ELSE string_to_array(u.changed, E'\\n') END
+         FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[])
+              WITH ORDINALITY AS u(object_type, object_id, rev, operation, changed, ord)
          ORDER BY u.ord",
     )
     .bind(&types)
     .bind(&ids)
     .bind(&revs)
     .bind(&operations)
-    .bind(&befores)
-    .bind(&afters)
+    .bind(&changed)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -120,9 +119,7 @@ type Row = (i64, String, String, i64, String, DateTime<Utc>);
 
 /// Claims up to `limit` unpublished rows, oldest first, locking them for the caller's
 /// transaction. `SKIP LOCKED` lets several relays claim side by side without ever taking
-/// the same row; a claimer that dies releases its rows with its transaction. The values
-/// before and after stay in the table (an operator's record of the change): a message
-/// carries no body, since the worker loads the current object.
+/// the same row; a claimer that dies releases its rows with its transaction.
 pub async fn claim(tx: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, RepoError> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, object_type, object_id, rev, operation, created_at

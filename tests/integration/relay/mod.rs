@@ -281,8 +281,8 @@ async fn a_broker_that_stops_answering_releases_the_batch_within_the_bound() {
     proxy.stall();
     // Five changes committed together, so that one batch claims them all.
     sqlx::query(
-        "INSERT INTO outbox (object_type, object_id, rev, operation, after)
-         SELECT 'user', 'stalled' || g, 1, 'create', '{}'::jsonb FROM generate_series(1, 5) g",
+        "INSERT INTO outbox (object_type, object_id, rev, operation)
+         SELECT 'user', 'stalled' || g, 1, 'create' FROM generate_series(1, 5) g",
     )
     .execute(&app.db.pool)
     .await
@@ -387,8 +387,8 @@ async fn two_relays_share_the_outbox_without_duplicates() {
     let app = TestApp::spawn().await;
     let topology = topology();
     sqlx::query(
-        "INSERT INTO outbox (object_type, object_id, rev, operation, after)
-         SELECT 'user', 'u' || g, g, 'create', '{}'::jsonb FROM generate_series(1, 400) g",
+        "INSERT INTO outbox (object_type, object_id, rev, operation)
+         SELECT 'user', 'u' || g, g, 'create' FROM generate_series(1, 400) g",
     )
     .execute(&app.db.pool)
     .await
