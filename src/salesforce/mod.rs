@@ -25,6 +25,7 @@
 //! | `credentials.rs` | login URL, consumer key and secret saved at run time (Admin UI) |
 //! | `client.rs` | the client and its single-record operations |
 //! | `query.rs` | SOQL as a stream of pages |
+//! | `soql.rs` | the SOQL string-literal escaper and `=` / `IN` / `LIKE` conditions |
 //! | `collections.rs` | batched create/update (≤ 200 a call) |
 //! | `retry.rs` | backoff of transient failures |
 //! | `errors.rs` | typed errors, Salesforce error bodies |
@@ -45,6 +46,7 @@ pub mod observer;
 mod query;
 mod retry;
 mod session;
+pub mod soql;
 pub mod token_store;
 
 pub use client::{Record, SalesforceClient, TestReport, USER, UpdatedIds};
