@@ -4,5 +4,6 @@ mod auth;
 mod conf;
 mod faults;
 mod query;
+mod soql_literals;
 pub mod support;
 mod writes;
