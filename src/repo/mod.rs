@@ -1,5 +1,5 @@
 //! Postgres storage: managed objects, the outbox, queries compiled from filters, links,
-//! recon runs and the recon audit.
+//! recon runs and the recon audit, the Salesforce connector's stored tokens.
 
 pub mod audit;
 pub mod audit_retention;
@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod query;
 pub mod recon_runs;
 pub mod relation_query;
+pub mod salesforce_tokens;
 pub mod sync_audit;
 pub mod sync_failures;
 pub mod sync_tokens;
