@@ -7,14 +7,17 @@
 //! token store on one database; the last one runs serve, three workers and a scheduler as
 //! separate processes of the built binary.
 
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use idm_sync::emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use idm_sync::salesforce::{SalesforceClient, Secret};
+use serde_json::json;
 
 use super::support::*;
-use crate::helpers::TestDb;
+use crate::helpers::{ADMIN, TestDb, TestTopology, amqp_url};
+use crate::recon::support::{ConfDir, conf_dir, shipped_sync};
 
 async fn org(rotate: bool, max_uses: Option<u64>) -> RunningEmulator {
     Emulator::build(
@@ -233,4 +236,275 @@ async fn tokens_that_expire_every_few_calls_under_load_never_get_invalid_grant()
         "tokens expired every few calls: {} token calls",
         stats.token_calls
     );
+}
+
+/// An `idm-sync` role as a child process of this test; killed when dropped.
+struct Role {
+    name: &'static str,
+    child: Child,
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The roles' shared environment: one database, one broker prefix, one conf directory.
+struct Deployment<'a> {
+    db: &'a TestDb,
+    conf: &'a std::path::Path,
+    topology: &'a TestTopology,
+}
+
+impl Deployment<'_> {
+    fn spawn(&self, name: &'static str, args: &[&str], env: &[(&str, &str)]) -> Role {
+        let output = || {
+            if std::env::var("TEST_LOG").is_ok() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            }
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_idm-sync"))
+            .args(args)
+            .arg("--conf")
+            .arg(self.conf)
+            .env("DATABASE_URL", &self.db.url)
+            .env("AMQP_URL", amqp_url())
+            .env("IDM_BROKER_PREFIX", &self.topology.prefix)
+            .env("IDM_PARTITIONS", self.topology.partitions.to_string())
+            .env("IDM_WORKER_LEASE_SECS", "3")
+            .env("IDM_SECRETS_KEY", crate::helpers::test_secrets_key_base64())
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start idm-sync {name}: {e}"));
+        Role { name, child }
+    }
+}
+
+/// Waits up to two minutes (five processes on a shared machine) for `check`.
+async fn eventually(what: &str, roles: &mut [&mut Role], mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !check().await {
+        for role in roles.iter_mut() {
+            if let Ok(Some(status)) = role.child.try_wait() {
+                panic!(
+                    "idm-sync {} exited ({status}) while waiting for {what}",
+                    role.name
+                );
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn scalar(db: &TestDb, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&db.pool).await.unwrap()
+}
+
+/// Issue 13's reproduction, as separate processes: serve (with the relay), three workers and a
+/// scheduler share one database, against an org with refresh-token rotation on whose access
+/// tokens expire after a few calls (and after a few seconds). The scheduler reconciles the org
+/// in; then managed users are created and edited over REST. No refresh grant is refused, and
+/// every edit reaches Salesforce.
+#[tokio::test]
+async fn serve_three_workers_and_a_scheduler_refresh_one_at_a_time() {
+    let org = Emulator::build(
+        EmulatorConfig {
+            users: 10,
+            rotate_refresh_tokens: true,
+            access_token_lifetime: Duration::from_secs(3),
+            access_token_max_uses: Some(10),
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+    .start();
+    let handle = org.handle();
+    // Slower calls, token calls included: refreshes overlap more.
+    handle.update_faults(&idm_sync::emulator::FaultUpdate {
+        latency_ms: Some(40),
+        ..Default::default()
+    });
+    let db = TestDb::new().await;
+    let conf = ConfDir(conf_dir(org.base_url(), &shipped_sync()));
+    // Three recons, the first a few seconds from now (once the roles are up), 2 s apart.
+    let start = chrono::Utc::now() + chrono::Duration::seconds(6);
+    let schedule = json!({
+        "enabled": true, "persisted": true, "concurrentExecution": false,
+        "type": "simple", "repeatInterval": 2000, "repeatCount": 2,
+        "startTime": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "invokeService": "sync",
+        "invokeContext": {"action": "reconcile", "mapping": "systemSalesforceUser_managedUser"}
+    });
+    std::fs::write(conf.0.join("schedule-recon.json"), schedule.to_string()).unwrap();
+    let topology = TestTopology::new(6);
+    let deployment = Deployment {
+        db: &db,
+        conf: &conf.0,
+        topology: &topology,
+    };
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut serve = deployment.spawn("serve", &["serve"], &[("IDM_LISTEN", &listen)]);
+    let mut workers: Vec<Role> = (0..3)
+        .map(|_| deployment.spawn("worker", &["worker"], &[]))
+        .collect();
+    let mut scheduler = deployment.spawn("scheduler", &["scheduler"], &[]);
+    let base = format!("http://{listen}/openidm");
+    let http = reqwest::Client::new();
+    let admin = |req: reqwest::RequestBuilder| {
+        req.header("X-OpenIDM-Username", ADMIN.0)
+            .header("X-OpenIDM-Password", ADMIN.1)
+    };
+    {
+        let [w1, w2, w3] = &mut workers[..] else {
+            unreachable!()
+        };
+        let mut roles = [&mut serve, &mut scheduler, w1, w2, w3];
+        eventually(
+            "serve answering and three workers sharing the partitions",
+            &mut roles,
+            async || {
+                let ping = admin(http.get(format!("{base}/info/ping"))).send().await;
+                let members =
+                    idm_sync::repo::workers::live_within(&db.pool, Duration::from_secs(3))
+                        .await
+                        .unwrap();
+                ping.is_ok_and(|r| r.status() == 200) && members.len() == 3
+            },
+        )
+        .await;
+
+        // The scheduler's recons bring the org's users in.
+        eventually("the scheduled recons", &mut roles, async || {
+            chrono::Utc::now() > start + chrono::Duration::seconds(5)
+                && scalar(
+                    &db,
+                    "SELECT count(*) FROM recon_runs WHERE state = 'SUCCESS'",
+                )
+                .await
+                    >= 1
+                && scalar(
+                    &db,
+                    "SELECT count(*) FROM recon_runs WHERE state = 'ACTIVE'",
+                )
+                .await
+                    == 0
+        })
+        .await;
+    }
+    let reconciled = scalar(
+        &db,
+        "SELECT count(*) FROM managed_objects WHERE object_type = 'user'",
+    )
+    .await;
+    assert!(reconciled > 0, "recon created the org's users");
+
+    // Creates, then rounds of edits, over REST. Before each burst every process's token dies
+    // at once, so the workers (and the scheduler, were it to fire) find theirs expired together;
+    // within a burst tokens keep expiring every 10 calls and every 3 seconds.
+    let profile = handle.profile_id("Standard User").unwrap();
+    let mut ids = Vec::new();
+    let rounds = ["Created", "Edited", "Again", "Third", "Last"];
+    for round in rounds {
+        handle.expire_access_tokens();
+        for n in 0..30 {
+            let res = if round == "Created" {
+                let name = format!("rotating{n}@idm-sync.test");
+                admin(http.post(format!("{base}/managed/user?_action=create")))
+                    .json(&crate::helpers::sf_user_body(&name, &profile))
+                    .send()
+                    .await
+                    .unwrap()
+            } else {
+                let id = &ids[n];
+                let edit = json!([{"operation": "replace", "field": "/sn", "value": format!("{round}{n}")}]);
+                admin(http.patch(format!("{base}/managed/user/{id}")))
+                    .json(&edit)
+                    .send()
+                    .await
+                    .unwrap()
+            };
+            assert!(res.status().is_success(), "{:?}", res.text().await);
+            if round == "Created" {
+                let created: serde_json::Value = res.json().await.unwrap();
+                ids.push(created["_id"].as_str().unwrap().to_owned());
+            }
+        }
+        let [w1, w2, w3] = &mut workers[..] else {
+            unreachable!()
+        };
+        let mut roles = [&mut serve, &mut scheduler, w1, w2, w3];
+        eventually(&format!("{round} in Salesforce"), &mut roles, async || {
+            // Stops early on a failure or a refused grant: the assertions below say which.
+            in_step(&db).await == ids.len() as i64
+                || scalar(&db, "SELECT count(*) FROM sync_failures").await > 0
+                || handle.stats().invalid_grants > 0
+        })
+        .await;
+    }
+    let stats = handle.stats();
+    assert_eq!(stats.invalid_grants, 0, "no refresh grant refused");
+    let failures: Vec<(String, String)> =
+        sqlx::query_as("SELECT object_id, message FROM sync_failures")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert!(failures.is_empty(), "{failures:?}");
+    for (n, id) in ids.iter().enumerate() {
+        let sf_id: String = sqlx::query_scalar("SELECT first_id FROM links WHERE second_id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        let user = handle.user(&sf_id).unwrap();
+        assert_eq!(user["LastName"], json!(format!("Last{n}")), "{id}");
+        assert_eq!(
+            user["Username"],
+            json!(format!("rotating{n}@idm-sync.test"))
+        );
+    }
+    assert!(
+        stats.token_calls >= rounds.len() as u64,
+        "a refresh after each expiry at least: {} token calls",
+        stats.token_calls
+    );
+    assert_eq!(
+        scalar(&db, "SELECT generation FROM salesforce_sessions").await,
+        stats.token_calls as i64,
+        "every token call stored its access token for the other processes"
+    );
+    drop(workers);
+    drop((serve, scheduler));
+}
+
+/// The REST-created users whose link is at their latest revision.
+async fn in_step(db: &TestDb) -> i64 {
+    scalar(
+        db,
+        "SELECT count(*) FROM managed_objects m JOIN links l ON l.second_id = m.id \
+         WHERE m.object_type = 'user' AND l.synced_rev >= m.rev \
+           AND m.body->>'userName' LIKE 'rotating%'",
+    )
+    .await
 }
