@@ -14,9 +14,8 @@
 //!
 //! Fields must be attributes of the object type in the provisioner file (their `nativeName` is what
 //! SOQL gets), so a filter cannot name a field the configuration does not expose, and nothing from
-//! the request reaches the SOQL text except escaped string literals. Escapes follow Salesforce's
-//! "Quoted String Escape Sequences": `\'`, `\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, and in `LIKE`
-//! only, `\%` and `\_`.
+//! the request reaches the SOQL text except string literals written by the Salesforce client's
+//! escaper ([`crate::salesforce::soql`]).
 //!
 //! Comparisons follow Salesforce, not Postgres: text comparisons are case-insensitive there (the
 //! IDM connector left filtering to Salesforce too: `enableFilteredResultsHandler` is false).
@@ -44,6 +43,7 @@ use super::render;
 use super::system::{SystemObject, sf_error};
 use crate::config::provisioner::AttributeConfig;
 use crate::filter::{self, CompareOp, Filter, Literal, Pointer};
+use crate::salesforce::soql::{self, LikeMatch};
 use crate::salesforce::{QueryPage, Record, SalesforceClient, SalesforceError};
 
 const QUERY_PARAMS: &[&str] = &[
@@ -282,27 +282,17 @@ fn push_comparison(
     };
     let like = matches!(op, CompareOp::Co | CompareOp::Sw);
     match (field.kind, value) {
-        (Kind::Text, Literal::String(s)) => {
-            out.push_str(&field.native);
-            out.push(' ');
-            out.push_str(symbol);
-            out.push_str(" '");
-            if op == CompareOp::Co {
-                out.push('%');
-            }
-            push_escaped(out, s, like);
-            if like {
-                out.push('%');
-            }
-            out.push('\'');
-        }
-        (Kind::Id, Literal::String(s)) if !like => {
-            out.push_str(&field.native);
-            out.push(' ');
-            out.push_str(symbol);
-            out.push_str(" '");
-            push_escaped(out, s, false);
-            out.push('\'');
+        (Kind::Text | Kind::Id, Literal::String(s)) if !like || field.kind == Kind::Text => {
+            let text = match op {
+                CompareOp::Eq => soql::equals(&field.native, s),
+                CompareOp::Co => soql::like(&field.native, s, LikeMatch::Contains),
+                CompareOp::Sw => soql::like(&field.native, s, LikeMatch::StartsWith),
+                _ => {
+                    let literal = soql::quote(s).map_err(|e| type_error(e.to_string()))?;
+                    format!("{} {symbol} {literal}", field.native)
+                }
+            };
+            out.push_str(&text);
         }
         (Kind::Id, Literal::String(_)) => {
             return Err(type_error(format!(
@@ -340,25 +330,6 @@ fn push_comparison(
         }
     }
     Ok(())
-}
-
-/// Appends `s` escaped for a SOQL string literal; in a `LIKE` pattern, `%` and `_` too.
-pub fn push_escaped(out: &mut String, s: &str, like: bool) {
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '%' if like => out.push_str("\\%"),
-            '_' if like => out.push_str("\\_"),
-            c => out.push(c),
-        }
-    }
 }
 
 /// A query request, parsed and validated.

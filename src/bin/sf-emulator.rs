@@ -56,6 +56,9 @@ struct Cli {
     /// Access-token lifetime in seconds.
     #[arg(long, default_value_t = 7200)]
     token_lifetime: u64,
+    /// Data calls an access token serves before it expires (unlimited unless given).
+    #[arg(long)]
+    token_max_uses: Option<u64>,
     /// Each refresh returns a new refresh token and invalidates the old one.
     #[arg(long)]
     rotate_refresh_tokens: bool,
@@ -91,6 +94,7 @@ async fn main() -> std::process::ExitCode {
         consumer_secret: cli.consumer_secret,
         refresh_token: cli.refresh_token,
         access_token_lifetime: Duration::from_secs(cli.token_lifetime),
+        access_token_max_uses: cli.token_max_uses,
         rotate_refresh_tokens: cli.rotate_refresh_tokens,
         daily_api_limit: cli.daily_limit,
         faults: FaultConfig {

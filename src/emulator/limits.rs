@@ -95,8 +95,9 @@ pub async fn guard(State(shared): State<Arc<Shared>>, mut req: Request, next: Ne
         return ApiError::not_found().into_response();
     }
     let now = chrono::Utc::now();
-    let authorized =
-        oauth::bearer(req.headers()).is_some_and(|t| lock(&shared.tokens).access_valid(t, now));
+    let authorized = oauth::bearer(req.headers()).is_some_and(|t| {
+        lock(&shared.tokens).use_access(t, now, shared.config.access_token_max_uses)
+    });
     if !authorized {
         return ApiError::invalid_session().into_response();
     }

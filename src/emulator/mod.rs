@@ -69,6 +69,10 @@ pub struct EmulatorConfig {
     pub refresh_token: String,
     /// Lifetime of access tokens (Salesforce's default session timeout is 2 hours).
     pub access_token_lifetime: Duration,
+    /// Data calls an access token serves before it expires (`None`: no such limit). Salesforce
+    /// expires sessions by time only; this makes tokens expire every few calls whatever the
+    /// clock, which tests of refreshes under load need.
+    pub access_token_max_uses: Option<u64>,
     /// Refresh-token rotation: each refresh answer carries a new refresh token, the old one dies.
     pub rotate_refresh_tokens: bool,
     /// The daily API allowance (`DailyApiRequests.Max`).
@@ -96,6 +100,7 @@ impl Default for EmulatorConfig {
             consumer_secret: "idm-sync-emulator-secret".to_owned(),
             refresh_token: "idm-sync-emulator-refresh-token".to_owned(),
             access_token_lifetime: Duration::from_secs(2 * 3600),
+            access_token_max_uses: None,
             rotate_refresh_tokens: false,
             daily_api_limit: 100_000,
             faults: FaultConfig::default(),
@@ -113,6 +118,7 @@ pub(crate) struct RuntimeConfig {
     pub consumer_key: String,
     pub consumer_secret: String,
     pub access_token_lifetime: Duration,
+    pub access_token_max_uses: Option<u64>,
     pub rotate_refresh_tokens: bool,
     pub base_url: String,
     pub max_open_cursors: usize,
@@ -320,6 +326,7 @@ impl Emulator {
                 consumer_key: config.consumer_key,
                 consumer_secret: config.consumer_secret,
                 access_token_lifetime: config.access_token_lifetime,
+                access_token_max_uses: config.access_token_max_uses.map(|n| n.max(1)),
                 rotate_refresh_tokens: config.rotate_refresh_tokens,
                 base_url,
                 max_open_cursors: config.max_open_cursors.max(1),

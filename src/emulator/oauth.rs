@@ -29,6 +29,9 @@ const CODE_LIFETIME_MINUTES: i64 = 10;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessToken {
     pub expires_at: DateTime<Utc>,
+    /// Data calls it has served.
+    #[serde(default)]
+    pub uses: u64,
     /// The refresh-token family it came from (None: client credentials).
     pub family: Option<u64>,
 }
@@ -70,9 +73,16 @@ impl TokenStore {
         s
     }
 
-    /// Whether `token` is a live access token.
-    pub fn access_valid(&self, token: &str, now: DateTime<Utc>) -> bool {
-        self.access.get(token).is_some_and(|t| t.expires_at > now)
+    /// Whether `token` is live and may serve one more data call (at most `max_uses` in all,
+    /// when set); counts the call if so.
+    pub fn use_access(&mut self, token: &str, now: DateTime<Utc>, max_uses: Option<u64>) -> bool {
+        match self.access.get_mut(token) {
+            Some(t) if t.expires_at > now && max_uses.is_none_or(|max| t.uses < max) => {
+                t.uses += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A copy of what is persisted (authorization codes are not: they live 10 minutes).
@@ -158,7 +168,15 @@ pub async fn token(
             )
                 .into_response()
         }
-        Err(e) => e.into_response(),
+        Err(e) => {
+            if e.error == OAuthError::EXPIRED_GRANT.error {
+                shared
+                    .stats
+                    .invalid_grants
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            e.into_response()
+        }
     }
 }
 
@@ -240,6 +258,7 @@ fn grant(
         access.clone(),
         AccessToken {
             expires_at: now + lifetime,
+            uses: 0,
             family,
         },
     );

@@ -13,6 +13,7 @@ pub struct Stats {
     /// `"METHOD /path/template"` → calls; the API version segment reads `vXX.X`.
     calls: Mutex<BTreeMap<String, u64>>,
     pub token_calls: AtomicU64,
+    pub invalid_grants: AtomicU64,
     pub records_written: AtomicU64,
 }
 
@@ -23,6 +24,10 @@ pub struct StatsSnapshot {
     pub calls: BTreeMap<String, u64>,
     /// Calls of `POST /services/oauth2/token`, successful or not.
     pub token_calls: u64,
+    /// Token calls answered `invalid_grant` (a refresh token that is expired, revoked or
+    /// rotated out; a bad authorization code).
+    #[serde(default)]
+    pub invalid_grants: u64,
     /// Records created or updated (rolled-back records not counted).
     pub records_written: u64,
     /// API calls counted against the daily allowance (not reset by reset-stats).
@@ -60,6 +65,7 @@ impl Stats {
         StatsSnapshot {
             calls: lock(&self.calls).clone(),
             token_calls: self.token_calls.load(Ordering::Relaxed),
+            invalid_grants: self.invalid_grants.load(Ordering::Relaxed),
             records_written: self.records_written.load(Ordering::Relaxed),
             api_usage,
             daily_limit,
@@ -69,6 +75,7 @@ impl Stats {
     pub fn reset(&self) {
         lock(&self.calls).clear();
         self.token_calls.store(0, Ordering::Relaxed);
+        self.invalid_grants.store(0, Ordering::Relaxed);
         self.records_written.store(0, Ordering::Relaxed);
     }
 }

@@ -38,8 +38,10 @@ use crate::mapping::{
     assess_deleted_source, assess_source,
 };
 use crate::metrics::Metrics;
+use crate::recon::soql::TranslateError;
 use crate::repo::links::{self, Link, NewLink, Side, Snapshot};
 use crate::repo::{RepoError, sync_audit, sync_failures};
+use crate::salesforce::soql::is_field_name;
 use crate::salesforce::{ErrorKind, Record, SalesforceClient, SalesforceError};
 
 /// The managed object type the outbound mapping reads.
@@ -152,8 +154,13 @@ pub struct SyncEngine {
     client: SalesforceClient,
 }
 
-/// Users correlated per SOQL query (keeps the `WHERE` clause well under Salesforce's limits).
+/// Users correlated per SOQL query at most.
 const CORRELATION_CHUNK: usize = 100;
+
+/// Characters of correlation conditions per query at most: with the field list, a query stays
+/// well under Salesforce's 100,000-character statement limit whatever the values (each string
+/// is at most 4,000 characters once escaped), so long values cannot make a batch's query fail.
+const CORRELATION_WHERE_CHARS: usize = 60_000;
 
 impl SyncEngine {
     /// An engine for `mapping` (e.g. `managedUser_systemSalesforceUser`).
@@ -603,23 +610,33 @@ impl SyncEngine {
             }
         }
         let fields = correlation_fields(mapping);
-        for chunk in filters.chunks(CORRELATION_CHUNK) {
-            let mut clauses = Vec::with_capacity(chunk.len());
-            for (_, filter) in chunk {
-                match crate::recon::soql::where_clause(filter) {
-                    Ok(Some(c)) => clauses.push(format!("({c})")),
-                    Ok(None) => clauses.push("(Id != null)".into()),
-                    Err(e) => {
-                        return Err(SalesforceError::InvalidArgument(format!(
-                            "correlation query: {e}"
-                        )));
-                    }
+        let mut clauses: Vec<(&str, &Filter, String)> = Vec::with_capacity(filters.len());
+        for (id, filter) in &filters {
+            match crate::recon::soql::where_clause(filter) {
+                Ok(Some(c)) => clauses.push((id, filter, format!("({c})"))),
+                Ok(None) => clauses.push((id, filter, "(Id != null)".into())),
+                // This user's values cannot be written in its query: it is left uncorrelated
+                // rather than failing the others' (its change then fails on its own if the
+                // user exists in Salesforce).
+                Err(e @ TranslateError::Value { .. }) => {
+                    tracing::warn!(user = id, error = %e, "correlation query left out");
+                }
+                Err(e @ TranslateError::Field(_)) => {
+                    return Err(SalesforceError::InvalidArgument(format!(
+                        "correlation query: {e}"
+                    )));
                 }
             }
+        }
+        for chunk in correlation_chunks(&clauses) {
             let soql = format!(
                 "SELECT {} FROM User WHERE {}",
                 fields.join(", "),
-                clauses.join(" OR ")
+                chunk
+                    .iter()
+                    .map(|(_, _, c)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
             );
             let pages: Vec<_> = self.client.query(&soql).try_collect().await?;
             let records: Vec<Value> = pages
@@ -629,7 +646,7 @@ impl SyncEngine {
                 .collect();
             // SOQL compares text case-insensitively; the filter, evaluated here, decides as
             // IDM would (case-sensitively).
-            for (id, filter) in chunk {
+            for (id, filter, _) in chunk {
                 let found: Vec<String> = records
                     .iter()
                     .filter(|r| filter.matches(r))
@@ -1082,15 +1099,33 @@ fn failure_outcome(e: &SalesforceError) -> Outcome {
     }
 }
 
+/// Consecutive runs of `clauses` (user, filter, condition) of at most [`CORRELATION_CHUNK`]
+/// conditions and [`CORRELATION_WHERE_CHARS`] characters (a longer condition goes alone).
+fn correlation_chunks<A, B>(clauses: &[(A, B, String)]) -> Vec<&[(A, B, String)]> {
+    let mut out = Vec::new();
+    let (mut start, mut chars) = (0, 0);
+    for (i, (_, _, c)) in clauses.iter().enumerate() {
+        let full = i - start >= CORRELATION_CHUNK || chars + c.len() > CORRELATION_WHERE_CHARS;
+        if i > start && full {
+            out.push(&clauses[start..i]);
+            (start, chars) = (i, 0);
+        }
+        // " OR " between conditions.
+        chars += c.len() + 4;
+    }
+    if start < clauses.len() {
+        out.push(&clauses[start..]);
+    }
+    out
+}
+
 /// The fields the correlation query selects: every mapped target field that is a plain field
 /// name (a correlation filter reads target fields).
 fn correlation_fields(mapping: &Mapping) -> Vec<String> {
     let mut out = vec!["Id".to_owned(), "Username".to_owned()];
     for p in &mapping.properties {
         let name = p.target.trim_start_matches('/');
-        let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if plain && !out.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+        if is_field_name(name) && !out.iter().any(|f| f.eq_ignore_ascii_case(name)) {
             out.push(name.to_owned());
         }
     }
@@ -1167,5 +1202,22 @@ mod tests {
         assert_eq!(failure_outcome(&refused), Outcome::Done);
         let unreadable = SalesforceError::SecretsKey("another key".into());
         assert_eq!(failure_outcome(&unreadable), Outcome::AwaitingAuthorization);
+    }
+
+    #[test]
+    fn correlation_chunks_are_bounded_in_count_and_length() {
+        let short: Vec<((), (), String)> = (0..250).map(|_| ((), (), "(a)".into())).collect();
+        let sizes: Vec<usize> = correlation_chunks(&short).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        let long = "x".repeat(25_000);
+        let mixed: Vec<((), (), String)> = [long.as_str(), "(a)", &long, &long, "(b)"]
+            .iter()
+            .map(|c| ((), (), (*c).to_owned()))
+            .collect();
+        let sizes: Vec<usize> = correlation_chunks(&mixed).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [3, 2]);
+        let huge = vec![((), (), "x".repeat(70_000))];
+        assert_eq!(correlation_chunks(&huge).len(), 1, "a long one goes alone");
+        assert!(correlation_chunks::<(), ()>(&[]).is_empty());
     }
 }

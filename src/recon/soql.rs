@@ -14,6 +14,23 @@ use serde_json::Value;
 
 use crate::filter::{self, CompareOp, Filter, Literal};
 use crate::mapping::Mapping;
+use crate::salesforce::soql::{self as sf, LikeMatch, LiteralError, is_field_name};
+
+/// Why a filter has no SOQL translation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    /// The filter names something SOQL cannot query: the same for every value.
+    #[error("field /{0} cannot be queried in Salesforce (only top-level fields)")]
+    Field(String),
+    /// This value cannot be written in this comparison (a range comparison with a string
+    /// longer than SOQL accepts): other values of the same filter translate.
+    #[error("{field}: {source}")]
+    Value {
+        field: String,
+        #[source]
+        source: LiteralError,
+    },
+}
 
 const ALWAYS: &[&str] = &["Id", "IsActive", "LastModifiedDate", "Username", "Email"];
 
@@ -43,12 +60,6 @@ pub fn fields(mapping: &Mapping, source_query: Option<&Value>) -> Vec<String> {
     out
 }
 
-fn is_field_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// `SELECT … FROM User [WHERE …]` for a whole run, or for one id (`reconById`).
 pub fn build(
     mapping: &Mapping,
@@ -63,11 +74,12 @@ pub fn build(
         if !(id.len() == 15 || id.len() == 18) || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(format!("{id:?} is not a Salesforce id"));
         }
-        soql.push_str(&format!(" WHERE Id = '{id}'"));
+        soql.push_str(" WHERE ");
+        soql.push_str(&sf::equals("Id", id));
         return Ok(soql);
     }
     if let Some(filter) = query_filter(source_query)? {
-        if let Some(clause) = where_clause(&filter)? {
+        if let Some(clause) = where_clause(&filter).map_err(|e| e.to_string())? {
             soql.push_str(" WHERE ");
             soql.push_str(&clause);
         }
@@ -98,8 +110,9 @@ pub fn query_filter(query: Option<&Value>) -> Result<Option<Filter>, String> {
     }
 }
 
-/// A SOQL condition equivalent to `filter`; `None` for `true`.
-pub fn where_clause(filter: &Filter) -> Result<Option<String>, String> {
+/// A SOQL condition equivalent to `filter`; `None` for `true`. String values go through the
+/// Salesforce client's one escaper ([`crate::salesforce::soql`]).
+pub fn where_clause(filter: &Filter) -> Result<Option<String>, TranslateError> {
     if *filter == Filter::True {
         return Ok(None);
     }
@@ -108,16 +121,25 @@ pub fn where_clause(filter: &Filter) -> Result<Option<String>, String> {
     Ok(Some(out))
 }
 
-fn push(out: &mut String, filter: &Filter) -> Result<(), String> {
+fn push(out: &mut String, filter: &Filter) -> Result<(), TranslateError> {
     match filter {
-        Filter::True => out.push_str("Id != null"),
-        Filter::False => out.push_str("Id = null"),
+        Filter::True => out.push_str(sf::MATCHES_ALL),
+        Filter::False => out.push_str(sf::MATCHES_NOTHING),
         Filter::Not(inner) => {
             out.push_str("(NOT ");
             push(out, inner)?;
             out.push(')');
         }
         Filter::And(parts) | Filter::Or(parts) => {
+            if let Filter::Or(parts) = filter
+                && let Some((name, values)) = same_field_equalities(parts)?
+            {
+                // liveSync's `_id eq "a" or _id eq "b" …`: one IN list, shorter than the ORs.
+                out.push('(');
+                out.push_str(&sf::in_list(name, values));
+                out.push(')');
+                return Ok(());
+            }
             let joiner = if matches!(filter, Filter::And(_)) {
                 " AND "
             } else {
@@ -147,24 +169,35 @@ fn push(out: &mut String, filter: &Filter) -> Result<(), String> {
         }
         Filter::Compare { field, op, value } => {
             let name = field_name(field.tokens())?;
-            let literal = match value {
-                Literal::String(s) => s.clone(),
-                Literal::Number(n) => n.to_string(),
-                Literal::Bool(b) => b.to_string(),
-            };
-            let quoted = |s: &str| format!("'{}'", escape(s));
-            let value_sql = match value {
-                Literal::String(s) => quoted(s),
-                _ => literal.clone(),
-            };
-            let text = match op {
-                CompareOp::Eq => format!("{name} = {value_sql}"),
-                CompareOp::Lt => format!("{name} < {value_sql}"),
-                CompareOp::Le => format!("{name} <= {value_sql}"),
-                CompareOp::Gt => format!("{name} > {value_sql}"),
-                CompareOp::Ge => format!("{name} >= {value_sql}"),
-                CompareOp::Co => format!("{name} LIKE '%{}%'", like_escape(&literal)),
-                CompareOp::Sw => format!("{name} LIKE '{}%'", like_escape(&literal)),
+            let text = match (op, value) {
+                (CompareOp::Eq, Literal::String(s)) => sf::equals(name, s),
+                (CompareOp::Co | CompareOp::Sw, value) => {
+                    let how = if *op == CompareOp::Co {
+                        LikeMatch::Contains
+                    } else {
+                        LikeMatch::StartsWith
+                    };
+                    sf::like(name, &plain(value), how)
+                }
+                (op, value) => {
+                    let symbol = match op {
+                        CompareOp::Lt => "<",
+                        CompareOp::Le => "<=",
+                        CompareOp::Gt => ">",
+                        CompareOp::Ge => ">=",
+                        _ => "=",
+                    };
+                    let literal = match value {
+                        Literal::String(s) => {
+                            sf::quote(s).map_err(|source| TranslateError::Value {
+                                field: name.to_owned(),
+                                source,
+                            })?
+                        }
+                        other => plain(other),
+                    };
+                    format!("{name} {symbol} {literal}")
+                }
             };
             out.push_str(&text);
         }
@@ -172,25 +205,48 @@ fn push(out: &mut String, filter: &Filter) -> Result<(), String> {
     Ok(())
 }
 
-fn field_name(tokens: &[String]) -> Result<&str, String> {
-    match tokens {
-        [name] if name == "_id" => Ok("Id"),
-        [name] if is_field_name(name) => Ok(name),
-        _ => Err(format!(
-            "field /{} cannot be queried in Salesforce (only top-level fields)",
-            tokens.join("/")
-        )),
+/// The field and values of an `or` of two or more `eq` comparisons of one field with strings.
+fn same_field_equalities(parts: &[Filter]) -> Result<Option<(&str, Vec<&str>)>, TranslateError> {
+    let mut field = None;
+    let mut values = Vec::with_capacity(parts.len());
+    for p in parts {
+        let Filter::Compare {
+            field: f,
+            op: CompareOp::Eq,
+            value: Literal::String(s),
+        } = p
+        else {
+            return Ok(None);
+        };
+        match field {
+            None => field = Some(f.tokens()),
+            Some(seen) if seen == f.tokens() => {}
+            Some(_) => return Ok(None),
+        }
+        values.push(s.as_str());
+    }
+    match field {
+        Some(tokens) if values.len() >= 2 => Ok(Some((field_name(tokens)?, values))),
+        _ => Ok(None),
     }
 }
 
-/// SOQL string literal escaping.
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('\'', "\\'")
+/// A number or boolean as SOQL writes it (digits, sign, `.`, `e`, or `true`/`false`: nothing
+/// to escape); a string as it is.
+fn plain(value: &Literal) -> String {
+    match value {
+        Literal::String(s) => s.clone(),
+        Literal::Number(n) => n.to_string(),
+        Literal::Bool(b) => b.to_string(),
+    }
 }
 
-/// LIKE patterns also escape their wildcards.
-fn like_escape(s: &str) -> String {
-    escape(s).replace('%', "\\%").replace('_', "\\_")
+fn field_name(tokens: &[String]) -> Result<&str, TranslateError> {
+    match tokens {
+        [name] if name == "_id" => Ok("Id"),
+        [name] if is_field_name(name) => Ok(name),
+        _ => Err(TranslateError::Field(tokens.join("/"))),
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +268,44 @@ mod tests {
         );
         assert_eq!(soql("!(Email pr)"), "(NOT Email != null)");
         assert_eq!(where_clause(&Filter::True).unwrap(), None);
-        assert!(where_clause(&filter::parse("/a/b eq 1").unwrap()).is_err());
+        assert!(matches!(
+            where_clause(&filter::parse("/a/b eq 1").unwrap()),
+            Err(TranslateError::Field(_))
+        ));
+    }
+
+    #[test]
+    fn values_go_through_the_client_escaper() {
+        assert_eq!(
+            soql("Username eq \"a\\\\b\\n\\u0001'\""),
+            r"Username = 'a\\b\n\u0001\''"
+        );
+        let long = "x".repeat(sf::MAX_WHERE_STRING + 1);
+        assert_eq!(
+            soql(&format!("Username eq \"{long}\" or Email eq \"a\"")),
+            "(Id = null OR Email = 'a')"
+        );
+        assert!(matches!(
+            where_clause(&filter::parse(&format!("Username gt \"{long}\"")).unwrap()),
+            Err(TranslateError::Value { .. })
+        ));
+    }
+
+    #[test]
+    fn an_or_of_equalities_on_one_field_is_an_in_list() {
+        assert_eq!(
+            soql("_id eq \"005A\" or _id eq \"005B\""),
+            "(Id IN ('005A', '005B'))"
+        );
+        assert_eq!(
+            soql("(IsActive eq true) and (_id eq \"005A\" or _id eq \"005B\")"),
+            "(IsActive = true AND (Id IN ('005A', '005B')))"
+        );
+        // Mixed fields or operators stay ORs.
+        assert_eq!(
+            soql("Email eq \"a\" or Username eq \"b\""),
+            "(Email = 'a' OR Username = 'b')"
+        );
+        assert_eq!(soql("_id eq \"005A\""), "Id = '005A'");
     }
 }

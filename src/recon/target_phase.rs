@@ -181,18 +181,19 @@ impl Ctx {
         )
         .join(", ");
         for chunk in ids.chunks(IDS_PER_QUERY) {
-            // Link ids were written by recon from Salesforce ids; quote them defensively anyway.
-            let list: Vec<String> = chunk
+            // Link ids were written by recon from Salesforce ids; anything else (an id Salesforce
+            // would refuse in an Id filter) is left out rather than failing the chunk.
+            let list: Vec<&str> = chunk
                 .iter()
                 .filter(|id| id.chars().all(|c| c.is_ascii_alphanumeric()))
-                .map(|id| format!("'{id}'"))
+                .map(String::as_str)
                 .collect();
             if list.is_empty() {
                 continue;
             }
             let query = format!(
-                "SELECT {fields} FROM User WHERE Id IN ({})",
-                list.join(", ")
+                "SELECT {fields} FROM User WHERE {}",
+                crate::salesforce::soql::in_list("Id", list)
             );
             let t = Instant::now();
             let mut pages = std::pin::pin!(inner.salesforce.query(&query));

@@ -1,5 +1,5 @@
 //! Postgres storage: managed objects, the outbox, queries compiled from filters, links,
-//! recon runs and the recon audit.
+//! recon runs and the recon audit, the Salesforce connector's stored tokens.
 
 pub mod admin_sessions;
 pub mod audit;
@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod query;
 pub mod recon_runs;
 pub mod relation_query;
+pub mod salesforce_tokens;
 pub mod schedule_firings;
 pub mod sync_audit;
 pub mod sync_failures;

@@ -28,6 +28,10 @@ pub type Record = Map<String, Value>;
 /// The sObject this client works on.
 pub const USER: &str = "User";
 
+/// Refreshes one call may need: its own, and a few more while the tokens it gets are ones
+/// other processes stored and that expired before this process could use them.
+const MAX_REFRESHES_PER_CALL: u32 = 4;
+
 #[derive(Debug, Clone)]
 pub struct SalesforceClient {
     pub(crate) inner: Arc<Inner>,
@@ -392,19 +396,30 @@ impl SalesforceClient {
     }
 
     /// One attempt: with the shared session, and once more after a refresh if it had expired.
+    /// A refresh may hand over a token another task or process obtained earlier rather than
+    /// call the token endpoint; that one may have expired too, so a 401 on it refreshes again,
+    /// a few times at most. A 401 on a token this call's own refresh obtained ends the attempt.
     async fn call_once(&self, call: &Call<'_>) -> Result<RawResponse, SalesforceError> {
         let inner = &self.inner;
-        let session = inner.session.session(&inner.http, &inner.config).await?;
-        match self.send(&session, call).await {
-            Err(e) if e.is_invalid_session() => {
-                tracing::debug!(call = call.what, "Salesforce session expired, refreshing");
-                let fresh = inner
-                    .session
-                    .refresh(&inner.http, &inner.config, Some(session.generation))
-                    .await?;
-                self.send(&fresh, call).await
+        let mut session = inner.session.session(&inner.http, &inner.config).await?;
+        let (mut refreshes, mut token_call) = (0, false);
+        loop {
+            match self.send(&session, call).await {
+                Err(e)
+                    if e.is_invalid_session()
+                        && !token_call
+                        && refreshes < MAX_REFRESHES_PER_CALL =>
+                {
+                    tracing::debug!(call = call.what, "Salesforce session expired, refreshing");
+                    refreshes += 1;
+                    let fresh = inner
+                        .session
+                        .refresh(&inner.http, &inner.config, Some(session.generation))
+                        .await?;
+                    (session, token_call) = (fresh.session, fresh.token_call);
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 

@@ -1,7 +1,8 @@
-//! The Salesforce client idm-sync uses against a real org (and the emulator): OAuth with a shared,
-//! single-flight-refreshed session; rotated refresh tokens stored durably before use; REST
-//! sObjects, SOQL query as a stream of pages, sObject Collections; retries of transient errors;
-//! typed errors carrying Salesforce's `errorCode`, `message` and `fields`. It knows nothing of IDM.
+//! The Salesforce client idm-sync uses against a real org (and the emulator): OAuth with a shared
+//! session, refreshed one at a time across every process sharing the database; rotated refresh
+//! tokens stored durably before use; REST sObjects, SOQL query as a stream of pages, sObject
+//! Collections; the one SOQL literal escaper; retries of transient errors; typed errors carrying
+//! Salesforce's `errorCode`, `message` and `fields`. It knows nothing of IDM.
 //!
 //! ```no_run
 //! # async fn demo(cfg: idm_sync::salesforce::ClientConfig, pool: sqlx::PgPool, sealer: idm_sync::secrets::Sealer) -> Result<(), idm_sync::salesforce::SalesforceError> {
@@ -20,11 +21,12 @@
 //! | `config.rs` | typed client configuration, [`Secret`] |
 //! | `http.rs` | the reqwest pool, connection permits, timeouts |
 //! | `oauth.rs` | token-endpoint grants (refresh, code exchange), authorize URL |
-//! | `session.rs` | the shared access token, single-flight refresh, connector state |
-//! | `token_store.rs` | refresh tokens in Postgres, which token to start with |
+//! | `session.rs` | the shared access token, single-flight refresh (in the process and across processes), connector state |
+//! | `token_store.rs` | refresh tokens and the shared access token in Postgres, the refresh lock, which token to start with |
 //! | `credentials.rs` | login URL, consumer key and secret saved at run time (Admin UI) |
 //! | `client.rs` | the client and its single-record operations |
 //! | `query.rs` | SOQL as a stream of pages |
+//! | `soql.rs` | the SOQL string-literal escaper and `=` / `IN` / `LIKE` conditions |
 //! | `collections.rs` | batched create/update (≤ 200 a call) |
 //! | `retry.rs` | backoff of transient failures |
 //! | `errors.rs` | typed errors, Salesforce error bodies |
@@ -45,6 +47,7 @@ pub mod observer;
 mod query;
 mod retry;
 mod session;
+pub mod soql;
 pub mod token_store;
 
 pub use client::{Record, SalesforceClient, TestReport, USER, UpdatedIds};

@@ -1,4 +1,5 @@
-//! The access token shared by every task of the process, and its single-flight refresh.
+//! The access token shared by every task of the process, and its single-flight refresh, within
+//! the process and across every process sharing the database.
 //!
 //! Each session has a generation number. A caller whose call got 401 `INVALID_SESSION_ID` asks for
 //! a refresh *of the generation it used*: the first such caller refreshes (under an async mutex),
@@ -6,12 +7,20 @@
 //! `invalid_grant` / `invalid_client` are remembered: later callers get the same typed error at
 //! once, without calling the token endpoint, until a new refresh token is authorized.
 //!
-//! Every token call first re-reads the store: credentials saved from the Admin UI
-//! ([`super::credentials`]) replace the configured ones, and a refresh token stored since this
-//! process last looked (an authorization, or a rotation by another process) replaces its own.
-//! Token calls are rare (first use, a 401), so the two reads cost nothing that matters.
+//! Across processes, the refresh happens under the connector's refresh lock in Postgres
+//! ([`TokenStore::lock_refresh`], held across the token call only). Under it the process
+//! re-reads the store: credentials saved from the Admin UI ([`super::credentials`]) replace the
+//! configured ones, a refresh token stored since it last looked (an authorization, or a rotation
+//! by another process) replaces its own, and an access token stored by another process's
+//! refresh, if it is not the one that was just refused, is used as it is, with no token call.
+//! Otherwise it calls the token endpoint and stores the rotated refresh token and the new access
+//! token before releasing the lock, so the next process finds them. With refresh-token rotation
+//! on, this is what keeps two processes from presenting the same refresh token (the second
+//! would get `invalid_grant`, and Salesforce would revoke the token family). A memory store
+//! (one process, tests and tools) shares nothing and takes no lock.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use reqwest::Url;
@@ -23,7 +32,7 @@ use super::errors::SalesforceError;
 use super::http::Http;
 use super::oauth::{self, TokenGrant};
 use super::retry::with_retry;
-use super::token_store::{self, TokenStore};
+use super::token_store::{self, RefreshLock, TokenStore};
 
 /// An access token and where to use it.
 #[derive(Debug)]
@@ -31,6 +40,16 @@ pub(crate) struct Session {
     pub access_token: Secret,
     pub instance_url: Url,
     pub generation: u64,
+}
+
+/// What [`SessionManager::refresh`] gives its caller.
+#[derive(Debug)]
+pub(crate) struct Refreshed {
+    pub session: Arc<Session>,
+    /// Whether this caller's refresh obtained it from the token endpoint. Otherwise another
+    /// task or process did, earlier, and it may have expired since: a 401 on it is worth
+    /// another refresh, where a 401 on a token just obtained is not.
+    pub token_call: bool,
 }
 
 /// Whether the connector can work, as the test action reports it.
@@ -136,7 +155,7 @@ impl SessionManager {
     ) -> Result<Arc<Session>, SalesforceError> {
         match self.current() {
             Some(s) => Ok(s),
-            None => self.refresh(http, cfg, None).await,
+            None => Ok(self.refresh(http, cfg, None).await?.session),
         }
     }
 
@@ -150,7 +169,7 @@ impl SessionManager {
         http: &'a Http,
         cfg: &'a ClientConfig,
         stale: Option<u64>,
-    ) -> BoxFuture<'a, Result<Arc<Session>, SalesforceError>> {
+    ) -> BoxFuture<'a, Result<Refreshed, SalesforceError>> {
         Box::pin(self.refresh_inner(http, cfg, stale))
     }
 
@@ -159,18 +178,36 @@ impl SessionManager {
         http: &Http,
         cfg: &ClientConfig,
         stale: Option<u64>,
-    ) -> Result<Arc<Session>, SalesforceError> {
+    ) -> Result<Refreshed, SalesforceError> {
         let mut st = self.refresh.lock().await;
-        if let Some(cur) = self.current()
+        let current = self.current();
+        if let Some(cur) = &current
             && stale != Some(cur.generation)
         {
-            return Ok(cur);
+            return Ok(Refreshed {
+                session: cur.clone(),
+                token_call: false,
+            });
         }
+        // The token that was refused: a shared one equal to it is no better.
+        let refused = current.map(|c| c.access_token.sha256_hex());
+        let mut lock = match self
+            .store
+            .lock_refresh(&cfg.system_name, lock_wait(cfg))
+            .await
+        {
+            Ok(lock) => lock,
+            Err(e) => {
+                self.fail(&mut st, &e, cfg);
+                return Err(e);
+            }
+        };
         let loaded = async {
             let credentials = self.store.load_credentials(&cfg.system_name).await?;
-            Ok((credentials, self.store.load(&cfg.system_name).await?))
+            let stored = lock.token().await?;
+            Ok((credentials, stored, lock.session().await?))
         };
-        let (credentials, stored) = match loaded.await {
+        let (credentials, stored, shared) = match loaded.await {
             Ok(found) => found,
             Err(e) => {
                 self.fail(&mut st, &e, cfg);
@@ -208,6 +245,18 @@ impl SessionManager {
             self.set_state(ConnectorState::NotAuthorized);
             return Err(SalesforceError::NotAuthorized);
         };
+        if let Some(shared) = shared
+            && shared.refresh_token_sha256 == refresh_token.sha256_hex()
+            && Some(shared.access_token.sha256_hex()) != refused
+        {
+            // Another process refreshed since this one's token was issued (or, at first use,
+            // before this one started): its token serves, with no token call.
+            lock.release().await?;
+            return Ok(Refreshed {
+                session: self.adopt(&mut st, cfg, shared)?,
+                token_call: false,
+            });
+        }
         let token = &refresh_token;
         let grant: BoxFuture<'_, Result<TokenGrant, SalesforceError>> =
             Box::pin(with_retry(&cfg.retry, true, "oauth2/token", move || {
@@ -221,8 +270,32 @@ impl SessionManager {
                 return Err(e);
             }
         };
-        let session = self.install(&mut st, cfg, grant).await?;
+        let session = self.install(&mut st, cfg, grant, lock).await?;
         tracing::debug!(system = %cfg.system_name, generation = session.generation, "Salesforce access token refreshed");
+        Ok(Refreshed {
+            session,
+            token_call: true,
+        })
+    }
+
+    /// Uses the access token another process stored.
+    fn adopt(
+        &self,
+        st: &mut RefreshState,
+        cfg: &ClientConfig,
+        shared: token_store::StoredSession,
+    ) -> Result<Arc<Session>, SalesforceError> {
+        let instance = Url::parse(&shared.instance_url)
+            .map_err(|e| SalesforceError::TokenStore(format!("stored instance_url: {e}")))?;
+        st.generation += 1;
+        let session = Arc::new(Session {
+            access_token: shared.access_token,
+            instance_url: instance,
+            generation: st.generation,
+        });
+        self.publish(Some(session.clone()));
+        self.set_state(ConnectorState::Ready);
+        tracing::debug!(system = %cfg.system_name, stored_generation = shared.generation, "Salesforce access token shared by another process used");
         Ok(session)
     }
 
@@ -246,12 +319,14 @@ impl SessionManager {
         self.set_state(state);
     }
 
-    /// Stores a rotated refresh token durably, then publishes the new access token.
+    /// Stores a rotated refresh token and the new access token under the refresh lock, releases
+    /// it (which makes them durable), then publishes the new access token.
     async fn install(
         &self,
         st: &mut RefreshState,
         cfg: &ClientConfig,
         grant: TokenGrant,
+        mut lock: RefreshLock<'_>,
     ) -> Result<Arc<Session>, SalesforceError> {
         let instance = match grant.instance_url.as_deref() {
             Some(u) => Url::parse(u).map_err(|e| {
@@ -263,18 +338,25 @@ impl SessionManager {
                 )
             })?,
         };
-        if let Some(rotated) = grant.refresh_token {
+        let rotated = grant.refresh_token.clone();
+        if let Some(rotated) = &rotated {
             // The old refresh token is dead from now on: keep the new one in memory first (so a
             // failed write is retried with it), then make it durable before any use.
             st.refresh_token = Some(rotated.clone());
-            self.store
-                .save(
-                    &cfg.system_name,
-                    &rotated,
-                    Some(instance.as_str()),
-                    self.conf_hash.as_deref(),
-                )
+            lock.save_token(rotated, Some(instance.as_str()), self.conf_hash.as_deref())
                 .await?;
+        }
+        if let Some(current) = &st.refresh_token {
+            lock.save_session(
+                &grant.access_token,
+                instance.as_str(),
+                &current.sha256_hex(),
+                grant.issued_at.unwrap_or_else(chrono::Utc::now),
+            )
+            .await?;
+        }
+        lock.release().await?;
+        if let Some(rotated) = &rotated {
             st.last_stored = Some(rotated.sha256_hex());
         }
         st.generation += 1;
@@ -350,8 +432,20 @@ impl SessionManager {
             self.set_credentials(Some(c.clone()));
         }
         st.loaded = true;
-        self.install(&mut st, cfg, grant.clone()).await?;
         st.refresh_token = Some(refresh_token);
+        let lock = self
+            .store
+            .lock_refresh(&cfg.system_name, lock_wait(cfg))
+            .await?;
+        self.install(&mut st, cfg, grant.clone(), lock).await?;
         Ok(grant)
     }
+}
+
+/// How long a process waits for the refresh lock (and the longest its holder may keep it): a
+/// token call with all its retries, and some slack.
+fn lock_wait(cfg: &ClientConfig) -> Duration {
+    cfg.request_timeout * cfg.retry.max_attempts.max(1)
+        + cfg.retry.max_total_delay
+        + Duration::from_secs(5)
 }

@@ -1,5 +1,6 @@
-//! Durable storage of the refresh token (table `salesforce_tokens`), and the choice between the
-//! stored token and the configured one at start.
+//! Durable storage of the refresh token (table `salesforce_tokens`) and of the access token the
+//! connector's processes share (`salesforce_sessions`), the refresh lock they take turns under,
+//! and the choice between the stored refresh token and the configured one at start.
 //!
 //! The rule: a stored token is preferred while the configuration's refresh token is the one that
 //! was configured when the row was written (its SHA-256 is kept in the row). When an operator
@@ -7,23 +8,33 @@
 //! descends from an older authorization). A row written by the authorize flow records the
 //! configured token's hash at that time, so it wins until the configuration changes.
 //!
-//! The token is stored sealed under the deployment's secrets key (see [`crate::secrets`]).
+//! Tokens are stored sealed under the deployment's secrets key (see [`crate::secrets`]); the SQL
+//! is in [`crate::repo::salesforce_tokens`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 
 use super::config::Secret;
 use super::errors::SalesforceError;
+use crate::repo::RepoError;
+use crate::repo::salesforce_tokens::{self as repo, SealedColumn};
 use crate::secrets::{Sealer, SecretsError};
 
-/// The sealed column, bound into its values.
+/// The sealed columns, bound into their values.
 const REFRESH_TOKEN: &str = "salesforce_tokens.refresh_token";
+const ACCESS_TOKEN: &str = "salesforce_sessions.access_token";
 
-/// `refresh_token, instance_url, conf_refresh_token_sha256, updated_at`.
-type TokenRow = (String, Option<String>, Option<String>, DateTime<Utc>);
+fn sealed_as(column: SealedColumn) -> &'static str {
+    match column {
+        SealedColumn::RefreshToken => REFRESH_TOKEN,
+        SealedColumn::AccessToken => ACCESS_TOKEN,
+        SealedColumn::ClientSecret => super::credentials::CLIENT_SECRET,
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct StoredToken {
@@ -33,12 +44,25 @@ pub struct StoredToken {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The access token the connector's processes share, as the latest refresh stored it.
+#[derive(Debug, Clone)]
+pub struct StoredSession {
+    pub access_token: Secret,
+    pub instance_url: String,
+    /// SHA-256 of the refresh token current when it was stored.
+    pub refresh_token_sha256: String,
+    /// 1 for the first session stored, +1 at each refresh.
+    pub generation: i64,
+    pub issued_at: DateTime<Utc>,
+}
+
 /// Where refresh tokens persist: Postgres in every role (secrets sealed under the
 /// deployment's key), memory in unit tests and tools.
 #[derive(Debug, Clone)]
 pub enum TokenStore {
     Postgres(PgPool, Sealer),
-    /// Tokens, the credentials of [`super::credentials`] and the enabled overrides.
+    /// Tokens, the credentials of [`super::credentials`] and the enabled overrides. No access
+    /// token is shared: a memory store serves one process, which keeps its own.
     Memory(
         Arc<Mutex<HashMap<String, StoredToken>>>,
         Arc<Mutex<HashMap<String, super::credentials::Credentials>>>,
@@ -75,34 +99,23 @@ impl TokenStore {
             return Ok(0);
         };
         let mut sealed = 0;
-        for (table, column, what) in [
-            ("salesforce_tokens", "refresh_token", REFRESH_TOKEN),
-            (
-                "salesforce_connector_settings",
-                "client_secret",
-                super::credentials::CLIENT_SECRET,
-            ),
-        ] {
-            let stored: Vec<(String, String)> =
-                sqlx::query_as(&format!("SELECT system_name, {column} FROM {table}"))
-                    .fetch_all(pool)
-                    .await
-                    .map_err(store_error)?;
+        for column in SealedColumn::ALL {
+            let what = sealed_as(column);
+            let stored = repo::stored_secrets(pool, column)
+                .await
+                .map_err(store_error)?;
             for (system, value) in stored {
                 if Sealer::is_sealed(&value) {
                     sealer.open(what, &value).map_err(secrets_error)?;
                     continue;
                 }
-                let done = sqlx::query(&format!(
-                    "UPDATE {table} SET {column} = $1 WHERE system_name = $2 AND {column} = $3"
-                ))
-                .bind(sealer.seal(what, &value).map_err(secrets_error)?)
-                .bind(&system)
-                .bind(&value)
-                .execute(pool)
-                .await
-                .map_err(store_error)?;
-                sealed += done.rows_affected();
+                let resealed = sealer.seal(what, &value).map_err(secrets_error)?;
+                if repo::reseal(pool, column, &system, &value, &resealed)
+                    .await
+                    .map_err(store_error)?
+                {
+                    sealed += 1;
+                }
             }
         }
         Ok(sealed)
@@ -115,23 +128,8 @@ impl TokenStore {
     pub async fn load(&self, system: &str) -> Result<Option<StoredToken>, SalesforceError> {
         match self {
             TokenStore::Postgres(pool, _) => {
-                let row: Option<TokenRow> = sqlx::query_as(
-                    "SELECT refresh_token, instance_url, conf_refresh_token_sha256, updated_at \
-                         FROM salesforce_tokens WHERE system_name = $1",
-                )
-                .bind(system)
-                .fetch_optional(pool)
-                .await
-                .map_err(store_error)?;
-                row.map(|(token, instance_url, conf, updated_at)| {
-                    Ok(StoredToken {
-                        refresh_token: Secret::new(self.open(REFRESH_TOKEN, &token)?),
-                        instance_url,
-                        conf_refresh_token_sha256: conf,
-                        updated_at,
-                    })
-                })
-                .transpose()
+                let row = repo::load_token(pool, system).await.map_err(store_error)?;
+                row.map(|r| self.open_token(r)).transpose()
             }
             TokenStore::Memory(map, _, _) => Ok(lock(map).get(system).cloned()),
         }
@@ -147,40 +145,205 @@ impl TokenStore {
     ) -> Result<(), SalesforceError> {
         match self {
             TokenStore::Postgres(pool, _) => {
-                sqlx::query(
-                    "INSERT INTO salesforce_tokens \
-                       (system_name, refresh_token, instance_url, conf_refresh_token_sha256, updated_at) \
-                     VALUES ($1, $2, $3, $4, now()) \
-                     ON CONFLICT (system_name) DO UPDATE SET \
-                       refresh_token = EXCLUDED.refresh_token, \
-                       instance_url = COALESCE(EXCLUDED.instance_url, salesforce_tokens.instance_url), \
-                       conf_refresh_token_sha256 = EXCLUDED.conf_refresh_token_sha256, \
-                       updated_at = now()",
+                let sealed = self.seal(REFRESH_TOKEN, refresh_token.expose())?;
+                repo::save_token(
+                    pool,
+                    system,
+                    &sealed,
+                    instance_url,
+                    conf_refresh_token_sha256,
                 )
-                .bind(system)
-                .bind(self.seal(REFRESH_TOKEN, refresh_token.expose())?)
-                .bind(instance_url)
-                .bind(conf_refresh_token_sha256)
-                .execute(pool)
                 .await
                 .map_err(store_error)?;
             }
             TokenStore::Memory(map, _, _) => {
-                let mut map = lock(map);
-                let previous_url = map.get(system).and_then(|t| t.instance_url.clone());
-                map.insert(
-                    system.to_owned(),
-                    StoredToken {
-                        refresh_token: refresh_token.clone(),
-                        instance_url: instance_url.map(str::to_owned).or(previous_url),
-                        conf_refresh_token_sha256: conf_refresh_token_sha256.map(str::to_owned),
-                        updated_at: Utc::now(),
-                    },
+                save_in_memory(
+                    map,
+                    system,
+                    refresh_token,
+                    instance_url,
+                    conf_refresh_token_sha256,
                 );
             }
         }
         Ok(())
     }
+
+    /// Takes the system's refresh lock, which every process sharing the database takes before
+    /// a token call, waiting at most `wait`. A memory store has nobody to share with: its lock
+    /// is taken at once and holds nothing.
+    pub async fn lock_refresh<'s>(
+        &'s self,
+        system: &'s str,
+        wait: Duration,
+    ) -> Result<RefreshLock<'s>, SalesforceError> {
+        let tx = match self {
+            TokenStore::Postgres(pool, _) => {
+                let mut tx = pool.begin().await.map_err(sqlx_error)?;
+                repo::lock_refresh(&mut tx, system, wait)
+                    .await
+                    .map_err(store_error)?;
+                Some(tx)
+            }
+            TokenStore::Memory(..) => None,
+        };
+        Ok(RefreshLock {
+            store: self,
+            system,
+            tx,
+        })
+    }
+
+    fn open_token(&self, r: repo::TokenRow) -> Result<StoredToken, SalesforceError> {
+        Ok(StoredToken {
+            refresh_token: Secret::new(self.open(REFRESH_TOKEN, &r.sealed_refresh_token)?),
+            instance_url: r.instance_url,
+            conf_refresh_token_sha256: r.conf_refresh_token_sha256,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// The refresh lock of one system, held on a connection of its own (a transaction) until
+/// [`RefreshLock::release`], which also makes what was saved under it durable; dropped
+/// instead, it rolls back and frees the lock. Hold it across token calls only, never across
+/// data calls.
+pub struct RefreshLock<'s> {
+    store: &'s TokenStore,
+    system: &'s str,
+    /// `None` for a memory store.
+    tx: Option<Transaction<'static, Postgres>>,
+}
+
+impl std::fmt::Debug for RefreshLock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshLock")
+            .field("system", &self.system)
+            .field("shared", &self.tx.is_some())
+            .finish()
+    }
+}
+
+impl RefreshLock<'_> {
+    /// The stored refresh token, as of now (another process may have just rotated it).
+    pub async fn token(&mut self) -> Result<Option<StoredToken>, SalesforceError> {
+        match (&mut self.tx, self.store) {
+            (Some(tx), store) => {
+                let row = repo::load_token(&mut **tx, self.system)
+                    .await
+                    .map_err(store_error)?;
+                row.map(|r| store.open_token(r)).transpose()
+            }
+            (None, store) => store.load(self.system).await,
+        }
+    }
+
+    /// The shared access token, if one is stored (never for a memory store).
+    pub async fn session(&mut self) -> Result<Option<StoredSession>, SalesforceError> {
+        let Some(tx) = &mut self.tx else {
+            return Ok(None);
+        };
+        let row = repo::load_session(&mut **tx, self.system)
+            .await
+            .map_err(store_error)?;
+        row.map(|r| {
+            Ok(StoredSession {
+                access_token: Secret::new(self.store.open(ACCESS_TOKEN, &r.sealed_access_token)?),
+                instance_url: r.instance_url,
+                refresh_token_sha256: r.refresh_token_sha256,
+                generation: r.generation,
+                issued_at: r.issued_at,
+            })
+        })
+        .transpose()
+    }
+
+    /// Saves a refresh token (durable once the lock is released).
+    pub async fn save_token(
+        &mut self,
+        refresh_token: &Secret,
+        instance_url: Option<&str>,
+        conf_refresh_token_sha256: Option<&str>,
+    ) -> Result<(), SalesforceError> {
+        match (&mut self.tx, self.store) {
+            (Some(tx), store) => {
+                let sealed = store.seal(REFRESH_TOKEN, refresh_token.expose())?;
+                repo::save_token(
+                    &mut **tx,
+                    self.system,
+                    &sealed,
+                    instance_url,
+                    conf_refresh_token_sha256,
+                )
+                .await
+                .map_err(store_error)
+            }
+            (None, store) => {
+                store
+                    .save(
+                        self.system,
+                        refresh_token,
+                        instance_url,
+                        conf_refresh_token_sha256,
+                    )
+                    .await
+            }
+        }
+    }
+
+    /// Shares an access token with the other processes (durable once the lock is released);
+    /// its stored generation, `None` for a memory store, which shares nothing.
+    pub async fn save_session(
+        &mut self,
+        access_token: &Secret,
+        instance_url: &str,
+        refresh_token_sha256: &str,
+        issued_at: DateTime<Utc>,
+    ) -> Result<Option<i64>, SalesforceError> {
+        let Some(tx) = &mut self.tx else {
+            return Ok(None);
+        };
+        let sealed = self.store.seal(ACCESS_TOKEN, access_token.expose())?;
+        let generation = repo::save_session(
+            &mut **tx,
+            self.system,
+            &sealed,
+            instance_url,
+            refresh_token_sha256,
+            issued_at,
+        )
+        .await
+        .map_err(store_error)?;
+        Ok(Some(generation))
+    }
+
+    /// Commits what was saved under the lock and frees it; returns once that is durable.
+    pub async fn release(self) -> Result<(), SalesforceError> {
+        match self.tx {
+            Some(tx) => tx.commit().await.map_err(sqlx_error),
+            None => Ok(()),
+        }
+    }
+}
+
+fn save_in_memory(
+    map: &Mutex<HashMap<String, StoredToken>>,
+    system: &str,
+    refresh_token: &Secret,
+    instance_url: Option<&str>,
+    conf_refresh_token_sha256: Option<&str>,
+) {
+    let mut map = lock(map);
+    let previous_url = map.get(system).and_then(|t| t.instance_url.clone());
+    map.insert(
+        system.to_owned(),
+        StoredToken {
+            refresh_token: refresh_token.clone(),
+            instance_url: instance_url.map(str::to_owned).or(previous_url),
+            conf_refresh_token_sha256: conf_refresh_token_sha256.map(str::to_owned),
+            updated_at: Utc::now(),
+        },
+    );
 }
 
 /// Which refresh token to start with, and where it came from (for the log).
@@ -215,9 +378,19 @@ fn secrets_error(e: SecretsError) -> SalesforceError {
     }
 }
 
-fn store_error(e: sqlx::Error) -> SalesforceError {
-    // sqlx errors never include bound parameters, so the token cannot leak through them.
-    SalesforceError::TokenStore(e.to_string())
+fn sqlx_error(e: sqlx::Error) -> SalesforceError {
+    store_error(RepoError::Database(e))
+}
+
+fn store_error(e: RepoError) -> SalesforceError {
+    // sqlx errors never include bound parameters, so a token cannot leak through them.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    SalesforceError::TokenStore(message)
 }
 
 /// A poisoned lock still holds consistent maps (every write is one insert): use it.

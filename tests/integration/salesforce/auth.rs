@@ -49,13 +49,18 @@ async fn rotated_refresh_token_is_stored_and_preferred_after_a_restart() {
     assert!(instance.unwrap().starts_with(org.base_url()));
     assert_eq!(conf_hash.unwrap(), Secret::new(&conf_token).sha256_hex());
 
-    // A restarted client on the same database uses the stored token.
+    // A restarted client on the same database uses the stored access token: no token call.
     let second = SalesforceClient::new(
         config(org.base_url()),
         crate::helpers::token_store(&db.pool),
     )
     .unwrap();
     second.limits().await.unwrap();
+    assert_eq!(org.handle().stats().token_calls, 1);
+    // Once that expires, it refreshes with the stored (rotated) refresh token.
+    org.handle().expire_access_tokens();
+    second.limits().await.unwrap();
+    assert_eq!(org.handle().stats().token_calls, 2);
     let again: String = sqlx::query_scalar("SELECT refresh_token FROM salesforce_tokens")
         .fetch_one(&db.pool)
         .await

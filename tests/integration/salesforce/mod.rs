@@ -4,5 +4,7 @@ mod auth;
 mod conf;
 mod faults;
 mod query;
+mod refresh_across_processes;
+mod soql_literals;
 pub mod support;
 mod writes;
