@@ -150,14 +150,9 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// The process's peak resident set (VmHWM), in KiB.
+/// This process's peak resident set, in KiB.
 fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    super::peak_rss_kib(std::process::id())
 }
 
 /// A REST client whose connections come from `local`.

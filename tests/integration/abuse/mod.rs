@@ -20,7 +20,8 @@ pub async fn assert_still_serving(app: &TestApp) {
     assert_eq!(res.status(), 200, "the server still serves");
 }
 
-/// A process's peak resident set (`VmHWM`), in KiB.
+/// A process's peak resident set (`VmHWM`), in KiB. Linux refreshes the high-water mark lazily,
+/// so a later reading can be lower than an earlier one: compare with `saturating_sub`.
 pub fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
