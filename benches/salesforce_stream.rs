@@ -9,8 +9,8 @@
 use std::time::Instant;
 
 use futures_util::TryStreamExt;
-use idm_sync::emulator::{Emulator, EmulatorConfig};
 use idm_sync::salesforce::{ClientConfig, SalesforceClient, Secret, TokenStore};
+use sf_emulator::{Emulator, EmulatorConfig};
 
 /// `VmHWM` (peak resident set) and `VmRSS` of this process, in KiB.
 fn memory_kib() -> (u64, u64) {

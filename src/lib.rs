@@ -7,7 +7,6 @@ pub mod app; // building the serve role (config, database, routes, listener)
 pub mod config; // conf/ loading: IDM formats, &{env.X} substitution, validation
 pub mod credentials; // the admin password check shared by REST and the UI: throttle, hash cap
 pub mod demo; // `idm-sync demo`: emulator + every role + a printed walk-through
-pub mod emulator; // the Salesforce API emulator (library part of sf-emulator)
 pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation
 pub mod http_server; // the HTTP server of every listener: timeouts, connection cap, shutdown
 pub mod limits; // the bounds every request is held to (sizes, depths, counts), in one place

@@ -22,13 +22,13 @@ pub use args::DemoArgs;
 
 use crate::config::Conf;
 use crate::config::authentication::{DEFAULT_PASSWORD, StoredPassword};
-use crate::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use crate::http_server::HttpLimitsArgs;
 use crate::outbound::topology::Topology;
 use crate::shutdown::{self, Shutdown};
 use crate::tls::TlsArgs;
 use client::Rest;
 use report::Step;
+use sf_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 
 const STEPS: usize = 6;
 const READY_TIMEOUT: Duration = Duration::from_secs(120);

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::client::{ClientError, Rest};
 use super::report;
-use crate::emulator::EmulatorHandle;
+use sf_emulator::EmulatorHandle;
 
 pub const MAPPING: &str = "systemSalesforceUser_managedUser";
 /// How long a change may take to reach the emulator before the demo gives up.

@@ -4,10 +4,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use idm_sync::emulator::{Emulator, EmulatorConfig, EmulatorHandle, FaultUpdate, RunningEmulator};
 use idm_sync::salesforce::authorize_cli::{AuthorizeError, AuthorizeFlow};
 use idm_sync::salesforce::{ClientConfig, SalesforceClient, Secret, TokenStore};
 use serde_json::{Value, json};
+use sf_emulator::{Emulator, EmulatorConfig, EmulatorHandle, FaultUpdate, RunningEmulator};
 
 use crate::helpers::{TempConf, TestApp, TestDb};
 use crate::salesforce::support as sf;

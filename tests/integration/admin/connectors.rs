@@ -2,9 +2,9 @@
 //! exchange), the token and settings are stored, the test passes, another role picks the
 //! saved settings up, and no page ever shows a secret.
 
-use idm_sync::emulator::EmulatorConfig;
 use idm_sync::salesforce::{SalesforceClient, Secret};
 use reqwest::StatusCode;
+use sf_emulator::EmulatorConfig;
 
 use super::support::{Browser, assert_well_formed, http, input_value, page};
 use crate::recon::support as recon;

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use idm_sync::emulator::EmulatorConfig;
 use serde_json::{Value, json};
+use sf_emulator::EmulatorConfig;
 
 use super::webdriver::Browser;
 use crate::admin::support::root;

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use idm_sync::emulator::{EmulatorConfig, FaultConfig, FaultUpdate};
 use serde_json::{Value, json};
+use sf_emulator::{EmulatorConfig, FaultConfig, FaultUpdate};
 
 use super::support::{error_of, org, org_with};
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use base64::Engine;
-use idm_sync::emulator::EmulatorConfig;
 use serde_json::Value;
+use sf_emulator::EmulatorConfig;
 
 use super::support::{V, client, org, org_with, refresh, start};
 

@@ -1,7 +1,7 @@
 //! --state: the org and tokens survive a restart.
 
-use idm_sync::emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
+use sf_emulator::{Emulator, EmulatorConfig};
 
 use super::support::{client, refresh};
 
@@ -118,7 +118,7 @@ async fn seed_file_users() {
         .start();
     let h = running.handle();
     assert_eq!(h.user_count(), 2);
-    let id = idm_sync::emulator::ids::to_18("0055g000001AbCd").unwrap();
+    let id = sf_emulator::ids::to_18("0055g000001AbCd").unwrap();
     let ada = h
         .user(&id)
         .expect("the given id is kept (with its checksum)");

@@ -1,7 +1,7 @@
 //! Starting an emulator on a free port and talking to it like a Salesforce client.
 
-use idm_sync::emulator::{Emulator, EmulatorConfig, EmulatorHandle, RunningEmulator};
 use serde_json::{Value, json};
+use sf_emulator::{Emulator, EmulatorConfig, EmulatorHandle, RunningEmulator};
 
 pub const V: &str = "v62.0";
 

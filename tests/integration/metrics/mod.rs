@@ -10,7 +10,6 @@ mod scrape;
 use std::sync::Arc;
 use std::time::Duration;
 
-use idm_sync::emulator::RunningEmulator;
 use idm_sync::mapping::SyncConfig;
 use idm_sync::ops::Ops;
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
@@ -20,6 +19,7 @@ use idm_sync::outbound::topology::Topology;
 use idm_sync::outbound::worker::{OUTBOUND_MAPPING, Worker, WorkerSettings};
 use idm_sync::salesforce::SalesforceClient;
 use serde_json::{Value, json};
+use sf_emulator::RunningEmulator;
 
 use crate::helpers::{TestApp, TestTopology, amqp_url};
 use crate::recon::support::{ConfDir, conf_dir, shipped_sync};

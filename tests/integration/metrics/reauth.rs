@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use idm_sync::emulator::EmulatorConfig;
 use idm_sync::outbound::topology::Topology;
 use idm_sync::salesforce::authorize_cli::AuthorizeFlow;
 use serde_json::Value;
+use sf_emulator::EmulatorConfig;
 
 use super::exposition::Scrape;
 use super::{env, root, scrape};

@@ -7,13 +7,13 @@
 //! `SystemModstamp` with the emulator's test-only knob.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use idm_sync::emulator::faults::FaultUpdate;
 use idm_sync::recon::live_sync::PassStatus;
 use idm_sync::recon::{LiveSync, LiveSyncError};
 use idm_sync::repo::schedule_firings::Firing;
 use idm_sync::repo::sync_tokens::{self, SyncToken};
 use idm_sync::scheduler::{Claim, Invoke, JobOutcome};
 use serde_json::{Value, json};
+use sf_emulator::faults::FaultUpdate;
 
 use super::support::{Env, env, record};
 

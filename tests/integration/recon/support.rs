@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use idm_sync::emulator::RunningEmulator;
 use idm_sync::managed::ManagedObjects;
 use idm_sync::mapping::SyncConfig;
 use idm_sync::recon::{ReconEngine, ReconRequest, ReconSettings};
 use idm_sync::salesforce::{Record, SalesforceClient};
 use serde_json::{Value, json};
+use sf_emulator::RunningEmulator;
 
 use crate::helpers::TestApp;
 use crate::salesforce::support as sf;

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use idm_sync::emulator::EmulatorConfig;
 use idm_sync::salesforce::{
     ConnectorState, ErrorKind, SalesforceClient, SalesforceError, Secret, TokenStore,
 };
+use sf_emulator::EmulatorConfig;
 
 use super::support::*;
 use crate::helpers::TestDb;

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use idm_sync::emulator::FaultUpdate;
 use idm_sync::salesforce::{ErrorKind, SalesforceClient, SalesforceError, TokenStore};
+use sf_emulator::FaultUpdate;
 
 use super::support::*;
 

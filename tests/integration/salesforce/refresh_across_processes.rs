@@ -11,9 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use idm_sync::emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use idm_sync::salesforce::{SalesforceClient, Secret};
 use serde_json::json;
+use sf_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 
 use super::support::*;
 use crate::helpers::{ADMIN, TestDb, TestTopology, amqp_url};
@@ -341,7 +341,7 @@ async fn serve_three_workers_and_a_scheduler_refresh_one_at_a_time() {
     .start();
     let handle = org.handle();
     // Slower calls, token calls included: refreshes overlap more.
-    handle.update_faults(&idm_sync::emulator::FaultUpdate {
+    handle.update_faults(&sf_emulator::FaultUpdate {
         latency_ms: Some(40),
         ..Default::default()
     });

@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use idm_sync::emulator::{Emulator, EmulatorConfig, EmulatorHandle, RunningEmulator};
 use idm_sync::salesforce::{
     ClientConfig, QueryPage, Record, RetryConfig, SalesforceClient, SalesforceError, Secret,
     TokenStore,
 };
 use serde_json::json;
+use sf_emulator::{Emulator, EmulatorConfig, EmulatorHandle, RunningEmulator};
 
 pub const QUERY: &str = "GET /services/data/vXX.X/query";
 pub const QUERY_MORE: &str = "GET /services/data/vXX.X/query/{locator}";

@@ -11,7 +11,6 @@ mod scenarios;
 use std::sync::Arc;
 use std::time::Duration;
 
-use idm_sync::emulator::{EmulatorHandle, RunningEmulator};
 use idm_sync::mapping::SyncConfig;
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
@@ -21,6 +20,7 @@ use idm_sync::outbound::worker::{OUTBOUND_MAPPING, Worker, WorkerSettings, Worke
 use idm_sync::repo::workers::WorkerMember;
 use idm_sync::salesforce::SalesforceClient;
 use serde_json::{Value, json};
+use sf_emulator::{EmulatorHandle, RunningEmulator};
 
 use crate::helpers::TestApp;
 use crate::helpers::{TestTopology, amqp_url};

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use idm_sync::emulator::FaultUpdate;
 use serde_json::json;
+use sf_emulator::FaultUpdate;
 
 use super::broker_node::BrokerNode;
 use super::{Env, TEST_LEASE, assert_converged, env_with, wait_until};

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use idm_sync::emulator::FaultUpdate;
 use idm_sync::salesforce::Record;
 use serde_json::{Value, json};
+use sf_emulator::FaultUpdate;
 
 use super::{Env, assert_converged, env, urlencode, wait_until};
 

@@ -956,11 +956,11 @@ impl Query {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::schema::idx;
+    use crate::schema::idx;
     use chrono::TimeZone;
 
     fn org() -> Org {
-        crate::emulator::seed::generate(50, 3, Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap())
+        crate::seed::generate(50, 3, Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap())
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! fault injection. The `sf-emulator` binary is a thin CLI over [`Emulator`].
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), idm_sync::emulator::EmulatorError> {
-//! use idm_sync::emulator::{Emulator, EmulatorConfig};
+//! # async fn demo() -> Result<(), sf_emulator::EmulatorError> {
+//! use sf_emulator::{Emulator, EmulatorConfig};
 //! let emu = Emulator::build(EmulatorConfig { users: 100, ..Default::default() }, "127.0.0.1:0".parse().unwrap()).await?;
 //! let running = emu.start(); // serves in the background
 //! println!("{}", running.base_url());
@@ -15,6 +15,7 @@
 //! State lives in memory behind short synchronous locks (never held across `.await`).
 
 mod admin;
+pub mod cli;
 mod collections;
 pub mod errors;
 pub mod faults;
