@@ -1,6 +1,7 @@
 //! Postgres storage: managed objects, the outbox, queries compiled from filters, links,
 //! recon runs and the recon audit, the Salesforce connector's stored tokens.
 
+pub mod admin_oauth_pending;
 pub mod admin_sessions;
 pub mod audit;
 pub mod audit_retention;
@@ -18,6 +19,20 @@ pub mod sync_audit;
 pub mod sync_failures;
 pub mod sync_tokens;
 pub mod workers;
+
+/// The database handle services hold: the role's pool of connections. Code outside `repo`
+/// names these aliases, never `sqlx`, so the storage adapter stays the one place that speaks SQL.
+pub type Pool = sqlx::PgPool;
+/// One connection, as a transaction dereferences to: what repo functions that must run inside
+/// a caller's transaction take.
+pub type Conn = sqlx::PgConnection;
+/// A transaction a service opens with [`begin`] and hands to repo functions.
+pub type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// Opens a transaction on the pool.
+pub async fn begin(pool: &Pool) -> Result<Tx, RepoError> {
+    Ok(pool.begin().await?)
+}
 
 /// Errors at the storage boundary.
 #[derive(Debug, thiserror::Error)]
