@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::repo::Pool;
 use axum::Router;
 use futures_util::FutureExt;
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
@@ -97,7 +97,7 @@ pub struct Application {
 /// and the worker share.
 #[derive(Clone)]
 pub struct Components {
-    pub pool: PgPool,
+    pub pool: Pool,
     pub conf: Arc<Conf>,
     pub managed: ManagedObjects,
     /// The Salesforce refresh token and saved credentials, sealed under the secrets key.
@@ -288,7 +288,7 @@ impl Application {
     }
 
     /// The pool the API writes through (a relay in the same process shares it).
-    pub fn pool(&self) -> &PgPool {
+    pub fn pool(&self) -> &Pool {
         &self.parts.pool
     }
 

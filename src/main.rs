@@ -14,6 +14,7 @@ use idm_sync::outbound::relay::{DEFAULT_CONFIRM_TIMEOUT, Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
 use idm_sync::outbound::worker::{self, WorkerSettings};
 use idm_sync::recon::{self, cli::ReconCommand};
+use idm_sync::repo;
 use idm_sync::repo::db::{self, DbSettings};
 use idm_sync::salesforce::{TokenStore, authorize_cli};
 use idm_sync::scheduler::Scheduler;
@@ -268,7 +269,7 @@ impl DbArgs {
 
     /// The token store over `pool`, sealing under this role's secrets key, once the key is
     /// known to open what is stored.
-    async fn token_store(&self, pool: sqlx::PgPool) -> anyhow::Result<TokenStore> {
+    async fn token_store(&self, pool: repo::Pool) -> anyhow::Result<TokenStore> {
         let sealer = idm_sync::secrets::load(&self.settings().secrets)
             .context("cannot load the secrets key")?;
         let store = TokenStore::postgres(pool, sealer);
@@ -286,7 +287,7 @@ impl OpsArgs {
     async fn spawn(
         &self,
         ops: Ops,
-        pool: sqlx::PgPool,
+        pool: repo::Pool,
         shutdown: Shutdown,
     ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
         let Some(addr) = &self.metrics_listen else {

@@ -28,6 +28,7 @@ use super::error::AdminError;
 use super::form::FormData;
 use super::html::{self, Nav, esc};
 use super::session::{self, AdminSession};
+use crate::repo::admin_oauth_pending;
 use crate::salesforce::{ConnectorState, Credentials, SalesforceClient, Secret};
 use crate::tls::OverTls;
 
@@ -346,25 +347,22 @@ pub async fn save(
     );
     let oauth_state = session::random_token();
     let pool = state.app.managed.pool();
-    sqlx::query("DELETE FROM admin_oauth_pending WHERE created_at < now() - interval '15 minutes'")
-        .execute(pool)
-        .await?;
-    sqlx::query(
-        "INSERT INTO admin_oauth_pending (state, session_id, system_name, login_url, client_id, client_secret, redirect_uri) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    let sealed_secret = client
+        .token_store()
+        .seal(PENDING_SECRET, credentials.client_secret.expose())?;
+    admin_oauth_pending::purge_expired(pool).await?;
+    admin_oauth_pending::insert(
+        pool,
+        &admin_oauth_pending::NewPending {
+            state: &oauth_state,
+            session_id: &session.id,
+            system_name: &system,
+            login_url: credentials.login_url.as_str(),
+            client_id: &credentials.client_id,
+            sealed_client_secret: &sealed_secret,
+            redirect_uri: &redirect_uri,
+        },
     )
-    .bind(&oauth_state)
-    .bind(&session.id)
-    .bind(&system)
-    .bind(credentials.login_url.as_str())
-    .bind(&credentials.client_id)
-    .bind(
-        client
-            .token_store()
-            .seal(PENDING_SECRET, credentials.client_secret.expose())?,
-    )
-    .bind(&redirect_uri)
-    .execute(pool)
     .await?;
     let url = crate::salesforce::authorize_url(
         &credentials.apply(client.config()),
@@ -373,9 +371,6 @@ pub async fn save(
     )?;
     Ok(html::see_other(url.as_str()))
 }
-
-/// `session_id, login_url, client_id, client_secret, redirect_uri`.
-type PendingRow = (String, String, String, String, String);
 
 fn callback_page(status: StatusCode, title: &str, message: &str, ok: bool) -> Response {
     let refresh = if ok {
@@ -414,20 +409,18 @@ pub async fn callback(
     };
     let pool = state.app.managed.pool();
     // Expired ones hold a secret for nothing.
-    sqlx::query("DELETE FROM admin_oauth_pending WHERE created_at < now() - interval '15 minutes'")
-        .execute(pool)
-        .await?;
+    admin_oauth_pending::purge_expired(pool).await?;
     // Single use: taken out whatever happens next.
-    let pending: Option<PendingRow> = sqlx::query_as(
-        "DELETE FROM admin_oauth_pending WHERE state = $1 AND created_at >= now() - interval '15 minutes' \
-         RETURNING session_id, login_url, client_id, client_secret, redirect_uri",
-    )
-    .bind(oauth_state)
-    .fetch_optional(pool)
-    .await?;
-    let Some((session_id, login_url, client_id, client_secret, redirect_uri)) = pending else {
+    let Some(pending) = admin_oauth_pending::take(pool, oauth_state).await? else {
         return Ok(unknown());
     };
+    let admin_oauth_pending::Pending {
+        session_id,
+        login_url,
+        client_id,
+        sealed_client_secret: client_secret,
+        redirect_uri,
+    } = pending;
     let cookie_matches = session::cookie_token(&headers)
         .map(|t| session::hash(&t) == session_id)
         .unwrap_or(true);

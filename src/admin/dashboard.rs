@@ -13,20 +13,7 @@ use super::error::AdminError;
 use super::html::{self, Nav, esc, td};
 use super::session::AdminSession;
 use crate::repo::workers::{self, WorkerMember};
-use crate::repo::{outbox, sync_failures};
-
-/// `id, object_id, user name (the id when the user is gone), object_rev, error_code, message,
-/// attempts, last_failed`.
-type FailureRow = (
-    String,
-    String,
-    String,
-    i64,
-    Option<String>,
-    String,
-    i32,
-    DateTime<Utc>,
-);
+use crate::repo::{RepoError, outbox, sync_failures};
 
 fn when(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -41,15 +28,7 @@ pub async fn page(
     let pool = state.app.managed.pool();
     let (backlog, oldest) = outbox::backlog_and_oldest(pool).await?;
     let total_failures = sync_failures::count(pool).await?;
-    let failures: Vec<FailureRow> = sqlx::query_as(
-        "SELECT f.id, f.object_id, coalesce(m.body->>'userName', f.object_id), f.object_rev, \
-                f.error_code, f.message, f.attempts, f.last_failed \
-         FROM sync_failures f \
-         LEFT JOIN managed_objects m ON m.object_type = f.object_type AND m.id = f.object_id \
-         ORDER BY f.last_failed DESC, f.id LIMIT 50",
-    )
-    .fetch_all(pool)
-    .await?;
+    let failures = sync_failures::recent(pool, 50).await?;
 
     let mut body = String::new();
     match query.get("done").map(String::as_str) {
@@ -86,7 +65,17 @@ pub async fn page(
 <th scope=\"col\">Salesforce error</th><th scope=\"col\">Attempts</th><th scope=\"col\">Last failed</th><th scope=\"col\">Action</th></tr></thead><tbody>",
             html::csrf_field(&session)
         ));
-        for (id, object_id, user_name, rev, code, message, attempts, last) in &failures {
+        for sync_failures::RecentFailure {
+            id,
+            object_id,
+            user_name,
+            object_rev: rev,
+            error_code: code,
+            message,
+            attempts,
+            last_failed: last,
+        } in &failures
+        {
             let error = match code {
                 Some(c) => format!("{c}: {message}"),
                 None => message.clone(),
@@ -139,7 +128,8 @@ pub async fn page(
         body.push_str("</tbody></table>");
     }
     body.push_str("</section>");
-    body.push_str(&workers_section(&workers::live(pool).await?));
+    let live = workers::live(pool).await.map_err(RepoError::from)?;
+    body.push_str(&workers_section(&live));
     Ok(html::page(&session, Nav::Dashboard, "Sync health", &body))
 }
 
@@ -174,20 +164,20 @@ pub async fn retry(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
-    let mut tx = state.app.managed.pool().begin().await?;
+    let mut tx = crate::repo::begin(state.app.managed.pool()).await?;
     if !sync_failures::retry(&mut tx, &id).await? {
         return Err(AdminError::NotFound(format!(
             "Sync failure {id} not found (it may have been cleared)."
         )));
     }
-    tx.commit().await?;
+    crate::repo::commit(tx).await?;
     Ok(html::see_other("/admin?done=retried"))
 }
 
 /// `POST /admin/sync/retry-all`
 pub async fn retry_all(State(state): State<AdminState>) -> Result<Response, AdminError> {
-    let mut tx = state.app.managed.pool().begin().await?;
+    let mut tx = crate::repo::begin(state.app.managed.pool()).await?;
     let n = sync_failures::retry_all(&mut tx).await?;
-    tx.commit().await?;
+    crate::repo::commit(tx).await?;
     Ok(html::see_other(&format!("/admin?done=retried-all&n={n}")))
 }

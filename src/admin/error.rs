@@ -17,8 +17,6 @@ pub enum AdminError {
     BadRequest(String),
     #[error("{0}")]
     Unavailable(String),
-    #[error("database error")]
-    Database(#[from] sqlx::Error),
     #[error("repository error")]
     Repo(#[from] RepoError),
     #[error("managed object error")]

@@ -204,9 +204,9 @@ async fn resync(state: &AdminState, name: &str) -> Result<Response, AdminError> 
             "Mapping {name} does not start from managed objects."
         ))
     })?;
-    let mut tx = state.app.managed.pool().begin().await?;
+    let mut tx = crate::repo::begin(state.app.managed.pool()).await?;
     let n = crate::repo::outbox::enqueue_lagging(&mut tx, object_type, mapping.link_type()).await?;
-    tx.commit().await?;
+    crate::repo::commit(tx).await?;
     Ok(html::see_other(&format!(
         "/admin/mappings?done=resync&n={n}"
     )))

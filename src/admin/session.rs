@@ -14,9 +14,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 
+use crate::repo::Pool;
+use crate::repo::RepoError;
 use crate::repo::admin_sessions::{self, Liveness};
 
 use super::AdminState;
@@ -68,11 +69,11 @@ fn liveness<'a>(settings: &AdminSettings, credential: &'a str) -> Liveness<'a> {
 /// Creates a session under the admin credential `credential` (its fingerprint); returns the
 /// cookie token. Expired sessions are purged on the way.
 pub async fn create(
-    pool: &PgPool,
+    pool: &Pool,
     settings: &AdminSettings,
     credential: &str,
     username: &str,
-) -> Result<String, sqlx::Error> {
+) -> Result<String, RepoError> {
     admin_sessions::purge_expired(pool, settings.idle, settings.max_age).await?;
     let token = random_token();
     admin_sessions::insert(pool, &hash(&token), username, &random_token(), credential).await?;
@@ -81,11 +82,11 @@ pub async fn create(
 
 /// The live session of a cookie token, touching `last_seen` when a minute old.
 pub async fn lookup(
-    pool: &PgPool,
+    pool: &Pool,
     settings: &AdminSettings,
     credential: &str,
     token: &str,
-) -> Result<Option<AdminSession>, sqlx::Error> {
+) -> Result<Option<AdminSession>, RepoError> {
     let id = hash(token);
     let Some(row) = admin_sessions::find_live(pool, &id, liveness(settings, credential)).await?
     else {
@@ -103,15 +104,15 @@ pub async fn lookup(
 
 /// Whether session `id` is live (the OAuth callback's check).
 pub async fn is_live(
-    pool: &PgPool,
+    pool: &Pool,
     settings: &AdminSettings,
     credential: &str,
     id: &str,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, RepoError> {
     admin_sessions::is_live(pool, id, liveness(settings, credential)).await
 }
 
-pub async fn delete(pool: &PgPool, id: &str) -> Result<(), sqlx::Error> {
+pub async fn delete(pool: &Pool, id: &str) -> Result<(), RepoError> {
     admin_sessions::delete(pool, id).await
 }
 

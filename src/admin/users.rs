@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use serde_json::{Map, Value};
 
 use super::AdminState;
@@ -24,11 +24,10 @@ use crate::managed::patch::PatchOperation;
 use crate::managed::policy::Failure;
 use crate::repo::managed::StoredObject;
 use crate::repo::query::{QueryRequest, SortKey, TotalPolicy};
+use crate::repo::{links, salesforce_tokens, sync_audit, sync_failures};
 
 const OBJECT_TYPE: &str = "user";
 
-/// `id, error_code, message, attempts, last_failed` of a sync failure.
-type FailureRow = (String, Option<String>, String, i32, DateTime<Utc>);
 const PAGE_SIZE: u32 = 20;
 
 /// The editable properties: name, label, input type.
@@ -352,26 +351,28 @@ async fn sync_panel(
     id: &str,
 ) -> Result<String, AdminError> {
     let pool = state.app.managed.pool();
-    let links: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT link_type, first_id, second_id FROM links WHERE second_id = $1 OR first_id = $1 ORDER BY link_type",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
-    let instance: Option<String> = sqlx::query_scalar(
-        "SELECT instance_url FROM salesforce_tokens WHERE system_name = 'salesforce'",
-    )
-    .fetch_optional(pool)
-    .await?
-    .flatten()
-    .or_else(|| state.app.salesforce.as_ref().and_then(|c| c.instance_url()));
+    let links = links::of_object(pool, id).await?;
+    // The connector's system name; the sample's when no client is configured.
+    let system = state
+        .app
+        .salesforce
+        .as_ref()
+        .map_or("salesforce", |c| c.config().system_name.as_str());
+    let instance = salesforce_tokens::instance_url(pool, system)
+        .await?
+        .or_else(|| state.app.salesforce.as_ref().and_then(|c| c.instance_url()));
     let mut out = String::from(
         "<section id=\"salesforce\" aria-labelledby=\"sf-h\"><h2 id=\"sf-h\">Salesforce</h2>",
     );
     if links.is_empty() {
         out.push_str("<p class=\"muted\" id=\"sf-link\">Not linked to a Salesforce user.</p>");
     }
-    for (link_type, first, second) in &links {
+    for links::LinkEnds {
+        link_type,
+        first_id: first,
+        second_id: second,
+    } in &links
+    {
         let sf_id = if second == id { first } else { second };
         let shown = match &instance {
             Some(base) => format!(
@@ -384,14 +385,9 @@ async fn sync_panel(
         };
         out.push_str(&format!("<p>Linked ({}): {shown}</p>", esc(link_type)));
     }
-    let audit: Option<(sqlx::types::Json<Value>,)> = sqlx::query_as(
-        "SELECT body FROM sync_audit WHERE body->>'sourceObjectId' = $1 ORDER BY created_at DESC LIMIT 1",
-    )
-    .bind(format!("managed/{OBJECT_TYPE}/{id}"))
-    .fetch_optional(pool)
-    .await?;
+    let audit = sync_audit::latest_for_source(pool, &format!("managed/{OBJECT_TYPE}/{id}")).await?;
     match audit {
-        Some((sqlx::types::Json(a),)) => {
+        Some(a) => {
             let s = |k: &str| {
                 a.get(k)
                     .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
@@ -414,15 +410,15 @@ async fn sync_panel(
             out.push_str("<p class=\"muted\" id=\"last-sync\">No implicit sync recorded yet.</p>")
         }
     }
-    let failure: Option<FailureRow> = sqlx::query_as(
-        "SELECT id, error_code, message, attempts, last_failed FROM sync_failures \
-         WHERE object_type = $1 AND object_id = $2 ORDER BY last_failed DESC LIMIT 1",
-    )
-    .bind(OBJECT_TYPE)
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    if let Some((fid, code, message, attempts, last)) = failure {
+    let failure = sync_failures::latest_of(pool, OBJECT_TYPE, id).await?;
+    if let Some(sync_failures::ObjectFailure {
+        id: fid,
+        error_code: code,
+        message,
+        attempts,
+        last_failed: last,
+    }) = failure
+    {
         out.push_str(&format!(
             "<p class=\"error\" id=\"sync-failure\">Sync failed ({} attempts, last {}): {}{}</p>",
             attempts,

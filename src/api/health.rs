@@ -6,14 +6,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
+use crate::repo::db;
 
 pub async fn ping(State(state): State<AppState>) -> Response {
-    let db_ok = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        sqlx::query("SELECT 1").execute(state.managed.pool()),
-    )
-    .await
-    .is_ok_and(|r| r.is_ok());
+    let db_ok = db::answers(state.managed.pool(), std::time::Duration::from_secs(2)).await;
     if db_ok {
         axum::Json(json!({"_id": "", "state": "ACTIVE_READY", "shortDesc": "OpenIDM ready"}))
             .into_response()

@@ -2,10 +2,10 @@
 //! fields `_id, _rev, linkType, linkQualifier, firstId, secondId`. The query helper here also
 //! serves `audit/recon`.
 
+use crate::repo::Pool;
 use axum::extract::State;
 use axum::response::Response;
 use serde_json::{Map, Value};
-use sqlx::PgPool;
 
 use super::AppState;
 use super::body::Params;
@@ -89,7 +89,7 @@ pub(crate) async fn query(
 
 /// The rows of one relation query, in `_id` order; a cursor is the last `_id` read.
 struct RelationReader {
-    pool: PgPool,
+    pool: Pool,
     relation: Relation,
     filter: Filter,
     /// Where the client's cookie says the page starts.

@@ -2,14 +2,12 @@
 //! forever; the demo stops at once and says which service is missing and how to start it.
 //! Then the demo database is reset.
 
-use std::str::FromStr;
 use std::time::Duration;
-
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::outbound::broker::{BrokerConnection, BrokerSettings};
 use crate::outbound::topology::Topology;
+use crate::repo::RepoError;
+use crate::repo::db::{self, DropDatabaseError};
 use crate::secrets::redact_url;
 
 const PG_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,7 +32,7 @@ pub enum PreflightError {
     Reset {
         name: String,
         #[source]
-        source: sqlx::Error,
+        source: RepoError,
     },
     #[error(
         "RabbitMQ is not reachable at {url} ({cause}); start it (scripts/services rabbitmq) or pass --amqp-url"
@@ -45,39 +43,26 @@ pub enum PreflightError {
 /// Drops the demo database (the roles create and migrate it again when they start), so every
 /// run starts from the freshly generated emulator org. Returns the database name.
 pub async fn reset_database(url: &str) -> Result<String, PreflightError> {
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|e| PreflightError::BadDatabaseUrl(e.to_string()))?;
-    let name = options.get_database().unwrap_or("postgres").to_owned();
-    if !name.contains("demo") {
-        return Err(PreflightError::NotADemoDatabase(name));
+    let at = db::database_at(url).map_err(|e| PreflightError::BadDatabaseUrl(e.to_string()))?;
+    if !at.name.contains("demo") {
+        return Err(PreflightError::NotADemoDatabase(at.name));
     }
-    let maintenance = options
-        .clone()
-        .database("postgres")
-        .disable_statement_logging();
-    let unreachable = |cause: String| PreflightError::Postgres {
-        host: options.get_host().to_owned(),
-        port: options.get_port(),
-        cause,
-    };
-    let mut conn = tokio::time::timeout(PG_TIMEOUT, PgConnection::connect_with(&maintenance))
+    // FORCE ends a previous run's sessions.
+    db::drop_database(url, PG_TIMEOUT)
         .await
-        .map_err(|_| unreachable(format!("no answer within {}s", PG_TIMEOUT.as_secs())))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    // Identifiers cannot be bound; quote as Postgres does. FORCE ends a previous run's sessions.
-    let drop = format!(
-        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-        name.replace('"', "\"\"")
-    );
-    sqlx::query(&drop)
-        .execute(&mut conn)
-        .await
-        .map_err(|source| PreflightError::Reset {
-            name: name.clone(),
-            source,
+        .map_err(|e| match e {
+            DropDatabaseError::BadUrl(m) => PreflightError::BadDatabaseUrl(m),
+            DropDatabaseError::Unreachable(cause) => PreflightError::Postgres {
+                host: at.host.clone(),
+                port: at.port,
+                cause,
+            },
+            DropDatabaseError::Drop(source) => PreflightError::Reset {
+                name: at.name.clone(),
+                source,
+            },
         })?;
-    let _ = conn.close().await;
-    Ok(name)
+    Ok(at.name)
 }
 
 /// Opens a connection and declares the demo's topology, as the relay and the worker will.

@@ -5,17 +5,16 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use sqlx::{PgConnection, PgPool};
 
 use super::hashing;
 use super::patch::{self, PatchError, PatchOperation};
 use super::policy::{self, Failure};
 use crate::config::ManagedConfig;
 use crate::config::managed::ManagedObjectConfig;
-use crate::repo::RepoError;
 use crate::repo::managed::{self as store, StoredObject};
 use crate::repo::outbox::{self, NewChange, Operation};
 use crate::repo::query::{self, QueryPage, QueryRequest};
+use crate::repo::{self, Conn, Pool, RepoError};
 
 /// Revision preconditions from `If-Match` / `If-None-Match`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,25 +50,19 @@ pub enum ManagedError {
     Repo(#[from] RepoError),
 }
 
-impl From<sqlx::Error> for ManagedError {
-    fn from(e: sqlx::Error) -> Self {
-        ManagedError::Repo(RepoError::from(e))
-    }
-}
-
 /// The managed object sets configured in `managed.json`, over one Postgres pool.
 #[derive(Clone)]
 pub struct ManagedObjects {
-    pool: PgPool,
+    pool: Pool,
     conf: Arc<ManagedConfig>,
 }
 
 impl ManagedObjects {
-    pub fn new(pool: PgPool, conf: Arc<ManagedConfig>) -> Self {
+    pub fn new(pool: Pool, conf: Arc<ManagedConfig>) -> Self {
         Self { pool, conf }
     }
 
-    pub fn pool(&self) -> &PgPool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
@@ -119,7 +112,7 @@ impl ManagedObjects {
         let schema = self.schema(object_type)?;
         check_id(id)?;
         let body = strip_meta(body);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = repo::begin(&self.pool).await?;
         // A create-only write needs no read: the insert itself detects an existing id.
         let current = match pre {
             Precondition::IfNoneMatchAny => None,
@@ -133,7 +126,7 @@ impl ManagedObjects {
         }
         let created = current.is_none();
         let object = write(&mut tx, schema, object_type, id, current, body).await?;
-        tx.commit().await?;
+        repo::commit(tx).await?;
         Ok((object, created))
     }
 
@@ -146,7 +139,7 @@ impl ManagedObjects {
         if_match: Option<String>,
     ) -> Result<StoredObject, ManagedError> {
         let schema = self.schema(object_type)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = repo::begin(&self.pool).await?;
         let current = store::get_for_update(&mut tx, object_type, id)
             .await?
             .ok_or_else(|| not_found(object_type, id))?;
@@ -155,7 +148,7 @@ impl ManagedObjects {
         }
         let body = patch::apply(&current.body, operations)?;
         let object = write(&mut tx, schema, object_type, id, Some(current), body).await?;
-        tx.commit().await?;
+        repo::commit(tx).await?;
         Ok(object)
     }
 
@@ -166,12 +159,12 @@ impl ManagedObjects {
         id: &str,
         if_match: Option<String>,
     ) -> Result<StoredObject, ManagedError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = repo::begin(&self.pool).await?;
         let deleted = self
             .delete_in(&mut tx, object_type, id, if_match.as_deref())
             .await?
             .ok_or_else(|| not_found(object_type, id))?;
-        tx.commit().await?;
+        repo::commit(tx).await?;
         Ok(deleted)
     }
 
@@ -183,7 +176,7 @@ impl ManagedObjects {
     /// precondition error when the id exists, with a policy failure on a duplicate userName.
     pub async fn create_in(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Conn,
         object_type: &str,
         id: &str,
         body: Map<String, Value>,
@@ -201,7 +194,7 @@ impl ManagedObjects {
     /// must isolate failures per object replays them one by one with [`Self::create_in`].
     pub async fn create_many_in(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Conn,
         object_type: &str,
         objects: Vec<(String, Map<String, Value>)>,
     ) -> Result<Vec<StoredObject>, ManagedError> {
@@ -254,7 +247,7 @@ impl ManagedObjects {
     /// A merge that changes nothing writes nothing: same revision, no outbox row.
     pub async fn merge_in(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Conn,
         object_type: &str,
         id: &str,
         changes: &Map<String, Value>,
@@ -277,7 +270,7 @@ impl ManagedObjects {
     /// the object as it was, `Ok(None)` when it does not exist.
     pub async fn delete_in(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Conn,
         object_type: &str,
         id: &str,
         if_match: Option<&str>,
@@ -349,7 +342,7 @@ fn changed_fields<'a>(
 
 /// Validates and stores `body` as the new state of the object, with its outbox row.
 async fn write(
-    tx: &mut PgConnection,
+    tx: &mut Conn,
     schema: &ManagedObjectConfig,
     object_type: &str,
     id: &str,
@@ -403,7 +396,7 @@ async fn write(
 /// What [`write`] does before storing a new object (no current state): policies, unique
 /// look-ups, hashing. Returns the body to store.
 async fn validate_new(
-    tx: &mut PgConnection,
+    tx: &mut Conn,
     schema: &ManagedObjectConfig,
     object_type: &str,
     id: &str,
@@ -418,7 +411,7 @@ async fn validate_new(
 
 /// Policy validation, then (when it passes) the look-ups of unique properties.
 async fn check_policies(
-    tx: &mut PgConnection,
+    tx: &mut Conn,
     schema: &ManagedObjectConfig,
     object_type: &str,
     id: &str,

@@ -59,8 +59,8 @@ impl Mapping {
     }
 
     /// The target values an UPDATE must send when the source changed from `old_source` (the
-    /// snapshot last known to be in step with the target) to `new_source` (DESIGN.md
-    /// invariant 4): only the properties whose mapped value differs. Identical snapshots give
+    /// snapshot last known to be in step with the target) to `new_source` (delta sync,
+    /// ARCHITECTURE.md invariant 4): only the properties whose mapped value differs. Identical snapshots give
     /// an empty map (no API call). Defaulted properties are left out, since a default never
     /// overwrites the target on UPDATE, except where `current_target` is given and has no
     /// value for the property (defaults fill empty target properties).

@@ -27,7 +27,7 @@ pub use encode::{CONTENT_TYPE, TextEncoder};
 
 /// One scrape's text: the registry's families, then the figures read from Postgres (when a
 /// pool is given and answers).
-pub async fn render(metrics: &Metrics, pool: Option<&sqlx::PgPool>) -> String {
+pub async fn render(metrics: &Metrics, pool: Option<&crate::repo::Pool>) -> String {
     let mut out = TextEncoder::new();
     metrics.encode(&mut out);
     if let Some(pool) = pool {

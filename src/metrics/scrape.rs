@@ -1,7 +1,7 @@
 //! What is read from Postgres at scrape time, not counted in memory: any replica's scrape then
 //! sees the deployment's state. Each is one small index-backed query.
 
-use sqlx::PgPool;
+use crate::repo::Pool;
 
 use super::encode::{Kind, TextEncoder};
 use crate::repo::{RepoError, outbox, sync_failures};
@@ -16,7 +16,7 @@ pub struct DbFigures {
 }
 
 /// Reads the figures.
-pub async fn read(pool: &PgPool) -> Result<DbFigures, RepoError> {
+pub async fn read(pool: &Pool) -> Result<DbFigures, RepoError> {
     let (outbox_backlog, oldest) = outbox::backlog_and_oldest(pool).await?;
     Ok(DbFigures {
         outbox_backlog,

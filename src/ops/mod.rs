@@ -6,12 +6,12 @@
 pub mod listener;
 pub mod ready;
 
+use crate::repo::Pool;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sqlx::PgPool;
 
 use crate::metrics::{self, Metrics};
 pub use ready::Readiness;
@@ -44,11 +44,11 @@ impl Ops {
 #[derive(Clone)]
 struct OpsState {
     ops: Ops,
-    pool: PgPool,
+    pool: Pool,
 }
 
 /// `/metrics`, `/openidm/health/ready` and `/ready`.
-pub fn router(ops: Ops, pool: PgPool) -> Router {
+pub fn router(ops: Ops, pool: Pool) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
         .route("/openidm/health/ready", get(ready))

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::repo::{Pool, db};
 use serde_json::{Map, Value, json};
-use sqlx::PgPool;
 
 use crate::outbound::authorization::PauseState;
 use crate::outbound::broker::BrokerStatus;
@@ -48,13 +48,11 @@ impl Readiness {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push(check);
     }
 
-    pub async fn check(&self, pool: &PgPool) -> Report {
+    pub async fn check(&self, pool: &Pool) -> Report {
         let checks = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut components = Map::new();
         let mut failing = Vec::new();
-        let db_up = tokio::time::timeout(DB_TIMEOUT, sqlx::query("SELECT 1").execute(pool))
-            .await
-            .is_ok_and(|r| r.is_ok());
+        let db_up = db::answers(pool, DB_TIMEOUT).await;
         components.insert(
             "database".into(),
             component(db_up, "PostgreSQL does not answer"),

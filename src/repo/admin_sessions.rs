@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use sqlx::PgExecutor;
 
+use super::RepoError;
+
 /// What makes a session live, from the running configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Liveness<'a> {
@@ -38,7 +40,7 @@ pub async fn purge_expired(
     db: impl PgExecutor<'_>,
     idle: Duration,
     max_age: Duration,
-) -> Result<u64, sqlx::Error> {
+) -> Result<u64, RepoError> {
     let done = sqlx::query(
         "DELETE FROM admin_sessions WHERE last_seen < now() - make_interval(secs => $1) \
          OR created_at < now() - make_interval(secs => $2)",
@@ -56,7 +58,7 @@ pub async fn insert(
     username: &str,
     csrf_token: &str,
     credential: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), RepoError> {
     sqlx::query(
         "INSERT INTO admin_sessions (id, username, csrf_token, credential) VALUES ($1, $2, $3, $4)",
     )
@@ -74,7 +76,7 @@ pub async fn find_live(
     db: impl PgExecutor<'_>,
     id: &str,
     live: Liveness<'_>,
-) -> Result<Option<SessionRow>, sqlx::Error> {
+) -> Result<Option<SessionRow>, RepoError> {
     let row: Option<(String, String, bool)> = sqlx::query_as(concat!(
         "SELECT username, csrf_token, last_seen < now() - interval '1 minute' \
          FROM admin_sessions WHERE id = $1 AND ",
@@ -97,8 +99,8 @@ pub async fn is_live(
     db: impl PgExecutor<'_>,
     id: &str,
     live: Liveness<'_>,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(concat!(
+) -> Result<bool, RepoError> {
+    Ok(sqlx::query_scalar(concat!(
         "SELECT EXISTS (SELECT 1 FROM admin_sessions WHERE id = $1 AND ",
         live_where!(),
         ")"
@@ -108,10 +110,10 @@ pub async fn is_live(
     .bind(live.max_age.as_secs_f64())
     .bind(live.credential)
     .fetch_one(db)
-    .await
+    .await?)
 }
 
-pub async fn touch(db: impl PgExecutor<'_>, id: &str) -> Result<(), sqlx::Error> {
+pub async fn touch(db: impl PgExecutor<'_>, id: &str) -> Result<(), RepoError> {
     sqlx::query("UPDATE admin_sessions SET last_seen = now() WHERE id = $1")
         .bind(id)
         .execute(db)
@@ -119,7 +121,7 @@ pub async fn touch(db: impl PgExecutor<'_>, id: &str) -> Result<(), sqlx::Error>
     Ok(())
 }
 
-pub async fn delete(db: impl PgExecutor<'_>, id: &str) -> Result<(), sqlx::Error> {
+pub async fn delete(db: impl PgExecutor<'_>, id: &str) -> Result<(), RepoError> {
     sqlx::query("DELETE FROM admin_sessions WHERE id = $1")
         .bind(id)
         .execute(db)

@@ -61,6 +61,13 @@ impl DbSettings {
     }
 }
 
+/// Whether Postgres answers a trivial statement within `within`: the health checks' probe.
+pub async fn answers(pool: &PgPool, within: Duration) -> bool {
+    tokio::time::timeout(within, sqlx::query("SELECT 1").execute(pool))
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
 /// A limit as Postgres reads it: milliseconds, 0 for none.
 fn millis(limit: Option<Duration>) -> u128 {
     limit.map_or(0, |d| d.as_millis())
@@ -108,6 +115,66 @@ pub async fn migrate(pool: &PgPool) -> Result<(), RepoError> {
         .await?;
     MIGRATOR.run(&mut conn).await?;
     conn.close().await?;
+    Ok(())
+}
+
+/// Where a database URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseAt {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Reads a Postgres URL's database, host and port.
+pub fn database_at(url: &str) -> Result<DatabaseAt, RepoError> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| RepoError::Config(format!("not a valid Postgres URL: {e}")))?;
+    Ok(DatabaseAt {
+        name: options.get_database().unwrap_or("postgres").to_owned(),
+        host: options.get_host().to_owned(),
+        port: options.get_port(),
+    })
+}
+
+/// Why [`drop_database`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DropDatabaseError {
+    #[error("{0}")]
+    BadUrl(String),
+    /// The server did not answer, or refused the connection.
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Drop(#[source] RepoError),
+}
+
+/// Drops the URL's database through the `postgres` maintenance database, ending its sessions
+/// (`WITH (FORCE)`); the connection attempt waits at most `connect_within`.
+pub async fn drop_database(url: &str, connect_within: Duration) -> Result<(), DropDatabaseError> {
+    let options =
+        PgConnectOptions::from_str(url).map_err(|e| DropDatabaseError::BadUrl(e.to_string()))?;
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let maintenance = options.database("postgres").disable_statement_logging();
+    let mut conn = tokio::time::timeout(connect_within, PgConnection::connect_with(&maintenance))
+        .await
+        .map_err(|_| {
+            DropDatabaseError::Unreachable(format!(
+                "no answer within {}s",
+                connect_within.as_secs()
+            ))
+        })?
+        .map_err(|e| DropDatabaseError::Unreachable(e.to_string()))?;
+    // Identifiers cannot be bound; quote as Postgres does.
+    let drop = format!(
+        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        name.replace('"', "\"\"")
+    );
+    sqlx::query(&drop)
+        .execute(&mut conn)
+        .await
+        .map_err(|e| DropDatabaseError::Drop(e.into()))?;
+    let _ = conn.close().await;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Links (IDM's `repo/link`): which source object a target object belongs to, per mapping
 //! (`link_type`) and link qualifier, and the managed snapshot last known to be in step with
-//! the other side (DESIGN.md invariant 4).
+//! the other side (delta sync: ARCHITECTURE.md invariant 4).
 //!
 //! # For the outbound worker
 //!
@@ -39,6 +39,24 @@ pub struct Link {
     pub synced_rev: Option<i64>,
     /// Recon's digest of the source record in step with the snapshot (see the migration).
     pub source_digest: Option<Vec<u8>>,
+}
+
+/// A link seen from one object: its type and both ids.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LinkEnds {
+    pub link_type: String,
+    pub first_id: String,
+    pub second_id: String,
+}
+
+/// Every link that has `id` on either side, by link type.
+pub async fn of_object<'e>(db: impl PgExecutor<'e>, id: &str) -> Result<Vec<LinkEnds>, RepoError> {
+    Ok(sqlx::query_as(
+        "SELECT link_type, first_id, second_id FROM links WHERE second_id = $1 OR first_id = $1 ORDER BY link_type",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await?)
 }
 
 /// Which id of a link a look-up is by.

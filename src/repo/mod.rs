@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod query;
 pub mod recon_runs;
 pub mod relation_query;
+pub mod salesforce_connector;
 pub mod salesforce_tokens;
 pub mod schedule_firings;
 pub mod sync_audit;
@@ -32,6 +33,11 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 /// Opens a transaction on the pool.
 pub async fn begin(pool: &Pool) -> Result<Tx, RepoError> {
     Ok(pool.begin().await?)
+}
+
+/// Commits a transaction opened with [`begin`].
+pub async fn commit(tx: Tx) -> Result<(), RepoError> {
+    Ok(tx.commit().await?)
 }
 
 /// Errors at the storage boundary.

@@ -96,6 +96,19 @@ pub async fn load_token(
     .await?)
 }
 
+/// The instance URL stored with the system's refresh token, if any.
+pub async fn instance_url(
+    db: impl PgExecutor<'_>,
+    system: &str,
+) -> Result<Option<String>, RepoError> {
+    let url: Option<Option<String>> =
+        sqlx::query_scalar("SELECT instance_url FROM salesforce_tokens WHERE system_name = $1")
+            .bind(system)
+            .fetch_optional(db)
+            .await?;
+    Ok(url.flatten())
+}
+
 /// Writes (or replaces) the system's refresh token; an absent instance URL keeps the stored one.
 pub async fn save_token(
     db: impl PgExecutor<'_>,

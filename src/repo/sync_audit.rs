@@ -42,3 +42,17 @@ pub async fn query<'e>(
 ) -> Result<Vec<Row>, RepoError> {
     relation_query::query(db, "sync_audit", filter, after_id, limit).await
 }
+
+/// The newest entry about source object `source_object_id` (e.g. `managed/user/<id>`).
+pub async fn latest_for_source<'e>(
+    db: impl PgExecutor<'e>,
+    source_object_id: &str,
+) -> Result<Option<Value>, RepoError> {
+    let body: Option<Json<Value>> = sqlx::query_scalar(
+        "SELECT body FROM sync_audit WHERE body->>'sourceObjectId' = $1 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(source_object_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(body.map(|Json(b)| b))
+}

@@ -7,12 +7,12 @@
 //! only after a successful code exchange with those very credentials, so a typo in the UI never
 //! breaks a working connector.
 
-use chrono::{DateTime, Utc};
 use reqwest::Url;
 
 use super::config::{ClientConfig, Secret};
 use super::errors::SalesforceError;
-use super::token_store::{TokenStore, lock};
+use super::token_store::{TokenStore, lock, store_error};
+use crate::repo::salesforce_connector as saved;
 
 /// The sealed column, bound into its values.
 pub(super) const CLIENT_SECRET: &str = "salesforce_connector_settings.client_secret";
@@ -36,9 +36,6 @@ impl Credentials {
     }
 }
 
-/// `login_url, client_id, client_secret, updated_at`.
-type Row = (String, String, String, DateTime<Utc>);
-
 impl TokenStore {
     /// The saved credentials of `system`, if any were saved.
     pub async fn load_credentials(
@@ -47,22 +44,19 @@ impl TokenStore {
     ) -> Result<Option<Credentials>, SalesforceError> {
         match self {
             TokenStore::Postgres(pool, _) => {
-                let row: Option<Row> = sqlx::query_as(
-                    "SELECT login_url, client_id, client_secret, updated_at \
-                     FROM salesforce_connector_settings WHERE system_name = $1",
-                )
-                .bind(system)
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| SalesforceError::TokenStore(e.to_string()))?;
-                row.map(|(url, client_id, secret, _)| {
-                    let login_url = Url::parse(&url).map_err(|e| {
+                let row = saved::load_credentials(pool, system)
+                    .await
+                    .map_err(store_error)?;
+                row.map(|row| {
+                    let login_url = Url::parse(&row.login_url).map_err(|e| {
                         SalesforceError::TokenStore(format!("stored login URL: {e}"))
                     })?;
                     Ok(Credentials {
                         login_url,
-                        client_id,
-                        client_secret: Secret::new(self.open(CLIENT_SECRET, &secret)?),
+                        client_id: row.client_id,
+                        client_secret: Secret::new(
+                            self.open(CLIENT_SECRET, &row.sealed_client_secret)?,
+                        ),
                     })
                 })
                 .transpose()
@@ -79,21 +73,16 @@ impl TokenStore {
     ) -> Result<(), SalesforceError> {
         match self {
             TokenStore::Postgres(pool, _) => {
-                sqlx::query(
-                    "INSERT INTO salesforce_connector_settings \
-                       (system_name, login_url, client_id, client_secret, updated_at) \
-                     VALUES ($1, $2, $3, $4, now()) \
-                     ON CONFLICT (system_name) DO UPDATE SET login_url = EXCLUDED.login_url, \
-                       client_id = EXCLUDED.client_id, client_secret = EXCLUDED.client_secret, \
-                       updated_at = now()",
+                let sealed = self.seal(CLIENT_SECRET, credentials.client_secret.expose())?;
+                saved::save_credentials(
+                    pool,
+                    system,
+                    credentials.login_url.as_str(),
+                    &credentials.client_id,
+                    &sealed,
                 )
-                .bind(system)
-                .bind(credentials.login_url.as_str())
-                .bind(&credentials.client_id)
-                .bind(self.seal(CLIENT_SECRET, credentials.client_secret.expose())?)
-                .execute(pool)
                 .await
-                .map_err(|e| SalesforceError::TokenStore(e.to_string()))?;
+                .map_err(store_error)?;
             }
             TokenStore::Memory(_, creds, _) => {
                 lock(creds).insert(system.to_owned(), credentials.clone());
@@ -101,19 +90,13 @@ impl TokenStore {
         }
         Ok(())
     }
-}
 
-impl TokenStore {
     /// The enabled state saved for `system` (Admin UI), if any: it overrides the file's.
     pub async fn load_enabled(&self, system: &str) -> Result<Option<bool>, SalesforceError> {
         match self {
-            TokenStore::Postgres(pool, _) => sqlx::query_scalar(
-                "SELECT enabled FROM salesforce_connector_enabled WHERE system_name = $1",
-            )
-            .bind(system)
-            .fetch_optional(pool)
-            .await
-            .map_err(|e| SalesforceError::TokenStore(e.to_string())),
+            TokenStore::Postgres(pool, _) => {
+                saved::load_enabled(pool, system).await.map_err(store_error)
+            }
             TokenStore::Memory(_, _, enabled) => Ok(lock(enabled).get(system).copied()),
         }
     }
@@ -122,16 +105,9 @@ impl TokenStore {
     pub async fn save_enabled(&self, system: &str, on: bool) -> Result<(), SalesforceError> {
         match self {
             TokenStore::Postgres(pool, _) => {
-                sqlx::query(
-                    "INSERT INTO salesforce_connector_enabled (system_name, enabled, updated_at) \
-                     VALUES ($1, $2, now()) ON CONFLICT (system_name) \
-                     DO UPDATE SET enabled = EXCLUDED.enabled, updated_at = now()",
-                )
-                .bind(system)
-                .bind(on)
-                .execute(pool)
-                .await
-                .map_err(|e| SalesforceError::TokenStore(e.to_string()))?;
+                saved::save_enabled(pool, system, on)
+                    .await
+                    .map_err(store_error)?;
             }
             TokenStore::Memory(_, _, enabled) => {
                 lock(enabled).insert(system.to_owned(), on);

@@ -5,7 +5,7 @@
 //! Salesforce's `errorCode`, `message` and `fields`. It knows nothing of IDM.
 //!
 //! ```no_run
-//! # async fn demo(cfg: idm_sync::salesforce::ClientConfig, pool: sqlx::PgPool, sealer: idm_sync::secrets::Sealer) -> Result<(), idm_sync::salesforce::SalesforceError> {
+//! # async fn demo(cfg: idm_sync::salesforce::ClientConfig, pool: idm_sync::repo::Pool, sealer: idm_sync::secrets::Sealer) -> Result<(), idm_sync::salesforce::SalesforceError> {
 //! use futures_util::TryStreamExt;
 //! use idm_sync::salesforce::{SalesforceClient, TokenStore};
 //! let client = SalesforceClient::new(cfg, TokenStore::postgres(pool, sealer))?;

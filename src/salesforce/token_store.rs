@@ -16,12 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
 
 use super::config::Secret;
 use super::errors::SalesforceError;
-use crate::repo::RepoError;
 use crate::repo::salesforce_tokens::{self as repo, SealedColumn};
+use crate::repo::{Pool, RepoError, Tx};
 use crate::secrets::{Sealer, SecretsError};
 
 /// The sealed columns, bound into their values.
@@ -60,7 +59,7 @@ pub struct StoredSession {
 /// deployment's key), memory in unit tests and tools.
 #[derive(Debug, Clone)]
 pub enum TokenStore {
-    Postgres(PgPool, Sealer),
+    Postgres(Pool, Sealer),
     /// Tokens, the credentials of [`super::credentials`] and the enabled overrides. No access
     /// token is shared: a memory store serves one process, which keeps its own.
     Memory(
@@ -71,7 +70,7 @@ pub enum TokenStore {
 }
 
 impl TokenStore {
-    pub fn postgres(pool: PgPool, sealer: Sealer) -> TokenStore {
+    pub fn postgres(pool: Pool, sealer: Sealer) -> TokenStore {
         TokenStore::Postgres(pool, sealer)
     }
 
@@ -179,7 +178,7 @@ impl TokenStore {
     ) -> Result<RefreshLock<'s>, SalesforceError> {
         let tx = match self {
             TokenStore::Postgres(pool, _) => {
-                let mut tx = pool.begin().await.map_err(sqlx_error)?;
+                let mut tx = crate::repo::begin(pool).await.map_err(store_error)?;
                 repo::lock_refresh(&mut tx, system, wait)
                     .await
                     .map_err(store_error)?;
@@ -212,7 +211,7 @@ pub struct RefreshLock<'s> {
     store: &'s TokenStore,
     system: &'s str,
     /// `None` for a memory store.
-    tx: Option<Transaction<'static, Postgres>>,
+    tx: Option<Tx>,
 }
 
 impl std::fmt::Debug for RefreshLock<'_> {
@@ -320,7 +319,7 @@ impl RefreshLock<'_> {
     /// Commits what was saved under the lock and frees it; returns once that is durable.
     pub async fn release(self) -> Result<(), SalesforceError> {
         match self.tx {
-            Some(tx) => tx.commit().await.map_err(sqlx_error),
+            Some(tx) => crate::repo::commit(tx).await.map_err(store_error),
             None => Ok(()),
         }
     }
@@ -378,12 +377,8 @@ fn secrets_error(e: SecretsError) -> SalesforceError {
     }
 }
 
-fn sqlx_error(e: sqlx::Error) -> SalesforceError {
-    store_error(RepoError::Database(e))
-}
-
-fn store_error(e: RepoError) -> SalesforceError {
-    // sqlx errors never include bound parameters, so a token cannot leak through them.
+pub(super) fn store_error(e: RepoError) -> SalesforceError {
+    // Database errors never include bound parameters, so a token cannot leak through them.
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
