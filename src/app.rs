@@ -12,7 +12,7 @@ use axum::Router;
 use futures_util::FutureExt;
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState};
+use crate::api;
 use crate::config::{Conf, ConfigError};
 use crate::credentials::{Authenticator, GuardError, GuardSettings};
 use crate::http_server::{ConnectionCap, HttpLimits, Server, Transport};
@@ -25,6 +25,7 @@ use crate::recon::{ReconEngine, ReconSettings};
 use crate::repo::{self, RepoError, db::DbSettings};
 use crate::salesforce::{SalesforceClient, SalesforceError, TokenStore};
 use crate::scheduler::Schedule;
+use crate::services::AppState;
 use crate::tls::{TlsError, TlsSettings};
 
 #[derive(Debug, Clone)]

@@ -20,6 +20,7 @@ pub mod repo; // Postgres: managed objects, outbox, queries compiled from filter
 pub mod salesforce; // the Salesforce client: OAuth, REST, query stream, collections, retries
 pub mod scheduler; // conf/schedule-*.json: cron and simple triggers, exactly-once firings
 pub mod secrets; // secrets at rest: sealing the stored Salesforce tokens and consumer secret
+pub mod services; // the application layer the transports share: AppState, retries, resync
 pub mod shutdown; // SIGINT/SIGTERM handling
 pub mod telemetry; // tracing setup (text or JSON)
 pub mod tls; // HTTPS: PEM or self-signed certificates, rustls configuration, flags

@@ -164,20 +164,16 @@ pub async fn retry(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
-    let mut tx = crate::repo::begin(state.app.managed.pool()).await?;
-    if !sync_failures::retry(&mut tx, &id).await? {
+    if !state.app.sync_failures().retry(&id).await? {
         return Err(AdminError::NotFound(format!(
             "Sync failure {id} not found (it may have been cleared)."
         )));
     }
-    crate::repo::commit(tx).await?;
     Ok(html::see_other("/admin?done=retried"))
 }
 
 /// `POST /admin/sync/retry-all`
 pub async fn retry_all(State(state): State<AdminState>) -> Result<Response, AdminError> {
-    let mut tx = crate::repo::begin(state.app.managed.pool()).await?;
-    let n = sync_failures::retry_all(&mut tx).await?;
-    crate::repo::commit(tx).await?;
+    let n = state.app.sync_failures().retry_all().await?;
     Ok(html::see_other(&format!("/admin?done=retried-all&n={n}")))
 }

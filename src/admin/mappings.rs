@@ -16,6 +16,7 @@ use super::html::{self, Nav, esc, td};
 use super::session::AdminSession;
 use crate::mapping::{Mapping, PolicyAction};
 use crate::recon::{ReconEngine, ReconError, ReconRequest};
+use crate::services::{self, resync::ResyncError};
 
 fn engine(state: &AdminState) -> Result<&ReconEngine, AdminError> {
     state.app.recon.as_ref().ok_or_else(|| {
@@ -195,18 +196,14 @@ pub async fn start(
 
 /// Re-enqueues the users of an outbound mapping not known to be in step with Salesforce.
 async fn resync(state: &AdminState, name: &str) -> Result<Response, AdminError> {
-    let mapping = engine(state)?
-        .sync_config()
-        .mapping(name)
-        .ok_or_else(|| AdminError::NotFound(format!("Mapping {name} not found.")))?;
-    let object_type = mapping.source.strip_prefix("managed/").ok_or_else(|| {
-        AdminError::BadRequest(format!(
-            "Mapping {name} does not start from managed objects."
-        ))
-    })?;
-    let mut tx = crate::repo::begin(state.app.managed.pool()).await?;
-    let n = crate::repo::outbox::enqueue_lagging(&mut tx, object_type, mapping.link_type()).await?;
-    crate::repo::commit(tx).await?;
+    let n = services::resync::resync(&state.app, name)
+        .await
+        .map_err(|e| match e {
+            ResyncError::NotConfigured => AdminError::Unavailable(format!("{e}.")),
+            ResyncError::UnknownMapping(_) => AdminError::NotFound(format!("{e}.")),
+            ResyncError::NotFromManaged(_) => AdminError::BadRequest(format!("{e}.")),
+            ResyncError::Repo(e) => e.into(),
+        })?;
     Ok(html::see_other(&format!(
         "/admin/mappings?done=resync&n={n}"
     )))

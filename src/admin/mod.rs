@@ -34,7 +34,7 @@ use axum::Router;
 use axum::middleware;
 use axum::routing::{any, get, post};
 
-use crate::api::AppState;
+use crate::services::AppState;
 pub use settings::AdminSettings;
 
 /// What every admin handler sees.

@@ -165,19 +165,7 @@ async fn trigger_sync_check(
     id: String,
     params: Params,
 ) -> Result<Response, ApiError> {
-    state.managed.schema(&object_type)?;
-    let mut tx = state
-        .managed
-        .pool()
-        .begin()
-        .await
-        .map_err(crate::repo::RepoError::from)?;
-    if !crate::repo::outbox::enqueue_sync(&mut tx, &object_type, &id, None).await? {
-        return Err(ApiError::not_found(format!(
-            "Object managed/{object_type}/{id} not found"
-        )));
-    }
-    tx.commit().await.map_err(crate::repo::RepoError::from)?;
+    state.managed.trigger_sync(&object_type, &id).await?;
     Ok(render::json(
         StatusCode::OK,
         &serde_json::json!({ "_id": id, "status": "QUEUED" }),

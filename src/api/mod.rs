@@ -23,8 +23,6 @@ pub mod system_query;
 pub mod url_guard;
 pub mod version;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -33,31 +31,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 use self::error::ApiError;
-use crate::config::Conf;
-use crate::credentials::Authenticator;
-use crate::managed::ManagedObjects;
-use crate::outbound::broker::BrokerStatus;
-use crate::recon::ReconEngine;
-use crate::salesforce::SalesforceClient;
-use crate::scheduler::Schedule;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub managed: ManagedObjects,
-    pub auth: Arc<Authenticator>,
-    /// The broker connection of this process's relay, when it runs one.
-    pub broker: Option<BrokerStatus>,
-    /// The whole configuration, as loaded at start-up.
-    pub conf: Arc<Conf>,
-    /// The Salesforce connector, when `conf/` has a provisioner file for it.
-    pub salesforce: Option<SalesforceClient>,
-    /// `conf/schedule-*.json`.
-    pub schedules: Arc<Vec<Schedule>>,
-    /// The reconciliation engine, when `conf/` has `sync.json` and the Salesforce connector.
-    pub recon: Option<ReconEngine>,
-    /// Signs and checks paged-results cookies (a key derived from the secrets key).
-    pub cookies: paging_cookie::PagingCookies,
-}
+pub use crate::services::AppState;
 
 pub fn router(state: AppState) -> Router {
     let authenticated = Router::new()

@@ -20,7 +20,7 @@ use super::body::Params;
 use super::error::ApiError;
 use super::render;
 use super::repo_link::{Relation, query};
-use crate::repo::{RepoError, sync_failures};
+use crate::services::resync::{self, ResyncError};
 
 const ACTION_PARAMS: &[&str] = &["_action", "_prettyPrint"];
 
@@ -56,27 +56,12 @@ pub async fn sync_action(
     let name = params
         .get("mapping")
         .ok_or_else(|| ApiError::bad_request("resync needs mapping=<an outbound mapping>"))?;
-    let recon = state.recon.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Synchronization is not configured (conf/sync.json and the Salesforce provisioner)",
-        )
+    let n = resync::resync(&state, name).await.map_err(|e| match e {
+        ResyncError::NotConfigured => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        ResyncError::UnknownMapping(_) => ApiError::not_found(e.to_string()),
+        ResyncError::NotFromManaged(_) => ApiError::bad_request(e.to_string()),
+        ResyncError::Repo(e) => e.into(),
     })?;
-    let mapping = recon
-        .sync_config()
-        .mapping(name)
-        .ok_or_else(|| ApiError::not_found(format!("Mapping {name} not found")))?;
-    let object_type = mapping.source.strip_prefix("managed/").ok_or_else(|| {
-        ApiError::bad_request(format!("Mapping {name} does not start from a managed object: resync re-enqueues managed changes"))
-    })?;
-    let mut tx = state
-        .managed
-        .pool()
-        .begin()
-        .await
-        .map_err(RepoError::from)?;
-    let n = crate::repo::outbox::enqueue_lagging(&mut tx, object_type, mapping.link_type()).await?;
-    tx.commit().await.map_err(RepoError::from)?;
     Ok(render::json(
         StatusCode::OK,
         &json!({ "status": "QUEUED", "mapping": name, "resynced": n }),
@@ -92,14 +77,7 @@ pub async fn collection_action(
     params.allow_only(ACTION_PARAMS)?;
     match params.get("_action") {
         Some("retryAll") => {
-            let mut tx = state
-                .managed
-                .pool()
-                .begin()
-                .await
-                .map_err(RepoError::from)?;
-            let n = sync_failures::retry_all(&mut tx).await?;
-            tx.commit().await.map_err(RepoError::from)?;
+            let n = state.sync_failures().retry_all().await?;
             Ok(render::json(
                 StatusCode::OK,
                 &json!({ "status": "QUEUED", "retried": n }),
@@ -124,16 +102,9 @@ pub async fn instance_action(
     params.allow_only(ACTION_PARAMS)?;
     match params.get("_action") {
         Some("retry") => {
-            let mut tx = state
-                .managed
-                .pool()
-                .begin()
-                .await
-                .map_err(RepoError::from)?;
-            if !sync_failures::retry(&mut tx, &id).await? {
+            if !state.sync_failures().retry(&id).await? {
                 return Err(ApiError::not_found(format!("Sync failure {id} not found")));
             }
-            tx.commit().await.map_err(RepoError::from)?;
             Ok(render::json(
                 StatusCode::OK,
                 &json!({ "_id": id, "status": "QUEUED" }),

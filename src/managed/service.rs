@@ -152,6 +152,18 @@ impl ManagedObjects {
         Ok(object)
     }
 
+    /// `_action=triggerSyncCheck`: queues the object at its current revision for implicit sync
+    /// (an outbox row, committed); the worker then pushes its whole mapped state.
+    pub async fn trigger_sync(&self, object_type: &str, id: &str) -> Result<(), ManagedError> {
+        self.schema(object_type)?;
+        let mut tx = repo::begin(&self.pool).await?;
+        if !outbox::enqueue_sync(&mut tx, object_type, id, None).await? {
+            return Err(not_found(object_type, id));
+        }
+        repo::commit(tx).await?;
+        Ok(())
+    }
+
     /// `DELETE /{id}`: removes the object and returns it as it was.
     pub async fn delete(
         &self,
