@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use super::AdminState;
 use super::error::AdminError;
 use super::html::{self, Nav, esc, td};
-use super::session::AdminSession;
+use super::signed_in::AdminSession;
 use crate::repo::workers::{self, WorkerMember};
 use crate::repo::{RepoError, outbox, sync_failures};
 

@@ -5,7 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::session::AdminSession;
+use super::signed_in::AdminSession;
 
 /// Escapes text for HTML element content and double- or single-quoted attribute values.
 pub fn esc(s: &str) -> String {

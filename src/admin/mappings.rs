@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::AdminState;
 use super::error::AdminError;
 use super::html::{self, Nav, esc, td};
-use super::session::AdminSession;
+use super::signed_in::AdminSession;
 use crate::mapping::{Mapping, PolicyAction};
 use crate::recon::{ReconEngine, ReconError, ReconRequest};
 use crate::services::{self, resync::ResyncError};

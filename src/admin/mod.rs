@@ -5,6 +5,7 @@
 //! | file | responsibility |
 //! |---|---|
 //! | `settings.rs` | cookie `Secure`, idle and absolute session expiry, public URL (environment) |
+//! | `signed_in.rs` | who is signed in (`AdminSession`), the request extension pages read |
 //! | `session.rs` | sessions (stored through `repo::admin_sessions`), the cookie, the guard that also checks CSRF on every POST |
 //! | `login.rs` | log-in (through the shared `credentials::Authenticator`) and log-out |
 //! | `html.rs` | HTML escaping and the page layout (nav bar) |
@@ -26,6 +27,7 @@ mod login;
 mod mappings;
 mod session;
 pub mod settings;
+mod signed_in;
 mod users;
 
 use std::sync::Arc;

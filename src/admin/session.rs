@@ -24,21 +24,13 @@ use super::AdminState;
 use super::form::FormData;
 use super::html;
 use super::settings::AdminSettings;
+use super::signed_in::AdminSession;
 use crate::tls::OverTls;
 
 pub const COOKIE: &str = "idm_admin_session";
 
 /// Largest form the UI accepts.
 const MAX_FORM_BYTES: usize = 64 * 1024;
-
-/// The logged-in user of a request (a request extension set by [`require_session`]).
-#[derive(Debug, Clone)]
-pub struct AdminSession {
-    /// SHA-256 of the cookie token: the row's key.
-    pub id: String,
-    pub username: String,
-    pub csrf_token: String,
-}
 
 /// A fresh random token (hex).
 pub fn random_token() -> String {

@@ -17,7 +17,7 @@ use super::AdminState;
 use super::error::AdminError;
 use super::form::FormData;
 use super::html::{self, Nav, esc, td};
-use super::session::AdminSession;
+use super::signed_in::AdminSession;
 use crate::filter::{CompareOp, Filter, Literal, Pointer};
 use crate::managed::ManagedError;
 use crate::managed::patch::PatchOperation;

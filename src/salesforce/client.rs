@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::config::ClientConfig;
-use super::credentials::Credentials;
+use super::config::Credentials;
 use super::errors::SalesforceError;
 use super::http::{Http, RawResponse};
 use super::limits::{ApiUsage, Limits, UsageTracker};

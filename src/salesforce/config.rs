@@ -154,6 +154,30 @@ impl ClientConfig {
     }
 }
 
+/// The sealed column of the saved consumer secret, bound into its values.
+pub(super) const CLIENT_SECRET: &str = "salesforce_connector_settings.client_secret";
+
+/// Connector credentials saved at run time (the Admin UI; stored by `credentials.rs`), which
+/// override the provisioner file's three values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The token endpoint, e.g. `https://login.salesforce.com/services/oauth2/token`.
+    pub login_url: Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+impl Credentials {
+    /// `cfg` with these credentials in place of its own.
+    pub fn apply(&self, cfg: &ClientConfig) -> ClientConfig {
+        let mut out = cfg.clone();
+        out.login_url = self.login_url.clone();
+        out.client_id = self.client_id.clone();
+        out.client_secret = self.client_secret.clone();
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

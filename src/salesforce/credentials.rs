@@ -9,32 +9,10 @@
 
 use reqwest::Url;
 
-use super::config::{ClientConfig, Secret};
+use super::config::{CLIENT_SECRET, Credentials, Secret};
 use super::errors::SalesforceError;
 use super::token_store::{TokenStore, lock, store_error};
 use crate::repo::salesforce_connector as saved;
-
-/// The sealed column, bound into its values.
-pub(super) const CLIENT_SECRET: &str = "salesforce_connector_settings.client_secret";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// The token endpoint, e.g. `https://login.salesforce.com/services/oauth2/token`.
-    pub login_url: Url,
-    pub client_id: String,
-    pub client_secret: Secret,
-}
-
-impl Credentials {
-    /// `cfg` with these credentials in place of its own.
-    pub fn apply(&self, cfg: &ClientConfig) -> ClientConfig {
-        let mut out = cfg.clone();
-        out.login_url = self.login_url.clone();
-        out.client_id = self.client_id.clone();
-        out.client_secret = self.client_secret.clone();
-        out
-    }
-}
 
 impl TokenStore {
     /// The saved credentials of `system`, if any were saved.

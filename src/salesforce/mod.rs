@@ -52,8 +52,7 @@ pub mod token_store;
 
 pub use client::{Record, SalesforceClient, TestReport, USER, UpdatedIds};
 pub use collections::{MAX_RECORDS_PER_CALL, RecordResult};
-pub use config::{ClientConfig, RetryConfig, Secret};
-pub use credentials::Credentials;
+pub use config::{ClientConfig, Credentials, RetryConfig, Secret};
 pub use errors::{ApiError, ErrorKind, SalesforceError};
 pub use limits::{ApiUsage, Limit, Limits};
 pub use oauth::{TokenGrant, authorize_url};

@@ -26,8 +26,8 @@ use futures_util::future::BoxFuture;
 use reqwest::Url;
 use tokio::sync::Mutex;
 
+use super::config::Credentials;
 use super::config::{ClientConfig, Secret};
-use super::credentials::Credentials;
 use super::errors::SalesforceError;
 use super::http::Http;
 use super::oauth::{self, TokenGrant};

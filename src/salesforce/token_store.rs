@@ -31,7 +31,7 @@ fn sealed_as(column: SealedColumn) -> &'static str {
     match column {
         SealedColumn::RefreshToken => REFRESH_TOKEN,
         SealedColumn::AccessToken => ACCESS_TOKEN,
-        SealedColumn::ClientSecret => super::credentials::CLIENT_SECRET,
+        SealedColumn::ClientSecret => super::config::CLIENT_SECRET,
     }
 }
 
@@ -64,7 +64,7 @@ pub enum TokenStore {
     /// token is shared: a memory store serves one process, which keeps its own.
     Memory(
         Arc<Mutex<HashMap<String, StoredToken>>>,
-        Arc<Mutex<HashMap<String, super::credentials::Credentials>>>,
+        Arc<Mutex<HashMap<String, super::config::Credentials>>>,
         Arc<Mutex<HashMap<String, bool>>>,
     ),
 }
