@@ -21,17 +21,16 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::broker::BrokerStatus;
-use crate::repo::workers;
+use crate::repo::{Pool, RepoError, workers};
 
 /// How a worker takes part in the membership.
 #[derive(Debug, Clone)]
 pub struct Membership {
-    pub pool: PgPool,
+    pub pool: Pool,
     pub worker_id: String,
     pub host: String,
     pub partitions: u16,
@@ -115,14 +114,14 @@ impl Membership {
     async fn beat(
         &self,
         held: &watch::Receiver<BTreeSet<u16>>,
-    ) -> Result<BTreeSet<u16>, sqlx::Error> {
+    ) -> Result<BTreeSet<u16>, RepoError> {
         let consuming: Vec<i32> = held.borrow().iter().map(|&p| i32::from(p)).collect();
         workers::heartbeat(&self.pool, &self.worker_id, &self.host, &consuming).await?;
         let live = workers::live_within(&self.pool, self.lease_ttl).await?;
         // Rows of workers that died unannounced, long after anyone could count them alive.
         let reap_after = (self.lease_ttl * 10).max(Duration::from_secs(60));
         if let Err(e) = workers::reap(&self.pool, reap_after).await {
-            tracing::debug!(error = %e, "cannot remove the rows of dead workers");
+            tracing::debug!(error = %crate::telemetry::error_chain(&e), "cannot remove the rows of dead workers");
         }
         let mut ids: Vec<&str> = live.iter().map(|m| m.worker_id.as_str()).collect();
         if !ids.contains(&self.worker_id.as_str()) {

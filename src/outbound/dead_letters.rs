@@ -11,13 +11,12 @@ use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use sqlx::PgPool;
 use tokio::sync::watch;
 
 use super::broker::{BrokerConnection, BrokerError, BrokerSettings, reconnect_backoff};
 use super::message::ChangeEvent;
 use super::sync::OBJECT_TYPE;
-use crate::repo::{RepoError, sync_failures};
+use crate::repo::{self, Pool, RepoError, links, sync_failures, transaction};
 
 /// The error code of a dead-lettered change in `/openidm/sync/failures`.
 pub const DEAD_LETTERED: &str = "DEAD_LETTERED";
@@ -35,7 +34,7 @@ enum DeadLetterError {
 }
 
 pub struct DeadLetters {
-    pool: PgPool,
+    pool: Pool,
     mapping: String,
     link_type: String,
     broker: BrokerSettings,
@@ -53,12 +52,7 @@ pub enum Handled {
 }
 
 impl DeadLetters {
-    pub fn new(
-        pool: PgPool,
-        mapping: &str,
-        link_type: &str,
-        broker: BrokerSettings,
-    ) -> DeadLetters {
+    pub fn new(pool: Pool, mapping: &str, link_type: &str, broker: BrokerSettings) -> DeadLetters {
         DeadLetters {
             pool,
             mapping: mapping.to_owned(),
@@ -153,17 +147,11 @@ impl DeadLetters {
             return Ok(Handled::InStep);
         }
         // The user's current revision and what its link last synced, if either exists.
-        let state: Option<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(
-            "SELECT m.rev, l.synced_rev, l.first_id FROM (SELECT 1) one
-             LEFT JOIN managed_objects m ON m.object_type = $1 AND m.id = $2
-             LEFT JOIN links l ON l.link_type = $3 AND l.second_id = $2",
-        )
-        .bind(OBJECT_TYPE)
-        .bind(&event.object_id)
-        .bind(&self.link_type)
-        .fetch_optional(&self.pool)
-        .await?;
-        let (rev, synced, target) = state.unwrap_or((None, None, None));
+        let links::SyncState {
+            rev,
+            synced_rev: synced,
+            first_id: target,
+        } = links::sync_state(&self.pool, OBJECT_TYPE, &event.object_id, &self.link_type).await?;
         let behind = match (rev, synced) {
             (Some(rev), Some(synced)) => synced < rev,
             (Some(_), None) => true,
@@ -190,9 +178,9 @@ impl DeadLetters {
             message: &message,
             attempts: 0,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = repo::begin(&self.pool).await?;
         sync_failures::record(&mut tx, &[failure]).await?;
-        tx.commit().await?;
+        transaction::commit(tx).await?;
         tracing::warn!(user = %event.object_id, rev = event.rev, reason, "dead-lettered change recorded as a sync failure");
         Ok(Handled::Failure(event.object_id))
     }

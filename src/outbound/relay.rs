@@ -16,16 +16,14 @@ use std::time::Duration;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Confirmation};
-use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 
 use super::broker::{
     BrokerConnection, BrokerError, BrokerSettings, BrokerStatus, reconnect_backoff,
 };
 use super::message::{ChangeEvent, SCHEMA_VERSION};
 use crate::metrics::Metrics;
-use crate::repo::RepoError;
 use crate::repo::outbox::{self, OutboxRow};
+use crate::repo::{self, Pool, RepoError, transaction};
 
 /// The channel the outbox trigger notifies (see the migrations).
 pub const NOTIFY_CHANNEL: &str = "idm_outbox";
@@ -70,14 +68,8 @@ pub enum RelayError {
     Encode(#[source] serde_json::Error),
 }
 
-impl From<sqlx::Error> for RelayError {
-    fn from(e: sqlx::Error) -> Self {
-        RelayError::Repo(RepoError::from(e))
-    }
-}
-
 pub struct Relay {
-    pool: PgPool,
+    pool: Pool,
     settings: RelaySettings,
     status: BrokerStatus,
     metrics: Metrics,
@@ -92,7 +84,7 @@ pub struct PassReport {
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, settings: RelaySettings, status: BrokerStatus) -> Relay {
+    pub fn new(pool: Pool, settings: RelaySettings, status: BrokerStatus) -> Relay {
         Relay {
             pool,
             settings,
@@ -142,8 +134,7 @@ impl Relay {
         let broker = tokio::time::timeout(bound, self.connect())
             .await
             .map_err(|_| RelayError::SetupTimeout(bound))??;
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(NOTIFY_CHANNEL).await?;
+        let mut listener = outbox::Listener::listen(&self.pool, NOTIFY_CHANNEL).await?;
         self.status.set(true);
         let mut last_purge = tokio::time::Instant::now() - Duration::from_secs(3600);
         loop {
@@ -187,10 +178,10 @@ impl Relay {
     /// does not confirm within the bound: [`RelayError::ConfirmTimeout`], the batch rolled
     /// back (the connection is then unusable: its confirms are out of step).
     pub async fn publish_batch(&self, broker: &BrokerConnection) -> Result<PassReport, RelayError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = repo::begin(&self.pool).await?;
         let rows = outbox::claim(&mut tx, self.settings.batch_size).await?;
         if rows.is_empty() {
-            tx.commit().await?;
+            transaction::commit(tx).await?;
             return Ok(PassReport::default());
         }
         let waited = self.settings.confirm_timeout;
@@ -198,7 +189,7 @@ impl Relay {
             match tokio::time::timeout(waited, self.publish_and_confirm(broker, &rows)).await {
                 Ok(result) => result?,
                 Err(_) => {
-                    tx.rollback().await?;
+                    transaction::rollback(tx).await?;
                     return Err(RelayError::ConfirmTimeout {
                         rows: rows.len(),
                         waited,
@@ -206,7 +197,7 @@ impl Relay {
                 }
             };
         outbox::mark_published(&mut tx, &confirmed).await?;
-        tx.commit().await?;
+        transaction::commit(tx).await?;
         report.published = confirmed.len();
         self.metrics.published(report.published);
         tracing::debug!(

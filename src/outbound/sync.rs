@@ -28,8 +28,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value, json};
-use sqlx::PgPool;
-use sqlx::types::Json;
 
 use crate::filter::Filter;
 use crate::mapping::{
@@ -40,7 +38,8 @@ use crate::mapping::{
 use crate::metrics::Metrics;
 use crate::recon::soql::TranslateError;
 use crate::repo::links::{self, Link, NewLink, Side, Snapshot};
-use crate::repo::{RepoError, sync_audit, sync_failures};
+use crate::repo::managed::{self, StoredObject};
+use crate::repo::{self, Conn, Pool, RepoError, sync_audit, sync_failures, transaction};
 use crate::salesforce::soql::is_field_name;
 use crate::salesforce::{ErrorKind, Record, SalesforceClient, SalesforceError};
 
@@ -53,12 +52,6 @@ pub enum SyncError {
     NoMapping(String),
     #[error("the sync state could not be read or written")]
     Repo(#[from] RepoError),
-}
-
-impl From<sqlx::Error> for SyncError {
-    fn from(e: sqlx::Error) -> Self {
-        SyncError::Repo(RepoError::from(e))
-    }
 }
 
 /// One user's pending change (all its delivered events collapsed).
@@ -147,7 +140,7 @@ struct Planned {
 
 #[derive(Clone)]
 pub struct SyncEngine {
-    pool: PgPool,
+    pool: Pool,
     sync: Arc<SyncConfig>,
     mapping: String,
     metrics: Metrics,
@@ -165,7 +158,7 @@ const CORRELATION_WHERE_CHARS: usize = 60_000;
 impl SyncEngine {
     /// An engine for `mapping` (e.g. `managedUser_systemSalesforceUser`).
     pub fn new(
-        pool: PgPool,
+        pool: Pool,
         sync: Arc<SyncConfig>,
         mapping: &str,
         client: SalesforceClient,
@@ -197,7 +190,7 @@ impl SyncEngine {
         &self.metrics
     }
 
-    pub fn pool(&self) -> &PgPool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
@@ -684,7 +677,7 @@ impl SyncEngine {
         let mut acknowledged: Vec<DateTime<Utc>> = Vec::new();
         // Links now in step, recorded together at the end (one statement per batch).
         let mut synced: Vec<links::Synced<'_>> = Vec::new();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = repo::begin(&self.pool).await?;
         for (i, (change, p)) in changes.iter().zip(planned).enumerate() {
             let user = users.get(&change.object_id);
             let rev = user.map_or(change.rev, |(rev, _)| *rev);
@@ -849,7 +842,7 @@ impl SyncEngine {
             .collect();
         sync_failures::record(&mut tx, &with_context).await?;
         sync_audit::insert_batch(&mut *tx, &audit).await?;
-        tx.commit().await?;
+        transaction::commit(tx).await?;
         for committed_at in acknowledged {
             self.metrics
                 .synced((now - committed_at).to_std().unwrap_or_default());
@@ -878,7 +871,7 @@ impl<'u> Settled<'_, 'u> {
     /// its whole transaction forever.
     async fn record(
         &self,
-        tx: &mut sqlx::PgConnection,
+        tx: &mut Conn,
         after: &After,
         synced: &mut Vec<links::Synced<'u>>,
     ) -> Result<Option<String>, SyncError> {
@@ -1008,13 +1001,13 @@ fn update_through_hook(
 
 /// Inserts a link inside a savepoint, so a unique conflict fails this change only.
 async fn insert_link(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut Conn,
     mapping: &Mapping,
     target_id: &str,
     object_id: &str,
     snapshot: Option<Snapshot<'_>>,
 ) -> Result<Option<String>, SyncError> {
-    let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+    let mut savepoint = transaction::begin(tx).await?;
     let link = NewLink {
         first_id: target_id,
         second_id: object_id,
@@ -1063,9 +1056,6 @@ fn record_failure(
     failures.push(failure);
     outcomes.push(Outcome::Done);
 }
-
-/// A managed user as loaded: id, rev, body.
-type UserRow = (String, i64, Json<Map<String, Value>>);
 
 /// Correlation results for a batch.
 #[derive(Debug)]
@@ -1134,19 +1124,13 @@ fn correlation_fields(mapping: &Mapping) -> Vec<String> {
 
 /// Loads the current managed users among `ids`: id → (rev, body).
 async fn load_users(
-    pool: &PgPool,
+    pool: &Pool,
     ids: &[String],
 ) -> Result<HashMap<String, (i64, Map<String, Value>)>, SyncError> {
-    let rows: Vec<UserRow> = sqlx::query_as(
-        "SELECT id, rev, body FROM managed_objects WHERE object_type = $1 AND id = ANY($2)",
-    )
-    .bind(OBJECT_TYPE)
-    .bind(ids)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
+    let users = managed::by_ids(pool, OBJECT_TYPE, ids).await?;
+    Ok(users
         .into_iter()
-        .map(|(id, rev, Json(body))| (id, (rev, body)))
+        .map(|StoredObject { id, rev, body }| (id, (rev, body)))
         .collect())
 }
 

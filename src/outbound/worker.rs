@@ -608,7 +608,7 @@ pub enum WorkerStartError {
 /// connector keeping its tokens in `store`.
 pub fn build(
     conf_dir: &std::path::Path,
-    pool: sqlx::PgPool,
+    pool: crate::repo::Pool,
     store: crate::salesforce::TokenStore,
     settings: WorkerSettings,
     status: BrokerStatus,

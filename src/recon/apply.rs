@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value};
-use sqlx::{Acquire, PgConnection};
 
 use super::run::{Ctx, Flow};
 use super::summary::Timed;
@@ -30,7 +29,7 @@ use crate::mapping::{
 use crate::repo::links::{self, NewLink, Snapshot};
 use crate::repo::managed::StoredObject;
 use crate::repo::recon_runs::{self, HeldAction, PendingDelete};
-use crate::repo::{RepoError, audit};
+use crate::repo::{self, Conn, RepoError, audit, transaction};
 
 /// A page is written in parts of at least this many entries, at most `MAX_PARTS` of them,
 /// each its own transaction, side by side. Entries of a page are independent (they touch
@@ -191,12 +190,6 @@ impl From<RepoError> for ApplyError {
     }
 }
 
-impl From<sqlx::Error> for ApplyError {
-    fn from(e: sqlx::Error) -> Self {
-        ApplyError::from(RepoError::from(e))
-    }
-}
-
 /// Whom an audit entry is about: the phase, the two ids, the situation and the action.
 #[derive(Clone, Copy)]
 struct Audited<'a> {
@@ -239,7 +232,7 @@ struct PendingCreate {
 }
 
 impl LinkBatch {
-    async fn flush(&mut self, tx: &mut PgConnection, link_type: &str) -> Result<(), RepoError> {
+    async fn flush(&mut self, tx: &mut Conn, link_type: &str) -> Result<(), RepoError> {
         let new: Vec<NewLink> = self
             .inserts
             .iter()
@@ -403,7 +396,7 @@ impl Ctx {
         seq: i64,
     ) -> Result<Option<(Vec<Outcome>, Duration, u64)>, ReconError> {
         let link_type = self.mapping().link_type().to_owned();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = repo::begin(self.pool()).await?;
         let mut batch = LinkBatch {
             defer_creates: !savepoints,
             ..LinkBatch::default()
@@ -422,7 +415,7 @@ impl Ctx {
                 }
                 continue;
             }
-            let mut sp = tx.begin().await?;
+            let mut sp = transaction::begin(&mut tx).await?;
             let mut one = LinkBatch::default();
             let result = match self.apply_one(&mut sp, entry, &mut one).await {
                 Ok(outcome) => one
@@ -473,13 +466,13 @@ impl Ctx {
         let audit = self.audit_rows(entries, &outcomes);
         audit::insert_batch(&mut *tx, &self.id, &audit).await?;
         let audit_time = t.elapsed();
-        tx.commit().await?;
+        transaction::commit(tx).await?;
         Ok(Some((outcomes, audit_time, batch.held.len() as u64)))
     }
 
     async fn apply_one(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Conn,
         entry: &Entry,
         batch: &mut LinkBatch,
     ) -> Result<Outcome, ApplyError> {
@@ -591,7 +584,7 @@ impl Ctx {
     /// An UPDATE of `target_id` with `changes`, and its link's snapshot.
     async fn update(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Conn,
         batch: &mut LinkBatch,
         update: Update<'_>,
     ) -> Result<Outcome, ApplyError> {
@@ -667,11 +660,7 @@ impl Ctx {
     }
 
     /// Writes the CREATEs waiting in `batch` in a few statements, then records their links.
-    async fn flush_creates(
-        &self,
-        tx: &mut PgConnection,
-        batch: &mut LinkBatch,
-    ) -> Result<(), ApplyError> {
+    async fn flush_creates(&self, tx: &mut Conn, batch: &mut LinkBatch) -> Result<(), ApplyError> {
         if batch.creates.is_empty() {
             return Ok(());
         }
@@ -834,10 +823,10 @@ impl Ctx {
             let batch = recon_runs::pending_deletes(self.pool(), &self.id, after, 500).await?;
             let Some(last) = batch.last() else { break };
             after = last.seq;
-            let mut tx = self.pool().begin().await?;
+            let mut tx = repo::begin(self.pool()).await?;
             let mut audit_rows = Vec::with_capacity(batch.len());
             for d in &batch {
-                let mut sp = tx.begin().await?;
+                let mut sp = transaction::begin(&mut tx).await?;
                 let result = match d.action {
                     HeldAction::Delete => self.held_delete(&mut sp, &link_type, d).await,
                     HeldAction::Deactivate => {
@@ -882,7 +871,7 @@ impl Ctx {
                 audit_rows.push(self.audit_entry(&about, status, message));
             }
             audit::insert_batch(&mut *tx, &self.id, &audit_rows).await?;
-            tx.commit().await?;
+            transaction::commit(tx).await?;
             if self.checkpoint().await? == Flow::Cancel {
                 return Ok(Flow::Cancel);
             }
@@ -896,7 +885,7 @@ impl Ctx {
     /// and its link. `Ok(false)`: it was already gone.
     async fn held_delete(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Conn,
         link_type: &str,
         held: &PendingDelete,
     ) -> Result<bool, ApplyError> {
@@ -932,7 +921,7 @@ impl Ctx {
     /// since Salesforce already shows the user inactive (nothing to echo back).
     async fn held_deactivation(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Conn,
         link_type: &str,
         target_id: &str,
     ) -> Result<bool, ApplyError> {
@@ -963,7 +952,7 @@ impl Ctx {
 /// Links a created object to its source: the existing link of a MISSING source is pointed
 /// at it, otherwise a new link waits in the batch; both carry the object as the snapshot.
 async fn created(
-    tx: &mut PgConnection,
+    tx: &mut Conn,
     batch: &mut LinkBatch,
     object: StoredObject,
     create: &PendingCreate,

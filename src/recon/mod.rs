@@ -45,13 +45,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
 use crate::managed::ManagedObjects;
 use crate::mapping::{Mapping, SyncConfig};
 use crate::repo::schedule_firings::Firing;
-use crate::repo::{self, RepoError, recon_runs};
+use crate::repo::{self, Pool, RepoError, recon_runs};
 use crate::salesforce::{SalesforceClient, SalesforceError};
 
 pub use live_sync::{LiveSync, LiveSyncError, LiveSyncPass};
@@ -149,12 +148,6 @@ pub enum ReconError {
     Repo(#[from] RepoError),
 }
 
-impl From<sqlx::Error> for ReconError {
-    fn from(e: sqlx::Error) -> Self {
-        ReconError::Repo(RepoError::from(e))
-    }
-}
-
 /// A started run: its id, and the task executing it.
 pub struct StartedRun {
     pub id: String,
@@ -168,7 +161,7 @@ pub struct ReconEngine {
 }
 
 pub(crate) struct Inner {
-    pub pool: PgPool,
+    pub pool: Pool,
     pub managed: ManagedObjects,
     pub sync: Arc<SyncConfig>,
     pub salesforce: SalesforceClient,

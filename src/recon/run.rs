@@ -7,14 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection, PgPool};
 
 use super::summary::{Stage, Stats, Timed};
 use super::{Inner, ReconError, ReconRequest, StartedRun, TARGET_TYPE, guard, soql};
 use crate::filter::Filter;
 use crate::mapping::Mapping;
+use crate::repo::recon_runs::LockConnection;
 use crate::repo::schedule_firings::{self, Firing};
-use crate::repo::{links, recon_runs};
+use crate::repo::{Pool, links, recon_runs, transaction};
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl Ctx {
         &inner.sync.mappings[self.mapping_index]
     }
 
-    pub fn pool(&self) -> &PgPool {
+    pub fn pool(&self) -> &Pool {
         &self.inner.pool
     }
 
@@ -172,11 +172,8 @@ impl Ctx {
         }
         self.next_analyze = self.stats.created.saturating_mul(2);
         // Only an optimisation: a role not allowed to ANALYZE runs on with older statistics.
-        if let Err(e) = sqlx::query("ANALYZE managed_objects, links")
-            .execute(self.pool())
-            .await
-        {
-            tracing::warn!(error = %e, "cannot refresh the planner's statistics");
+        if let Err(e) = recon_runs::refresh_statistics(self.pool()).await {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot refresh the planner's statistics");
         }
         Ok(())
     }
@@ -242,8 +239,8 @@ pub(crate) async fn start(
     // the run's task) dies, the connection closes and Postgres releases the lock. It is a
     // session lock, so it outlives the transaction below (a rollback does not release it;
     // dropping the connection on an error does).
-    let mut lock = inner.pool.acquire().await?.detach();
-    let mut tx = lock.begin().await?;
+    let mut lock = LockConnection::open(&inner.pool).await?;
+    let mut tx = transaction::begin(&mut lock).await?;
     if let Some(firing) = firing
         && !schedule_firings::claim(&mut *tx, firing).await?
     {
@@ -294,7 +291,7 @@ pub(crate) async fn start(
     Ok(Launch::Started(StartedRun { id, task }))
 }
 
-async fn execute(mut ctx: Ctx, mut lock: PgConnection) -> RunOutcome {
+async fn execute(mut ctx: Ctx, mut lock: LockConnection) -> RunOutcome {
     let pool = ctx.pool().clone();
     let id = ctx.id.clone();
     let interval = ctx.inner.settings.heartbeat_interval;
@@ -381,12 +378,9 @@ impl Ctx {
 }
 
 /// Refreshes the run's heartbeat while a page takes long (operators see a stuck run).
-async fn heartbeat(pool: &PgPool, id: &str, interval: Duration) -> Infallible {
+async fn heartbeat(pool: &Pool, id: &str, interval: Duration) -> Infallible {
     loop {
         tokio::time::sleep(interval).await;
-        let _ = sqlx::query("UPDATE recon_runs SET heartbeat = now() WHERE id = $1")
-            .bind(id)
-            .execute(pool)
-            .await;
+        let _ = recon_runs::heartbeat(pool, id).await;
     }
 }

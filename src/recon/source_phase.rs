@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
-use sqlx::types::Json;
-use sqlx::{Postgres, QueryBuilder};
 
 use super::apply::{Entry, LinkPlan, Phase, Work};
 use super::run::{Ctx, Flow};
@@ -19,14 +17,10 @@ use crate::mapping::{
     Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, LinkState, Mapping,
     PolicyScope, Situation, SourceFacts, SyncContext, assess_source,
 };
-use crate::repo::filter_sql::push_filter;
 use crate::repo::links::{self, Link, Side};
 use crate::repo::managed::StoredObject;
 use crate::repo::recon_runs;
 use crate::salesforce::Record;
-
-/// A correlation match: the filter's key, then the object's id, rev, body.
-type KeyedRow = (i64, String, i64, Json<Map<String, Value>>);
 
 /// Correlation filters per SQL statement (each a branch of a `UNION ALL`).
 const CORRELATION_CHUNK: usize = 100;
@@ -320,7 +314,7 @@ impl Assessor {
             })
             .collect();
         for chunk in filters.chunks(CORRELATION_CHUNK) {
-            for (k, object) in correlate_filters(pool, chunk).await? {
+            for (k, object) in recon_runs::correlate(pool, TARGET_TYPE, chunk).await? {
                 matches.entry(k).or_default().push(object);
             }
         }
@@ -648,35 +642,6 @@ fn on_update(
     changed.remove("_id");
     changed.remove("_rev");
     Ok(changed)
-}
-
-/// Runs correlation filters in one statement: `(SELECT k, … WHERE f_k LIMIT 2) UNION ALL …`
-/// (two rows are enough to tell one match from several). Each branch can use the indexes.
-async fn correlate_filters(
-    pool: &sqlx::PgPool,
-    filters: &[(usize, &Filter)],
-) -> Result<Vec<(usize, StoredObject)>, ReconError> {
-    if filters.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut qb = QueryBuilder::<Postgres>::new("");
-    for (i, (k, filter)) in filters.iter().enumerate() {
-        if i > 0 {
-            qb.push(" UNION ALL ");
-        }
-        qb.push("(SELECT ");
-        qb.push_bind(*k as i64);
-        qb.push("::int8 AS k, id, rev, body FROM managed_objects WHERE object_type = ");
-        qb.push_bind(TARGET_TYPE);
-        qb.push(" AND (");
-        push_filter(&mut qb, filter);
-        qb.push(") ORDER BY id LIMIT 2)");
-    }
-    let rows: Vec<KeyedRow> = qb.build_query_as().fetch_all(pool).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(k, id, rev, Json(body))| (k as usize, StoredObject { id, rev, body }))
-        .collect())
 }
 
 #[cfg(test)]

@@ -458,3 +458,36 @@ pub async fn query<'e>(
     )
     .await
 }
+
+/// Where a managed object stands against its link (the dead-letter reader's question: is it
+/// still behind?).
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct SyncState {
+    /// The object's current revision; `None`: the object is gone.
+    pub rev: Option<i64>,
+    /// The revision of the link's snapshot; `None`: no link, or a link with no snapshot.
+    pub synced_rev: Option<i64>,
+    /// The link's other side (`first_id`); `None`: no link.
+    pub first_id: Option<String>,
+}
+
+/// The current revision of a managed object and what its link of `link_type` last synced,
+/// in one statement; all `None` when neither exists.
+pub async fn sync_state<'e>(
+    db: impl PgExecutor<'e>,
+    object_type: &str,
+    object_id: &str,
+    link_type: &str,
+) -> Result<SyncState, RepoError> {
+    let state: Option<SyncState> = sqlx::query_as(
+        "SELECT m.rev, l.synced_rev, l.first_id FROM (SELECT 1) one
+         LEFT JOIN managed_objects m ON m.object_type = $1 AND m.id = $2
+         LEFT JOIN links l ON l.link_type = $3 AND l.second_id = $2",
+    )
+    .bind(object_type)
+    .bind(object_id)
+    .bind(link_type)
+    .fetch_optional(db)
+    .await?;
+    Ok(state.unwrap_or_default())
+}

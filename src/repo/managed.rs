@@ -54,6 +54,23 @@ pub async fn get_for_update(
     Ok(row.map(from_row))
 }
 
+/// Reads the objects of `object_type` among `ids` (one query for a batch); ids that do not
+/// exist are left out.
+pub async fn by_ids<'e>(
+    db: impl PgExecutor<'e>,
+    object_type: &str,
+    ids: &[String],
+) -> Result<Vec<StoredObject>, RepoError> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, rev, body FROM managed_objects WHERE object_type = $1 AND id = ANY($2)",
+    )
+    .bind(object_type)
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
 /// Inserts a new object with a fresh revision; `None` when the id is taken.
 pub async fn insert(
     tx: &mut PgConnection,

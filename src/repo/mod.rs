@@ -19,6 +19,7 @@ pub mod schedule_firings;
 pub mod sync_audit;
 pub mod sync_failures;
 pub mod sync_tokens;
+pub mod transaction;
 pub mod workers;
 
 /// The database handle services hold: the role's pool of connections. Code outside `repo`

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
+use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use super::RepoError;
@@ -253,4 +254,23 @@ pub async fn enqueue_lagging(
     .execute(&mut *tx)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// LISTEN on a connection of its own: what wakes the relay when the outbox trigger notifies.
+pub struct Listener(PgListener);
+
+impl Listener {
+    /// Connects with the pool's settings and listens on `channel`.
+    pub async fn listen(pool: &PgPool, channel: &str) -> Result<Listener, RepoError> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(channel).await?;
+        Ok(Listener(listener))
+    }
+
+    /// Waits for the next notification: `true` when one arrived, `false` when the connection
+    /// was lost (notifications meanwhile are lost too; the next call reconnects and listens
+    /// again).
+    pub async fn try_recv(&mut self) -> Result<bool, RepoError> {
+        Ok(self.0.try_recv().await?.is_some())
+    }
 }

@@ -6,10 +6,10 @@ use serde_json::{Map, Value};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
-use super::RepoError;
 use super::filter_sql::push_filter;
 use super::managed::StoredObject;
 use super::relation_query::RawRow;
+use super::{Conn, RepoError};
 use crate::filter::Filter;
 
 /// The advisory-lock key of a mapping's recon: a 64-bit hash of its name, the same in every
@@ -65,6 +65,36 @@ fn from_row(row: Row) -> RunRow {
         ended: row.8,
         heartbeat: row.9,
         cancel_requested: row.10,
+    }
+}
+
+/// A connection of a run's own, outside the pool, that holds the mapping's run lock: if the
+/// process (or the run's task) dies, the connection closes and Postgres releases the lock.
+pub struct LockConnection(PgConnection);
+
+impl LockConnection {
+    /// Takes a connection from the pool and detaches it, so it never returns there.
+    pub async fn open(pool: &PgPool) -> Result<LockConnection, RepoError> {
+        Ok(LockConnection(pool.acquire().await?.detach()))
+    }
+
+    /// Closes the connection (releasing any lock still held on it).
+    pub async fn close(self) -> Result<(), RepoError> {
+        Ok(sqlx::Connection::close(self.0).await?)
+    }
+}
+
+impl std::ops::Deref for LockConnection {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for LockConnection {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.0
     }
 }
 
@@ -148,6 +178,23 @@ async fn clear_scratch_of_finished(conn: &mut PgConnection) -> Result<(), RepoEr
     )
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// Refreshes the planner's statistics of the tables a run reads and fills.
+pub async fn refresh_statistics<'e>(db: impl PgExecutor<'e>) -> Result<(), RepoError> {
+    sqlx::query("ANALYZE managed_objects, links")
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Refreshes a run's heartbeat (without touching its progress).
+pub async fn heartbeat<'e>(db: impl PgExecutor<'e>, id: &str) -> Result<(), RepoError> {
+    sqlx::query("UPDATE recon_runs SET heartbeat = now() WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
@@ -334,6 +381,39 @@ pub async fn targets_by_ids<'e>(
     Ok(rows
         .into_iter()
         .map(|(id, rev, Json(body))| StoredObject { id, rev, body })
+        .collect())
+}
+
+/// Runs correlation filters over the managed objects of `object_type` in one statement:
+/// `(SELECT k, … WHERE f_k LIMIT 2) UNION ALL …` (two rows are enough to tell one match from
+/// several). Each branch can use the indexes. Returns each match with its filter's key.
+pub async fn correlate<'e>(
+    db: impl PgExecutor<'e>,
+    object_type: &str,
+    filters: &[(usize, &Filter)],
+) -> Result<Vec<(usize, StoredObject)>, RepoError> {
+    /// A match: the filter's key, then the object's id, rev, body.
+    type KeyedRow = (i64, String, i64, Json<Map<String, Value>>);
+    if filters.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
+    for (i, (k, filter)) in filters.iter().enumerate() {
+        if i > 0 {
+            qb.push(" UNION ALL ");
+        }
+        qb.push("(SELECT ");
+        qb.push_bind(*k as i64);
+        qb.push("::int8 AS k, id, rev, body FROM managed_objects WHERE object_type = ");
+        qb.push_bind(object_type);
+        qb.push(" AND (");
+        push_filter(&mut qb, filter);
+        qb.push(") ORDER BY id LIMIT 2)");
+    }
+    let rows: Vec<KeyedRow> = qb.build_query_as().fetch_all(db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(k, id, rev, Json(body))| (k as usize, StoredObject { id, rev, body }))
         .collect())
 }
 

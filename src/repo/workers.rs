@@ -7,6 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
+use super::RepoError;
+
 /// The lease a member holds without a new heartbeat, unless the worker is configured otherwise.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(6);
 
@@ -27,7 +29,7 @@ pub async fn heartbeat(
     worker_id: &str,
     host: &str,
     partitions: &[i32],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), RepoError> {
     sqlx::query(
         "INSERT INTO outbound_workers (worker_id, host, heartbeat_at, partitions)
          VALUES ($1, $2, now(), $3)
@@ -43,7 +45,7 @@ pub async fn heartbeat(
 }
 
 /// Removes the worker at once (graceful shutdown): peers need not wait for its lease to end.
-pub async fn deregister(db: impl PgExecutor<'_>, worker_id: &str) -> Result<(), sqlx::Error> {
+pub async fn deregister(db: impl PgExecutor<'_>, worker_id: &str) -> Result<(), RepoError> {
     sqlx::query("DELETE FROM outbound_workers WHERE worker_id = $1")
         .bind(worker_id)
         .execute(db)
@@ -52,7 +54,7 @@ pub async fn deregister(db: impl PgExecutor<'_>, worker_id: &str) -> Result<(), 
 }
 
 /// The members whose lease ([`DEFAULT_LEASE_TTL`]) has not run out, by id.
-pub async fn live(db: impl PgExecutor<'_>) -> Result<Vec<WorkerMember>, sqlx::Error> {
+pub async fn live(db: impl PgExecutor<'_>) -> Result<Vec<WorkerMember>, RepoError> {
     live_within(db, DEFAULT_LEASE_TTL).await
 }
 
@@ -60,20 +62,20 @@ pub async fn live(db: impl PgExecutor<'_>) -> Result<Vec<WorkerMember>, sqlx::Er
 pub async fn live_within(
     db: impl PgExecutor<'_>,
     ttl: Duration,
-) -> Result<Vec<WorkerMember>, sqlx::Error> {
-    sqlx::query_as(
+) -> Result<Vec<WorkerMember>, RepoError> {
+    Ok(sqlx::query_as(
         "SELECT worker_id, host, started_at, heartbeat_at, partitions FROM outbound_workers
          WHERE heartbeat_at > now() - make_interval(secs => $1)
          ORDER BY worker_id",
     )
     .bind(ttl.as_secs_f64())
     .fetch_all(db)
-    .await
+    .await?)
 }
 
 /// Deletes the rows of workers silent for longer than `older_than` (they died unannounced);
 /// returns how many.
-pub async fn reap(db: impl PgExecutor<'_>, older_than: Duration) -> Result<u64, sqlx::Error> {
+pub async fn reap(db: impl PgExecutor<'_>, older_than: Duration) -> Result<u64, RepoError> {
     let done = sqlx::query(
         "DELETE FROM outbound_workers WHERE heartbeat_at < now() - make_interval(secs => $1)",
     )

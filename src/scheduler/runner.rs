@@ -23,11 +23,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 
 use super::config::{Invoke, MisfirePolicy, Schedule};
-use crate::repo::RepoError;
 use crate::repo::schedule_firings::{self, Firing};
+use crate::repo::{Pool, RepoError};
 
 /// What a firing did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +53,12 @@ pub type JobRunner = Arc<dyn Fn(Invoke, Claim) -> JobFuture + Send + Sync>;
 /// A firing due on this replica, not yet claimed.
 #[derive(Debug, Clone)]
 pub struct Claim {
-    pool: PgPool,
+    pool: Pool,
     firing: Firing,
 }
 
 impl Claim {
-    pub fn new(pool: PgPool, firing: Firing) -> Claim {
+    pub fn new(pool: Pool, firing: Firing) -> Claim {
         Claim { pool, firing }
     }
 
@@ -78,7 +77,7 @@ impl Claim {
 const MISFIRE_HORIZON: chrono::Duration = chrono::Duration::days(7);
 
 pub struct Scheduler {
-    pool: PgPool,
+    pool: Pool,
     schedules: Vec<Schedule>,
     runner: JobRunner,
     node: String,
@@ -86,7 +85,7 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn new(
-        pool: PgPool,
+        pool: Pool,
         schedules: Vec<Schedule>,
         runner: JobRunner,
         node: impl Into<String>,
@@ -113,7 +112,7 @@ impl Scheduler {
     }
 }
 
-async fn run_schedule(pool: PgPool, schedule: Schedule, runner: JobRunner, node: String) {
+async fn run_schedule(pool: Pool, schedule: Schedule, runner: JobRunner, node: String) {
     let now = Utc::now();
     if schedule.persisted && schedule.misfire == MisfirePolicy::FireAndProceed {
         if let Some(missed) = schedule.previous_at_or_before(now, MISFIRE_HORIZON) {
@@ -141,7 +140,7 @@ async fn run_schedule(pool: PgPool, schedule: Schedule, runner: JobRunner, node:
 
 /// Hands the firing to the job, which claims it (see [`JobRunner`]), and records the outcome.
 async fn fire(
-    pool: &PgPool,
+    pool: &Pool,
     schedule: &Schedule,
     fire_time: DateTime<Utc>,
     runner: &JobRunner,
