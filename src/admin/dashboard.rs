@@ -13,7 +13,7 @@ use super::error::AdminError;
 use super::html::{self, Nav, esc, td};
 use super::signed_in::AdminSession;
 use crate::repo::workers::{self, WorkerMember};
-use crate::repo::{RepoError, outbox, sync_failures};
+use crate::repo::{outbox, sync_failures};
 
 fn when(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -128,8 +128,7 @@ pub async fn page(
         body.push_str("</tbody></table>");
     }
     body.push_str("</section>");
-    let live = workers::live(pool).await.map_err(RepoError::from)?;
-    body.push_str(&workers_section(&live));
+    body.push_str(&workers_section(&workers::live(pool).await?));
     Ok(html::page(&session, Nav::Dashboard, "Sync health", &body))
 }
 

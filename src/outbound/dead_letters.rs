@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::broker::{BrokerConnection, BrokerError, BrokerSettings, reconnect_backoff};
 use super::message::ChangeEvent;
 use super::sync::OBJECT_TYPE;
-use crate::repo::{self, Pool, RepoError, links, sync_failures, transaction};
+use crate::repo::{self, Pool, RepoError, links, sync_failures};
 
 /// The error code of a dead-lettered change in `/openidm/sync/failures`.
 pub const DEAD_LETTERED: &str = "DEAD_LETTERED";
@@ -180,7 +180,7 @@ impl DeadLetters {
         };
         let mut tx = repo::begin(&self.pool).await?;
         sync_failures::record(&mut tx, &[failure]).await?;
-        transaction::commit(tx).await?;
+        repo::commit(tx).await?;
         tracing::warn!(user = %event.object_id, rev = event.rev, reason, "dead-lettered change recorded as a sync failure");
         Ok(Handled::Failure(event.object_id))
     }

@@ -23,7 +23,7 @@ use super::broker::{
 use super::message::{ChangeEvent, SCHEMA_VERSION};
 use crate::metrics::Metrics;
 use crate::repo::outbox::{self, OutboxRow};
-use crate::repo::{self, Pool, RepoError, transaction};
+use crate::repo::{self, Pool, RepoError};
 
 /// The channel the outbox trigger notifies (see the migrations).
 pub const NOTIFY_CHANNEL: &str = "idm_outbox";
@@ -181,7 +181,7 @@ impl Relay {
         let mut tx = repo::begin(&self.pool).await?;
         let rows = outbox::claim(&mut tx, self.settings.batch_size).await?;
         if rows.is_empty() {
-            transaction::commit(tx).await?;
+            repo::commit(tx).await?;
             return Ok(PassReport::default());
         }
         let waited = self.settings.confirm_timeout;
@@ -189,7 +189,7 @@ impl Relay {
             match tokio::time::timeout(waited, self.publish_and_confirm(broker, &rows)).await {
                 Ok(result) => result?,
                 Err(_) => {
-                    transaction::rollback(tx).await?;
+                    repo::rollback(tx).await?;
                     return Err(RelayError::ConfirmTimeout {
                         rows: rows.len(),
                         waited,
@@ -197,7 +197,7 @@ impl Relay {
                 }
             };
         outbox::mark_published(&mut tx, &confirmed).await?;
-        transaction::commit(tx).await?;
+        repo::commit(tx).await?;
         report.published = confirmed.len();
         self.metrics.published(report.published);
         tracing::debug!(

@@ -5,7 +5,7 @@
 //!
 //! 1. loads the **current** managed user and its link (one query each for the whole batch);
 //!    the event only says *which* user changed, so late, duplicated or reordered events all
-//!    converge on the latest state (DESIGN.md invariant 2);
+//!    converge on the latest state (last write wins: ARCHITECTURE.md invariant 2);
 //! 2. skips users whose link snapshot is already at (or past) the current revision: nothing
 //!    to send, no API call;
 //! 3. assesses the situation (implicit sync: CONFIRMED, ABSENT, FOUND…; a deleted user with a
@@ -842,7 +842,7 @@ impl SyncEngine {
             .collect();
         sync_failures::record(&mut tx, &with_context).await?;
         sync_audit::insert_batch(&mut *tx, &audit).await?;
-        transaction::commit(tx).await?;
+        repo::commit(tx).await?;
         for committed_at in acknowledged {
             self.metrics
                 .synced((now - committed_at).to_std().unwrap_or_default());

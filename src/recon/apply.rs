@@ -466,7 +466,7 @@ impl Ctx {
         let audit = self.audit_rows(entries, &outcomes);
         audit::insert_batch(&mut *tx, &self.id, &audit).await?;
         let audit_time = t.elapsed();
-        transaction::commit(tx).await?;
+        repo::commit(tx).await?;
         Ok(Some((outcomes, audit_time, batch.held.len() as u64)))
     }
 
@@ -871,7 +871,7 @@ impl Ctx {
                 audit_rows.push(self.audit_entry(&about, status, message));
             }
             audit::insert_batch(&mut *tx, &self.id, &audit_rows).await?;
-            transaction::commit(tx).await?;
+            repo::commit(tx).await?;
             if self.checkpoint().await? == Flow::Cancel {
                 return Ok(Flow::Cancel);
             }
@@ -903,7 +903,7 @@ impl Ctx {
                 self.mapping().notify(
                     Event::Delete,
                     held.source.as_ref(),
-                    &super::source_phase::target_value(object),
+                    &object.to_value(),
                     situation,
                 )?;
             }

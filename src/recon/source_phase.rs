@@ -25,17 +25,6 @@ use crate::salesforce::Record;
 /// Correlation filters per SQL statement (each a branch of a `UNION ALL`).
 const CORRELATION_CHUNK: usize = 100;
 
-/// A target as scripts see it: `_id`, `_rev`, then its properties.
-pub(crate) fn target_value(object: &StoredObject) -> Value {
-    let mut out = Map::with_capacity(object.body.len() + 2);
-    out.insert("_id".into(), Value::from(object.id.clone()));
-    out.insert("_rev".into(), Value::from(object.rev.to_string()));
-    for (k, v) in &object.body {
-        out.insert(k.clone(), v.clone());
-    }
-    Value::Object(out)
-}
-
 /// One source record on its way through the page.
 struct Pending {
     id: String,
@@ -419,7 +408,7 @@ impl Assessor {
                 seen.push(t.id.clone());
                 entry.target_id = Some(t.id.clone());
             }
-            entry.target = target.as_ref().map(target_value);
+            entry.target = target.as_ref().map(StoredObject::to_value);
             entry.source = Some(p.source);
             decide_and_plan(
                 mapping,
@@ -631,7 +620,7 @@ fn on_update(
     target: &StoredObject,
     mapped: Map<String, Value>,
 ) -> Result<Map<String, Value>, String> {
-    let old = target_value(target);
+    let old = target.to_value();
     let mut new = target.body.clone();
     crate::managed::service::merge(&mut new, &mapped);
     new.insert("_id".into(), Value::from(target.id.clone()));

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::apply::{Entry, Phase};
 use super::run::{Ctx, Flow};
-use super::source_phase::{decide_and_plan, target_value};
+use super::source_phase::decide_and_plan;
 use super::summary::Timed;
 use super::{ReconError, TARGET_TYPE, soql};
 use crate::mapping::{DEFAULT_LINK_QUALIFIER, LinkedSource, SyncContext, assess_target};
@@ -82,7 +82,7 @@ impl Ctx {
         for object in page {
             let mut entry = Entry::new(Phase::Target);
             entry.target_id = Some(object.id.clone());
-            let target = target_value(object);
+            let target = object.to_value();
             let link = links.get(&object.id);
             if let Some(l) = link {
                 entry.source_id = Some(l.first_id.clone());

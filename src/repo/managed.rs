@@ -15,6 +15,19 @@ pub struct StoredObject {
     pub body: Map<String, Value>,
 }
 
+impl StoredObject {
+    /// The whole object as IDM shows it to scripts: `_id`, `_rev`, then its properties.
+    pub fn to_value(&self) -> Value {
+        let mut out = Map::with_capacity(self.body.len() + 2);
+        out.insert("_id".into(), Value::from(self.id.clone()));
+        out.insert("_rev".into(), Value::from(self.rev.to_string()));
+        for (k, v) in &self.body {
+            out.insert(k.clone(), v.clone());
+        }
+        Value::Object(out)
+    }
+}
+
 type Row = (String, i64, Json<Map<String, Value>>);
 
 fn from_row((id, rev, Json(body)): Row) -> StoredObject {

@@ -41,6 +41,11 @@ pub async fn commit(tx: Tx) -> Result<(), RepoError> {
     Ok(tx.commit().await?)
 }
 
+/// Rolls back a transaction opened with [`begin`].
+pub async fn rollback(tx: Tx) -> Result<(), RepoError> {
+    Ok(tx.rollback().await?)
+}
+
 /// Errors at the storage boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {

@@ -1,11 +1,11 @@
-//! Transactions beyond [`super::begin`]: committing a [`Tx`] with a [`RepoError`], and
-//! transactions on a borrowed connection (a savepoint inside a caller's transaction, so one
+//! Transactions beyond [`super::begin`] and [`super::commit`]: transactions on a borrowed
+//! connection (a savepoint inside a caller's transaction, so one
 //! object's failure undoes only its own writes; or a transaction on a connection held outside
 //! the pool).
 
 use std::ops::{Deref, DerefMut};
 
-use super::{Conn, RepoError, Tx};
+use super::{Conn, RepoError};
 
 /// A transaction on a borrowed connection: a savepoint when the connection is already in a
 /// transaction. Dropped without [`Transaction::commit`], it rolls back.
@@ -38,14 +38,4 @@ impl DerefMut for Transaction<'_> {
     fn deref_mut(&mut self) -> &mut Conn {
         &mut self.0
     }
-}
-
-/// Commits a transaction opened with [`super::begin`].
-pub async fn commit(tx: Tx) -> Result<(), RepoError> {
-    Ok(tx.commit().await?)
-}
-
-/// Rolls back a transaction opened with [`super::begin`].
-pub async fn rollback(tx: Tx) -> Result<(), RepoError> {
-    Ok(tx.rollback().await?)
 }

@@ -98,6 +98,7 @@ impl TokenStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::salesforce::ClientConfig;
 
     #[tokio::test]
     async fn enabled_override_round_trip() {

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod admin;
+mod architecture;
 mod audit_retention;
 mod auth;
 mod browser;
