@@ -14,6 +14,7 @@ pub mod paging_cookie;
 pub mod recon;
 pub mod render;
 pub mod repo_link;
+pub mod salesforce_errors;
 pub mod scheduler;
 pub mod stream;
 pub mod sync;
@@ -70,7 +71,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/openidm/system/{system}/{object_type}",
-            get(system_query::query)
+            get(system::query)
                 .post(system::type_action)
                 .fallback(method_not_allowed),
         )

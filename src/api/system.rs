@@ -24,9 +24,10 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::body::{JsonBody, Params};
-use super::error::{ApiError, chain};
+use super::error::ApiError;
 use super::render;
-use super::system_query::{ObjectFields, REV_FIELD, Renderer};
+use super::salesforce_errors::{sf_error, unavailable};
+use super::system_query::{self, ObjectFields, REV_FIELD, Renderer};
 use crate::config::ProvisionerConfig;
 use crate::config::provisioner::ObjectTypeConfig;
 use crate::salesforce::{ErrorKind, Record, SalesforceClient, SalesforceError, USER};
@@ -154,60 +155,6 @@ fn test_error(e: &SalesforceError) -> String {
     }
 }
 
-/// A Salesforce client error as an IDM error (table in the module comment).
-pub fn sf_error(e: SalesforceError) -> ApiError {
-    let message = e.to_string();
-    match e.kind() {
-        ErrorKind::NotFound => ApiError::not_found(message),
-        ErrorKind::Rejected => {
-            let errors = e.api_errors();
-            let message = match errors.first() {
-                Some(first) => format!(
-                    "Salesforce rejected the request: {}: {}",
-                    first.error_code, first.message
-                ),
-                None => message,
-            };
-            ApiError {
-                status: StatusCode::BAD_REQUEST,
-                message,
-                detail: Some(json!({ "errors": errors })),
-            }
-        }
-        ErrorKind::RateLimited => {
-            tracing::warn!(error = %message, "Salesforce API request limit reached");
-            unavailable(format!(
-                "The Salesforce API request limit was reached; try again later ({message})"
-            ))
-        }
-        ErrorKind::NeedsReauthorization | ErrorKind::BadCredentials | ErrorKind::NotAuthorized => {
-            tracing::warn!(error = %message, "Salesforce connector unusable");
-            unavailable(format!(
-                "The Salesforce connector cannot connect: {message}"
-            ))
-        }
-        ErrorKind::Transient => {
-            tracing::warn!(error = %message, "Salesforce unavailable");
-            unavailable(format!("Salesforce is unavailable: {message}"))
-        }
-        ErrorKind::Storage => {
-            tracing::error!(error = %chain(&e), "Salesforce token store unavailable");
-            unavailable("The repository is unavailable".to_owned())
-        }
-        ErrorKind::Other => match e {
-            SalesforceError::InvalidArgument(m) => ApiError::bad_request(m),
-            _ => {
-                tracing::error!(error = %chain(&e), "unexpected answer from Salesforce");
-                ApiError::new(StatusCode::BAD_GATEWAY, message)
-            }
-        },
-    }
-}
-
-fn unavailable(message: String) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
-}
-
 fn system_config<'a>(state: &'a AppState, system: &str) -> Result<&'a ProvisionerConfig, ApiError> {
     state
         .conf
@@ -331,6 +278,19 @@ impl<'a> SystemObject<'a> {
 /// Salesforce ids are 15 or 18 letters and digits; anything else names no object.
 fn is_salesforce_id(id: &str) -> bool {
     matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// `GET /openidm/system/{system}/{type}?_queryFilter=…` (the translation is `system_query.rs`'s).
+pub async fn query(
+    State(state): State<AppState>,
+    Path((system, object_type)): Path<(String, String)>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    params.allow_only(system_query::QUERY_PARAMS)?;
+    let target = SystemObject::resolve(&state, &system, &object_type)?;
+    let spec = system_query::parse(&params, &target.fields())?;
+    let client = target.connected().await?;
+    system_query::answer(client, &spec, &target.object.native_type).await
 }
 
 /// `GET /openidm/system/{system}/{type}/{id}`

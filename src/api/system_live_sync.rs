@@ -18,7 +18,7 @@ use super::AppState;
 use super::body::Params;
 use super::error::ApiError;
 use super::render;
-use super::system::sf_error;
+use super::salesforce_errors::sf_error;
 use crate::recon::{LiveSync, LiveSyncError};
 
 impl From<LiveSyncError> for ApiError {

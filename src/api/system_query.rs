@@ -30,23 +30,21 @@
 use std::collections::BTreeSet;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value, json};
 
-use super::AppState;
 use super::body::Params;
 use super::error::ApiError;
 use super::render;
-use super::system::{SystemObject, sf_error};
+use super::salesforce_errors::sf_error;
 use crate::config::provisioner::AttributeConfig;
 use crate::filter::{self, CompareOp, Filter, Literal, Pointer};
 use crate::salesforce::soql::{self, LikeMatch};
 use crate::salesforce::{QueryPage, Record, SalesforceClient, SalesforceError};
 
-const QUERY_PARAMS: &[&str] = &[
+pub const QUERY_PARAMS: &[&str] = &[
     "_queryFilter",
     "_queryId",
     "_fields",
@@ -333,7 +331,7 @@ fn push_comparison(
 }
 
 /// A query request, parsed and validated.
-struct QuerySpec {
+pub struct QuerySpec {
     /// The `WHERE` condition of the filter (`None`: everything), built before any Salesforce call.
     condition: Option<String>,
     select: Vec<(String, String)>,
@@ -344,7 +342,7 @@ struct QuerySpec {
     pretty: bool,
 }
 
-fn parse(params: &Params, fields: &ObjectFields<'_>) -> Result<QuerySpec, ApiError> {
+pub fn parse(params: &Params, fields: &ObjectFields<'_>) -> Result<QuerySpec, ApiError> {
     let mut field_list = params.get("_fields");
     let filter = match (params.get("_queryFilter"), params.get("_queryId")) {
         (Some(text), None) => {
@@ -469,22 +467,16 @@ fn soql(
     q
 }
 
-/// `GET /openidm/system/{system}/{type}?_queryFilter=…`
-pub async fn query(
-    State(state): State<AppState>,
-    Path((system, object_type)): Path<(String, String)>,
-    params: Params,
+/// Answers a parsed query of an object type (native type `native_type`) on `client`.
+pub async fn answer(
+    client: &SalesforceClient,
+    spec: &QuerySpec,
+    native_type: &str,
 ) -> Result<Response, ApiError> {
-    params.allow_only(QUERY_PARAMS)?;
-    let target = SystemObject::resolve(&state, &system, &object_type)?;
-    let fields = target.fields();
-    let spec = parse(&params, &fields)?;
-    let client = target.connected().await?;
     let available = client.user_field_names().await.map_err(sf_error)?;
-    let native_type = target.object.native_type.clone();
-    let text = soql(&spec, &native_type, &available, false);
+    let text = soql(spec, native_type, &available, false);
     let total = if spec.exact_total {
-        let count = soql(&spec, &native_type, &available, true);
+        let count = soql(spec, native_type, &available, true);
         Some(count_of(client, &count).await?)
     } else {
         None
