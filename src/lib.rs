@@ -7,11 +7,8 @@ pub mod app; // building the serve role (config, database, routes, listener)
 pub mod config; // conf/ loading: IDM formats, &{env.X} substitution, validation
 pub mod credentials; // the admin password check shared by REST and the UI: throttle, hash cap
 pub mod demo; // `idm-sync demo`: emulator + every role + a printed walk-through
-pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation
 pub mod http_server; // the HTTP server of every listener: timeouts, connection cap, shutdown
-pub mod limits; // the bounds every request is held to (sizes, depths, counts), in one place
 pub mod managed; // managed objects: revisions, patch, policies, outbox per change
-pub mod mapping; // sync.json: mappings, scripts, property mapping, situations, policies
 pub mod metrics; // Prometheus metrics: registry, text encoder, idm-sync's metrics
 pub mod ops; // unauthenticated operations endpoints: /metrics, readiness, --metrics-listen
 pub mod outbound; // implicit sync: outbox relay, broker topology, change events
@@ -24,3 +21,7 @@ pub mod services; // the application layer the transports share: AppState, retri
 pub mod shutdown; // SIGINT/SIGTERM handling
 pub mod telemetry; // tracing setup (text or JSON)
 pub mod tls; // HTTPS: PEM or self-signed certificates, rustls configuration, flags
+
+// The pure core (crates/idm-core: filters, mappings and scripts, patches, request bounds), under
+// the names the service has always used.
+pub use idm_core::{filter, limits, mapping};

@@ -2,7 +2,7 @@
 //! properties, and the outbox row that every real change writes in its own transaction.
 
 pub mod hashing;
-pub mod patch;
+pub use idm_core::patch;
 pub mod policy;
 pub mod service;
 

@@ -36,11 +36,11 @@ use crate::mapping::{
     assess_deleted_source, assess_source,
 };
 use crate::metrics::Metrics;
-use crate::recon::soql::TranslateError;
 use crate::repo::links::{self, Link, NewLink, Side, Snapshot};
 use crate::repo::managed::{self, StoredObject};
 use crate::repo::{self, Conn, Pool, RepoError, sync_audit, sync_failures, transaction};
 use crate::salesforce::soql::is_field_name;
+use crate::salesforce::soql_filter::{self, TranslateError};
 use crate::salesforce::{ErrorKind, Record, SalesforceClient, SalesforceError};
 
 /// The managed object type the outbound mapping reads.
@@ -605,7 +605,7 @@ impl SyncEngine {
         let fields = correlation_fields(mapping);
         let mut clauses: Vec<(&str, &Filter, String)> = Vec::with_capacity(filters.len());
         for (id, filter) in &filters {
-            match crate::recon::soql::where_clause(filter) {
+            match soql_filter::where_clause(filter) {
                 Ok(Some(c)) => clauses.push((id, filter, format!("({c})"))),
                 Ok(None) => clauses.push((id, filter, "(Id != null)".into())),
                 // This user's values cannot be written in its query: it is left uncorrelated

@@ -48,6 +48,7 @@ mod query;
 mod retry;
 mod session;
 pub mod soql;
+pub mod soql_filter;
 pub mod token_store;
 
 pub use client::{Record, SalesforceClient, TestReport, USER, UpdatedIds};

@@ -58,6 +58,50 @@ fn the_emulator_crate_depends_on_no_crate_of_ours() {
     }
 }
 
+/// The `[dependencies]` table of a crate's manifest: one name per line.
+fn dependencies(manifest: &str) -> Vec<String> {
+    let table = manifest
+        .split("\n[")
+        .find(|t| t.starts_with("dependencies]"))
+        .unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name.trim().to_owned()))
+        .filter(|name| !name.is_empty() && !name.starts_with('#'))
+        .collect()
+}
+
+#[test]
+fn the_core_crate_does_no_io() {
+    let manifest = std::fs::read_to_string(root().join("crates/idm-core/Cargo.toml")).unwrap();
+    let deps = dependencies(&manifest);
+    assert!(deps.contains(&"serde_json".to_owned()), "{deps:?}");
+    for io in [
+        "sqlx",
+        "axum",
+        "lapin",
+        "tokio",
+        "reqwest",
+        "hyper",
+        "idm-sync",
+        "sf-emulator",
+    ] {
+        assert!(
+            !deps.iter().any(|d| d == io),
+            "crates/idm-core depends on {io}: the core decides, the service does the I/O"
+        );
+    }
+    let sources = rust_files(&root().join("crates/idm-core/src"));
+    for io in ["std::net", "tokio::", "std::process"] {
+        assert_eq!(
+            mentions(&sources, io),
+            Vec::<String>::new(),
+            "{io} in the core"
+        );
+    }
+}
+
 #[test]
 fn no_source_cites_a_document_the_repository_lacks() {
     let mut files = rust_files(&root().join("src"));

@@ -17,7 +17,7 @@ use super::condition::Condition;
 use super::hooks::Hooks;
 use super::script::{DEFAULT_BUDGET, Script, ScriptEngine};
 use super::situation::Situation;
-use crate::config::{ConfFile, ConfigError, Invalid};
+use crate::conf_file::{ConfFile, ConfigError, Invalid};
 use crate::filter;
 
 /// Mapping keys idm-sync supports.

@@ -1,0 +1,10 @@
+//! The pure core of idm-sync: what the service decides, with no database, no network and no
+//! async runtime. Its only I/O is reading a `conf/` file (`conf_file`, `mapping::SyncConfig`).
+//! The service (`idm-sync`) re-exports these modules under the same names.
+
+pub mod conf_file; // a conf/ file: read, parsed, &{env.X} substituted; errors naming file and path
+pub mod env_subst; // IDM's &{env.X} property substitution
+pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation
+pub mod limits; // the bounds every request is held to (sizes, depths, counts), in one place
+pub mod mapping; // sync.json: mappings, scripts, property mapping, situations, policies
+pub mod patch; // CREST patch operations, bounded while they apply
