@@ -28,7 +28,6 @@ use idm_sync::outbound::topology::Topology;
 use idm_sync::outbound::worker::{self, WorkerSettings};
 use idm_sync::recon::ReconRequest;
 use idm_sync::repo::db::DbSettings;
-use idm_sync::salesforce::TokenStore;
 use idm_sync::secrets::{KEY_LEN, KeySource, Sealer};
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use sqlx::{Connection, PgPool};
@@ -280,7 +279,10 @@ fn spawn_worker(
     let worker = worker::build(
         conf_dir,
         pool.clone(),
-        TokenStore::postgres(pool.clone(), Sealer::new(&BENCH_SECRETS_KEY).unwrap()),
+        idm_sync::repo::salesforce_store::postgres(
+            pool.clone(),
+            Sealer::new(&BENCH_SECRETS_KEY).unwrap(),
+        ),
         WorkerSettings::new(broker.clone()),
         BrokerStatus::default(),
     )

@@ -21,7 +21,7 @@ use idm_sync::managed::ManagedObjects;
 use idm_sync::mapping::SyncConfig;
 use idm_sync::recon::{ReconEngine, ReconRequest, ReconSettings};
 use idm_sync::repo::db::{self, DbSettings};
-use idm_sync::salesforce::{SalesforceClient, TokenStore};
+use idm_sync::salesforce::SalesforceClient;
 use idm_sync::secrets::{KEY_LEN, Sealer};
 use sqlx::Connection;
 
@@ -90,7 +90,7 @@ fn main() {
         .unwrap();
         let pool = db::connect(&DbSettings::new(format!("{server}/idm_bench_recon"))).await.unwrap();
         db::migrate(&pool).await.unwrap();
-        let client = SalesforceClient::new(conf.salesforce.clone().unwrap().client, TokenStore::postgres(pool.clone(), Sealer::new(&[7; KEY_LEN]).unwrap())).unwrap();
+        let client = SalesforceClient::new(conf.salesforce.clone().unwrap().client, idm_sync::repo::salesforce_store::postgres(pool.clone(), Sealer::new(&[7; KEY_LEN]).unwrap())).unwrap();
         let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
         let sync = SyncConfig::load(&conf_dir).unwrap();
         let engine = ReconEngine::new(managed, Arc::new(sync), client.clone(), ReconSettings::default());

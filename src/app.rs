@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::ops::{self, Ops};
 use crate::outbound::broker::BrokerStatus;
 use crate::recon::{ReconEngine, ReconSettings};
+use crate::repo::salesforce_store::PgTokenStore;
 use crate::repo::{self, RepoError, db::DbSettings};
 use crate::salesforce::{SalesforceClient, SalesforceError, TokenStore};
 use crate::scheduler::Schedule;
@@ -129,8 +130,9 @@ impl Components {
         let sealer = crate::secrets::load(&database.secrets)?;
         let pool = repo::db::connect(database).await?;
         repo::db::migrate(&pool).await?;
-        let store = TokenStore::postgres(pool.clone(), sealer.clone());
-        let sealed = store.prepare().await?;
+        let pg_store = PgTokenStore::new(pool.clone(), sealer.clone());
+        let sealed = pg_store.prepare().await?;
+        let store = pg_store.handle();
         if sealed > 0 {
             tracing::info!(
                 sealed,
@@ -223,6 +225,7 @@ impl Application {
             schedules: parts.schedules.clone(),
             recon: parts.recon.clone(),
             cookies: api::paging_cookie::PagingCookies::new(&parts.sealer),
+            sealer: parts.sealer.clone(),
         };
         // One cap for both listeners: the bound is on the process's connections.
         let cap = ConnectionCap::new(listeners.limits.max_connections, "HTTP and HTTPS");

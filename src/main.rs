@@ -16,6 +16,7 @@ use idm_sync::outbound::worker::{self, WorkerSettings};
 use idm_sync::recon::{self, cli::ReconCommand};
 use idm_sync::repo;
 use idm_sync::repo::db::{self, DbSettings};
+use idm_sync::repo::salesforce_store::PgTokenStore;
 use idm_sync::salesforce::{TokenStore, authorize_cli};
 use idm_sync::scheduler::Scheduler;
 use idm_sync::secrets::KeySource;
@@ -272,12 +273,12 @@ impl DbArgs {
     async fn token_store(&self, pool: repo::Pool) -> anyhow::Result<TokenStore> {
         let sealer = idm_sync::secrets::load(&self.settings().secrets)
             .context("cannot load the secrets key")?;
-        let store = TokenStore::postgres(pool, sealer);
+        let store = PgTokenStore::new(pool, sealer);
         store
             .prepare()
             .await
             .context("the stored Salesforce secrets")?;
-        Ok(store)
+        Ok(store.handle())
     }
 }
 

@@ -348,8 +348,9 @@ pub async fn save(
     );
     let oauth_state = session::random_token();
     let pool = state.app.managed.pool();
-    let sealed_secret = client
-        .token_store()
+    let sealed_secret = state
+        .app
+        .sealer
         .seal(PENDING_SECRET, credentials.client_secret.expose())?;
     admin_oauth_pending::purge_expired(pool).await?;
     admin_oauth_pending::insert(
@@ -446,7 +447,7 @@ pub async fn callback(
         login_url: Url::parse(&login_url)
             .map_err(|e| AdminError::BadRequest(format!("stored login URL: {e}")))?,
         client_id,
-        client_secret: Secret::new(client.token_store().open(PENDING_SECRET, &client_secret)?),
+        client_secret: Secret::new(state.app.sealer.open(PENDING_SECRET, &client_secret)?),
     };
     if let Err(e) = client
         .authorize_with_credentials(&credentials, code, &redirect_uri)

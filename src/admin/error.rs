@@ -25,6 +25,8 @@ pub enum AdminError {
     Recon(#[from] ReconError),
     #[error("Salesforce error")]
     Salesforce(#[from] SalesforceError),
+    #[error("a sealed secret")]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 impl IntoResponse for AdminError {

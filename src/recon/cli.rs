@@ -13,7 +13,8 @@ use crate::app::{self, StartError};
 use crate::config::Conf;
 use crate::managed::ManagedObjects;
 use crate::repo::db::{self, DbSettings};
-use crate::salesforce::{SalesforceClient, TokenStore};
+use crate::repo::salesforce_store::PgTokenStore;
+use crate::salesforce::SalesforceClient;
 
 /// What `idm-sync recon` was asked.
 #[derive(Debug, Clone)]
@@ -46,8 +47,9 @@ pub async fn run(
     let sealer = crate::secrets::load(&cmd.database.secrets).map_err(StartError::from)?;
     let pool = db::connect(&cmd.database).await.map_err(StartError::from)?;
     db::migrate(&pool).await.map_err(StartError::from)?;
-    let store = TokenStore::postgres(pool.clone(), sealer);
-    store.prepare().await.map_err(StartError::from)?;
+    let pg_store = PgTokenStore::new(pool.clone(), sealer);
+    pg_store.prepare().await.map_err(StartError::from)?;
+    let store = pg_store.handle();
     let client = match &conf.salesforce {
         Some(system) => {
             Some(SalesforceClient::new(system.client.clone(), store).map_err(StartError::from)?)

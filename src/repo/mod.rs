@@ -14,6 +14,7 @@ pub mod query;
 pub mod recon_runs;
 pub mod relation_query;
 pub mod salesforce_connector;
+pub mod salesforce_store;
 pub mod salesforce_tokens;
 pub mod schedule_firings;
 pub mod sync_audit;

@@ -154,10 +154,7 @@ impl ClientConfig {
     }
 }
 
-/// The sealed column of the saved consumer secret, bound into its values.
-pub(super) const CLIENT_SECRET: &str = "salesforce_connector_settings.client_secret";
-
-/// Connector credentials saved at run time (the Admin UI; stored by `credentials.rs`), which
+/// Connector credentials saved at run time (the Admin UI; kept by the token store), which
 /// override the provisioner file's three values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {

@@ -5,10 +5,10 @@
 //! Salesforce's `errorCode`, `message` and `fields`. It knows nothing of IDM.
 //!
 //! ```no_run
-//! # async fn demo(cfg: idm_sync::salesforce::ClientConfig, pool: idm_sync::repo::Pool, sealer: idm_sync::secrets::Sealer) -> Result<(), idm_sync::salesforce::SalesforceError> {
+//! # async fn demo(cfg: idm_sync::salesforce::ClientConfig) -> Result<(), idm_sync::salesforce::SalesforceError> {
 //! use futures_util::TryStreamExt;
 //! use idm_sync::salesforce::{SalesforceClient, TokenStore};
-//! let client = SalesforceClient::new(cfg, TokenStore::postgres(pool, sealer))?;
+//! let client = SalesforceClient::new(cfg, TokenStore::in_memory())?;
 //! let mut pages = std::pin::pin!(client.query("SELECT Id, Username FROM User"));
 //! while let Some(page) = pages.try_next().await? {
 //!     println!("{} users", page.records.len());
@@ -22,8 +22,7 @@
 //! | `http.rs` | the reqwest pool, connection permits, timeouts |
 //! | `oauth.rs` | token-endpoint grants (refresh, code exchange), authorize URL |
 //! | `session.rs` | the shared access token, single-flight refresh (in the process and across processes), connector state |
-//! | `token_store.rs` | refresh tokens and the shared access token in Postgres, the refresh lock, which token to start with |
-//! | `credentials.rs` | login URL, consumer key and secret saved at run time (Admin UI) |
+//! | `token_store.rs` | the store trait (refresh token, shared access token, refresh lock, saved credentials and enabled state), the memory store, which token to start with |
 //! | `client.rs` | the client and its single-record operations |
 //! | `query.rs` | SOQL as a stream of pages |
 //! | `soql.rs` | the SOQL string-literal escaper and `=` / `IN` / `LIKE` conditions |
@@ -38,7 +37,6 @@ pub mod authorize_cli;
 mod client;
 mod collections;
 pub mod config;
-pub mod credentials;
 pub mod errors;
 mod http;
 pub mod limits;
@@ -60,4 +58,4 @@ pub use oauth::{TokenGrant, authorize_url};
 pub use observer::{CallObserver, CallOutcome, Observer};
 pub use query::QueryPage;
 pub use session::ConnectorState;
-pub use token_store::{StoredToken, TokenStore};
+pub use token_store::{StoredToken, TokenBackend, TokenStore};

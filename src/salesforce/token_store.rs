@@ -1,39 +1,29 @@
-//! Durable storage of the refresh token (table `salesforce_tokens`) and of the access token the
-//! connector's processes share (`salesforce_sessions`), the refresh lock they take turns under,
-//! and the choice between the stored refresh token and the configured one at start.
+//! Where the connector's state persists: the refresh token, the access token its processes
+//! share, the refresh lock they take turns under, the credentials and enabled state saved at
+//! run time; and the choice between the stored refresh token and the configured one at start.
+//!
+//! The client defines the store as a trait ([`TokenBackend`]) and holds it behind a cloneable
+//! handle ([`TokenStore`]). The service implements it over Postgres with the secrets sealed
+//! (`idm_sync::repo::salesforce_store`); [`TokenStore::in_memory`] serves one process (tests,
+//! tools), shares nothing and locks nothing.
 //!
 //! The rule: a stored token is preferred while the configuration's refresh token is the one that
 //! was configured when the row was written (its SHA-256 is kept in the row). When an operator
 //! changes `refreshToken` in the configuration, the configured value wins again (the stored one
 //! descends from an older authorization). A row written by the authorize flow records the
 //! configured token's hash at that time, so it wins until the configuration changes.
-//!
-//! Tokens are stored sealed under the deployment's secrets key (see [`crate::secrets`]); the SQL
-//! is in [`crate::repo::salesforce_tokens`].
 
 use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::config::Secret;
+use super::config::{Credentials, Secret};
 use super::errors::SalesforceError;
-use crate::repo::salesforce_tokens::{self as repo, SealedColumn};
-use crate::repo::{Pool, RepoError, Tx};
-use crate::secrets::{Sealer, SecretsError};
-
-/// The sealed columns, bound into their values.
-const REFRESH_TOKEN: &str = "salesforce_tokens.refresh_token";
-const ACCESS_TOKEN: &str = "salesforce_sessions.access_token";
-
-fn sealed_as(column: SealedColumn) -> &'static str {
-    match column {
-        SealedColumn::RefreshToken => REFRESH_TOKEN,
-        SealedColumn::AccessToken => ACCESS_TOKEN,
-        SealedColumn::ClientSecret => super::config::CLIENT_SECRET,
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct StoredToken {
@@ -55,83 +45,93 @@ pub struct StoredSession {
     pub issued_at: DateTime<Utc>,
 }
 
-/// Where refresh tokens persist: Postgres in every role (secrets sealed under the
-/// deployment's key), memory in unit tests and tools.
-#[derive(Debug, Clone)]
-pub enum TokenStore {
-    Postgres(Pool, Sealer),
-    /// Tokens, the credentials of [`super::credentials`] and the enabled overrides. No access
-    /// token is shared: a memory store serves one process, which keeps its own.
-    Memory(
-        Arc<Mutex<HashMap<String, StoredToken>>>,
-        Arc<Mutex<HashMap<String, super::config::Credentials>>>,
-        Arc<Mutex<HashMap<String, bool>>>,
-    ),
+/// What a store's operations return: boxed, so the client can hold any store as a trait object.
+/// Failures are [`SalesforceError::TokenStore`] (storage) or [`SalesforceError::SecretsKey`]
+/// (a stored secret this process's key cannot open).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SalesforceError>> + Send + 'a>>;
+
+/// A store of the connector's state. Every write returns once it is durable.
+pub trait TokenBackend: Send + Sync + fmt::Debug {
+    fn load<'a>(&'a self, system: &'a str) -> StoreFuture<'a, Option<StoredToken>>;
+
+    /// Writes (or replaces) the system's refresh token; an absent instance URL keeps the
+    /// stored one.
+    fn save<'a>(&'a self, system: &'a str, token: NewToken<'a>) -> StoreFuture<'a, ()>;
+
+    /// Takes the system's refresh lock, which every process sharing the store takes before a
+    /// token call, waiting at most `wait`.
+    fn lock_refresh<'a>(
+        &'a self,
+        system: &'a str,
+        wait: Duration,
+    ) -> StoreFuture<'a, Box<dyn RefreshGuard + 'a>>;
+
+    fn load_credentials<'a>(&'a self, system: &'a str) -> StoreFuture<'a, Option<Credentials>>;
+
+    fn save_credentials<'a>(
+        &'a self,
+        system: &'a str,
+        credentials: &'a Credentials,
+    ) -> StoreFuture<'a, ()>;
+
+    /// The enabled state saved for `system`, if any: it overrides the file's.
+    fn load_enabled<'a>(&'a self, system: &'a str) -> StoreFuture<'a, Option<bool>>;
+
+    fn save_enabled<'a>(&'a self, system: &'a str, on: bool) -> StoreFuture<'a, ()>;
 }
 
+/// A refresh token to save.
+#[derive(Debug, Clone, Copy)]
+pub struct NewToken<'a> {
+    pub refresh_token: &'a Secret,
+    pub instance_url: Option<&'a str>,
+    /// SHA-256 of the configured refresh token when this one was obtained.
+    pub conf_refresh_token_sha256: Option<&'a str>,
+}
+
+/// A held refresh lock. What is saved under it becomes durable at [`RefreshGuard::release`];
+/// dropped instead, it is undone and the lock freed.
+pub trait RefreshGuard: Send {
+    /// The stored refresh token, as of now (another process may have just rotated it).
+    fn token(&mut self) -> StoreFuture<'_, Option<StoredToken>>;
+
+    /// The shared access token, if one is stored.
+    fn session(&mut self) -> StoreFuture<'_, Option<StoredSession>>;
+
+    fn save_token<'a>(&'a mut self, token: NewToken<'a>) -> StoreFuture<'a, ()>;
+
+    /// Shares an access token with the other processes; its stored generation, `None` for a
+    /// store that shares nothing.
+    fn save_session<'a>(&'a mut self, session: NewSession<'a>) -> StoreFuture<'a, Option<i64>>;
+
+    fn release(self: Box<Self>) -> StoreFuture<'static, ()>;
+}
+
+/// An access token to share.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession<'a> {
+    pub access_token: &'a Secret,
+    pub instance_url: &'a str,
+    pub refresh_token_sha256: &'a str,
+    pub issued_at: DateTime<Utc>,
+}
+
+/// The client's handle on its store: cheap to clone, shared by every clone of the client.
+#[derive(Debug, Clone)]
+pub struct TokenStore(Arc<dyn TokenBackend>);
+
 impl TokenStore {
-    pub fn postgres(pool: Pool, sealer: Sealer) -> TokenStore {
-        TokenStore::Postgres(pool, sealer)
+    pub fn new(backend: impl TokenBackend + 'static) -> TokenStore {
+        TokenStore(Arc::new(backend))
     }
 
-    /// `plain` as the column `what` stores it: sealed in Postgres, as it is in memory.
-    pub fn seal(&self, what: &'static str, plain: &str) -> Result<String, SalesforceError> {
-        match self {
-            TokenStore::Postgres(_, sealer) => sealer.seal(what, plain).map_err(secrets_error),
-            TokenStore::Memory(..) => Ok(plain.to_owned()),
-        }
-    }
-
-    /// The secret in a stored value of the column `what`.
-    pub fn open(&self, what: &'static str, stored: &str) -> Result<String, SalesforceError> {
-        match self {
-            TokenStore::Postgres(_, sealer) => sealer.open(what, stored).map_err(secrets_error),
-            TokenStore::Memory(..) => Ok(stored.to_owned()),
-        }
-    }
-
-    /// Run at start-up: checks that this role's key opens the stored secrets (tokens and saved
-    /// credentials), so a role given another key refuses to start instead of failing every
-    /// change, and seals those stored before sealing existed; returns how many it sealed.
-    pub async fn prepare(&self) -> Result<u64, SalesforceError> {
-        let TokenStore::Postgres(pool, sealer) = self else {
-            return Ok(0);
-        };
-        let mut sealed = 0;
-        for column in SealedColumn::ALL {
-            let what = sealed_as(column);
-            let stored = repo::stored_secrets(pool, column)
-                .await
-                .map_err(store_error)?;
-            for (system, value) in stored {
-                if Sealer::is_sealed(&value) {
-                    sealer.open(what, &value).map_err(secrets_error)?;
-                    continue;
-                }
-                let resealed = sealer.seal(what, &value).map_err(secrets_error)?;
-                if repo::reseal(pool, column, &system, &value, &resealed)
-                    .await
-                    .map_err(store_error)?
-                {
-                    sealed += 1;
-                }
-            }
-        }
-        Ok(sealed)
-    }
-
+    /// A store for one process: nothing shared, nothing sealed, gone at exit.
     pub fn in_memory() -> TokenStore {
-        TokenStore::Memory(Arc::default(), Arc::default(), Arc::default())
+        TokenStore::new(MemoryStore::default())
     }
 
     pub async fn load(&self, system: &str) -> Result<Option<StoredToken>, SalesforceError> {
-        match self {
-            TokenStore::Postgres(pool, _) => {
-                let row = repo::load_token(pool, system).await.map_err(store_error)?;
-                row.map(|r| self.open_token(r)).transpose()
-            }
-            TokenStore::Memory(map, _, _) => Ok(lock(map).get(system).cloned()),
-        }
+        self.0.load(system).await
     }
 
     /// Writes (or replaces) the system's refresh token; returns once it is durable.
@@ -142,119 +142,77 @@ impl TokenStore {
         instance_url: Option<&str>,
         conf_refresh_token_sha256: Option<&str>,
     ) -> Result<(), SalesforceError> {
-        match self {
-            TokenStore::Postgres(pool, _) => {
-                let sealed = self.seal(REFRESH_TOKEN, refresh_token.expose())?;
-                repo::save_token(
-                    pool,
-                    system,
-                    &sealed,
-                    instance_url,
-                    conf_refresh_token_sha256,
-                )
-                .await
-                .map_err(store_error)?;
-            }
-            TokenStore::Memory(map, _, _) => {
-                save_in_memory(
-                    map,
-                    system,
-                    refresh_token,
-                    instance_url,
-                    conf_refresh_token_sha256,
-                );
-            }
-        }
-        Ok(())
+        let token = NewToken {
+            refresh_token,
+            instance_url,
+            conf_refresh_token_sha256,
+        };
+        self.0.save(system, token).await
     }
 
-    /// Takes the system's refresh lock, which every process sharing the database takes before
-    /// a token call, waiting at most `wait`. A memory store has nobody to share with: its lock
-    /// is taken at once and holds nothing.
+    /// Takes the system's refresh lock (see [`TokenBackend::lock_refresh`]). Hold it across
+    /// token calls only, never across data calls.
     pub async fn lock_refresh<'s>(
         &'s self,
         system: &'s str,
         wait: Duration,
     ) -> Result<RefreshLock<'s>, SalesforceError> {
-        let tx = match self {
-            TokenStore::Postgres(pool, _) => {
-                let mut tx = crate::repo::begin(pool).await.map_err(store_error)?;
-                repo::lock_refresh(&mut tx, system, wait)
-                    .await
-                    .map_err(store_error)?;
-                Some(tx)
-            }
-            TokenStore::Memory(..) => None,
-        };
-        Ok(RefreshLock {
-            store: self,
-            system,
-            tx,
-        })
+        let guard = self.0.lock_refresh(system, wait).await?;
+        Ok(RefreshLock { system, guard })
     }
 
-    fn open_token(&self, r: repo::TokenRow) -> Result<StoredToken, SalesforceError> {
-        Ok(StoredToken {
-            refresh_token: Secret::new(self.open(REFRESH_TOKEN, &r.sealed_refresh_token)?),
-            instance_url: r.instance_url,
-            conf_refresh_token_sha256: r.conf_refresh_token_sha256,
-            updated_at: r.updated_at,
-        })
+    /// The saved credentials of `system`, if any were saved.
+    pub async fn load_credentials(
+        &self,
+        system: &str,
+    ) -> Result<Option<Credentials>, SalesforceError> {
+        self.0.load_credentials(system).await
+    }
+
+    /// Saves (or replaces) the credentials of `system`; returns once durable.
+    pub async fn save_credentials(
+        &self,
+        system: &str,
+        credentials: &Credentials,
+    ) -> Result<(), SalesforceError> {
+        self.0.save_credentials(system, credentials).await
+    }
+
+    /// The enabled state saved for `system` (Admin UI), if any: it overrides the file's.
+    pub async fn load_enabled(&self, system: &str) -> Result<Option<bool>, SalesforceError> {
+        self.0.load_enabled(system).await
+    }
+
+    /// Saves the enabled state of `system`; returns once durable.
+    pub async fn save_enabled(&self, system: &str, on: bool) -> Result<(), SalesforceError> {
+        self.0.save_enabled(system, on).await
     }
 }
 
-/// The refresh lock of one system, held on a connection of its own (a transaction) until
-/// [`RefreshLock::release`], which also makes what was saved under it durable; dropped
-/// instead, it rolls back and frees the lock. Hold it across token calls only, never across
-/// data calls.
+/// The refresh lock of one system, held until [`RefreshLock::release`], which also makes what
+/// was saved under it durable; dropped instead, it is undone and the lock freed.
 pub struct RefreshLock<'s> {
-    store: &'s TokenStore,
     system: &'s str,
-    /// `None` for a memory store.
-    tx: Option<Tx>,
+    guard: Box<dyn RefreshGuard + 's>,
 }
 
-impl std::fmt::Debug for RefreshLock<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for RefreshLock<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RefreshLock")
             .field("system", &self.system)
-            .field("shared", &self.tx.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl RefreshLock<'_> {
     /// The stored refresh token, as of now (another process may have just rotated it).
     pub async fn token(&mut self) -> Result<Option<StoredToken>, SalesforceError> {
-        match (&mut self.tx, self.store) {
-            (Some(tx), store) => {
-                let row = repo::load_token(&mut **tx, self.system)
-                    .await
-                    .map_err(store_error)?;
-                row.map(|r| store.open_token(r)).transpose()
-            }
-            (None, store) => store.load(self.system).await,
-        }
+        self.guard.token().await
     }
 
     /// The shared access token, if one is stored (never for a memory store).
     pub async fn session(&mut self) -> Result<Option<StoredSession>, SalesforceError> {
-        let Some(tx) = &mut self.tx else {
-            return Ok(None);
-        };
-        let row = repo::load_session(&mut **tx, self.system)
-            .await
-            .map_err(store_error)?;
-        row.map(|r| {
-            Ok(StoredSession {
-                access_token: Secret::new(self.store.open(ACCESS_TOKEN, &r.sealed_access_token)?),
-                instance_url: r.instance_url,
-                refresh_token_sha256: r.refresh_token_sha256,
-                generation: r.generation,
-                issued_at: r.issued_at,
-            })
-        })
-        .transpose()
+        self.guard.session().await
     }
 
     /// Saves a refresh token (durable once the lock is released).
@@ -264,30 +222,12 @@ impl RefreshLock<'_> {
         instance_url: Option<&str>,
         conf_refresh_token_sha256: Option<&str>,
     ) -> Result<(), SalesforceError> {
-        match (&mut self.tx, self.store) {
-            (Some(tx), store) => {
-                let sealed = store.seal(REFRESH_TOKEN, refresh_token.expose())?;
-                repo::save_token(
-                    &mut **tx,
-                    self.system,
-                    &sealed,
-                    instance_url,
-                    conf_refresh_token_sha256,
-                )
-                .await
-                .map_err(store_error)
-            }
-            (None, store) => {
-                store
-                    .save(
-                        self.system,
-                        refresh_token,
-                        instance_url,
-                        conf_refresh_token_sha256,
-                    )
-                    .await
-            }
-        }
+        let token = NewToken {
+            refresh_token,
+            instance_url,
+            conf_refresh_token_sha256,
+        };
+        self.guard.save_token(token).await
     }
 
     /// Shares an access token with the other processes (durable once the lock is released);
@@ -299,50 +239,121 @@ impl RefreshLock<'_> {
         refresh_token_sha256: &str,
         issued_at: DateTime<Utc>,
     ) -> Result<Option<i64>, SalesforceError> {
-        let Some(tx) = &mut self.tx else {
-            return Ok(None);
-        };
-        let sealed = self.store.seal(ACCESS_TOKEN, access_token.expose())?;
-        let generation = repo::save_session(
-            &mut **tx,
-            self.system,
-            &sealed,
+        let session = NewSession {
+            access_token,
             instance_url,
             refresh_token_sha256,
             issued_at,
-        )
-        .await
-        .map_err(store_error)?;
-        Ok(Some(generation))
+        };
+        self.guard.save_session(session).await
     }
 
-    /// Commits what was saved under the lock and frees it; returns once that is durable.
+    /// Makes what was saved under the lock durable and frees it.
     pub async fn release(self) -> Result<(), SalesforceError> {
-        match self.tx {
-            Some(tx) => crate::repo::commit(tx).await.map_err(store_error),
-            None => Ok(()),
-        }
+        self.guard.release().await
     }
 }
 
-fn save_in_memory(
-    map: &Mutex<HashMap<String, StoredToken>>,
-    system: &str,
-    refresh_token: &Secret,
-    instance_url: Option<&str>,
-    conf_refresh_token_sha256: Option<&str>,
-) {
-    let mut map = lock(map);
-    let previous_url = map.get(system).and_then(|t| t.instance_url.clone());
-    map.insert(
-        system.to_owned(),
-        StoredToken {
-            refresh_token: refresh_token.clone(),
-            instance_url: instance_url.map(str::to_owned).or(previous_url),
-            conf_refresh_token_sha256: conf_refresh_token_sha256.map(str::to_owned),
-            updated_at: Utc::now(),
-        },
-    );
+/// One process's store: tokens, credentials and enabled overrides in maps. No access token is
+/// shared and the lock holds nothing: there is nobody to share with.
+#[derive(Debug, Default)]
+struct MemoryStore {
+    tokens: Mutex<HashMap<String, StoredToken>>,
+    credentials: Mutex<HashMap<String, Credentials>>,
+    enabled: Mutex<HashMap<String, bool>>,
+}
+
+impl MemoryStore {
+    fn save_now(&self, system: &str, token: NewToken<'_>) {
+        let mut map = lock(&self.tokens);
+        let previous_url = map.get(system).and_then(|t| t.instance_url.clone());
+        map.insert(
+            system.to_owned(),
+            StoredToken {
+                refresh_token: token.refresh_token.clone(),
+                instance_url: token.instance_url.map(str::to_owned).or(previous_url),
+                conf_refresh_token_sha256: token.conf_refresh_token_sha256.map(str::to_owned),
+                updated_at: Utc::now(),
+            },
+        );
+    }
+}
+
+impl TokenBackend for MemoryStore {
+    fn load<'a>(&'a self, system: &'a str) -> StoreFuture<'a, Option<StoredToken>> {
+        let found = lock(&self.tokens).get(system).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn save<'a>(&'a self, system: &'a str, token: NewToken<'a>) -> StoreFuture<'a, ()> {
+        self.save_now(system, token);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn lock_refresh<'a>(
+        &'a self,
+        system: &'a str,
+        _wait: Duration,
+    ) -> StoreFuture<'a, Box<dyn RefreshGuard + 'a>> {
+        let guard: Box<dyn RefreshGuard + 'a> = Box::new(MemoryGuard {
+            store: self,
+            system,
+        });
+        Box::pin(async move { Ok(guard) })
+    }
+
+    fn load_credentials<'a>(&'a self, system: &'a str) -> StoreFuture<'a, Option<Credentials>> {
+        let found = lock(&self.credentials).get(system).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn save_credentials<'a>(
+        &'a self,
+        system: &'a str,
+        credentials: &'a Credentials,
+    ) -> StoreFuture<'a, ()> {
+        lock(&self.credentials).insert(system.to_owned(), credentials.clone());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn load_enabled<'a>(&'a self, system: &'a str) -> StoreFuture<'a, Option<bool>> {
+        let found = lock(&self.enabled).get(system).copied();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn save_enabled<'a>(&'a self, system: &'a str, on: bool) -> StoreFuture<'a, ()> {
+        lock(&self.enabled).insert(system.to_owned(), on);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The memory store's lock: saves go straight to the maps; no session is shared.
+struct MemoryGuard<'s> {
+    store: &'s MemoryStore,
+    system: &'s str,
+}
+
+impl RefreshGuard for MemoryGuard<'_> {
+    fn token(&mut self) -> StoreFuture<'_, Option<StoredToken>> {
+        self.store.load(self.system)
+    }
+
+    fn session(&mut self) -> StoreFuture<'_, Option<StoredSession>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn save_token<'a>(&'a mut self, token: NewToken<'a>) -> StoreFuture<'a, ()> {
+        self.store.save_now(self.system, token);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn save_session<'a>(&'a mut self, _session: NewSession<'a>) -> StoreFuture<'a, Option<i64>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn release(self: Box<Self>) -> StoreFuture<'static, ()> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Which refresh token to start with, and where it came from (for the log).
@@ -368,34 +379,16 @@ pub enum TokenSource {
     Store,
 }
 
-fn secrets_error(e: SecretsError) -> SalesforceError {
-    match e {
-        SecretsError::WrongKey { .. } | SecretsError::Damaged { .. } => {
-            SalesforceError::SecretsKey(e.to_string())
-        }
-        other => SalesforceError::TokenStore(other.to_string()),
-    }
-}
-
-pub(super) fn store_error(e: RepoError) -> SalesforceError {
-    // Database errors never include bound parameters, so a token cannot leak through them.
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    SalesforceError::TokenStore(message)
-}
-
 /// A poisoned lock still holds consistent maps (every write is one insert): use it.
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::salesforce::ClientConfig;
+    use reqwest::Url;
 
     fn stored(token: &str, conf: Option<&str>) -> StoredToken {
         StoredToken {
@@ -450,5 +443,70 @@ mod tests {
         assert_eq!(t.refresh_token.expose(), "b");
         assert_eq!(t.instance_url.as_deref(), Some("https://x"));
         assert!(store.load("other").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn memory_lock_saves_at_once_and_shares_no_session() {
+        let store = TokenStore::in_memory();
+        let mut lock = store
+            .lock_refresh("salesforce", Duration::from_secs(1))
+            .await
+            .unwrap();
+        lock.save_token(&Secret::new("r"), Some("https://x"), None)
+            .await
+            .unwrap();
+        let generation = lock
+            .save_session(&Secret::new("a"), "https://x", "h", Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(generation, None);
+        assert!(lock.session().await.unwrap().is_none());
+        assert_eq!(
+            lock.token().await.unwrap().unwrap().refresh_token.expose(),
+            "r"
+        );
+        lock.release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn enabled_override_round_trip() {
+        let store = TokenStore::in_memory();
+        assert_eq!(store.load_enabled("salesforce").await.unwrap(), None);
+        store.save_enabled("salesforce", false).await.unwrap();
+        assert_eq!(store.load_enabled("salesforce").await.unwrap(), Some(false));
+        store.save_enabled("salesforce", true).await.unwrap();
+        assert_eq!(store.load_enabled("salesforce").await.unwrap(), Some(true));
+        assert_eq!(store.load_enabled("other").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn memory_credentials_round_trip_and_apply() {
+        let store = TokenStore::in_memory();
+        assert!(
+            store
+                .load_credentials("salesforce")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let c = Credentials {
+            login_url: Url::parse("https://test.salesforce.com/services/oauth2/token").unwrap(),
+            client_id: "k".into(),
+            client_secret: Secret::new("s"),
+        };
+        store.save_credentials("salesforce", &c).await.unwrap();
+        assert_eq!(
+            store.load_credentials("salesforce").await.unwrap(),
+            Some(c.clone())
+        );
+        let base = ClientConfig::new(
+            Url::parse("https://login.salesforce.com/services/oauth2/token").unwrap(),
+            "old",
+            Secret::new("old"),
+            None,
+        );
+        let applied = c.apply(&base);
+        assert_eq!(applied.client_id, "k");
+        assert_eq!(applied.login_url.host_str(), Some("test.salesforce.com"));
     }
 }

@@ -16,6 +16,7 @@ use crate::outbound::broker::BrokerStatus;
 use crate::recon::ReconEngine;
 use crate::salesforce::SalesforceClient;
 use crate::scheduler::Schedule;
+use crate::secrets::Sealer;
 
 /// The services and configuration every request handler sees.
 #[derive(Clone)]
@@ -34,6 +35,8 @@ pub struct AppState {
     pub recon: Option<ReconEngine>,
     /// Signs and checks paged-results cookies (a key derived from the secrets key).
     pub cookies: PagingCookies,
+    /// Seals what the service stores itself (the Admin UI's pending authorizations).
+    pub sealer: Sealer,
 }
 
 impl AppState {

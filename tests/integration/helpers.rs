@@ -41,7 +41,7 @@ pub fn db_settings(url: &str) -> idm_sync::repo::db::DbSettings {
 
 /// A token store over `pool` that the test servers' roles can read, and read back.
 pub fn token_store(pool: &PgPool) -> idm_sync::salesforce::TokenStore {
-    idm_sync::salesforce::TokenStore::postgres(
+    idm_sync::repo::salesforce_store::postgres(
         pool.clone(),
         idm_sync::secrets::Sealer::new(&TEST_SECRETS_KEY).unwrap(),
     )

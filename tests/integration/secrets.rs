@@ -1,7 +1,7 @@
 //! Secrets at rest: the refresh token and the consumer secret are stored sealed, read back
 //! under the same key only, and plain values left by an earlier version are sealed at start.
 
-use idm_sync::salesforce::{Credentials, Secret, TokenStore};
+use idm_sync::salesforce::{Credentials, Secret};
 use idm_sync::secrets::Sealer;
 
 use crate::helpers::{TestDb, db_settings, token_store};
@@ -56,7 +56,8 @@ async fn stored_secrets_are_sealed_and_open_under_their_key_only() {
     assert_eq!(saved.client_secret.expose(), "consumer-secret-XYZ");
 
     // A role holding another key cannot read them, and says why.
-    let other = TokenStore::postgres(db.pool.clone(), Sealer::new(&[1; 32]).unwrap());
+    let other =
+        idm_sync::repo::salesforce_store::postgres(db.pool.clone(), Sealer::new(&[1; 32]).unwrap());
     let err = other.load("salesforce").await.unwrap_err().to_string();
     assert!(err.contains("another secrets key"), "{err}");
     let err = other
@@ -165,7 +166,8 @@ async fn a_client_that_cannot_open_the_stored_token_stops_its_connector() {
 
     let db = TestDb::new().await;
     let org = start_org(1, false).await;
-    let other = TokenStore::postgres(db.pool.clone(), Sealer::new(&[1; 32]).unwrap());
+    let other =
+        idm_sync::repo::salesforce_store::postgres(db.pool.clone(), Sealer::new(&[1; 32]).unwrap());
     let client = SalesforceClient::new(config(org.base_url()), other).unwrap();
     token_store(&db.pool)
         .save("salesforce", &Secret::new("refresh-XYZ"), None, None)

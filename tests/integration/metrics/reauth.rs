@@ -140,7 +140,7 @@ async fn a_revoked_token_pauses_the_worker_until_a_new_one_is_stored() {
 /// saying why: no token call, no sync failure, the change waits in its queue.
 #[tokio::test]
 async fn a_worker_whose_key_cannot_open_the_stored_token_pauses() {
-    use idm_sync::salesforce::{SalesforceClient, Secret, TokenStore};
+    use idm_sync::salesforce::{SalesforceClient, Secret};
     use idm_sync::secrets::Sealer;
 
     let mut env = env(1).await;
@@ -150,7 +150,10 @@ async fn a_worker_whose_key_cannot_open_the_stored_token_pauses() {
         .unwrap();
     env.sf = SalesforceClient::observed(
         sf::config(env.org.base_url()),
-        TokenStore::postgres(env.app.db.pool.clone(), Sealer::new(&[1; 32]).unwrap()),
+        idm_sync::repo::salesforce_store::postgres(
+            env.app.db.pool.clone(),
+            Sealer::new(&[1; 32]).unwrap(),
+        ),
         env.ops.metrics.salesforce_observer(),
     )
     .unwrap();
