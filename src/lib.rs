@@ -4,6 +4,7 @@
 pub mod admin; // the Admin UI under /admin: server-rendered pages, sessions, OAuth connect
 pub mod api; // the REST API under /openidm, in IDM's shapes
 pub mod app; // building the serve role (config, database, routes, listener)
+pub mod authorize_cli; // `idm-sync salesforce authorize`: the OAuth web-server flow's local callback
 pub mod config; // conf/ loading: IDM formats, &{env.X} substitution, validation
 pub mod credentials; // the admin password check shared by REST and the UI: throttle, hash cap
 pub mod demo; // `idm-sync demo`: emulator + every role + a printed walk-through

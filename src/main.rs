@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
 
 use idm_sync::app::{Application, Components, Listeners, ServeSettings};
+use idm_sync::authorize_cli;
 use idm_sync::http_server::HttpLimitsArgs;
 use idm_sync::ops::{self, Ops, listener::OpsListener};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
@@ -17,7 +18,7 @@ use idm_sync::recon::{self, cli::ReconCommand};
 use idm_sync::repo;
 use idm_sync::repo::db::{self, DbSettings};
 use idm_sync::repo::salesforce_store::PgTokenStore;
-use idm_sync::salesforce::{TokenStore, authorize_cli};
+use idm_sync::salesforce::TokenStore;
 use idm_sync::scheduler::Scheduler;
 use idm_sync::secrets::KeySource;
 use idm_sync::shutdown::Shutdown;

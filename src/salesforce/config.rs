@@ -113,7 +113,7 @@ impl fmt::Debug for ClientConfig {
             .field("maximum_connections", &self.maximum_connections)
             .field(
                 "proxy",
-                &self.proxy.as_deref().map(crate::secrets::RedactedUrl),
+                &self.proxy.as_deref().map(idm_core::redact::RedactedUrl),
             )
             .field("query_batch_size", &self.query_batch_size)
             .field("retry", &self.retry)

@@ -31,9 +31,7 @@
 //! | `errors.rs` | typed errors, Salesforce error bodies |
 //! | `limits.rs` | `Sforce-Limit-Info` and `/limits` |
 //! | `observer.rs` | the hook that counts calls by operation and outcome |
-//! | `authorize_cli.rs` | `idm-sync salesforce authorize`: the web-server flow's local callback |
 
-pub mod authorize_cli;
 mod client;
 mod collections;
 pub mod config;

@@ -7,7 +7,7 @@
 //! ([`super::soql`]).
 
 use super::soql::{self as sf, LikeMatch, LiteralError, is_field_name};
-use crate::filter::{CompareOp, Filter, Literal};
+use idm_core::filter::{CompareOp, Filter, Literal};
 
 /// Why a filter has no SOQL translation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,7 +26,7 @@ pub enum TranslateError {
 }
 
 /// A SOQL condition equivalent to `filter`; `None` for `true`. String values go through the
-/// Salesforce client's one escaper ([`crate::salesforce::soql`]).
+/// Salesforce client's one escaper ([`super::soql`]).
 pub fn where_clause(filter: &Filter) -> Result<Option<String>, TranslateError> {
     if *filter == Filter::True {
         return Ok(None);
@@ -167,7 +167,7 @@ fn field_name(tokens: &[String]) -> Result<&str, TranslateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter;
+    use idm_core::filter;
 
     fn soql(text: &str) -> String {
         where_clause(&filter::parse(text).unwrap())

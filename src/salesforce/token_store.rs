@@ -387,7 +387,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::salesforce::ClientConfig;
+    use crate::salesforce::config::ClientConfig;
     use reqwest::Url;
 
     fn stored(token: &str, conf: Option<&str>) -> StoredToken {

@@ -11,10 +11,8 @@
 //! |---|---|
 //! | `mod.rs` | [`Sealer`]: seal and open |
 //! | `key.rs` | where the key comes from: `IDM_SECRETS_KEY`, or a key file generated once |
-//! | `redact.rs` | connection URLs with their passwords masked, for logs and `Debug` |
 
 mod key;
-mod redact;
 
 use std::fmt;
 use std::sync::Arc;
@@ -26,7 +24,8 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
 pub use key::{DEFAULT_KEY_FILE, KEY_LEN, KeySource, ensure_file, load};
-pub use redact::{RedactedUrl, redact_url};
+// Connection URLs with their passwords masked, for logs and `Debug` (crates/idm-core).
+pub use idm_core::redact::{RedactedUrl, redact_url};
 
 const PREFIX: &str = "sealed:v1:";
 

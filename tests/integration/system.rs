@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use idm_sync::salesforce::authorize_cli::{AuthorizeError, AuthorizeFlow};
+use idm_sync::authorize_cli::{AuthorizeError, AuthorizeFlow};
 use idm_sync::salesforce::{ClientConfig, SalesforceClient, Secret, TokenStore};
 use serde_json::{Value, json};
 use sf_emulator::{Emulator, EmulatorConfig, EmulatorHandle, FaultUpdate, RunningEmulator};

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use idm_sync::authorize_cli::AuthorizeFlow;
 use idm_sync::outbound::topology::Topology;
-use idm_sync::salesforce::authorize_cli::AuthorizeFlow;
 use serde_json::Value;
 use sf_emulator::EmulatorConfig;
 

@@ -28,11 +28,9 @@ use reqwest::Url;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::client::SalesforceClient;
-use super::config::ClientConfig;
-use super::errors::SalesforceError;
-use super::oauth::authorize_url;
-use super::token_store::TokenStore;
+use crate::salesforce::{
+    ClientConfig, SalesforceClient, SalesforceError, TokenStore, authorize_url,
+};
 
 /// The default time an operator has to log in and allow access.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
