@@ -15,7 +15,6 @@ pub mod ops; // unauthenticated operations endpoints: /metrics, readiness, --met
 pub mod outbound; // implicit sync: outbox relay, broker topology, change events
 pub mod recon; // reconciliation: source and target phases, runs, summary, guard
 pub mod repo; // Postgres: managed objects, outbox, queries compiled from filters
-pub mod salesforce; // the Salesforce client: OAuth, REST, query stream, collections, retries
 pub mod scheduler; // conf/schedule-*.json: cron and simple triggers, exactly-once firings
 pub mod secrets; // secrets at rest: sealing the stored Salesforce tokens and consumer secret
 pub mod services; // the application layer the transports share: AppState, retries, resync
@@ -26,3 +25,5 @@ pub mod tls; // HTTPS: PEM or self-signed certificates, rustls configuration, fl
 // The pure core (crates/idm-core: filters, mappings and scripts, patches, request bounds), under
 // the names the service has always used.
 pub use idm_core::{filter, limits, mapping};
+// The Salesforce client (crates/sf-client), under the name the service has always used.
+pub use sf_client as salesforce;

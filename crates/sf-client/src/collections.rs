@@ -5,8 +5,8 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::client::{Call, Record, SalesforceClient, Target, USER, check_id, parse_json};
-use super::errors::{ApiError, SalesforceError};
+use crate::client::{Call, Record, SalesforceClient, Target, USER, check_id, parse_json};
+use crate::errors::{ApiError, SalesforceError};
 
 /// Salesforce's cap on records per Collections call.
 pub const MAX_RECORDS_PER_CALL: usize = 200;

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::config::{Credentials, Secret};
-use super::errors::SalesforceError;
+use crate::config::{Credentials, Secret};
+use crate::errors::SalesforceError;
 
 #[derive(Debug, Clone)]
 pub struct StoredToken {
@@ -387,7 +387,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::salesforce::config::ClientConfig;
+    use crate::config::ClientConfig;
     use reqwest::Url;
 
     fn stored(token: &str, conf: Option<&str>) -> StoredToken {

@@ -2,16 +2,19 @@
 //! session, refreshed one at a time across every process sharing the database; rotated refresh
 //! tokens stored durably before use; REST sObjects, SOQL query as a stream of pages, sObject
 //! Collections; the one SOQL literal escaper; retries of transient errors; typed errors carrying
-//! Salesforce's `errorCode`, `message` and `fields`. It knows nothing of IDM.
+//! Salesforce's `errorCode`, `message` and `fields`. It knows IDM only through the query filters
+//! it translates to SOQL (`idm-core`), and no database: its token store is a trait the service
+//! implements.
 //!
 //! ```no_run
-//! # async fn demo(cfg: idm_sync::salesforce::ClientConfig) -> Result<(), idm_sync::salesforce::SalesforceError> {
+//! # async fn demo(cfg: sf_client::ClientConfig) -> Result<(), sf_client::SalesforceError> {
 //! use futures_util::TryStreamExt;
-//! use idm_sync::salesforce::{SalesforceClient, TokenStore};
+//! use sf_client::{SalesforceClient, TokenStore};
 //! let client = SalesforceClient::new(cfg, TokenStore::in_memory())?;
 //! let mut pages = std::pin::pin!(client.query("SELECT Id, Username FROM User"));
+//! let mut users = 0;
 //! while let Some(page) = pages.try_next().await? {
-//!     println!("{} users", page.records.len());
+//!     users += page.records.len();
 //! }
 //! # Ok(()) }
 //! ```

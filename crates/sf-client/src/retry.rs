@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use backon::{ExponentialBuilder, Retryable};
 
-use super::config::RetryConfig;
-use super::errors::SalesforceError;
+use crate::config::RetryConfig;
+use crate::errors::SalesforceError;
 
 pub(crate) fn backoff(cfg: &RetryConfig) -> ExponentialBuilder {
     ExponentialBuilder::default()

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use super::errors::SalesforceError;
-use super::limits::ApiUsage;
+use crate::errors::SalesforceError;
+use crate::limits::ApiUsage;
 
 /// How one HTTP request to Salesforce ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

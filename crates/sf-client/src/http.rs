@@ -7,9 +7,9 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use tokio::sync::Semaphore;
 
-use super::config::ClientConfig;
-use super::errors::SalesforceError;
-use super::observer::Observer;
+use crate::config::ClientConfig;
+use crate::errors::SalesforceError;
+use crate::observer::Observer;
 
 #[derive(Debug)]
 pub(crate) struct Http {

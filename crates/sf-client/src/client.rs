@@ -11,16 +11,16 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::config::ClientConfig;
-use super::config::Credentials;
-use super::errors::SalesforceError;
-use super::http::{Http, RawResponse};
-use super::limits::{ApiUsage, Limits, UsageTracker};
-use super::oauth::TokenGrant;
-use super::observer::Observer;
-use super::retry::with_retry;
-use super::session::{ConnectorState, Session, SessionManager};
-use super::token_store::TokenStore;
+use crate::config::ClientConfig;
+use crate::config::Credentials;
+use crate::errors::SalesforceError;
+use crate::http::{Http, RawResponse};
+use crate::limits::{ApiUsage, Limits, UsageTracker};
+use crate::oauth::TokenGrant;
+use crate::observer::Observer;
+use crate::retry::with_retry;
+use crate::session::{ConnectorState, Session, SessionManager};
+use crate::token_store::TokenStore;
 
 /// A record's fields, as Salesforce names them (`Id`, `Username`, …).
 pub type Record = Map<String, Value>;
@@ -107,7 +107,7 @@ struct SaveResult {
     #[serde(default)]
     success: bool,
     #[serde(default)]
-    errors: Vec<super::errors::ApiError>,
+    errors: Vec<crate::errors::ApiError>,
 }
 
 impl SalesforceClient {
@@ -533,12 +533,12 @@ mod tests {
         let cfg = ClientConfig::new(
             reqwest::Url::parse("https://login.salesforce.com/services/oauth2/token").unwrap(),
             "k",
-            super::super::config::Secret::new("s"),
+            crate::config::Secret::new("s"),
             None,
         );
         let client = SalesforceClient::new(cfg, TokenStore::in_memory()).unwrap();
         let session = Session {
-            access_token: super::super::config::Secret::new("t"),
+            access_token: crate::config::Secret::new("t"),
             instance_url: reqwest::Url::parse("https://na1.my.salesforce.com").unwrap(),
             generation: 1,
         };

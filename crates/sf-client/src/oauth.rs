@@ -20,9 +20,9 @@ use oauth2::{
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::config::{ClientConfig, Secret};
-use super::errors::SalesforceError;
-use super::http::Http;
+use crate::config::{ClientConfig, Secret};
+use crate::errors::SalesforceError;
+use crate::http::Http;
 
 /// Salesforce's own fields of a token answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 //!
 //! Across processes, the refresh happens under the connector's refresh lock in Postgres
 //! ([`TokenStore::lock_refresh`], held across the token call only). Under it the process
-//! re-reads the store: credentials saved from the Admin UI ([`super::credentials`]) replace the
+//! re-reads the store: credentials saved from the Admin UI ([`crate::credentials`]) replace the
 //! configured ones, a refresh token stored since it last looked (an authorization, or a rotation
 //! by another process) replaces its own, and an access token stored by another process's
 //! refresh, if it is not the one that was just refused, is used as it is, with no token call.
@@ -26,13 +26,13 @@ use futures_util::future::BoxFuture;
 use reqwest::Url;
 use tokio::sync::Mutex;
 
-use super::config::Credentials;
-use super::config::{ClientConfig, Secret};
-use super::errors::SalesforceError;
-use super::http::Http;
-use super::oauth::{self, TokenGrant};
-use super::retry::with_retry;
-use super::token_store::{self, RefreshLock, TokenStore};
+use crate::config::Credentials;
+use crate::config::{ClientConfig, Secret};
+use crate::errors::SalesforceError;
+use crate::http::Http;
+use crate::oauth::{self, TokenGrant};
+use crate::retry::with_retry;
+use crate::token_store::{self, RefreshLock, TokenStore};
 
 /// An access token and where to use it.
 #[derive(Debug)]

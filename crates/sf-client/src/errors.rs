@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::limits::ApiUsage;
+use crate::limits::ApiUsage;
 
 /// One error of a Salesforce error array (or of a Collections per-record result).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,9 +4,9 @@
 //! Filters: `eq`, `co`, `sw`, `lt`, `le`, `gt`, `ge`, `pr`, `and`, `or`, `!`, `true`, `false` on
 //! top-level fields. As in SOQL, text comparisons are case-insensitive (IDM's are not): the
 //! difference is documented, not hidden. String values go through the one escaper
-//! ([`super::soql`]).
+//! ([`crate::soql`]).
 
-use super::soql::{self as sf, LikeMatch, LiteralError, is_field_name};
+use crate::soql::{self as sf, LikeMatch, LiteralError, is_field_name};
 use idm_core::filter::{CompareOp, Filter, Literal};
 
 /// Why a filter has no SOQL translation.
@@ -26,7 +26,7 @@ pub enum TranslateError {
 }
 
 /// A SOQL condition equivalent to `filter`; `None` for `true`. String values go through the
-/// Salesforce client's one escaper ([`super::soql`]).
+/// Salesforce client's one escaper ([`crate::soql`]).
 pub fn where_clause(filter: &Filter) -> Result<Option<String>, TranslateError> {
     if *filter == Filter::True {
         return Ok(None);

@@ -7,8 +7,8 @@ use futures_util::stream;
 use reqwest::Method;
 use serde::Deserialize;
 
-use super::client::{Call, Record, SalesforceClient, Target, parse_json};
-use super::errors::SalesforceError;
+use crate::client::{Call, Record, SalesforceClient, Target, parse_json};
+use crate::errors::SalesforceError;
 
 /// One page of query results (`attributes` removed from each record).
 #[derive(Debug, Clone, PartialEq)]
