@@ -26,6 +26,7 @@ use crate::repo::salesforce_store::PgTokenStore;
 use crate::repo::{self, RepoError, db::DbSettings};
 use crate::salesforce::{SalesforceClient, SalesforceError, TokenStore};
 use crate::scheduler::Schedule;
+use crate::secrets::Sealer;
 use crate::services::AppState;
 use crate::tls::{TlsError, TlsSettings};
 
@@ -84,6 +85,28 @@ pub enum StartError {
     },
 }
 
+/// Connects to the role's database (creating it if missing) and applies the migrations: the
+/// first step of every role.
+pub async fn open_database(database: &DbSettings) -> Result<Pool, StartError> {
+    let pool = repo::db::connect(database).await?;
+    repo::db::migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// The Salesforce token store over `pool`, once this role's key is known to open what is
+/// stored (secrets stored in plain text by earlier versions are sealed on the way).
+pub async fn open_token_store(pool: &Pool, sealer: &Sealer) -> Result<TokenStore, StartError> {
+    let store = PgTokenStore::new(pool.clone(), sealer.clone());
+    let sealed = store.prepare().await?;
+    if sealed > 0 {
+        tracing::info!(
+            sealed,
+            "sealed the Salesforce secrets an earlier version stored in plain text"
+        );
+    }
+    Ok(store.handle())
+}
+
 pub struct Application {
     parts: Components,
     auth: Arc<Authenticator>,
@@ -106,7 +129,7 @@ pub struct Components {
     pub store: TokenStore,
     /// The secrets key's sealer, and the keys derived from it (paging cookies, the admin
     /// credential's fingerprint).
-    pub sealer: crate::secrets::Sealer,
+    pub sealer: Sealer,
     pub salesforce: Option<SalesforceClient>,
     pub recon: Option<ReconEngine>,
     pub schedules: Arc<Vec<Schedule>>,
@@ -128,17 +151,8 @@ impl Components {
     ) -> Result<Components, StartError> {
         let conf = Conf::load(conf_dir)?;
         let sealer = crate::secrets::load(&database.secrets)?;
-        let pool = repo::db::connect(database).await?;
-        repo::db::migrate(&pool).await?;
-        let pg_store = PgTokenStore::new(pool.clone(), sealer.clone());
-        let sealed = pg_store.prepare().await?;
-        let store = pg_store.handle();
-        if sealed > 0 {
-            tracing::info!(
-                sealed,
-                "sealed the Salesforce secrets an earlier version stored in plain text"
-            );
-        }
+        let pool = open_database(database).await?;
+        let store = open_token_store(&pool, &sealer).await?;
         let salesforce = match &conf.salesforce {
             Some(system) => Some(SalesforceClient::observed(
                 system.client.clone(),

@@ -14,11 +14,13 @@ pub mod metrics; // Prometheus metrics: registry, text encoder, idm-sync's metri
 pub mod ops; // unauthenticated operations endpoints: /metrics, readiness, --metrics-listen
 pub mod outbound; // implicit sync: outbox relay, broker topology, change events
 pub mod recon; // reconciliation: source and target phases, runs, summary, guard
+pub mod recon_cli; // `idm-sync recon`: one run in this process, progress on a terminal
 pub mod repo; // Postgres: managed objects, outbox, queries compiled from filters
 pub mod scheduler; // conf/schedule-*.json: cron and simple triggers, exactly-once firings
 pub mod secrets; // secrets at rest: sealing the stored Salesforce tokens and consumer secret
 pub mod services; // the application layer the transports share: AppState, retries, resync
 pub mod shutdown; // SIGINT/SIGTERM handling
+pub mod supervise; // a process's tasks together: one failing stops the others, named
 pub mod telemetry; // tracing setup (text or JSON)
 pub mod tls; // HTTPS: PEM or self-signed certificates, rustls configuration, flags
 

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
 
-use idm_sync::app::{Application, Components, Listeners, ServeSettings};
+use idm_sync::app::{self, Application, Components, Listeners, ServeSettings};
 use idm_sync::authorize_cli;
 use idm_sync::http_server::HttpLimitsArgs;
 use idm_sync::ops::{self, Ops, listener::OpsListener};
@@ -14,14 +14,14 @@ use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{DEFAULT_CONFIRM_TIMEOUT, Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
 use idm_sync::outbound::worker::{self, WorkerSettings};
-use idm_sync::recon::{self, cli::ReconCommand};
+use idm_sync::recon_cli::{self, ReconCommand};
 use idm_sync::repo;
 use idm_sync::repo::db::{self, DbSettings};
-use idm_sync::repo::salesforce_store::PgTokenStore;
 use idm_sync::salesforce::TokenStore;
 use idm_sync::scheduler::Scheduler;
 use idm_sync::secrets::KeySource;
 use idm_sync::shutdown::Shutdown;
+use idm_sync::supervise::Supervisor;
 use idm_sync::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
@@ -269,37 +269,43 @@ impl DbArgs {
         }
     }
 
-    /// The token store over `pool`, sealing under this role's secrets key, once the key is
-    /// known to open what is stored.
-    async fn token_store(&self, pool: repo::Pool) -> anyhow::Result<TokenStore> {
-        let sealer = idm_sync::secrets::load(&self.settings().secrets)
-            .context("cannot load the secrets key")?;
-        let store = PgTokenStore::new(pool, sealer);
-        store
-            .prepare()
+    /// The database (migrated) and the token store over it, sealing under this role's secrets
+    /// key once the key is known to open what is stored.
+    async fn open(&self) -> anyhow::Result<(repo::Pool, TokenStore)> {
+        let settings = self.settings();
+        let sealer =
+            idm_sync::secrets::load(&settings.secrets).context("cannot load the secrets key")?;
+        let pool = app::open_database(&settings)
+            .await
+            .context("cannot reach or prepare the database")?;
+        let store = app::open_token_store(&pool, &sealer)
             .await
             .context("the stored Salesforce secrets")?;
-        Ok(store.handle())
+        Ok((pool, store))
     }
 }
 
 impl OpsArgs {
     /// Binds `--metrics-listen` (a bad address stops start-up) and serves the operations
-    /// endpoints there until shutdown.
+    /// endpoints there, a task of `tasks`.
     async fn spawn(
         &self,
         ops: Ops,
         pool: repo::Pool,
-        shutdown: Shutdown,
-    ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+        tasks: &mut Supervisor,
+    ) -> anyhow::Result<()> {
         let Some(addr) = &self.metrics_listen else {
-            return Ok(None);
+            return Ok(());
         };
         let listener = OpsListener::bind(addr)
             .await?
             .with_limits(self.http.limits());
         let router = ops::router(ops, pool);
-        Ok(Some(tokio::spawn(listener.serve(router, shutdown.wait()))))
+        tasks.spawn_infallible(
+            "the /metrics listener",
+            listener.serve(router, tasks.shutdown().wait()),
+        );
+        Ok(())
     }
 }
 
@@ -378,23 +384,35 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
     let app = Application::build_full(&settings, &listeners, ops.clone())
         .await
         .context("idm-sync serve could not start")?;
-    let relay = (!args.no_relay).then(|| {
+    let mut tasks = Supervisor::new(shutdown);
+    if !args.no_relay {
         let relay = Relay::new(
             app.pool().clone(),
             args.broker.relay_settings("serve"),
             status,
         );
-        tokio::spawn(relay.run_until(shutdown.clone().wait()))
-    });
-    let scheduler = all
-        .then(|| tokio::spawn(scheduler_for(app.components()).run_until(shutdown.clone().wait())));
-    let retention = tokio::spawn(idm_sync::repo::audit_retention::run(
-        app.pool().clone(),
-        Duration::from_secs(args.audit_retention_days.saturating_mul(86_400)),
-        Duration::from_secs(3600),
-        shutdown.clone().wait(),
-    ));
-    let worker = if all {
+        tasks.spawn_infallible("the outbox relay", relay.run_until(tasks.shutdown().wait()));
+    }
+    if all {
+        let scheduler = scheduler_for(app.components());
+        tasks.spawn_infallible(
+            "the scheduler",
+            scheduler.run_until(tasks.shutdown().wait()),
+        );
+    }
+    // Retention 0 keeps every audit row: no purge task at all.
+    if args.audit_retention_days > 0 {
+        tasks.spawn_infallible(
+            "the audit purge",
+            idm_sync::repo::audit_retention::run(
+                app.pool().clone(),
+                Duration::from_secs(args.audit_retention_days.saturating_mul(86_400)),
+                Duration::from_secs(3600),
+                tasks.shutdown().wait(),
+            ),
+        );
+    }
+    if all {
         let settings = args.broker.worker_settings();
         let worker_status = BrokerStatus::default();
         ops.readiness.broker("worker", worker_status.clone());
@@ -407,23 +425,13 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
         )
         .context("the outbound worker could not start")?;
         ops.readiness.worker_pause(worker.pause_state());
-        Some(tokio::spawn(worker.run_until(shutdown.clone().wait())))
-    } else {
-        None
-    };
-    app.run_until(shutdown.wait())
-        .await
-        .context("the HTTP server failed")?;
-    if let Some(scheduler) = scheduler {
-        scheduler.await.context("the scheduler panicked")?;
+        tasks.spawn_infallible(
+            "the outbound worker",
+            worker.run_until(tasks.shutdown().wait()),
+        );
     }
-    retention.await.context("the audit purge panicked")?;
-    if let Some(relay) = relay {
-        relay.await.context("the outbox relay panicked")?;
-    }
-    if let Some(worker) = worker {
-        worker.await.context("the outbound worker panicked")?;
-    }
+    tasks.spawn("the HTTP server", app.run_until(tasks.shutdown().wait()));
+    tasks.wait().await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -462,23 +470,21 @@ async fn main() -> anyhow::Result<()> {
             let parts = Components::build(&args.conf_dir, &args.db.recon_settings())
                 .await
                 .context("idm-sync scheduler could not start")?;
-            let listener = args
-                .ops
-                .spawn(Ops::process(), parts.pool.clone(), shutdown.clone())
+            let mut tasks = Supervisor::new(shutdown);
+            args.ops
+                .spawn(Ops::process(), parts.pool.clone(), &mut tasks)
                 .await?;
-            scheduler_for(&parts).run_until(shutdown.wait()).await;
-            if let Some(l) = listener {
-                l.await.context("the /metrics listener panicked")?;
-            }
+            let scheduler = scheduler_for(&parts);
+            tasks.spawn_infallible(
+                "the scheduler",
+                scheduler.run_until(tasks.shutdown().wait()),
+            );
+            tasks.wait().await?;
         }
         Command::Worker(args) => {
-            let pool = db::connect(&args.db.settings())
-                .await
-                .context("cannot reach the database")?;
-            db::migrate(&pool).await.context("migrations failed")?;
+            let (pool, store) = args.db.open().await?;
             let settings = args.broker.worker_settings();
             let status = BrokerStatus::default();
-            let store = args.db.token_store(pool.clone()).await?;
             let worker = worker::build(
                 &args.conf_dir,
                 pool.clone(),
@@ -490,11 +496,13 @@ async fn main() -> anyhow::Result<()> {
             let ops = Ops::process();
             ops.readiness.broker("worker", status);
             ops.readiness.worker_pause(worker.pause_state());
-            let listener = args.ops.spawn(ops, pool, shutdown.clone()).await?;
-            worker.run_until(shutdown.wait()).await;
-            if let Some(l) = listener {
-                l.await.context("the /metrics listener panicked")?;
-            }
+            let mut tasks = Supervisor::new(shutdown);
+            args.ops.spawn(ops, pool, &mut tasks).await?;
+            tasks.spawn_infallible(
+                "the outbound worker",
+                worker.run_until(tasks.shutdown().wait()),
+            );
+            tasks.wait().await?;
         }
         Command::Serve(args) => serve(args, shutdown, false).await?,
         Command::All(args) => serve(args, shutdown, true).await?,
@@ -505,22 +513,19 @@ async fn main() -> anyhow::Result<()> {
             .await?
         }
         Command::Relay(args) => {
-            let pool = db::connect(&args.db.settings())
+            let pool = app::open_database(&args.db.settings())
                 .await
-                .context("cannot reach the database")?;
-            db::migrate(&pool).await.context("migrations failed")?;
+                .context("cannot reach or prepare the database")?;
             let settings = args.broker.relay_settings("relay");
             tracing::info!(broker = ?settings.broker, "outbox relay starting");
             let status = BrokerStatus::default();
             let ops = Ops::process();
             ops.readiness.broker("relay", status.clone());
-            let listener = args.ops.spawn(ops, pool.clone(), shutdown.clone()).await?;
-            Relay::new(pool, settings, status)
-                .run_until(shutdown.wait())
-                .await;
-            if let Some(l) = listener {
-                l.await.context("the /metrics listener panicked")?;
-            }
+            let mut tasks = Supervisor::new(shutdown);
+            args.ops.spawn(ops, pool.clone(), &mut tasks).await?;
+            let relay = Relay::new(pool, settings, status);
+            tasks.spawn_infallible("the outbox relay", relay.run_until(tasks.shutdown().wait()));
+            tasks.wait().await?;
         }
         Command::Recon(args) => {
             let cmd = ReconCommand {
@@ -530,7 +535,7 @@ async fn main() -> anyhow::Result<()> {
                 analyze: args.analyze,
                 allow_mass_change: args.allow_mass_change,
             };
-            let summary = recon::cli::run(&cmd, shutdown.wait())
+            let summary = recon_cli::run(&cmd, shutdown.wait())
                 .await
                 .context("idm-sync recon failed")?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -543,10 +548,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Migrate(args) => {
-            let pool = db::connect(&args.settings())
+            app::open_database(&args.settings())
                 .await
-                .context("cannot reach the database")?;
-            db::migrate(&pool).await.context("migrations failed")?;
+                .context("cannot reach or prepare the database")?;
             tracing::info!("migrations applied");
         }
         Command::Salesforce(SalesforceCommand::Authorize(args)) => {
@@ -554,13 +558,10 @@ async fn main() -> anyhow::Result<()> {
             let system = conf
                 .salesforce
                 .context("no provisioner.openicf-salesforce.json in the configuration directory")?;
-            let pool = db::connect(&args.db.settings())
-                .await
-                .context("cannot reach the database")?;
-            db::migrate(&pool).await.context("migrations failed")?;
+            let (_pool, store) = args.db.open().await?;
             authorize_cli::run(
                 system.client,
-                args.db.token_store(pool).await?,
+                store,
                 args.callback_port,
                 Duration::from_secs(args.timeout_secs),
             )

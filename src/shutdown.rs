@@ -1,18 +1,21 @@
 //! Graceful shutdown: SIGINT or SIGTERM trips one broadcast; every role waits on its own
 //! copy, stops taking new work, finishes what is in flight, and exits.
 
+use std::sync::Arc;
+
 use tokio::sync::watch;
 
 /// A handle every task can wait on; cloning is cheap.
 #[derive(Clone)]
 pub struct Shutdown(watch::Receiver<bool>);
 
-/// Trips the shutdown for every [`Shutdown`] made from it.
-pub struct ShutdownTrigger(watch::Sender<bool>);
+/// Trips the shutdown for every [`Shutdown`] made from it; clones trip the same one.
+#[derive(Clone)]
+pub struct ShutdownTrigger(Arc<watch::Sender<bool>>);
 
 pub fn channel() -> (ShutdownTrigger, Shutdown) {
     let (tx, rx) = watch::channel(false);
-    (ShutdownTrigger(tx), Shutdown(rx))
+    (ShutdownTrigger(Arc::new(tx)), Shutdown(rx))
 }
 
 impl ShutdownTrigger {
@@ -22,6 +25,11 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
+    /// Whether shutdown was asked for (or the trigger dropped).
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow() || self.0.has_changed().is_err()
+    }
+
     /// Completes once shutdown is triggered (or the trigger is dropped).
     pub async fn wait(mut self) {
         let _ = self.0.wait_for(|down| *down).await;

@@ -11,7 +11,6 @@
 //! | `guard.rs` | the mass-change guard over held-back deletes |
 //! | `soql.rs` | the source query: fields and `_queryFilter` → SOQL |
 //! | `summary.rs` | counters and IDM's summary shape |
-//! | `cli.rs` | `idm-sync recon` |
 //!
 //! # Design
 //!
@@ -30,7 +29,6 @@
 //! - **Cancel** is a flag on the run's row, read at each page boundary, so any replica can
 //!   cancel a run that another one executes.
 
-pub mod cli;
 pub mod guard;
 pub mod live_sync;
 pub mod soql;

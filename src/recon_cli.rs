@@ -3,18 +3,13 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{ReconError, ReconRequest};
-use crate::app::{self, StartError};
-use crate::config::Conf;
-use crate::managed::ManagedObjects;
-use crate::repo::db::{self, DbSettings};
-use crate::repo::salesforce_store::PgTokenStore;
-use crate::salesforce::SalesforceClient;
+use crate::app::{Components, StartError};
+use crate::recon::{ReconError, ReconRequest};
+use crate::repo::db::DbSettings;
 
 /// What `idm-sync recon` was asked.
 #[derive(Debug, Clone)]
@@ -43,22 +38,9 @@ pub async fn run(
     cmd: &ReconCommand,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<Value, CliError> {
-    let conf = Conf::load(&cmd.conf_dir).map_err(StartError::from)?;
-    let sealer = crate::secrets::load(&cmd.database.secrets).map_err(StartError::from)?;
-    let pool = db::connect(&cmd.database).await.map_err(StartError::from)?;
-    db::migrate(&pool).await.map_err(StartError::from)?;
-    let pg_store = PgTokenStore::new(pool.clone(), sealer);
-    pg_store.prepare().await.map_err(StartError::from)?;
-    let store = pg_store.handle();
-    let client = match &conf.salesforce {
-        Some(system) => {
-            Some(SalesforceClient::new(system.client.clone(), store).map_err(StartError::from)?)
-        }
-        None => None,
-    };
-    let managed = ManagedObjects::new(pool, Arc::new(conf.managed.clone()));
-    let engine = app::build_recon(&cmd.conf_dir, &managed, client.as_ref())
-        .await?
+    let parts = Components::build(&cmd.conf_dir, &cmd.database).await?;
+    let engine = parts
+        .recon
         .ok_or_else(|| CliError::NotConfigured(cmd.conf_dir.display().to_string()))?;
     let mut started = engine
         .start(ReconRequest {
