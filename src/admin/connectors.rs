@@ -29,8 +29,8 @@ use super::form::FormData;
 use super::html::{self, Nav, esc};
 use super::session;
 use super::signed_in::AdminSession;
-use crate::repo::admin_oauth_pending;
 use crate::salesforce::{ConnectorState, Credentials, SalesforceClient, Secret};
+use crate::services::connectors::Completion;
 use crate::tls::OverTls;
 
 pub const PRODUCTION: &str = "https://login.salesforce.com";
@@ -55,16 +55,8 @@ impl LastTest {
 }
 
 fn client(state: &AdminState) -> Result<&SalesforceClient, AdminError> {
-    state.app.salesforce.as_ref().ok_or_else(|| {
-        AdminError::Unavailable(
-            "No Salesforce connector is configured (conf/provisioner.openicf-salesforce.json)."
-                .into(),
-        )
-    })
+    Ok(state.app.connector()?.client())
 }
-
-/// The pending authorization's sealed column, bound into its values.
-const PENDING_SECRET: &str = "admin_oauth_pending.client_secret";
 
 /// Runs the connector test and remembers its outcome (never a secret: errors are typed).
 async fn run_test(state: &AdminState, client: &SalesforceClient) -> Result<String, String> {
@@ -237,7 +229,7 @@ pub async fn set_enabled(
     State(state): State<AdminState>,
     body: Bytes,
 ) -> Result<Response, AdminError> {
-    let client = client(&state)?;
+    let connector = state.app.connector()?;
     let on = match FormData::parse(&body).text("enabled").as_str() {
         "true" => true,
         "false" => false,
@@ -247,11 +239,7 @@ pub async fn set_enabled(
             ));
         }
     };
-    client.set_enabled(on).await?;
-    tracing::info!(
-        enabled = on,
-        "Salesforce connector enabled state set from the admin UI"
-    );
+    connector.set_enabled(on).await?;
     Ok(html::see_other(if on {
         "/admin/connectors?done=enabled"
     } else {
@@ -320,7 +308,7 @@ pub async fn save(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AdminError> {
-    let client = client(&state)?;
+    let connector = state.app.connector()?;
     let form = FormData::parse(&body);
     let login_url = token_url(&form).map_err(AdminError::BadRequest)?;
     let client_id = form.text("client_id");
@@ -329,13 +317,9 @@ pub async fn save(
             "The Consumer Key is required.".into(),
         ));
     }
-    let system = client.config().system_name.clone();
     let secret = match form.get("client_secret").filter(|s| !s.is_empty()) {
         Some(s) => Secret::new(s),
-        None => match client.token_store().load_credentials(&system).await? {
-            Some(c) => c.client_secret,
-            None => client.config().client_secret.clone(),
-        },
+        None => connector.current_secret().await?,
     };
     let credentials = Credentials {
         login_url,
@@ -346,31 +330,14 @@ pub async fn save(
         "{}/admin/oauth",
         public_base(&state, &headers, tls.is_some())?
     );
-    let oauth_state = session::random_token();
-    let pool = state.app.managed.pool();
-    let sealed_secret = state
-        .app
-        .sealer
-        .seal(PENDING_SECRET, credentials.client_secret.expose())?;
-    admin_oauth_pending::purge_expired(pool).await?;
-    admin_oauth_pending::insert(
-        pool,
-        &admin_oauth_pending::NewPending {
-            state: &oauth_state,
-            session_id: &session.id,
-            system_name: &system,
-            login_url: credentials.login_url.as_str(),
-            client_id: &credentials.client_id,
-            sealed_client_secret: &sealed_secret,
-            redirect_uri: &redirect_uri,
-        },
-    )
-    .await?;
-    let url = crate::salesforce::authorize_url(
-        &credentials.apply(client.config()),
-        &redirect_uri,
-        &oauth_state,
-    )?;
+    let url = connector
+        .begin_authorization(
+            &credentials,
+            &session::random_token(),
+            &session.id,
+            &redirect_uri,
+        )
+        .await?;
     Ok(html::see_other(url.as_str()))
 }
 
@@ -409,25 +376,18 @@ pub async fn callback(
     let Some(oauth_state) = query.get("state").filter(|s| !s.is_empty()) else {
         return Ok(unknown());
     };
-    let pool = state.app.managed.pool();
-    // Expired ones hold a secret for nothing.
-    admin_oauth_pending::purge_expired(pool).await?;
+    let connector = state.app.connector()?;
     // Single use: taken out whatever happens next.
-    let Some(pending) = admin_oauth_pending::take(pool, oauth_state).await? else {
+    let Some(pending) = connector.take_pending(oauth_state).await? else {
         return Ok(unknown());
     };
-    let admin_oauth_pending::Pending {
-        session_id,
-        login_url,
-        client_id,
-        sealed_client_secret: client_secret,
-        redirect_uri,
-    } = pending;
+    let session_id = &pending.session_id;
+    let pool = state.app.managed.pool();
     let cookie_matches = session::cookie_token(&headers)
-        .map(|t| session::hash(&t) == session_id)
+        .map(|t| session::hash(&t) == *session_id)
         .unwrap_or(true);
     let credential = state.app.auth.credential_fingerprint();
-    if !cookie_matches || !session::is_live(pool, &state.settings, credential, &session_id).await? {
+    if !cookie_matches || !session::is_live(pool, &state.settings, credential, session_id).await? {
         return Ok(unknown());
     }
     if let Some(error) = query.get("error") {
@@ -442,18 +402,7 @@ pub async fn callback(
     let Some(code) = query.get("code").filter(|c| !c.is_empty()) else {
         return Ok(unknown());
     };
-    let client = client(&state)?;
-    let credentials = Credentials {
-        login_url: Url::parse(&login_url)
-            .map_err(|e| AdminError::BadRequest(format!("stored login URL: {e}")))?,
-        client_id,
-        client_secret: Secret::new(state.app.sealer.open(PENDING_SECRET, &client_secret)?),
-    };
-    if let Err(e) = client
-        .authorize_with_credentials(&credentials, code, &redirect_uri)
-        .await
-    {
-        tracing::warn!(error = %e, "Salesforce authorization from the admin UI failed");
+    if let Completion::Refused(e) = connector.complete_authorization(&pending, code).await? {
         return Ok(callback_page(
             StatusCode::BAD_GATEWAY,
             "Authorization failed",
@@ -461,10 +410,7 @@ pub async fn callback(
             false,
         ));
     }
-    tracing::info!("Salesforce connector authorized from the admin UI");
-    // Authorizing from the UI is how an operator turns the connector on.
-    client.set_enabled(true).await?;
-    let message = match run_test(&state, client).await {
+    let message = match run_test(&state, connector.client()).await {
         Ok(m) => format!("Salesforce authorized; connector test {m}"),
         Err(m) => format!("Salesforce authorized, but the connector test failed: {m}"),
     };

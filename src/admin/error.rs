@@ -27,6 +27,18 @@ pub enum AdminError {
     Salesforce(#[from] SalesforceError),
     #[error("a sealed secret")]
     Secrets(#[from] crate::secrets::SecretsError),
+    #[error("Salesforce connector")]
+    Connector(#[source] crate::services::connectors::ConnectorError),
+}
+
+impl From<crate::services::connectors::ConnectorError> for AdminError {
+    fn from(e: crate::services::connectors::ConnectorError) -> Self {
+        use crate::services::connectors::ConnectorError;
+        match e {
+            ConnectorError::NotConfigured => AdminError::Unavailable(e.to_string()),
+            other => AdminError::Connector(other),
+        }
+    }
 }
 
 impl IntoResponse for AdminError {

@@ -3,6 +3,7 @@
 //! these and renders; it opens no transaction. [`AppState`] lives here, not with a transport,
 //! so `api` and `admin` both depend on it and not on each other's state.
 
+pub mod connectors;
 pub mod resync;
 pub mod sync_failures;
 
