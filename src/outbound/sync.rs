@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::filter::Filter;
 use crate::mapping::{
@@ -38,7 +38,8 @@ use crate::mapping::{
 use crate::metrics::Metrics;
 use crate::repo::links::{self, Link, NewLink, Side, Snapshot};
 use crate::repo::managed::{self, StoredObject};
-use crate::repo::{self, Conn, Pool, RepoError, sync_audit, sync_failures, transaction};
+use crate::repo::sync_audit::{self, SyncAuditEntry};
+use crate::repo::{self, Conn, Pool, RepoError, sync_failures, transaction};
 use crate::salesforce::soql::is_field_name;
 use crate::salesforce::soql_filter::{self, TranslateError};
 use crate::salesforce::{ErrorKind, Record, SalesforceClient, SalesforceError};
@@ -689,7 +690,7 @@ impl SyncEngine {
                 action: p.action,
                 now,
             };
-            let entry = |status: &str, message: Option<String>, target: Option<&str>| {
+            let entry = |status: &'static str, message: Option<String>, target: Option<&str>| {
                 audit_of.entry(status, message, target)
             };
             // A change that ends as a sync failure: its audit entry and its failure row.
@@ -1047,10 +1048,10 @@ struct PendingFailure {
 }
 
 fn record_failure(
-    audit: &mut Vec<Map<String, Value>>,
+    audit: &mut Vec<SyncAuditEntry>,
     failures: &mut Vec<PendingFailure>,
     outcomes: &mut Vec<Outcome>,
-    (entry, failure): (Map<String, Value>, PendingFailure),
+    (entry, failure): (SyncAuditEntry, PendingFailure),
 ) {
     audit.push(entry);
     failures.push(failure);
@@ -1147,29 +1148,27 @@ struct AuditOf<'a> {
 impl AuditOf<'_> {
     fn entry(
         &self,
-        status: &str,
+        status: &'static str,
         message: Option<String>,
         target: Option<&str>,
-    ) -> Map<String, Value> {
+    ) -> SyncAuditEntry {
         let latency = (self.now - self.change.committed_at)
             .num_milliseconds()
             .max(0);
-        let v = json!({
-            "mapping": self.mapping,
-            "situation": self.situation.as_str(),
-            "action": self.action.as_str(),
-            "status": status,
-            "message": message,
-            "sourceObjectId": format!("managed/{OBJECT_TYPE}/{}", self.change.object_id),
-            "targetObjectId": target.map(|t| format!("system/salesforce/User/{t}")),
-            "revision": self.rev,
-            "attempts": self.change.attempts + 1,
-            "latencyMs": latency,
-            "timestamp": self.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        });
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
+        SyncAuditEntry {
+            mapping: self.mapping.to_owned(),
+            situation: self.situation.as_str(),
+            action: self.action.as_str(),
+            status,
+            message,
+            source_object_id: format!("managed/{OBJECT_TYPE}/{}", self.change.object_id),
+            target_object_id: target.map(|t| format!("system/salesforce/User/{t}")),
+            revision: self.rev,
+            attempts: self.change.attempts.saturating_add(1),
+            latency_ms: latency,
+            timestamp: self
+                .now
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         }
     }
 }

@@ -26,10 +26,11 @@ use crate::managed::service::merge;
 use crate::mapping::{
     Action, DEFAULT_LINK_QUALIFIER, Decision, Event, MappingError, PolicyScope, Situation,
 };
+use crate::repo::audit::{self, ReconAuditEntry};
 use crate::repo::links::{self, NewLink, Snapshot};
 use crate::repo::managed::StoredObject;
 use crate::repo::recon_runs::{self, HeldAction, PendingDelete};
-use crate::repo::{self, Conn, RepoError, audit, transaction};
+use crate::repo::{self, Conn, RepoError, transaction};
 
 /// A page is written in parts of at least this many entries, at most `MAX_PARTS` of them,
 /// each its own transaction, side by side. Entries of a page are independent (they touch
@@ -713,7 +714,7 @@ impl Ctx {
         }
     }
 
-    fn audit_rows(&self, entries: &[Entry], outcomes: &[Outcome]) -> Vec<Map<String, Value>> {
+    fn audit_rows(&self, entries: &[Entry], outcomes: &[Outcome]) -> Vec<ReconAuditEntry> {
         entries
             .iter()
             .zip(outcomes)
@@ -758,9 +759,9 @@ impl Ctx {
     fn audit_entry(
         &self,
         about: &Audited<'_>,
-        status: &str,
+        status: &'static str,
         message: Option<String>,
-    ) -> Map<String, Value> {
+    ) -> ReconAuditEntry {
         let Audited {
             phase,
             source_id,
@@ -768,48 +769,24 @@ impl Ctx {
             situation,
             action,
         } = *about;
-        let mut m = Map::new();
-        m.insert("eventName".into(), "recon".into());
-        m.insert("entryType".into(), "entry".into());
-        m.insert("reconId".into(), self.id.clone().into());
-        m.insert("mapping".into(), self.mapping().name.clone().into());
-        m.insert("timestamp".into(), now().into());
-        m.insert(
-            "reconciling".into(),
-            match phase {
+        ReconAuditEntry {
+            event_name: "recon",
+            entry_type: "entry",
+            recon_id: self.id.clone(),
+            mapping: self.mapping().name.clone(),
+            timestamp: now(),
+            reconciling: match phase {
                 Phase::Source => "source",
                 Phase::Target => "target",
-            }
-            .into(),
-        );
-        m.insert(
-            "situation".into(),
-            situation
-                .map(|s| Value::from(s.as_str()))
-                .unwrap_or(Value::Null),
-        );
-        m.insert(
-            "action".into(),
-            action
-                .map(|a| Value::from(a.as_str()))
-                .unwrap_or(Value::Null),
-        );
-        m.insert("status".into(), status.into());
-        m.insert("message".into(), message.map_or(Value::Null, Value::from));
-        m.insert(
-            "sourceObjectId".into(),
-            source_id.map_or(Value::Null, |id| {
-                Value::from(format!("{SOURCE_RESOURCE}/{id}"))
-            }),
-        );
-        m.insert(
-            "targetObjectId".into(),
-            target_id.map_or(Value::Null, |id| {
-                Value::from(format!("{TARGET_RESOURCE}/{id}"))
-            }),
-        );
-        m.insert("linkQualifier".into(), DEFAULT_LINK_QUALIFIER.into());
-        m
+            },
+            situation: situation.map(Situation::as_str),
+            action: action.map(Action::as_str),
+            status,
+            message,
+            source_object_id: source_id.map(|id| format!("{SOURCE_RESOURCE}/{id}")),
+            target_object_id: target_id.map(|id| format!("{TARGET_RESOURCE}/{id}")),
+            link_qualifier: DEFAULT_LINK_QUALIFIER,
+        }
     }
 
     /// Applies the held-back deletes once the guard allowed them, a batch per transaction.

@@ -1,7 +1,8 @@
 //! The implicit-sync audit log (`audit/sync`): one row per change the outbound worker
 //! processed, written a batch at a time, queried with IDM's query filters.
 
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 use sqlx::PgExecutor;
 use sqlx::types::Json;
 
@@ -9,10 +10,30 @@ use super::RepoError;
 use super::relation_query::{self, Row};
 use crate::filter::Filter;
 
-/// Writes entries (already in their JSON shape) in one statement.
+/// One entry of the implicit-sync audit: a change the worker processed (the fields in this
+/// order, absent ones `null`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncAuditEntry {
+    pub mapping: String,
+    pub situation: &'static str,
+    pub action: &'static str,
+    /// `SUCCESS` or `FAILURE`.
+    pub status: &'static str,
+    pub message: Option<String>,
+    pub source_object_id: String,
+    pub target_object_id: Option<String>,
+    pub revision: i64,
+    pub attempts: u32,
+    /// From the commit of the change to its recording.
+    pub latency_ms: i64,
+    pub timestamp: String,
+}
+
+/// Writes entries in one statement.
 pub async fn insert_batch<'e>(
     db: impl PgExecutor<'e>,
-    entries: &[Map<String, Value>],
+    entries: &[SyncAuditEntry],
 ) -> Result<(), RepoError> {
     if entries.is_empty() {
         return Ok(());
@@ -21,7 +42,7 @@ pub async fn insert_batch<'e>(
         .iter()
         .map(|_| uuid::Uuid::new_v4().to_string())
         .collect();
-    let bodies: Vec<Json<&Map<String, Value>>> = entries.iter().map(Json).collect();
+    let bodies: Vec<Json<&SyncAuditEntry>> = entries.iter().map(Json).collect();
     sqlx::query(
         "INSERT INTO sync_audit (id, body)
          SELECT u.id, u.body FROM unnest($1::text[], $2::jsonb[]) AS u(id, body)",

@@ -3,21 +3,56 @@
 
 use std::time::Duration;
 
+use idm_sync::repo::audit::ReconAuditEntry;
 use idm_sync::repo::audit_retention::{self, Purged};
+use idm_sync::repo::sync_audit::SyncAuditEntry;
 use idm_sync::repo::{audit, sync_audit};
-use serde_json::{Map, Value, json};
 
 use crate::helpers::TestDb;
 
-fn entries(n: usize, tag: &str) -> Vec<Map<String, Value>> {
+/// Recon audit entries whose mapping is `tag`.
+fn entries(n: usize, tag: &str) -> Vec<ReconAuditEntry> {
     (0..n)
-        .map(|i| json!({"tag": tag, "i": i}).as_object().unwrap().clone())
+        .map(|i| ReconAuditEntry {
+            event_name: "recon",
+            entry_type: "entry",
+            recon_id: "r".into(),
+            mapping: tag.into(),
+            timestamp: "2026-12-01T00:00:00Z".into(),
+            reconciling: "source",
+            situation: Some("FOUND"),
+            action: Some("UPDATE"),
+            status: "SUCCESS",
+            message: None,
+            source_object_id: Some(format!("system/salesforce/User/{i}")),
+            target_object_id: None,
+            link_qualifier: "default",
+        })
+        .collect()
+}
+
+/// Sync audit entries whose mapping is `tag`.
+fn sync_entries(n: usize, tag: &str) -> Vec<SyncAuditEntry> {
+    (0..n)
+        .map(|i| SyncAuditEntry {
+            mapping: tag.into(),
+            situation: "CONFIRMED",
+            action: "UPDATE",
+            status: "SUCCESS",
+            message: None,
+            source_object_id: format!("managed/user/{i}"),
+            target_object_id: None,
+            revision: 1,
+            attempts: 1,
+            latency_ms: 0,
+            timestamp: "2026-12-01T00:00:00.000Z".into(),
+        })
         .collect()
 }
 
 async fn count(db: &TestDb, table: &str, tag: &str) -> i64 {
     sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM {table} WHERE body->>'tag' = $1"
+        "SELECT count(*) FROM {table} WHERE body->>'mapping' = $1"
     ))
     .bind(tag)
     .fetch_one(&db.pool)
@@ -32,7 +67,7 @@ async fn rows_past_the_retention_are_purged_and_the_rest_kept() {
     audit::insert_batch(&db.pool, "old-run", &entries(12_500, "old"))
         .await
         .unwrap();
-    sync_audit::insert_batch(&db.pool, &entries(40, "old"))
+    sync_audit::insert_batch(&db.pool, &sync_entries(40, "old"))
         .await
         .unwrap();
     for table in ["recon_audit", "sync_audit"] {
@@ -46,7 +81,7 @@ async fn rows_past_the_retention_are_purged_and_the_rest_kept() {
     audit::insert_batch(&db.pool, "new-run", &entries(30, "new"))
         .await
         .unwrap();
-    sync_audit::insert_batch(&db.pool, &entries(20, "new"))
+    sync_audit::insert_batch(&db.pool, &sync_entries(20, "new"))
         .await
         .unwrap();
 
@@ -79,11 +114,11 @@ async fn rows_past_the_retention_are_purged_and_the_rest_kept() {
     assert_eq!(count(&db, "recon_audit", "new").await, 30);
 
     // The serve loop purges at once, then every period, until shutdown.
-    sync_audit::insert_batch(&db.pool, &entries(3, "late"))
+    sync_audit::insert_batch(&db.pool, &sync_entries(3, "late"))
         .await
         .unwrap();
     sqlx::query(
-        "UPDATE sync_audit SET created_at = now() - interval '31 days' WHERE body->>'tag' = 'late'",
+        "UPDATE sync_audit SET created_at = now() - interval '31 days' WHERE body->>'mapping' = 'late'",
     )
     .execute(&db.pool)
     .await
