@@ -238,7 +238,7 @@ impl Application {
             salesforce: parts.salesforce.clone(),
             schedules: parts.schedules.clone(),
             recon: parts.recon.clone(),
-            cookies: api::paging_cookie::PagingCookies::new(&parts.sealer),
+            cookies: crate::services::paging_cookie::PagingCookies::new(&parts.sealer),
             sealer: parts.sealer.clone(),
         };
         // One cap for both listeners: the bound is on the process's connections.

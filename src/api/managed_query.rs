@@ -9,7 +9,6 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::body::Params;
 use super::error::ApiError;
-use super::paging_cookie::PagingCookies;
 use super::render::{self, Fields};
 use super::stream::{self, Chunk, ChunkReader};
 use crate::config::managed::ManagedObjectConfig;
@@ -17,6 +16,7 @@ use crate::filter::{self, Filter, Pointer};
 use crate::limits::MAX_SORT_KEYS;
 use crate::managed::ManagedObjects;
 use crate::repo::query::{Keyset, QueryRequest, SortKey, TotalPolicy};
+use crate::services::paging_cookie::PagingCookies;
 
 const QUERY_PARAMS: &[&str] = &[
     "_queryFilter",

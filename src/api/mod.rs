@@ -10,7 +10,6 @@ pub mod health;
 pub mod idm_errors;
 pub mod managed;
 pub mod managed_query;
-pub mod paging_cookie;
 pub mod recon;
 pub mod render;
 pub mod repo_link;

@@ -10,11 +10,11 @@ use serde_json::{Map, Value};
 use super::AppState;
 use super::body::Params;
 use super::error::ApiError;
-use super::paging_cookie::PagingCookies;
 use super::stream::{self, Chunk, ChunkReader};
 use crate::filter::{self, Filter};
 use crate::repo::relation_query::Row;
 use crate::repo::{audit, links, sync_audit, sync_failures};
+use crate::services::paging_cookie::PagingCookies;
 
 const PARAMS: &[&str] = &[
     "_queryFilter",

@@ -4,12 +4,13 @@
 //! so `api` and `admin` both depend on it and not on each other's state.
 
 pub mod connectors;
+pub mod paging_cookie;
 pub mod resync;
 pub mod sync_failures;
 
 use std::sync::Arc;
 
-use crate::api::paging_cookie::PagingCookies;
+use self::paging_cookie::PagingCookies;
 use crate::config::Conf;
 use crate::credentials::Authenticator;
 use crate::managed::ManagedObjects;
