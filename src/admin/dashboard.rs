@@ -65,7 +65,7 @@ pub async fn page(
 <th scope=\"col\">Salesforce error</th><th scope=\"col\">Attempts</th><th scope=\"col\">Last failed</th><th scope=\"col\">Action</th></tr></thead><tbody>",
             html::csrf_field(&session)
         ));
-        for sync_failures::RecentFailure {
+        for sync_failures::ListedFailure {
             id,
             object_id,
             user_name,

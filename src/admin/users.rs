@@ -411,12 +411,13 @@ async fn sync_panel(
         }
     }
     let failure = sync_failures::latest_of(pool, OBJECT_TYPE, id).await?;
-    if let Some(sync_failures::ObjectFailure {
+    if let Some(sync_failures::ListedFailure {
         id: fid,
         error_code: code,
         message,
         attempts,
         last_failed: last,
+        ..
     }) = failure
     {
         out.push_str(&format!(

@@ -150,9 +150,9 @@ pub async fn count<'e>(db: impl PgExecutor<'e>) -> Result<i64, RepoError> {
     Ok(n)
 }
 
-/// A failure as the dashboard lists it, with the user's name (its id when the user is gone).
+/// A failure as the Admin UI shows it, with the user's name (its id when the user is gone).
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RecentFailure {
+pub struct ListedFailure {
     pub id: String,
     pub object_id: String,
     pub user_name: String,
@@ -163,31 +163,23 @@ pub struct RecentFailure {
     pub last_failed: DateTime<Utc>,
 }
 
+/// The columns of a [`ListedFailure`], `f` the failure and `m` its managed object.
+const LISTED: &str = "SELECT f.id, f.object_id, coalesce(m.body->>'userName', f.object_id) AS user_name, \
+    f.object_rev, f.error_code, f.message, f.attempts, f.last_failed \
+    FROM sync_failures f \
+    LEFT JOIN managed_objects m ON m.object_type = f.object_type AND m.id = f.object_id";
+
 /// The newest `limit` failures, newest first.
 pub async fn recent<'e>(
     db: impl PgExecutor<'e>,
     limit: i64,
-) -> Result<Vec<RecentFailure>, RepoError> {
-    Ok(sqlx::query_as(
-        "SELECT f.id, f.object_id, coalesce(m.body->>'userName', f.object_id) AS user_name, f.object_rev, \
-                f.error_code, f.message, f.attempts, f.last_failed \
-         FROM sync_failures f \
-         LEFT JOIN managed_objects m ON m.object_type = f.object_type AND m.id = f.object_id \
-         ORDER BY f.last_failed DESC, f.id LIMIT $1",
-    )
+) -> Result<Vec<ListedFailure>, RepoError> {
+    Ok(sqlx::query_as(&format!(
+        "{LISTED} ORDER BY f.last_failed DESC, f.id LIMIT $1"
+    ))
     .bind(limit)
     .fetch_all(db)
     .await?)
-}
-
-/// An object's newest failure.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ObjectFailure {
-    pub id: String,
-    pub error_code: Option<String>,
-    pub message: String,
-    pub attempts: i32,
-    pub last_failed: DateTime<Utc>,
 }
 
 /// The newest failure of object `object_type`/`object_id`, if it has one.
@@ -195,11 +187,10 @@ pub async fn latest_of<'e>(
     db: impl PgExecutor<'e>,
     object_type: &str,
     object_id: &str,
-) -> Result<Option<ObjectFailure>, RepoError> {
-    Ok(sqlx::query_as(
-        "SELECT id, error_code, message, attempts, last_failed FROM sync_failures \
-         WHERE object_type = $1 AND object_id = $2 ORDER BY last_failed DESC LIMIT 1",
-    )
+) -> Result<Option<ListedFailure>, RepoError> {
+    Ok(sqlx::query_as(&format!(
+        "{LISTED} WHERE f.object_type = $1 AND f.object_id = $2 ORDER BY f.last_failed DESC LIMIT 1"
+    ))
     .bind(object_type)
     .bind(object_id)
     .fetch_optional(db)

@@ -89,6 +89,20 @@ pub struct NewToken<'a> {
     pub conf_refresh_token_sha256: Option<&'a str>,
 }
 
+impl<'a> NewToken<'a> {
+    pub fn new(
+        refresh_token: &'a Secret,
+        instance_url: Option<&'a str>,
+        conf_refresh_token_sha256: Option<&'a str>,
+    ) -> NewToken<'a> {
+        NewToken {
+            refresh_token,
+            instance_url,
+            conf_refresh_token_sha256,
+        }
+    }
+}
+
 /// A held refresh lock. What is saved under it becomes durable at [`RefreshGuard::release`];
 /// dropped instead, it is undone and the lock freed.
 pub trait RefreshGuard: Send {
@@ -142,11 +156,7 @@ impl TokenStore {
         instance_url: Option<&str>,
         conf_refresh_token_sha256: Option<&str>,
     ) -> Result<(), SalesforceError> {
-        let token = NewToken {
-            refresh_token,
-            instance_url,
-            conf_refresh_token_sha256,
-        };
+        let token = NewToken::new(refresh_token, instance_url, conf_refresh_token_sha256);
         self.0.save(system, token).await
     }
 
@@ -222,11 +232,7 @@ impl RefreshLock<'_> {
         instance_url: Option<&str>,
         conf_refresh_token_sha256: Option<&str>,
     ) -> Result<(), SalesforceError> {
-        let token = NewToken {
-            refresh_token,
-            instance_url,
-            conf_refresh_token_sha256,
-        };
+        let token = NewToken::new(refresh_token, instance_url, conf_refresh_token_sha256);
         self.guard.save_token(token).await
     }
 
