@@ -2,6 +2,11 @@
 //! async runtime. Its only I/O is reading a `conf/` file (`conf_file`, `mapping::SyncConfig`).
 //! The service (`idm-sync`) re-exports these modules under the same names.
 
+// Hostile input reaches this crate (filters, patches, org answers): an index that could be out
+// of range is a `get`, never a panic. Tests may index.
+#![warn(clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::indexing_slicing))]
+
 pub mod conf_file; // a conf/ file: read, parsed, &{env.X} substituted; errors naming file and path
 pub mod env_subst; // IDM's &{env.X} property substitution
 pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation

@@ -213,6 +213,12 @@ fn truncated(field: &str) -> String {
     }
 }
 
+/// The token a write lands on; a pointer always has one (`parse_pointer` refuses the root).
+fn last_token(path: &[String]) -> Result<&String, OpError> {
+    path.last()
+        .ok_or_else(|| OpError::Invalid("field must name a property, not the whole object".into()))
+}
+
 fn get<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter().try_fold(root, |cur, token| match cur {
         Value::Object(map) => map.get(token),
@@ -223,8 +229,9 @@ fn get<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {
 
 /// The container that holds the last token, creating intermediate objects.
 fn parent_mut<'a>(root: &'a mut Value, path: &[String]) -> Result<&'a mut Value, String> {
+    let parents = path.split_last().map_or(&[][..], |(_, parents)| parents);
     let mut cur = root;
-    for token in &path[..path.len() - 1] {
+    for token in parents {
         cur = match cur {
             Value::Object(map) => map
                 .entry(token.clone())
@@ -251,7 +258,7 @@ fn parent_mut<'a>(root: &'a mut Value, path: &[String]) -> Result<&'a mut Value,
 }
 
 fn set(root: &mut Value, path: &[String], value: Value) -> Result<(), OpError> {
-    let last = &path[path.len() - 1];
+    let last = last_token(path)?;
     match parent_mut(root, path)? {
         Value::Object(map) => {
             map.insert(last.clone(), value);
@@ -263,10 +270,9 @@ fn set(root: &mut Value, path: &[String], value: Value) -> Result<(), OpError> {
                 return Ok(());
             }
             let i = array_index(last, items.len() + 1)?;
-            if i < items.len() {
-                items[i] = value;
-            } else {
-                items.push(value);
+            match items.get_mut(i) {
+                Some(item) => *item = value,
+                None => items.push(value),
             }
             Ok(())
         }
@@ -279,7 +285,7 @@ fn set(root: &mut Value, path: &[String], value: Value) -> Result<(), OpError> {
 /// CREST `add`: on an existing array, appends (every item when the value is an array);
 /// `/field/-` appends one item; `/field/N` inserts; otherwise sets the field.
 fn add(root: &mut Value, path: &[String], value: Value) -> Result<(), OpError> {
-    let last = &path[path.len() - 1];
+    let last = last_token(path)?;
     match parent_mut(root, path)? {
         Value::Array(items) => {
             if last == "-" {
@@ -318,7 +324,7 @@ fn remove(root: &mut Value, path: &[String], value: Option<&Value>) {
     let Ok(parent) = parent_mut(root, path) else {
         return;
     };
-    let last = &path[path.len() - 1];
+    let Some(last) = path.last() else { return };
     if let Value::Object(map) = parent {
         match map.get_mut(last) {
             Some(Value::Array(items)) => {
@@ -337,9 +343,11 @@ fn remove(root: &mut Value, path: &[String], value: Option<&Value>) {
 }
 
 fn remove_at(root: &mut Value, path: &[String]) {
-    let last = &path[path.len() - 1];
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut cur = root;
-    for token in &path[..path.len() - 1] {
+    for token in parents {
         let next = match cur {
             Value::Object(map) => map.get_mut(token),
             Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get_mut(i)),

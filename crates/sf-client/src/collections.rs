@@ -78,7 +78,8 @@ impl SalesforceClient {
                 out.extend(chunk.iter().map(|_| Err(e.clone())));
                 continue;
             }
-            let chunk_ids = ids.map(|ids| &ids[n * MAX_RECORDS_PER_CALL..][..chunk.len()]);
+            let start = n * MAX_RECORDS_PER_CALL;
+            let chunk_ids = ids.and_then(|ids| ids.get(start..start + chunk.len()));
             match self.collection_call(method.clone(), chunk).await {
                 Ok(results) => {
                     out.extend(results.into_iter().enumerate().map(|(i, r)| {

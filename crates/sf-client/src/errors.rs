@@ -263,7 +263,7 @@ pub fn parse_error_body(body: &[u8]) -> Option<Vec<ApiError>> {
 
 /// The start of a body, for an error message about a non-JSON answer.
 fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    let text = String::from_utf8_lossy(body.get(..200).unwrap_or(body));
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -35,6 +35,11 @@
 //! | `limits.rs` | `Sforce-Limit-Info` and `/limits` |
 //! | `observer.rs` | the hook that counts calls by operation and outcome |
 
+// Hostile input reaches this crate (filters, patches, org answers): an index that could be out
+// of range is a `get`, never a panic. Tests may index.
+#![warn(clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::indexing_slicing))]
+
 mod client;
 mod collections;
 pub mod config;

@@ -107,8 +107,7 @@ fn tokenize(input: &str) -> Result<Vec<Token>, FilterError> {
     let chars: Vec<char> = input.chars().collect();
     let mut tokens = Vec::new();
     let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
+    while let Some(&c) = chars.get(i) {
         let start = i;
         let kind = match c {
             c if c.is_whitespace() => {
@@ -128,18 +127,18 @@ fn tokenize(input: &str) -> Result<Vec<Token>, FilterError> {
                 Kind::Bang
             }
             '"' | '\'' => {
-                let (value, end) = quoted_string(&chars, i)?;
+                let (value, end) = quoted_string(&chars, i, c)?;
                 i = end;
                 Kind::Str(value)
             }
             _ => {
-                while i < chars.len() && !ends_word(chars[i]) {
-                    if chars[i] == '\0' {
+                while let Some(&w) = chars.get(i).filter(|w| !ends_word(**w)) {
+                    if w == '\0' {
                         return Err(syntax(i, "NUL characters are not allowed"));
                     }
                     i += 1;
                 }
-                Kind::Word(chars[start..i].iter().collect())
+                Kind::Word(chars.get(start..i).unwrap_or_default().iter().collect())
             }
         };
         tokens.push(Token {
@@ -160,10 +159,13 @@ fn ends_word(c: char) -> bool {
     c.is_whitespace() || matches!(c, '(' | ')')
 }
 
-/// Reads the string whose opening quote is at `start`; returns its value and the index after
+/// Reads the string whose opening `quote` is at `start`; returns its value and the index after
 /// the closing quote. Escapes are JSON's, plus `\'`.
-fn quoted_string(chars: &[char], start: usize) -> Result<(String, usize), FilterError> {
-    let quote = chars[start];
+fn quoted_string(
+    chars: &[char],
+    start: usize,
+    quote: char,
+) -> Result<(String, usize), FilterError> {
     let mut value = String::new();
     let mut i = start + 1;
     loop {
@@ -249,6 +251,12 @@ struct Parser {
     terms: usize,
 }
 
+/// What a token list always ends with (tokenize pushes it).
+static END: Token = Token {
+    kind: Kind::End,
+    position: 0,
+};
+
 impl Parser {
     fn peek(&self) -> &Token {
         self.peek_at(0)
@@ -256,8 +264,10 @@ impl Parser {
 
     /// The token `ahead` places further on; `End` past the end.
     fn peek_at(&self, ahead: usize) -> &Token {
-        let last = self.tokens.len() - 1;
-        &self.tokens[(self.at + ahead).min(last)]
+        self.tokens
+            .get(self.at + ahead)
+            .or_else(|| self.tokens.last())
+            .unwrap_or(&END)
     }
 
     fn advance(&mut self) -> Token {

@@ -22,8 +22,8 @@ pub fn repair(json: &str) -> Cow<'_, str> {
     // Whether the last thing written was a string's opening quote.
     let mut at_string_start = false;
     let mut in_string = false;
-    while i < bytes.len() {
-        match bytes[i] {
+    while let Some(&byte) = bytes.get(i) {
+        match byte {
             b'"' => {
                 in_string = !in_string;
                 at_string_start = in_string;
