@@ -68,7 +68,7 @@ pub enum StartError {
     #[error("the Salesforce connector cannot be set up")]
     Salesforce(#[from] SalesforceError),
     #[error("reconciliation settings: {0}")]
-    Recon(String),
+    Recon(#[from] crate::recon::SettingsError),
     #[error("cannot set up HTTPS")]
     Tls(#[from] TlsError),
     #[error("secrets key")]
@@ -381,7 +381,7 @@ pub async fn build_recon(
         return Ok(None);
     }
     let sync = SyncConfig::load(conf_dir)?;
-    let settings = ReconSettings::from_env().map_err(StartError::Recon)?;
+    let settings = ReconSettings::from_env()?;
     let engine = ReconEngine::new(managed.clone(), Arc::new(sync), client.clone(), settings);
     match engine.reap_dead().await {
         Ok(0) => {}

@@ -29,9 +29,23 @@ pub fn deactivates(current: &Map<String, Value>, changes: &Map<String, Value>) -
         && current.get(STATUS_PROPERTY).and_then(Value::as_str) != Some(INACTIVE)
 }
 
-/// `Err(reason)` when `planned` deletes and deactivations out of `existing` objects exceed
+/// A run that would delete or deactivate more than the allowed share: the reason it fails.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "mass-change guard: this reconciliation would delete or deactivate {planned} of {existing} managed objects ({:.1}%), more than the allowed {:.1}% (IDM_RECON_MAX_DELETE_SHARE); nothing was deleted or deactivated. Run it again with allowMassChange=true to allow it.",
+    share * 100.0,
+    max_share * 100.0
+)]
+pub struct MassChange {
+    pub planned: u64,
+    pub existing: u64,
+    pub share: f64,
+    pub max_share: f64,
+}
+
+/// [`MassChange`] when `planned` deletes and deactivations out of `existing` objects exceed
 /// `max_share`.
-pub fn check(planned: u64, existing: u64, max_share: f64, allowed: bool) -> Result<(), String> {
+pub fn check(planned: u64, existing: u64, max_share: f64, allowed: bool) -> Result<(), MassChange> {
     if allowed || planned == 0 {
         return Ok(());
     }
@@ -43,11 +57,12 @@ pub fn check(planned: u64, existing: u64, max_share: f64, allowed: bool) -> Resu
     if share <= max_share {
         return Ok(());
     }
-    Err(format!(
-        "mass-change guard: this reconciliation would delete or deactivate {planned} of {existing} managed objects ({:.1}%), more than the allowed {:.1}% (IDM_RECON_MAX_DELETE_SHARE); nothing was deleted or deactivated. Run it again with allowMassChange=true to allow it.",
-        share * 100.0,
-        max_share * 100.0
-    ))
+    Err(MassChange {
+        planned,
+        existing,
+        share,
+        max_share,
+    })
 }
 
 #[cfg(test)]

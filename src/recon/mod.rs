@@ -87,22 +87,29 @@ impl Default for ReconSettings {
 
 impl ReconSettings {
     /// Defaults, with `IDM_RECON_MAX_DELETE_SHARE` (a number in 0..=1) from the environment.
-    pub fn from_env() -> Result<ReconSettings, String> {
+    pub fn from_env() -> Result<ReconSettings, SettingsError> {
         let mut settings = ReconSettings::default();
         if let Ok(text) = std::env::var("IDM_RECON_MAX_DELETE_SHARE") {
             let share: f64 = text
                 .trim()
                 .parse()
-                .map_err(|_| format!("IDM_RECON_MAX_DELETE_SHARE={text:?} is not a number"))?;
+                .map_err(|_| SettingsError::NotANumber(text.clone()))?;
             if !(0.0..=1.0).contains(&share) {
-                return Err(format!(
-                    "IDM_RECON_MAX_DELETE_SHARE={text:?} must be between 0 and 1"
-                ));
+                return Err(SettingsError::OutOfRange(text));
             }
             settings.max_delete_share = share;
         }
         Ok(settings)
     }
+}
+
+/// A recon setting from the environment that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("IDM_RECON_MAX_DELETE_SHARE={0:?} is not a number")]
+    NotANumber(String),
+    #[error("IDM_RECON_MAX_DELETE_SHARE={0:?} must be between 0 and 1")]
+    OutOfRange(String),
 }
 
 /// What to reconcile and how.

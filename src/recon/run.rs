@@ -149,7 +149,7 @@ impl Ctx {
             self.inner.settings.max_delete_share,
             self.req.allow_mass_change || one_object || self.req.analyze,
         ) {
-            return Ok(RunOutcome::Failed(reason));
+            return Ok(RunOutcome::Failed(reason.to_string()));
         }
         if self.apply_pending_deletes().await? == Flow::Cancel {
             return Ok(RunOutcome::Canceled);

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::filter::{self, Filter};
 use crate::mapping::Mapping;
 use crate::salesforce::soql::{self as sf, is_field_name};
-use crate::salesforce::soql_filter::where_clause;
+use crate::salesforce::soql_filter::{TranslateError, where_clause};
 
 const ALWAYS: &[&str] = &["Id", "IsActive", "LastModifiedDate", "Username", "Email"];
 
@@ -41,26 +41,47 @@ pub fn fields(mapping: &Mapping, source_query: Option<&Value>) -> Vec<String> {
     out
 }
 
+/// Why a `sourceQuery`/`targetQuery` or a `reconById` id cannot be run: the request's mistake.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    #[error("a query must be a JSON object like {{\"_queryFilter\": \"true\"}}")]
+    NotAnObject,
+    #[error("unsupported query parameter {0:?} (only _queryFilter and _fields are supported)")]
+    Unsupported(String),
+    #[error("_queryFilter must be a string")]
+    FilterNotAString,
+    #[error("_queryFilter {text:?}: {source}")]
+    Filter {
+        text: String,
+        #[source]
+        source: filter::FilterError,
+    },
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+    #[error("{0:?} is not a Salesforce id")]
+    NotAnId(String),
+}
+
 /// `SELECT … FROM User [WHERE …]` for a whole run, or for one id (`reconById`).
 pub fn build(
     mapping: &Mapping,
     source_query: Option<&Value>,
     source_id: Option<&str>,
-) -> Result<String, String> {
+) -> Result<String, QueryError> {
     let mut soql = format!(
         "SELECT {} FROM User",
         fields(mapping, source_query).join(", ")
     );
     if let Some(id) = source_id {
         if !(id.len() == 15 || id.len() == 18) || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(format!("{id:?} is not a Salesforce id"));
+            return Err(QueryError::NotAnId(id.to_owned()));
         }
         soql.push_str(" WHERE ");
         soql.push_str(&sf::equals("Id", id));
         return Ok(soql);
     }
     if let Some(filter) = query_filter(source_query)? {
-        if let Some(clause) = where_clause(&filter).map_err(|e| e.to_string())? {
+        if let Some(clause) = where_clause(&filter)? {
             soql.push_str(" WHERE ");
             soql.push_str(&clause);
         }
@@ -70,23 +91,27 @@ pub fn build(
 
 /// The `_queryFilter` of a `sourceQuery`/`targetQuery` (`{"_queryFilter": "…"}`), parsed.
 /// Other query forms (`_queryId`, `_queryExpression`) are refused.
-pub fn query_filter(query: Option<&Value>) -> Result<Option<Filter>, String> {
+pub fn query_filter(query: Option<&Value>) -> Result<Option<Filter>, QueryError> {
     let Some(query) = query else { return Ok(None) };
     let Some(obj) = query.as_object() else {
-        return Err("a query must be a JSON object like {\"_queryFilter\": \"true\"}".into());
+        return Err(QueryError::NotAnObject);
     };
-    for key in obj.keys() {
-        if !matches!(key.as_str(), "_queryFilter" | "_fields" | "resourceName") {
-            return Err(format!(
-                "unsupported query parameter {key:?} (only _queryFilter and _fields are supported)"
-            ));
-        }
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "_queryFilter" | "_fields" | "resourceName"))
+    {
+        return Err(QueryError::Unsupported(key.clone()));
     }
     match obj.get("_queryFilter") {
         None => Ok(None),
-        Some(Value::String(text)) => filter::parse(text)
-            .map(Some)
-            .map_err(|e| format!("_queryFilter {text:?}: {e}")),
-        Some(_) => Err("_queryFilter must be a string".into()),
+        Some(Value::String(text)) => {
+            filter::parse(text)
+                .map(Some)
+                .map_err(|source| QueryError::Filter {
+                    text: text.clone(),
+                    source,
+                })
+        }
+        Some(_) => Err(QueryError::FilterNotAString),
     }
 }
