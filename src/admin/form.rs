@@ -50,10 +50,11 @@ fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
+    while let Some(&byte) = bytes.get(i) {
+        let digit = |at: usize| bytes.get(at).copied().and_then(hex);
+        match byte {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+            b'%' => match (digit(i + 1), digit(i + 2)) {
                 (Some(h), Some(l)) => {
                     out.push(h * 16 + l);
                     i += 2;

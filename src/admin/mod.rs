@@ -21,6 +21,7 @@ mod assets;
 mod connectors;
 mod dashboard;
 mod error;
+#[cfg_attr(not(test), warn(clippy::indexing_slicing))]
 pub mod form;
 pub mod html;
 mod login;

@@ -125,7 +125,7 @@ pub async fn start(
         let id = started.id.clone();
         let _ = started.task.await;
         let summary = engine.get(&id).await?;
-        json!({"_id": id, "state": summary["state"]})
+        json!({"_id": id, "state": summary.get("state").cloned().unwrap_or(Value::Null)})
     } else {
         json!({"_id": started.id, "state": "ACTIVE"})
     };

@@ -668,8 +668,8 @@ async fn write_pages(
         "totalPagedResults": total.unwrap_or(-1),
         "remainingPagedResults": -1,
     });
-    if let Some(e) = failure {
-        trailer["error"] = sf_error(e).body();
+    if let (Some(e), Some(trailer)) = (failure, trailer.as_object_mut()) {
+        trailer.insert("error".into(), sf_error(e).body());
     }
     out.push_str("],");
     out.push_str(trailer.to_string().trim_start_matches('{'));
