@@ -12,13 +12,18 @@ pub mod credentials; // the admin password check shared by REST and the UI: thro
 pub mod demo; // `idm-sync demo`: emulator + every role + a printed walk-through
 #[cfg_attr(not(test), warn(clippy::indexing_slicing))] // request-facing: no index may panic
 pub mod http_server; // the HTTP server of every listener: timeouts, connection cap, shutdown
+#[cfg_attr(not(test), warn(clippy::indexing_slicing))]
 pub mod managed; // managed objects: revisions, patch, policies, outbox per change
 pub mod metrics; // Prometheus metrics: registry, text encoder, idm-sync's metrics
 pub mod ops; // unauthenticated operations endpoints: /metrics, readiness, --metrics-listen
+#[cfg_attr(not(test), warn(clippy::indexing_slicing))]
 pub mod outbound; // implicit sync: outbox relay, broker topology, change events
+#[cfg_attr(not(test), warn(clippy::indexing_slicing))]
 pub mod recon; // reconciliation: source and target phases, runs, summary, guard
 pub mod recon_cli; // `idm-sync recon`: one run in this process, progress on a terminal
+#[cfg_attr(not(test), warn(clippy::indexing_slicing))]
 pub mod repo; // Postgres: managed objects, outbox, queries compiled from filters
+#[cfg_attr(not(test), warn(clippy::indexing_slicing))]
 pub mod scheduler; // conf/schedule-*.json: cron and simple triggers, exactly-once firings
 pub mod secrets; // secrets at rest: sealing the stored Salesforce tokens and consumer secret
 #[cfg_attr(not(test), warn(clippy::indexing_slicing))] // request-facing: no index may panic

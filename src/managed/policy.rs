@@ -197,7 +197,7 @@ fn check(
             let dup = items
                 .iter()
                 .enumerate()
-                .any(|(i, a)| items[..i].contains(a));
+                .any(|(i, a)| items.get(..i).is_some_and(|before| before.contains(a)));
             dup.then(|| Failure::new(name, "CANNOT_CONTAIN_DUPLICATES", None))
         }
     }

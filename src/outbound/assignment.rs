@@ -167,10 +167,10 @@ fn assign(members: &[&str], partitions: u16) -> Vec<usize> {
         .map(|p| {
             let mut ranked: Vec<usize> = (0..members.len()).collect();
             // Highest score first; ties (practically impossible) by member order.
-            ranked.sort_by_key(|&i| std::cmp::Reverse(score(members[i], p)));
+            ranked.sort_by_key(|&i| std::cmp::Reverse(members.get(i).map(|m| score(m, p))));
             let owner = ranked
                 .into_iter()
-                .find(|&i| load[i] < cap)
+                .find(|&i| load.get(i).is_some_and(|l| *l < cap))
                 .unwrap_or_default();
             if let Some(l) = load.get_mut(owner) {
                 *l += 1;

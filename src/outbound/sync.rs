@@ -258,7 +258,7 @@ impl SyncEngine {
             let singles: Vec<String> = out
                 .values()
                 .filter(|m| m.ids.len() == 1)
-                .map(|m| m.ids[0].clone())
+                .filter_map(|m| m.ids.first().cloned())
                 .collect();
             if !singles.is_empty() {
                 let linked: HashSet<String> = links::by_ids(
@@ -273,7 +273,8 @@ impl SyncEngine {
                 .map(|l| l.first_id)
                 .collect();
                 for m in out.values_mut() {
-                    m.linked_elsewhere = m.ids.len() == 1 && linked.contains(&m.ids[0]);
+                    m.linked_elsewhere =
+                        m.ids.len() == 1 && m.ids.first().is_some_and(|id| linked.contains(id));
                 }
             }
         }
@@ -427,7 +428,7 @@ impl SyncEngine {
         let found_target = match (correlated, user) {
             (Correlated::Found(map), Some(_)) if link.is_none() => map
                 .get(&change.object_id)
-                .and_then(|m| (m.ids.len() == 1).then(|| m.ids[0].clone())),
+                .and_then(|m| (m.ids.len() == 1).then(|| m.ids.first().cloned()).flatten()),
             _ => None,
         };
         let target_id = link.map(|l| l.first_id.clone()).or(found_target);
@@ -823,9 +824,9 @@ impl SyncEngine {
         sync_failures::clear(&mut *tx, &self.mapping, OBJECT_TYPE, &cleared).await?;
         let with_context: Vec<sync_failures::NewFailure> = failures
             .iter()
-            .map(|f| {
-                let change = &changes[f.index];
-                sync_failures::NewFailure {
+            .filter_map(|f| {
+                let change = changes.get(f.index)?;
+                Some(sync_failures::NewFailure {
                     mapping: &self.mapping,
                     object_type: OBJECT_TYPE,
                     object_id: &change.object_id,
@@ -838,7 +839,7 @@ impl SyncEngine {
                     error_code: f.code.as_deref(),
                     message: &f.message,
                     attempts: f.attempts,
-                }
+                })
             })
             .collect();
         sync_failures::record(&mut tx, &with_context).await?;
@@ -1098,14 +1099,14 @@ fn correlation_chunks<A, B>(clauses: &[(A, B, String)]) -> Vec<&[(A, B, String)]
     for (i, (_, _, c)) in clauses.iter().enumerate() {
         let full = i - start >= CORRELATION_CHUNK || chars + c.len() > CORRELATION_WHERE_CHARS;
         if i > start && full {
-            out.push(&clauses[start..i]);
+            out.extend(clauses.get(start..i));
             (start, chars) = (i, 0);
         }
         // " OR " between conditions.
         chars += c.len() + 4;
     }
     if start < clauses.len() {
-        out.push(&clauses[start..]);
+        out.extend(clauses.get(start..));
     }
     out
 }

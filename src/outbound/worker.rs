@@ -401,7 +401,9 @@ impl Worker {
         let mut add =
             |group: Group, groups: &mut Vec<Group>| match index.get(&group.change.object_id) {
                 Some(&i) => {
-                    let g: &mut Group = &mut groups[i];
+                    let Some(g) = groups.get_mut(i) else {
+                        return;
+                    };
                     g.change.rev = g.change.rev.max(group.change.rev);
                     g.change.force |= group.change.force;
                     g.change.committed_at = g.change.committed_at.min(group.change.committed_at);

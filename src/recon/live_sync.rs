@@ -244,14 +244,15 @@ impl LiveSync {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let run = summary["_id"].as_str().unwrap_or_default().to_owned();
+            let text = |pointer: &str| summary.pointer(pointer).and_then(Value::as_str);
+            let count = |pointer: &str| summary.pointer(pointer).and_then(Value::as_u64);
+            let run = text("/_id").unwrap_or_default().to_owned();
             result.runs.push(run.clone());
-            result.succeeded += summary["statusSummary"]["SUCCESS"].as_u64().unwrap_or(0);
-            result.failed += summary["statusSummary"]["FAILURE"].as_u64().unwrap_or(0);
-            let state = summary["state"].as_str().unwrap_or("UNKNOWN");
+            result.succeeded += count("/statusSummary/SUCCESS").unwrap_or(0);
+            result.failed += count("/statusSummary/FAILURE").unwrap_or(0);
+            let state = text("/state").unwrap_or("UNKNOWN");
             if state != "SUCCESS" {
-                let reason = summary["stageDescription"]
-                    .as_str()
+                let reason = text("/stageDescription")
                     .filter(|s| !s.is_empty())
                     .map(|s| format!(" ({s})"))
                     .unwrap_or_default();

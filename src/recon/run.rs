@@ -56,11 +56,15 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    // `mapping_index` was found in this very configuration when the run started, and the
+    // engine's configuration never changes: the index cannot miss.
+    #[allow(clippy::indexing_slicing)]
     pub fn mapping(&self) -> &Mapping {
         &self.inner.sync.mappings[self.mapping_index]
     }
 
     /// The mapping, borrowed from a clone of the engine (so `self` stays free to mutate).
+    #[allow(clippy::indexing_slicing)] // as in `mapping`
     pub fn mapping_of<'a>(&self, inner: &'a Inner) -> &'a Mapping {
         &inner.sync.mappings[self.mapping_index]
     }

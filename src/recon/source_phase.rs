@@ -211,6 +211,7 @@ struct Assessor {
 }
 
 impl Assessor {
+    #[allow(clippy::indexing_slicing)] // as in `Ctx::mapping`: found in this configuration at start
     fn mapping(&self) -> &Mapping {
         &self.inner.sync.mappings[self.mapping_index]
     }
@@ -386,7 +387,9 @@ impl Assessor {
                 Some(Ok(_)) => Correlation::Matches {
                     count: correlated.len(),
                     linked_to_another_source: correlated.len() == 1
-                        && linked_elsewhere.contains(&correlated[0].id),
+                        && correlated
+                            .first()
+                            .is_some_and(|c| linked_elsewhere.contains(&c.id)),
                 },
             };
             let link_state = match (&p.link, &p.target) {

@@ -160,8 +160,9 @@ pub struct Stats {
 
 impl Stats {
     pub fn situation(&mut self, s: Situation) {
-        if let Some(i) = Situation::ALL.iter().position(|x| *x == s) {
-            self.situations[i] += 1;
+        let i = Situation::ALL.iter().position(|x| *x == s);
+        if let Some(n) = i.and_then(|i| self.situations.get_mut(i)) {
+            *n += 1;
         }
     }
 
@@ -169,12 +170,14 @@ impl Stats {
         Situation::ALL
             .iter()
             .position(|x| *x == s)
-            .map_or(0, |i| self.situations[i])
+            .and_then(|i| self.situations.get(i).copied())
+            .unwrap_or(0)
     }
 
     pub fn time(&mut self, what: Timed, d: Duration) {
-        if let Some(i) = Timed::ALL.iter().position(|x| *x == what) {
-            self.durations[i].record(d);
+        let i = Timed::ALL.iter().position(|x| *x == what);
+        if let Some(metric) = i.and_then(|i| self.durations.get_mut(i)) {
+            metric.record(d);
         }
     }
 

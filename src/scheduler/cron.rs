@@ -71,18 +71,19 @@ impl Cron {
             message,
         };
         let fields: Vec<&str> = text.split_whitespace().collect();
-        if !(6..=7).contains(&fields.len()) {
+        let (&[second, minute, hour, day_of_month, month, day_of_week]
+        | &[second, minute, hour, day_of_month, month, day_of_week, _]) = fields.as_slice()
+        else {
             return Err(err(format!(
                 "expected 6 or 7 fields (seconds minutes hours day-of-month month day-of-week [year]), got {}",
                 fields.len()
             )));
-        }
-        let seconds = parse_set(fields[0], 0, 59, &[]).map_err(|m| err(format!("seconds: {m}")))?;
-        let minutes = parse_set(fields[1], 0, 59, &[]).map_err(|m| err(format!("minutes: {m}")))?;
-        let hours = parse_set(fields[2], 0, 23, &[]).map_err(|m| err(format!("hours: {m}")))?;
-        let months =
-            parse_set(fields[4], 1, 12, &MONTHS).map_err(|m| err(format!("month: {m}")))?;
-        let days_of_month = match fields[3] {
+        };
+        let seconds = parse_set(second, 0, 59, &[]).map_err(|m| err(format!("seconds: {m}")))?;
+        let minutes = parse_set(minute, 0, 59, &[]).map_err(|m| err(format!("minutes: {m}")))?;
+        let hours = parse_set(hour, 0, 23, &[]).map_err(|m| err(format!("hours: {m}")))?;
+        let months = parse_set(month, 1, 12, &MONTHS).map_err(|m| err(format!("month: {m}")))?;
+        let days_of_month = match day_of_month {
             "?" => DayOfMonth::Any,
             "L" => DayOfMonth::Last,
             f if f.contains('W') => {
@@ -94,7 +95,7 @@ impl Cron {
                 parse_set(f, 1, 31, &[]).map_err(|m| err(format!("day-of-month: {m}")))?,
             ),
         };
-        let days_of_week = match fields[5] {
+        let days_of_week = match day_of_week {
             "?" => DayOfWeek::Any,
             "L" => DayOfWeek::Days(Set(1 << 7)),
             f if f.ends_with('L') => DayOfWeek::Last(
@@ -114,8 +115,8 @@ impl Cron {
             ),
         };
         // Quartz requires one of the two day fields to be `?`; `*` counts as "every day".
-        let dom_star = fields[3] == "*";
-        let dow_star = fields[5] == "*";
+        let dom_star = day_of_month == "*";
+        let dow_star = day_of_week == "*";
         if !(matches!(days_of_month, DayOfMonth::Any)
             || matches!(days_of_week, DayOfWeek::Any)
             || dom_star
