@@ -12,8 +12,9 @@ use super::AdminState;
 use super::error::AdminError;
 use super::html::{self, Nav, esc, td};
 use super::signed_in::AdminSession;
-use crate::repo::workers::{self, WorkerMember};
-use crate::repo::{outbox, sync_failures};
+use crate::repo::sync_failures::ListedFailure;
+use crate::repo::workers::WorkerMember;
+use crate::services::sync_status::SyncHealth;
 
 fn when(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -25,10 +26,13 @@ pub async fn page(
     Extension(session): Extension<AdminSession>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AdminError> {
-    let pool = state.app.managed.pool();
-    let (backlog, oldest) = outbox::backlog_and_oldest(pool).await?;
-    let total_failures = sync_failures::count(pool).await?;
-    let failures = sync_failures::recent(pool, 50).await?;
+    let SyncHealth {
+        backlog,
+        oldest_unpublished_secs: oldest,
+        open_failures: total_failures,
+        recent_failures: failures,
+        live_workers,
+    } = state.app.sync_health(50).await?;
 
     let mut body = String::new();
     match query.get("done").map(String::as_str) {
@@ -65,7 +69,7 @@ pub async fn page(
 <th scope=\"col\">Salesforce error</th><th scope=\"col\">Attempts</th><th scope=\"col\">Last failed</th><th scope=\"col\">Action</th></tr></thead><tbody>",
             html::csrf_field(&session)
         ));
-        for sync_failures::ListedFailure {
+        for ListedFailure {
             id,
             object_id,
             user_name,
@@ -128,7 +132,7 @@ pub async fn page(
         body.push_str("</tbody></table>");
     }
     body.push_str("</section>");
-    body.push_str(&workers_section(&workers::live(pool).await?));
+    body.push_str(&workers_section(&live_workers));
     Ok(html::page(&session, Nav::Dashboard, "Sync health", &body))
 }
 

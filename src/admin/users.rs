@@ -22,9 +22,11 @@ use crate::filter::{CompareOp, Filter, Literal, Pointer};
 use crate::managed::ManagedError;
 use crate::managed::patch::PatchOperation;
 use crate::managed::policy::Failure;
+use crate::repo::links::LinkEnds;
 use crate::repo::managed::StoredObject;
 use crate::repo::query::{QueryRequest, SortKey, TotalPolicy};
-use crate::repo::{links, salesforce_tokens, sync_audit, sync_failures};
+use crate::repo::sync_failures::ListedFailure;
+use crate::services::sync_status::ObjectSync;
 
 const OBJECT_TYPE: &str = "user";
 
@@ -350,24 +352,19 @@ async fn sync_panel(
     session: &AdminSession,
     id: &str,
 ) -> Result<String, AdminError> {
-    let pool = state.app.managed.pool();
-    let links = links::of_object(pool, id).await?;
-    // The connector's system name; the sample's when no client is configured.
-    let system = state
-        .app
-        .salesforce
-        .as_ref()
-        .map_or("salesforce", |c| c.config().system_name.as_str());
-    let instance = salesforce_tokens::instance_url(pool, system)
-        .await?
-        .or_else(|| state.app.salesforce.as_ref().and_then(|c| c.instance_url()));
+    let ObjectSync {
+        links,
+        instance_url: instance,
+        last_sync: audit,
+        open_failure: failure,
+    } = state.app.object_sync(OBJECT_TYPE, id).await?;
     let mut out = String::from(
         "<section id=\"salesforce\" aria-labelledby=\"sf-h\"><h2 id=\"sf-h\">Salesforce</h2>",
     );
     if links.is_empty() {
         out.push_str("<p class=\"muted\" id=\"sf-link\">Not linked to a Salesforce user.</p>");
     }
-    for links::LinkEnds {
+    for LinkEnds {
         link_type,
         first_id: first,
         second_id: second,
@@ -385,7 +382,6 @@ async fn sync_panel(
         };
         out.push_str(&format!("<p>Linked ({}): {shown}</p>", esc(link_type)));
     }
-    let audit = sync_audit::latest_for_source(pool, &format!("managed/{OBJECT_TYPE}/{id}")).await?;
     match audit {
         Some(a) => {
             let s = |k: &str| {
@@ -410,8 +406,7 @@ async fn sync_panel(
             out.push_str("<p class=\"muted\" id=\"last-sync\">No implicit sync recorded yet.</p>")
         }
     }
-    let failure = sync_failures::latest_of(pool, OBJECT_TYPE, id).await?;
-    if let Some(sync_failures::ListedFailure {
+    if let Some(ListedFailure {
         id: fid,
         error_code: code,
         message,

@@ -10,7 +10,6 @@ use super::AppState;
 use super::body::Params;
 use super::error::ApiError;
 use super::render;
-use crate::repo::schedule_firings;
 use crate::scheduler::Schedule;
 
 pub async fn list(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
@@ -21,7 +20,7 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Respo
         }
         None => crate::filter::Filter::True,
     };
-    let previous = schedule_firings::last_of_each(state.managed.pool()).await?;
+    let previous = state.last_firings().await?;
     let jobs: Vec<Value> = state
         .schedules
         .iter()
@@ -59,7 +58,7 @@ pub async fn read(
         .iter()
         .find(|s| s.id == id)
         .ok_or_else(|| ApiError::not_found(format!("Schedule {id} not found")))?;
-    let previous = schedule_firings::last_of_each(state.managed.pool()).await?;
+    let previous = state.last_firings().await?;
     let last = previous.iter().find(|(p, _)| *p == id).map(|(_, t)| *t);
     Ok(render::json(
         StatusCode::OK,

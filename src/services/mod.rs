@@ -7,6 +7,7 @@ pub mod connectors;
 pub mod paging_cookie;
 pub mod resync;
 pub mod sync_failures;
+pub mod sync_status;
 
 use std::sync::Arc;
 

@@ -1,0 +1,76 @@
+//! What the operator pages show about implicit sync: the health of the whole pipeline (outbox
+//! backlog, failures, live workers) and one user's standing with the target (links, last sync,
+//! open failure); and when each schedule last fired. Reads only.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::AppState;
+use crate::repo::links::LinkEnds;
+use crate::repo::sync_failures::ListedFailure;
+use crate::repo::workers::WorkerMember;
+use crate::repo::{RepoError, links, outbox, salesforce_tokens, schedule_firings, sync_audit};
+use crate::repo::{sync_failures, workers};
+
+/// The sync pipeline at a glance.
+#[derive(Debug)]
+pub struct SyncHealth {
+    /// Outbox rows not yet published, and the age in seconds of the oldest.
+    pub backlog: i64,
+    pub oldest_unpublished_secs: Option<f64>,
+    pub open_failures: i64,
+    /// The newest failures, newest first.
+    pub recent_failures: Vec<ListedFailure>,
+    pub live_workers: Vec<WorkerMember>,
+}
+
+/// One managed object's standing with the target system.
+#[derive(Debug)]
+pub struct ObjectSync {
+    pub links: Vec<LinkEnds>,
+    /// Where the target's records are shown (the org's instance URL), when known.
+    pub instance_url: Option<String>,
+    /// The newest implicit-sync audit entry about the object.
+    pub last_sync: Option<Value>,
+    pub open_failure: Option<ListedFailure>,
+}
+
+impl AppState {
+    /// The sync pipeline's health, with the newest `failures` failures.
+    pub async fn sync_health(&self, failures: i64) -> Result<SyncHealth, RepoError> {
+        let pool = self.managed.pool();
+        let (backlog, oldest_unpublished_secs) = outbox::backlog_and_oldest(pool).await?;
+        Ok(SyncHealth {
+            backlog,
+            oldest_unpublished_secs,
+            open_failures: sync_failures::count(pool).await?,
+            recent_failures: sync_failures::recent(pool, failures).await?,
+            live_workers: workers::live(pool).await?,
+        })
+    }
+
+    /// Managed object `object_type`/`id` as implicit sync sees it.
+    pub async fn object_sync(&self, object_type: &str, id: &str) -> Result<ObjectSync, RepoError> {
+        let pool = self.managed.pool();
+        // The connector's system name; the sample's when no client is configured.
+        let system = self
+            .salesforce
+            .as_ref()
+            .map_or("salesforce", |c| c.config().system_name.as_str());
+        let instance_url = salesforce_tokens::instance_url(pool, system)
+            .await?
+            .or_else(|| self.salesforce.as_ref().and_then(|c| c.instance_url()));
+        Ok(ObjectSync {
+            links: links::of_object(pool, id).await?,
+            instance_url,
+            last_sync: sync_audit::latest_for_source(pool, &format!("managed/{object_type}/{id}"))
+                .await?,
+            open_failure: sync_failures::latest_of(pool, object_type, id).await?,
+        })
+    }
+
+    /// When each schedule last fired, by schedule id.
+    pub async fn last_firings(&self) -> Result<Vec<(String, DateTime<Utc>)>, RepoError> {
+        schedule_firings::last_of_each(self.managed.pool()).await
+    }
+}
