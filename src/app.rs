@@ -85,6 +85,27 @@ pub enum StartError {
     },
 }
 
+/// What every role that speaks to Salesforce stores through: the pool, the secrets key's sealer
+/// and the token store over them.
+pub struct Storage {
+    pub pool: Pool,
+    pub sealer: Sealer,
+    pub store: TokenStore,
+}
+
+/// The role's secrets key, its database (migrated) and the token store, once the key is known
+/// to open what is stored.
+pub async fn open_storage(database: &DbSettings) -> Result<Storage, StartError> {
+    let sealer = crate::secrets::load(&database.secrets)?;
+    let pool = open_database(database).await?;
+    let store = open_token_store(&pool, &sealer).await?;
+    Ok(Storage {
+        pool,
+        sealer,
+        store,
+    })
+}
+
 /// Connects to the role's database (creating it if missing) and applies the migrations: the
 /// first step of every role.
 pub async fn open_database(database: &DbSettings) -> Result<Pool, StartError> {
@@ -150,9 +171,11 @@ impl Components {
         metrics: &Metrics,
     ) -> Result<Components, StartError> {
         let conf = Conf::load(conf_dir)?;
-        let sealer = crate::secrets::load(&database.secrets)?;
-        let pool = open_database(database).await?;
-        let store = open_token_store(&pool, &sealer).await?;
+        let Storage {
+            pool,
+            sealer,
+            store,
+        } = open_storage(database).await?;
         let salesforce = match &conf.salesforce {
             Some(system) => Some(SalesforceClient::observed(
                 system.client.clone(),

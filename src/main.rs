@@ -272,16 +272,10 @@ impl DbArgs {
     /// The database (migrated) and the token store over it, sealing under this role's secrets
     /// key once the key is known to open what is stored.
     async fn open(&self) -> anyhow::Result<(repo::Pool, TokenStore)> {
-        let settings = self.settings();
-        let sealer =
-            idm_sync::secrets::load(&settings.secrets).context("cannot load the secrets key")?;
-        let pool = app::open_database(&settings)
+        let storage = app::open_storage(&self.settings())
             .await
-            .context("cannot reach or prepare the database")?;
-        let store = app::open_token_store(&pool, &sealer)
-            .await
-            .context("the stored Salesforce secrets")?;
-        Ok((pool, store))
+            .context("cannot open the database and the stored Salesforce secrets")?;
+        Ok((storage.pool, storage.store))
     }
 }
 

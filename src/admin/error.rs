@@ -25,8 +25,6 @@ pub enum AdminError {
     Recon(#[from] ReconError),
     #[error("Salesforce error")]
     Salesforce(#[from] SalesforceError),
-    #[error("a sealed secret")]
-    Secrets(#[from] crate::secrets::SecretsError),
     #[error("Salesforce connector")]
     Connector(#[source] crate::services::connectors::ConnectorError),
 }

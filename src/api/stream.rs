@@ -63,7 +63,7 @@ pub(crate) async fn answer<R: ChunkReader>(
         body.extend(reader.trailer(count, cookie));
         return Ok(render::json(StatusCode::OK, &Value::Object(body), pretty));
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let (tx, rx) = channel();
     tokio::spawn(async move {
         let mut out = String::from("{\"result\":[");
         let mut count = 0usize;
@@ -109,6 +109,20 @@ pub(crate) async fn answer<R: ChunkReader>(
         out.push_str(trailer.trim_start_matches('{'));
         let _ = tx.send(Ok(Bytes::from(out))).await;
     });
+    Ok(json_body(rx))
+}
+
+/// The sending half a task writes a JSON answer's pieces to, and the receiving half
+/// [`json_body`] streams; a few pieces in flight at most.
+pub fn channel() -> (BodySender, BodyReceiver) {
+    tokio::sync::mpsc::channel(4)
+}
+
+pub type BodySender = tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>;
+pub type BodyReceiver = tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>;
+
+/// A `200` whose JSON body is what arrives on `rx`, as it arrives.
+pub fn json_body(rx: BodyReceiver) -> Response {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     });
@@ -117,7 +131,7 @@ pub(crate) async fn answer<R: ChunkReader>(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=UTF-8"),
     );
-    Ok(response)
+    response
 }
 
 /// The fields of IDM's query envelope after `result`, in CREST's order.

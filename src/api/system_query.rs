@@ -29,9 +29,9 @@
 
 use std::collections::BTreeSet;
 
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::Response;
 use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value, json};
 
@@ -39,6 +39,7 @@ use super::body::Params;
 use super::error::ApiError;
 use super::render;
 use super::salesforce_errors::sf_error;
+use super::stream;
 use crate::config::provisioner::AttributeConfig;
 use crate::filter::{self, CompareOp, Filter, Literal, Pointer};
 use crate::salesforce::soql::{self, LikeMatch};
@@ -606,17 +607,9 @@ async fn streamed(
             pretty,
         ));
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let (tx, rx) = stream::channel();
     tokio::spawn(write_pages(first, pages, render, total, pretty, tx));
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
-    let mut response = Body::from_stream(stream).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=UTF-8"),
-    );
-    Ok(response)
+    Ok(stream::json_body(rx))
 }
 
 async fn write_pages(
@@ -625,7 +618,7 @@ async fn write_pages(
     render: Renderer,
     total: Option<i64>,
     pretty: bool,
-    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    tx: stream::BodySender,
 ) {
     let mut out = String::from("{\"result\":[");
     let mut count = 0usize;

@@ -146,15 +146,7 @@ impl Throttle {
         now: Instant,
     ) -> Result<SlowCheck<'_>, Duration> {
         let mut state = self.lock();
-        if !state.addresses.contains_key(&key) {
-            self.make_room_for_address(&mut state, now);
-        }
-        let entry = state.addresses.entry(key).or_insert(AddressEntry {
-            failures: 0,
-            last_failure: now,
-            blocked_until: None,
-            slow_checks: 0,
-        });
+        let entry = self.address_entry(&mut state, key, now);
         let budget = self
             .settings
             .free_failures
@@ -190,15 +182,7 @@ impl Throttle {
         entry.last_failure = now;
         let under_attack = entry.failures > self.settings.name_alarm;
 
-        if !state.addresses.contains_key(&key) {
-            self.make_room_for_address(&mut state, now);
-        }
-        let entry = state.addresses.entry(key).or_insert(AddressEntry {
-            failures: 0,
-            last_failure: now,
-            blocked_until: None,
-            slow_checks: 0,
-        });
+        let entry = self.address_entry(&mut state, key, now);
         if now.saturating_duration_since(entry.last_failure) > forget {
             entry.failures = 0;
         }
@@ -245,6 +229,24 @@ impl Throttle {
             addresses: state.addresses.len(),
             names: state.names.len(),
         }
+    }
+
+    /// The entry of `key`, made (room first) when the address is new.
+    fn address_entry<'s>(
+        &self,
+        state: &'s mut State,
+        key: ClientKey,
+        now: Instant,
+    ) -> &'s mut AddressEntry {
+        if !state.addresses.contains_key(&key) {
+            self.make_room_for_address(state, now);
+        }
+        state.addresses.entry(key).or_insert(AddressEntry {
+            failures: 0,
+            last_failure: now,
+            blocked_until: None,
+            slow_checks: 0,
+        })
     }
 
     fn make_room_for_address(&self, state: &mut State, now: Instant) {

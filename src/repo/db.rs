@@ -165,10 +165,9 @@ pub async fn drop_database(url: &str, connect_within: Duration) -> Result<(), Dr
             ))
         })?
         .map_err(|e| DropDatabaseError::Unreachable(e.to_string()))?;
-    // Identifiers cannot be bound; quote as Postgres does.
     let drop = format!(
-        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-        name.replace('"', "\"\"")
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote_ident(&name)
     );
     sqlx::query(&drop)
         .execute(&mut conn)
@@ -176,6 +175,12 @@ pub async fn drop_database(url: &str, connect_within: Duration) -> Result<(), Dr
         .map_err(|e| DropDatabaseError::Drop(e.into()))?;
     let _ = conn.close().await;
     Ok(())
+}
+
+/// A database name as an identifier: names cannot be bound, so it is quoted as Postgres does
+/// (any embedded quote doubled).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Creates the target database through the `postgres` maintenance database when it is missing.
@@ -192,8 +197,7 @@ async fn ensure_database(options: &PgConnectOptions) -> Result<(), RepoError> {
             .fetch_one(&mut conn)
             .await?;
     if !exists {
-        // Identifiers cannot be bound; quote it as Postgres does (double any embedded quote).
-        let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        let statement = format!("CREATE DATABASE {}", quote_ident(&name));
         match sqlx::query(&statement).execute(&mut conn).await {
             Ok(_) => tracing::info!(database = %name, "created database"),
             Err(sqlx::Error::Database(e))

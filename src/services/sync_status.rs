@@ -39,13 +39,19 @@ impl AppState {
     /// The sync pipeline's health, with the newest `failures` failures.
     pub async fn sync_health(&self, failures: i64) -> Result<SyncHealth, RepoError> {
         let pool = self.managed.pool();
-        let (backlog, oldest_unpublished_secs) = outbox::backlog_and_oldest(pool).await?;
+        // Independent reads: on connections of their own, at once.
+        let ((backlog, oldest_unpublished_secs), open_failures, recent_failures, live_workers) = tokio::try_join!(
+            outbox::backlog_and_oldest(pool),
+            sync_failures::count(pool),
+            sync_failures::recent(pool, failures),
+            workers::live(pool),
+        )?;
         Ok(SyncHealth {
             backlog,
             oldest_unpublished_secs,
-            open_failures: sync_failures::count(pool).await?,
-            recent_failures: sync_failures::recent(pool, failures).await?,
-            live_workers: workers::live(pool).await?,
+            open_failures,
+            recent_failures,
+            live_workers,
         })
     }
 
@@ -57,15 +63,21 @@ impl AppState {
             .salesforce
             .as_ref()
             .map_or("salesforce", |c| c.config().system_name.as_str());
-        let instance_url = salesforce_tokens::instance_url(pool, system)
-            .await?
-            .or_else(|| self.salesforce.as_ref().and_then(|c| c.instance_url()));
+        let source = format!("managed/{object_type}/{id}");
+        // Independent reads: on connections of their own, at once.
+        let (links, stored_url, last_sync, open_failure) = tokio::try_join!(
+            links::of_object(pool, id),
+            salesforce_tokens::instance_url(pool, system),
+            sync_audit::latest_for_source(pool, &source),
+            sync_failures::latest_of(pool, object_type, id),
+        )?;
+        let instance_url =
+            stored_url.or_else(|| self.salesforce.as_ref().and_then(|c| c.instance_url()));
         Ok(ObjectSync {
-            links: links::of_object(pool, id).await?,
+            links,
             instance_url,
-            last_sync: sync_audit::latest_for_source(pool, &format!("managed/{object_type}/{id}"))
-                .await?,
-            open_failure: sync_failures::latest_of(pool, object_type, id).await?,
+            last_sync,
+            open_failure,
         })
     }
 
