@@ -189,7 +189,11 @@ impl Components {
         let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
         let recon = build_recon(conf_dir, &managed, salesforce.as_ref())
             .await?
-            .map(|engine| engine.with_metrics(metrics.clone()));
+            .map(|engine| {
+                engine
+                    .with_metrics(metrics.clone())
+                    .with_audit(conf.audit.clone())
+            });
         Ok(Components {
             pool,
             conf: Arc::new(conf),

@@ -8,6 +8,7 @@ pub mod provisioner;
 use std::path::{Path, PathBuf};
 
 pub use authentication::AuthConfig;
+pub use idm_core::audit_config::AuditConfig;
 pub use idm_core::conf_file::{ConfFile, ConfigError, Invalid};
 pub use idm_core::env_subst;
 pub use managed::ManagedConfig;
@@ -21,10 +22,12 @@ pub struct Conf {
     pub auth: AuthConfig,
     /// `provisioner.openicf-salesforce.json`, when the directory has one.
     pub salesforce: Option<ProvisionerConfig>,
+    /// `audit.json`: which audit topics and entries are written (the shipped default without it).
+    pub audit: AuditConfig,
 }
 
 impl Conf {
-    /// Loads `managed.json`, `authentication.json` and (if present) the Salesforce provisioner from `dir`, substituting from the process environment.
+    /// Loads `managed.json`, `authentication.json` and (if present) the Salesforce provisioner and `audit.json` from `dir`, substituting from the process environment.
     pub fn load(dir: &Path) -> Result<Conf, ConfigError> {
         let env = |name: &str| std::env::var(name).ok();
         Self::load_with(dir, &env)
@@ -56,11 +59,19 @@ impl Conf {
         } else {
             None
         };
+        let audit_path = dir.join("audit.json");
+        let audit = if audit_path.exists() {
+            let file = ConfFile::read(&audit_path, env)?;
+            AuditConfig::from_json(&file.value).map_err(|e| file.invalid(e.path, e.message))?
+        } else {
+            AuditConfig::default()
+        };
         Ok(Conf {
             dir: dir.to_owned(),
             managed,
             auth,
             salesforce,
+            audit,
         })
     }
 }

@@ -93,7 +93,7 @@ impl ManagedObjects {
     ) -> Result<StoredObject, ManagedError> {
         let id = match id {
             Some(id) => id,
-            None => uuid::Uuid::new_v4().to_string(),
+            None => crate::repo::new_id(),
         };
         let (object, _) = self
             .put(object_type, &id, body, Precondition::IfNoneMatchAny)

@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
 
+use crate::audit_config::{AuditConfig, Topic};
 use crate::filter::Filter;
 use crate::mapping::{
     Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, DeletedSourceFacts, Event,
@@ -146,6 +147,8 @@ pub struct SyncEngine {
     mapping: String,
     metrics: Metrics,
     client: SalesforceClient,
+    /// Which entries of the `sync` audit topic are written.
+    audit: AuditConfig,
 }
 
 /// Users correlated per SOQL query at most.
@@ -173,7 +176,14 @@ impl SyncEngine {
             mapping: mapping.to_owned(),
             client,
             metrics: Metrics::process(),
+            audit: AuditConfig::default(),
         })
+    }
+
+    /// Writes the `sync` audit topic as `audit` says (by default, as `conf/audit.json` ships).
+    pub fn with_audit(mut self, audit: AuditConfig) -> SyncEngine {
+        self.audit = audit;
+        self
     }
 
     /// Observes sync latency into `metrics` instead of the process's registry.
@@ -843,6 +853,7 @@ impl SyncEngine {
             })
             .collect();
         sync_failures::record(&mut tx, &with_context).await?;
+        audit.retain(|e| self.audit.admits(Topic::Sync, &e.event()));
         sync_audit::insert_batch(&mut *tx, &audit).await?;
         repo::commit(tx).await?;
         for committed_at in acknowledged {

@@ -623,6 +623,7 @@ pub fn build(
         crate::metrics::Metrics::process().salesforce_observer(),
     )?;
     let sync = crate::mapping::SyncConfig::load(conf_dir)?;
-    let engine = SyncEngine::new(pool, std::sync::Arc::new(sync), OUTBOUND_MAPPING, client)?;
+    let engine = SyncEngine::new(pool, std::sync::Arc::new(sync), OUTBOUND_MAPPING, client)?
+        .with_audit(conf.audit);
     Ok(Worker::new(engine, settings, status))
 }

@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use super::run::{Ctx, Flow};
 use super::summary::Timed;
 use super::{ReconError, SOURCE_RESOURCE, TARGET_RESOURCE, TARGET_TYPE, guard};
+use crate::audit_config::{AuditEvent, Topic};
 use crate::managed::ManagedError;
 use crate::managed::service::merge;
 use crate::mapping::{
@@ -44,6 +45,16 @@ const MAX_PARTS: usize = 3;
 pub(crate) enum Phase {
     Source,
     Target,
+}
+
+impl Phase {
+    /// IDM's `reconciling` value.
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Source => "source",
+            Phase::Target => "target",
+        }
+    }
 }
 
 /// One assessed object and what to do about it.
@@ -199,6 +210,20 @@ struct Audited<'a> {
     target_id: Option<&'a str>,
     situation: Option<Situation>,
     action: Option<Action>,
+    status: &'static str,
+    /// Its action changed nothing (the target was already in step).
+    unchanged: bool,
+}
+
+/// Whether an entry's outcome is written to the recon audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuditKind {
+    /// Not an audit event: a quiet action (IGNORE, NOREPORT, ASYNC) that succeeded, or work
+    /// held for the guard (audited when it is applied).
+    None,
+    /// Left out by `conf/audit.json` (counted in the summary).
+    Filtered,
+    Written,
 }
 
 /// A snapshot in step: the managed body, its revision, the source digest if recon saw it.
@@ -335,6 +360,11 @@ impl Ctx {
     fn count(&mut self, entry: &Entry, outcome: &Outcome) {
         if let Some(s) = entry.situation {
             self.stats.situation(s);
+        }
+        match self.audit_kind(entry, outcome) {
+            AuditKind::Written => self.stats.audit_written += 1,
+            AuditKind::Filtered => self.stats.audit_filtered += 1,
+            AuditKind::None => {}
         }
         match outcome {
             Outcome::Created => {
@@ -482,7 +512,7 @@ impl Ctx {
         match &entry.work {
             Work::Nothing => Ok(Outcome::Nothing),
             Work::Create { body, link_id } => {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = repo::new_id();
                 if self.mapping().handles(Event::Link) {
                     let mut target = body.clone();
                     target.insert("_id".into(), Value::from(id.clone()));
@@ -714,24 +744,62 @@ impl Ctx {
         }
     }
 
+    /// What an entry's outcome looks like to the audit, and whether `conf/audit.json` writes it.
+    fn audited<'a>(&self, entry: &'a Entry, outcome: &Outcome) -> (AuditKind, Audited<'a>) {
+        let failed = matches!(outcome, Outcome::Failed(_));
+        let status = if failed || entry.action == Some(Action::Exception) {
+            "FAILURE"
+        } else {
+            "SUCCESS"
+        };
+        let about = Audited {
+            phase: entry.phase,
+            source_id: entry.source_id.as_deref(),
+            target_id: entry.target_id.as_deref(),
+            situation: entry.situation,
+            action: entry.action,
+            status,
+            unchanged: matches!(outcome, Outcome::Unchanged),
+        };
+        let quiet = matches!(
+            entry.action,
+            Some(Action::Ignore | Action::NoReport | Action::Async)
+        );
+        let kind = if (quiet && !failed) || (outcome.is_held() && !self.req.analyze) {
+            AuditKind::None
+        } else if self.admits(&about) {
+            AuditKind::Written
+        } else {
+            AuditKind::Filtered
+        };
+        (kind, about)
+    }
+
+    fn audit_kind(&self, entry: &Entry, outcome: &Outcome) -> AuditKind {
+        self.audited(entry, outcome).0
+    }
+
+    fn admits(&self, about: &Audited<'_>) -> bool {
+        let event = AuditEvent {
+            action: about.action.map(Action::as_str),
+            situation: about.situation.map(Situation::as_str),
+            status: about.status,
+            reconciling: Some(about.phase.as_str()),
+            mapping: &self.mapping().name,
+            unchanged: about.unchanged,
+        };
+        self.inner.audit.admits(Topic::Recon, &event)
+    }
+
     fn audit_rows(&self, entries: &[Entry], outcomes: &[Outcome]) -> Vec<ReconAuditEntry> {
         entries
             .iter()
             .zip(outcomes)
             .filter_map(|(entry, outcome)| {
-                let failed = matches!(outcome, Outcome::Failed(_));
-                let quiet = matches!(
-                    entry.action,
-                    Some(Action::Ignore | Action::NoReport | Action::Async)
-                );
-                if (quiet && !failed) || (outcome.is_held() && !self.req.analyze) {
+                let (kind, about) = self.audited(entry, outcome);
+                if kind != AuditKind::Written {
                     return None;
                 }
-                let status = if failed || entry.action == Some(Action::Exception) {
-                    "FAILURE"
-                } else {
-                    "SUCCESS"
-                };
                 let message = match outcome {
                     Outcome::Failed(m) => Some(m.clone()),
                     _ if entry.action == Some(Action::Exception) => Some(format!(
@@ -744,30 +812,20 @@ impl Ctx {
                     Outcome::Unchanged => Some("target unchanged".into()),
                     _ => None,
                 };
-                let about = Audited {
-                    phase: entry.phase,
-                    source_id: entry.source_id.as_deref(),
-                    target_id: entry.target_id.as_deref(),
-                    situation: entry.situation,
-                    action: entry.action,
-                };
-                Some(self.audit_entry(&about, status, message))
+                Some(self.audit_entry(&about, message))
             })
             .collect()
     }
 
-    fn audit_entry(
-        &self,
-        about: &Audited<'_>,
-        status: &'static str,
-        message: Option<String>,
-    ) -> ReconAuditEntry {
+    fn audit_entry(&self, about: &Audited<'_>, message: Option<String>) -> ReconAuditEntry {
         let Audited {
             phase,
             source_id,
             target_id,
             situation,
             action,
+            status,
+            unchanged: _,
         } = *about;
         ReconAuditEntry {
             event_name: "recon",
@@ -775,10 +833,7 @@ impl Ctx {
             recon_id: self.id.clone(),
             mapping: self.mapping().name.clone(),
             timestamp: now(),
-            reconciling: match phase {
-                Phase::Source => "source",
-                Phase::Target => "target",
-            },
+            reconciling: phase.as_str(),
             situation: situation.map(Situation::as_str),
             action: action.map(Action::as_str),
             status,
@@ -817,7 +872,7 @@ impl Ctx {
                 } else {
                     Phase::Target
                 };
-                let (status, message) = match result {
+                let (status, message, unchanged) = match result {
                     Ok(changed) => {
                         sp.commit().await?;
                         match (changed, d.action) {
@@ -826,12 +881,12 @@ impl Ctx {
                             (false, _) => {}
                         }
                         self.stats.success += 1;
-                        ("SUCCESS", None)
+                        ("SUCCESS", None, !changed)
                     }
                     Err(ApplyError::Object(message)) => {
                         sp.rollback().await?;
                         self.stats.failure += 1;
-                        ("FAILURE", Some(message))
+                        ("FAILURE", Some(message), false)
                     }
                     Err(ApplyError::Fatal(e)) => return Err(e),
                 };
@@ -844,8 +899,15 @@ impl Ctx {
                         HeldAction::Delete => Action::Delete,
                         HeldAction::Deactivate => Action::Update,
                     }),
+                    status,
+                    unchanged,
                 };
-                audit_rows.push(self.audit_entry(&about, status, message));
+                if self.admits(&about) {
+                    self.stats.audit_written += 1;
+                    audit_rows.push(self.audit_entry(&about, message));
+                } else {
+                    self.stats.audit_filtered += 1;
+                }
             }
             audit::insert_batch(&mut *tx, &self.id, &audit_rows).await?;
             repo::commit(tx).await?;

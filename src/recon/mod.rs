@@ -45,6 +45,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use crate::audit_config::AuditConfig;
 use crate::managed::ManagedObjects;
 use crate::mapping::{Mapping, SyncConfig};
 use crate::repo::schedule_firings::Firing;
@@ -165,6 +166,7 @@ pub struct ReconEngine {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 pub(crate) struct Inner {
     pub pool: Pool,
     pub managed: ManagedObjects,
@@ -173,6 +175,8 @@ pub(crate) struct Inner {
     pub settings: ReconSettings,
     /// Where ended runs are counted.
     pub metrics: crate::metrics::Metrics,
+    /// Which recon audit entries are written.
+    pub audit: AuditConfig,
 }
 
 impl ReconEngine {
@@ -190,22 +194,27 @@ impl ReconEngine {
                 salesforce,
                 settings,
                 metrics: crate::metrics::Metrics::process(),
+                audit: AuditConfig::default(),
             }),
         }
     }
 
     /// The same engine, counting its runs in `metrics` (by default the process's registry).
     pub fn with_metrics(self, metrics: crate::metrics::Metrics) -> ReconEngine {
-        let i = &self.inner;
+        self.with(|i| i.metrics = metrics)
+    }
+
+    /// The same engine, writing the recon audit as `audit` says (by default, as
+    /// `conf/audit.json` ships).
+    pub fn with_audit(self, audit: AuditConfig) -> ReconEngine {
+        self.with(|i| i.audit = audit)
+    }
+
+    fn with(self, change: impl FnOnce(&mut Inner)) -> ReconEngine {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        change(&mut inner);
         ReconEngine {
-            inner: Arc::new(Inner {
-                pool: i.pool.clone(),
-                managed: i.managed.clone(),
-                sync: i.sync.clone(),
-                salesforce: i.salesforce.clone(),
-                settings: i.settings.clone(),
-                metrics,
-            }),
+            inner: Arc::new(inner),
         }
     }
 

@@ -2,7 +2,9 @@
 //! `_id, mapping, state, stage, stageDescription, progress, situationSummary, statusSummary,
 //! durationSummary, parameters, started, ended, duration`. `progress.*.existing.total` is a
 //! string (`"?"` while unknown), every other count a number; `situationSummary` always lists
-//! all 13 situations.
+//! all 13 situations. Two keys are idm-sync's own: `resultScript` (when the mapping has one)
+//! and, last, `auditSummary` (entries written to the recon audit, and those `conf/audit.json`
+//! left out).
 
 use std::time::Duration;
 
@@ -153,6 +155,9 @@ pub struct Stats {
     pub situations: [u64; 13],
     pub success: u64,
     pub failure: u64,
+    /// Entries written to the recon audit, and those `conf/audit.json` left out.
+    pub audit_written: u64,
+    pub audit_filtered: u64,
     durations: [Metric; 8],
     /// The mapping's `result` script: `{"value": …}` or `{"error": "…"}` (an idm-sync key).
     pub result_script: Option<Value>,
@@ -218,6 +223,10 @@ impl Stats {
             json!({"SUCCESS": self.success, "FAILURE": self.failure}),
         );
         out.insert("durationSummary".into(), Value::Object(durations));
+        out.insert(
+            "auditSummary".into(),
+            json!({"written": self.audit_written, "filtered": self.audit_filtered}),
+        );
         if let Some(result) = &self.result_script {
             out.insert("resultScript".into(), result.clone());
         }
@@ -302,6 +311,11 @@ pub fn render(run: &RunRow) -> Value {
     out.insert(
         "duration".into(),
         Value::from((end - run.started).num_milliseconds().max(0)),
+    );
+    // idm-sync's own, after IDM's keys.
+    out.insert(
+        "auditSummary".into(),
+        json!({"written": at("/auditSummary/written"), "filtered": at("/auditSummary/filtered")}),
     );
     Value::Object(out)
 }

@@ -41,10 +41,7 @@ pub async fn insert_batch<'e>(
     if entries.is_empty() {
         return Ok(());
     }
-    let ids: Vec<String> = entries
-        .iter()
-        .map(|_| uuid::Uuid::new_v4().to_string())
-        .collect();
+    let ids: Vec<String> = entries.iter().map(|_| super::new_id()).collect();
     let bodies: Vec<Json<&ReconAuditEntry>> = entries.iter().map(Json).collect();
     sqlx::query(
         "INSERT INTO recon_audit (id, recon_id, body)

@@ -204,10 +204,7 @@ pub async fn insert_many(
     if links.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = links
-        .iter()
-        .map(|_| uuid::Uuid::new_v4().to_string())
-        .collect();
+    let ids: Vec<String> = links.iter().map(|_| super::new_id()).collect();
     let firsts: Vec<&str> = links.iter().map(|l| l.first_id).collect();
     let seconds: Vec<&str> = links.iter().map(|l| l.second_id).collect();
     let snapshots: Vec<Option<Json<&Map<String, Value>>>> = links

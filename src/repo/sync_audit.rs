@@ -8,6 +8,7 @@ use sqlx::types::Json;
 
 use super::RepoError;
 use super::relation_query::{self, Row};
+use crate::audit_config::AuditEvent;
 use crate::filter::Filter;
 
 /// One entry of the implicit-sync audit: a change the worker processed (the fields in this
@@ -30,6 +31,20 @@ pub struct SyncAuditEntry {
     pub timestamp: String,
 }
 
+impl SyncAuditEntry {
+    /// What `conf/audit.json`'s `sync` filter sees of the entry.
+    pub fn event(&self) -> AuditEvent<'_> {
+        AuditEvent {
+            action: Some(self.action),
+            situation: Some(self.situation),
+            status: self.status,
+            reconciling: None,
+            mapping: &self.mapping,
+            unchanged: false,
+        }
+    }
+}
+
 /// Writes entries in one statement.
 pub async fn insert_batch<'e>(
     db: impl PgExecutor<'e>,
@@ -38,10 +53,7 @@ pub async fn insert_batch<'e>(
     if entries.is_empty() {
         return Ok(());
     }
-    let ids: Vec<String> = entries
-        .iter()
-        .map(|_| uuid::Uuid::new_v4().to_string())
-        .collect();
+    let ids: Vec<String> = entries.iter().map(|_| super::new_id()).collect();
     let bodies: Vec<Json<&SyncAuditEntry>> = entries.iter().map(Json).collect();
     sqlx::query(
         "INSERT INTO sync_audit (id, body)

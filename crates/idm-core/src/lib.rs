@@ -7,10 +7,11 @@
 #![warn(clippy::indexing_slicing)]
 #![cfg_attr(test, allow(clippy::indexing_slicing))]
 
+pub mod audit_config; // conf/audit.json: which audit topics and entries are written
 pub mod conf_file; // a conf/ file: read, parsed, &{env.X} substituted; errors naming file and path
 pub mod env_subst; // IDM's &{env.X} property substitution
 pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation
 pub mod limits; // the bounds every request is held to (sizes, depths, counts), in one place
 pub mod mapping; // sync.json: mappings, scripts, property mapping, situations, policies
-pub mod patch;
-pub mod redact; // connection URLs with their passwords masked, for logs and Debug // CREST patch operations, bounded while they apply
+pub mod patch; // CREST patch operations, bounded while they apply
+pub mod redact; // connection URLs with their passwords masked, for logs and Debug

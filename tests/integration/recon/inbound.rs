@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::support::{Env, MAPPING, env, env_with, record, run, sit, target};
+use super::support::{Env, MAPPING, env, env_with, env_with_audit, record, run, sit, target};
 
 #[tokio::test]
 async fn first_recon_creates_users_links_and_outbox_rows() {
@@ -40,9 +40,12 @@ async fn first_recon_creates_users_links_and_outbox_rows() {
             "parameters",
             "started",
             "ended",
-            "duration"
+            "duration",
+            "auditSummary"
         ]
     );
+    // conf/audit.json writes what changed: the 11 creates (IGNORE is not an audit event).
+    assert_eq!(s["auditSummary"], json!({"written": 11, "filtered": 0}));
     let progress: Vec<&String> = s["progress"].as_object().unwrap().keys().collect();
     assert_eq!(progress, ["source", "target", "links"]);
     assert_eq!(env.users().await, 11);
@@ -78,6 +81,11 @@ async fn second_recon_of_an_unchanged_org_writes_nothing() {
     assert_eq!(s["progress"]["links"]["existing"]["processed"], 9);
     assert_eq!(env.outbox().await, outbox, "no outbox row");
     assert_eq!(env.max_rev().await, rev, "no revision");
+    // conf/audit.json writes changes: the unchanged entries are counted, not written.
+    assert_eq!(s["auditSummary"], json!({"written": 0, "filtered": 9}));
+    let run = s["_id"].as_str().unwrap();
+    let sql = format!("SELECT count(*) FROM recon_audit WHERE recon_id = '{run}'");
+    assert_eq!(env.scalar(&sql).await, 0, "no audit row");
     assert_eq!(
         env.scalar("SELECT sum(rev)::int8 FROM links").await,
         link_revs,
@@ -89,6 +97,37 @@ async fn second_recon_of_an_unchanged_org_writes_nothing() {
             .await,
         0
     );
+}
+
+#[tokio::test]
+async fn an_audit_json_without_a_recon_filter_writes_every_entry() {
+    // One handler with the recon topic only, and no filter for it.
+    let env = env_with_audit(
+        4,
+        &json!({"eventHandlers": [{"config": {"topics": ["recon"]}}]}),
+    )
+    .await;
+    env.recon("").await;
+    let s = env.recon("").await;
+    assert_eq!(sit(&s, "CONFIRMED"), 3);
+    assert_eq!(s["auditSummary"], json!({"written": 3, "filtered": 0}));
+    let run = s["_id"].as_str().unwrap();
+    let res = env
+        .app
+        .get(&format!(
+            "/audit/recon?_queryFilter=reconId%20eq%20%22{run}%22"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let page: Value = res.json().await.unwrap();
+    let entries = page["result"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{page}");
+    for e in entries {
+        assert_eq!(e["situation"], "CONFIRMED");
+        assert_eq!(e["action"], "UPDATE");
+        assert_eq!(e["message"], "target unchanged");
+    }
 }
 
 #[tokio::test]

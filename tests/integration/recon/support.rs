@@ -88,8 +88,23 @@ pub async fn env(users: usize) -> Env {
 }
 
 pub async fn env_with(users: usize, sync: &Path) -> Env {
+    env_with_conf(users, sync, |_| {}).await
+}
+
+/// As [`env_with`], with `audit` as the conf directory's audit.json.
+pub async fn env_with_audit(users: usize, audit: &Value) -> Env {
+    let text = audit.to_string();
+    env_with_conf(users, &shipped_sync(), move |dir| {
+        std::fs::write(dir.join("audit.json"), text).unwrap()
+    })
+    .await
+}
+
+async fn env_with_conf(users: usize, sync: &Path, edit: impl FnOnce(&Path)) -> Env {
     let org = sf::start_org(users, false).await;
-    let conf = ConfDir(conf_dir(org.base_url(), sync));
+    let dir = conf_dir(org.base_url(), sync);
+    edit(&dir);
+    let conf = ConfDir(dir);
     let app = TestApp::spawn_with_conf(conf.0.clone()).await;
     let sf = sf::client(org.base_url());
     Env {
