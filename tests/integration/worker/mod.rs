@@ -11,6 +11,7 @@ mod scenarios;
 use std::sync::Arc;
 use std::time::Duration;
 
+use idm_sync::audit_config::AuditConfig;
 use idm_sync::mapping::SyncConfig;
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
@@ -138,6 +139,15 @@ impl Env {
     }
 
     pub fn spawn_worker_with(&self, settings: WorkerSettings) -> RunningWorker {
+        self.spawn_worker_audited(settings, AuditConfig::default())
+    }
+
+    /// A worker writing the `sync` audit topic as `audit` says.
+    pub fn spawn_worker_audited(
+        &self,
+        settings: WorkerSettings,
+        audit: AuditConfig,
+    ) -> RunningWorker {
         let sync = SyncConfig::load(&self.conf.0).unwrap();
         let engine = SyncEngine::new(
             self.app.db.pool.clone(),
@@ -145,7 +155,8 @@ impl Env {
             OUTBOUND_MAPPING,
             self.sf.clone(),
         )
-        .unwrap();
+        .unwrap()
+        .with_audit(audit);
         let worker = Worker::new(engine, settings, BrokerStatus::default());
         let id = worker.id().to_owned();
         let stats = worker.stats();

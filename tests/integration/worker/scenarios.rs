@@ -141,6 +141,30 @@ async fn create_then_sn_edit_sends_last_name_alone() {
 }
 
 #[tokio::test]
+async fn the_sync_audit_keeps_the_actions_audit_json_lists() {
+    let env = env(0).await;
+    let audit = idm_sync::audit_config::AuditConfig::from_json(&json!({
+        "eventHandlers": [{"config": {"topics": ["sync"]}}],
+        "eventTopics": {"sync": {"filter": {"actions": ["create"]}}}
+    }))
+    .unwrap();
+    let _worker = env.spawn_worker_audited(env.settings(), audit);
+    let id = env.create("audited@idm-sync.test").await;
+    env.wait_synced(&id).await;
+    env.patch(&id, "/sn", json!("Edited")).await;
+    let sf = env.wait_synced(&id).await;
+    assert_eq!(sf["LastName"], "Edited");
+    // Both changes reached Salesforce; only the CREATE is in the audit.
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT body->>'action', body->>'status' FROM sync_audit ORDER BY created_at",
+    )
+    .fetch_all(&env.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, [("CREATE".to_owned(), "SUCCESS".to_owned())]);
+}
+
+#[tokio::test]
 async fn delete_deactivates_and_a_returning_user_is_reactivated() {
     let env = env(0).await;
     let worker = env.spawn_worker();
