@@ -25,7 +25,7 @@ use idm_sync::app::{Application, ServeSettings};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
-use idm_sync::outbound::worker::{self, WorkerSettings};
+use idm_sync::outbound::worker::WorkerSettings;
 use idm_sync::recon::ReconRequest;
 use idm_sync::repo::db::DbSettings;
 use idm_sync::secrets::{KEY_LEN, KeySource, Sealer};
@@ -276,7 +276,7 @@ fn spawn_worker(
     broker: &BrokerSettings,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let worker = worker::build(
+    let worker = idm_sync::app::outbound_worker(
         conf_dir,
         pool.clone(),
         idm_sync::repo::salesforce_store::postgres(

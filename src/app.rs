@@ -21,6 +21,8 @@ use crate::mapping::SyncConfig;
 use crate::metrics::Metrics;
 use crate::ops::{self, Ops};
 use crate::outbound::broker::BrokerStatus;
+use crate::outbound::sync::SyncEngine;
+use crate::outbound::worker::{OUTBOUND_MAPPING, Worker, WorkerSettings};
 use crate::recon::{ReconEngine, ReconSettings};
 use crate::repo::salesforce_store::PgTokenStore;
 use crate::repo::{self, RepoError, db::DbSettings};
@@ -69,6 +71,12 @@ pub enum StartError {
     Salesforce(#[from] SalesforceError),
     #[error("reconciliation settings: {0}")]
     Recon(#[from] crate::recon::SettingsError),
+    #[error(
+        "the outbound worker needs provisioner.openicf-salesforce.json in the configuration directory"
+    )]
+    NoSalesforce,
+    #[error(transparent)]
+    Sync(#[from] crate::outbound::sync::SyncError),
     #[error("cannot set up HTTPS")]
     Tls(#[from] TlsError),
     #[error("secrets key")]
@@ -157,6 +165,17 @@ pub struct Components {
 }
 
 impl Components {
+    /// The outbound worker of `all`, over these components' pool, configuration and
+    /// Salesforce client.
+    pub fn outbound_worker(
+        &self,
+        settings: WorkerSettings,
+        status: BrokerStatus,
+    ) -> Result<Worker, StartError> {
+        let client = self.salesforce.clone().ok_or(StartError::NoSalesforce)?;
+        worker_over(&self.conf, self.pool.clone(), client, settings, status)
+    }
+
     /// Loads `conf_dir`, connects (creating the database if missing), applies migrations, and
     /// builds the Salesforce client and the recon engine when they are configured.
     /// Salesforce calls and recon runs are counted in the process's metrics registry.
@@ -392,6 +411,38 @@ fn bound_addr(listener: &TcpListener, addr: &str) -> Result<SocketAddr, StartErr
         addr: addr.to_owned(),
         source,
     })
+}
+
+/// The outbound worker of the `worker` role (and of `all`): `conf/`'s sync.json, Salesforce
+/// provisioner and audit.json over `pool`, its connector keeping its tokens in `store`.
+pub fn outbound_worker(
+    conf_dir: &Path,
+    pool: Pool,
+    store: TokenStore,
+    settings: WorkerSettings,
+    status: BrokerStatus,
+) -> Result<Worker, StartError> {
+    let conf = Conf::load(conf_dir)?;
+    let system = conf.salesforce.as_ref().ok_or(StartError::NoSalesforce)?;
+    let client = SalesforceClient::observed(
+        system.client.clone(),
+        store,
+        Metrics::process().salesforce_observer(),
+    )?;
+    worker_over(&conf, pool, client, settings, status)
+}
+
+fn worker_over(
+    conf: &Conf,
+    pool: Pool,
+    client: SalesforceClient,
+    settings: WorkerSettings,
+    status: BrokerStatus,
+) -> Result<Worker, StartError> {
+    let sync = SyncConfig::load(&conf.dir)?;
+    let engine = SyncEngine::new(pool, Arc::new(sync), OUTBOUND_MAPPING, client)?
+        .with_audit(conf.audit.clone());
+    Ok(Worker::new(engine, settings, status))
 }
 
 /// The recon engine, when `conf/` has `sync.json` and a Salesforce connector. Runs left ACTIVE

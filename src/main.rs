@@ -13,7 +13,7 @@ use idm_sync::ops::{self, Ops, listener::OpsListener};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{DEFAULT_CONFIRM_TIMEOUT, Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
-use idm_sync::outbound::worker::{self, WorkerSettings};
+use idm_sync::outbound::worker::WorkerSettings;
 use idm_sync::recon_cli::{self, ReconCommand};
 use idm_sync::repo;
 use idm_sync::repo::db::{self, DbSettings};
@@ -410,14 +410,10 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
         let settings = args.broker.worker_settings();
         let worker_status = BrokerStatus::default();
         ops.readiness.broker("worker", worker_status.clone());
-        let worker = worker::build(
-            &args.conf_dir,
-            app.pool().clone(),
-            app.components().store.clone(),
-            settings,
-            worker_status,
-        )
-        .context("the outbound worker could not start")?;
+        let worker = app
+            .components()
+            .outbound_worker(settings, worker_status)
+            .context("the outbound worker could not start")?;
         ops.readiness.worker_pause(worker.pause_state());
         tasks.spawn_infallible(
             "the outbound worker",
@@ -479,7 +475,7 @@ async fn main() -> anyhow::Result<()> {
             let (pool, store) = args.db.open().await?;
             let settings = args.broker.worker_settings();
             let status = BrokerStatus::default();
-            let worker = worker::build(
+            let worker = idm_sync::app::outbound_worker(
                 &args.conf_dir,
                 pool.clone(),
                 store,

@@ -593,37 +593,3 @@ async fn sleep_until(due: Option<Instant>) {
 
 /// The implicit-sync mapping of the sample (managed user → Salesforce user).
 pub const OUTBOUND_MAPPING: &str = "managedUser_systemSalesforceUser";
-
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerStartError {
-    #[error("configuration error: {0}")]
-    Config(#[from] crate::config::ConfigError),
-    #[error("no provisioner.openicf-salesforce.json in the configuration directory")]
-    NoSalesforce,
-    #[error("the Salesforce connector cannot be set up")]
-    Salesforce(#[from] crate::salesforce::SalesforceError),
-    #[error(transparent)]
-    Sync(#[from] super::sync::SyncError),
-}
-
-/// Builds a worker from `conf/` (sync.json and the Salesforce provisioner) over `pool`, its
-/// connector keeping its tokens in `store`.
-pub fn build(
-    conf_dir: &std::path::Path,
-    pool: crate::repo::Pool,
-    store: crate::salesforce::TokenStore,
-    settings: WorkerSettings,
-    status: BrokerStatus,
-) -> Result<Worker, WorkerStartError> {
-    let conf = crate::config::Conf::load(conf_dir)?;
-    let system = conf.salesforce.ok_or(WorkerStartError::NoSalesforce)?;
-    let client = crate::salesforce::SalesforceClient::observed(
-        system.client,
-        store,
-        crate::metrics::Metrics::process().salesforce_observer(),
-    )?;
-    let sync = crate::mapping::SyncConfig::load(conf_dir)?;
-    let engine = SyncEngine::new(pool, std::sync::Arc::new(sync), OUTBOUND_MAPPING, client)?
-        .with_audit(conf.audit);
-    Ok(Worker::new(engine, settings, status))
-}
