@@ -2,7 +2,6 @@
 //! fields `_id, _rev, linkType, linkQualifier, firstId, secondId`. The query helper here also
 //! serves `audit/recon`.
 
-use crate::repo::Pool;
 use axum::extract::State;
 use axum::response::Response;
 use serde_json::{Map, Value};
@@ -13,8 +12,9 @@ use super::error::ApiError;
 use super::stream::{self, Chunk, ChunkReader};
 use crate::filter::{self, Filter};
 use crate::repo::relation_query::Row;
-use crate::repo::{audit, links, sync_audit, sync_failures};
 use crate::services::paging_cookie::PagingCookies;
+pub(crate) use crate::services::relations::Relation;
+use crate::services::relations::Relations;
 
 const PARAMS: &[&str] = &[
     "_queryFilter",
@@ -22,15 +22,6 @@ const PARAMS: &[&str] = &[
     "_pagedResultsCookie",
     "_prettyPrint",
 ];
-
-/// The object sets answered through [`query`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Relation {
-    Links,
-    ReconAudit,
-    SyncFailures,
-    SyncAudit,
-}
 
 pub async fn query_links(
     State(state): State<AppState>,
@@ -78,7 +69,7 @@ pub(crate) async fn query(
         ),
     };
     let reader = RelationReader {
-        pool: state.managed.pool().clone(),
+        relations: state.relations(),
         relation,
         filter,
         start,
@@ -89,7 +80,7 @@ pub(crate) async fn query(
 
 /// The rows of one relation query, in `_id` order; a cursor is the last `_id` read.
 struct RelationReader {
-    pool: Pool,
+    relations: Relations,
     relation: Relation,
     filter: Filter,
     /// Where the client's cookie says the page starts.
@@ -106,15 +97,12 @@ impl ChunkReader for RelationReader {
         limit: u32,
     ) -> Result<Chunk<String>, ApiError> {
         let after = after.or(self.start.as_ref()).map(String::as_str);
-        let (pool, filter) = (&self.pool, &self.filter);
         // One more row than wanted tells whether more follow.
-        let want = i64::from(limit);
-        let mut rows = match self.relation {
-            Relation::Links => links::query(pool, filter, after, want + 1).await?,
-            Relation::ReconAudit => audit::query(pool, filter, after, want + 1).await?,
-            Relation::SyncFailures => sync_failures::query(pool, filter, after, want + 1).await?,
-            Relation::SyncAudit => sync_audit::query(pool, filter, after, want + 1).await?,
-        };
+        let want = i64::from(limit) + 1;
+        let mut rows = self
+            .relations
+            .page(self.relation, &self.filter, after, want)
+            .await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next = match more {

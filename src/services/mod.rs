@@ -5,6 +5,7 @@
 
 pub mod connectors;
 pub mod paging_cookie;
+pub mod relations;
 pub mod resync;
 pub mod sync_failures;
 pub mod sync_status;
@@ -43,6 +44,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The relation object sets REST pages through (links, audit, sync failures).
+    pub fn relations(&self) -> relations::Relations {
+        relations::Relations::new(self.managed.pool().clone())
+    }
+
     /// Sync failures: retry one, retry all.
     pub fn sync_failures(&self) -> sync_failures::SyncFailures<'_> {
         sync_failures::SyncFailures::new(self.managed.pool())
