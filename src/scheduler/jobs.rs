@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::config::Invoke;
-use super::runner::{Claim, JobOutcome, JobRunner};
+use super::runner::{Claim, JobError, JobOutcome, JobRunner};
 use crate::recon::live_sync::PassStatus;
 use crate::recon::{LiveSync, ReconEngine, ReconError, ReconRequest};
 
@@ -21,7 +21,8 @@ pub fn runner(recon: Option<ReconEngine>) -> JobRunner {
             match invoke {
                 Invoke::Reconcile { mapping } => {
                     let Some(engine) = recon else {
-                        return claimed(&claim, Err("reconciliation is not configured (conf/ needs sync.json and the Salesforce provisioner)".to_owned())).await;
+                        let error = JobError::NotConfigured("reconciliation".to_owned());
+                        return claimed(&claim, Err(error)).await;
                     };
                     let request = ReconRequest {
                         mapping,
@@ -43,20 +44,15 @@ pub fn runner(recon: Option<ReconEngine>) -> JobRunner {
                             )
                             .await
                         }
-                        Err(e) => claimed(&claim, Err(crate::telemetry::error_chain(&e))).await,
+                        Err(e) => claimed(&claim, Err(e.into())).await,
                     }
                 }
                 Invoke::LiveSync { source } => {
                     let Some(engine) = recon else {
-                        return claimed(&claim, Err(format!(
-                            "liveSync of {source} is not configured (conf/ needs sync.json and the Salesforce provisioner)"
-                        ))).await;
+                        let error = JobError::NotConfigured(format!("liveSync of {source}"));
+                        return claimed(&claim, Err(error)).await;
                     };
-                    if !claim
-                        .take()
-                        .await
-                        .map_err(|e| crate::telemetry::error_chain(&e))?
-                    {
+                    if !claim.take().await? {
                         return Ok(JobOutcome::Taken);
                     }
                     // One pass, awaited: its runs are short (only the changed users), and the
@@ -71,7 +67,7 @@ pub fn runner(recon: Option<ReconEngine>) -> JobRunner {
                                 )))
                             }
                         },
-                        Err(e) => Err(crate::telemetry::error_chain(&e)),
+                        Err(e) => Err(e.into()),
                     }
                 }
             }
@@ -81,10 +77,12 @@ pub fn runner(recon: Option<ReconEngine>) -> JobRunner {
 
 /// Claims the firing for an outcome decided without starting anything, so that it is recorded
 /// once; [`JobOutcome::Taken`] when another replica has it.
-async fn claimed(claim: &Claim, outcome: Result<JobOutcome, String>) -> Result<JobOutcome, String> {
-    match claim.take().await {
-        Ok(true) => outcome,
-        Ok(false) => Ok(JobOutcome::Taken),
-        Err(e) => Err(crate::telemetry::error_chain(&e)),
+async fn claimed(
+    claim: &Claim,
+    outcome: Result<JobOutcome, JobError>,
+) -> Result<JobOutcome, JobError> {
+    match claim.take().await? {
+        true => outcome,
+        false => Ok(JobOutcome::Taken),
     }
 }

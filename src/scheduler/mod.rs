@@ -7,4 +7,4 @@ pub mod jobs;
 pub mod runner;
 
 pub use config::{Invoke, Schedule};
-pub use runner::{Claim, JobOutcome, JobRunner, Scheduler};
+pub use runner::{Claim, JobError, JobOutcome, JobRunner, Scheduler};

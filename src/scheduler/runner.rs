@@ -39,7 +39,20 @@ pub enum JobOutcome {
     Taken,
 }
 
-pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobOutcome, String>> + Send>>;
+/// Why a firing failed (recorded with the firing as `failed: <the error and its causes>`).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{0} is not configured (conf/ needs sync.json and the Salesforce provisioner)")]
+    NotConfigured(String),
+    #[error("cannot claim the firing")]
+    Claim(#[from] RepoError),
+    #[error(transparent)]
+    Recon(#[from] crate::recon::ReconError),
+    #[error(transparent)]
+    LiveSync(#[from] crate::recon::LiveSyncError),
+}
+
+pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobOutcome, JobError>> + Send>>;
 
 /// Starts the work a schedule invokes (a recon, a liveSync pass) for one firing.
 ///
@@ -163,6 +176,7 @@ async fn fire(
             format!("skipped: {why}")
         }
         Err(e) => {
+            let e = crate::telemetry::error_chain(&e);
             tracing::warn!(schedule = %schedule.id, error = %e, "firing failed");
             format!("failed: {e}")
         }

@@ -312,7 +312,8 @@ async fn a_running_recon_skips_the_pass_and_the_schedule_runs_one() {
         claim(&env),
     )
     .await
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("system/ldap/account"), "{err}");
 }
 
