@@ -278,6 +278,104 @@ impl ManagedObjects {
         }))
     }
 
+    /// [`ManagedObjects::merge_in`] for a batch of distinct objects: read and locked in one
+    /// query, merged and validated one by one, the changed ones written in one statement and
+    /// their outbox rows in another. One result per item, in order (`None`: the object is
+    /// gone). Any failure fails the batch; a caller that must know which object failed
+    /// replays the items one by one. Repeated ids are merged one by one.
+    pub async fn merge_many_in(
+        &self,
+        tx: &mut Conn,
+        object_type: &str,
+        items: &[(&str, &Map<String, Value>)],
+    ) -> Result<Vec<Option<Merged>>, ManagedError> {
+        let ids: Vec<&str> = items.iter().map(|(id, _)| *id).collect();
+        let distinct: std::collections::HashSet<&str> = ids.iter().copied().collect();
+        if distinct.len() != ids.len() {
+            let mut out = Vec::with_capacity(items.len());
+            for (id, changes) in items {
+                out.push(self.merge_in(tx, object_type, id, changes).await?);
+            }
+            return Ok(out);
+        }
+        let schema = self.schema(object_type)?;
+        let mut current: std::collections::HashMap<String, StoredObject> =
+            store::get_many_for_update(tx, object_type, &ids)
+                .await?
+                .into_iter()
+                .map(|o| (o.id.clone(), o))
+                .collect();
+        // Per item: the object as it was, and the body to write when it changes.
+        type Planned = Option<(StoredObject, Option<Map<String, Value>>)>;
+        let mut merged: Vec<Planned> = Vec::with_capacity(items.len());
+        for (id, changes) in items {
+            let Some(cur) = current.remove(*id) else {
+                merged.push(None);
+                continue;
+            };
+            let mut body = cur.body.clone();
+            merge(&mut body, changes);
+            crate::limits::check_object(&body)?;
+            let unchanged_hashes = keep_unchanged_hashes(schema, Some(&cur), &mut body).await;
+            check_policies(tx, schema, object_type, id, &body, &unchanged_hashes).await?;
+            if cur.body == body {
+                merged.push(Some((cur, None)));
+                continue;
+            }
+            hash_new_values(schema, &mut body, &unchanged_hashes).await?;
+            merged.push(Some((cur, Some(body))));
+        }
+        let (write_ids, write_bodies): (Vec<&str>, Vec<&Map<String, Value>>) = merged
+            .iter()
+            .flatten()
+            .filter_map(|(cur, body)| Some((cur.id.as_str(), body.as_ref()?)))
+            .unzip();
+        let revs = store::update_many(tx, object_type, &write_ids, &write_bodies)
+            .await
+            .map_err(unique_to_policy)?;
+        let changes: Vec<NewChange<'_>> = merged
+            .iter()
+            .flatten()
+            .filter_map(|(cur, body)| {
+                let body = body.as_ref()?;
+                Some(NewChange {
+                    object_type,
+                    object_id: &cur.id,
+                    rev: *revs.get(&cur.id)?,
+                    operation: Operation::Update,
+                    changed: changed_fields(Some(&cur.body), Some(body)),
+                })
+            })
+            .collect();
+        if changes.len() != write_ids.len() {
+            // Locked above, so an update cannot miss; if it did, nothing of it may stand.
+            return Err(ManagedError::Repo(RepoError::Config(
+                "a locked object was not updated".into(),
+            )));
+        }
+        outbox::record_many(tx, &changes).await?;
+        drop(changes);
+        Ok(merged
+            .into_iter()
+            .map(|m| {
+                m.map(|(cur, body)| match body {
+                    None => Merged {
+                        object: cur,
+                        changed: false,
+                    },
+                    Some(body) => Merged {
+                        object: StoredObject {
+                            rev: revs.get(&cur.id).copied().unwrap_or(cur.rev),
+                            id: cur.id,
+                            body,
+                        },
+                        changed: true,
+                    },
+                })
+            })
+            .collect())
+    }
+
     /// Deletes `id` (with its outbox row) under an optional revision precondition; returns
     /// the object as it was, `Ok(None)` when it does not exist.
     pub async fn delete_in(

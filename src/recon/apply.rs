@@ -13,6 +13,7 @@
 //! objects, one for their outbox rows) instead of two round trips each; the replay writes
 //! them one by one, so a failing create still fails alone.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
@@ -23,6 +24,7 @@ use super::summary::Timed;
 use super::{ReconError, SOURCE_RESOURCE, TARGET_RESOURCE, TARGET_TYPE, guard};
 use crate::audit_config::{AuditEvent, Topic};
 use crate::managed::ManagedError;
+use crate::managed::Merged;
 use crate::managed::service::merge;
 use crate::mapping::{
     Action, DEFAULT_LINK_QUALIFIER, Decision, Event, MappingError, PolicyScope, Situation,
@@ -128,7 +130,7 @@ pub(crate) enum Work {
 struct Update<'a> {
     source_id: String,
     target_id: &'a String,
-    changes: &'a Map<String, Value>,
+    changes: Cow<'a, Map<String, Value>>,
     current: &'a Map<String, Value>,
     link: &'a LinkPlan,
     digest: Option<[u8; 32]>,
@@ -234,7 +236,7 @@ type PlannedLink = (String, String, Option<InStep>);
 
 /// Link changes collected over a page, written in a few statements.
 #[derive(Default)]
-struct LinkBatch {
+struct LinkBatch<'a> {
     inserts: Vec<PlannedLink>,
     snapshots: Vec<(String, InStep)>,
     /// Source digests for links already in step (see `links::set_digests`).
@@ -242,10 +244,19 @@ struct LinkBatch {
     deletes: Vec<String>,
     /// Numbered when the transaction writes them.
     held: Vec<PendingDelete>,
-    /// Whether CREATEs wait in `creates` to be written together (the fast path, where any
-    /// failure replays the page anyway) or are written one by one (the replay).
-    defer_creates: bool,
+    /// Whether UPDATEs and CREATEs wait in `updates` and `creates` to be written together (the
+    /// fast path, where any failure replays the page anyway) or are written one by one (the
+    /// replay).
+    defer_writes: bool,
+    updates: Vec<PendingUpdate<'a>>,
     creates: Vec<PendingCreate>,
+}
+
+/// An UPDATE waiting for its batch, and where its outcome goes (`None`: the entry's outcome is
+/// another, a held deactivation).
+struct PendingUpdate<'a> {
+    update: Update<'a>,
+    outcome_at: Option<usize>,
 }
 
 /// A CREATE waiting for its batch: the new id, the body, the source, the link to retarget.
@@ -257,7 +268,7 @@ struct PendingCreate {
     digest: Option<[u8; 32]>,
 }
 
-impl LinkBatch {
+impl LinkBatch<'_> {
     async fn flush(&mut self, tx: &mut Conn, link_type: &str) -> Result<(), RepoError> {
         let new: Vec<NewLink> = self
             .inserts
@@ -429,7 +440,7 @@ impl Ctx {
         let link_type = self.mapping().link_type().to_owned();
         let mut tx = repo::begin(self.pool()).await?;
         let mut batch = LinkBatch {
-            defer_creates: !savepoints,
+            defer_writes: !savepoints,
             ..LinkBatch::default()
         };
         let mut outcomes = Vec::with_capacity(entries.len());
@@ -439,7 +450,8 @@ impl Ctx {
                 continue;
             }
             if !savepoints {
-                match self.apply_one(&mut tx, entry, &mut batch).await {
+                let index = outcomes.len();
+                match self.apply_one(&mut tx, entry, &mut batch, index).await {
                     Ok(outcome) => outcomes.push(outcome),
                     Err(ApplyError::Object(_)) => return Ok(None),
                     Err(ApplyError::Fatal(e)) => return Err(e),
@@ -448,7 +460,8 @@ impl Ctx {
             }
             let mut sp = transaction::begin(&mut tx).await?;
             let mut one = LinkBatch::default();
-            let result = match self.apply_one(&mut sp, entry, &mut one).await {
+            let index = outcomes.len();
+            let result = match self.apply_one(&mut sp, entry, &mut one, index).await {
                 Ok(outcome) => one
                     .flush(&mut sp, &link_type)
                     .await
@@ -470,7 +483,11 @@ impl Ctx {
             }
         }
         if !savepoints {
-            let flushed = match self.flush_creates(&mut tx, &mut batch).await {
+            let written = match self.flush_updates(&mut tx, &mut batch, &mut outcomes).await {
+                Ok(()) => self.flush_creates(&mut tx, &mut batch).await,
+                Err(e) => Err(e),
+            };
+            let flushed = match written {
                 Ok(()) => batch
                     .flush(&mut tx, &link_type)
                     .await
@@ -501,11 +518,13 @@ impl Ctx {
         Ok(Some((outcomes, audit_time, batch.held.len() as u64)))
     }
 
-    async fn apply_one(
+    /// Applies one entry, whose outcome is the page's `index`th.
+    async fn apply_one<'a>(
         &self,
         tx: &mut Conn,
-        entry: &Entry,
-        batch: &mut LinkBatch,
+        entry: &'a Entry,
+        batch: &mut LinkBatch<'a>,
+        index: usize,
     ) -> Result<Outcome, ApplyError> {
         let managed = &self.inner.managed;
         let source_id = entry.source_id.clone().unwrap_or_default();
@@ -531,7 +550,7 @@ impl Ctx {
                     link_id: link_id.clone(),
                     digest: entry.source_digest,
                 };
-                if batch.defer_creates {
+                if batch.defer_writes {
                     batch.creates.push(create);
                 } else {
                     let object = managed
@@ -553,24 +572,24 @@ impl Ctx {
                 let update = Update {
                     source_id,
                     target_id,
-                    changes,
+                    changes: Cow::Borrowed(changes),
                     current,
                     link,
                     digest: entry.source_digest,
                 };
                 if !self.holds_deactivations() || !guard::deactivates(current, changes) {
-                    return self.update(tx, batch, update).await;
+                    return self.update(tx, batch, update, Some(index)).await;
                 }
                 // The deactivation waits for the guard; the other changes go in now. The
                 // object is not in step with its source until then: no digest.
                 let mut rest = changes.clone();
                 rest.remove(guard::STATUS_PROPERTY);
                 let update = Update {
-                    changes: &rest,
+                    changes: Cow::Owned(rest),
                     digest: None,
                     ..update
                 };
-                self.update(tx, batch, update).await?;
+                self.update(tx, batch, update, None).await?;
                 batch
                     .held
                     .push(held(entry, target_id, HeldAction::Deactivate, None));
@@ -613,21 +632,13 @@ impl Ctx {
     }
 
     /// An UPDATE of `target_id` with `changes`, and its link's snapshot.
-    async fn update(
+    async fn update<'a>(
         &self,
         tx: &mut Conn,
-        batch: &mut LinkBatch,
-        update: Update<'_>,
+        batch: &mut LinkBatch<'a>,
+        update: Update<'a>,
+        outcome_at: Option<usize>,
     ) -> Result<Outcome, ApplyError> {
-        let Update {
-            source_id,
-            target_id,
-            changes,
-            current,
-            link,
-            digest,
-        } = update;
-        let managed = &self.inner.managed;
         // The steady state of a re-recon: the mapped values are already there and the
         // link's snapshot agrees. Nothing to lock or write (a concurrent REST edit is
         // the worker's to push, and the next recon's to see).
@@ -635,13 +646,13 @@ impl Ctx {
             id,
             snapshot: Some(snapshot),
             digest: stored,
-        } = link
+        } = update.link
         {
-            let mut after = current.clone();
-            merge(&mut after, changes);
-            if after == *current && snapshot == current {
+            let mut after = update.current.clone();
+            merge(&mut after, &update.changes);
+            if after == *update.current && snapshot == update.current {
                 // In step with this source: remember its digest, so the next run skips it.
-                if let Some(d) = digest
+                if let Some(d) = update.digest
                     && stored.as_deref() != Some(d.as_slice())
                 {
                     batch.digests.push((id.clone(), d));
@@ -649,40 +660,54 @@ impl Ctx {
                 return Ok(Outcome::Unchanged);
             }
         }
+        if batch.defer_writes {
+            batch.updates.push(PendingUpdate { update, outcome_at });
+            // Settled when the batch is written (`flush_updates`).
+            return Ok(Outcome::Updated);
+        }
         // Managed writes keep the page's order: the CREATEs waiting before this
         // update are written first (a userName it frees or takes decides theirs).
         self.flush_creates(tx, batch).await?;
-        let merged = managed
-            .merge_in(tx, TARGET_TYPE, target_id, changes)
+        let merged = self
+            .inner
+            .managed
+            .merge_in(tx, TARGET_TYPE, update.target_id, &update.changes)
             .await?
-            .ok_or_else(|| {
-                ApplyError::Object(format!(
-                    "{TARGET_RESOURCE}/{target_id} was deleted during the reconciliation"
-                ))
-            })?;
-        let object = merged.object;
-        match link {
-            LinkPlan::Existing { id, snapshot, .. } => {
-                // The snapshot says what Salesforce last agreed with: refresh it when
-                // the object changed, or when it lags (written before by a REST edit
-                // that Salesforce now shows as well).
-                if merged.changed || snapshot.as_ref() != Some(&object.body) {
-                    batch
-                        .snapshots
-                        .push((id.clone(), (object.body, object.rev, digest)));
-                }
-            }
-            LinkPlan::New => batch.inserts.push((
-                source_id,
-                target_id.clone(),
-                Some((object.body, object.rev, digest)),
-            )),
+            .ok_or_else(|| gone(update.target_id))?;
+        Ok(record_update(batch, update, merged))
+    }
+
+    /// Writes the UPDATEs waiting in `batch` together and settles their outcomes. They go
+    /// before the page's CREATEs: a userName an update frees is then free for a create; one
+    /// both want fails the statement, and the replay decides it in the page's order.
+    async fn flush_updates(
+        &self,
+        tx: &mut Conn,
+        batch: &mut LinkBatch<'_>,
+        outcomes: &mut [Outcome],
+    ) -> Result<(), ApplyError> {
+        if batch.updates.is_empty() {
+            return Ok(());
         }
-        Ok(if merged.changed {
-            Outcome::Updated
-        } else {
-            Outcome::Unchanged
-        })
+        let pending = std::mem::take(&mut batch.updates);
+        let items: Vec<(&str, &Map<String, Value>)> = pending
+            .iter()
+            .map(|p| (p.update.target_id.as_str(), p.update.changes.as_ref()))
+            .collect();
+        let merged = self
+            .inner
+            .managed
+            .merge_many_in(tx, TARGET_TYPE, &items)
+            .await?;
+        drop(items);
+        for (p, merged) in pending.into_iter().zip(merged) {
+            let merged = merged.ok_or_else(|| gone(p.update.target_id))?;
+            let outcome = record_update(batch, p.update, merged);
+            if let Some(slot) = p.outcome_at.and_then(|i| outcomes.get_mut(i)) {
+                *slot = outcome;
+            }
+        }
+        Ok(())
     }
 
     /// Whether this run holds deactivations back for the guard (it can stop them).
@@ -691,7 +716,11 @@ impl Ctx {
     }
 
     /// Writes the CREATEs waiting in `batch` in a few statements, then records their links.
-    async fn flush_creates(&self, tx: &mut Conn, batch: &mut LinkBatch) -> Result<(), ApplyError> {
+    async fn flush_creates(
+        &self,
+        tx: &mut Conn,
+        batch: &mut LinkBatch<'_>,
+    ) -> Result<(), ApplyError> {
         if batch.creates.is_empty() {
             return Ok(());
         }
@@ -988,11 +1017,45 @@ impl Ctx {
     }
 }
 
+fn gone(target_id: &str) -> ApplyError {
+    ApplyError::Object(format!(
+        "{TARGET_RESOURCE}/{target_id} was deleted during the reconciliation"
+    ))
+}
+
+/// An UPDATE's link after its merge: the snapshot refreshed (or the new link made) with the
+/// object as written; the outcome.
+fn record_update(batch: &mut LinkBatch<'_>, update: Update<'_>, merged: Merged) -> Outcome {
+    let object = merged.object;
+    match update.link {
+        LinkPlan::Existing { id, snapshot, .. } => {
+            // The snapshot says what Salesforce last agreed with: refresh it when the object
+            // changed, or when it lags (written before by a REST edit that Salesforce now
+            // shows as well).
+            if merged.changed || snapshot.as_ref() != Some(&object.body) {
+                batch
+                    .snapshots
+                    .push((id.clone(), (object.body, object.rev, update.digest)));
+            }
+        }
+        LinkPlan::New => batch.inserts.push((
+            update.source_id,
+            update.target_id.clone(),
+            Some((object.body, object.rev, update.digest)),
+        )),
+    }
+    if merged.changed {
+        Outcome::Updated
+    } else {
+        Outcome::Unchanged
+    }
+}
+
 /// Links a created object to its source: the existing link of a MISSING source is pointed
 /// at it, otherwise a new link waits in the batch; both carry the object as the snapshot.
 async fn created(
     tx: &mut Conn,
-    batch: &mut LinkBatch,
+    batch: &mut LinkBatch<'_>,
     object: StoredObject,
     create: &PendingCreate,
 ) -> Result<(), ApplyError> {

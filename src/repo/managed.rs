@@ -67,6 +67,27 @@ pub async fn get_for_update(
     Ok(row.map(from_row))
 }
 
+/// [`get_for_update`] for a batch in one query: the objects among `ids` that exist, locked in
+/// id order (so two batches that share objects wait for each other instead of deadlocking).
+pub async fn get_many_for_update(
+    tx: &mut PgConnection,
+    object_type: &str,
+    ids: &[&str],
+) -> Result<Vec<StoredObject>, RepoError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, rev, body FROM managed_objects WHERE object_type = $1 AND id = ANY($2)
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(object_type)
+    .bind(ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
 /// Reads the objects of `object_type` among `ids` (one query for a batch); ids that do not
 /// exist are left out.
 pub async fn by_ids<'e>(
@@ -125,6 +146,33 @@ pub async fn insert_many(
          ORDER BY u.ord
          ON CONFLICT (object_type, id) DO NOTHING
          RETURNING id, rev",
+    )
+    .bind(object_type)
+    .bind(ids)
+    .bind(&bodies)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(RepoError::from_write)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// [`update`] for a batch in one statement; returns the new revision of each id updated.
+pub async fn update_many(
+    tx: &mut PgConnection,
+    object_type: &str,
+    ids: &[&str],
+    bodies: &[&Map<String, Value>],
+) -> Result<std::collections::HashMap<String, i64>, RepoError> {
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let bodies: Vec<Json<&Map<String, Value>>> = bodies.iter().map(|b| Json(*b)).collect();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "UPDATE managed_objects m
+         SET body = u.body, rev = nextval('managed_object_rev_seq'), updated_at = now()
+         FROM unnest($2::text[], $3::jsonb[]) AS u(id, body)
+         WHERE m.object_type = $1 AND m.id = u.id
+         RETURNING m.id, m.rev",
     )
     .bind(object_type)
     .bind(ids)

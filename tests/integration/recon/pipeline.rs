@@ -160,3 +160,52 @@ async fn a_page_written_in_parts_ends_as_one_transaction_would() {
         "the duplicate fails again: {s}"
     );
 }
+
+#[tokio::test]
+async fn a_page_of_updates_is_written_together_and_one_that_fails_fails_alone() {
+    let env = super::support::env(40).await;
+    env.recon("").await;
+    let people = env.people().await;
+    // Ten users renamed in Salesforce, and an eleventh given a user name that a managed user
+    // nobody links to already holds.
+    for p in &people[..10] {
+        let id = p["Id"].as_str().unwrap();
+        env.sf
+            .update(id, &record(json!({"LastName": format!("Renamed-{id}")})))
+            .await
+            .unwrap();
+    }
+    let taken = "taken@idm-sync.test";
+    let body = json!({"userName": taken, "givenName": "T", "sn": "Aken",
+        "mail": "taken@example.com", "profileId": "00e000000000000AAA"});
+    crate::helpers::create_managed(&env.app, &body).await;
+    let clash = people[10]["Id"].as_str().unwrap().to_owned();
+    env.sf
+        .update(&clash, &record(json!({"Username": taken})))
+        .await
+        .unwrap();
+    let outbox = env.outbox().await;
+
+    let s = env.recon("").await;
+    assert_eq!(s["state"], "SUCCESS", "{s}");
+    assert_eq!(target(&s, "updated"), 10, "{s}");
+    assert_eq!(sit(&s, "CONFIRMED"), people.len() as u64, "{s}");
+    assert_eq!(env.outbox().await, outbox + 10, "one outbox row per update");
+    for p in &people[..10] {
+        let id = p["Id"].as_str().unwrap();
+        assert_eq!(env.linked_user(id).await["sn"], format!("Renamed-{id}"));
+    }
+    assert_ne!(env.linked_user(&clash).await["userName"], taken);
+    let run = s["_id"].as_str().unwrap();
+    let failed: Vec<(String, String)> = sqlx::query_as(
+        "SELECT body->>'sourceObjectId', body->>'message' FROM recon_audit
+         WHERE recon_id = $1 AND body->>'status' = 'FAILURE' AND body->>'situation' = 'CONFIRMED'",
+    )
+    .bind(run)
+    .fetch_all(&env.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].0.ends_with(&clash), "{failed:?}");
+    assert!(failed[0].1.contains("userName"), "{failed:?}");
+}
