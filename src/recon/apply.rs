@@ -9,9 +9,10 @@
 //! object. Planned work is idempotent (updates re-read their object under a row lock), so
 //! the replay is safe.
 //!
-//! On that first attempt, consecutive CREATEs are written together (one statement for the
-//! objects, one for their outbox rows) instead of two round trips each; the replay writes
-//! them one by one, so a failing create still fails alone.
+//! On that first attempt, a part's UPDATEs and CREATEs are written together (for each, one
+//! statement for the objects and one for their outbox rows; the updates' objects locked and
+//! read in one more) instead of round trips per object; the replay writes them one by one,
+//! so a failing one still fails alone.
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
