@@ -1,17 +1,46 @@
-//! Inbound reconciliation against the emulator (issue 4's figures): a first recon into an empty
-//! repository and a second with no changes — users/s, peak RSS of this process, Salesforce API
-//! calls — and the floor: paging the same users out of the emulator plus bulk-inserting the
-//! same rows with COPY, measured in the same run. The floor is printed twice: COPY of the
-//! managed-user rows alone, and COPY of every row the first recon wrote (the managed users,
-//! their outbox rows, links and audit entries, copied back out of the database), since the
-//! recon must write all of them.
+//! Inbound reconciliation against the emulator (issue 4's figures), side by side with a
+//! hand-written peer script (issue 19). One emulator process serves the same users to every run,
+//! and each run writes into a fresh database of the same PostgreSQL server, in this order:
 //!
-//! Run: `cargo bench --bench recon` (BENCH_USERS, default 100000; BENCH_PG_URL, default
-//! postgres://postgres@127.0.0.1:5432; the database `idm_bench_recon` is dropped and re-created).
-//! The emulator runs as its own process, so the RSS figures are idm-sync's alone.
+//! 1. the peer (`benches/peer/peer_recon.py`: simple-salesforce pages the users out, psycopg
+//!    upserts the managed users and links with two multi-row statements per 2,000-record page):
+//!    a first pass into an empty database, then a second with no changes;
+//! 2. idm-sync: a first recon into an empty repository, then a second with no changes — users/s,
+//!    stage timings, Salesforce API calls, rows written per table (pg_stat_user_tables) and, when
+//!    pg_stat_statements is loaded, the Postgres statements it issued per page;
+//! 3. the peer again, as in 1, so that idm-sync's figures are bracketed by the peer's;
+//!
+//! then the floor: paging the same users out of the emulator plus bulk-inserting the same rows
+//! with COPY. The floor is printed twice: COPY of the managed-user rows alone, and COPY of every
+//! row the first recon wrote (the managed users, their outbox rows, links and audit entries,
+//! copied back out of the database), since the recon must write all of them. Last, a table of the
+//! three runs with the ratio peer mean / idm-sync (above 1: idm-sync is faster).
+//!
+//! Run: `cargo bench --bench recon`. Environment:
+//! - `BENCH_USERS`: users in the emulator (default 100000).
+//! - `BENCH_PG_URL`: the server, without a database (default postgres://postgres@127.0.0.1:5432).
+//!   The databases `idm_bench_recon`, `idm_bench_peer_before` and `idm_bench_peer_after` are
+//!   dropped and re-created (the peer's are dropped again at the end; idm-sync's is kept).
+//! - `BENCH_PG_PRIVATE=1`: run everything against a throw-away server of the bench's own instead
+//!   (initdb of the newest /usr/lib/postgresql/*/bin into a temporary directory, as the
+//!   `postgres` user when run as root, on a free loopback port, with
+//!   `shared_preload_libraries=pg_stat_statements`, fsync on and the durability and memory
+//!   settings of the BENCH_PG_URL server when it answers), stopped and deleted at the end, a
+//!   panic included. Use it when the shared server has not loaded pg_stat_statements: the bench
+//!   never reconfigures nor restarts it.
+//! - `BENCH_PEER=0`: skip the peer. `BENCH_PYTHON`: the interpreter that makes the peer's
+//!   virtual environment (default python3).
+//!
+//! The peer's virtual environment is `<cargo target dir>/bench-peer-venv`: made with
+//! `python3 -m venv` and `pip install -r benches/peer/requirements.txt` (pinned versions) on the
+//! first run, reused on later runs, re-installed when requirements.txt changes. Without python3,
+//! venv or a working pip, one line says that the peer is skipped and why; idm-sync's part runs.
+//! The emulator and the peer are processes of their own, so the RSS figures are idm-sync's alone.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +52,30 @@ use idm_sync::recon::{ReconEngine, ReconRequest, ReconSettings};
 use idm_sync::repo::db::{self, DbSettings};
 use idm_sync::salesforce::SalesforceClient;
 use idm_sync::secrets::{KEY_LEN, Sealer};
-use sqlx::Connection;
+use sqlx::{Connection, PgConnection};
+
+const IDM_DB: &str = "idm_bench_recon";
+const PEER_DB_BEFORE: &str = "idm_bench_peer_before";
+const PEER_DB_AFTER: &str = "idm_bench_peer_after";
+const PEER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer/peer_recon.py");
+const PEER_REQUIREMENTS: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer/requirements.txt");
+const SOQL: &str = "SELECT Id, Username, Email, FirstName, LastName, ProfileId, IsActive, LastModifiedDate FROM User";
+/// What the private server takes over from the BENCH_PG_URL server, when that one answers.
+const MIRRORED_SETTINGS: [&str; 12] = [
+    "fsync",
+    "synchronous_commit",
+    "full_page_writes",
+    "wal_level",
+    "shared_buffers",
+    "max_wal_size",
+    "min_wal_size",
+    "checkpoint_timeout",
+    "autovacuum",
+    "work_mem",
+    "maintenance_work_mem",
+    "jit",
+];
 
 fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -35,31 +87,858 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+fn env_flag(name: &str) -> Option<bool> {
+    std::env::var(name)
+        .ok()
+        .map(|v| !matches!(v.as_str(), "" | "0" | "false" | "no"))
+}
+
+fn last_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no output)")
+        .trim()
+        .to_owned()
+}
+
+/// Runs `cmd` to its end; Err carries the last line it printed.
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", cmd.get_program().to_string_lossy()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = if out.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+        last_line(&out.stderr)
+    } else {
+        last_line(&out.stdout)
+    };
+    Err(format!(
+        "{} failed ({}): {said}",
+        cmd.get_program().to_string_lossy(),
+        out.status
+    ))
+}
+
+/// A child process (the emulator) that is killed when dropped, a panic included.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// BENCH_PG_PRIVATE=1: a throw-away PostgreSQL with pg_stat_statements preloaded. Dropping it
+/// (at the end, or while a panic unwinds) stops the server and deletes its directory.
+struct PrivateServer {
+    bin: PathBuf,
+    dir: PathBuf,
+    as_postgres: bool,
+    port: u16,
+}
+
+impl PrivateServer {
+    fn start(mirrored: &[(String, String)]) -> Result<Self, String> {
+        let bin = newest_pg_bin()?;
+        let as_postgres = running_as_root();
+        let dir = std::env::temp_dir().join(format!("idm-bench-pg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        let server = Self {
+            bin,
+            dir,
+            as_postgres,
+            port: free_port(),
+        };
+        if as_postgres {
+            let (uid, gid) = postgres_ids()?;
+            std::os::unix::fs::chown(&server.dir, Some(uid), Some(gid))
+                .map_err(|e| format!("chown {}: {e}", server.dir.display()))?;
+        }
+        let data = server.dir.join("data");
+        // --no-sync: initdb's own files need no fsync on a throw-away directory; the server
+        // itself runs with fsync on.
+        run(server.command("initdb").arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ]))?;
+        let mut options = format!(
+            "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories={}",
+            server.port,
+            server.dir.display()
+        );
+        for (name, value) in mirrored.iter().filter(|(n, _)| n != "fsync") {
+            options.push_str(&format!(" -c {name}={value}"));
+        }
+        options.push_str(" -c shared_preload_libraries=pg_stat_statements -c fsync=on");
+        let started = run(server
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(server.dir.join("server.log"))
+            .args(["-w", "-t", "120", "-o", &options, "start"]));
+        if let Err(e) = started {
+            let log = std::fs::read(server.dir.join("server.log")).unwrap_or_default();
+            return Err(format!("{e}; server log: {}", last_line(&log)));
+        }
+        println!(
+            "private PostgreSQL ({}) on 127.0.0.1:{} in {}, with {options}",
+            server.bin.display(),
+            server.port,
+            server.dir.display()
+        );
+        Ok(server)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        if self.as_postgres {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+            cmd
+        } else {
+            Command::new(self.bin.join(tool))
+        }
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        if data.join("postmaster.pid").exists() {
+            let _ = self
+                .command("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .args(["-m", "fast", "-w", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The newest /usr/lib/postgresql/N/bin that has initdb and pg_stat_statements.
+fn newest_pg_bin() -> Result<PathBuf, String> {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+        .map_err(|e| format!("{}: {e}", root.display()))?
+        .filter_map(Result::ok)
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path())))
+        .filter(|(_, p)| p.join("bin/initdb").is_file() && p.join("bin/pg_ctl").is_file())
+        .filter(|(_, p)| p.join("lib/pg_stat_statements.so").is_file())
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, p)| p.join("bin")).ok_or_else(|| {
+        "no /usr/lib/postgresql/*/bin with initdb, pg_ctl and pg_stat_statements".into()
+    })
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        == Some("0")
+}
+
+/// The `postgres` user's uid and gid (initdb refuses to run as root).
+fn postgres_ids() -> Result<(u32, u32), String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").map_err(|e| format!("/etc/passwd: {e}"))?;
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&"postgres"))
+        .and_then(|f| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))
+        .ok_or_else(|| "running as root, and there is no `postgres` user to run initdb as".into())
+}
+
+/// The cargo target directory this bench was built into (where the peer's venv lives).
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .find(|d| d.join("CACHEDIR.TAG").is_file())
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// The peer's interpreter: `<target>/bench-peer-venv`, made on the first run (Err: why the peer
+/// is skipped).
+fn peer_python() -> Result<PathBuf, String> {
+    let venv = target_dir().join("bench-peer-venv");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("idm-bench-requirements.txt");
+    let requirements = std::fs::read_to_string(PEER_REQUIREMENTS)
+        .map_err(|e| format!("{PEER_REQUIREMENTS}: {e}"))?;
+    if python.is_file()
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str())
+    {
+        return Ok(python);
+    }
+    if !python.is_file() {
+        let python3 = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+        run(Command::new(&python3).arg("--version"))
+            .map_err(|e| format!("no usable {python3} ({e})"))?;
+        let _ = std::fs::remove_dir_all(&venv);
+        if let Err(e) = run(Command::new(&python3).args(["-m", "venv"]).arg(&venv)) {
+            let _ = std::fs::remove_dir_all(&venv);
+            return Err(format!("`{python3} -m venv` failed: {e}"));
+        }
+    }
+    println!(
+        "peer: installing benches/peer/requirements.txt into {} (once; reused by later runs)",
+        venv.display()
+    );
+    let t = Instant::now();
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            "-r",
+        ])
+        .arg(PEER_REQUIREMENTS))
+    .map_err(|e| format!("pip install -r benches/peer/requirements.txt failed: {e}"))?;
+    std::fs::write(&stamp, requirements).map_err(|e| format!("{}: {e}", stamp.display()))?;
+    println!("peer: installed in {:.0} s", t.elapsed().as_secs_f64());
+    Ok(python)
+}
+
+/// One pass of the peer script, as its PEER_RESULT line reports it.
+#[derive(Clone, Copy)]
+struct PeerPass {
+    secs: f64,
+    db_secs: f64,
+    users: u64,
+    written: u64,
+    links: u64,
+    pages: u64,
+    wall: f64,
+}
+
+fn peer_pass(python: &Path, base: &str, db_url: &str) -> Result<PeerPass, String> {
+    let t = Instant::now();
+    let out = Command::new(python)
+        .arg(PEER_SCRIPT)
+        .arg(base)
+        .arg(db_url)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: {e}", python.display()))?;
+    let wall = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!("peer_recon.py exited with {}", out.status));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("PEER_RESULT "))
+        .ok_or("peer_recon.py printed no PEER_RESULT line")?;
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("PEER_RESULT: {e}"))?;
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    Ok(PeerPass {
+        secs: v["seconds"].as_f64().ok_or("PEER_RESULT without seconds")?,
+        db_secs: v["db_seconds"].as_f64().unwrap_or(0.0),
+        users: n("users"),
+        written: n("written"),
+        links: n("links_written"),
+        pages: n("pages"),
+        wall,
+    })
+}
+
+async fn fresh_db(server: &str, name: &str) {
+    let mut admin = PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+}
+
+async fn drop_db(server: &str, name: &str) {
+    let mut admin = PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+}
+
+/// Whether pg_stat_statements works in `server`: CREATE EXTENSION and a read of the view, in a
+/// database made for the probe and dropped after it.
+async fn statements_loaded(server: &str) -> bool {
+    fresh_db(server, "idm_bench_probe").await;
+    let mut conn = PgConnection::connect(&format!("{server}/idm_bench_probe"))
+        .await
+        .unwrap();
+    let ok = sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&mut conn)
+        .await
+        .is_ok()
+        && sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_stat_statements")
+            .fetch_one(&mut conn)
+            .await
+            .is_ok();
+    conn.close().await.unwrap();
+    drop_db(server, "idm_bench_probe").await;
+    ok
+}
+
+async fn server_settings(server: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let mut conn = PgConnection::connect(&format!("{server}/postgres")).await?;
+    let names: Vec<String> = MIRRORED_SETTINGS.iter().map(|s| (*s).to_owned()).collect();
+    let settings =
+        sqlx::query_as("SELECT name, current_setting(name) FROM unnest($1::text[]) AS name")
+            .bind(names)
+            .fetch_all(&mut conn)
+            .await?;
+    conn.close().await?;
+    Ok(settings)
+}
+
+/// inserted, updated, deleted rows per table.
+type TableCounts = BTreeMap<String, [i64; 3]>;
+
+/// A connection to a bench database that watches what the runs do to it: table counters, and
+/// pg_stat_statements when it is loaded (its own statements are not tracked).
+struct Observer {
+    conn: PgConnection,
+    statements: bool,
+}
+
+impl Observer {
+    async fn open(server: &str, db: &str, statements: bool) -> Self {
+        let mut conn = PgConnection::connect(&format!("{server}/{db}"))
+            .await
+            .unwrap();
+        if statements {
+            sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            // Superusers only: without it, the observer's few reads show among the statements.
+            let _ = sqlx::raw_sql("SET pg_stat_statements.track = 'none'")
+                .execute(&mut conn)
+                .await;
+        }
+        Self { conn, statements }
+    }
+
+    /// Waits until no other session is connected to the database: a backend flushes its table
+    /// counters when it exits, and otherwise only about once a second while busy.
+    async fn wait_idle(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .fetch_one(&mut self.conn)
+            .await
+            .unwrap();
+            if others == 0 {
+                break;
+            }
+            if Instant::now() > deadline {
+                println!(
+                    "  (still {others} other sessions on the database: the row counts may be short)"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    async fn tables(&mut self) -> TableCounts {
+        sqlx::raw_sql("SELECT pg_stat_clear_snapshot()")
+            .execute(&mut self.conn)
+            .await
+            .unwrap();
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT relname::text, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables",
+        )
+        .fetch_all(&mut self.conn)
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|(t, i, u, d)| (t, [i, u, d]))
+            .collect()
+    }
+
+    /// Forgets this database's statements (the other databases' stay).
+    async fn reset_statements(&mut self) {
+        if self.statements {
+            sqlx::raw_sql(
+                "SELECT pg_stat_statements_reset(0, oid, 0) FROM pg_database WHERE datname = current_database()",
+            )
+            .execute(&mut self.conn)
+            .await
+            .unwrap();
+        }
+    }
+
+    /// Prints the statements issued against this database since the reset: the total per page
+    /// and the `top` most called.
+    async fn print_statements(&mut self, pages: u64, top: usize) {
+        if !self.statements {
+            return;
+        }
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT calls, rows, query FROM pg_stat_statements \
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             ORDER BY calls DESC, query",
+        )
+        .fetch_all(&mut self.conn)
+        .await
+        .unwrap();
+        let total: i64 = rows.iter().map(|r| r.0).sum();
+        println!(
+            "  statements (pg_stat_statements): {total} calls of {} distinct statements over {pages} pages = {:.1} per page; top {} by calls:",
+            rows.len(),
+            total as f64 / pages.max(1) as f64,
+            top.min(rows.len())
+        );
+        for (calls, n, query) in rows.iter().take(top) {
+            let text = query.split_whitespace().collect::<Vec<_>>().join(" ");
+            let short: String = text.chars().take(110).collect();
+            let more = if short.len() < text.len() { "…" } else { "" };
+            println!("    {calls:>7} calls {n:>8} rows  {short}{more}");
+        }
+    }
+}
+
+fn print_table_counts(before: &TableCounts, after: &TableCounts) {
+    let mut parts = Vec::new();
+    for (table, a) in after {
+        let b = before.get(table).copied().unwrap_or_default();
+        let [ins, upd, del] = [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
+        if ins == 0 && upd == 0 && del == 0 {
+            continue;
+        }
+        let others: Vec<String> = [(upd, "updated"), (del, "deleted")]
+            .into_iter()
+            .filter(|(n, _)| *n != 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        if others.is_empty() {
+            parts.push(format!("{table} {ins}"));
+        } else {
+            parts.push(format!("{table} {ins} ({})", others.join(", ")));
+        }
+    }
+    let parts = if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
+    };
+    println!(
+        "  rows inserted per table (pg_stat_user_tables n_tup_ins; other changes in brackets): {parts}"
+    );
+}
+
+/// The emulator's call counters: (query pages, other data calls, token calls).
+async fn emulator_calls(http: &reqwest::Client, base: &str) -> (u64, u64, u64) {
+    let s: serde_json::Value = http
+        .get(format!("{base}/__emulator/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (mut pages, mut data) = (0, 0);
+    for (k, v) in s["calls"].as_object().unwrap() {
+        if k.contains("/services/data/") {
+            let n = v.as_u64().unwrap();
+            data += n;
+            if k.contains("/query") {
+                pages += n;
+            }
+        }
+    }
+    let tokens = s["tokenCalls"]
+        .as_u64()
+        .or_else(|| s["token_calls"].as_u64())
+        .unwrap_or(0);
+    (pages, data, tokens)
+}
+
+struct Bench {
+    server: String,
+    base: String,
+    http: reqwest::Client,
+    statements: bool,
+}
+
+/// The peer's two passes into a fresh database `db` (None when a pass failed: said why).
+async fn peer_bracket(b: &Bench, python: &Path, label: &str, db: &str) -> Option<[PeerPass; 2]> {
+    fresh_db(&b.server, db).await;
+    let mut observer = Observer::open(&b.server, db, b.statements).await;
+    let mut passes = Vec::new();
+    for pass in ["first pass (empty database)", "second pass (no changes)"] {
+        let tables = observer.tables().await;
+        observer.reset_statements().await;
+        let (python, base, url) = (
+            python.to_owned(),
+            b.base.clone(),
+            format!("{}/{db}", b.server),
+        );
+        let result = tokio::task::spawn_blocking(move || peer_pass(&python, &base, &url))
+            .await
+            .unwrap();
+        let p = match result {
+            Ok(p) => p,
+            Err(e) => {
+                println!("peer {label}, {pass}: failed: {e}; the peer's figures are left out");
+                return None;
+            }
+        };
+        println!(
+            "peer {label}, {pass}: {} users in {:.2} s = {:.0} users/s; wrote {} users, {} links; {} pages; in Postgres {:.2} s; process {:.2} s",
+            p.users,
+            p.secs,
+            p.users as f64 / p.secs,
+            p.written,
+            p.links,
+            p.pages,
+            p.db_secs,
+            p.wall
+        );
+        observer.wait_idle().await;
+        print_table_counts(&tables, &observer.tables().await);
+        observer.print_statements(p.pages, 5).await;
+        passes.push(p);
+    }
+    observer.conn.close().await.unwrap();
+    passes.try_into().ok()
+}
+
+/// What idm-sync's part hands to the floor and the table.
+struct IdmResult {
+    /// Seconds of the first recon and of the unchanged re-recon.
+    secs: [f64; 2],
+    users: [u64; 2],
+    first_run: String,
+}
+
+async fn idm_recons(b: &Bench, conf: &Conf, conf_dir: &Path) -> IdmResult {
+    fresh_db(&b.server, IDM_DB).await;
+    let url = format!("{}/{IDM_DB}", b.server);
+    let pool = db::connect(&DbSettings::new(url.clone())).await.unwrap();
+    db::migrate(&pool).await.unwrap();
+    pool.close().await;
+    let mut observer = Observer::open(&b.server, IDM_DB, b.statements).await;
+    let sync = Arc::new(SyncConfig::load(conf_dir).unwrap());
+    let request = ReconRequest {
+        mapping: "systemSalesforceUser_managedUser".into(),
+        ..ReconRequest::default()
+    };
+    let rss_before = status_kib("VmRSS:");
+    let mut result = IdmResult {
+        secs: [0.0; 2],
+        users: [0; 2],
+        first_run: String::new(),
+    };
+    for (i, (label, expect_created)) in [
+        ("first recon (empty repository)", true),
+        ("second recon (no changes)", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // A pool of its own per recon, closed after it: its sessions end, and with them the
+        // table counters they have not flushed yet.
+        let pool = db::connect(&DbSettings::new(url.clone())).await.unwrap();
+        let store = idm_sync::repo::salesforce_store::postgres(
+            pool.clone(),
+            Sealer::new(&[7; KEY_LEN]).unwrap(),
+        );
+        let client = SalesforceClient::new(conf.salesforce.clone().unwrap().client, store).unwrap();
+        let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
+        let engine = ReconEngine::new(managed, sync.clone(), client, ReconSettings::default());
+        let tables = observer.tables().await;
+        observer.reset_statements().await;
+        let (p0, d0, t0) = emulator_calls(&b.http, &b.base).await;
+        let t = Instant::now();
+        let summary = engine.run(request.clone()).await.unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        let (p1, d1, t1) = emulator_calls(&b.http, &b.base).await;
+        drop(engine);
+        tokio::time::timeout(Duration::from_secs(60), pool.close())
+            .await
+            .expect("close the recon's pool");
+        assert_eq!(summary["state"], "SUCCESS", "{summary}");
+        let processed = summary["progress"]["source"]["existing"]["processed"]
+            .as_u64()
+            .unwrap();
+        let created = summary["progress"]["target"]["created"]
+            .as_u64()
+            .unwrap_or(0);
+        assert_eq!(created > 0, expect_created, "{summary}");
+        if expect_created {
+            result.first_run = summary["_id"].as_str().unwrap().to_owned();
+        }
+        result.secs[i] = secs;
+        result.users[i] = processed;
+        println!(
+            "idm-sync {label}: {processed} users in {secs:.2} s = {:.0} users/s; created {created}; Salesforce calls: {} data ({} query pages) + {} token",
+            processed as f64 / secs,
+            d1 - d0,
+            p1 - p0,
+            t1 - t0
+        );
+        // Where the time went (ms summed over pages), from the run's own duration summary.
+        if let Some(d) = summary["durationSummary"].as_object() {
+            let parts: Vec<String> = d.iter().map(|(k, v)| format!("{k} {}", v["sum"])).collect();
+            println!("  stages (ms): {}", parts.join(", "));
+        }
+        observer.wait_idle().await;
+        print_table_counts(&tables, &observer.tables().await);
+        observer.print_statements(p1 - p0, 15).await;
+    }
+    let peak = status_kib("VmHWM:");
+    println!(
+        "idm-sync RSS: {} MiB before the recons, peak {} MiB",
+        rss_before / 1024,
+        peak / 1024
+    );
+    let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&mut observer.conn)
+        .await
+        .unwrap();
+    println!("outbox rows written: {outbox} (one per created user; none by the second recon)");
+    observer.conn.close().await.unwrap();
+    result
+}
+
+/// The floor: page the same users out, then COPY the same rows into an identical table.
+/// Returns (paging seconds, managed-rows floor seconds, every-row floor seconds).
+async fn floors(b: &Bench, conf: &Conf, users: usize, first_run: &str) -> (f64, f64, f64) {
+    let pool = db::connect(&DbSettings::new(format!("{}/{IDM_DB}", b.server)))
+        .await
+        .unwrap();
+    let store = idm_sync::repo::salesforce_store::postgres(
+        pool.clone(),
+        Sealer::new(&[7; KEY_LEN]).unwrap(),
+    );
+    let client = SalesforceClient::new(conf.salesforce.clone().unwrap().client, store).unwrap();
+    let t = Instant::now();
+    let mut rows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::with_capacity(users);
+    let mut pages = std::pin::pin!(client.query(SOQL));
+    while let Some(page) = pages.try_next().await.unwrap() {
+        rows.extend(page.records);
+    }
+    let paging = t.elapsed().as_secs_f64();
+    let mut text = String::with_capacity(rows.len() * 256);
+    for (i, r) in rows.iter().enumerate() {
+        let body = serde_json::json!({"userName": r["Username"], "mail": r["Email"], "givenName": r["FirstName"],
+            "sn": r["LastName"], "profileId": r["ProfileId"], "accountStatus": "active"});
+        let json = body.to_string().replace('\\', "\\\\");
+        text.push_str(&format!("user\tcopy-{i}\t{i}\t{json}\n"));
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("CREATE TABLE bench_copy (LIKE managed_objects INCLUDING ALL)")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let mut copy = conn
+        .copy_in_raw("COPY bench_copy (object_type, id, rev, body) FROM STDIN")
+        .await
+        .unwrap();
+    copy.send(text.into_bytes()).await.unwrap();
+    let copied = copy.finish().await.unwrap();
+    let copying = t.elapsed().as_secs_f64();
+    let floor = paging + copying;
+    println!(
+        "floor (managed rows): paging {} users {paging:.2} s + COPY of {copied} rows {copying:.2} s = {floor:.2} s ({:.0} users/s)",
+        rows.len(),
+        rows.len() as f64 / floor
+    );
+    // Every row the first recon wrote, copied out (untimed) and COPYed into twin tables.
+    let tables = [
+        ("managed_objects", "TRUE".to_owned()),
+        ("outbox", "TRUE".to_owned()),
+        ("links", "TRUE".to_owned()),
+        ("recon_audit", format!("recon_id = '{first_run}'")),
+    ];
+    let mut all = paging;
+    let mut parts = Vec::new();
+    for (table, filter) in tables {
+        let mut out = conn
+            .copy_out_raw(&format!(
+                "COPY (SELECT * FROM {table} WHERE {filter}) TO STDOUT"
+            ))
+            .await
+            .unwrap();
+        let mut data = Vec::new();
+        while let Some(chunk) = out.try_next().await.unwrap() {
+            data.extend_from_slice(&chunk);
+        }
+        drop(out);
+        sqlx::query(&format!(
+            "CREATE TABLE floor_{table} (LIKE {table} INCLUDING ALL)"
+        ))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let t = Instant::now();
+        let mut copy = conn
+            .copy_in_raw(&format!("COPY floor_{table} FROM STDIN"))
+            .await
+            .unwrap();
+        copy.send(data).await.unwrap();
+        let n = copy.finish().await.unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        all += secs;
+        parts.push(format!("{table} {n} rows {secs:.2} s"));
+    }
+    println!(
+        "floor (every row the first recon wrote): paging {paging:.2} s + COPY of {} = {all:.2} s",
+        parts.join(", ")
+    );
+    drop(conn);
+    pool.close().await;
+    (paging, floor, all)
+}
+
+fn cell(secs: Option<f64>, users: u64) -> String {
+    match secs {
+        Some(s) => format!("{s:.2} s ({:.0}/s)", users as f64 / s),
+        None => "-".to_owned(),
+    }
+}
+
+fn print_side_by_side(
+    idm: &IdmResult,
+    before: Option<&[PeerPass; 2]>,
+    after: Option<&[PeerPass; 2]>,
+) {
+    println!();
+    println!("side by side (seconds, users/s), same emulator and server, fresh databases:");
+    println!(
+        "  {:<20} {:>20} {:>20} {:>20} {:>22}",
+        "", "peer before", "idm-sync", "peer after", "peer mean / idm-sync"
+    );
+    for (i, label) in ["first recon", "unchanged re-recon"]
+        .into_iter()
+        .enumerate()
+    {
+        let b = before.and_then(|p| p.get(i).copied());
+        let a = after.and_then(|p| p.get(i).copied());
+        let peers: Vec<f64> = [b, a].iter().flatten().map(|p| p.secs).collect();
+        let ratio = if peers.is_empty() {
+            "-".to_owned()
+        } else {
+            format!(
+                "{:.2}x",
+                peers.iter().sum::<f64>() / peers.len() as f64 / idm.secs[i]
+            )
+        };
+        println!(
+            "  {label:<20} {:>20} {:>20} {:>20} {ratio:>22}",
+            cell(b.map(|p| p.secs), b.map_or(0, |p| p.users)),
+            cell(Some(idm.secs[i]), idm.users[i]),
+            cell(a.map(|p| p.secs), a.map_or(0, |p| p.users)),
+        );
+    }
+    println!("  (ratio above 1: idm-sync is faster than the peer)");
+}
+
 fn main() {
     let users: usize = std::env::var("BENCH_USERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let server = std::env::var("BENCH_PG_URL")
+    let shared = std::env::var("BENCH_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // Declared before the emulator, so dropped after it.
+    let private = if env_flag("BENCH_PG_PRIVATE") == Some(true) {
+        let mirrored = rt.block_on(server_settings(&shared)).unwrap_or_else(|e| {
+            println!(
+                "private PostgreSQL: {shared} did not answer ({e}); its settings are not mirrored"
+            );
+            Vec::new()
+        });
+        Some(PrivateServer::start(&mirrored).unwrap_or_else(|e| panic!("BENCH_PG_PRIVATE=1: {e}")))
+    } else {
+        None
+    };
+    let server = private.as_ref().map_or(shared, PrivateServer::url);
+
+    let peer = if env_flag("BENCH_PEER") == Some(false) {
+        Err("BENCH_PEER=0".to_owned())
+    } else {
+        peer_python()
+    };
+    if let Err(why) = &peer {
+        println!("peer: skipped ({why}); idm-sync's part runs alone");
+    }
+
+    let port = free_port();
     let started = Instant::now();
-    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--users",
-            &users.to_string(),
-            "--daily-limit",
-            "10000000",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start sf-emulator");
+    let _emulator = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--users",
+                &users.to_string(),
+                "--daily-limit",
+                "10000000",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start sf-emulator"),
+    );
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             started.elapsed() < Duration::from_secs(120),
@@ -73,14 +952,12 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     rt.block_on(async {
-        let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
-        sqlx::query("DROP DATABASE IF EXISTS idm_bench_recon WITH (FORCE)").execute(&mut admin).await.unwrap();
+        let statements = statements_loaded(&server).await;
+        if !statements {
+            println!("statement counts: pg_stat_statements not loaded; BENCH_PG_PRIVATE=1 runs a private server with it");
+        }
+        let b = Bench { server: server.clone(), base: base.clone(), http: reqwest::Client::new(), statements };
         let conf_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
         let token_url = format!("{base}/services/oauth2/token");
         let conf = Conf::load_with(&conf_dir, &|name| match name {
@@ -88,122 +965,30 @@ fn main() {
             other => std::env::var(other).ok(),
         })
         .unwrap();
-        let pool = db::connect(&DbSettings::new(format!("{server}/idm_bench_recon"))).await.unwrap();
-        db::migrate(&pool).await.unwrap();
-        let client = SalesforceClient::new(conf.salesforce.clone().unwrap().client, idm_sync::repo::salesforce_store::postgres(pool.clone(), Sealer::new(&[7; KEY_LEN]).unwrap())).unwrap();
-        let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
-        let sync = SyncConfig::load(&conf_dir).unwrap();
-        let engine = ReconEngine::new(managed, Arc::new(sync), client.clone(), ReconSettings::default());
-        let http = reqwest::Client::new();
-        let stats = || async {
-            let s: serde_json::Value = http.get(format!("{base}/__emulator/stats")).send().await.unwrap().json().await.unwrap();
-            s
-        };
-        let calls = |s: &serde_json::Value| -> (u64, u64) {
-            let data: u64 = s["calls"].as_object().unwrap().iter().filter(|(k, _)| k.contains("/services/data/")).map(|(_, v)| v.as_u64().unwrap()).sum();
-            (data, s["token_calls"].as_u64().unwrap_or(0))
-        };
-        let rss_before = status_kib("VmRSS:");
-        let mut first_run = String::new();
-        let mut first_secs = 0.0;
-        let request = ReconRequest { mapping: "systemSalesforceUser_managedUser".into(), ..ReconRequest::default() };
 
-        for (label, expect_created) in [("first recon (empty repository)", true), ("second recon (no changes)", false)] {
-            let before = stats().await;
-            let t = Instant::now();
-            let summary = engine.run(request.clone()).await.unwrap();
-            let secs = t.elapsed().as_secs_f64();
-            let after = stats().await;
-            assert_eq!(summary["state"], "SUCCESS", "{summary}");
-            let processed = summary["progress"]["source"]["existing"]["processed"].as_u64().unwrap();
-            let created = summary["progress"]["target"]["created"].as_u64().unwrap_or(0);
-            assert_eq!(created > 0, expect_created, "{summary}");
-            if expect_created {
-                first_run = summary["_id"].as_str().unwrap().to_owned();
-                first_secs = secs;
-            }
-            let (d0, t0) = calls(&before);
-            let (d1, t1) = calls(&after);
-            println!(
-                "{label}: {processed} users in {secs:.2} s = {:.0} users/s; created {created}; Salesforce calls: {} data + {} token",
-                processed as f64 / secs,
-                d1 - d0,
-                t1 - t0
-            );
-            // Where the time went (ms summed over pages), from the run's own duration summary.
-            if let Some(d) = summary["durationSummary"].as_object() {
-                let parts: Vec<String> = d.iter().map(|(k, v)| format!("{k} {}", v["sum"])).collect();
-                println!("  stages (ms): {}", parts.join(", "));
-            }
+        let before = match &peer {
+            Ok(python) => peer_bracket(&b, python, "before", PEER_DB_BEFORE).await,
+            Err(_) => None,
+        };
+        let idm = idm_recons(&b, &conf, &conf_dir).await;
+        let after = match &peer {
+            Ok(python) => peer_bracket(&b, python, "after", PEER_DB_AFTER).await,
+            Err(_) => None,
+        };
+        for db in [PEER_DB_BEFORE, PEER_DB_AFTER] {
+            drop_db(&server, db).await;
         }
-        let peak = status_kib("VmHWM:");
-        println!("idm-sync RSS: {} MiB before the recons, peak {} MiB", rss_before / 1024, peak / 1024);
-        let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&pool).await.unwrap();
-        println!("outbox rows written: {outbox} (one per created user; none by the second recon)");
 
-        // The floor: page the same users out, then COPY the same rows into an identical table.
-        let t = Instant::now();
-        let mut rows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::with_capacity(users);
-        let mut pages = std::pin::pin!(client.query("SELECT Id, Username, Email, FirstName, LastName, ProfileId, IsActive, LastModifiedDate FROM User"));
-        while let Some(page) = pages.try_next().await.unwrap() {
-            rows.extend(page.records);
-        }
-        let paging = t.elapsed().as_secs_f64();
-        let mut text = String::with_capacity(rows.len() * 256);
-        for (i, r) in rows.iter().enumerate() {
-            let body = serde_json::json!({"userName": r["Username"], "mail": r["Email"], "givenName": r["FirstName"],
-                "sn": r["LastName"], "profileId": r["ProfileId"], "accountStatus": "active"});
-            let json = body.to_string().replace('\\', "\\\\");
-            text.push_str(&format!("user\tcopy-{i}\t{i}\t{json}\n"));
-        }
-        let mut conn = pool.acquire().await.unwrap();
-        sqlx::query("CREATE TABLE bench_copy (LIKE managed_objects INCLUDING ALL)").execute(&mut *conn).await.unwrap();
-        let t = Instant::now();
-        let mut copy = conn.copy_in_raw("COPY bench_copy (object_type, id, rev, body) FROM STDIN").await.unwrap();
-        copy.send(text.into_bytes()).await.unwrap();
-        let copied = copy.finish().await.unwrap();
-        let copying = t.elapsed().as_secs_f64();
-        let floor = paging + copying;
-        println!(
-            "floor (managed rows): paging {} users {paging:.2} s + COPY of {copied} rows {copying:.2} s = {floor:.2} s ({:.0} users/s)",
-            rows.len(),
-            rows.len() as f64 / floor
-        );
-        // Every row the first recon wrote, copied out (untimed) and COPYed into twin tables.
-        let tables = [
-            ("managed_objects", "TRUE".to_owned()),
-            ("outbox", "TRUE".to_owned()),
-            ("links", "TRUE".to_owned()),
-            ("recon_audit", format!("recon_id = '{first_run}'")),
-        ];
-        let mut all = paging;
-        let mut parts = Vec::new();
-        for (table, filter) in tables {
-            let mut out = conn.copy_out_raw(&format!("COPY (SELECT * FROM {table} WHERE {filter}) TO STDOUT")).await.unwrap();
-            let mut data = Vec::new();
-            while let Some(chunk) = out.try_next().await.unwrap() {
-                data.extend_from_slice(&chunk);
-            }
-            drop(out);
-            sqlx::query(&format!("CREATE TABLE floor_{table} (LIKE {table} INCLUDING ALL)")).execute(&mut *conn).await.unwrap();
-            let t = Instant::now();
-            let mut copy = conn.copy_in_raw(&format!("COPY floor_{table} FROM STDIN")).await.unwrap();
-            copy.send(data).await.unwrap();
-            let n = copy.finish().await.unwrap();
-            let secs = t.elapsed().as_secs_f64();
-            all += secs;
-            parts.push(format!("{table} {n} rows {secs:.2} s"));
-        }
-        println!(
-            "floor (every row the first recon wrote): paging {paging:.2} s + COPY of {} = {all:.2} s",
-            parts.join(", ")
-        );
+        let (paging, floor, all) = floors(&b, &conf, users, &idm.first_run).await;
         println!(
             "first recon / floor: {:.2}x (managed rows), {:.2}x (every row)",
-            first_secs / floor,
-            first_secs / all
+            idm.secs[0] / floor,
+            idm.secs[0] / all
         );
+        println!(
+            "unchanged re-recon / paging floor: {:.2}x (paging alone {paging:.2} s)",
+            idm.secs[1] / paging
+        );
+        print_side_by_side(&idm, before.as_ref(), after.as_ref());
     });
-    let _ = emulator.kill();
-    let _ = emulator.wait();
 }
