@@ -307,11 +307,11 @@ fn peer_python() -> Result<PathBuf, String> {
     if !python.is_file() {
         let python3 = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
         run(Command::new(&python3).arg("--version"))
-            .map_err(|e| format!("no usable {python3} ({e})"))?;
+            .map_err(|e| format!("no usable interpreter: {e}"))?;
         let _ = std::fs::remove_dir_all(&venv);
         if let Err(e) = run(Command::new(&python3).args(["-m", "venv"]).arg(&venv)) {
             let _ = std::fs::remove_dir_all(&venv);
-            return Err(format!("`{python3} -m venv` failed: {e}"));
+            return Err(format!("no virtual environment: {e}"));
         }
     }
     println!(
@@ -329,7 +329,7 @@ fn peer_python() -> Result<PathBuf, String> {
             "-r",
         ])
         .arg(PEER_REQUIREMENTS))
-    .map_err(|e| format!("pip install -r benches/peer/requirements.txt failed: {e}"))?;
+    .map_err(|e| format!("pip install -r benches/peer/requirements.txt: {e}"))?;
     std::fs::write(&stamp, requirements).map_err(|e| format!("{}: {e}", stamp.display()))?;
     println!("peer: installed in {:.0} s", t.elapsed().as_secs_f64());
     Ok(python)
