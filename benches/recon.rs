@@ -466,23 +466,34 @@ impl Observer {
         Self { conn, statements }
     }
 
-    /// Waits until no other session is connected to the database: a backend flushes its table
-    /// counters when it exits, and otherwise only about once a second while busy.
+    /// Waits until the run's sessions have flushed their table counters: a backend flushes them
+    /// when it exits, and while it lives at most once a second, or 10 s after it went idle. So
+    /// wait until no other session is connected, or every one left has been idle for 11 s.
     async fn wait_idle(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let others: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            let (recent, left, last): (i64, i64, String) = sqlx::query_as(
+                "SELECT count(*) FILTER (WHERE state IS DISTINCT FROM 'idle' \
+                                           OR state_change > now() - interval '11 seconds'), \
+                        count(*), \
+                        coalesce(string_agg(DISTINCT left(query, 60), ' | '), '') \
+                 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
             )
             .fetch_one(&mut self.conn)
             .await
             .unwrap();
-            if others == 0 {
+            if left == 0 {
+                break;
+            }
+            if recent == 0 {
+                println!(
+                    "  ({left} session(s) still open after the pool closed, idle for 11 s, so flushed; last query: {last})"
+                );
                 break;
             }
             if Instant::now() > deadline {
                 println!(
-                    "  (still {others} other sessions on the database: the row counts may be short)"
+                    "  ({left} session(s) still busy on the database: the row counts may be short)"
                 );
                 break;
             }
