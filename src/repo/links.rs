@@ -131,8 +131,11 @@ pub async fn by_ids<'e>(
     side: Side,
     ids: &[String],
 ) -> Result<Vec<Link>, RepoError> {
+    // One index probe per id (see the notes in `repo`).
     let sql = format!(
-        "SELECT {COLUMNS} FROM links WHERE link_type = $1 AND link_qualifier = $2 AND {} = ANY($3)",
+        "SELECT l.* FROM unnest($3::text[]) AS s(id)
+         CROSS JOIN LATERAL (SELECT {COLUMNS} FROM links
+                             WHERE link_type = $1 AND link_qualifier = $2 AND {} = s.id LIMIT 1) l",
         side.column()
     );
     let rows: Vec<LinkRow> = sqlx::query_as(&sql)
@@ -312,14 +315,10 @@ pub async fn set_digests(
     Ok(())
 }
 
-/// `first_id, second_id, source_digest, synced_rev`.
-type DigestRow = (String, String, Option<Vec<u8>>, Option<i64>);
-
 /// Recon's fast path: of the page's `(source id, digest)` pairs, the links whose stored
 /// digest matches and whose managed object is still at the snapshot's revision. Returns
 /// `(first_id, second_id)`; nothing about these objects changed since recon last saw them.
-/// Two plain index look-ups rather than one join: the join's plan depends on statistics that
-/// lag far behind a table a run is filling, and a bad plan costs a scan per page.
+/// One statement, two index probes per source (see the notes in `repo`).
 pub async fn unchanged_since_digest(
     pool: &PgPool,
     link_type: &str,
@@ -330,42 +329,27 @@ pub async fn unchanged_since_digest(
     if sources.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<&str> = sources.keys().map(String::as_str).collect();
-    let candidates: Vec<DigestRow> = sqlx::query_as(
-        "SELECT first_id, second_id, source_digest, synced_rev FROM links
-         WHERE link_type = $1 AND link_qualifier = $2 AND first_id = ANY($3)
-           AND source_digest IS NOT NULL",
+    let (ids, digests): (Vec<&str>, Vec<&[u8]>) = sources
+        .iter()
+        .map(|(id, d)| (id.as_str(), d.as_slice()))
+        .unzip();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT l.first_id, l.second_id FROM unnest($3::text[], $4::bytea[]) AS s(id, digest)
+         CROSS JOIN LATERAL (SELECT first_id, second_id, synced_rev FROM links
+                             WHERE link_type = $1 AND link_qualifier = $2 AND first_id = s.id
+                               AND source_digest = s.digest LIMIT 1) l
+         CROSS JOIN LATERAL (SELECT 1 FROM managed_objects
+                             WHERE object_type = $5 AND id = l.second_id AND rev = l.synced_rev
+                             LIMIT 1) m",
     )
     .bind(link_type)
     .bind(qualifier)
     .bind(&ids)
-    .fetch_all(pool)
-    .await?;
-    let mut in_step: HashMap<String, (String, i64)> = HashMap::with_capacity(candidates.len());
-    for (first, second, digest, rev) in candidates {
-        let matches = sources.get(&first).map(|d| d.as_slice()) == digest.as_deref();
-        if let (true, Some(rev)) = (matches, rev) {
-            in_step.insert(second, (first, rev));
-        }
-    }
-    if in_step.is_empty() {
-        return Ok(Vec::new());
-    }
-    let targets: Vec<&str> = in_step.keys().map(String::as_str).collect();
-    let revs: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT id, rev FROM managed_objects WHERE object_type = $1 AND id = ANY($2)",
-    )
+    .bind(&digests)
     .bind(object_type)
-    .bind(&targets)
     .fetch_all(pool)
     .await?;
-    Ok(revs
-        .into_iter()
-        .filter_map(|(id, rev)| {
-            let (first, synced) = in_step.remove(&id)?;
-            (rev == synced).then_some((first, id))
-        })
-        .collect())
+    Ok(rows)
 }
 
 /// One link now in step: its id, the managed object's body and revision.

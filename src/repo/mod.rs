@@ -1,5 +1,11 @@
 //! Postgres storage: managed objects, the outbox, queries compiled from filters, links,
 //! recon runs and the recon audit, the Salesforce connector's stored tokens.
+//!
+//! Look-ups of a page of ids (recon, the worker) are written as
+//! `unnest($ids) CROSS JOIN LATERAL (… WHERE key = s.id LIMIT 1)`: one index probe per id,
+//! whatever the statistics say. With `key = ANY($ids)` the planner weighs 2,000 probes against
+//! one sequential scan and, for a table of 100,000 rows, takes the scan: 19 ms a page where
+//! the probes take 5 (measured), and a scan per page grows with the table.
 
 pub mod admin_oauth_pending;
 pub mod admin_sessions;

@@ -371,17 +371,7 @@ pub async fn targets_by_ids<'e>(
     object_type: &str,
     ids: &[String],
 ) -> Result<Vec<StoredObject>, RepoError> {
-    let rows: Vec<RawRow> = sqlx::query_as(
-        "SELECT id, rev, body FROM managed_objects WHERE object_type = $1 AND id = ANY($2)",
-    )
-    .bind(object_type)
-    .bind(ids)
-    .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, rev, Json(body))| StoredObject { id, rev, body })
-        .collect())
+    super::managed::by_ids(db, object_type, ids).await
 }
 
 /// Runs correlation filters over the managed objects of `object_type` in one statement:
