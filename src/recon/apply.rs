@@ -338,6 +338,11 @@ impl Ctx {
         seen: &[String],
     ) -> Result<(), ReconError> {
         let t = Instant::now();
+        // The targets this page touched: remembered, or past the memory cap written with it.
+        let seen = match self.run_target_phase && !self.seen.remember(seen) {
+            true if !self.req.analyze => seen,
+            _ => &[][..],
+        };
         let outcomes = if self.req.analyze {
             let outcomes: Vec<Outcome> = entries.iter().map(predict).collect();
             let audit = self.audit_rows(entries, &outcomes);
@@ -502,11 +507,9 @@ impl Ctx {
             }
         }
         self.run_post_actions(entries, &mut outcomes);
-        if self.run_target_phase {
-            // Objects this run creates need no mark: the target phase reads only objects
-            // older than the run.
-            recon_runs::mark_seen(&mut tx, &self.id, seen).await?;
-        }
+        // Objects this run creates need no mark: the target phase reads only objects older
+        // than the run.
+        recon_runs::mark_seen(&mut tx, &self.id, seen).await?;
         for (i, held) in batch.held.iter_mut().enumerate() {
             held.seq = seq + i as i64 + 1;
         }

@@ -7,6 +7,7 @@
 //! | `run.rs` | one run's lifecycle: lock, row, heartbeat, stages, final state |
 //! | `source_phase.rs` | Salesforce pages → situations → planned work, set-wise per page |
 //! | `target_phase.rs` | managed users the source phase did not touch |
+//! | `seen.rs` | which targets the source phase touched (memory, then `recon_seen`) |
 //! | `apply.rs` | a page's planned work in one transaction (managed writes, outbox, links, audit) |
 //! | `guard.rs` | the mass-change guard over held-back deletes |
 //! | `soql.rs` | the source query: fields and `_queryFilter` → SOQL |
@@ -20,9 +21,10 @@
 //!   writes, outbox rows, link changes, seen-marks and audit rows in one transaction.
 //! - **No echo.** Every managed write recon makes records, on the link and in the same
 //!   transaction, the managed object now in step with Salesforce (`links.synced_snapshot`).
-//! - **Bounded memory.** One page at a time; the targets the source phase touched go to an
-//!   unlogged table (`recon_seen`), not a set in memory, and the target phase pages through
-//!   the managed users not in it by keyset.
+//! - **Bounded memory.** One page at a time; the targets the source phase touched are kept
+//!   as 8-byte hashes up to two million (16 MiB), past that in an unlogged table
+//!   (`recon_seen`), and the target phase pages through the ids of the managed users by
+//!   keyset, loading only those not touched.
 //! - **One run per mapping** across replicas: a session advisory lock on a connection of the
 //!   run's own. A run whose process died loses its lock with its connection; whoever next
 //!   reads the runs (or starts one) sees an ACTIVE run with a free lock and marks it FAILED.
@@ -36,6 +38,7 @@ pub mod summary;
 
 mod apply;
 mod run;
+mod seen;
 mod source_phase;
 mod target_phase;
 
@@ -73,6 +76,9 @@ pub struct ReconSettings {
     pub target_page_size: i64,
     /// How often a running recon refreshes its heartbeat while a page takes long.
     pub heartbeat_interval: Duration,
+    /// Targets the source phase touched that are held in memory (8 bytes each); past this
+    /// they are written to `recon_seen`.
+    pub seen_in_memory: usize,
 }
 
 impl Default for ReconSettings {
@@ -82,6 +88,7 @@ impl Default for ReconSettings {
             source_batch_size: 2000,
             target_page_size: 1000,
             heartbeat_interval: Duration::from_secs(5),
+            seen_in_memory: seen::MEMORY_CAP,
         }
     }
 }

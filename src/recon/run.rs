@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::seen::SeenTargets;
 use super::summary::{Stage, Stats, Timed};
 use super::{Inner, ReconError, ReconRequest, StartedRun, TARGET_TYPE, guard, soql};
 use crate::filter::Filter;
@@ -53,6 +54,8 @@ pub(crate) struct Ctx {
     pub held: u64,
     /// Objects created by this run at which to refresh the planner's statistics next.
     pub next_analyze: u64,
+    /// The targets the source phase touched.
+    pub seen: SeenTargets,
 }
 
 impl Ctx {
@@ -290,6 +293,7 @@ pub(crate) async fn start(
         pending_seq: 0,
         held: 0,
         next_analyze: FIRST_ANALYZE,
+        seen: SeenTargets::new(inner.settings.seen_in_memory),
     };
     let task = tokio::spawn(execute(ctx, lock));
     Ok(Launch::Started(StartedRun { id, task }))

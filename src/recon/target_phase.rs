@@ -1,5 +1,5 @@
-//! The target phase: managed users the source phase did not touch, a keyset page at a time
-//! (`recon_seen` holds what it touched, so no id set grows in memory).
+//! The target phase: managed users the source phase did not touch, a keyset page of ids at a
+//! time, only the untouched ones loaded (see `seen.rs` for how touched ones are known).
 //!
 //! A linked target was not touched when its source was not in the source query's result:
 //! the source may still exist outside a restricted `sourceQuery`, so the linked sources of a
@@ -20,8 +20,11 @@ use super::{ReconError, TARGET_TYPE, soql};
 use crate::mapping::{DEFAULT_LINK_QUALIFIER, LinkedSource, SyncContext, assess_target};
 use crate::repo::links::{self, Link, Side};
 use crate::repo::managed::StoredObject;
-use crate::repo::recon_runs;
+use crate::repo::{managed, recon_runs};
 use crate::salesforce::Record;
+
+/// Target pages' worth of ids read per query.
+const IDS_PER_TARGET_PAGE: i64 = 10;
 
 /// Ids per `WHERE Id IN (…)` query (keeps the SOQL well under Salesforce's length limit).
 const IDS_PER_QUERY: usize = 200;
@@ -30,27 +33,39 @@ impl Ctx {
     pub(crate) async fn target_phase(&mut self) -> Result<Flow, ReconError> {
         let inner = self.inner.clone();
         let page_size = inner.settings.target_page_size;
+        // Ids are light: read many per query, load and assess the untouched ones a page at a time.
+        let ids_per_query = page_size.saturating_mul(IDS_PER_TARGET_PAGE);
         let mut after: Option<String> = None;
+        let mut untouched: Vec<String> = Vec::new();
         loop {
             let t = Instant::now();
-            let page = recon_runs::unseen_targets(
+            let ids = recon_runs::target_ids(
                 &inner.pool,
                 &self.id,
                 TARGET_TYPE,
                 &self.target_filter,
                 after.as_deref(),
-                page_size,
+                ids_per_query,
+                self.seen.spilled(),
             )
             .await?;
+            let last_batch = (ids.len() as i64) < ids_per_query;
+            after = ids.last().cloned().or(after);
+            untouched.extend(ids.into_iter().filter(|id| !self.seen.contains(id)));
             self.stats.time(Timed::TargetQuery, t.elapsed());
-            let Some(last) = page.last() else { break };
-            after = Some(last.id.clone());
-
-            self.target_page(&page).await?;
-            if self.checkpoint().await? == Flow::Cancel {
-                return Ok(Flow::Cancel);
+            let size = usize::try_from(page_size).unwrap_or(1).max(1);
+            while untouched.len() >= size || (last_batch && !untouched.is_empty()) {
+                let rest = untouched.split_off(size.min(untouched.len()));
+                let chunk = std::mem::replace(&mut untouched, rest);
+                let t = Instant::now();
+                let page = managed::by_ids(&inner.pool, TARGET_TYPE, &chunk).await?;
+                self.stats.time(Timed::TargetQuery, t.elapsed());
+                self.target_page(&page).await?;
+                if self.checkpoint().await? == Flow::Cancel {
+                    return Ok(Flow::Cancel);
+                }
             }
-            if (page.len() as i64) < page_size {
+            if last_batch {
                 break;
             }
         }

@@ -8,7 +8,6 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use super::filter_sql::push_filter;
 use super::managed::StoredObject;
-use super::relation_query::RawRow;
 use super::{Conn, RepoError};
 use crate::filter::Filter;
 
@@ -330,18 +329,19 @@ pub async fn mark_seen(
     Ok(())
 }
 
-/// The next page of managed objects of `object_type` matching `filter` that the source phase
-/// did not touch, in id order after `after_id` (keyset paging: one page in memory).
-pub async fn unseen_targets<'e>(
+/// The ids of the next page of managed objects of `object_type` matching `filter`, in id order
+/// after `after_id` (keyset paging), that existed when the run started; with `marked`, those
+/// the run wrote to `recon_seen` are left out.
+pub async fn target_ids<'e>(
     db: impl PgExecutor<'e>,
     recon_id: &str,
     object_type: &str,
     filter: &Filter,
     after_id: Option<&str>,
     limit: i64,
-) -> Result<Vec<StoredObject>, RepoError> {
-    let mut qb =
-        sqlx::QueryBuilder::new("SELECT id, rev, body FROM managed_objects WHERE object_type = ");
+    marked: bool,
+) -> Result<Vec<String>, RepoError> {
+    let mut qb = sqlx::QueryBuilder::new("SELECT id FROM managed_objects WHERE object_type = ");
     qb.push_bind(object_type.to_owned());
     qb.push(" AND (");
     push_filter(&mut qb, filter);
@@ -350,19 +350,19 @@ pub async fn unseen_targets<'e>(
         qb.push(" AND id > ");
         qb.push_bind(after.to_owned());
     }
-    qb.push(" AND NOT EXISTS (SELECT 1 FROM recon_seen s WHERE s.recon_id = ");
-    qb.push_bind(recon_id.to_owned());
+    if marked {
+        qb.push(" AND NOT EXISTS (SELECT 1 FROM recon_seen s WHERE s.recon_id = ");
+        qb.push_bind(recon_id.to_owned());
+        qb.push(" AND s.target_id = managed_objects.id)");
+    }
     // Objects created after the run started (by the run itself, which links each to a source
     // it saw, or by a write meanwhile) are not the target set this run reconciles.
-    qb.push(" AND s.target_id = managed_objects.id) AND created_at < (SELECT started FROM recon_runs WHERE id = ");
+    qb.push(" AND created_at < (SELECT started FROM recon_runs WHERE id = ");
     qb.push_bind(recon_id.to_owned());
     qb.push(") ORDER BY id LIMIT ");
     qb.push_bind(limit);
-    let rows: Vec<RawRow> = qb.build_query_as().fetch_all(db).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, rev, Json(body))| StoredObject { id, rev, body })
-        .collect())
+    let ids: Vec<(String,)> = qb.build_query_as().fetch_all(db).await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
 }
 
 /// Managed objects by id (one query for a page).

@@ -232,6 +232,33 @@ async fn correlation_links_an_existing_user_instead_of_duplicating_it() {
 }
 
 #[tokio::test]
+async fn past_the_memory_cap_touched_targets_are_marked_and_still_skipped() {
+    let env = env(450).await;
+    env.recon("").await;
+    let people = env.people().await.len() as u64;
+    env.app.create_user("stray.user").await;
+    // Pages of 200: the first page's targets are held in memory, the rest go to recon_seen.
+    let engine = env.engine_with(idm_sync::recon::ReconSettings {
+        source_batch_size: 200,
+        seen_in_memory: 300,
+        ..Default::default()
+    });
+    let s = run(&engine).await;
+    assert_eq!(s["state"], "SUCCESS", "{s}");
+    assert_eq!(sit(&s, "CONFIRMED"), people, "each linked user once: {s}");
+    assert_eq!(sit(&s, "UNASSIGNED"), 1, "{s}");
+    assert_eq!(
+        s["progress"]["target"]["existing"]["processed"], 1,
+        "the target phase visits the stray user alone: {s}"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM recon_seen").await,
+        0,
+        "scratch cleared"
+    );
+}
+
+#[tokio::test]
 async fn target_phase_reports_a_managed_user_without_counterpart() {
     let env = env(5).await;
     let stray = env.app.create_user("stray.user").await;

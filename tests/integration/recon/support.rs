@@ -142,15 +142,14 @@ impl Env {
 
     /// An engine of its own over the app's database (for tests that abort a run's task).
     pub fn engine(&self) -> ReconEngine {
+        self.engine_with(ReconSettings::default())
+    }
+
+    pub fn engine_with(&self, settings: ReconSettings) -> ReconEngine {
         let conf = idm_sync::config::Conf::load(&self.conf).unwrap();
         let managed = ManagedObjects::new(self.app.db.pool.clone(), Arc::new(conf.managed.clone()));
         let sync = SyncConfig::load(&self.conf).unwrap();
-        ReconEngine::new(
-            managed,
-            Arc::new(sync),
-            self.sf.clone(),
-            ReconSettings::default(),
-        )
+        ReconEngine::new(managed, Arc::new(sync), self.sf.clone(), settings)
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
