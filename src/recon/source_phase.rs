@@ -19,7 +19,7 @@ use crate::mapping::{
 };
 use crate::repo::links::{self, Link, Side};
 use crate::repo::managed::StoredObject;
-use crate::repo::recon_runs;
+use crate::repo::{self, Tx, recon_runs};
 use crate::salesforce::Record;
 
 /// Correlation filters per SQL statement (each a branch of a `UNION ALL`).
@@ -234,8 +234,17 @@ impl Assessor {
             .collect();
         let mut entries = Vec::with_capacity(n);
         let mut seen = Vec::with_capacity(n);
+        // The page's look-ups by id probe the indexes (see `repo::begin_lookups`).
+        let mut lookups = repo::begin_lookups(pool).await?;
         let records = self
-            .skip_unchanged(mapping, records, &digests, &mut entries, &mut seen)
+            .skip_unchanged(
+                &mut lookups,
+                mapping,
+                records,
+                &digests,
+                &mut entries,
+                &mut seen,
+            )
             .await?;
         links_processed += entries.len() as u64;
         let ids: Vec<String> = records
@@ -243,7 +252,7 @@ impl Assessor {
             .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
             .collect();
         let mut links: HashMap<String, Link> = links::by_ids(
-            pool,
+            &mut *lookups,
             mapping.link_type(),
             DEFAULT_LINK_QUALIFIER,
             Side::First,
@@ -255,7 +264,7 @@ impl Assessor {
         .collect();
         let linked: Vec<String> = links.values().map(|l| l.second_id.clone()).collect();
         let mut targets: HashMap<String, StoredObject> =
-            recon_runs::targets_by_ids(pool, TARGET_TYPE, &linked)
+            recon_runs::targets_by_ids(&mut *lookups, TARGET_TYPE, &linked)
                 .await?
                 .into_iter()
                 .map(|o| (o.id.clone(), o))
@@ -323,7 +332,7 @@ impl Assessor {
                 .flat_map(|(_, ids)| ids.iter().cloned())
                 .collect();
             let found: HashMap<String, StoredObject> =
-                recon_runs::targets_by_ids(pool, TARGET_TYPE, &all)
+                recon_runs::targets_by_ids(&mut *lookups, TARGET_TYPE, &all)
                     .await?
                     .into_iter()
                     .map(|o| (o.id.clone(), o))
@@ -347,7 +356,7 @@ impl Assessor {
             HashSet::new()
         } else {
             links::by_ids(
-                pool,
+                &mut *lookups,
                 mapping.link_type(),
                 DEFAULT_LINK_QUALIFIER,
                 Side::Second,
@@ -431,6 +440,7 @@ impl Assessor {
             }
             entries.push(entry);
         }
+        repo::commit(lookups).await?;
         Ok(Assessed {
             entries,
             seen,
@@ -448,6 +458,7 @@ impl Assessor {
     /// Returns the records that need the full assessment.
     async fn skip_unchanged(
         &self,
+        lookups: &mut Tx,
         mapping: &Mapping,
         records: Vec<Record>,
         digests: &HashMap<String, [u8; 32]>,
@@ -466,7 +477,7 @@ impl Assessor {
             return Ok(records);
         }
         let unchanged: HashMap<String, String> = links::unchanged_since_digest(
-            &self.inner.pool,
+            &mut **lookups,
             mapping.link_type(),
             DEFAULT_LINK_QUALIFIER,
             TARGET_TYPE,

@@ -20,7 +20,7 @@ use super::{ReconError, TARGET_TYPE, soql};
 use crate::mapping::{DEFAULT_LINK_QUALIFIER, LinkedSource, SyncContext, assess_target};
 use crate::repo::links::{self, Link, Side};
 use crate::repo::managed::StoredObject;
-use crate::repo::{managed, recon_runs};
+use crate::repo::{self, managed, recon_runs};
 use crate::salesforce::Record;
 
 /// Target pages' worth of ids read per query.
@@ -58,7 +58,10 @@ impl Ctx {
                 let rest = untouched.split_off(size.min(untouched.len()));
                 let chunk = std::mem::replace(&mut untouched, rest);
                 let t = Instant::now();
-                let page = managed::by_ids(&inner.pool, TARGET_TYPE, &chunk).await?;
+                // Probes by id (see `repo::begin_lookups`).
+                let mut lookups = repo::begin_lookups(&inner.pool).await?;
+                let page = managed::by_ids(&mut *lookups, TARGET_TYPE, &chunk).await?;
+                repo::commit(lookups).await?;
                 self.stats.time(Timed::TargetQuery, t.elapsed());
                 self.target_page(&page).await?;
                 if self.checkpoint().await? == Flow::Cancel {
@@ -78,8 +81,9 @@ impl Ctx {
         let mapping = self.mapping_of(&inner);
         let sync_ctx = SyncContext::default();
         let ids: Vec<String> = page.iter().map(|o| o.id.clone()).collect();
+        let mut lookups = repo::begin_lookups(&inner.pool).await?;
         let links: HashMap<String, Link> = links::by_ids(
-            &inner.pool,
+            &mut *lookups,
             mapping.link_type(),
             DEFAULT_LINK_QUALIFIER,
             Side::Second,
@@ -89,6 +93,7 @@ impl Ctx {
         .into_iter()
         .map(|l| (l.second_id.clone(), l))
         .collect();
+        repo::commit(lookups).await?;
         let sources = self
             .linked_sources(links.values().map(|l| l.first_id.clone()).collect())
             .await?;

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor};
 
 use super::RepoError;
 use super::relation_query::{self, Row};
@@ -319,8 +319,8 @@ pub async fn set_digests(
 /// digest matches and whose managed object is still at the snapshot's revision. Returns
 /// `(first_id, second_id)`; nothing about these objects changed since recon last saw them.
 /// One statement, two index probes per source (see the notes in `repo`).
-pub async fn unchanged_since_digest(
-    pool: &PgPool,
+pub async fn unchanged_since_digest<'e>(
+    db: impl PgExecutor<'e>,
     link_type: &str,
     qualifier: &str,
     object_type: &str,
@@ -347,7 +347,7 @@ pub async fn unchanged_since_digest(
     .bind(&ids)
     .bind(&digests)
     .bind(object_type)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(rows)
 }
