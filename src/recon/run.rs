@@ -165,8 +165,9 @@ impl Ctx {
     }
 }
 
-/// Creates after which a run first refreshes the statistics; then each time they double.
-const FIRST_ANALYZE: u64 = 20_000;
+/// Creates after which a run first refreshes the statistics (about one page); then each time
+/// they double.
+const FIRST_ANALYZE: u64 = 1_000;
 
 impl Ctx {
     /// A run filling an empty repository makes the tables it reads many times larger than

@@ -131,11 +131,8 @@ pub async fn by_ids<'e>(
     side: Side,
     ids: &[String],
 ) -> Result<Vec<Link>, RepoError> {
-    // One index probe per id (see the notes in `repo`).
     let sql = format!(
-        "SELECT l.* FROM unnest($3::text[]) AS s(id)
-         CROSS JOIN LATERAL (SELECT {COLUMNS} FROM links
-                             WHERE link_type = $1 AND link_qualifier = $2 AND {} = s.id LIMIT 1) l",
+        "SELECT {COLUMNS} FROM links WHERE link_type = $1 AND link_qualifier = $2 AND {} = ANY($3)",
         side.column()
     );
     let rows: Vec<LinkRow> = sqlx::query_as(&sql)

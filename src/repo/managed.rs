@@ -95,11 +95,8 @@ pub async fn by_ids<'e>(
     object_type: &str,
     ids: &[String],
 ) -> Result<Vec<StoredObject>, RepoError> {
-    // One index probe per id (see the notes in `repo`).
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT m.id, m.rev, m.body FROM unnest($2::text[]) AS s(id)
-         CROSS JOIN LATERAL (SELECT id, rev, body FROM managed_objects
-                             WHERE object_type = $1 AND id = s.id LIMIT 1) m",
+        "SELECT id, rev, body FROM managed_objects WHERE object_type = $1 AND id = ANY($2)",
     )
     .bind(object_type)
     .bind(ids)

@@ -1,14 +1,14 @@
 //! Postgres storage: managed objects, the outbox, queries compiled from filters, links,
 //! recon runs and the recon audit, the Salesforce connector's stored tokens.
 //!
-//! Look-ups of a page of ids (recon, the worker) are written as
-//! `unnest($ids) CROSS JOIN LATERAL (… WHERE key = s.id LIMIT 1)`, and recon runs them in a
-//! transaction opened by [`begin_lookups`], which rules sequential scans out: one index probe
-//! per id whatever the statistics say. With `key = ANY($ids)` the planner weighs 2,000 probes
-//! against one sequential scan and, for a table of 100,000 rows with fresh statistics, takes
-//! the scan (19 ms a page where the probes take 5, measured); and while a first recon fills
-//! the tables their statistics say "empty", so a plain LATERAL probe becomes a scan per id
-//! (a first recon of 100,000 took 30 s instead of 4).
+//! Recon looks a page of ids up (`key = ANY($ids)`) in a transaction opened by
+//! [`begin_lookups`]: no sequential scan, and each statement planned for its own arguments
+//! and the statistics of the moment. Otherwise the planner weighs 2,000 probes against one
+//! sequential scan and, for a table of 100,000 rows with fresh statistics, takes the scan (19
+//! ms a page where the probes take 5, measured); and a plan cached while a first recon's
+//! tables were still empty probed `links` through the wrong index (`links_second`, with
+//! `first_id` as a filter): a scan per id, 24 s for 100,000 users instead of 4. Recon also
+//! refreshes the statistics early and often while it fills the tables (`recon::run`).
 
 pub mod admin_oauth_pending;
 pub mod admin_sessions;
@@ -48,13 +48,16 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// A transaction for page look-ups by id in which the planner may not choose a sequential scan
-/// (see the notes above): its statements probe the indexes whatever the statistics say.
+/// A transaction for page look-ups by id (see the notes above): no sequential scan, and each
+/// statement planned for its own arguments and the statistics of the moment.
 pub async fn begin_lookups(pool: &Pool) -> Result<Tx, RepoError> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL enable_seqscan = off")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "SELECT set_config('enable_seqscan', 'off', true),
+                set_config('plan_cache_mode', 'force_custom_plan', true)",
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(tx)
 }
 
