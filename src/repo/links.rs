@@ -131,6 +131,9 @@ pub async fn by_ids<'e>(
     side: Side,
     ids: &[String],
 ) -> Result<Vec<Link>, RepoError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let sql = format!(
         "SELECT {COLUMNS} FROM links WHERE link_type = $1 AND link_qualifier = $2 AND {} = ANY($3)",
         side.column()

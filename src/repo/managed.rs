@@ -95,6 +95,9 @@ pub async fn by_ids<'e>(
     object_type: &str,
     ids: &[String],
 ) -> Result<Vec<StoredObject>, RepoError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, rev, body FROM managed_objects WHERE object_type = $1 AND id = ANY($2)",
     )
