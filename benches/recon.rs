@@ -381,11 +381,8 @@ fn peer_pass(python: &Path, base: &str, db_url: &str) -> Result<PeerPass, String
 }
 
 async fn fresh_db(server: &str, name: &str) {
+    drop_db(server, name).await;
     let mut admin = PgConnection::connect(&format!("{server}/postgres"))
-        .await
-        .unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
         .await
         .unwrap();
     sqlx::query(&format!("CREATE DATABASE {name}"))
