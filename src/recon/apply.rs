@@ -348,6 +348,9 @@ impl Ctx {
             let audit = self.audit_rows(entries, &outcomes);
             audit::insert_batch(self.pool(), &self.id, &audit).await?;
             outcomes
+        } else if let Some(outcomes) = self.read_only(entries, seen) {
+            // The steady state of a re-recon: a page with nothing to write opens no transaction.
+            outcomes
         } else {
             // Long pages are written as several transactions on as many connections, so
             // Postgres works on them at once.
@@ -372,6 +375,34 @@ impl Ctx {
             self.count(entry, outcome);
         }
         Ok(())
+    }
+
+    /// The outcomes of a page that writes nothing at all: every entry unchanged or a quiet
+    /// action without a postAction, no mark to write, no audit row to keep. `None` otherwise.
+    fn read_only(&self, entries: &[Entry], seen: &[String]) -> Option<Vec<Outcome>> {
+        if !seen.is_empty() {
+            return None;
+        }
+        let mapping = self.mapping();
+        let outcomes = entries
+            .iter()
+            .map(|e| match (&e.work, &e.error) {
+                (Work::Unchanged, None) => Some(Outcome::Unchanged),
+                (Work::Nothing, None) => {
+                    let post_action = e.policy.is_some_and(|index| {
+                        mapping
+                            .policies
+                            .iter()
+                            .any(|p| p.index == index && p.post_action.is_some())
+                    });
+                    (!post_action).then_some(Outcome::Nothing)
+                }
+                _ => None,
+            })
+            .collect::<Option<Vec<Outcome>>>()?;
+        self.audit_rows(entries, &outcomes)
+            .is_empty()
+            .then_some(outcomes)
     }
 
     fn count(&mut self, entry: &Entry, outcome: &Outcome) {
