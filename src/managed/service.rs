@@ -315,9 +315,8 @@ impl ManagedObjects {
             };
             let mut body = cur.body.clone();
             merge(&mut body, changes);
-            crate::limits::check_object(&body)?;
-            let unchanged_hashes = keep_unchanged_hashes(schema, Some(&cur), &mut body).await;
-            check_policies(tx, schema, object_type, id, &body, &unchanged_hashes).await?;
+            let (mut body, unchanged_hashes) =
+                validate(tx, schema, object_type, id, Some(&cur), body).await?;
             if cur.body == body {
                 merged.push(Some((cur, None)));
                 continue;
@@ -457,13 +456,10 @@ async fn write(
     object_type: &str,
     id: &str,
     current: Option<StoredObject>,
-    mut body: Map<String, Value>,
+    body: Map<String, Value>,
 ) -> Result<StoredObject, ManagedError> {
-    // Whatever produced the body (a request, a patch, a recon), nothing oversized, too deep
-    // or unstorable reaches the database.
-    crate::limits::check_object(&body)?;
-    let unchanged_hashes = keep_unchanged_hashes(schema, current.as_ref(), &mut body).await;
-    check_policies(tx, schema, object_type, id, &body, &unchanged_hashes).await?;
+    let (mut body, unchanged_hashes) =
+        validate(tx, schema, object_type, id, current.as_ref(), body).await?;
     let current = match current {
         Some(cur) if cur.body == body => return Ok(cur),
         other => other,
@@ -503,18 +499,35 @@ async fn write(
     })
 }
 
-/// What [`write`] does before storing a new object (no current state): policies, unique
-/// look-ups, hashing. Returns the body to store.
+/// What every write checks before storing `body` over `current`: bounds, policies, unique
+/// look-ups. Returns the body with unchanged password hashes kept, and the properties whose
+/// hash was kept (not to be hashed again).
+async fn validate(
+    tx: &mut Conn,
+    schema: &ManagedObjectConfig,
+    object_type: &str,
+    id: &str,
+    current: Option<&StoredObject>,
+    mut body: Map<String, Value>,
+) -> Result<(Map<String, Value>, Vec<String>), ManagedError> {
+    // Whatever produced the body (a request, a patch, a recon), nothing oversized, too deep
+    // or unstorable reaches the database.
+    crate::limits::check_object(&body)?;
+    let unchanged_hashes = keep_unchanged_hashes(schema, current, &mut body).await;
+    check_policies(tx, schema, object_type, id, &body, &unchanged_hashes).await?;
+    Ok((body, unchanged_hashes))
+}
+
+/// What [`write`] does before storing a new object (no current state): checks, then hashing.
+/// Returns the body to store.
 async fn validate_new(
     tx: &mut Conn,
     schema: &ManagedObjectConfig,
     object_type: &str,
     id: &str,
-    mut body: Map<String, Value>,
+    body: Map<String, Value>,
 ) -> Result<Map<String, Value>, ManagedError> {
-    crate::limits::check_object(&body)?;
-    let unchanged_hashes = keep_unchanged_hashes(schema, None, &mut body).await;
-    check_policies(tx, schema, object_type, id, &body, &unchanged_hashes).await?;
+    let (mut body, unchanged_hashes) = validate(tx, schema, object_type, id, None, body).await?;
     hash_new_values(schema, &mut body, &unchanged_hashes).await?;
     Ok(body)
 }

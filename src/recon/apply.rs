@@ -32,7 +32,7 @@ use crate::mapping::{
 };
 use crate::repo::audit::{self, ReconAuditEntry};
 use crate::repo::links::{self, NewLink, Snapshot};
-use crate::repo::managed::StoredObject;
+use crate::repo::managed::{self, StoredObject};
 use crate::repo::recon_runs::{self, HeldAction, PendingDelete};
 use crate::repo::{self, Conn, RepoError, transaction};
 
@@ -400,9 +400,11 @@ impl Ctx {
                 _ => None,
             })
             .collect::<Option<Vec<Outcome>>>()?;
-        self.audit_rows(entries, &outcomes)
-            .is_empty()
-            .then_some(outcomes)
+        let audits = entries
+            .iter()
+            .zip(&outcomes)
+            .any(|(e, o)| self.audit_kind(e, o) == AuditKind::Written);
+        (!audits).then_some(outcomes)
     }
 
     fn count(&mut self, entry: &Entry, outcome: &Outcome) {
@@ -994,12 +996,9 @@ impl Ctx {
     ) -> Result<bool, ApplyError> {
         let target_id = held.target_id.as_str();
         if self.mapping().handles(Event::Delete) {
-            let target = recon_runs::targets_by_ids(
-                &mut *tx,
-                TARGET_TYPE,
-                std::slice::from_ref(&held.target_id),
-            )
-            .await?;
+            let target =
+                managed::by_ids(&mut *tx, TARGET_TYPE, std::slice::from_ref(&held.target_id))
+                    .await?;
             if let Some(object) = target.first() {
                 let situation =
                     Situation::from_name(&held.situation).unwrap_or(Situation::Unqualified);

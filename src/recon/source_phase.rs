@@ -18,7 +18,7 @@ use crate::mapping::{
     PolicyScope, Situation, SourceFacts, SyncContext, assess_source,
 };
 use crate::repo::links::{self, Link, Side};
-use crate::repo::managed::StoredObject;
+use crate::repo::managed::{self, StoredObject};
 use crate::repo::{self, Tx, recon_runs};
 use crate::salesforce::Record;
 
@@ -267,7 +267,7 @@ impl Assessor {
         .collect();
         let linked: Vec<String> = links.values().map(|l| l.second_id.clone()).collect();
         let mut targets: HashMap<String, StoredObject> =
-            recon_runs::targets_by_ids(&mut *lookups, TARGET_TYPE, &linked)
+            managed::by_ids(&mut *lookups, TARGET_TYPE, &linked)
                 .await?
                 .into_iter()
                 .map(|o| (o.id.clone(), o))
@@ -335,7 +335,7 @@ impl Assessor {
                 .flat_map(|(_, ids)| ids.iter().cloned())
                 .collect();
             let found: HashMap<String, StoredObject> =
-                recon_runs::targets_by_ids(&mut *lookups, TARGET_TYPE, &all)
+                managed::by_ids(&mut *lookups, TARGET_TYPE, &all)
                     .await?
                     .into_iter()
                     .map(|o| (o.id.clone(), o))
@@ -482,27 +482,25 @@ impl Assessor {
         // A long page is checked in two halves on two connections at once: the check is most
         // of an unchanged re-recon's time, and Postgres runs the halves side by side.
         let link_type = mapping.link_type();
-        let mut unchanged: HashMap<String, String> = HashMap::with_capacity(digests.len());
-        if digests.len() < SPLIT_CHECK_AT {
+        let sources: Vec<(&str, &[u8; 32])> =
+            digests.iter().map(|(id, d)| (id.as_str(), d)).collect();
+        let (first, second) = match sources.len() < SPLIT_CHECK_AT {
+            true => (sources.as_slice(), &[][..]),
+            false => sources.split_at(sources.len() / 2),
+        };
+        let mut unchanged: HashMap<String, String> = HashMap::with_capacity(sources.len());
+        if second.is_empty() {
             unchanged.extend(
                 links::unchanged_since_digest(
                     &mut **lookups,
                     link_type,
                     DEFAULT_LINK_QUALIFIER,
                     TARGET_TYPE,
-                    digests,
+                    first,
                 )
                 .await?,
             );
         } else {
-            let mut first: Vec<(&String, &[u8; 32])> = digests.iter().collect();
-            let second: HashMap<String, [u8; 32]> = first
-                .split_off(first.len() / 2)
-                .into_iter()
-                .map(|(id, d)| (id.clone(), *d))
-                .collect();
-            let first: HashMap<String, [u8; 32]> =
-                first.into_iter().map(|(id, d)| (id.clone(), *d)).collect();
             let mut other = repo::begin_lookups(&self.inner.pool).await?;
             let (a, b) = tokio::try_join!(
                 links::unchanged_since_digest(
@@ -510,14 +508,14 @@ impl Assessor {
                     link_type,
                     DEFAULT_LINK_QUALIFIER,
                     TARGET_TYPE,
-                    &first,
+                    first,
                 ),
                 links::unchanged_since_digest(
                     &mut *other,
                     link_type,
                     DEFAULT_LINK_QUALIFIER,
                     TARGET_TYPE,
-                    &second,
+                    second,
                 ),
             )?;
             repo::commit(other).await?;

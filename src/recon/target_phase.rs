@@ -165,7 +165,7 @@ impl Ctx {
                 super::SOURCE_RESOURCE
             )));
         };
-        let page = recon_runs::targets_by_ids(
+        let page = managed::by_ids(
             &inner.pool,
             TARGET_TYPE,
             std::slice::from_ref(&link.second_id),

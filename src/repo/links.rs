@@ -12,8 +12,6 @@
 //! revision order, so an older event delivered late cannot step it back. A new Salesforce
 //! user gets its link from [`insert`] with the snapshot in the same call.
 
-use std::collections::HashMap;
-
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
@@ -324,15 +322,13 @@ pub async fn unchanged_since_digest<'e>(
     link_type: &str,
     qualifier: &str,
     object_type: &str,
-    sources: &HashMap<String, [u8; 32]>,
+    sources: &[(&str, &[u8; 32])],
 ) -> Result<Vec<(String, String)>, RepoError> {
     if sources.is_empty() {
         return Ok(Vec::new());
     }
-    let (ids, digests): (Vec<&str>, Vec<&[u8]>) = sources
-        .iter()
-        .map(|(id, d)| (id.as_str(), d.as_slice()))
-        .unzip();
+    let (ids, digests): (Vec<&str>, Vec<&[u8]>) =
+        sources.iter().map(|(id, d)| (*id, d.as_slice())).unzip();
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT l.first_id, l.second_id FROM unnest($3::text[], $4::bytea[]) AS s(id, digest)
          CROSS JOIN LATERAL (SELECT first_id, second_id, synced_rev FROM links

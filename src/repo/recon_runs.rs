@@ -365,15 +365,6 @@ pub async fn target_ids<'e>(
     Ok(ids.into_iter().map(|(id,)| id).collect())
 }
 
-/// Managed objects by id (one query for a page).
-pub async fn targets_by_ids<'e>(
-    db: impl PgExecutor<'e>,
-    object_type: &str,
-    ids: &[String],
-) -> Result<Vec<StoredObject>, RepoError> {
-    super::managed::by_ids(db, object_type, ids).await
-}
-
 /// Runs correlation filters over the managed objects of `object_type` in one statement:
 /// `(SELECT k, … WHERE f_k LIMIT 2) UNION ALL …` (two rows are enough to tell one match from
 /// several). Each branch can use the indexes. Returns each match with its filter's key.

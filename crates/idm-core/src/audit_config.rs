@@ -149,14 +149,6 @@ impl Default for AuditConfig {
 }
 
 impl AuditConfig {
-    /// Every entry of both topics.
-    pub fn everything() -> AuditConfig {
-        AuditConfig {
-            recon: Some(TopicFilter::default()),
-            sync: Some(TopicFilter::default()),
-        }
-    }
-
     /// The topic's filter, or `None` when the topic is not written.
     pub fn topic(&self, topic: Topic) -> Option<&TopicFilter> {
         match topic {
