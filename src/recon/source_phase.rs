@@ -19,7 +19,7 @@ use crate::mapping::{
 };
 use crate::repo::links::{self, Link, Side};
 use crate::repo::managed::{self, StoredObject};
-use crate::repo::{self, Tx, recon_runs};
+use crate::repo::{self, RepoError, Tx, recon_runs};
 use crate::salesforce::Record;
 
 /// Records per page from which the unchanged check runs as two statements side by side.
@@ -490,33 +490,12 @@ impl Assessor {
         };
         let mut unchanged: HashMap<String, String> = HashMap::with_capacity(sources.len());
         if second.is_empty() {
-            unchanged.extend(
-                links::unchanged_since_digest(
-                    &mut **lookups,
-                    link_type,
-                    DEFAULT_LINK_QUALIFIER,
-                    TARGET_TYPE,
-                    first,
-                )
-                .await?,
-            );
+            unchanged.extend(unchanged_of(lookups, link_type, first).await?);
         } else {
             let mut other = repo::begin_lookups(&self.inner.pool).await?;
             let (a, b) = tokio::try_join!(
-                links::unchanged_since_digest(
-                    &mut **lookups,
-                    link_type,
-                    DEFAULT_LINK_QUALIFIER,
-                    TARGET_TYPE,
-                    first,
-                ),
-                links::unchanged_since_digest(
-                    &mut *other,
-                    link_type,
-                    DEFAULT_LINK_QUALIFIER,
-                    TARGET_TYPE,
-                    second,
-                ),
+                unchanged_of(lookups, link_type, first),
+                unchanged_of(&mut other, link_type, second),
             )?;
             repo::commit(other).await?;
             unchanged.extend(a);
@@ -544,6 +523,22 @@ impl Assessor {
         }
         Ok(rest)
     }
+}
+
+/// Of `sources` (id, digest), the `(source, target)` pairs the unchanged fast path may skip.
+async fn unchanged_of(
+    lookups: &mut Tx,
+    link_type: &str,
+    sources: &[(&str, &[u8; 32])],
+) -> Result<Vec<(String, String)>, RepoError> {
+    links::unchanged_since_digest(
+        &mut **lookups,
+        link_type,
+        DEFAULT_LINK_QUALIFIER,
+        TARGET_TYPE,
+        sources,
+    )
+    .await
 }
 
 /// Decides the action for the entry's situation and plans its work; a script error or an

@@ -35,6 +35,17 @@ impl Topic {
 /// Topics IDM defines that idm-sync accepts in the file and does not write.
 const OTHER_TOPICS: [&str; 4] = ["access", "activity", "authentication", "config"];
 
+/// The actions the shipped filter keeps: what changed something, failed or was to be reported.
+const CHANGING_ACTIONS: [&str; 7] = [
+    "create",
+    "update",
+    "delete",
+    "link",
+    "unlink",
+    "exception",
+    "report",
+];
+
 /// The actions a `recon` or `sync` filter may name (IDM's sync actions, lower case).
 const ACTIONS: [&str; 10] = [
     "create",
@@ -125,20 +136,7 @@ impl Default for AuditConfig {
     /// entries that changed something, reported or failed.
     fn default() -> Self {
         let changes = TopicFilter {
-            actions: Some(
-                [
-                    "create",
-                    "update",
-                    "delete",
-                    "link",
-                    "unlink",
-                    "exception",
-                    "report",
-                ]
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            ),
+            actions: Some(CHANGING_ACTIONS.into_iter().map(str::to_owned).collect()),
             fields: Vec::new(),
         };
         AuditConfig {
