@@ -40,7 +40,7 @@ use crate::metrics::Metrics;
 use crate::repo::links::{self, Link, NewLink, Side, Snapshot};
 use crate::repo::managed::{self, StoredObject};
 use crate::repo::sync_audit::{self, SyncAuditEntry};
-use crate::repo::{self, Conn, Pool, RepoError, sync_failures, transaction};
+use crate::repo::{self, Conn, Pool, RepoError, Tx, sync_failures, transaction};
 use crate::salesforce::soql::is_field_name;
 use crate::salesforce::soql_filter::{self, TranslateError};
 use crate::salesforce::{ErrorKind, Record, SalesforceClient, SalesforceError};
@@ -226,15 +226,18 @@ impl SyncEngine {
     pub async fn apply(&self, changes: &[UserChange]) -> Result<Vec<Outcome>, SyncError> {
         let mapping = self.mapping()?;
         let ids: Vec<String> = changes.iter().map(|c| c.object_id.clone()).collect();
-        let users = load_users(&self.pool, &ids).await?;
+        // Users and their links read together, probing the indexes (see `repo::begin_lookups`).
+        let mut lookups = repo::begin_lookups(&self.pool).await?;
+        let users = load_users(&mut lookups, &ids).await?;
         let link_list = links::by_ids(
-            &self.pool,
+            &mut *lookups,
             mapping.link_type(),
             DEFAULT_LINK_QUALIFIER,
             Side::Second,
             &ids,
         )
         .await?;
+        repo::commit(lookups).await?;
         let links_by_user: HashMap<&str, &Link> = link_list
             .iter()
             .map(|l| (l.second_id.as_str(), l))
@@ -1137,10 +1140,10 @@ fn correlation_fields(mapping: &Mapping) -> Vec<String> {
 
 /// Loads the current managed users among `ids`: id → (rev, body).
 async fn load_users(
-    pool: &Pool,
+    lookups: &mut Tx,
     ids: &[String],
 ) -> Result<HashMap<String, (i64, Map<String, Value>)>, SyncError> {
-    let users = managed::by_ids(pool, OBJECT_TYPE, ids).await?;
+    let users = managed::by_ids(&mut **lookups, OBJECT_TYPE, ids).await?;
     Ok(users
         .into_iter()
         .map(|StoredObject { id, rev, body }| (id, (rev, body)))

@@ -1,7 +1,7 @@
 //! Postgres storage: managed objects, the outbox, queries compiled from filters, links,
 //! recon runs and the recon audit, the Salesforce connector's stored tokens.
 //!
-//! Recon looks a page of ids up (`key = ANY($ids)`) in a transaction opened by
+//! Recon and the worker look a page of ids up (`key = ANY($ids)`) in a transaction opened by
 //! [`begin_lookups`]: no sequential scan, and each statement planned for its own arguments
 //! and the statistics of the moment. Otherwise the planner weighs 2,000 probes against one
 //! sequential scan and, for a table of 100,000 rows with fresh statistics, takes the scan (19
