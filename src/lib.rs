@@ -32,6 +32,6 @@ pub mod tls; // HTTPS: PEM or self-signed certificates, rustls configuration, fl
 
 // The pure core (crates/idm-core: filters, mappings and scripts, patches, request bounds), under
 // the names the service has always used.
-pub use idm_core::{audit_config, filter, limits, mapping};
+pub use idm_core::{audit_config, filter, limits, mapping, planner};
 // The Salesforce client (crates/sf-client), under the name the service has always used.
 pub use sf_client as salesforce;

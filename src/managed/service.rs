@@ -16,6 +16,10 @@ use crate::repo::outbox::{self, NewChange, Operation};
 use crate::repo::query::{self, QueryPage, QueryRequest};
 use crate::repo::{self, Conn, Pool, RepoError};
 
+/// Puts changes into a body: what [`ManagedObjects::merge_in`] stores, and what recon's analyze
+/// mode predicts with.
+pub use idm_core::planner::merge;
+
 /// Revision preconditions from `If-Match` / `If-None-Match`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Precondition {
@@ -413,19 +417,6 @@ pub struct Merged {
     /// The object after the merge (the stored one, unchanged, when nothing changed).
     pub object: StoredObject,
     pub changed: bool,
-}
-
-/// Puts `changes` into `body`: nested objects merge key by key, anything else replaces
-/// (what [`ManagedObjects::merge_in`] stores; recon's analyze mode uses it to predict).
-pub fn merge(body: &mut Map<String, Value>, changes: &Map<String, Value>) {
-    for (key, value) in changes {
-        match (body.get_mut(key), value) {
-            (Some(Value::Object(existing)), Value::Object(inner)) => merge(existing, inner),
-            _ => {
-                body.insert(key.clone(), value.clone());
-            }
-        }
-    }
 }
 
 /// The top-level fields that differ between two states of an object (all of `after`'s for a

@@ -11,7 +11,8 @@
 //! 3. assesses the situation (implicit sync: CONFIRMED, ABSENT, FOUND…; a deleted user with a
 //!    link is SOURCE_MISSING), correlating unlinked users with one SOQL query for the batch,
 //!    and lets the mapping's policies decide the action;
-//! 4. maps: CREATE sends the whole mapped object with its defaults; UPDATE only the delta
+//! 4. plans the write with the sync core (`planner::plan`, the target known only by the link's
+//!    snapshot): CREATE sends the whole mapped object with its defaults; UPDATE only the delta
 //!    between the link snapshot and the current user (invariant 4; none → no call); DELETE on
 //!    Salesforce `User` is `IsActive=false`;
 //! 5. writes creates and updates, each kind in one sObject Collections call (≤ 200 records)
@@ -33,10 +34,11 @@ use crate::audit_config::{AuditConfig, Topic};
 use crate::filter::Filter;
 use crate::mapping::{
     Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, DeletedSourceFacts, Event,
-    LinkState, Mapping, MappingError, PolicyScope, Situation, SourceFacts, SyncConfig, SyncContext,
+    LinkState, Mapping, PolicyScope, Situation, SourceFacts, SyncConfig, SyncContext,
     assess_deleted_source, assess_source,
 };
 use crate::metrics::Metrics;
+use crate::planner::{self, Facts, Known, Write};
 use crate::repo::links::{self, Link, NewLink, Side, Snapshot};
 use crate::repo::managed::{self, StoredObject};
 use crate::repo::sync_audit::{self, SyncAuditEntry};
@@ -89,7 +91,7 @@ pub enum Outcome {
 
 /// A planned Salesforce write.
 #[derive(Debug)]
-enum Write {
+enum SfWrite {
     Create(Record),
     Update { target_id: String, record: Record },
 }
@@ -100,7 +102,7 @@ enum Plan {
     /// The link is already at this revision or later.
     Skip,
     /// A Salesforce write, then `after`.
-    Write { write: Write, after: After },
+    Write { write: SfWrite, after: After },
     /// No Salesforce call, only `after` (an UPDATE with an empty delta, LINK, UNLINK, IGNORE…).
     Local { after: After },
     /// The correlation query failed: retry (transient), wait (rate limit), or record the
@@ -305,8 +307,8 @@ impl SyncEngine {
         for (i, p) in planned.iter().enumerate() {
             if let Plan::Write { write, .. } = &p.plan {
                 match write {
-                    Write::Create(record) => creates.push((i, record.clone())),
-                    Write::Update { target_id, record } => {
+                    SfWrite::Create(record) => creates.push((i, record.clone())),
+                    SfWrite::Update { target_id, record } => {
                         updates.push((i, (target_id.clone(), record.clone())))
                     }
                 }
@@ -451,83 +453,55 @@ impl SyncEngine {
             target_id: target_id.clone(),
             plan,
         };
-        let map_err = |e: MappingError| {
-            planned(Plan::Fail {
-                code: None,
-                message: e.to_string(),
-            })
+        let snapshot = link
+            .filter(|_| !change.force)
+            .and_then(|l| l.synced_snapshot.clone())
+            .map(Value::Object);
+        let facts = Facts {
+            situation,
+            action,
+            source: source.as_ref(),
+            target: match &target_id {
+                Some(id) => Known::InStepWith {
+                    id,
+                    snapshot: snapshot.as_ref(),
+                },
+                None => Known::Nothing,
+            },
+            linked: link.is_some(),
         };
-        match action {
-            Action::Create => {
-                let Some(source) = &source else {
-                    return fail(situation, action, "CREATE without a source".into());
-                };
-                let mapped = mapping
-                    .map_object(source, None, &ctx)
-                    .and_then(|m| mapping.on_create(source, m.object, situation, &ctx));
-                match mapped {
-                    Ok(object) => {
-                        // A null on create only means "no value".
-                        let record: Record =
-                            object.into_iter().filter(|(_, v)| !v.is_null()).collect();
-                        planned(Plan::Write {
-                            write: Write::Create(record),
-                            after: After::Synced { link: None },
-                        })
-                    }
-                    Err(e) => map_err(e),
-                }
+        let write = match planner::plan(mapping, &facts) {
+            Ok(write) => write,
+            Err(e) => {
+                return planned(Plan::Fail {
+                    code: None,
+                    message: e.to_string(),
+                });
             }
-            Action::Update => {
-                let (Some(source), Some(target)) = (&source, &target_id) else {
-                    return fail(
-                        situation,
-                        action,
-                        "UPDATE without a source and a target".into(),
-                    );
-                };
-                let snapshot = link
-                    .filter(|_| !change.force)
-                    .and_then(|l| l.synced_snapshot.clone())
-                    .map(Value::Object);
-                let after = After::Synced {
-                    link: link.map(|l| l.id.clone()),
-                };
-                let record = match &snapshot {
-                    _ if mapping.has_on_update() => {
-                        update_through_hook(mapping, situation, source, snapshot.as_ref(), target)
-                    }
-                    Some(old) => mapping.delta(old, source, None, &ctx),
-                    // Not known to be in step (a FOUND target, a NULL snapshot, a forced
-                    // re-sync): every mapped property, except defaults, which never
-                    // overwrite Salesforce's values on UPDATE. A delta against an empty
-                    // snapshot would miss properties a transform maps to the same value
-                    // whether or not the source has them (IsActive).
-                    None => mapping.map_object(source, None, &ctx).map(|m| {
-                        m.object
-                            .into_iter()
-                            .filter(|(k, _)| !m.defaulted.contains(k))
-                            .collect()
-                    }),
-                };
-                match record {
-                    Ok(delta) => {
-                        if delta.is_empty() {
-                            planned(Plan::Local { after })
-                        } else {
-                            planned(Plan::Write {
-                                write: Write::Update {
-                                    target_id: target.clone(),
-                                    record: delta,
-                                },
-                                after,
-                            })
-                        }
-                    }
-                    Err(e) => map_err(e),
-                }
+        };
+        let local = |after| planned(Plan::Local { after });
+        let synced = || After::Synced {
+            link: link.map(|l| l.id.clone()),
+        };
+        match (write, &target_id) {
+            (Write::Create(object), _) => {
+                // A null on create only means "no value".
+                let record: Record = object.into_iter().filter(|(_, v)| !v.is_null()).collect();
+                planned(Plan::Write {
+                    write: SfWrite::Create(record),
+                    after: After::Synced { link: None },
+                })
             }
-            Action::Delete => match link {
+            (Write::Update(delta), _) if delta.is_empty() => local(synced()),
+            (Write::Update(delta), Some(target)) => planned(Plan::Write {
+                write: SfWrite::Update {
+                    target_id: target.clone(),
+                    record: delta,
+                },
+                after: synced(),
+            }),
+            // Salesforce users are deactivated, never deleted.
+            (Write::Delete, Some(target)) => match link {
                 Some(l) => {
                     if mapping.handles(Event::Delete)
                         && let Err(e) = mapping.notify(
@@ -537,49 +511,35 @@ impl SyncEngine {
                             situation,
                         )
                     {
-                        return map_err(e);
+                        return planned(Plan::Fail {
+                            code: None,
+                            message: e.to_string(),
+                        });
                     }
                     let mut record = Record::new();
                     record.insert("IsActive".into(), Value::Bool(false));
                     planned(Plan::Write {
-                        write: Write::Update {
-                            target_id: l.first_id.clone(),
+                        write: SfWrite::Update {
+                            target_id: target.clone(),
                             record,
                         },
                         after: After::Unlink { link: l.id.clone() },
                     })
                 }
-                None => planned(Plan::Local {
-                    after: After::Nothing,
-                }),
+                None => local(After::Nothing),
             },
-            Action::Link => match &target_id {
-                Some(t) if link.is_none() => planned(Plan::Local {
-                    after: After::Link {
-                        target_id: t.clone(),
-                    },
-                }),
-                _ => planned(Plan::Local {
-                    after: After::Nothing,
-                }),
+            (Write::Link, Some(t)) if link.is_none() => local(After::Link {
+                target_id: t.clone(),
+            }),
+            (Write::Unlink | Write::DropLink, _) => match link {
+                Some(l) => local(After::Unlink { link: l.id.clone() }),
+                None => local(After::Nothing),
             },
-            Action::Unlink => match link {
-                Some(l) => planned(Plan::Local {
-                    after: After::Unlink { link: l.id.clone() },
-                }),
-                None => planned(Plan::Local {
-                    after: After::Nothing,
-                }),
-            },
-            Action::Exception => planned(Plan::Fail {
+            (Write::Exception, _) => planned(Plan::Fail {
                 code: None,
                 message: format!("situation {situation}: the mapping's policy is EXCEPTION"),
             }),
-            Action::Ignore | Action::Report | Action::NoReport | Action::Async => {
-                planned(Plan::Local {
-                    after: After::Nothing,
-                })
-            }
+            _ => local(After::Nothing),
         }
     }
 
@@ -976,43 +936,6 @@ fn known_target(mapping: &Mapping, link: &Link) -> Value {
         .unwrap_or_default();
     target.insert("_id".into(), Value::from(link.first_id.clone()));
     Value::Object(target)
-}
-
-/// An UPDATE under an `onUpdate` script: the script sees every mapped value (`target`) and
-/// what the snapshot in step maps to (`oldTarget`); the call sends what it leaves in `target`
-/// that differs from `oldTarget` (all of it, with no snapshot). Defaults stay out, as on any
-/// UPDATE.
-fn update_through_hook(
-    mapping: &Mapping,
-    situation: Situation,
-    source: &Value,
-    snapshot: Option<&Value>,
-    target_id: &str,
-) -> Result<Record, MappingError> {
-    let ctx = SyncContext::default();
-    let mapped = |object: &Value| {
-        mapping.map_object(object, None, &ctx).map(|m| {
-            m.object
-                .into_iter()
-                .filter(|(k, _)| !m.defaulted.contains(k))
-                .collect::<Map<String, Value>>()
-        })
-    };
-    let mut new = mapped(source)?;
-    // A script error on the old snapshot only means its values are unknown: all are sent.
-    let old = snapshot.and_then(|s| mapped(s).ok());
-    let id = Value::from(target_id.to_owned());
-    new.insert("_id".into(), id.clone());
-    let old_target = old.clone().map(|mut o| {
-        o.insert("_id".into(), id);
-        Value::Object(o)
-    });
-    let mut target = mapping.on_update(source, new, old_target.as_ref(), situation, &ctx)?;
-    target.remove("_id");
-    Ok(target
-        .into_iter()
-        .filter(|(k, v)| old.as_ref().is_none_or(|o| o.get(k) != Some(v)))
-        .collect())
 }
 
 /// Inserts a link inside a savepoint, so a unique conflict fails this change only.

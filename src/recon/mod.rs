@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `mod.rs` | [`ReconEngine`]: start, read, list, cancel runs |
 //! | `run.rs` | one run's lifecycle: lock, row, heartbeat, stages, final state |
-//! | `source_phase.rs` | Salesforce pages → situations → planned work, set-wise per page |
+//! | `source_phase.rs` | Salesforce pages → situations → planned work (`planner`), set-wise per page |
 //! | `target_phase.rs` | managed users the source phase did not touch |
 //! | `seen.rs` | which targets the source phase touched (memory, then `recon_seen`) |
 //! | `apply.rs` | a page's planned work in one transaction (managed writes, outbox, links, audit) |

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::apply::{Entry, LinkPlan, Phase, Work};
 use super::run::{Ctx, Flow};
@@ -17,6 +17,7 @@ use crate::mapping::{
     Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, LinkState, Mapping,
     PolicyScope, Situation, SourceFacts, SyncContext, assess_source,
 };
+use crate::planner::{self, Facts, Known, Write};
 use crate::repo::links::{self, Link, Side};
 use crate::repo::managed::{self, StoredObject};
 use crate::repo::{self, RepoError, Tx, recon_runs};
@@ -568,114 +569,55 @@ pub(crate) fn decide_and_plan(
     };
     entry.action = Some(decision.action);
     entry.policy = decision.policy.map(|p| p.index);
-    match plan(
-        mapping,
+    let facts = Facts {
         situation,
-        decision.action,
-        entry.source.as_ref(),
-        entry.target.as_ref(),
-        link,
-        target,
-    ) {
-        Ok(work) => entry.work = work,
-        Err(message) => entry.error = Some(message),
+        action: decision.action,
+        source: entry.source.as_ref(),
+        target: match entry.target.as_ref().and_then(Value::as_object) {
+            Some(current) => Known::Current(current),
+            None => Known::Nothing,
+        },
+        linked: link.is_some(),
+    };
+    match planner::plan(mapping, &facts) {
+        Ok(write) => entry.work = work_of(write, link, target),
+        Err(e) => entry.error = Some(e.to_string()),
     }
 }
 
-/// The work an action means for these objects.
-fn plan(
-    mapping: &Mapping,
-    situation: Situation,
-    action: Action,
-    source: Option<&Value>,
-    target_value: Option<&Value>,
-    link: Option<&Link>,
-    target: Option<&StoredObject>,
-) -> Result<Work, String> {
-    let ctx = SyncContext::default();
-    let missing = |what: &str| format!("action {action} needs {what}, and there is none");
-    Ok(match action {
-        Action::Create => {
-            let source = source.ok_or_else(|| missing("a source object"))?;
-            let mapped = mapping
-                .map_object(source, None, &ctx)
-                .map_err(|e| e.to_string())?;
-            let body = mapping
-                .on_create(source, mapped.object, situation, &ctx)
-                .map_err(|e| e.to_string())?;
-            Work::Create {
-                body,
-                link_id: link.map(|l| l.id.clone()),
-            }
-        }
-        Action::Update => {
-            let source = source.ok_or_else(|| missing("a source object"))?;
-            let target = target.ok_or_else(|| missing("a target object"))?;
-            let mapped = mapping
-                .map_object(source, target_value, &ctx)
-                .map_err(|e| e.to_string())?;
-            let changes = if mapping.has_on_update() {
-                on_update(mapping, situation, source, target, mapped.object)?
-            } else {
-                mapped.object
-            };
-            Work::Update {
-                target_id: target.id.clone(),
-                changes,
-                current: target.body.clone(),
-                link: match link {
-                    Some(l) => LinkPlan::Existing {
-                        id: l.id.clone(),
-                        snapshot: l.synced_snapshot.clone(),
-                        digest: l.source_digest.clone(),
-                    },
-                    None => LinkPlan::New,
+/// What a planned write means for managed objects and links.
+fn work_of(write: Write, link: Option<&Link>, target: Option<&StoredObject>) -> Work {
+    match (write, target, link) {
+        (Write::Create(body), ..) => Work::Create {
+            body,
+            link_id: link.map(|l| l.id.clone()),
+        },
+        (Write::Update(changes), Some(t), _) => Work::Update {
+            target_id: t.id.clone(),
+            changes,
+            current: t.body.clone(),
+            link: match link {
+                Some(l) => LinkPlan::Existing {
+                    id: l.id.clone(),
+                    snapshot: l.synced_snapshot.clone(),
+                    digest: l.source_digest.clone(),
                 },
-            }
-        }
-        Action::Delete => match (target, link) {
-            (Some(t), _) => Work::Delete {
-                target_id: t.id.clone(),
+                None => LinkPlan::New,
             },
-            // The linked target is already gone: only the link is left to remove.
-            (None, Some(l)) => Work::Unlink {
-                link_id: l.id.clone(),
-            },
-            (None, None) => return Err(missing("a target object")),
         },
-        Action::Link => Work::Link {
-            target_id: target.ok_or_else(|| missing("a target object"))?.id.clone(),
+        (Write::Delete, Some(t), _) => Work::Delete {
+            target_id: t.id.clone(),
         },
-        Action::Unlink => Work::Unlink {
-            link_id: link.ok_or_else(|| missing("a link"))?.id.clone(),
+        (Write::Link, Some(t), _) => Work::Link {
+            target_id: t.id.clone(),
         },
-        Action::Exception | Action::Ignore | Action::Report | Action::NoReport | Action::Async => {
-            Work::Nothing
-        }
-    })
-}
-
-/// `onUpdate` sees the target with the mapped values applied and the target before; what it
-/// leaves in `target` (but `_id`, `_rev`) is what the UPDATE sets. A property it removes is
-/// left as it is in the repository: an UPDATE from recon sets properties, it never drops them.
-fn on_update(
-    mapping: &Mapping,
-    situation: Situation,
-    source: &Value,
-    target: &StoredObject,
-    mapped: Map<String, Value>,
-) -> Result<Map<String, Value>, String> {
-    let old = target.to_value();
-    let mut new = target.body.clone();
-    crate::managed::service::merge(&mut new, &mapped);
-    new.insert("_id".into(), Value::from(target.id.clone()));
-    new.insert("_rev".into(), Value::from(target.rev.to_string()));
-    let mut changed = mapping
-        .on_update(source, new, Some(&old), situation, &SyncContext::default())
-        .map_err(|e| e.to_string())?;
-    changed.remove("_id");
-    changed.remove("_rev");
-    Ok(changed)
+        (Write::DropLink | Write::Unlink, _, Some(l)) => Work::Unlink {
+            link_id: l.id.clone(),
+        },
+        (Write::Nothing | Write::Exception, ..) => Work::Nothing,
+        // The planner refuses an action without the target or link it needs.
+        _ => Work::Nothing,
+    }
 }
 
 #[cfg(test)]

@@ -14,4 +14,5 @@ pub mod filter; // IDM query filters: grammar, parser, in-memory evaluation
 pub mod limits; // the bounds every request is held to (sizes, depths, counts), in one place
 pub mod mapping; // sync.json: mappings, scripts, property mapping, situations, policies
 pub mod patch; // CREST patch operations, bounded while they apply
+pub mod planner; // situation + action + what is known of the target → the write (recon and worker)
 pub mod redact; // connection URLs with their passwords masked, for logs and Debug
