@@ -21,8 +21,8 @@ use crate::mapping::SyncConfig;
 use crate::metrics::Metrics;
 use crate::ops::{self, Ops};
 use crate::outbound::broker::BrokerStatus;
-use crate::outbound::sync::SyncEngine;
-use crate::outbound::worker::{OUTBOUND_MAPPING, Worker, WorkerSettings};
+use crate::outbound::sync::{SyncEngine, outbound_mapping};
+use crate::outbound::worker::{Worker, WorkerSettings};
 use crate::recon::{ReconEngine, ReconSettings};
 use crate::repo::salesforce_store::PgTokenStore;
 use crate::repo::{self, RepoError, db::DbSettings};
@@ -206,7 +206,7 @@ impl Components {
         let schedules =
             crate::scheduler::config::load_all(conf_dir, &|name| std::env::var(name).ok())?;
         let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
-        let recon = build_recon(conf_dir, &managed, salesforce.as_ref())
+        let recon = build_recon(&conf, &managed, salesforce.as_ref())
             .await?
             .map(|engine| {
                 engine
@@ -440,25 +440,29 @@ fn worker_over(
     status: BrokerStatus,
 ) -> Result<Worker, StartError> {
     let sync = SyncConfig::load(&conf.dir)?;
-    let engine = SyncEngine::new(pool, Arc::new(sync), OUTBOUND_MAPPING, client)?
-        .with_audit(conf.audit.clone());
+    crate::config::systems::check_mappings(conf, &sync)?;
+    let system = conf.salesforce.as_ref().ok_or(StartError::NoSalesforce)?;
+    let mapping = outbound_mapping(&sync, &system.name)?.name.clone();
+    let engine =
+        SyncEngine::new(pool, Arc::new(sync), &mapping, client)?.with_audit(conf.audit.clone());
     Ok(Worker::new(engine, settings, status))
 }
 
 /// The recon engine, when `conf/` has `sync.json` and a Salesforce connector. Runs left ACTIVE
 /// by a process that died are marked FAILED now rather than at their first read.
 pub async fn build_recon(
-    conf_dir: &std::path::Path,
+    conf: &Conf,
     managed: &ManagedObjects,
     salesforce: Option<&SalesforceClient>,
 ) -> Result<Option<ReconEngine>, StartError> {
     let Some(client) = salesforce else {
         return Ok(None);
     };
-    if !conf_dir.join("sync.json").exists() {
+    if !conf.dir.join("sync.json").exists() {
         return Ok(None);
     }
-    let sync = SyncConfig::load(conf_dir)?;
+    let sync = SyncConfig::load(&conf.dir)?;
+    crate::config::systems::check_mappings(conf, &sync)?;
     let settings = ReconSettings::from_env()?;
     let engine = ReconEngine::new(managed.clone(), Arc::new(sync), client.clone(), settings);
     match engine.reap_dead().await {

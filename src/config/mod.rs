@@ -4,6 +4,7 @@
 pub mod authentication;
 pub mod managed;
 pub mod provisioner;
+pub mod systems;
 
 use std::path::{Path, PathBuf};
 
@@ -53,12 +54,25 @@ impl Conf {
         let salesforce = if salesforce_path.exists() {
             let file = ConfFile::read(&salesforce_path, env)?;
             Some(
-                ProvisionerConfig::from_json("salesforce", &file.value)
+                ProvisionerConfig::from_json(provisioner::SALESFORCE_NAME, &file.value)
                     .map_err(|e| file.invalid(e.path, e.message))?,
             )
         } else {
             None
         };
+        // One connector until several are supported: a second file must not be ignored quietly.
+        if let Some(other) = systems::other_provisioners(dir, provisioner::SALESFORCE_NAME)?.first()
+        {
+            return Err(ConfigError::Invalid {
+                file: dir.join(format!("provisioner.openicf-{other}.json")),
+                json_path: "/".into(),
+                message: format!(
+                    "idm-sync runs one connector, {} ({}); a second one is not supported yet, so {other:?} would do nothing",
+                    provisioner::SALESFORCE_NAME,
+                    provisioner::SALESFORCE_FILE
+                ),
+            });
+        }
         let audit_path = dir.join("audit.json");
         let audit = if audit_path.exists() {
             let file = ConfFile::read(&audit_path, env)?;

@@ -21,6 +21,8 @@ use crate::salesforce::{ClientConfig, RetryConfig, Secret};
 
 /// The file name, relative to the configuration directory.
 pub const SALESFORCE_FILE: &str = "provisioner.openicf-salesforce.json";
+/// The system name that file defines (`/openidm/system/salesforce`).
+pub const SALESFORCE_NAME: &str = "salesforce";
 
 #[derive(Debug, Clone)]
 pub struct ProvisionerConfig {

@@ -49,11 +49,44 @@ use crate::salesforce::{ErrorKind, Record, SalesforceClient, SalesforceError};
 
 /// The managed object type the outbound mapping reads.
 pub const OBJECT_TYPE: &str = "user";
+/// Its resource, the source of every outbound mapping.
+pub const OBJECT_RESOURCE: &str = "managed/user";
+
+/// The mapping implicit sync applies to `system`: the one from [`OBJECT_RESOURCE`] to an object
+/// type of that system, whatever its `enableSync` (the engine honours that itself).
+pub fn outbound_mapping<'a>(sync: &'a SyncConfig, system: &str) -> Result<&'a Mapping, SyncError> {
+    let prefix = format!("system/{system}/");
+    let found: Vec<&Mapping> = sync
+        .mappings
+        .iter()
+        .filter(|m| m.source == OBJECT_RESOURCE && m.target.starts_with(&prefix))
+        .collect();
+    match found.as_slice() {
+        [] => Err(SyncError::NoOutboundMapping(system.to_owned())),
+        [one] => Ok(one),
+        several => Err(SyncError::SeveralOutboundMappings {
+            system: system.to_owned(),
+            names: several
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("the outbound mapping {0:?} is not in sync.json")]
     NoMapping(String),
+    #[error(
+        "sync.json has no mapping from {OBJECT_RESOURCE} to system/{0}: the outbound worker has nothing to apply"
+    )]
+    NoOutboundMapping(String),
+    #[error(
+        "sync.json has several mappings from {OBJECT_RESOURCE} to system/{system} ({names}); idm-sync applies one per system"
+    )]
+    SeveralOutboundMappings { system: String, names: String },
     #[error("the sync state could not be read or written")]
     Repo(#[from] RepoError),
 }
@@ -169,8 +202,14 @@ impl SyncEngine {
         mapping: &str,
         client: SalesforceClient,
     ) -> Result<SyncEngine, SyncError> {
-        if sync.mapping(mapping).is_none() {
+        let Some(found) = sync.mapping(mapping) else {
             return Err(SyncError::NoMapping(mapping.to_owned()));
+        };
+        if !found.enable_sync {
+            tracing::warn!(
+                mapping,
+                "enableSync is false: managed changes are acknowledged without reaching Salesforce; the mapping's reconciliation (Admin UI: Reconcile) re-queues the users whose link lags"
+            );
         }
         Ok(SyncEngine {
             pool,
@@ -227,6 +266,10 @@ impl SyncEngine {
     /// means nothing was recorded: the caller must not ack, and tries the batch again.
     pub async fn apply(&self, changes: &[UserChange]) -> Result<Vec<Outcome>, SyncError> {
         let mapping = self.mapping()?;
+        if !mapping.enable_sync {
+            // IDM's enableSync: false: no implicit sync; a reconciliation brings the users over.
+            return Ok(vec![Outcome::Done; changes.len()]);
+        }
         let ids: Vec<String> = changes.iter().map(|c| c.object_id.clone()).collect();
         // Users and their links read together, probing the indexes (see `repo::begin_lookups`).
         let mut lookups = repo::begin_lookups(&self.pool).await?;

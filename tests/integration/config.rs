@@ -76,3 +76,88 @@ fn errors_name_file_path_and_problem() {
         "{err}"
     );
 }
+
+/// The shipped configuration with `edit` applied to its sync.json, in a directory of its own.
+fn shipped_with_sync(edit: impl FnOnce(&mut serde_json::Value)) -> TempDir {
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let dir = TempDir::new("idm-conf");
+    for file in std::fs::read_dir(&shipped).unwrap() {
+        let file = file.unwrap();
+        if file.file_type().unwrap().is_file() {
+            std::fs::copy(file.path(), dir.join(file.file_name())).unwrap();
+        }
+    }
+    let mut sync: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sync.json")).unwrap()).unwrap();
+    edit(&mut sync);
+    std::fs::write(dir.join("sync.json"), sync.to_string()).unwrap();
+    dir
+}
+
+fn mapping_check(dir: &TempDir) -> Result<(), String> {
+    let env = |name: &str| match name {
+        "SF_CLIENT_ID" | "SF_CLIENT_SECRET" => Some("x".to_owned()),
+        _ => std::env::var(name).ok(),
+    };
+    let conf = Conf::load_with(dir, &env).map_err(|e| e.to_string())?;
+    let sync =
+        idm_sync::mapping::SyncConfig::load_with(dir, &env, std::time::Duration::from_secs(1))
+            .map_err(|e| e.to_string())?;
+    idm_sync::config::systems::check_mappings(&conf, &sync).map_err(|e| e.to_string())
+}
+
+#[test]
+fn mappings_may_only_name_what_the_configuration_defines() {
+    assert_eq!(mapping_check(&shipped_with_sync(|_| {})), Ok(()));
+
+    // A second org's mapping without its provisioner file: refused, naming file and path.
+    let dir = shipped_with_sync(|sync| {
+        let mut eu = sync["mappings"][1].clone();
+        eu["name"] = json!("managedUser_systemSalesforceEUUser");
+        eu["target"] = json!("system/salesforceEU/User");
+        eu.as_object_mut().unwrap().remove("links");
+        sync["mappings"].as_array_mut().unwrap().push(eu);
+    });
+    let err = mapping_check(&dir).unwrap_err();
+    assert!(err.contains("sync.json: /mappings/2/target:"), "{err}");
+    assert!(
+        err.contains("\"salesforceEU\"") && err.contains("provisioner.openicf-salesforceEU.json"),
+        "{err}"
+    );
+
+    // An object type the provisioner does not define, a managed type managed.json lacks, a
+    // resource of neither kind.
+    // (The outbound mapping, no longer reusing the inbound one's links.)
+    for (field, value, says) in [
+        ("target", "system/salesforce/Group", "object type \"Group\""),
+        ("source", "managed/role", "managed object type \"role\""),
+        ("target", "repo/user", "neither managed/<type> nor system/"),
+    ] {
+        let dir = shipped_with_sync(|sync| {
+            let outbound = &mut sync["mappings"][1];
+            outbound.as_object_mut().unwrap().remove("links");
+            outbound[field] = json!(value);
+        });
+        let err = mapping_check(&dir).unwrap_err();
+        assert!(
+            err.contains(&format!("/mappings/1/{field}:")) && err.contains(says),
+            "{value}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_second_provisioner_file_is_refused_rather_than_ignored() {
+    let dir = shipped_with_sync(|_| {});
+    std::fs::copy(
+        dir.join("provisioner.openicf-salesforce.json"),
+        dir.join("provisioner.openicf-salesforceEU.json"),
+    )
+    .unwrap();
+    let err = mapping_check(&dir).unwrap_err();
+    assert!(
+        err.contains("provisioner.openicf-salesforceEU.json")
+            && err.contains("a second one is not supported yet"),
+        "{err}"
+    );
+}

@@ -4,6 +4,7 @@
 mod broker_node;
 mod cut_off;
 mod dead_letters;
+mod enable_sync;
 mod hooks;
 mod scaling;
 mod scenarios;
