@@ -128,16 +128,7 @@ fn one(
     }
     let now = Utc::now();
     match id {
-        None => {
-            let i = org.create(changes, now, actor)?;
-            Ok((
-                org.users[i][idx::ID]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                Undo::Created,
-            ))
-        }
+        None => Ok((org.create(changes, now, actor)?, Undo::Created)),
         Some(id) => {
             let Some(i) = org.find(&id) else {
                 let code = if super::ids::canonical_15(&id).is_some() {
@@ -153,13 +144,9 @@ fn one(
                 return Err(DmlError::new(code, message, Vec::new()));
             };
             let old = org.update(i, changes, now, actor)?;
-            Ok((
-                org.users[i][idx::ID]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                Undo::Updated(i, old),
-            ))
+            // `Id` is not updateable: the record had the id it has now.
+            let id = old[idx::ID].as_str().unwrap_or_default().to_owned();
+            Ok((id, Undo::Updated(i, old)))
         }
     }
 }
@@ -191,7 +178,9 @@ fn run(shared: &Shared, batch: Batch, kind: SaveKind) -> Vec<Value> {
             // Undo newest first, so popped creates are always the last users.
             for u in undo.into_iter().rev() {
                 match u {
-                    Undo::Created => org.pop_user(),
+                    Undo::Created => {
+                        org.pop_user();
+                    }
                     Undo::Updated(i, old) => {
                         org.replace(i, old);
                     }

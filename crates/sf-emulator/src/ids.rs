@@ -34,7 +34,8 @@ pub fn checksum(id15: &str) -> Option<String> {
                 bits |= 1 << i;
             }
         }
-        out.push(char::from(SUFFIX[bits]));
+        // Five bits at most: under 32, the suffix alphabet's length.
+        out.push(char::from(*SUFFIX.get(bits)?));
     }
     Some(out)
 }
@@ -54,11 +55,11 @@ pub fn canonical_15(id: &str) -> Option<String> {
     if !bytes.iter().all(u8::is_ascii_alphanumeric) {
         return None;
     }
-    match bytes.len() {
-        15 => Some(id.to_owned()),
-        18 => {
+    match bytes.split_at_checked(15)? {
+        (_, []) => Some(id.to_owned()),
+        (id15, suffix @ [_, _, _]) => {
             let mut out = Vec::with_capacity(15);
-            for (block, s) in bytes[..15].chunks(5).zip(&bytes[15..]) {
+            for (block, s) in id15.chunks(5).zip(suffix) {
                 let bits = SUFFIX.iter().position(|x| x.eq_ignore_ascii_case(s))?;
                 for (i, c) in block.iter().enumerate() {
                     if bits & (1 << i) != 0 {
@@ -80,8 +81,7 @@ pub fn make_id(prefix: &str, seq: u64) -> String {
     let mut digits = [b'0'; 9];
     let mut n = seq;
     for d in digits.iter_mut().rev() {
-        // `n % 62` is < 62, so the index is in bounds.
-        *d = BASE62[(n % 62) as usize];
+        *d = base62_digit(n);
         n /= 62;
     }
     let id15 = format!("{prefix}5g0{}", String::from_utf8_lossy(&digits));
@@ -93,11 +93,15 @@ pub fn has_prefix(id: &str, prefix: &str) -> bool {
     canonical_15(id).is_some_and(|c| c.starts_with(prefix))
 }
 
+/// The base-62 digit of `n % 62`.
+#[allow(clippy::indexing_slicing)] // `n % 62` is below 62, BASE62's length
+fn base62_digit(n: u64) -> u8 {
+    BASE62[(n % 62) as usize]
+}
+
 /// Random base-62 text (tokens, codes, locators); `next` supplies random 64-bit words.
 pub fn random_base62(len: usize, mut next: impl FnMut() -> u64) -> String {
-    (0..len)
-        .map(|_| char::from(BASE62[(next() % 62) as usize]))
-        .collect()
+    (0..len).map(|_| char::from(base62_digit(next()))).collect()
 }
 
 #[cfg(test)]

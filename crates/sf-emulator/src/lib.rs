@@ -14,6 +14,11 @@
 //!
 //! State lives in memory behind short synchronous locks (never held across `.await`).
 
+// Hostile input reaches this crate (SOQL text, JSON bodies, URLs): an index that could be out of
+// range is a `get`, never a panic. Tests may index.
+#![warn(clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::indexing_slicing))]
+
 mod admin;
 pub mod cli;
 mod collections;
@@ -214,14 +219,17 @@ impl EmulatorHandle {
     /// A user as JSON (all modelled fields), by 15- or 18-char id.
     pub fn user(&self, id: &str) -> Option<serde_json::Value> {
         let org = read(&self.shared.org);
-        org.find(id).map(|i| schema::record_to_json(&org.users[i]))
+        org.find(id)
+            .and_then(|i| org.users.get(i))
+            .map(schema::record_to_json)
     }
 
     /// A user as JSON, by `Username` (the demo watches a user's copy change through it).
     pub fn user_by_username(&self, username: &str) -> Option<serde_json::Value> {
         let org = read(&self.shared.org);
         org.find_username(username)
-            .map(|i| schema::record_to_json(&org.users[i]))
+            .and_then(|i| org.users.get(i))
+            .map(schema::record_to_json)
     }
 
     /// Test-only: moves a user's `LastModifiedDate` and `SystemModstamp` back by `by`, as if its
@@ -230,8 +238,9 @@ impl EmulatorHandle {
     /// a change to become visible. Returns false for an unknown id.
     pub fn backdate_user(&self, id: &str, by: chrono::Duration) -> bool {
         let mut org = write(&self.shared.org);
-        let Some(i) = org.find(id) else { return false };
-        let rec = &mut org.users[i];
+        let Some(rec) = org.find(id).and_then(|i| org.users.get_mut(i)) else {
+            return false;
+        };
         for field in [
             schema::idx::LAST_MODIFIED_DATE,
             schema::idx::SYSTEM_MODSTAMP,

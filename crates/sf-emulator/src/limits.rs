@@ -36,7 +36,11 @@ pub fn parse_version(segment: &str) -> Option<u32> {
 fn release_label(v: u32) -> String {
     // v44 is Winter '19; three releases a year (Winter, Spring, Summer), Winter opening the year.
     let step = v.saturating_sub(44);
-    let season = ["Winter", "Spring", "Summer"][(step % 3) as usize];
+    let season = match step % 3 {
+        0 => "Winter",
+        1 => "Spring",
+        _ => "Summer",
+    };
     format!("{season} '{:02}", 19 + step / 3)
 }
 

@@ -439,9 +439,8 @@ pub async fn authorize_submit(
             f.username
                 .as_deref()
                 .and_then(|u| org.find_username(u))
-                .is_some_and(|i| {
-                    org.users[i][super::schema::idx::IS_ACTIVE] == super::schema::Val::Bool(true)
-                })
+                .and_then(|i| org.users.get(i))
+                .is_some_and(|r| r[super::schema::idx::IS_ACTIVE] == super::schema::Val::Bool(true))
         };
         if !username_ok {
             return (

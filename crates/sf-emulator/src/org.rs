@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::errors::DmlError;
 use super::ids;
-use super::schema::{FieldType, Record, USER_FIELDS, Val, field_index, idx};
+use super::schema::{Field, FieldType, Record, USER_FIELDS, Val, idx};
 
 /// A profile (`00e…`). Only its id and name are modelled: enough for `ProfileId` checks.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -36,7 +36,7 @@ pub enum SaveKind {
 }
 
 /// The field values a request body asks to write, already converted to field types.
-pub type Changes = Vec<(usize, Val)>;
+pub type Changes = Vec<(Field, Val)>;
 
 #[derive(Debug)]
 pub struct Org {
@@ -149,14 +149,14 @@ impl Org {
             if key == "attributes" {
                 continue;
             }
-            let Some(i) = field_index(key) else {
+            let Some(field) = Field::named(key) else {
                 return Err(DmlError::new(
                     "INVALID_FIELD",
                     format!("No such column '{key}' on sobject of type User"),
                     Vec::new(),
                 ));
             };
-            let def = &USER_FIELDS[i];
+            let def = field.def();
             let writable = match kind {
                 SaveKind::Create => def.createable,
                 SaveKind::Update => def.updateable,
@@ -209,7 +209,7 @@ impl Org {
                     ));
                 }
             };
-            changes.push((i, val));
+            changes.push((field, val));
         }
         Ok(changes)
     }
@@ -297,16 +297,16 @@ impl Org {
         Ok(())
     }
 
-    /// Creates a user (validated as Salesforce does) and returns its index.
+    /// Creates a user (validated as Salesforce does), the newest of the org, and returns its id.
     pub fn create(
         &mut self,
         changes: Changes,
         now: DateTime<Utc>,
         actor: &str,
-    ) -> Result<usize, DmlError> {
-        let mut rec: Record = vec![Val::Null; USER_FIELDS.len()];
-        for (i, v) in changes {
-            rec[i] = v;
+    ) -> Result<String, DmlError> {
+        let mut rec = Record::default();
+        for (f, v) in changes {
+            rec[f] = v;
         }
         // Fields Salesforce defaults on create.
         if rec[idx::IS_ACTIVE].is_null() {
@@ -324,9 +324,10 @@ impl Org {
         normalize_profile(&mut rec, &self.profiles);
         set_name(&mut rec);
         let id = self.next_id(ids::USER_PREFIX);
-        rec[idx::ID] = Val::Str(id);
+        rec[idx::ID] = Val::Str(id.clone());
         stamp(&mut rec, now, actor, true);
-        Ok(self.push_user(rec))
+        self.push_user(rec);
+        Ok(id)
     }
 
     /// Updates user `i`; returns the previous record so a caller can roll back.
@@ -338,11 +339,7 @@ impl Org {
         actor: &str,
     ) -> Result<Record, DmlError> {
         let Some(old) = self.users.get(i) else {
-            return Err(DmlError::new(
-                "ENTITY_IS_DELETED",
-                "entity is deleted",
-                Vec::new(),
-            ));
+            return Err(entity_is_deleted());
         };
         let mut rec = old.clone();
         for (f, v) in changes {
@@ -352,13 +349,16 @@ impl Org {
         normalize_profile(&mut rec, &self.profiles);
         set_name(&mut rec);
         stamp(&mut rec, now, actor, false);
-        Ok(self.replace(i, rec))
+        self.replace(i, rec).ok_or_else(entity_is_deleted)
     }
 
-    /// Puts `rec` at index `i` (update or rollback), keeping the username index right.
-    pub fn replace(&mut self, i: usize, rec: Record) -> Record {
-        let old_name = self.users[i][idx::USERNAME].as_str().map(str::to_lowercase);
+    /// Puts `rec` at index `i` (update or rollback), keeping the username index right; returns
+    /// the record it replaced (`None`, and no change, if there is no user `i`).
+    pub fn replace(&mut self, i: usize, rec: Record) -> Option<Record> {
+        let slot = self.users.get_mut(i)?;
+        let old_name = slot[idx::USERNAME].as_str().map(str::to_lowercase);
         let new_name = rec[idx::USERNAME].as_str().map(str::to_lowercase);
+        let old = std::mem::replace(slot, rec);
         if old_name != new_name {
             if let Some(o) = old_name {
                 self.by_username.remove(&o);
@@ -367,20 +367,25 @@ impl Org {
                 self.by_username.insert(n, i);
             }
         }
-        std::mem::replace(&mut self.users[i], rec)
+        Some(old)
     }
 
-    /// Removes the newest user (rolling back a create of an all-or-none batch, newest first).
-    pub fn pop_user(&mut self) {
-        if let Some(rec) = self.users.pop() {
-            if let Some(key) = rec[idx::ID].as_str().and_then(ids::canonical_15) {
-                self.by_id.remove(&key);
-            }
-            if let Some(u) = rec[idx::USERNAME].as_str() {
-                self.by_username.remove(&u.to_lowercase());
-            }
+    /// Removes and returns the newest user (rolling back a create of an all-or-none batch,
+    /// newest first).
+    pub fn pop_user(&mut self) -> Option<Record> {
+        let rec = self.users.pop()?;
+        if let Some(key) = rec[idx::ID].as_str().and_then(ids::canonical_15) {
+            self.by_id.remove(&key);
         }
+        if let Some(u) = rec[idx::USERNAME].as_str() {
+            self.by_username.remove(&u.to_lowercase());
+        }
+        Some(rec)
     }
+}
+
+fn entity_is_deleted() -> DmlError {
+    DmlError::new("ENTITY_IS_DELETED", "entity is deleted", Vec::new())
 }
 
 pub fn duplicate_username() -> DmlError {

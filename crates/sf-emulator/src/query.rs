@@ -19,7 +19,7 @@ use super::errors::ApiError;
 use super::ids;
 use super::limits::Caller;
 use super::org::Org;
-use super::schema::push_record;
+use super::schema::{Field, push_record};
 use super::soql::Query;
 use super::{Shared, lock, read};
 
@@ -30,7 +30,7 @@ const MIN_BATCH: usize = 200;
 #[derive(Debug)]
 struct Cursor {
     hits: Arc<Vec<u32>>,
-    fields: Arc<Vec<usize>>,
+    fields: Arc<Vec<Field>>,
     batch: usize,
     last_used: Instant,
 }
@@ -94,7 +94,7 @@ fn page(
     version: &str,
     total: usize,
     slice: &[u32],
-    fields: &[usize],
+    fields: &[Field],
     next: Option<&str>,
 ) -> String {
     let mut out = String::with_capacity(64 + slice.len() * (120 + fields.len() * 40));
@@ -143,23 +143,26 @@ pub async fn query(
             hits.len()
         )));
     }
-    if hits.len() <= batch {
-        return Ok(json_response(page(
-            &org,
-            &caller.version,
-            hits.len(),
-            &hits,
-            &parsed.fields,
-            None,
-        )));
-    }
+    let first = match hits.split_at_checked(batch) {
+        Some((first, rest)) if !rest.is_empty() => first,
+        _ => {
+            return Ok(json_response(page(
+                &org,
+                &caller.version,
+                hits.len(),
+                &hits,
+                &parsed.fields,
+                None,
+            )));
+        }
+    };
     let locator = format!("{}{}", ids::QUERY_LOCATOR_PREFIX, shared.random_token(15));
     let next = format!("/services/data/{}/query/{locator}-{batch}", caller.version);
     let body = page(
         &org,
         &caller.version,
         hits.len(),
-        &hits[..batch],
+        first,
         &parsed.fields,
         Some(&next),
     );
@@ -208,6 +211,7 @@ pub async fn query_more(
         return Err(invalid_locator());
     }
     let end = (offset + batch).min(hits.len());
+    let slice = hits.get(offset..end).ok_or_else(invalid_locator)?;
     let next =
         (end < hits.len()).then(|| format!("/services/data/{}/query/{id}-{end}", caller.version));
     let body = {
@@ -216,7 +220,7 @@ pub async fn query_more(
             &org,
             &caller.version,
             hits.len(),
-            &hits[offset..end],
+            slice,
             &fields,
             next.as_deref(),
         )

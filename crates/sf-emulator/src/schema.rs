@@ -1,5 +1,7 @@
 //! The `User` fields the emulator models, their describe metadata, field values and their JSON form.
 
+use std::ops::{Index, IndexMut};
+
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde_json::{Map, Value};
 
@@ -85,8 +87,11 @@ const SYSTEM: (bool, bool, bool, bool) = (false, false, false, true);
 const REQUIRED: (bool, bool, bool, bool) = (false, true, true, false);
 const OPTIONAL: (bool, bool, bool, bool) = (true, true, true, false);
 
-/// The fields of `User`, in describe order. Indexes into this table are the record layout.
-pub static USER_FIELDS: [FieldDef; 27] = [
+/// How many fields of `User` are modelled.
+pub const FIELD_COUNT: usize = 27;
+
+/// The fields of `User`, in describe order. Positions in this table are the record layout.
+pub static USER_FIELDS: [FieldDef; FIELD_COUNT] = [
     f("Id", "User ID", T::Id, 18, SYSTEM),
     FieldDef {
         unique: true,
@@ -170,39 +175,66 @@ pub static USER_FIELDS: [FieldDef; 27] = [
     f("SystemModstamp", "System Modstamp", T::DateTime, 0, SYSTEM),
 ];
 
-/// Record layout: the index of each field in [`USER_FIELDS`].
-pub mod idx {
-    pub const ID: usize = 0;
-    pub const USERNAME: usize = 1;
-    pub const LAST_NAME: usize = 2;
-    pub const FIRST_NAME: usize = 3;
-    pub const NAME: usize = 4;
-    pub const EMAIL: usize = 5;
-    pub const ALIAS: usize = 6;
-    pub const COMMUNITY_NICKNAME: usize = 7;
-    pub const IS_ACTIVE: usize = 8;
-    pub const PROFILE_ID: usize = 9;
-    pub const TIME_ZONE: usize = 10;
-    pub const LOCALE: usize = 11;
-    pub const EMAIL_ENCODING: usize = 12;
-    pub const LANGUAGE: usize = 13;
-    pub const TITLE: usize = 14;
-    pub const DEPARTMENT: usize = 15;
-    pub const COMPANY_NAME: usize = 16;
-    pub const EMPLOYEE_NUMBER: usize = 19;
-    pub const USER_TYPE: usize = 21;
-    pub const CREATED_DATE: usize = 22;
-    pub const CREATED_BY_ID: usize = 23;
-    pub const LAST_MODIFIED_DATE: usize = 24;
-    pub const LAST_MODIFIED_BY_ID: usize = 25;
-    pub const SYSTEM_MODSTAMP: usize = 26;
+/// A field of `User`: a position in [`USER_FIELDS`], and so in every [`Record`]. Only ever made
+/// from such a position, so reading a definition or a value through it cannot go out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field(usize);
+
+impl Field {
+    /// In a `const` (as in [`idx`]), an out-of-range position fails the build.
+    const fn at(i: usize) -> Field {
+        assert!(i < FIELD_COUNT);
+        Field(i)
+    }
+
+    /// Every field, in describe order.
+    pub fn all() -> impl Iterator<Item = Field> {
+        (0..FIELD_COUNT).map(Field)
+    }
+
+    /// A field by name, case-insensitively as SOQL and the REST API match field names.
+    pub fn named(name: &str) -> Option<Field> {
+        USER_FIELDS
+            .iter()
+            .position(|f| f.name.eq_ignore_ascii_case(name))
+            .map(Field)
+    }
+
+    /// Its describe metadata.
+    #[allow(clippy::indexing_slicing)] // a Field is a position in USER_FIELDS
+    pub fn def(self) -> &'static FieldDef {
+        &USER_FIELDS[self.0]
+    }
 }
 
-/// The index of a field by name, case-insensitively as SOQL and the REST API match field names.
-pub fn field_index(name: &str) -> Option<usize> {
-    USER_FIELDS
-        .iter()
-        .position(|f| f.name.eq_ignore_ascii_case(name))
+/// Record layout: each field's position in [`USER_FIELDS`].
+pub mod idx {
+    use super::Field;
+
+    pub const ID: Field = Field::at(0);
+    pub const USERNAME: Field = Field::at(1);
+    pub const LAST_NAME: Field = Field::at(2);
+    pub const FIRST_NAME: Field = Field::at(3);
+    pub const NAME: Field = Field::at(4);
+    pub const EMAIL: Field = Field::at(5);
+    pub const ALIAS: Field = Field::at(6);
+    pub const COMMUNITY_NICKNAME: Field = Field::at(7);
+    pub const IS_ACTIVE: Field = Field::at(8);
+    pub const PROFILE_ID: Field = Field::at(9);
+    pub const TIME_ZONE: Field = Field::at(10);
+    pub const LOCALE: Field = Field::at(11);
+    pub const EMAIL_ENCODING: Field = Field::at(12);
+    pub const LANGUAGE: Field = Field::at(13);
+    pub const TITLE: Field = Field::at(14);
+    pub const DEPARTMENT: Field = Field::at(15);
+    pub const COMPANY_NAME: Field = Field::at(16);
+    pub const EMPLOYEE_NUMBER: Field = Field::at(19);
+    pub const USER_TYPE: Field = Field::at(21);
+    pub const CREATED_DATE: Field = Field::at(22);
+    pub const CREATED_BY_ID: Field = Field::at(23);
+    pub const LAST_MODIFIED_DATE: Field = Field::at(24);
+    pub const LAST_MODIFIED_BY_ID: Field = Field::at(25);
+    pub const SYSTEM_MODSTAMP: Field = Field::at(26);
 }
 
 /// A field value.
@@ -237,8 +269,39 @@ impl Val {
     }
 }
 
-/// One `User` record: a value per field of [`USER_FIELDS`].
-pub type Record = Vec<Val>;
+/// One `User` record: a value per field of [`USER_FIELDS`], in its order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record(Box<[Val; FIELD_COUNT]>);
+
+impl Default for Record {
+    /// Every field null.
+    fn default() -> Self {
+        Record(Box::new([const { Val::Null }; FIELD_COUNT]))
+    }
+}
+
+impl Record {
+    /// The values, in field order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Val> {
+        self.0.iter()
+    }
+}
+
+impl Index<Field> for Record {
+    type Output = Val;
+
+    #[allow(clippy::indexing_slicing)] // a Field is below FIELD_COUNT, the array's length
+    fn index(&self, field: Field) -> &Val {
+        &self.0[field.0]
+    }
+}
+
+impl IndexMut<Field> for Record {
+    #[allow(clippy::indexing_slicing)] // a Field is below FIELD_COUNT, the array's length
+    fn index_mut(&mut self, field: Field) -> &mut Val {
+        &mut self.0[field.0]
+    }
+}
 
 /// Salesforce's JSON date-time form, `2024-01-02T03:04:05.000+0000`.
 pub fn format_datetime(d: DateTime<Utc>) -> String {
@@ -249,28 +312,29 @@ pub fn format_datetime(d: DateTime<Utc>) -> String {
 
 /// Appends [`format_datetime`]'s text; written by hand because queries format hundreds of thousands.
 pub fn push_datetime(out: &mut String, d: DateTime<Utc>) {
-    fn push_num(out: &mut String, n: u32, width: usize) {
-        let mut buf = [b'0'; 4];
+    /// The last `W` decimal digits of `n`, zero-padded.
+    fn push_num<const W: usize>(out: &mut String, n: u32) {
+        let mut buf = [b'0'; W];
         let mut v = n;
-        for i in (0..width).rev() {
-            buf[i] = b'0' + (v % 10) as u8;
+        for d in buf.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
             v /= 10;
         }
-        out.push_str(std::str::from_utf8(&buf[..width]).unwrap_or("0000"));
+        out.extend(buf.map(char::from));
     }
-    push_num(out, u32::try_from(d.year()).unwrap_or(0), 4);
+    push_num::<4>(out, u32::try_from(d.year()).unwrap_or(0));
     out.push('-');
-    push_num(out, d.month(), 2);
+    push_num::<2>(out, d.month());
     out.push('-');
-    push_num(out, d.day(), 2);
+    push_num::<2>(out, d.day());
     out.push('T');
-    push_num(out, d.hour(), 2);
+    push_num::<2>(out, d.hour());
     out.push(':');
-    push_num(out, d.minute(), 2);
+    push_num::<2>(out, d.minute());
     out.push(':');
-    push_num(out, d.second(), 2);
+    push_num::<2>(out, d.second());
     out.push('.');
-    push_num(out, d.timestamp_subsec_millis().min(999), 3);
+    push_num::<3>(out, d.timestamp_subsec_millis().min(999));
     out.push_str("+0000");
 }
 
@@ -326,19 +390,19 @@ pub fn push_val(out: &mut String, v: &Val) {
 }
 
 /// Appends one record the way the REST API shows it: `attributes` first, then the chosen fields in order.
-pub fn push_record(out: &mut String, version: &str, rec: &Record, fields: &[usize]) {
+pub fn push_record(out: &mut String, version: &str, rec: &Record, fields: &[Field]) {
     out.push_str("{\"attributes\":{\"type\":\"User\",\"url\":\"/services/data/");
     out.push_str(version);
     out.push_str("/sobjects/User/");
-    if let Some(id) = rec.get(idx::ID).and_then(Val::as_str) {
+    if let Some(id) = rec[idx::ID].as_str() {
         out.push_str(id);
     }
     out.push_str("\"}");
-    for &i in fields {
+    for &f in fields {
         out.push(',');
-        push_json_str(out, USER_FIELDS[i].name);
+        push_json_str(out, f.def().name);
         out.push(':');
-        push_val(out, rec.get(i).unwrap_or(&Val::Null));
+        push_val(out, &rec[f]);
     }
     out.push('}');
 }
@@ -346,7 +410,7 @@ pub fn push_record(out: &mut String, version: &str, rec: &Record, fields: &[usiz
 /// A record as a JSON object of all fields (state file, seed files).
 pub fn record_to_json(rec: &Record) -> Value {
     let mut m = Map::new();
-    for (def, v) in USER_FIELDS.iter().zip(rec) {
+    for (def, v) in USER_FIELDS.iter().zip(rec.iter()) {
         m.insert(def.name.to_owned(), v.to_json());
     }
     Value::Object(m)
@@ -430,9 +494,9 @@ mod tests {
             (idx::LAST_MODIFIED_BY_ID, "LastModifiedById"),
             (idx::SYSTEM_MODSTAMP, "SystemModstamp"),
         ] {
-            assert_eq!(USER_FIELDS[i].name, name);
+            assert_eq!(i.def().name, name);
         }
-        assert_eq!(field_index("systemmodstamp"), Some(idx::SYSTEM_MODSTAMP));
+        assert_eq!(Field::named("systemmodstamp"), Some(idx::SYSTEM_MODSTAMP));
     }
 
     #[test]

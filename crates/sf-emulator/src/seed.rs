@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::errors::EmulatorError;
 use super::org::{Org, Profile, SaveKind, set_name, stamp};
 use super::rng::SplitMix;
-use super::schema::{Record, USER_FIELDS, Val, idx};
+use super::schema::{Record, Val, idx};
 
 const FIRST_NAMES: &[&str] = &[
     "James",
@@ -234,7 +234,10 @@ const DEPARTMENTS: &[&str] = &[
 ];
 
 fn pick<'a>(rng: &mut SplitMix, list: &'a [&'a str]) -> &'a str {
-    list[rng.below(list.len() as u64) as usize]
+    // `below(n)` is under `n`: only an empty list has nothing to pick.
+    list.get(rng.below(list.len() as u64) as usize)
+        .copied()
+        .unwrap_or_default()
 }
 
 /// ASCII-folds a name for use in a username or alias (usernames must be email-shaped).
@@ -255,7 +258,7 @@ fn ascii_slug(s: &str) -> String {
 }
 
 fn base_record(org: &Org, profile: &str) -> Record {
-    let mut rec: Record = vec![Val::Null; USER_FIELDS.len()];
+    let mut rec = Record::default();
     rec[idx::PROFILE_ID] = Val::Str(org.profile_id(profile).unwrap_or_default().to_owned());
     rec[idx::TIME_ZONE] = Val::Str("America/Los_Angeles".to_owned());
     rec[idx::LOCALE] = Val::Str("en_US".to_owned());
@@ -421,16 +424,15 @@ pub fn from_file(path: &Path, now: DateTime<Utc>) -> Result<Org, EmulatorError> 
         let changes = Org::parse_changes(&obj, SaveKind::Create)
             .map_err(|e| bad(format!("user #{n}: {}", e.message)))?;
         let actor = org.integration_user_id();
-        let i = org
-            .create(changes, now, &actor)
+        org.create(changes, now, &actor)
             .map_err(|e| bad(format!("user #{n}: {}", e.message)))?;
         if let Some(id) = given_id.filter(|id| {
             super::ids::has_prefix(id, super::ids::USER_PREFIX) && org.find(id).is_none()
         }) && let Some(id18) = super::ids::canonical_15(&id).and_then(|c| super::ids::to_18(&c))
+            && let Some(mut rec) = org.pop_user()
         {
-            let mut rec = org.users[i].clone();
+            // The user just created, the newest, takes the given id.
             rec[idx::ID] = Val::Str(id18);
-            org.pop_user();
             org.push_user(rec);
         }
     }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::errors::{ApiError, DmlError};
 use super::limits::Caller;
 use super::org::{Org, SaveKind};
-use super::schema::{self, USER_FIELDS, Val, field_index, format_datetime, idx, parse_datetime};
+use super::schema::{self, Field, Val, format_datetime, idx, parse_datetime};
 use super::{Shared, ids, read, write};
 
 /// At most this many ids from `updated` (Salesforce: 600,000, else `EXCEEDED_ID_LIMIT`).
@@ -72,11 +72,7 @@ pub async fn create(
     let id = {
         let mut org = write(&shared.org);
         let actor = org.integration_user_id();
-        let i = org.create(changes, Utc::now(), &actor)?;
-        org.users[i][idx::ID]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        org.create(changes, Utc::now(), &actor)?
     };
     shared.stats.add_written(1);
     shared.mark_dirty();
@@ -107,24 +103,25 @@ pub async fn get_one(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     check_sobject(&sobject)?;
-    let fields: Vec<usize> = match params.get("fields") {
+    let fields: Vec<Field> = match params.get("fields") {
         Some(list) => list
             .split(',')
             .map(str::trim)
             .filter(|f| !f.is_empty())
             .map(|f| {
-                field_index(f).ok_or_else(|| {
+                Field::named(f).ok_or_else(|| {
                     ApiError::bad_request("INVALID_FIELD", format!("No such column '{f}' on entity 'User'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names."))
                 })
             })
             .collect::<Result<_, _>>()?,
-        None => (0..USER_FIELDS.len()).collect(),
+        None => Field::all().collect(),
     };
     let mut body = String::with_capacity(1024);
     {
         let org = read(&shared.org);
         let i = find(&org, &id)?;
-        schema::push_record(&mut body, &caller.version, &org.users[i], &fields);
+        let rec = org.users.get(i).ok_or_else(ApiError::not_found)?;
+        schema::push_record(&mut body, &caller.version, rec, &fields);
     }
     Ok((
         [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],

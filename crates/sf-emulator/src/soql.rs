@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::ids;
 use super::org::Org;
-use super::schema::{FieldType, Record, USER_FIELDS, Val, field_index, parse_datetime};
+use super::schema::{Field, FieldType, Record, Val, parse_datetime};
 
 /// A SOQL error: `MALFORMED_QUERY`, `INVALID_FIELD`, `INVALID_TYPE`, … and its full message.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,24 +72,24 @@ enum Expr {
     Or(Vec<Expr>),
     Not(Box<Expr>),
     Cmp {
-        field: usize,
+        field: Field,
         op: CmpOp,
         lit: Lit,
     },
     In {
-        field: usize,
+        field: Field,
         lits: Vec<Lit>,
         negated: bool,
     },
     Like {
-        field: usize,
+        field: Field,
         pattern: Vec<LikeTok>,
     },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderKey {
-    pub field: usize,
+    pub field: Field,
     pub desc: bool,
     pub nulls_first: bool,
 }
@@ -98,7 +98,7 @@ pub struct OrderKey {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     /// Selected fields, in SELECT order (empty for `COUNT()`).
-    pub fields: Vec<usize>,
+    pub fields: Vec<Field>,
     pub count_only: bool,
     filter: Option<Expr>,
     pub order: Vec<OrderKey>,
@@ -119,8 +119,7 @@ impl<'a> Lexer<'a> {
         };
         let chars: Vec<(usize, char)> = src.char_indices().collect();
         let mut i = 0;
-        while i < chars.len() {
-            let (pos, c) = chars[i];
+        while let Some(&(pos, c)) = chars.get(i) {
             match c {
                 c if c.is_whitespace() => i += 1,
                 ',' => {
@@ -156,14 +155,13 @@ impl<'a> Lexer<'a> {
                 '\'' => {
                     // `\%` and `\_` are escapes of a LIKE pattern, which follows the keyword.
                     let like = matches!(lx.toks.last(), Some((Tok::Ident(k), _)) if k.eq_ignore_ascii_case("like"));
-                    let (s, next) = lx.string(&chars, i, like)?;
+                    let (s, next) = lx.string(&chars, i, pos, like)?;
                     lx.toks.push((Tok::Str(s), pos));
                     i = next;
                 }
                 c if c.is_ascii_digit() || c == '-' || c == '+' || c == '.' => {
                     let mut j = i + 1;
-                    while j < chars.len() {
-                        let d = chars[j].1;
+                    while let Some(&(_, d)) = chars.get(j) {
                         if d.is_ascii_alphanumeric() || matches!(d, '.' | ':' | '-' | '+') {
                             j += 1;
                         } else {
@@ -200,8 +198,9 @@ impl<'a> Lexer<'a> {
                 }
                 c if c.is_alphabetic() || c == '_' => {
                     let mut j = i + 1;
-                    while j < chars.len()
-                        && (chars[j].1.is_alphanumeric() || matches!(chars[j].1, '_' | '.'))
+                    while chars
+                        .get(j)
+                        .is_some_and(|&(_, d)| d.is_alphanumeric() || matches!(d, '_' | '.'))
                     {
                         j += 1;
                     }
@@ -220,24 +219,23 @@ impl<'a> Lexer<'a> {
         error_at(self.src, pos, "MALFORMED_QUERY", text)
     }
 
-    /// The string literal opening at `chars[open]`; returns its text and the index after its
-    /// closing quote. Exactly the documented escapes are read ("Quoted String Escape
-    /// Sequences": `\n \r \t \b \f` in either case, `\" \' \\`, `\uXXXX`, and `\%` `\_`, which
-    /// only `LIKE` accepts: they and `\\` are kept escaped for it to tell apart). `\b` reads as
-    /// backspace (the reference's translations; its English table says "Bell"). Stricter than
-    /// documented, on purpose: a raw control character is refused (the escapes exist for them,
-    /// and a client that forgets one fails here), and so is a string longer than the 4,000
-    /// characters a WHERE clause accepts (the wording of that error is the emulator's).
+    /// The string literal opening at `chars[open]` (byte `pos` of the query); returns its text
+    /// and the index after its closing quote. Exactly the documented escapes are read ("Quoted
+    /// String Escape Sequences": `\n \r \t \b \f` in either case, `\" \' \\`, `\uXXXX`, and `\%`
+    /// `\_`, which only `LIKE` accepts: they and `\\` are kept escaped for it to tell apart).
+    /// `\b` reads as backspace (the reference's translations; its English table says "Bell").
+    /// Stricter than documented, on purpose: a raw control character is refused (the escapes
+    /// exist for them, and a client that forgets one fails here), and so is a string longer than
+    /// the 4,000 characters a WHERE clause accepts (the wording of that error is the emulator's).
     fn string(
         &self,
         chars: &[(usize, char)],
         open: usize,
+        pos: usize,
         like: bool,
     ) -> Result<(String, usize), SoqlError> {
-        let pos = chars[open].0;
         let invalid = |what: String| {
-            let end = chars.len().min(open + 40);
-            let shown: String = chars[open..end].iter().map(|c| c.1).collect();
+            let shown: String = chars.iter().skip(open).take(40).map(|c| c.1).collect();
             self.error(
                 pos,
                 format!("Invalid string literal {shown:?}. {what} in string literal."),
@@ -411,7 +409,7 @@ impl Parser<'_> {
         }
     }
 
-    fn field(&mut self) -> Result<usize, SoqlError> {
+    fn field(&mut self) -> Result<Field, SoqlError> {
         let pos = self.pos();
         let Tok::Ident(name) = self.peek().clone() else {
             return Err(self.unexpected());
@@ -427,7 +425,7 @@ impl Parser<'_> {
                 ),
             ));
         }
-        field_index(&name).ok_or_else(|| {
+        Field::named(&name).ok_or_else(|| {
             error_at(
                 self.src,
                 pos,
@@ -475,7 +473,7 @@ impl Parser<'_> {
                         self.src,
                         pos,
                         "MALFORMED_QUERY",
-                        format!("duplicate field selected: {}", USER_FIELDS[f].name),
+                        format!("duplicate field selected: {}", f.def().name),
                     ));
                 }
                 fields.push(f);
@@ -660,12 +658,12 @@ impl Parser<'_> {
                 self.at -= 1;
                 return Err(self.unexpected());
             };
-            if !USER_FIELDS[field].ty.is_text() {
+            if !field.def().ty.is_text() {
                 return Err(error_at(
                     self.src,
                     pos,
                     "INVALID_FIELD",
-                    format!("invalid operator on field: {}", USER_FIELDS[field].name),
+                    format!("invalid operator on field: {}", field.def().name),
                 ));
             }
             return Ok(Expr::Like {
@@ -685,9 +683,9 @@ impl Parser<'_> {
     }
 
     /// A literal, type-checked against `field` the way Salesforce checks filter values.
-    fn literal(&mut self, field: usize) -> Result<Lit, SoqlError> {
+    fn literal(&mut self, field: Field) -> Result<Lit, SoqlError> {
         let pos = self.pos();
-        let def = &USER_FIELDS[field];
+        let def = field.def();
         let tok = self.bump();
         let type_error = |expect: &str, quoted: bool| {
             error_at(
@@ -781,9 +779,9 @@ fn like_match(pattern: &[LikeTok], text: &str) -> bool {
     let t: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
     let (mut p, mut i) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
-    while i < t.len() {
+    while let Some(&ch) = t.get(i) {
         match pattern.get(p) {
-            Some(LikeTok::Char(c)) if *c == t[i] => {
+            Some(LikeTok::Char(c)) if *c == ch => {
                 p += 1;
                 i += 1;
             }
@@ -805,9 +803,7 @@ fn like_match(pattern: &[LikeTok], text: &str) -> bool {
             },
         }
     }
-    pattern[p.min(pattern.len())..]
-        .iter()
-        .all(|x| *x == LikeTok::Any)
+    pattern.iter().skip(p).all(|x| *x == LikeTok::Any)
 }
 
 fn cmp_text_ci(a: &str, b: &str) -> Ordering {
@@ -903,7 +899,7 @@ fn cmp_field(a: &Val, b: &Val, key: &OrderKey) -> Ordering {
     }
     let o = match (a, b) {
         (Val::Str(x), Val::Str(y)) => {
-            if USER_FIELDS[key.field].ty.is_id() {
+            if key.field.def().ty.is_id() {
                 x.cmp(y)
             } else {
                 cmp_text_ci(x, y)
@@ -925,17 +921,16 @@ impl Query {
 
     /// The indexes of the matching users, ordered, after OFFSET and LIMIT.
     pub fn run(&self, org: &Org) -> Vec<u32> {
-        let mut hits: Vec<u32> = org
+        let mut hits: Vec<(u32, &Record)> = org
             .users
             .iter()
             .enumerate()
             .filter(|(_, r)| self.filter.as_ref().is_none_or(|f| eval(f, r)))
-            .filter_map(|(i, _)| u32::try_from(i).ok())
+            .filter_map(|(i, r)| Some((u32::try_from(i).ok()?, r)))
             .collect();
         if !self.order.is_empty() {
             // Stable: ties keep creation order, like Salesforce's usual (unguaranteed) order.
-            hits.sort_by(|&a, &b| {
-                let (ra, rb) = (&org.users[a as usize], &org.users[b as usize]);
+            hits.sort_by(|(_, ra), (_, rb)| {
                 self.order
                     .iter()
                     .map(|k| cmp_field(&ra[k.field], &rb[k.field], k))
@@ -943,13 +938,12 @@ impl Query {
                     .unwrap_or(Ordering::Equal)
             });
         }
-        let start = self.offset.min(hits.len());
-        let end = self
-            .limit
-            .map_or(hits.len(), |l| (start + l).min(hits.len()));
-        hits.truncate(end);
-        hits.drain(..start);
-        hits
+        // Not `offset + limit`, which a LIMIT near `usize::MAX` overflows.
+        hits.into_iter()
+            .skip(self.offset)
+            .take(self.limit.unwrap_or(usize::MAX))
+            .map(|(i, _)| i)
+            .collect()
     }
 }
 
@@ -1185,6 +1179,12 @@ mod tests {
         );
         let dated = Query::parse("SELECT Id FROM User WHERE CreatedDate > 2000-01-01T00:00:00Z AND CreatedDate < 2100-01-01T00:00:00Z").unwrap().run(&org);
         assert_eq!(dated.len(), 50);
+    }
+
+    #[test]
+    fn a_limit_near_usize_max_does_not_overflow() {
+        let q = format!("SELECT Id FROM User LIMIT {} OFFSET 45", usize::MAX);
+        assert_eq!(Query::parse(&q).unwrap().run(&org()).len(), 5);
     }
 
     #[test]

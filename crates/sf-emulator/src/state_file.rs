@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::errors::EmulatorError;
 use super::oauth::TokenStore;
 use super::org::{Org, Profile};
-use super::schema::{FieldType, Record, USER_FIELDS, Val, parse_datetime, record_to_json};
+use super::schema::{Field, FieldType, Record, Val, parse_datetime, record_to_json};
 use super::{Shared, lock, read};
 
 const FORMAT_VERSION: u32 = 1;
@@ -29,18 +29,21 @@ struct StateFile {
 }
 
 fn record_from_json(obj: &Map<String, Value>) -> Result<Record, String> {
-    USER_FIELDS
-        .iter()
-        .map(|d| match (obj.get(d.name), d.ty) {
-            (None | Some(Value::Null), _) => Ok(Val::Null),
-            (Some(Value::Bool(b)), FieldType::Boolean) => Ok(Val::Bool(*b)),
-            (Some(Value::String(s)), FieldType::DateTime) => parse_datetime(s)
-                .map(Val::DateTime)
-                .ok_or_else(|| format!("{}: bad date-time {s}", d.name)),
-            (Some(Value::String(s)), t) if t.is_text() => Ok(Val::Str(s.clone())),
-            (Some(other), _) => Err(format!("{}: unexpected value {other}", d.name)),
-        })
-        .collect()
+    let mut rec = Record::default();
+    for f in Field::all() {
+        let d = f.def();
+        rec[f] =
+            match (obj.get(d.name), d.ty) {
+                (None | Some(Value::Null), _) => Val::Null,
+                (Some(Value::Bool(b)), FieldType::Boolean) => Val::Bool(*b),
+                (Some(Value::String(s)), FieldType::DateTime) => parse_datetime(s)
+                    .map(Val::DateTime)
+                    .ok_or_else(|| format!("{}: bad date-time {s}", d.name))?,
+                (Some(Value::String(s)), t) if t.is_text() => Val::Str(s.clone()),
+                (Some(other), _) => return Err(format!("{}: unexpected value {other}", d.name)),
+            };
+    }
+    Ok(rec)
 }
 
 /// Loads an org and its tokens from a state file.
