@@ -10,9 +10,11 @@
 //! | `a co "x"` / `a sw "x"` | `A LIKE '%x%'` / `A LIKE 'x%'`, with `%` and `_` in `x` escaped |
 //! | `a pr` | `A != null` |
 //! | `and` / `or` / `!` | `(… AND …)` / `(… OR …)` / `(NOT (…))` |
+//! | `a eq "x" or a eq "y"` | `(A IN ('x', 'y'))` |
 //! | `_id` | `Id` |
 //!
-//! Fields must be attributes of the object type in the provisioner file (their `nativeName` is what
+//! The translation is the Salesforce client's (`salesforce::soql_filter`, which recon and
+//! correlation use too); this module resolves the fields. Fields must be attributes of the object type in the provisioner file (their `nativeName` is what
 //! SOQL gets), so a filter cannot name a field the configuration does not expose, and nothing from
 //! the request reaches the SOQL text except string literals written by the Salesforce client's
 //! escaper ([`crate::salesforce::soql`]).
@@ -41,9 +43,12 @@ use super::render;
 use super::salesforce_errors::sf_error;
 use super::stream;
 use crate::config::provisioner::AttributeConfig;
-use crate::filter::{self, CompareOp, Filter, Literal, Pointer};
-use crate::salesforce::soql::{self, LikeMatch};
+use crate::filter::{self, Filter, Pointer};
+use crate::salesforce::soql_filter::{self, FieldKind, Fields, SoqlField};
 use crate::salesforce::{QueryPage, Record, SalesforceClient, SalesforceError};
+
+/// Why a filter or field list cannot become SOQL: each is the client's mistake, a 400.
+pub use crate::salesforce::soql_filter::TranslateError as SoqlError;
 
 pub const QUERY_PARAMS: &[&str] = &[
     "_queryFilter",
@@ -64,44 +69,6 @@ const MAX_OFFSET: u64 = 2000;
 
 /// The field holding the revision (`_rev`), as IDM's Salesforce connector reported it.
 pub const REV_FIELD: &str = "LastModifiedDate";
-
-/// Why a filter or field list cannot become SOQL. Each is the client's mistake: a 400.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SoqlError {
-    #[error("'{field}' is not an attribute of {object}: it cannot be used in a query")]
-    UnknownField { field: String, object: String },
-    #[error("'{0}': system object attributes are top-level; nested fields cannot be queried")]
-    NestedField(String),
-    #[error("'{field}' is a {kind} attribute: {problem}")]
-    Type {
-        field: String,
-        kind: String,
-        problem: String,
-    },
-    #[error("attribute '{0}' has a nativeName that is not a Salesforce field name")]
-    BadNativeName(String),
-}
-
-/// What a field is, as far as SOQL literals are concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Id,
-    Text,
-    Boolean,
-    Number,
-    /// Compound values (`Address`): selectable, not filterable.
-    Other,
-}
-
-/// A filter field resolved to its Salesforce field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Field {
-    /// As the request named it, for messages.
-    name: String,
-    native: String,
-    kind: Kind,
-    kind_name: String,
-}
 
 /// The object type's attributes, resolved for SOQL.
 pub struct ObjectFields<'a> {
@@ -126,45 +93,6 @@ impl ObjectFields<'_> {
             return Err(SoqlError::BadNativeName(attr.name.clone()));
         }
         Ok(native.to_owned())
-    }
-
-    fn resolve(&self, pointer: &Pointer) -> Result<Field, SoqlError> {
-        let [name] = pointer.tokens() else {
-            return Err(SoqlError::NestedField(pointer.to_string()));
-        };
-        if name == "_id" {
-            return Ok(Field {
-                name: name.clone(),
-                native: "Id".into(),
-                kind: Kind::Id,
-                kind_name: "id".into(),
-            });
-        }
-        let attr = self
-            .attributes
-            .iter()
-            .find(|a| &a.name == name)
-            .ok_or_else(|| SoqlError::UnknownField {
-                field: name.clone(),
-                object: self.object.clone(),
-            })?;
-        let native = Self::native_of(attr)?;
-        let kind = if native == "Id" {
-            Kind::Id
-        } else {
-            match attr.kind.as_str() {
-                "string" => Kind::Text,
-                "boolean" => Kind::Boolean,
-                "integer" | "number" => Kind::Number,
-                _ => Kind::Other,
-            }
-        };
-        Ok(Field {
-            name: name.clone(),
-            native,
-            kind,
-            kind_name: attr.kind.clone(),
-        })
     }
 
     /// `_fields` → the attributes to return (`None`: all of them), each `(attribute, native)`.
@@ -210,125 +138,49 @@ impl ObjectFields<'_> {
 
     /// The `WHERE` condition for `filter`, or `None` for "everything".
     pub fn where_clause(&self, filter: &Filter) -> Result<Option<String>, SoqlError> {
-        if *filter == Filter::True || matches!(filter, Filter::And(items) if items.is_empty()) {
-            return Ok(None);
-        }
-        let mut out = String::new();
-        self.push_condition(filter, &mut out)?;
-        Ok(Some(out))
-    }
-
-    fn push_condition(&self, filter: &Filter, out: &mut String) -> Result<(), SoqlError> {
-        match filter {
-            // `Id` is never null: these are SOQL's constant true and false.
-            Filter::True => out.push_str("Id != null"),
-            Filter::False => out.push_str("Id = null"),
-            Filter::And(items) if items.is_empty() => out.push_str("Id != null"),
-            Filter::Or(items) if items.is_empty() => out.push_str("Id = null"),
-            // Always parenthesised: SOQL refuses AND and OR mixed at one level.
-            Filter::And(items) | Filter::Or(items) => {
-                let joiner = if matches!(filter, Filter::And(_)) {
-                    " AND "
-                } else {
-                    " OR "
-                };
-                out.push('(');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(joiner);
-                    }
-                    self.push_condition(item, out)?;
-                }
-                out.push(')');
-            }
-            Filter::Not(inner) => {
-                out.push_str("(NOT (");
-                self.push_condition(inner, out)?;
-                out.push_str("))");
-            }
-            Filter::Present(pointer) => {
-                let field = self.resolve(pointer)?;
-                out.push_str(&field.native);
-                out.push_str(" != null");
-            }
-            Filter::Compare { field, op, value } => {
-                let field = self.resolve(field)?;
-                push_comparison(&field, *op, value, out)?;
-            }
-        }
-        Ok(())
+        soql_filter::where_clause_in(filter, self)
     }
 }
 
-fn push_comparison(
-    field: &Field,
-    op: CompareOp,
-    value: &Literal,
-    out: &mut String,
-) -> Result<(), SoqlError> {
-    let type_error = |problem: String| SoqlError::Type {
-        field: field.name.clone(),
-        kind: field.kind_name.clone(),
-        problem,
-    };
-    let symbol = match op {
-        CompareOp::Eq => "=",
-        CompareOp::Lt => "<",
-        CompareOp::Le => "<=",
-        CompareOp::Gt => ">",
-        CompareOp::Ge => ">=",
-        CompareOp::Co | CompareOp::Sw => "LIKE",
-    };
-    let like = matches!(op, CompareOp::Co | CompareOp::Sw);
-    match (field.kind, value) {
-        (Kind::Text | Kind::Id, Literal::String(s)) if !like || field.kind == Kind::Text => {
-            let text = match op {
-                CompareOp::Eq => soql::equals(&field.native, s),
-                CompareOp::Co => soql::like(&field.native, s, LikeMatch::Contains),
-                CompareOp::Sw => soql::like(&field.native, s, LikeMatch::StartsWith),
-                _ => {
-                    let literal = soql::quote(s).map_err(|e| type_error(e.to_string()))?;
-                    format!("{} {symbol} {literal}", field.native)
-                }
-            };
-            out.push_str(&text);
+impl Fields for ObjectFields<'_> {
+    fn resolve(&self, pointer: &Pointer) -> Result<SoqlField, SoqlError> {
+        let [name] = pointer.tokens() else {
+            return Err(SoqlError::NestedField(pointer.to_string()));
+        };
+        if name == "_id" {
+            return Ok(SoqlField {
+                name: name.clone(),
+                native: "Id".into(),
+                kind: FieldKind::Id,
+                kind_name: "id".into(),
+            });
         }
-        (Kind::Id, Literal::String(_)) => {
-            return Err(type_error(format!(
-                "'{}' (contains, starts with) is not supported on ids",
-                op.as_str()
-            )));
-        }
-        (Kind::Boolean, Literal::Bool(b)) if op == CompareOp::Eq => {
-            out.push_str(&field.native);
-            out.push_str(if *b { " = true" } else { " = false" });
-        }
-        (Kind::Boolean, Literal::Bool(_)) => {
-            return Err(type_error("only 'eq' compares booleans".into()));
-        }
-        (Kind::Number, Literal::Number(n)) if !like => {
-            out.push_str(&field.native);
-            out.push(' ');
-            out.push_str(symbol);
-            out.push(' ');
-            // A serde_json number prints digits, sign, '.', 'e' only: nothing to escape.
-            out.push_str(&n.to_string());
-        }
-        (Kind::Other, _) => {
-            return Err(type_error("it cannot be used in a filter".into()));
-        }
-        (Kind::Text | Kind::Id, _) => {
-            return Err(type_error("compare it with a string".into()));
-        }
-        (Kind::Boolean, _) => return Err(type_error("compare it with true or false".into())),
-        (Kind::Number, _) => {
-            return Err(type_error(format!(
-                "compare it with a number using eq, gt, ge, lt or le, not {}",
-                op.as_str()
-            )));
-        }
+        let attr = self
+            .attributes
+            .iter()
+            .find(|a| &a.name == name)
+            .ok_or_else(|| SoqlError::UnknownField {
+                field: name.clone(),
+                object: self.object.clone(),
+            })?;
+        let native = Self::native_of(attr)?;
+        let kind = if native == "Id" {
+            FieldKind::Id
+        } else {
+            match attr.kind.as_str() {
+                "string" => FieldKind::Text,
+                "boolean" => FieldKind::Boolean,
+                "integer" | "number" => FieldKind::Number,
+                _ => FieldKind::Compound,
+            }
+        };
+        Ok(SoqlField {
+            name: name.clone(),
+            native,
+            kind,
+            kind_name: attr.kind.clone(),
+        })
     }
-    Ok(())
 }
 
 /// A query request, parsed and validated.
@@ -737,8 +589,12 @@ mod tests {
     #[test]
     fn boolean_structure_is_parenthesised() {
         assert_eq!(
-            ok(r#"(LastName eq "A" or LastName eq "B") and IsActive eq true"#),
-            "((LastName = 'A' OR LastName = 'B') AND IsActive = true)"
+            ok(r#"(LastName eq "A" or Email eq "B") and IsActive eq true"#),
+            "((LastName = 'A' OR Email = 'B') AND IsActive = true)"
+        );
+        assert_eq!(
+            ok(r#"LastName eq "A" or LastName eq "B""#),
+            "(LastName IN ('A', 'B'))"
         );
         assert_eq!(
             ok(r#"!(Email sw "autoproc")"#),

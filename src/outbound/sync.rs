@@ -44,7 +44,7 @@ use crate::repo::managed::{self, StoredObject};
 use crate::repo::sync_audit::{self, SyncAuditEntry};
 use crate::repo::{self, Conn, Pool, RepoError, Tx, sync_failures, transaction};
 use crate::salesforce::soql::is_field_name;
-use crate::salesforce::soql_filter::{self, TranslateError};
+use crate::salesforce::soql_filter;
 use crate::salesforce::{ErrorKind, Record, SalesforceClient, SalesforceError};
 
 /// The managed object type the outbound mapping reads.
@@ -629,10 +629,10 @@ impl SyncEngine {
                 // This user's values cannot be written in its query: it is left uncorrelated
                 // rather than failing the others' (its change then fails on its own if the
                 // user exists in Salesforce).
-                Err(e @ TranslateError::Value { .. }) => {
+                Err(e) if e.is_about_a_value() => {
                     tracing::warn!(user = id, error = %e, "correlation query left out");
                 }
-                Err(e @ TranslateError::Field(_)) => {
+                Err(e) => {
                     return Err(SalesforceError::InvalidArgument(format!(
                         "correlation query: {e}"
                     )));
