@@ -45,8 +45,8 @@ pub fn check_mappings(conf: &Conf, sync: &SyncConfig) -> Result<(), ConfigError>
     };
     for (i, mapping) in sync.mappings.iter().enumerate() {
         for (field, text) in [("source", &mapping.source), ("target", &mapping.target)] {
-            if let Err(message) = check_resource(conf, text) {
-                return Err(invalid(i, field, message));
+            if let Err(e) = check_resource(conf, text) {
+                return Err(invalid(i, field, e.to_string()));
             }
         }
     }
@@ -64,29 +64,53 @@ pub fn check_mappings(conf: &Conf, sync: &SyncConfig) -> Result<(), ConfigError>
     Ok(())
 }
 
-fn check_resource(conf: &Conf, text: &str) -> Result<(), String> {
+/// Why a mapping's source or target is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ResourceError {
+    #[error("{0:?} is neither managed/<type> nor system/<name>/<object type>")]
+    Shape(String),
+    #[error("{text} names the managed object type {kind:?}, which managed.json does not define")]
+    ManagedType { text: String, kind: String },
+    #[error(
+        "{text} names the system {name:?}, which no conf/{PROVISIONER_PREFIX}{name}{PROVISIONER_SUFFIX} defines"
+    )]
+    System { text: String, name: String },
+    #[error(
+        "{text} names the object type {object_type:?}, which the objectTypes of conf/{PROVISIONER_PREFIX}{name}{PROVISIONER_SUFFIX} do not define"
+    )]
+    ObjectType {
+        text: String,
+        name: String,
+        object_type: String,
+    },
+}
+
+fn check_resource(conf: &Conf, text: &str) -> Result<(), ResourceError> {
+    let owned = |s: &str| s.to_owned();
     match Resource::parse(text) {
-        None => Err(format!(
-            "{text:?} is neither managed/<type> nor system/<name>/<object type>"
-        )),
+        None => Err(ResourceError::Shape(owned(text))),
         Some(Resource::Managed(kind)) => match conf.managed.object(kind) {
             Some(_) => Ok(()),
-            None => Err(format!(
-                "{text} names the managed object type {kind:?}, which managed.json does not define"
-            )),
+            None => Err(ResourceError::ManagedType {
+                text: owned(text),
+                kind: owned(kind),
+            }),
         },
         Some(Resource::System { name, object_type }) => {
             let Some(system) = conf.salesforce.as_ref().filter(|s| s.name == name) else {
-                return Err(format!(
-                    "{text} names the system {name:?}, which no conf/{PROVISIONER_PREFIX}{name}{PROVISIONER_SUFFIX} defines"
-                ));
+                return Err(ResourceError::System {
+                    text: owned(text),
+                    name: owned(name),
+                });
             };
             if system.object_types.contains_key(object_type) {
                 Ok(())
             } else {
-                Err(format!(
-                    "{text} names the object type {object_type:?}, which the objectTypes of conf/{PROVISIONER_PREFIX}{name}{PROVISIONER_SUFFIX} do not define"
-                ))
+                Err(ResourceError::ObjectType {
+                    text: owned(text),
+                    name: owned(name),
+                    object_type: owned(object_type),
+                })
             }
         }
     }

@@ -15,7 +15,7 @@ use super::{Inner, ReconError, TARGET_TYPE};
 use crate::filter::Filter;
 use crate::mapping::{
     Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, LinkState, Mapping,
-    PolicyScope, Situation, SourceFacts, SyncContext, assess_source,
+    MappingError, PolicyScope, Situation, SourceFacts, SyncContext, assess_source,
 };
 use crate::planner::{self, Facts, Known, Write};
 use crate::repo::links::{self, Link, Side};
@@ -33,10 +33,10 @@ const CORRELATION_CHUNK: usize = 100;
 struct Pending {
     id: String,
     source: Value,
-    qualifies: Result<bool, String>,
+    qualifies: Result<bool, MappingError>,
     link: Option<Link>,
     target: Option<StoredObject>,
-    correlation: Option<Result<CorrelationRequest, String>>,
+    correlation: Option<Result<CorrelationRequest, MappingError>>,
 }
 
 impl Ctx {
@@ -284,9 +284,7 @@ impl Assessor {
                 continue;
             };
             let source = Value::Object(record);
-            let qualifies = mapping
-                .source_qualifies(&source, &sync_ctx)
-                .map_err(|e| e.to_string());
+            let qualifies = mapping.source_qualifies(&source, &sync_ctx);
             let link = links.remove(&id);
             let target = link.as_ref().and_then(|l| targets.remove(&l.second_id));
             if link.is_some() {
@@ -294,7 +292,7 @@ impl Assessor {
             }
             let correlation = (link.is_none() && self.correlate && qualifies.is_ok())
                 .then(|| mapping.correlate(&source, &sync_ctx))
-                .and_then(|r| r.map_err(|e| e.to_string()).transpose());
+                .and_then(Result::transpose);
             pending.push(Pending {
                 id,
                 source,
@@ -382,8 +380,8 @@ impl Assessor {
             entry.source_id = Some(p.id.clone());
             let qualifies = match p.qualifies {
                 Ok(q) => q,
-                Err(message) => {
-                    entry.error = Some(message);
+                Err(e) => {
+                    entry.error = Some(e.to_string());
                     entry.source = Some(p.source);
                     entries.push(entry);
                     continue;
@@ -392,8 +390,8 @@ impl Assessor {
             let correlated = matches.remove(&i).unwrap_or_default();
             let correlation = match &p.correlation {
                 None => Correlation::NotRun,
-                Some(Err(message)) => {
-                    entry.error = Some(message.clone());
+                Some(Err(e)) => {
+                    entry.error = Some(e.to_string());
                     entries.push(entry);
                     continue;
                 }
