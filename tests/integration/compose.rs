@@ -325,3 +325,37 @@ fn the_admin_password_is_required_and_the_broker_ui_is_not_published() {
         }
     }
 }
+
+#[test]
+fn the_build_context_leaves_out_local_state_and_build_output() {
+    let ignore = include_str!("../../.dockerignore");
+    let entries: BTreeSet<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    // data/ holds the secrets key and the TLS key; target/ is gigabytes the build redoes anyway.
+    for needed in ["data/", "target/", ".git/"] {
+        assert!(entries.contains(needed), ".dockerignore lacks {needed}");
+    }
+    // Nothing the Dockerfile copies is ignored.
+    for line in DOCKERFILE
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        for source in line
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .iter()
+            .rev()
+            .skip(1)
+        {
+            let dir = format!("{}/", source.trim_end_matches('/'));
+            assert!(
+                !entries.contains(dir.as_str()),
+                "{source} is copied but ignored"
+            );
+        }
+    }
+}
