@@ -443,9 +443,15 @@ fn worker_over(
     crate::config::systems::check_mappings(conf, &sync)?;
     let system = conf.salesforce.as_ref().ok_or(StartError::NoSalesforce)?;
     let mapping = outbound_mapping(&sync, &system.name)?.name.clone();
-    let engine =
-        SyncEngine::new(pool, Arc::new(sync), &mapping, client)?.with_audit(conf.audit.clone());
-    Ok(Worker::new(engine, settings, status))
+    let engine = SyncEngine::new(pool.clone(), Arc::new(sync), &mapping, client)?
+        .with_audit(conf.audit.clone());
+    Ok(Worker::new(
+        engine,
+        pool,
+        Metrics::process(),
+        settings,
+        status,
+    ))
 }
 
 /// The recon engine, when `conf/` has `sync.json` and a Salesforce connector. Runs left ACTIVE

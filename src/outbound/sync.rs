@@ -25,11 +25,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
 
+use super::authorization::AuthorizationGate;
+use super::broker::BrokerSettings;
+use super::dead_letters::DeadLetters;
 use crate::audit_config::{AuditConfig, Topic};
 use crate::filter::Filter;
 use crate::mapping::{
@@ -233,27 +237,19 @@ impl SyncEngine {
         self
     }
 
-    /// The Salesforce connector the engine writes through.
-    pub fn client(&self) -> &SalesforceClient {
-        &self.client
+    /// The gate that pauses a worker of this engine while its connector needs authorizing
+    /// again or is disabled, looking for a new token every `poll`.
+    pub fn authorization_gate(&self, poll: Duration) -> AuthorizationGate {
+        AuthorizationGate::new(self.client.clone(), poll, self.metrics.clone())
     }
 
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
-    pub fn mapping_name(&self) -> &str {
-        &self.mapping
-    }
-
-    /// The link type the mapping's links are stored under (its own name, or the mapping whose
-    /// links it reuses).
-    pub fn link_type(&self) -> Option<&str> {
-        self.mapping().ok().map(Mapping::link_type)
+    /// The consumer of the dead letters of this engine's changes: each becomes a sync failure
+    /// of its mapping.
+    pub fn dead_letters(&self, broker: BrokerSettings) -> DeadLetters {
+        let link_type = self
+            .mapping()
+            .map_or(self.mapping.as_str(), Mapping::link_type);
+        DeadLetters::new(self.pool.clone(), &self.mapping, link_type, broker)
     }
 
     fn mapping(&self) -> Result<&Mapping, SyncError> {

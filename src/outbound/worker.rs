@@ -48,10 +48,11 @@ use super::authorization::{AuthorizationGate, PauseState};
 use super::broker::{
     BrokerConnection, BrokerError, BrokerSettings, BrokerStatus, reconnect_backoff,
 };
-use super::dead_letters::DeadLetters;
 use super::message::ChangeEvent;
 use super::subscriptions::{Next, Subscriptions};
 use super::sync::{OBJECT_TYPE, Outcome, SyncEngine, UserChange};
+use crate::metrics::Metrics;
+use crate::repo::Pool;
 use crate::repo::outbox::Operation;
 
 #[derive(Debug, Clone)]
@@ -149,6 +150,9 @@ impl WorkerStats {
 
 pub struct Worker {
     engine: SyncEngine,
+    /// Where the worker keeps its membership and partition leases.
+    pool: Pool,
+    metrics: Metrics,
     settings: WorkerSettings,
     status: BrokerStatus,
     gate: AuthorizationGate,
@@ -157,15 +161,21 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(engine: SyncEngine, settings: WorkerSettings, status: BrokerStatus) -> Worker {
-        let gate = AuthorizationGate::new(
-            engine.client().clone(),
-            settings.authorization_poll,
-            engine.metrics().clone(),
-        );
+    /// A worker applying `engine`'s mapping, its membership in `pool`, counting what it
+    /// consumes in `metrics`.
+    pub fn new(
+        engine: SyncEngine,
+        pool: Pool,
+        metrics: Metrics,
+        settings: WorkerSettings,
+        status: BrokerStatus,
+    ) -> Worker {
+        let gate = engine.authorization_gate(settings.authorization_poll);
         let stats = WorkerStats::new(settings.broker.topology.partitions);
         Worker {
             engine,
+            pool,
+            metrics,
             settings,
             status,
             gate,
@@ -200,7 +210,7 @@ impl Worker {
         // Deregistration waits until this worker's channels are closed.
         let (leave_tx, leave) = watch::channel(false);
         let membership = Membership {
-            pool: self.engine.pool().clone(),
+            pool: self.pool.clone(),
             worker_id: self.worker_id.clone(),
             host: super::assignment::local_host(),
             partitions: self.settings.broker.topology.partitions,
@@ -209,17 +219,10 @@ impl Worker {
         };
         // One task with the consumption: a worker aborted or killed stops heartbeating too.
         let membership = membership.run(held_rx, target_tx, leave);
-        let dead_letters = DeadLetters::new(
-            self.engine.pool().clone(),
-            self.engine.mapping_name(),
-            self.engine
-                .link_type()
-                .unwrap_or(self.engine.mapping_name()),
-            BrokerSettings {
-                connection_name: format!("{} dead letters", self.settings.broker.connection_name),
-                ..self.settings.broker.clone()
-            },
-        );
+        let dead_letters = self.engine.dead_letters(BrokerSettings {
+            connection_name: format!("{} dead letters", self.settings.broker.connection_name),
+            ..self.settings.broker.clone()
+        });
         let dead_letters = dead_letters.run_until(stop.clone());
         let consume = async {
             self.consume(stop, target_rx, &held_tx).await;
@@ -436,7 +439,7 @@ impl Worker {
                     .ack(BasicAckOptions::default())
                     .await
                     .map_err(WorkerError::Channel)?;
-                self.engine.metrics().consumed(1);
+                self.metrics.consumed(1);
                 continue;
             }
             if let Some(h) = held.remove(&event.object_id) {
@@ -535,7 +538,7 @@ impl Worker {
                 .await
                 .map_err(WorkerError::Channel)?;
             for group in &done {
-                self.engine.metrics().consumed(group.ackers.len());
+                self.metrics.consumed(group.ackers.len());
                 self.stats.add(group.partition);
             }
             if awaiting_authorization {

@@ -125,7 +125,13 @@ impl Env {
         .with_metrics(self.ops.metrics.clone());
         let status = BrokerStatus::default();
         self.ops.readiness.broker("worker", status.clone());
-        let worker = Worker::new(engine, settings, status);
+        let worker = Worker::new(
+            engine,
+            self.app.db.pool.clone(),
+            self.ops.metrics.clone(),
+            settings,
+            status,
+        );
         self.ops.readiness.worker_pause(worker.pause_state());
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(worker.run_until(async move {

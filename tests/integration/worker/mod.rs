@@ -158,7 +158,13 @@ impl Env {
         )
         .unwrap()
         .with_audit(audit);
-        let worker = Worker::new(engine, settings, BrokerStatus::default());
+        let worker = Worker::new(
+            engine,
+            self.app.db.pool.clone(),
+            idm_sync::metrics::Metrics::process(),
+            settings,
+            BrokerStatus::default(),
+        );
         let id = worker.id().to_owned();
         let stats = worker.stats();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
