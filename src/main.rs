@@ -70,9 +70,10 @@ enum Command {
 
 #[derive(Args)]
 struct ReconArgs {
-    /// The mapping to reconcile.
-    #[arg(long, default_value = "systemSalesforceUser_managedUser")]
-    mapping: String,
+    /// The mapping to reconcile (by default, sync.json's mapping from Salesforce users to
+    /// managed users).
+    #[arg(long)]
+    mapping: Option<String>,
     /// Assess and report only; change nothing.
     #[arg(long)]
     analyze: bool,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::app::{Components, StartError};
-use crate::recon::{ReconError, ReconRequest};
+use crate::recon::{ReconEngine, ReconError, ReconRequest, TARGET_RESOURCE};
 use crate::repo::db::DbSettings;
 
 /// What `idm-sync recon` was asked.
@@ -16,7 +16,8 @@ use crate::repo::db::DbSettings;
 pub struct ReconCommand {
     pub conf_dir: PathBuf,
     pub database: DbSettings,
-    pub mapping: String,
+    /// `None`: the inbound mapping of sync.json.
+    pub mapping: Option<String>,
     pub analyze: bool,
     pub allow_mass_change: bool,
 }
@@ -31,6 +32,14 @@ pub enum CliError {
     NotConfigured(String),
     #[error(transparent)]
     Recon(#[from] ReconError),
+    #[error(
+        "sync.json has no mapping into {TARGET_RESOURCE} that idm-sync reconciles: name one with --mapping"
+    )]
+    NoInboundMapping,
+    #[error(
+        "sync.json has several mappings into {TARGET_RESOURCE} ({0}): choose one with --mapping"
+    )]
+    SeveralInboundMappings(String),
 }
 
 /// Runs the reconciliation to its end (or until `shutdown` cancels it) and returns its summary.
@@ -42,9 +51,13 @@ pub async fn run(
     let engine = parts
         .recon
         .ok_or_else(|| CliError::NotConfigured(cmd.conf_dir.display().to_string()))?;
+    let mapping = match &cmd.mapping {
+        Some(name) => name.clone(),
+        None => inbound_mapping(&engine)?,
+    };
     let mut started = engine
         .start(ReconRequest {
-            mapping: cmd.mapping.clone(),
+            mapping,
             analyze: cmd.analyze,
             allow_mass_change: cmd.allow_mass_change,
             ..ReconRequest::default()
@@ -87,4 +100,20 @@ pub async fn run(
         eprintln!();
     }
     Ok(engine.get(&id).await?)
+}
+
+/// The one mapping into managed users that reconciliation runs (its own links, not another's).
+fn inbound_mapping(engine: &ReconEngine) -> Result<String, CliError> {
+    let names: Vec<&str> = engine
+        .sync_config()
+        .mappings
+        .iter()
+        .filter(|m| m.target == TARGET_RESOURCE && !m.links_reversed())
+        .map(|m| m.name.as_str())
+        .collect();
+    match names.as_slice() {
+        [] => Err(CliError::NoInboundMapping),
+        [one] => Ok((*one).to_owned()),
+        several => Err(CliError::SeveralInboundMappings(several.join(", "))),
+    }
 }

@@ -697,6 +697,7 @@ impl SyncEngine {
             let rev = user.map_or(change.rev, |(rev, _)| *rev);
             let audit_of = AuditOf {
                 mapping: &self.mapping,
+                target_resource: &mapping.target,
                 change,
                 rev,
                 situation: p.situation,
@@ -1115,6 +1116,8 @@ async fn load_users(
 /// What every audit entry of one change says, whatever its outcome.
 struct AuditOf<'a> {
     mapping: &'a str,
+    /// The mapping's target resource (`system/salesforce/User`).
+    target_resource: &'a str,
     change: &'a UserChange,
     rev: i64,
     situation: Situation,
@@ -1139,7 +1142,7 @@ impl AuditOf<'_> {
             status,
             message,
             source_object_id: format!("managed/{OBJECT_TYPE}/{}", self.change.object_id),
-            target_object_id: target.map(|t| format!("system/salesforce/User/{t}")),
+            target_object_id: target.map(|t| format!("{}/{t}", self.target_resource)),
             revision: self.rev,
             attempts: self.change.attempts.saturating_add(1),
             latency_ms: latency,

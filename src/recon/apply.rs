@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use super::run::{Ctx, Flow};
 use super::summary::Timed;
-use super::{ReconError, SOURCE_RESOURCE, TARGET_RESOURCE, TARGET_TYPE, guard};
+use super::{ReconError, TARGET_RESOURCE, TARGET_TYPE, guard};
 use crate::audit_config::{AuditEvent, Topic};
 use crate::managed::ManagedError;
 use crate::managed::Merged;
@@ -904,7 +904,7 @@ impl Ctx {
             action: action.map(Action::as_str),
             status,
             message,
-            source_object_id: source_id.map(|id| format!("{SOURCE_RESOURCE}/{id}")),
+            source_object_id: source_id.map(|id| format!("{}/{id}", self.mapping().source)),
             target_object_id: target_id.map(|id| format!("{TARGET_RESOURCE}/{id}")),
             link_qualifier: DEFAULT_LINK_QUALIFIER,
         }

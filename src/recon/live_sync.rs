@@ -115,8 +115,7 @@ pub fn source_id(source: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum LiveSyncError {
     #[error(
-        "liveSync of {0} is not available: no mapping with enableSync has it as its source (idm-sync polls {src} only)",
-        src = super::SOURCE_RESOURCE
+        "liveSync of {0} is not available: no mapping with enableSync has it as its source (idm-sync polls the Salesforce users of its inbound mapping only)"
     )]
     UnknownSource(String),
     #[error(

@@ -58,8 +58,8 @@ use crate::salesforce::{SalesforceClient, SalesforceError};
 pub use live_sync::{LiveSync, LiveSyncError, LiveSyncPass};
 pub use run::RunOutcome;
 
-/// The source resource recon reads.
-pub const SOURCE_RESOURCE: &str = "system/salesforce/User";
+/// The Salesforce object type recon reads (`system/<connector>/User`).
+pub const SOURCE_OBJECT_TYPE: &str = "User";
 /// The target resource recon writes.
 pub const TARGET_RESOURCE: &str = "managed/user";
 /// The managed object type of [`TARGET_RESOURCE`].
@@ -334,9 +334,13 @@ impl Inner {
             .sync
             .mapping(name)
             .ok_or_else(|| ReconError::UnknownMapping(name.to_owned()))?;
-        if mapping.source != SOURCE_RESOURCE || mapping.target != TARGET_RESOURCE {
+        let source = format!(
+            "system/{}/{SOURCE_OBJECT_TYPE}",
+            self.salesforce.system_name()
+        );
+        if mapping.source != source || mapping.target != TARGET_RESOURCE {
             return Err(ReconError::BadRequest(format!(
-                "Mapping {name} maps {} to {}: idm-sync reconciles {SOURCE_RESOURCE} into {TARGET_RESOURCE} only (the other direction is implicit synchronization)",
+                "Mapping {name} maps {} to {}: idm-sync reconciles {source} into {TARGET_RESOURCE} only (the other direction is implicit synchronization)",
                 mapping.source, mapping.target
             )));
         }

@@ -232,7 +232,7 @@ pub(crate) async fn start(
     let run_target_phase =
         req.source_id.is_none() && req.run_target_phase.unwrap_or(mapping.run_target_phase);
     let parameters = json!({
-        "sourceQuery": {"resourceName": super::SOURCE_RESOURCE, "soql": soql},
+        "sourceQuery": {"resourceName": mapping.source, "soql": soql},
         "targetQuery": {
             "resourceName": super::TARGET_RESOURCE,
             "queryFilter": target_query.and_then(|q| q.get("_queryFilter")).cloned().unwrap_or(Value::from("true")),

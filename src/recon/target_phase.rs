@@ -162,7 +162,7 @@ impl Ctx {
         let Some(link) = link else {
             return Ok(Err(format!(
                 "{}/{source_id} not found, and no managed object is linked to it",
-                super::SOURCE_RESOURCE
+                mapping.source
             )));
         };
         let page = managed::by_ids(

@@ -147,6 +147,11 @@ impl SalesforceClient {
         self.inner.session.store()
     }
 
+    /// The system this client is (`salesforce`: `/openidm/system/salesforce`).
+    pub fn system_name(&self) -> &str {
+        &self.inner.config.system_name
+    }
+
     /// Whether the connector works, needs authorizing, or has bad credentials.
     pub fn state(&self) -> ConnectorState {
         self.inner.session.state()

@@ -1,5 +1,6 @@
 //! The reconciliation engine against the in-process emulator and real Postgres.
 
+mod cli;
 mod guard_and_runs;
 mod hooks;
 mod inbound;
