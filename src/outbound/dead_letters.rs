@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::broker::{BrokerConnection, BrokerError, BrokerSettings, reconnect_backoff};
 use super::message::ChangeEvent;
-use super::sync::OBJECT_TYPE;
+use super::message::OBJECT_TYPE;
 use crate::repo::{self, Pool, RepoError, links, sync_failures};
 
 /// The error code of a dead-lettered change in `/openidm/sync/failures`.

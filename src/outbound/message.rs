@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::repo::outbox::{Operation, OutboxRow};
 
+/// The managed object type the outbound mapping reads: the worker applies its events only.
+pub const OBJECT_TYPE: &str = "user";
+
 /// Bumped when the message's meaning changes; sent as the `x-schema-version` header.
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -51,8 +51,7 @@ use crate::salesforce::soql::is_field_name;
 use crate::salesforce::soql_filter;
 use crate::salesforce::{ErrorKind, Record, SalesforceClient, SalesforceError};
 
-/// The managed object type the outbound mapping reads.
-pub const OBJECT_TYPE: &str = "user";
+pub use super::message::OBJECT_TYPE;
 /// Its resource, the source of every outbound mapping.
 pub const OBJECT_RESOURCE: &str = "managed/user";
 
