@@ -243,6 +243,15 @@ mod tests {
         }
     }
 
+    /// The UPDATE of a target just read.
+    fn update_of_read(m: &Mapping, source: &Value, current: &Map<String, Value>) -> Write {
+        plan(
+            m,
+            &facts(Action::Update, Some(source), Known::Current(current)),
+        )
+        .unwrap()
+    }
+
     fn object(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
     }
@@ -265,13 +274,8 @@ mod tests {
         let m = mapping(json!({}));
         let source = json!({"givenName": "Ada", "sn": "Lovelace"});
         let current = object(json!({"_id": "t1", "FirstName": "Ada", "LastName": "Byron"}));
-        let write = plan(
-            &m,
-            &facts(Action::Update, Some(&source), Known::Current(&current)),
-        )
-        .unwrap();
         assert_eq!(
-            write,
+            update_of_read(&m, &source, &current),
             Write::Update(object(json!({"FirstName": "Ada", "LastName": "Lovelace",
                 "LanguageLocaleKey": "en_US"})))
         );
@@ -325,13 +329,8 @@ mod tests {
             "source": "delete target.LastName; target.Was = oldTarget.LastName;"}}));
         let source = json!({"givenName": "Ada", "sn": "Lovelace"});
         let current = object(json!({"_id": "t1", "_rev": "3", "LastName": "Byron"}));
-        let write = plan(
-            &m,
-            &facts(Action::Update, Some(&source), Known::Current(&current)),
-        )
-        .unwrap();
         assert_eq!(
-            write,
+            update_of_read(&m, &source, &current),
             Write::Update(object(
                 json!({"FirstName": "Ada", "LanguageLocaleKey": "en_US",
                 "Was": "Byron"})
