@@ -1,11 +1,13 @@
 //! Implicit synchronization, outbound half: the relay (outbox → broker), the broker topology,
 //! the change-event message, the worker (broker → Salesforce: `worker.rs` consumes and acks,
-//! `sync.rs` applies a batch of changes through the mapping, `authorization.rs` holds the worker
-//! while the Salesforce connector needs an operator).
+//! `sync.rs` applies a batch of changes through the mapping, `correlation.rs` matches unlinked
+//! users with Salesforce users, `authorization.rs` holds the worker while the Salesforce
+//! connector needs an operator).
 
 pub mod assignment;
 pub mod authorization;
 pub mod broker;
+pub mod correlation;
 pub mod dead_letters;
 pub mod message;
 pub mod relay;

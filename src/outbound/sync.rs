@@ -28,18 +28,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
 
 use super::authorization::AuthorizationGate;
 use super::broker::BrokerSettings;
+use super::correlation::{self, Matches};
 use super::dead_letters::DeadLetters;
 use crate::audit_config::{AuditConfig, Topic};
-use crate::filter::Filter;
 use crate::mapping::{
-    Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, DeletedSourceFacts, Event,
-    LinkState, Mapping, PolicyScope, Situation, SourceFacts, SyncConfig, SyncContext,
-    assess_deleted_source, assess_source,
+    Action, Correlation, DEFAULT_LINK_QUALIFIER, DeletedSourceFacts, Event, LinkState, Mapping,
+    PolicyScope, Situation, SourceFacts, SyncConfig, SyncContext, assess_deleted_source,
+    assess_source,
 };
 use crate::metrics::Metrics;
 use crate::planner::{self, Facts, Known, Write};
@@ -47,8 +46,6 @@ use crate::repo::links::{self, Link, NewLink, Side, Snapshot};
 use crate::repo::managed::{self, StoredObject};
 use crate::repo::sync_audit::{self, SyncAuditEntry};
 use crate::repo::{self, Conn, Pool, RepoError, Tx, sync_failures, transaction};
-use crate::salesforce::soql::is_field_name;
-use crate::salesforce::soql_filter;
 use crate::salesforce::{ErrorKind, Record, SalesforceClient, SalesforceError};
 
 pub use super::message::OBJECT_TYPE;
@@ -188,14 +185,6 @@ pub struct SyncEngine {
     /// Which entries of the `sync` audit topic are written.
     audit: AuditConfig,
 }
-
-/// Users correlated per SOQL query at most.
-const CORRELATION_CHUNK: usize = 100;
-
-/// Characters of correlation conditions per query at most: with the field list, a query stays
-/// well under Salesforce's 100,000-character statement limit whatever the values (each string
-/// is at most 4,000 characters once escaped), so long values cannot make a batch's query fail.
-const CORRELATION_WHERE_CHARS: usize = 60_000;
 
 impl SyncEngine {
     /// An engine for `mapping` (e.g. `managedUser_systemSalesforceUser`).
@@ -581,95 +570,20 @@ impl SyncEngine {
         }
     }
 
-    /// Runs the mapping's correlation for `ids`: per user, the matching Salesforce ids.
+    /// Runs the mapping's correlation for `ids` (users of `users`).
     async fn correlate(
         &self,
         mapping: &Mapping,
         users: &HashMap<String, (i64, Map<String, Value>)>,
         ids: &[&str],
     ) -> Result<Correlated, SalesforceError> {
-        let mut out: HashMap<String, Matches> = HashMap::new();
-        if ids.is_empty() || !mapping.has_correlation() {
-            return Ok(Correlated::Found(out));
-        }
-        let ctx = SyncContext::default();
-        let mut filters: Vec<(&str, Filter)> = Vec::new();
-        for id in ids {
-            let Some((_, body)) = users.get(*id) else {
-                continue;
-            };
-            match mapping.correlate(&Value::Object(body.clone()), &ctx) {
-                Ok(Some(CorrelationRequest::Query(filter))) => filters.push((id, filter)),
-                Ok(Some(CorrelationRequest::Ids(found))) => {
-                    out.insert(
-                        (*id).to_owned(),
-                        Matches {
-                            ids: found,
-                            linked_elsewhere: false,
-                        },
-                    );
-                }
-                Ok(None) => {}
-                // The user's change fails on its own when it is planned (decide sees no match,
-                // CREATE then fails visibly on Salesforce if the user exists there).
-                Err(e) => tracing::warn!(user = id, error = %e, "correlation script failed"),
-            }
-        }
-        let fields = correlation_fields(mapping);
-        let mut clauses: Vec<(&str, &Filter, String)> = Vec::with_capacity(filters.len());
-        for (id, filter) in &filters {
-            match soql_filter::where_clause(filter) {
-                Ok(Some(c)) => clauses.push((id, filter, format!("({c})"))),
-                Ok(None) => clauses.push((id, filter, "(Id != null)".into())),
-                // This user's values cannot be written in its query: it is left uncorrelated
-                // rather than failing the others' (its change then fails on its own if the
-                // user exists in Salesforce).
-                Err(e) if e.is_about_a_value() => {
-                    tracing::warn!(user = id, error = %e, "correlation query left out");
-                }
-                Err(e) => {
-                    return Err(SalesforceError::InvalidArgument(format!(
-                        "correlation query: {e}"
-                    )));
-                }
-            }
-        }
-        for chunk in correlation_chunks(&clauses) {
-            let soql = format!(
-                "SELECT {} FROM User WHERE {}",
-                fields.join(", "),
-                chunk
-                    .iter()
-                    .map(|(_, _, c)| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" OR ")
-            );
-            let pages: Vec<_> = self.client.query(&soql).try_collect().await?;
-            let records: Vec<Value> = pages
-                .into_iter()
-                .flat_map(|p| p.records)
-                .map(Value::Object)
-                .collect();
-            // SOQL compares text case-insensitively; the filter, evaluated here, decides as
-            // IDM would (case-sensitively).
-            for (id, filter, _) in chunk {
-                let found: Vec<String> = records
-                    .iter()
-                    .filter(|r| filter.matches(r))
-                    .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
-                    .collect();
-                if !found.is_empty() {
-                    out.insert(
-                        (*id).to_owned(),
-                        Matches {
-                            ids: found,
-                            linked_elsewhere: false,
-                        },
-                    );
-                }
-            }
-        }
-        Ok(Correlated::Found(out))
+        let sources: Vec<(&str, &Map<String, Value>)> = ids
+            .iter()
+            .filter_map(|id| users.get(*id).map(|(_, body)| (*id, body)))
+            .collect();
+        correlation::correlate(&self.client, mapping, &sources)
+            .await
+            .map(Correlated::Found)
     }
 
     /// Records the outcomes in one transaction: links and snapshots, failures, audit.
@@ -1043,12 +957,6 @@ enum Correlated {
     Failed(Outcome, String),
 }
 
-#[derive(Debug)]
-struct Matches {
-    ids: Vec<String>,
-    linked_elsewhere: bool,
-}
-
 /// How a Salesforce error affects one change.
 fn failure_outcome(e: &SalesforceError) -> Outcome {
     match e.kind() {
@@ -1065,39 +973,6 @@ fn failure_outcome(e: &SalesforceError) -> Outcome {
         // same call cannot succeed by itself; an operator retries after fixing the cause.
         _ => Outcome::Done,
     }
-}
-
-/// Consecutive runs of `clauses` (user, filter, condition) of at most [`CORRELATION_CHUNK`]
-/// conditions and [`CORRELATION_WHERE_CHARS`] characters (a longer condition goes alone).
-fn correlation_chunks<A, B>(clauses: &[(A, B, String)]) -> Vec<&[(A, B, String)]> {
-    let mut out = Vec::new();
-    let (mut start, mut chars) = (0, 0);
-    for (i, (_, _, c)) in clauses.iter().enumerate() {
-        let full = i - start >= CORRELATION_CHUNK || chars + c.len() > CORRELATION_WHERE_CHARS;
-        if i > start && full {
-            out.extend(clauses.get(start..i));
-            (start, chars) = (i, 0);
-        }
-        // " OR " between conditions.
-        chars += c.len() + 4;
-    }
-    if start < clauses.len() {
-        out.extend(clauses.get(start..));
-    }
-    out
-}
-
-/// The fields the correlation query selects: every mapped target field that is a plain field
-/// name (a correlation filter reads target fields).
-fn correlation_fields(mapping: &Mapping) -> Vec<String> {
-    let mut out = vec!["Id".to_owned(), "Username".to_owned()];
-    for p in &mapping.properties {
-        let name = p.target.trim_start_matches('/');
-        if is_field_name(name) && !out.iter().any(|f| f.eq_ignore_ascii_case(name)) {
-            out.push(name.to_owned());
-        }
-    }
-    out
 }
 
 /// Loads the current managed users among `ids`: id → (rev, body).
@@ -1164,22 +1039,5 @@ mod tests {
         assert_eq!(failure_outcome(&refused), Outcome::Done);
         let unreadable = SalesforceError::SecretsKey("another key".into());
         assert_eq!(failure_outcome(&unreadable), Outcome::AwaitingAuthorization);
-    }
-
-    #[test]
-    fn correlation_chunks_are_bounded_in_count_and_length() {
-        let short: Vec<((), (), String)> = (0..250).map(|_| ((), (), "(a)".into())).collect();
-        let sizes: Vec<usize> = correlation_chunks(&short).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, [100, 100, 50]);
-        let long = "x".repeat(25_000);
-        let mixed: Vec<((), (), String)> = [long.as_str(), "(a)", &long, &long, "(b)"]
-            .iter()
-            .map(|c| ((), (), (*c).to_owned()))
-            .collect();
-        let sizes: Vec<usize> = correlation_chunks(&mixed).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, [3, 2]);
-        let huge = vec![((), (), "x".repeat(70_000))];
-        assert_eq!(correlation_chunks(&huge).len(), 1, "a long one goes alone");
-        assert!(correlation_chunks::<(), ()>(&[]).is_empty());
     }
 }
