@@ -439,8 +439,7 @@ fn worker_over(
     settings: WorkerSettings,
     status: BrokerStatus,
 ) -> Result<Worker, StartError> {
-    let sync = SyncConfig::load(&conf.dir)?;
-    crate::config::systems::check_mappings(conf, &sync)?;
+    let sync = load_sync(conf)?;
     let system = conf.salesforce.as_ref().ok_or(StartError::NoSalesforce)?;
     let mapping = outbound_mapping(&sync, &system.name)?.name.clone();
     let engine = SyncEngine::new(pool.clone(), Arc::new(sync), &mapping, client)?
@@ -452,6 +451,14 @@ fn worker_over(
         settings,
         status,
     ))
+}
+
+/// `conf/sync.json`, its mappings checked against the rest of `conf` (every resource they name
+/// is defined).
+fn load_sync(conf: &Conf) -> Result<SyncConfig, StartError> {
+    let sync = SyncConfig::load(&conf.dir)?;
+    crate::config::systems::check_mappings(conf, &sync)?;
+    Ok(sync)
 }
 
 /// The recon engine, when `conf/` has `sync.json` and a Salesforce connector. Runs left ACTIVE
@@ -467,8 +474,7 @@ pub async fn build_recon(
     if !conf.dir.join("sync.json").exists() {
         return Ok(None);
     }
-    let sync = SyncConfig::load(&conf.dir)?;
-    crate::config::systems::check_mappings(conf, &sync)?;
+    let sync = load_sync(conf)?;
     let settings = ReconSettings::from_env()?;
     let engine = ReconEngine::new(managed.clone(), Arc::new(sync), client.clone(), settings);
     match engine.reap_dead().await {

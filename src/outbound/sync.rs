@@ -497,14 +497,15 @@ impl SyncEngine {
             },
             linked: link.is_some(),
         };
+        let failed = |message: String| {
+            planned(Plan::Fail {
+                code: None,
+                message,
+            })
+        };
         let write = match planner::plan(mapping, &facts) {
             Ok(write) => write,
-            Err(e) => {
-                return planned(Plan::Fail {
-                    code: None,
-                    message: e.to_string(),
-                });
-            }
+            Err(e) => return failed(e.to_string()),
         };
         let local = |after| planned(Plan::Local { after });
         let synced = || After::Synced {
@@ -538,10 +539,7 @@ impl SyncEngine {
                             situation,
                         )
                     {
-                        return planned(Plan::Fail {
-                            code: None,
-                            message: e.to_string(),
-                        });
+                        return failed(e.to_string());
                     }
                     let mut record = Record::new();
                     record.insert("IsActive".into(), Value::Bool(false));
@@ -562,10 +560,9 @@ impl SyncEngine {
                 Some(l) => local(After::Unlink { link: l.id.clone() }),
                 None => local(After::Nothing),
             },
-            (Write::Exception, _) => planned(Plan::Fail {
-                code: None,
-                message: format!("situation {situation}: the mapping's policy is EXCEPTION"),
-            }),
+            (Write::Exception, _) => failed(format!(
+                "situation {situation}: the mapping's policy is EXCEPTION"
+            )),
             _ => local(After::Nothing),
         }
     }
