@@ -17,13 +17,13 @@
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
-use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use super::run::{Ctx, Flow};
+use super::audited::{Audited, Phase};
+use super::inbound::Inbound;
+use super::run_state::Flow;
 use super::summary::Timed;
 use super::{ReconError, TARGET_RESOURCE, TARGET_TYPE, guard};
-use crate::audit_config::{AuditEvent, Topic};
 use crate::managed::ManagedError;
 use crate::managed::Merged;
 use crate::managed::service::merge;
@@ -42,23 +42,6 @@ use crate::repo::{self, Conn, RepoError, transaction};
 /// for the other's commit and then fails alone, as it would in one transaction.
 const SPLIT_AT: usize = 200;
 const MAX_PARTS: usize = 3;
-
-/// Which phase assessed an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Source,
-    Target,
-}
-
-impl Phase {
-    /// IDM's `reconciling` value.
-    fn as_str(self) -> &'static str {
-        match self {
-            Phase::Source => "source",
-            Phase::Target => "target",
-        }
-    }
-}
 
 /// One assessed object and what to do about it.
 #[derive(Debug)]
@@ -205,19 +188,6 @@ impl From<RepoError> for ApplyError {
     }
 }
 
-/// Whom an audit entry is about: the phase, the two ids, the situation and the action.
-#[derive(Clone, Copy)]
-struct Audited<'a> {
-    phase: Phase,
-    source_id: Option<&'a str>,
-    target_id: Option<&'a str>,
-    situation: Option<Situation>,
-    action: Option<Action>,
-    status: &'static str,
-    /// Its action changed nothing (the target was already in step).
-    unchanged: bool,
-}
-
 /// Whether an entry's outcome is written to the recon audit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AuditKind {
@@ -325,11 +295,7 @@ fn held(
     }
 }
 
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-impl Ctx {
+impl Inbound {
     /// Applies (or, in analyze mode, predicts) a page's work, runs postActions, counts, and
     /// writes the audit rows. `seen`: the targets this page touched.
     pub(crate) async fn apply_page(
@@ -340,13 +306,13 @@ impl Ctx {
         let t = Instant::now();
         // The targets this page touched: remembered, or past the memory cap written with it.
         let seen = match self.run_target_phase && !self.seen.remember(seen) {
-            true if !self.req.analyze => seen,
+            true if !self.run.req.analyze => seen,
             _ => &[][..],
         };
-        let outcomes = if self.req.analyze {
+        let outcomes = if self.run.req.analyze {
             let outcomes: Vec<Outcome> = entries.iter().map(predict).collect();
             let audit = self.audit_rows(entries, &outcomes);
-            audit::insert_batch(self.pool(), &self.id, &audit).await?;
+            audit::insert_batch(self.run.pool(), &self.run.id, &audit).await?;
             outcomes
         } else if let Some(outcomes) = self.read_only(entries, seen) {
             // The steady state of a re-recon: a page with nothing to write opens no transaction.
@@ -363,14 +329,14 @@ impl Ctx {
             let mut outcomes = Vec::with_capacity(entries.len());
             for (part, audit, held) in futures_util::future::try_join_all(writes).await? {
                 outcomes.extend(part);
-                self.stats.time(Timed::AuditLog, audit);
+                self.run.stats.time(Timed::AuditLog, audit);
                 self.held += held;
             }
             outcomes
         };
         // Held rows took sequence numbers below this (at most one per entry).
         self.pending_seq += entries.len() as i64;
-        self.stats.time(Timed::Apply, t.elapsed());
+        self.run.stats.time(Timed::Apply, t.elapsed());
         for (entry, outcome) in entries.iter().zip(&outcomes) {
             self.count(entry, outcome);
         }
@@ -383,7 +349,7 @@ impl Ctx {
         if !seen.is_empty() {
             return None;
         }
-        let mapping = self.mapping();
+        let mapping = self.run.mapping();
         let outcomes = entries
             .iter()
             .map(|e| match (&e.work, &e.error) {
@@ -409,22 +375,22 @@ impl Ctx {
 
     fn count(&mut self, entry: &Entry, outcome: &Outcome) {
         if let Some(s) = entry.situation {
-            self.stats.situation(s);
+            self.run.stats.situation(s);
         }
         match self.audit_kind(entry, outcome) {
-            AuditKind::Written => self.stats.audit_written += 1,
-            AuditKind::Filtered => self.stats.audit_filtered += 1,
+            AuditKind::Written => self.run.stats.audit_written += 1,
+            AuditKind::Filtered => self.run.stats.audit_filtered += 1,
             AuditKind::None => {}
         }
         match outcome {
             Outcome::Created => {
-                self.stats.created += 1;
-                self.stats.links_created += 1;
+                self.run.stats.created += 1;
+                self.run.stats.links_created += 1;
             }
-            Outcome::Updated => self.stats.updated += 1,
-            Outcome::Unchanged => self.stats.unchanged += 1,
-            Outcome::Linked => self.stats.links_created += 1,
-            Outcome::DeleteHeld if self.req.analyze => self.stats.deleted += 1,
+            Outcome::Updated => self.run.stats.updated += 1,
+            Outcome::Unchanged => self.run.stats.unchanged += 1,
+            Outcome::Linked => self.run.stats.links_created += 1,
+            Outcome::DeleteHeld if self.run.req.analyze => self.run.stats.deleted += 1,
             _ => {}
         }
         if matches!(
@@ -434,18 +400,18 @@ impl Ctx {
                 Outcome::Updated | Outcome::Unchanged
             )
         ) {
-            self.stats.links_created += 1;
+            self.run.stats.links_created += 1;
         }
         // Held work is counted when it is applied (or not, if the guard stops it).
-        if outcome.is_held() && !self.req.analyze {
+        if outcome.is_held() && !self.run.req.analyze {
             return;
         }
         let failed =
             matches!(outcome, Outcome::Failed(_)) || entry.action == Some(Action::Exception);
         if failed {
-            self.stats.failure += 1;
+            self.run.stats.failure += 1;
         } else {
-            self.stats.success += 1;
+            self.run.stats.success += 1;
         }
     }
 
@@ -476,8 +442,8 @@ impl Ctx {
         savepoints: bool,
         seq: i64,
     ) -> Result<Option<(Vec<Outcome>, Duration, u64)>, ReconError> {
-        let link_type = self.mapping().link_type().to_owned();
-        let mut tx = repo::begin(self.pool()).await?;
+        let link_type = self.run.mapping().link_type().to_owned();
+        let mut tx = repo::begin(self.run.pool()).await?;
         let mut batch = LinkBatch {
             defer_writes: !savepoints,
             ..LinkBatch::default()
@@ -542,14 +508,14 @@ impl Ctx {
         self.run_post_actions(entries, &mut outcomes);
         // Objects this run creates need no mark: the target phase reads only objects older
         // than the run.
-        recon_runs::mark_seen(&mut tx, &self.id, seen).await?;
+        recon_runs::mark_seen(&mut tx, &self.run.id, seen).await?;
         for (i, held) in batch.held.iter_mut().enumerate() {
             held.seq = seq + i as i64 + 1;
         }
-        recon_runs::add_pending_deletes(&mut tx, &self.id, &batch.held).await?;
+        recon_runs::add_pending_deletes(&mut tx, &self.run.id, &batch.held).await?;
         let t = Instant::now();
         let audit = self.audit_rows(entries, &outcomes);
-        audit::insert_batch(&mut *tx, &self.id, &audit).await?;
+        audit::insert_batch(&mut *tx, &self.run.id, &audit).await?;
         let audit_time = t.elapsed();
         repo::commit(tx).await?;
         Ok(Some((outcomes, audit_time, batch.held.len() as u64)))
@@ -563,17 +529,17 @@ impl Ctx {
         batch: &mut LinkBatch<'a>,
         index: usize,
     ) -> Result<Outcome, ApplyError> {
-        let managed = &self.inner.managed;
+        let managed = &self.run.inner.managed;
         let source_id = entry.source_id.clone().unwrap_or_default();
         match &entry.work {
             Work::Nothing => Ok(Outcome::Nothing),
             Work::Create { body, link_id } => {
                 let id = repo::new_id();
-                if self.mapping().handles(Event::Link) {
+                if self.run.mapping().handles(Event::Link) {
                     let mut target = body.clone();
                     target.insert("_id".into(), Value::from(id.clone()));
                     let situation = entry.situation.unwrap_or(Situation::Absent);
-                    self.mapping().notify(
+                    self.run.mapping().notify(
                         Event::Link,
                         entry.source.as_ref(),
                         &Value::Object(target),
@@ -641,8 +607,12 @@ impl Ctx {
             Work::Unlink { link_id } => {
                 let situation = entry.situation.unwrap_or(Situation::Unqualified);
                 let target = entry.target.as_ref().unwrap_or(&Value::Null);
-                self.mapping()
-                    .notify(Event::Unlink, entry.source.as_ref(), target, situation)?;
+                self.run.mapping().notify(
+                    Event::Unlink,
+                    entry.source.as_ref(),
+                    target,
+                    situation,
+                )?;
                 batch.deletes.push(link_id.clone());
                 Ok(Outcome::Unlinked)
             }
@@ -650,7 +620,7 @@ impl Ctx {
             Work::Delete { target_id } => {
                 // The source is kept for the mapping's onDelete only.
                 let source =
-                    (entry.source.clone()).filter(|_| self.mapping().handles(Event::Delete));
+                    (entry.source.clone()).filter(|_| self.run.mapping().handles(Event::Delete));
                 batch
                     .held
                     .push(held(entry, target_id, HeldAction::Delete, source));
@@ -663,7 +633,8 @@ impl Ctx {
     fn link_hook(&self, entry: &Entry) -> Result<(), ApplyError> {
         let situation = entry.situation.unwrap_or(Situation::Found);
         let target = entry.target.as_ref().unwrap_or(&Value::Null);
-        self.mapping()
+        self.run
+            .mapping()
             .notify(Event::Link, entry.source.as_ref(), target, situation)?;
         Ok(())
     }
@@ -706,6 +677,7 @@ impl Ctx {
         // update are written first (a userName it frees or takes decides theirs).
         self.flush_creates(tx, batch).await?;
         let merged = self
+            .run
             .inner
             .managed
             .merge_in(tx, TARGET_TYPE, update.target_id, &update.changes)
@@ -732,6 +704,7 @@ impl Ctx {
             .map(|p| (p.update.target_id.as_str(), p.update.changes.as_ref()))
             .collect();
         let merged = self
+            .run
             .inner
             .managed
             .merge_many_in(tx, TARGET_TYPE, &items)
@@ -749,7 +722,9 @@ impl Ctx {
 
     /// Whether this run holds deactivations back for the guard (it can stop them).
     fn holds_deactivations(&self) -> bool {
-        !(self.req.allow_mass_change || self.req.analyze || self.req.source_id.is_some())
+        !(self.run.req.allow_mass_change
+            || self.run.req.analyze
+            || self.run.req.source_id.is_some())
     }
 
     /// Writes the CREATEs waiting in `batch` in a few statements, then records their links.
@@ -767,6 +742,7 @@ impl Ctx {
             .map(|c| (c.id.clone(), std::mem::take(&mut c.body)))
             .collect();
         let stored = self
+            .run
             .inner
             .managed
             .create_many_in(tx, TARGET_TYPE, objects)
@@ -779,7 +755,7 @@ impl Ctx {
 
     /// The deciding policies' postActions, after their action; a failing one fails its object.
     fn run_post_actions(&self, entries: &[Entry], outcomes: &mut [Outcome]) {
-        let mapping = self.mapping();
+        let mapping = self.run.mapping();
         for (entry, outcome) in entries.iter().zip(outcomes.iter_mut()) {
             let (Some(index), Some(situation), Some(action)) =
                 (entry.policy, entry.situation, entry.action)
@@ -802,7 +778,7 @@ impl Ctx {
                 target: entry.target.as_ref(),
                 link_qualifier: DEFAULT_LINK_QUALIFIER,
                 source_phase: entry.phase == Phase::Source,
-                recon_id: Some(&self.id),
+                recon_id: Some(&self.run.id),
             };
             if let Err(e) = decision.run_post_action(mapping, &scope) {
                 *outcome = Outcome::Failed(e.to_string());
@@ -831,9 +807,9 @@ impl Ctx {
             entry.action,
             Some(Action::Ignore | Action::NoReport | Action::Async)
         );
-        let kind = if (quiet && !failed) || (outcome.is_held() && !self.req.analyze) {
+        let kind = if (quiet && !failed) || (outcome.is_held() && !self.run.req.analyze) {
             AuditKind::None
-        } else if self.admits(&about) {
+        } else if self.run.admits(&about) {
             AuditKind::Written
         } else {
             AuditKind::Filtered
@@ -843,18 +819,6 @@ impl Ctx {
 
     fn audit_kind(&self, entry: &Entry, outcome: &Outcome) -> AuditKind {
         self.audited(entry, outcome).0
-    }
-
-    fn admits(&self, about: &Audited<'_>) -> bool {
-        let event = AuditEvent {
-            action: about.action.map(Action::as_str),
-            situation: about.situation.map(Situation::as_str),
-            status: about.status,
-            reconciling: Some(about.phase.as_str()),
-            mapping: &self.mapping().name,
-            unchanged: about.unchanged,
-        };
-        self.inner.audit.admits(Topic::Recon, &event)
     }
 
     fn audit_rows(&self, entries: &[Entry], outcomes: &[Outcome]) -> Vec<ReconAuditEntry> {
@@ -872,56 +836,30 @@ impl Ctx {
                         "Situation {}: the mapping's policy for it is EXCEPTION",
                         entry.situation.map_or("?", Situation::as_str)
                     )),
-                    _ if self.req.analyze => {
+                    _ if self.run.req.analyze => {
                         Some("analyze: assessed only, nothing was written".into())
                     }
                     Outcome::Unchanged => Some("target unchanged".into()),
                     _ => None,
                 };
-                Some(self.audit_entry(&about, message))
+                Some(self.run.audit_entry(&about, message))
             })
             .collect()
     }
 
-    fn audit_entry(&self, about: &Audited<'_>, message: Option<String>) -> ReconAuditEntry {
-        let Audited {
-            phase,
-            source_id,
-            target_id,
-            situation,
-            action,
-            status,
-            unchanged: _,
-        } = *about;
-        ReconAuditEntry {
-            event_name: "recon",
-            entry_type: "entry",
-            recon_id: self.id.clone(),
-            mapping: self.mapping().name.clone(),
-            timestamp: now(),
-            reconciling: phase.as_str(),
-            situation: situation.map(Situation::as_str),
-            action: action.map(Action::as_str),
-            status,
-            message,
-            source_object_id: source_id.map(|id| format!("{}/{id}", self.mapping().source)),
-            target_object_id: target_id.map(|id| format!("{TARGET_RESOURCE}/{id}")),
-            link_qualifier: DEFAULT_LINK_QUALIFIER,
-        }
-    }
-
     /// Applies the held-back deletes once the guard allowed them, a batch per transaction.
     pub(crate) async fn apply_pending_deletes(&mut self) -> Result<Flow, ReconError> {
-        if self.req.analyze {
+        if self.run.req.analyze {
             return Ok(Flow::Go);
         }
-        let link_type = self.mapping().link_type().to_owned();
+        let link_type = self.run.mapping().link_type().to_owned();
         let mut after = 0;
         loop {
-            let batch = recon_runs::pending_deletes(self.pool(), &self.id, after, 500).await?;
+            let batch =
+                recon_runs::pending_deletes(self.run.pool(), &self.run.id, after, 500).await?;
             let Some(last) = batch.last() else { break };
             after = last.seq;
-            let mut tx = repo::begin(self.pool()).await?;
+            let mut tx = repo::begin(self.run.pool()).await?;
             let mut audit_rows = Vec::with_capacity(batch.len());
             for d in &batch {
                 let mut sp = transaction::begin(&mut tx).await?;
@@ -942,16 +880,16 @@ impl Ctx {
                     Ok(changed) => {
                         sp.commit().await?;
                         match (changed, d.action) {
-                            (true, HeldAction::Delete) => self.stats.deleted += 1,
-                            (true, HeldAction::Deactivate) => self.stats.updated += 1,
+                            (true, HeldAction::Delete) => self.run.stats.deleted += 1,
+                            (true, HeldAction::Deactivate) => self.run.stats.updated += 1,
                             (false, _) => {}
                         }
-                        self.stats.success += 1;
+                        self.run.stats.success += 1;
                         ("SUCCESS", None, !changed)
                     }
                     Err(ApplyError::Object(message)) => {
                         sp.rollback().await?;
-                        self.stats.failure += 1;
+                        self.run.stats.failure += 1;
                         ("FAILURE", Some(message), false)
                     }
                     Err(ApplyError::Fatal(e)) => return Err(e),
@@ -968,16 +906,16 @@ impl Ctx {
                     status,
                     unchanged,
                 };
-                if self.admits(&about) {
-                    self.stats.audit_written += 1;
-                    audit_rows.push(self.audit_entry(&about, message));
+                if self.run.admits(&about) {
+                    self.run.stats.audit_written += 1;
+                    audit_rows.push(self.run.audit_entry(&about, message));
                 } else {
-                    self.stats.audit_filtered += 1;
+                    self.run.stats.audit_filtered += 1;
                 }
             }
-            audit::insert_batch(&mut *tx, &self.id, &audit_rows).await?;
+            audit::insert_batch(&mut *tx, &self.run.id, &audit_rows).await?;
             repo::commit(tx).await?;
-            if self.checkpoint().await? == Flow::Cancel {
+            if self.run.checkpoint().await? == Flow::Cancel {
                 return Ok(Flow::Cancel);
             }
         }
@@ -985,7 +923,7 @@ impl Ctx {
     }
 }
 
-impl Ctx {
+impl Inbound {
     /// A held DELETE: the mapping's `onDelete` (a throw keeps the object), then the object
     /// and its link. `Ok(false)`: it was already gone.
     async fn held_delete(
@@ -995,14 +933,14 @@ impl Ctx {
         held: &PendingDelete,
     ) -> Result<bool, ApplyError> {
         let target_id = held.target_id.as_str();
-        if self.mapping().handles(Event::Delete) {
+        if self.run.mapping().handles(Event::Delete) {
             let target =
                 managed::by_ids(&mut *tx, TARGET_TYPE, std::slice::from_ref(&held.target_id))
                     .await?;
             if let Some(object) = target.first() {
                 let situation =
                     Situation::from_name(&held.situation).unwrap_or(Situation::Unqualified);
-                self.mapping().notify(
+                self.run.mapping().notify(
                     Event::Delete,
                     held.source.as_ref(),
                     &object.to_value(),
@@ -1011,6 +949,7 @@ impl Ctx {
             }
         }
         let gone = self
+            .run
             .inner
             .managed
             .delete_in(tx, TARGET_TYPE, target_id, None)
@@ -1030,6 +969,7 @@ impl Ctx {
         let mut change = Map::new();
         change.insert(guard::STATUS_PROPERTY.into(), guard::INACTIVE.into());
         let Some(merged) = self
+            .run
             .inner
             .managed
             .merge_in(tx, TARGET_TYPE, target_id, &change)

@@ -4,7 +4,9 @@
 //! | file | what |
 //! |---|---|
 //! | `mod.rs` | [`ReconEngine`]: start, read, list, cancel runs |
-//! | `run.rs` | one run's lifecycle: lock, row, heartbeat, stages, final state |
+//! | `run.rs` | one run's lifecycle: lock, row, heartbeat, the direction's phases, final state |
+//! | `run_state.rs` | what every run carries: request, mapping, counters, stage, checkpoint |
+//! | `inbound.rs` | the inbound direction: its queries and phases, in order |
 //! | `source_phase.rs` | Salesforce pages → situations → planned work (`planner`), set-wise per page |
 //! | `target_phase.rs` | managed users the source phase did not touch |
 //! | `seen.rs` | which targets the source phase touched (memory, then `recon_seen`) |
@@ -37,7 +39,10 @@ pub mod soql;
 pub mod summary;
 
 mod apply;
+mod audited;
+mod inbound;
 mod run;
+mod run_state;
 mod seen;
 mod source_phase;
 mod target_phase;
@@ -56,7 +61,7 @@ use crate::repo::{self, Pool, RepoError, recon_runs};
 use crate::salesforce::{SalesforceClient, SalesforceError};
 
 pub use live_sync::{LiveSync, LiveSyncError, LiveSyncPass};
-pub use run::RunOutcome;
+pub use run_state::RunOutcome;
 
 /// The Salesforce object type recon reads (`system/<connector>/User`).
 pub const SOURCE_OBJECT_TYPE: &str = "User";

@@ -1,5 +1,5 @@
-//! One run's lifecycle: checks, the mapping's lock, the run's row, stages and progress, the
-//! heartbeat, cancel at page boundaries, the final state.
+//! One run's lifecycle: checks, the mapping's lock, the run's row, the direction's phases
+//! under a heartbeat, the final state.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,182 +8,31 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::seen::SeenTargets;
-use super::summary::{Stage, Stats, Timed};
-use super::{Inner, ReconError, ReconRequest, StartedRun, TARGET_TYPE, guard, soql};
-use crate::filter::Filter;
-use crate::mapping::Mapping;
+use super::inbound::{self, Inbound};
+use super::run_state::{Run, RunOutcome};
+use super::summary::{Stage, Stats};
+use super::{Inner, ReconError, ReconRequest, StartedRun};
 use crate::repo::recon_runs::LockConnection;
 use crate::repo::schedule_firings::{self, Firing};
-use crate::repo::{Pool, links, recon_runs, transaction};
+use crate::repo::{Pool, recon_runs, transaction};
 
-/// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunOutcome {
-    Success,
-    Canceled,
-    Failed(String),
+/// The phases of a run, by the direction of its mapping.
+pub(crate) enum Phases {
+    /// From Salesforce into managed objects.
+    Inbound(Inbound),
 }
 
-/// Whether to go on after a page boundary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flow {
-    Go,
-    Cancel,
-}
-
-/// A run in progress: what it does, and its counters.
-pub(crate) struct Ctx {
-    pub inner: Arc<Inner>,
-    pub id: String,
-    pub req: ReconRequest,
-    pub mapping_index: usize,
-    pub soql: String,
-    pub target_filter: Filter,
-    pub run_target_phase: bool,
-    pub stats: Stats,
-    pub stage: Stage,
-    /// Run correlation queries (false when the target set was empty at the start and
-    /// `correlateEmptyTargetSet` is false, as in IDM).
-    pub correlate: bool,
-    /// Managed objects when the run started (the guard's denominator).
-    pub existing_targets: u64,
-    /// Sequence of held-back deletes (numbers may be skipped).
-    pub pending_seq: i64,
-    /// Held-back deletes and deactivations so far (the guard's numerator).
-    pub held: u64,
-    /// Objects created by this run at which to refresh the planner's statistics next.
-    pub next_analyze: u64,
-    /// The targets the source phase touched.
-    pub seen: SeenTargets,
-}
-
-impl Ctx {
-    // `mapping_index` was found in this very configuration when the run started, and the
-    // engine's configuration never changes: the index cannot miss.
-    #[allow(clippy::indexing_slicing)]
-    pub fn mapping(&self) -> &Mapping {
-        &self.inner.sync.mappings[self.mapping_index]
+impl Phases {
+    fn run(&mut self) -> &mut Run {
+        match self {
+            Phases::Inbound(p) => &mut p.run,
+        }
     }
 
-    /// The mapping, borrowed from a clone of the engine (so `self` stays free to mutate).
-    #[allow(clippy::indexing_slicing)] // as in `mapping`
-    pub fn mapping_of<'a>(&self, inner: &'a Inner) -> &'a Mapping {
-        &inner.sync.mappings[self.mapping_index]
-    }
-
-    pub fn pool(&self) -> &Pool {
-        &self.inner.pool
-    }
-
-    /// Records progress and a heartbeat; reads the cancel flag.
-    pub async fn checkpoint(&mut self) -> Result<Flow, ReconError> {
-        let cancel = recon_runs::progress(
-            self.pool(),
-            &self.id,
-            self.stage.pair(),
-            &self.stats.to_json(),
-        )
-        .await?;
-        Ok(if cancel { Flow::Cancel } else { Flow::Go })
-    }
-
-    async fn enter(&mut self, stage: Stage) -> Result<Flow, ReconError> {
-        self.stage = stage;
-        self.checkpoint().await
-    }
-
-    async fn phases(&mut self) -> Result<RunOutcome, ReconError> {
-        if self.enter(Stage::QueryEntries).await? == Flow::Cancel {
-            return Ok(RunOutcome::Canceled);
+    async fn execute(&mut self) -> Result<RunOutcome, ReconError> {
+        match self {
+            Phases::Inbound(p) => p.phases().await,
         }
-        let t = Instant::now();
-        let existing =
-            recon_runs::count_targets(self.pool(), TARGET_TYPE, &self.target_filter).await?;
-        self.stats.time(Timed::TargetQuery, t.elapsed());
-        self.existing_targets = u64::try_from(existing).unwrap_or(0);
-        self.stats.target_total = Some(self.existing_targets);
-        let link_total = links::count(self.pool(), self.mapping().link_type()).await?;
-        self.stats.links_total = Some(u64::try_from(link_total).unwrap_or(0));
-        self.correlate = self.mapping().has_correlation()
-            && (self.existing_targets > 0 || self.mapping().correlate_empty_target_set);
-
-        if self.enter(Stage::ReconcilingSource).await? == Flow::Cancel {
-            return Ok(RunOutcome::Canceled);
-        }
-        let t = Instant::now();
-        let flow = self.source_phase().await?;
-        self.stats.time(Timed::SourcePhase, t.elapsed());
-        if flow == Flow::Cancel {
-            return Ok(RunOutcome::Canceled);
-        }
-        if let Some(source_id) = self.req.source_id.clone()
-            && self.stats.source_processed == 0
-            && let Err(reason) = self.vanished_source(&source_id).await?
-        {
-            return Ok(RunOutcome::Failed(reason));
-        }
-        if self.stats.source_processed == 0
-            && self.req.source_id.is_none()
-            && !self.mapping().allow_empty_source_set
-        {
-            return Ok(RunOutcome::Failed(
-                "Cannot reconcile from an empty data source, unless allowEmptySourceSet is true."
-                    .into(),
-            ));
-        }
-
-        if self.run_target_phase {
-            if self.enter(Stage::ReconcilingTarget).await? == Flow::Cancel {
-                return Ok(RunOutcome::Canceled);
-            }
-            let t = Instant::now();
-            let flow = self.target_phase().await?;
-            self.stats.time(Timed::TargetPhase, t.elapsed());
-            if flow == Flow::Cancel {
-                return Ok(RunOutcome::Canceled);
-            }
-        }
-
-        if self.enter(Stage::ApplyingDeletes).await? == Flow::Cancel {
-            return Ok(RunOutcome::Canceled);
-        }
-        let planned = self.held;
-        let one_object = self.req.source_id.is_some();
-        if let Err(reason) = guard::check(
-            planned,
-            self.existing_targets,
-            self.inner.settings.max_delete_share,
-            self.req.allow_mass_change || one_object || self.req.analyze,
-        ) {
-            return Ok(RunOutcome::Failed(reason.to_string()));
-        }
-        if self.apply_pending_deletes().await? == Flow::Cancel {
-            return Ok(RunOutcome::Canceled);
-        }
-        Ok(RunOutcome::Success)
-    }
-}
-
-/// Creates after which a run first refreshes the statistics (about one page); then each time
-/// they double.
-const FIRST_ANALYZE: u64 = 1_000;
-
-impl Ctx {
-    /// A run filling an empty repository makes the tables it reads many times larger than
-    /// their statistics say; with autovacuum slow or off, the planner then picks scans for
-    /// look-ups a page at a time. Refreshing them as the run doubles the data costs a few
-    /// sampled ANALYZEs per run and keeps every page's queries on their indexes.
-    pub(crate) async fn refresh_statistics(&mut self) -> Result<(), ReconError> {
-        if self.req.analyze || self.stats.created < self.next_analyze {
-            return Ok(());
-        }
-        self.next_analyze = self.stats.created.saturating_mul(2);
-        // Only an optimisation: a role not allowed to ANALYZE runs on with older statistics.
-        if let Err(e) = recon_runs::refresh_statistics(self.pool()).await {
-            tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot refresh the planner's statistics");
-        }
-        Ok(())
     }
 }
 
@@ -222,26 +71,8 @@ pub(crate) async fn start(
         .iter()
         .position(|m| m.name == mapping.name)
         .ok_or_else(|| ReconError::UnknownMapping(req.mapping.clone()))?;
-    let source_query = req.source_query.as_ref().or(mapping.source_query.as_ref());
-    let soql = soql::build(mapping, source_query, req.source_id.as_deref())
-        .map_err(|e| ReconError::BadRequest(format!("sourceQuery: {e}")))?;
-    let target_query = req.target_query.as_ref().or(mapping.target_query.as_ref());
-    let target_filter = soql::query_filter(target_query)
-        .map_err(|e| ReconError::BadRequest(format!("targetQuery: {e}")))?
-        .unwrap_or(Filter::True);
-    let run_target_phase =
-        req.source_id.is_none() && req.run_target_phase.unwrap_or(mapping.run_target_phase);
-    let parameters = json!({
-        "sourceQuery": {"resourceName": mapping.source, "soql": soql},
-        "targetQuery": {
-            "resourceName": super::TARGET_RESOURCE,
-            "queryFilter": target_query.and_then(|q| q.get("_queryFilter")).cloned().unwrap_or(Value::from("true")),
-        },
-        "runTargetPhase": run_target_phase,
-        "analyze": req.analyze,
-        "allowMassChange": req.allow_mass_change,
-        "sourceId": req.source_id,
-    });
+    let prepared = Prepared::Inbound(Inbound::prepare(mapping, &req)?);
+    let parameters = prepared.parameters(&req);
 
     // The lock lives on a connection of the run's own, outside the pool: if the process (or
     // the run's task) dies, the connection closes and Postgres releases the lock. It is a
@@ -279,39 +110,59 @@ pub(crate) async fn start(
     }
     tx.commit().await?;
     tracing::info!(recon_id = %id, mapping = %req.mapping, analyze = req.analyze, "reconciliation started");
-    let ctx = Ctx {
-        inner: inner.clone(),
+    let run = Run {
+        inner,
         id: id.clone(),
         req,
         mapping_index,
-        soql,
-        target_filter,
-        run_target_phase,
         stats: Stats::default(),
         stage: Stage::Initialized,
-        correlate: false,
-        existing_targets: 0,
-        pending_seq: 0,
-        held: 0,
-        next_analyze: FIRST_ANALYZE,
-        seen: SeenTargets::new(inner.settings.seen_in_memory),
     };
-    let task = tokio::spawn(execute(ctx, lock));
+    let phases = prepared.into_phases(run);
+    let task = tokio::spawn(execute(phases, lock));
     Ok(Launch::Started(StartedRun { id, task }))
 }
 
-async fn execute(mut ctx: Ctx, mut lock: LockConnection) -> RunOutcome {
+/// A run ready to start: what its direction prepared from the request.
+enum Prepared {
+    Inbound(inbound::Prepared),
+}
+
+impl Prepared {
+    /// The run's `parameters`, as its summary shows them.
+    fn parameters(&self, req: &ReconRequest) -> Value {
+        let mut parameters = match self {
+            Prepared::Inbound(p) => p.parameters(),
+        };
+        if let Some(map) = parameters.as_object_mut() {
+            map.insert("analyze".into(), Value::from(req.analyze));
+            map.insert("allowMassChange".into(), Value::from(req.allow_mass_change));
+            map.insert("sourceId".into(), json!(req.source_id));
+        }
+        parameters
+    }
+
+    fn into_phases(self, run: Run) -> Phases {
+        match self {
+            Prepared::Inbound(p) => Phases::Inbound(Inbound::new(run, p)),
+        }
+    }
+}
+
+async fn execute(mut phases: Phases, mut lock: LockConnection) -> RunOutcome {
+    let ctx = phases.run();
     let pool = ctx.pool().clone();
     let id = ctx.id.clone();
     let interval = ctx.inner.settings.heartbeat_interval;
     let started = Instant::now();
     let outcome = tokio::select! {
-        result = ctx.phases() => match result {
+        result = phases.execute() => match result {
             Ok(outcome) => outcome,
             Err(e) => RunOutcome::Failed(crate::telemetry::error_chain(&e).to_string()),
         },
         never = heartbeat(&pool, &id, interval) => match never {},
     };
+    let ctx = phases.run();
     let (state, stage, description) = match &outcome {
         RunOutcome::Success => ("SUCCESS", Stage::CompletedSuccess, None),
         RunOutcome::Canceled => ("CANCELED", Stage::CompletedCanceled, None),
@@ -350,40 +201,6 @@ async fn execute(mut ctx: Ctx, mut lock: LockConnection) -> RunOutcome {
     let _ = recon_runs::unlock(&mut lock, &ctx.req.mapping).await;
     let _ = lock.close().await;
     outcome
-}
-
-impl Ctx {
-    /// The mapping's `result` script, once the run has ended (in any state): `source` and
-    /// `target` are the phases' progress, `global` the summary with `reconId`, `mapping` and
-    /// `state`. What it returns, or why it failed, is kept in the summary (`resultScript`).
-    fn run_result_script(&mut self, state: &str) {
-        if self.mapping().hooks.result.is_none() {
-            return;
-        }
-        let mut global = self.stats.to_json();
-        global.insert("reconId".into(), Value::from(self.id.clone()));
-        global.insert("mapping".into(), Value::from(self.req.mapping.clone()));
-        global.insert("state".into(), Value::from(state));
-        let progress = |side: &str| {
-            global
-                .get("progress")
-                .and_then(|p| p.get(side))
-                .cloned()
-                .unwrap_or(Value::Null)
-        };
-        let (source, target) = (progress("source"), progress("target"));
-        let outcome = match self
-            .mapping()
-            .run_result(&source, &target, &Value::Object(global))
-        {
-            Ok(value) => serde_json::json!({ "value": value }),
-            Err(e) => {
-                tracing::warn!(recon_id = %self.id, error = %e, "the mapping's result script failed");
-                serde_json::json!({ "error": e.to_string() })
-            }
-        };
-        self.stats.result_script = Some(outcome);
-    }
 }
 
 /// Refreshes the run's heartbeat while a page takes long (operators see a stuck run).

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use futures_util::TryStreamExt;
 use serde_json::Value;
 
-use super::apply::{Entry, LinkPlan, Phase, Work};
-use super::run::{Ctx, Flow};
+use super::apply::{Entry, LinkPlan, Work};
+use super::audited::Phase;
+use super::inbound::Inbound;
+use super::run_state::Flow;
 use super::summary::Timed;
 use super::{Inner, ReconError, TARGET_TYPE};
 use crate::filter::Filter;
@@ -39,17 +41,17 @@ struct Pending {
     correlation: Option<Result<CorrelationRequest, MappingError>>,
 }
 
-impl Ctx {
+impl Inbound {
     /// Pages flow through three steps side by side: while page N is written, page N+1 is
     /// assessed and page N+2 fetched. Page N+1's assessment reads the repository before page
     /// N's writes commit; it is checked against them afterwards and made again in the rare
     /// case they could have changed it (see [`Assessed::still_valid_after`]). At most three
     /// pages are held, so memory stays flat; a cancel costs at most those reads.
     pub(crate) async fn source_phase(&mut self) -> Result<Flow, ReconError> {
-        let client = self.inner.salesforce.clone();
+        let client = self.run.inner.salesforce.clone();
         let soql = self.soql.clone();
         let mut pages = std::pin::pin!(
-            client.query_with_batch_size(&soql, self.inner.settings.source_batch_size)
+            client.query_with_batch_size(&soql, self.run.inner.settings.source_batch_size)
         );
         let assessor = self.assessor();
         // The stream is not polled again once it has ended.
@@ -64,19 +66,19 @@ impl Ctx {
             (page, t.elapsed())
         };
         let (first, took) = fetch().await;
-        self.stats.time(Timed::SourceQuery, took);
+        self.run.stats.time(Timed::SourceQuery, took);
         let Some(first) = first? else {
             return Ok(Flow::Go);
         };
-        self.stats.source_total = Some(first.total_size);
+        self.run.stats.source_total = Some(first.total_size);
         let (assessed, (fetched, took)) = tokio::join!(assessor.assess(first.records), fetch());
         let mut current = assessed?;
         let mut next = fetched?;
-        self.stats.time(Timed::SourceQuery, took);
+        self.run.stats.time(Timed::SourceQuery, took);
         loop {
             let mut copy = None;
             let ahead = next.take().map(|page| {
-                self.stats.source_total = Some(page.total_size);
+                self.run.stats.source_total = Some(page.total_size);
                 // Kept for a second assessment, should this page's writes call for one.
                 if current.writes() {
                     copy = Some(page.records.clone());
@@ -108,25 +110,25 @@ impl Ctx {
             }
             current = assessed;
             next = fetched?;
-            self.stats.time(Timed::SourceQuery, took);
+            self.run.stats.time(Timed::SourceQuery, took);
             self.refresh_statistics().await?;
-            if self.checkpoint().await? == Flow::Cancel {
+            if self.run.checkpoint().await? == Flow::Cancel {
                 return Ok(Flow::Cancel);
             }
         }
         self.refresh_statistics().await?;
-        if self.checkpoint().await? == Flow::Cancel {
+        if self.run.checkpoint().await? == Flow::Cancel {
             return Ok(Flow::Cancel);
         }
         Ok(Flow::Go)
     }
 
-    /// What assessing needs, owned, so it can run beside [`Ctx::write_page`].
+    /// What assessing needs, owned, so it can run beside [`Inbound::write_page`].
     fn assessor(&self) -> Assessor {
         Assessor {
-            inner: self.inner.clone(),
-            mapping_index: self.mapping_index,
-            recon_id: self.id.clone(),
+            inner: self.run.inner.clone(),
+            mapping_index: self.run.mapping_index,
+            recon_id: self.run.id.clone(),
             correlate: self.correlate,
             existing_targets: self.existing_targets,
         }
@@ -135,10 +137,10 @@ impl Ctx {
     /// Writes an assessed page and counts what its assessment saw.
     async fn write_page(&mut self, page: &Assessed) -> Result<(), ReconError> {
         for (timed, took) in &page.timings {
-            self.stats.time(*timed, *took);
+            self.run.stats.time(*timed, *took);
         }
-        self.stats.links_processed += page.links_processed;
-        self.stats.source_processed += page.source_processed;
+        self.run.stats.links_processed += page.links_processed;
+        self.run.stats.source_processed += page.source_processed;
         self.apply_page(&page.entries, &page.seen).await
     }
 }
@@ -215,7 +217,7 @@ struct Assessor {
 }
 
 impl Assessor {
-    #[allow(clippy::indexing_slicing)] // as in `Ctx::mapping`: found in this configuration at start
+    #[allow(clippy::indexing_slicing)] // as in `Run::mapping`: found in this configuration at start
     fn mapping(&self) -> &Mapping {
         &self.inner.sync.mappings[self.mapping_index]
     }

@@ -12,8 +12,10 @@ use std::time::Instant;
 use futures_util::TryStreamExt;
 use serde_json::Value;
 
-use super::apply::{Entry, Phase};
-use super::run::{Ctx, Flow};
+use super::apply::Entry;
+use super::audited::Phase;
+use super::inbound::Inbound;
+use super::run_state::Flow;
 use super::source_phase::decide_and_plan;
 use super::summary::Timed;
 use super::{ReconError, TARGET_TYPE, soql};
@@ -29,9 +31,9 @@ const IDS_PER_TARGET_PAGE: i64 = 10;
 /// Ids per `WHERE Id IN (…)` query (keeps the SOQL well under Salesforce's length limit).
 const IDS_PER_QUERY: usize = 200;
 
-impl Ctx {
+impl Inbound {
     pub(crate) async fn target_phase(&mut self) -> Result<Flow, ReconError> {
-        let inner = self.inner.clone();
+        let inner = self.run.inner.clone();
         let page_size = inner.settings.target_page_size;
         // Ids are light: read many per query, load and assess the untouched ones a page at a time.
         let ids_per_query = page_size.saturating_mul(IDS_PER_TARGET_PAGE);
@@ -41,7 +43,7 @@ impl Ctx {
             let t = Instant::now();
             let ids = recon_runs::target_ids(
                 &inner.pool,
-                &self.id,
+                &self.run.id,
                 TARGET_TYPE,
                 &self.target_filter,
                 after.as_deref(),
@@ -52,7 +54,7 @@ impl Ctx {
             let last_batch = (ids.len() as i64) < ids_per_query;
             after = ids.last().cloned().or(after);
             untouched.extend(ids.into_iter().filter(|id| !self.seen.contains(id)));
-            self.stats.time(Timed::TargetQuery, t.elapsed());
+            self.run.stats.time(Timed::TargetQuery, t.elapsed());
             let size = usize::try_from(page_size).unwrap_or(1).max(1);
             while untouched.len() >= size || (last_batch && !untouched.is_empty()) {
                 let rest = untouched.split_off(size.min(untouched.len()));
@@ -62,9 +64,9 @@ impl Ctx {
                 let mut lookups = repo::begin_lookups(&inner.pool).await?;
                 let page = managed::by_ids(&mut *lookups, TARGET_TYPE, &chunk).await?;
                 repo::commit(lookups).await?;
-                self.stats.time(Timed::TargetQuery, t.elapsed());
+                self.run.stats.time(Timed::TargetQuery, t.elapsed());
                 self.target_page(&page).await?;
-                if self.checkpoint().await? == Flow::Cancel {
+                if self.run.checkpoint().await? == Flow::Cancel {
                     return Ok(Flow::Cancel);
                 }
             }
@@ -77,8 +79,8 @@ impl Ctx {
 
     /// Assesses and applies one page of targets the source phase did not touch.
     async fn target_page(&mut self, page: &[StoredObject]) -> Result<(), ReconError> {
-        let inner = self.inner.clone();
-        let mapping = self.mapping_of(&inner);
+        let inner = self.run.inner.clone();
+        let mapping = self.run.mapping_of(&inner);
         let sync_ctx = SyncContext::default();
         let ids: Vec<String> = page.iter().map(|o| o.id.clone()).collect();
         let mut lookups = repo::begin_lookups(&inner.pool).await?;
@@ -136,10 +138,17 @@ impl Ctx {
                 },
             };
             let situation = assess_target(target_qualifies, linked_source);
-            decide_and_plan(mapping, &self.id, &mut entry, situation, link, Some(object));
+            decide_and_plan(
+                mapping,
+                &self.run.id,
+                &mut entry,
+                situation,
+                link,
+                Some(object),
+            );
             entries.push(entry);
         }
-        self.stats.target_processed += page.len() as u64;
+        self.run.stats.target_processed += page.len() as u64;
         self.apply_page(&entries, &[]).await
     }
 
@@ -150,8 +159,8 @@ impl Ctx {
         &mut self,
         source_id: &str,
     ) -> Result<Result<(), String>, ReconError> {
-        let inner = self.inner.clone();
-        let mapping = self.mapping_of(&inner);
+        let inner = self.run.inner.clone();
+        let mapping = self.run.mapping_of(&inner);
         let link = links::by_first_id(
             &inner.pool,
             mapping.link_type(),
@@ -173,10 +182,10 @@ impl Ctx {
         .await?;
         if page.is_empty() {
             // Neither side exists any more: ALL_GONE, which only the link remembers.
-            self.stats.situation(crate::mapping::Situation::AllGone);
+            self.run.stats.situation(crate::mapping::Situation::AllGone);
             return Ok(Ok(()));
         }
-        self.stats.target_processed += page.len() as u64;
+        self.run.stats.target_processed += page.len() as u64;
         self.target_page(&page).await?;
         Ok(Ok(()))
     }
@@ -190,11 +199,12 @@ impl Ctx {
         if ids.is_empty() {
             return Ok(out);
         }
-        let inner = self.inner.clone();
-        let mapping = self.mapping_of(&inner);
+        let inner = self.run.inner.clone();
+        let mapping = self.run.mapping_of(&inner);
         let fields = soql::fields(
             mapping,
-            self.req
+            self.run
+                .req
                 .source_query
                 .as_ref()
                 .or(mapping.source_query.as_ref()),
@@ -225,7 +235,7 @@ impl Ctx {
                     }
                 }
             }
-            self.stats.time(Timed::SourceQuery, t.elapsed());
+            self.run.stats.time(Timed::SourceQuery, t.elapsed());
         }
         Ok(out)
     }

@@ -1,0 +1,189 @@
+//! The inbound direction: a mapping from a Salesforce object type into managed objects. Its
+//! phases are the source phase (Salesforce pages, `source_phase.rs`), the target phase
+//! (managed objects nothing touched, `target_phase.rs`) and the held deletes (`apply.rs`).
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::run_state::{Flow, Run, RunOutcome};
+use super::seen::SeenTargets;
+use super::summary::{Stage, Timed};
+use super::{ReconError, ReconRequest, TARGET_RESOURCE, TARGET_TYPE, guard, soql};
+use crate::filter::Filter;
+use crate::mapping::Mapping;
+use crate::repo::{links, recon_runs};
+
+/// What an inbound run reads, worked out from the request before it starts.
+pub(crate) struct Prepared {
+    soql: String,
+    source_resource: String,
+    target_filter: Filter,
+    target_query: Value,
+    run_target_phase: bool,
+}
+
+impl Prepared {
+    pub fn parameters(&self) -> Value {
+        json!({
+            "sourceQuery": {"resourceName": self.source_resource, "soql": self.soql},
+            "targetQuery": {"resourceName": TARGET_RESOURCE, "queryFilter": self.target_query},
+            "runTargetPhase": self.run_target_phase,
+        })
+    }
+}
+
+/// An inbound run in progress: the lifecycle, what it reads, and what its pages have held
+/// back or touched so far.
+pub(crate) struct Inbound {
+    pub run: Run,
+    pub soql: String,
+    pub target_filter: Filter,
+    pub run_target_phase: bool,
+    /// Run correlation queries (false when the target set was empty at the start and
+    /// `correlateEmptyTargetSet` is false, as in IDM).
+    pub correlate: bool,
+    /// Managed objects when the run started (the guard's denominator).
+    pub existing_targets: u64,
+    /// Sequence of held-back deletes (numbers may be skipped).
+    pub pending_seq: i64,
+    /// Held-back deletes and deactivations so far (the guard's numerator).
+    pub held: u64,
+    /// Objects created by this run at which to refresh the planner's statistics next.
+    pub next_analyze: u64,
+    /// The targets the source phase touched.
+    pub seen: SeenTargets,
+}
+
+impl Inbound {
+    /// Checks the request's queries against `mapping`.
+    pub fn prepare(mapping: &Mapping, req: &ReconRequest) -> Result<Prepared, ReconError> {
+        let source_query = req.source_query.as_ref().or(mapping.source_query.as_ref());
+        let soql = soql::build(mapping, source_query, req.source_id.as_deref())
+            .map_err(|e| ReconError::BadRequest(format!("sourceQuery: {e}")))?;
+        let target_query = req.target_query.as_ref().or(mapping.target_query.as_ref());
+        let target_filter = soql::query_filter(target_query)
+            .map_err(|e| ReconError::BadRequest(format!("targetQuery: {e}")))?
+            .unwrap_or(Filter::True);
+        Ok(Prepared {
+            soql,
+            source_resource: mapping.source.clone(),
+            target_filter,
+            target_query: target_query
+                .and_then(|q| q.get("_queryFilter"))
+                .cloned()
+                .unwrap_or(Value::from("true")),
+            run_target_phase: req.source_id.is_none()
+                && req.run_target_phase.unwrap_or(mapping.run_target_phase),
+        })
+    }
+
+    pub fn new(run: Run, prepared: Prepared) -> Inbound {
+        let seen = SeenTargets::new(run.inner.settings.seen_in_memory);
+        Inbound {
+            run,
+            soql: prepared.soql,
+            target_filter: prepared.target_filter,
+            run_target_phase: prepared.run_target_phase,
+            correlate: false,
+            existing_targets: 0,
+            pending_seq: 0,
+            held: 0,
+            next_analyze: FIRST_ANALYZE,
+            seen,
+        }
+    }
+
+    pub(crate) async fn phases(&mut self) -> Result<RunOutcome, ReconError> {
+        if self.run.enter(Stage::QueryEntries).await? == Flow::Cancel {
+            return Ok(RunOutcome::Canceled);
+        }
+        let t = Instant::now();
+        let existing =
+            recon_runs::count_targets(self.run.pool(), TARGET_TYPE, &self.target_filter).await?;
+        self.run.stats.time(Timed::TargetQuery, t.elapsed());
+        self.existing_targets = u64::try_from(existing).unwrap_or(0);
+        self.run.stats.target_total = Some(self.existing_targets);
+        let link_total = links::count(self.run.pool(), self.run.mapping().link_type()).await?;
+        self.run.stats.links_total = Some(u64::try_from(link_total).unwrap_or(0));
+        self.correlate = self.run.mapping().has_correlation()
+            && (self.existing_targets > 0 || self.run.mapping().correlate_empty_target_set);
+
+        if self.run.enter(Stage::ReconcilingSource).await? == Flow::Cancel {
+            return Ok(RunOutcome::Canceled);
+        }
+        let t = Instant::now();
+        let flow = self.source_phase().await?;
+        self.run.stats.time(Timed::SourcePhase, t.elapsed());
+        if flow == Flow::Cancel {
+            return Ok(RunOutcome::Canceled);
+        }
+        if let Some(source_id) = self.run.req.source_id.clone()
+            && self.run.stats.source_processed == 0
+            && let Err(reason) = self.vanished_source(&source_id).await?
+        {
+            return Ok(RunOutcome::Failed(reason));
+        }
+        if self.run.stats.source_processed == 0
+            && self.run.req.source_id.is_none()
+            && !self.run.mapping().allow_empty_source_set
+        {
+            return Ok(RunOutcome::Failed(
+                "Cannot reconcile from an empty data source, unless allowEmptySourceSet is true."
+                    .into(),
+            ));
+        }
+
+        if self.run_target_phase {
+            if self.run.enter(Stage::ReconcilingTarget).await? == Flow::Cancel {
+                return Ok(RunOutcome::Canceled);
+            }
+            let t = Instant::now();
+            let flow = self.target_phase().await?;
+            self.run.stats.time(Timed::TargetPhase, t.elapsed());
+            if flow == Flow::Cancel {
+                return Ok(RunOutcome::Canceled);
+            }
+        }
+
+        if self.run.enter(Stage::ApplyingDeletes).await? == Flow::Cancel {
+            return Ok(RunOutcome::Canceled);
+        }
+        let planned = self.held;
+        let one_object = self.run.req.source_id.is_some();
+        if let Err(reason) = guard::check(
+            planned,
+            self.existing_targets,
+            self.run.inner.settings.max_delete_share,
+            self.run.req.allow_mass_change || one_object || self.run.req.analyze,
+        ) {
+            return Ok(RunOutcome::Failed(reason.to_string()));
+        }
+        if self.apply_pending_deletes().await? == Flow::Cancel {
+            return Ok(RunOutcome::Canceled);
+        }
+        Ok(RunOutcome::Success)
+    }
+}
+
+/// Creates after which a run first refreshes the statistics (about one page); then each time
+/// they double.
+const FIRST_ANALYZE: u64 = 1_000;
+
+impl Inbound {
+    /// A run filling an empty repository makes the tables it reads many times larger than
+    /// their statistics say; with autovacuum slow or off, the planner then picks scans for
+    /// look-ups a page at a time. Refreshing them as the run doubles the data costs a few
+    /// sampled ANALYZEs per run and keeps every page's queries on their indexes.
+    pub(crate) async fn refresh_statistics(&mut self) -> Result<(), ReconError> {
+        if self.run.req.analyze || self.run.stats.created < self.next_analyze {
+            return Ok(());
+        }
+        self.next_analyze = self.run.stats.created.saturating_mul(2);
+        // Only an optimisation: a role not allowed to ANALYZE runs on with older statistics.
+        if let Err(e) = recon_runs::refresh_statistics(self.run.pool()).await {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot refresh the planner's statistics");
+        }
+        Ok(())
+    }
+}
