@@ -31,26 +31,27 @@ fn text(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
 
-/// The buttons of a mapping: Reconcile and Analyze for the inbound one; for a mapping from
-/// managed objects (implicit sync), a resync that re-enqueues every user not known to be in
-/// step with Salesforce, as `POST /openidm/sync?_action=resync` does.
+/// The buttons of a mapping: Reconcile and Analyze (dry run) for either direction; a mapping
+/// from managed objects also has Re-queue, which re-enqueues every user not known to be in
+/// step with Salesforce without reading it, as `POST /openidm/sync?_action=resync` does.
 fn buttons(session: &AdminSession, m: &Mapping) -> String {
     let name = esc(&m.name);
     let url = html::url_encode(&m.name);
     let csrf = html::csrf_field(session);
-    if m.source.starts_with("managed/") {
-        return format!(
-            "<form method=\"post\" action=\"/admin/mappings/{url}/resync\" class=\"inline\">{csrf}\
-<button type=\"submit\" id=\"reconcile-{name}\" aria-label=\"Reconcile {name}: push every lagging user\">Reconcile</button></form> \
-<span class=\"muted\">Changes flow through implicit sync; Reconcile re-enqueues every user not known to be in step with Salesforce.</span>"
-        );
-    }
-    format!(
+    let mut out = format!(
         "<form method=\"post\" action=\"/admin/mappings/{url}/reconcile\" class=\"inline\">{csrf}\
 <button type=\"submit\" id=\"reconcile-{name}\" aria-label=\"Reconcile {name}\">Reconcile</button></form> \
 <form method=\"post\" action=\"/admin/mappings/{url}/analyze\" class=\"inline\">{csrf}\
 <button type=\"submit\" class=\"secondary\" id=\"analyze-{name}\" aria-label=\"Analyze {name} (dry run)\">Analyze</button></form>"
-    )
+    );
+    if m.source.starts_with("managed/") {
+        out.push_str(&format!(
+            " <form method=\"post\" action=\"/admin/mappings/{url}/resync\" class=\"inline\">{csrf}\
+<button type=\"submit\" class=\"secondary\" id=\"resync-{name}\" aria-label=\"Re-queue {name}: push every lagging user\">Re-queue</button></form> \
+<span class=\"muted\">Reconcile reads Salesforce and queues the users that differ; Re-queue queues every user whose link lags, without reading Salesforce.</span>"
+        ));
+    }
+    out
 }
 
 fn mapping_section(session: &AdminSession, m: &Mapping) -> String {

@@ -200,7 +200,7 @@ impl SyncEngine {
         if !found.enable_sync {
             tracing::warn!(
                 mapping,
-                "enableSync is false: managed changes are acknowledged without reaching Salesforce; the mapping's reconciliation (Admin UI: Reconcile) re-queues the users whose link lags"
+                "enableSync is false: managed changes are acknowledged without reaching Salesforce; the mapping's reconciliation (Admin UI: Reconcile) brings Salesforce in step"
             );
         }
         Ok(SyncEngine {
@@ -250,9 +250,21 @@ impl SyncEngine {
     /// means nothing was recorded: the caller must not ack, and tries the batch again.
     pub async fn apply(&self, changes: &[UserChange]) -> Result<Vec<Outcome>, SyncError> {
         let mapping = self.mapping()?;
-        if !mapping.enable_sync {
-            // IDM's enableSync: false: no implicit sync; a reconciliation brings the users over.
-            return Ok(vec![Outcome::Done; changes.len()]);
+        if !mapping.enable_sync && changes.iter().any(|c| !c.force) {
+            // IDM's enableSync: false: no implicit sync. What a reconciliation (or an operator's
+            // retry) queued is not implicit: those `sync` changes are applied.
+            let forced: Vec<UserChange> = changes.iter().filter(|c| c.force).cloned().collect();
+            let mut applied = Box::pin(self.apply(&forced)).await?.into_iter();
+            return Ok(changes
+                .iter()
+                .map(|c| match c.force {
+                    true => applied.next().unwrap_or(Outcome::Done),
+                    false => Outcome::Done,
+                })
+                .collect());
+        }
+        if changes.is_empty() {
+            return Ok(Vec::new());
         }
         let ids: Vec<String> = changes.iter().map(|c| c.object_id.clone()).collect();
         // Users and their links read together, probing the indexes (see `repo::begin_lookups`).

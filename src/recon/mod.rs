@@ -1,5 +1,6 @@
-//! The reconciliation engine: `systemSalesforceUser_managedUser` (or any mapping from
-//! `system/salesforce/User` to `managed/user`) over the Salesforce query stream.
+//! The reconciliation engine, both directions: `systemSalesforceUser_managedUser` (a mapping
+//! from `system/<connector>/User` to `managed/user`, over the Salesforce query stream) and
+//! `managedUser_systemSalesforceUser` (the other way, `outbound/`).
 //!
 //! | file | what |
 //! |---|---|
@@ -7,6 +8,7 @@
 //! | `run.rs` | one run's lifecycle: lock, row, heartbeat, the direction's phases, final state |
 //! | `run_state.rs` | what every run carries: request, mapping, counters, stage, checkpoint |
 //! | `inbound.rs` | the inbound direction: its queries and phases, in order |
+//! | `outbound/` | the outbound direction: linked, unseen and unassigned passes (see there) |
 //! | `source_phase.rs` | Salesforce pages → situations → planned work (`planner`), set-wise per page |
 //! | `target_phase.rs` | managed users the source phase did not touch |
 //! | `seen.rs` | which targets the source phase touched (memory, then `recon_seen`) |
@@ -41,6 +43,7 @@ pub mod summary;
 mod apply;
 mod audited;
 mod inbound;
+mod outbound;
 mod run;
 mod run_state;
 mod seen;
@@ -334,22 +337,26 @@ impl ReconEngine {
 }
 
 impl Inner {
+    /// The mapping a run of `name` reconciles: from this connector's users into managed users
+    /// (inbound), or from managed users into this connector's users (outbound).
     pub(crate) fn mapping(&self, name: &str) -> Result<&Mapping, ReconError> {
         let mapping = self
             .sync
             .mapping(name)
             .ok_or_else(|| ReconError::UnknownMapping(name.to_owned()))?;
-        let source = format!(
+        let system = format!(
             "system/{}/{SOURCE_OBJECT_TYPE}",
             self.salesforce.system_name()
         );
-        if mapping.source != source || mapping.target != TARGET_RESOURCE {
+        let inbound = mapping.source == system && mapping.target == TARGET_RESOURCE;
+        let outbound = mapping.source == TARGET_RESOURCE && mapping.target == system;
+        if !inbound && !outbound {
             return Err(ReconError::BadRequest(format!(
-                "Mapping {name} maps {} to {}: idm-sync reconciles {source} into {TARGET_RESOURCE} only (the other direction is implicit synchronization)",
+                "Mapping {name} maps {} to {}: idm-sync reconciles {system} and {TARGET_RESOURCE} into each other only",
                 mapping.source, mapping.target
             )));
         }
-        if mapping.links_reversed() {
+        if inbound && mapping.links_reversed() {
             return Err(ReconError::BadRequest(format!(
                 "Mapping {name} reuses the links of {}: reconcile that mapping instead",
                 mapping.link_type()

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::inbound::{self, Inbound};
+use super::outbound::{self, Outbound};
 use super::run_state::{Run, RunOutcome};
 use super::summary::{Stage, Stats};
 use super::{Inner, ReconError, ReconRequest, StartedRun};
@@ -20,18 +21,22 @@ use crate::repo::{Pool, recon_runs, transaction};
 pub(crate) enum Phases {
     /// From Salesforce into managed objects.
     Inbound(Inbound),
+    /// From managed objects into Salesforce.
+    Outbound(Outbound),
 }
 
 impl Phases {
     fn run(&mut self) -> &mut Run {
         match self {
             Phases::Inbound(p) => &mut p.run,
+            Phases::Outbound(p) => &mut p.run,
         }
     }
 
     async fn execute(&mut self) -> Result<RunOutcome, ReconError> {
         match self {
             Phases::Inbound(p) => p.phases().await,
+            Phases::Outbound(p) => p.phases().await,
         }
     }
 }
@@ -71,7 +76,11 @@ pub(crate) async fn start(
         .iter()
         .position(|m| m.name == mapping.name)
         .ok_or_else(|| ReconError::UnknownMapping(req.mapping.clone()))?;
-    let prepared = Prepared::Inbound(Inbound::prepare(mapping, &req)?);
+    let prepared = if mapping.source == super::TARGET_RESOURCE {
+        Prepared::Outbound(Outbound::prepare(mapping, &req)?)
+    } else {
+        Prepared::Inbound(Inbound::prepare(mapping, &req)?)
+    };
     let parameters = prepared.parameters(&req);
 
     // The lock lives on a connection of the run's own, outside the pool: if the process (or
@@ -126,6 +135,7 @@ pub(crate) async fn start(
 /// A run ready to start: what its direction prepared from the request.
 enum Prepared {
     Inbound(inbound::Prepared),
+    Outbound(outbound::Prepared),
 }
 
 impl Prepared {
@@ -133,6 +143,7 @@ impl Prepared {
     fn parameters(&self, req: &ReconRequest) -> Value {
         let mut parameters = match self {
             Prepared::Inbound(p) => p.parameters(),
+            Prepared::Outbound(p) => p.parameters(),
         };
         if let Some(map) = parameters.as_object_mut() {
             map.insert("analyze".into(), Value::from(req.analyze));
@@ -145,6 +156,7 @@ impl Prepared {
     fn into_phases(self, run: Run) -> Phases {
         match self {
             Prepared::Inbound(p) => Phases::Inbound(Inbound::new(run, p)),
+            Prepared::Outbound(p) => Phases::Outbound(Outbound::new(run, p)),
         }
     }
 }

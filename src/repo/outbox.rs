@@ -222,6 +222,31 @@ pub async fn enqueue_sync(
     Ok(true)
 }
 
+/// Enqueues `sync` rows for `objects` (id, revision) in the caller's transaction, in one
+/// statement: the outbound reconciliation's writes, which the worker applies as it applies
+/// any change (reading the current object), so a user never has two writers.
+pub async fn enqueue_sync_many(
+    tx: &mut PgConnection,
+    object_type: &str,
+    objects: &[(String, i64)],
+) -> Result<u64, RepoError> {
+    if objects.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = objects.iter().map(|(id, _)| id.as_str()).collect();
+    let revs: Vec<i64> = objects.iter().map(|(_, rev)| *rev).collect();
+    let done = sqlx::query(
+        "INSERT INTO outbox (object_type, object_id, rev, operation)
+         SELECT $1, u.id, u.rev, 'sync' FROM unnest($2::text[], $3::int8[]) AS u(id, rev)",
+    )
+    .bind(object_type)
+    .bind(&ids)
+    .bind(&revs)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Re-enqueues, one `sync` row each, every object of `object_type` not known to be in step
 /// under `link_type`: linked objects whose link is behind their current revision (or holds no
 /// snapshot), objects with no link yet, and links whose object is gone (a deactivation still

@@ -82,7 +82,7 @@ async fn reconcile_and_analyze_from_the_ui() {
         "{user_page}"
     );
 
-    // The outbound mapping's Reconcile re-enqueues the linked users that lag.
+    // The outbound mapping's Re-queue re-enqueues the linked users that lag.
     let id = user["_id"].as_str().unwrap();
     let res = env
         .app

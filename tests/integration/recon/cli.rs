@@ -1,5 +1,5 @@
 //! `idm-sync recon`'s command logic, in process: with no `--mapping` it reconciles sync.json's
-//! inbound mapping; a mapping it cannot reconcile is refused with the engine's reason.
+//! inbound mapping; `--mapping` runs either direction; an unknown mapping is refused by name.
 
 use idm_sync::recon_cli::{self, ReconCommand};
 
@@ -23,16 +23,33 @@ async fn without_a_mapping_the_cli_reconciles_the_inbound_one() {
     assert!(created > 0, "{summary}");
     assert_eq!(env.users().await, created);
 
+    let queued = env.outbox().await;
     let outbound = ReconCommand {
         mapping: Some("managedUser_systemSalesforceUser".into()),
         ..cmd
     };
-    let err = recon_cli::run(&outbound, std::future::pending())
+    let summary = recon_cli::run(&outbound, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(summary["mapping"], "managedUser_systemSalesforceUser");
+    assert_eq!(summary["state"], "SUCCESS", "{summary}");
+    assert_eq!(
+        summary["situationSummary"]["CONFIRMED"].as_i64(),
+        Some(created),
+        "{summary}"
+    );
+    // The seeded org's Alias and CommunityNickname are not what the outbound mapping makes of
+    // the managed users: each user that differs is queued, one `sync` row each.
+    let updated = summary["progress"]["target"]["updated"].as_i64().unwrap();
+    assert_eq!(env.outbox().await, queued + updated, "{summary}");
+
+    let unknown = ReconCommand {
+        mapping: Some("noSuchMapping".into()),
+        ..outbound
+    };
+    let err = recon_cli::run(&unknown, std::future::pending())
         .await
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("the other direction is implicit synchronization"),
-        "{err}"
-    );
+    assert!(err.contains("noSuchMapping"), "{err}");
 }

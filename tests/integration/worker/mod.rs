@@ -6,6 +6,7 @@ mod cut_off;
 mod dead_letters;
 mod enable_sync;
 mod hooks;
+mod outbound_recon;
 mod scaling;
 mod scenarios;
 

@@ -1,0 +1,270 @@
+//! Pass 1: the Salesforce users of the target query, a page at a time, and the managed users
+//! linked to them.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use futures_util::TryStreamExt;
+use serde_json::Value;
+
+use super::{Entry, Outbound, Via, Work, drift};
+use crate::mapping::{
+    Action, DEFAULT_LINK_QUALIFIER, Mapping, PolicyScope, Situation, SyncContext,
+};
+use crate::planner::{self, Facts, Known, Write};
+use crate::recon::ReconError;
+use crate::recon::audited::Phase;
+use crate::recon::run_state::Flow;
+use crate::recon::summary::Timed;
+use crate::repo::links::{self, Link, Side};
+use crate::repo::managed::{self, StoredObject};
+use crate::repo::{self};
+use crate::salesforce::Record;
+
+impl Outbound {
+    pub(super) async fn linked_pass(&mut self) -> Result<Flow, ReconError> {
+        let client = self.run.inner.salesforce.clone();
+        let batch = self.run.inner.settings.source_batch_size;
+        let mut pages = std::pin::pin!(client.query_with_batch_size(&self.soql, batch));
+        loop {
+            let t = Instant::now();
+            let page = pages.try_next().await?;
+            self.run.stats.time(Timed::TargetQuery, t.elapsed());
+            let Some(page) = page else { break };
+            self.existing_targets = page.total_size;
+            self.run.stats.target_total = Some(page.total_size);
+            let (entries, seen) = self.linked_page(page.records).await?;
+            self.write(entries, &seen).await?;
+            if self.run.checkpoint().await? == Flow::Cancel {
+                return Ok(Flow::Cancel);
+            }
+        }
+        Ok(Flow::Go)
+    }
+
+    /// Assesses one page of Salesforce users; returns the entries and the managed users met
+    /// that did not fit in memory (for `recon_seen`).
+    async fn linked_page(
+        &mut self,
+        records: Vec<Record>,
+    ) -> Result<(Vec<Entry>, Vec<String>), ReconError> {
+        let inner = self.run.inner.clone();
+        let mapping = self.run.mapping_of(&inner);
+        let t = Instant::now();
+        let ids: Vec<String> = records.iter().filter_map(record_id).collect();
+        let mut lookups = repo::begin_lookups(&inner.pool).await?;
+        let mut links: HashMap<String, Link> = links::by_ids(
+            &mut *lookups,
+            mapping.link_type(),
+            DEFAULT_LINK_QUALIFIER,
+            Side::First,
+            &ids,
+        )
+        .await?
+        .into_iter()
+        .map(|l| (l.first_id.clone(), l))
+        .collect();
+        let linked: Vec<String> = links.values().map(|l| l.second_id.clone()).collect();
+        let users: HashMap<String, StoredObject> =
+            managed::by_ids(&mut *lookups, &self.source_type, &linked)
+                .await?
+                .into_iter()
+                .map(|o| (o.id.clone(), o))
+                .collect();
+        repo::commit(lookups).await?;
+        self.run.stats.time(Timed::LinkQuery, t.elapsed());
+
+        let ctx = SyncContext::default();
+        let mut entries = Vec::with_capacity(records.len());
+        let mut met = Vec::with_capacity(records.len());
+        for record in records {
+            let Some(id) = record_id(&record) else {
+                continue;
+            };
+            self.run.stats.target_processed += 1;
+            let Some(link) = links.remove(&id) else {
+                let target = Value::Object(record);
+                let qualifies = mapping
+                    .target_qualifies(&target, &ctx)
+                    .map_err(|e| e.to_string());
+                self.unlinked.push((id, qualifies));
+                continue;
+            };
+            self.run.stats.links_processed += 1;
+            match users.get(&link.second_id) {
+                Some(user) => {
+                    let source = user.to_value();
+                    // A user outside the source query is not this run's to reconcile.
+                    if !self.source_filter.matches(&source) {
+                        continue;
+                    }
+                    met.push(user.id.clone());
+                    self.run.stats.source_processed += 1;
+                    entries.push(assess_linked(
+                        mapping,
+                        &self.run.id,
+                        user,
+                        &source,
+                        &link,
+                        &record,
+                    ));
+                }
+                None => entries.push(source_missing(mapping, &self.run.id, &link, &record)),
+            }
+        }
+        let spilled = if self.seen.remember(&met) {
+            Vec::new()
+        } else {
+            met
+        };
+        Ok((entries, spilled))
+    }
+}
+
+pub(super) fn record_id(record: &Record) -> Option<String> {
+    record.get("Id").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// A managed user and the Salesforce user linked to it, as just read: CONFIRMED (queued when
+/// the mapped values differ from Salesforce's) or UNQUALIFIED.
+pub(super) fn assess_linked(
+    mapping: &Mapping,
+    recon_id: &str,
+    user: &StoredObject,
+    source: &Value,
+    link: &Link,
+    record: &Record,
+) -> Entry {
+    let mut entry = Entry::new(
+        Phase::Source,
+        Some(user.id.clone()),
+        Some(link.first_id.clone()),
+    );
+    let ctx = SyncContext::default();
+    let qualifies = match mapping.source_qualifies(source, &ctx) {
+        Ok(q) => q,
+        Err(e) => {
+            entry.error = Some(e.to_string());
+            return entry;
+        }
+    };
+    let situation = if qualifies {
+        Situation::Confirmed
+    } else {
+        Situation::Unqualified
+    };
+    let target = Value::Object(record.clone());
+    let Some(action) = decide(
+        mapping,
+        recon_id,
+        &mut entry,
+        situation,
+        Some(source),
+        Some(&target),
+    ) else {
+        return entry;
+    };
+    let facts = Facts {
+        situation,
+        action,
+        source: Some(source),
+        target: Known::InStepWith {
+            id: &link.first_id,
+            snapshot: None,
+        },
+        linked: true,
+    };
+    entry.work = match planner::plan(mapping, &facts) {
+        Ok(Write::Update(mapped)) => {
+            let fields = drift(&mapped, record);
+            if fields.is_empty() {
+                Work::InStep
+            } else {
+                Work::Queue {
+                    rev: user.rev,
+                    fields,
+                }
+            }
+        }
+        Ok(Write::Delete) => Work::Hold(Via::Worker {
+            user: user.id.clone(),
+            rev: user.rev,
+        }),
+        Ok(Write::Nothing | Write::Exception) => Work::Nothing,
+        // CREATE, LINK, UNLINK: the worker plans and makes them from the current user.
+        Ok(_) => Work::Queue {
+            rev: user.rev,
+            fields: Vec::new(),
+        },
+        Err(e) => {
+            entry.error = Some(e.to_string());
+            Work::Nothing
+        }
+    };
+    entry
+}
+
+/// A Salesforce user whose linked managed user is gone: SOURCE_MISSING.
+pub(super) fn source_missing(
+    mapping: &Mapping,
+    recon_id: &str,
+    link: &Link,
+    record: &Record,
+) -> Entry {
+    let mut entry = Entry::new(
+        Phase::Target,
+        Some(link.second_id.clone()),
+        Some(link.first_id.clone()),
+    );
+    let target = Value::Object(record.clone());
+    let situation = Situation::SourceMissing;
+    let Some(action) = decide(
+        mapping,
+        recon_id,
+        &mut entry,
+        situation,
+        None,
+        Some(&target),
+    ) else {
+        return entry;
+    };
+    entry.work = match action {
+        // The worker, finding the user gone and the link there, deactivates and unlinks.
+        Action::Delete | Action::Unlink => Work::Hold(Via::Worker {
+            user: link.second_id.clone(),
+            rev: link.synced_rev.unwrap_or(0),
+        }),
+        _ => Work::Nothing,
+    };
+    entry
+}
+
+/// The mapping's action for `situation`, recorded on the entry; `None` when a policy's
+/// script failed (recorded as the entry's error).
+pub(super) fn decide(
+    mapping: &Mapping,
+    recon_id: &str,
+    entry: &mut Entry,
+    situation: Situation,
+    source: Option<&Value>,
+    target: Option<&Value>,
+) -> Option<Action> {
+    entry.situation = Some(situation);
+    let scope = PolicyScope {
+        source,
+        target,
+        link_qualifier: DEFAULT_LINK_QUALIFIER,
+        source_phase: entry.phase == Phase::Source,
+        recon_id: Some(recon_id),
+    };
+    match mapping.decide(situation, &scope) {
+        Ok(d) => {
+            entry.action = Some(d.action);
+            Some(d.action)
+        }
+        Err(e) => {
+            entry.error = Some(e.to_string());
+            None
+        }
+    }
+}

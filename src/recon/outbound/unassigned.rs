@@ -1,0 +1,44 @@
+//! Pass 3, the target phase: Salesforce users nothing links to and no correlation matched.
+//! UNASSIGNED (or TARGET_IGNORED when `validTarget` refuses them); a DELETE deactivates them,
+//! held for the guard like every delete.
+
+use super::linked::decide;
+use super::{Entry, Outbound, Via, Work};
+use crate::mapping::{Action, LinkedSource, assess_target};
+use crate::recon::ReconError;
+use crate::recon::audited::Phase;
+
+/// Entries written per transaction.
+const PAGE: usize = 1000;
+
+impl Outbound {
+    pub(super) async fn unassigned_pass(&mut self) -> Result<(), ReconError> {
+        let inner = self.run.inner.clone();
+        let mapping = self.run.mapping_of(&inner);
+        let unlinked = std::mem::take(&mut self.unlinked);
+        let mut entries = Vec::new();
+        for (id, qualifies) in unlinked {
+            if self.claimed.contains(&id) {
+                continue;
+            }
+            let mut entry = Entry::new(Phase::Target, None, Some(id.clone()));
+            match qualifies {
+                Err(e) => entry.error = Some(e),
+                Ok(q) => {
+                    let situation = assess_target(q, LinkedSource::Unlinked);
+                    if let Some(action) =
+                        decide(mapping, &self.run.id, &mut entry, situation, None, None)
+                        && action == Action::Delete
+                    {
+                        entry.work = Work::Hold(Via::Direct { target: id });
+                    }
+                }
+            }
+            entries.push(entry);
+            if entries.len() >= PAGE {
+                self.write(std::mem::take(&mut entries), &[]).await?;
+            }
+        }
+        self.write(entries, &[]).await
+    }
+}

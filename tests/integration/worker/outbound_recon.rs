@@ -1,0 +1,165 @@
+//! Reconciling the outbound mapping: recon reads Salesforce, queues the users that differ, and
+//! the worker writes them; a second run writes nothing; analyze writes nothing; a run racing
+//! implicit sync ends at the latest managed revision.
+
+use serde_json::{Value, json};
+
+use super::{Env, assert_converged, env, wait_until};
+use crate::helpers::RoleProcess;
+
+const OUTBOUND: &str = "managedUser_systemSalesforceUser";
+
+/// Runs an outbound recon to its end over REST; its summary.
+async fn recon(env: &Env, analyze: bool) -> Value {
+    let res = env
+        .app
+        .post(&format!(
+            "/recon?_action=recon&mapping={OUTBOUND}&waitForCompletion=true&analyze={analyze}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let started: Value = res.json().await.unwrap();
+    let id = started["_id"].as_str().unwrap();
+    let res = env.app.get(&format!("/recon/{id}")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+fn situation(summary: &Value, name: &str) -> i64 {
+    summary["situationSummary"][name].as_i64().unwrap_or(-1)
+}
+
+async fn sync_rows(env: &Env) -> i64 {
+    env.scalar("SELECT count(*) FROM outbox WHERE operation = 'sync'")
+        .await
+}
+
+/// Changes a Salesforce user's field "in Salesforce" (not through idm-sync).
+async fn drift(env: &Env, sf_id: &str, field: &str, value: &str) {
+    let mut record = serde_json::Map::new();
+    record.insert(field.into(), json!(value));
+    env.sf.update(sf_id, &record).await.unwrap();
+}
+
+fn set_outbound_enable_sync(env: &Env, on: bool) {
+    let path = env.conf.join("sync.json");
+    let mut sync: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    sync["mappings"][1]["enableSync"] = Value::Bool(on);
+    std::fs::write(&path, sync.to_string()).unwrap();
+}
+
+#[tokio::test]
+async fn outbound_recon_corrects_drift_creates_the_missing_and_then_writes_nothing() {
+    let env = env(0).await;
+    // Implicit sync is off: the worker acknowledges changes without writing them.
+    set_outbound_enable_sync(&env, false);
+    let worker = env.spawn_worker();
+    let a = env.create("drift.a@idm-sync.test").await;
+    let b = env.create("drift.b@idm-sync.test").await;
+    wait_until("the worker takes both changes", async || {
+        worker.stats.per_partition().iter().sum::<u64>() >= 2
+    })
+    .await;
+    assert_eq!(env.linked(&a).await, None);
+
+    // The first run finds both ABSENT and queues them; the worker creates them although
+    // implicit sync is off (recon's writes are not implicit sync).
+    let first = recon(&env, false).await;
+    assert_eq!(first["state"], "SUCCESS", "{first}");
+    assert_eq!(situation(&first, "ABSENT"), 2, "{first}");
+    assert_converged(&env, &[a.clone(), b.clone()]).await;
+    let sf_a = env.linked(&a).await.unwrap();
+
+    // Someone changes a mapped value in Salesforce; a managed edit is made while sync is off.
+    drift(&env, &sf_a, "LastName", "Changed-In-Salesforce").await;
+    env.patch(&b, "/sn", json!("Edited-While-Off")).await;
+    wait_until("the worker takes the edit", async || {
+        worker.stats.per_partition().iter().sum::<u64>() >= 3
+    })
+    .await;
+
+    // Analyze reports both and writes nothing.
+    let rows = sync_rows(&env).await;
+    let analyzed = recon(&env, true).await;
+    assert_eq!(analyzed["state"], "SUCCESS", "{analyzed}");
+    assert_eq!(situation(&analyzed, "CONFIRMED"), 2, "{analyzed}");
+    assert_eq!(
+        analyzed["progress"]["source"]["existing"]["total"], "2",
+        "{analyzed}"
+    );
+    assert_eq!(sync_rows(&env).await, rows);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        env.handle().user(&sf_a).unwrap()["LastName"],
+        "Changed-In-Salesforce"
+    );
+
+    // The run queues exactly the two that differ; the worker puts them in step.
+    let second = recon(&env, false).await;
+    assert_eq!(second["state"], "SUCCESS", "{second}");
+    assert_eq!(sync_rows(&env).await, rows + 2, "{second}");
+    assert_converged(&env, &[a.clone(), b.clone()]).await;
+
+    // Nothing differs any more: a third run queues nothing.
+    let rows = sync_rows(&env).await;
+    let third = recon(&env, false).await;
+    assert_eq!(third["state"], "SUCCESS", "{third}");
+    assert_eq!(situation(&third, "CONFIRMED"), 2, "{third}");
+    assert_eq!(sync_rows(&env).await, rows, "{third}");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn outbound_recon_racing_implicit_sync_ends_at_the_latest_revision() {
+    let env = env(0).await;
+    let worker = env.spawn_worker();
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(env.create(&format!("race.{i}@idm-sync.test")).await);
+    }
+    for id in &ids {
+        env.wait_synced(id).await;
+    }
+    // Every user drifts in Salesforce, then is edited while the run reads and queues.
+    for id in &ids {
+        let sf_id = env.linked(id).await.unwrap();
+        drift(&env, &sf_id, "FirstName", "Drifted").await;
+    }
+    let edits = async {
+        for round in 0..3 {
+            for id in &ids {
+                env.patch(id, "/sn", json!(format!("Edit{round}"))).await;
+            }
+        }
+    };
+    let (summary, ()) = tokio::join!(recon(&env, false), edits);
+    assert_eq!(summary["state"], "SUCCESS", "{summary}");
+    assert_converged(&env, &ids).await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn the_cli_reconciles_the_outbound_mapping_in_a_process_of_its_own() {
+    let env = env(0).await;
+    let id = env.create("cli.outbound@idm-sync.test").await;
+    let mut cmd = RoleProcess::command("recon", &env.conf, &env.app.db.url);
+    cmd.args(["--mapping", OUTBOUND])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["mapping"], OUTBOUND);
+    assert_eq!(situation(&summary, "ABSENT"), 1, "{summary}");
+    // Queued for the worker, which is not running here.
+    assert_eq!(env.app.outbox_for(&id).await.last().unwrap().0, "sync");
+}
