@@ -9,8 +9,9 @@ use crate::repo::outbox::{Operation, OutboxRow};
 /// The managed object type the outbound mapping reads: the worker applies its events only.
 pub const OBJECT_TYPE: &str = "user";
 
-/// Bumped when the message's meaning changes; sent as the `x-schema-version` header.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped when the message's meaning changes; sent as the `x-schema-version` header. Version 2
+/// added `repair` (absent when empty, so version-1 readers still read every message).
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -22,6 +23,10 @@ pub struct ChangeEvent {
     pub rev: i64,
     pub operation: String,
     pub timestamp: DateTime<Utc>,
+    /// On a `sync` a reconciliation queued: the target fields it found different in the target
+    /// system, sent besides what changed since the link's snapshot. Field names, never values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repair: Vec<String>,
 }
 
 impl ChangeEvent {
@@ -33,6 +38,10 @@ impl ChangeEvent {
             rev: row.rev,
             operation: row.operation.as_str().to_owned(),
             timestamp: row.created_at,
+            repair: match row.operation {
+                Operation::Sync => row.fields.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 

@@ -97,14 +97,40 @@ pub struct UserChange {
     pub object_id: String,
     /// The highest revision among its events.
     pub rev: i64,
-    /// A re-enqueue (`sync` operation): push the full mapped object, ignoring the snapshot.
+    /// A re-enqueue (`sync` operation): applied even when the link is in step and implicit
+    /// sync is off; with no `repair` fields, the full mapped object is pushed, ignoring the
+    /// snapshot.
     pub force: bool,
+    /// Target fields a reconciliation found different in the target system: pushed besides
+    /// the delta since the snapshot (only with `force`).
+    pub repair: Vec<String>,
     /// When the oldest of its events was committed (the audit's latency starts there).
     pub committed_at: DateTime<Utc>,
     /// Transient failures so far.
     pub attempts: u32,
     /// The retry bound is reached: a transient failure now becomes a sync failure.
     pub last_attempt: bool,
+}
+
+impl UserChange {
+    /// Folds another change of the same user into this one: the later revision, the earlier
+    /// commit, and what to push (everything wins over repair fields, which add up).
+    pub fn absorb(&mut self, other: &UserChange) {
+        self.rev = self.rev.max(other.rev);
+        self.committed_at = self.committed_at.min(other.committed_at);
+        self.attempts = self.attempts.max(other.attempts);
+        let everything = |c: &UserChange| c.force && c.repair.is_empty();
+        if everything(self) || everything(other) {
+            self.repair.clear();
+        } else {
+            for field in &other.repair {
+                if !self.repair.contains(field) {
+                    self.repair.push(field.clone());
+                }
+            }
+        }
+        self.force |= other.force;
+    }
 }
 
 /// What became of one change.
@@ -492,8 +518,10 @@ impl SyncEngine {
             target_id: target_id.clone(),
             plan,
         };
+        // A forced change without repair fields pushes everything; with them, the delta plus
+        // those fields.
         let snapshot = link
-            .filter(|_| !change.force)
+            .filter(|_| !change.force || !change.repair.is_empty())
             .and_then(|l| l.synced_snapshot.clone())
             .map(Value::Object);
         let facts = Facts {
@@ -516,6 +544,17 @@ impl SyncEngine {
             })
         };
         let write = match planner::plan(mapping, &facts) {
+            Ok(Write::Update(delta)) if change.force && !change.repair.is_empty() => {
+                match (source.as_ref(), snapshot.is_some()) {
+                    (Some(source), true) => {
+                        match with_repairs(mapping, source, delta, &change.repair) {
+                            Ok(update) => Write::Update(update),
+                            Err(e) => return failed(e.to_string()),
+                        }
+                    }
+                    _ => Write::Update(delta),
+                }
+            }
             Ok(write) => write,
             Err(e) => return failed(e.to_string()),
         };
@@ -1036,6 +1075,25 @@ impl AuditOf<'_> {
     }
 }
 
+/// `delta` plus the mapped values (never a default) of the `repair` fields.
+fn with_repairs(
+    mapping: &Mapping,
+    source: &Value,
+    mut delta: Map<String, Value>,
+    repair: &[String],
+) -> Result<Map<String, Value>, crate::mapping::MappingError> {
+    let mapped = mapping.map_object(source, None, &SyncContext::default())?;
+    for field in repair {
+        if mapped.defaulted.contains(field) {
+            continue;
+        }
+        if let Some(value) = mapped.object.get(field) {
+            delta.insert(field.clone(), value.clone());
+        }
+    }
+    Ok(delta)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1048,5 +1106,61 @@ mod tests {
         assert_eq!(failure_outcome(&refused), Outcome::Done);
         let unreadable = SalesforceError::SecretsKey("another key".into());
         assert_eq!(failure_outcome(&unreadable), Outcome::AwaitingAuthorization);
+    }
+
+    fn change(force: bool, repair: &[&str]) -> UserChange {
+        UserChange {
+            object_id: "u".into(),
+            rev: 1,
+            force,
+            repair: repair.iter().map(|f| (*f).to_owned()).collect(),
+            committed_at: Utc::now(),
+            attempts: 0,
+            last_attempt: false,
+        }
+    }
+
+    #[test]
+    fn repair_fields_add_up_and_everything_wins() {
+        let mut c = change(false, &[]);
+        c.absorb(&change(true, &["LastName"]));
+        c.absorb(&change(true, &["FirstName", "LastName"]));
+        assert!(c.force);
+        assert_eq!(c.repair, ["LastName", "FirstName"]);
+        c.absorb(&change(true, &[]));
+        assert!(c.force && c.repair.is_empty());
+        c.absorb(&change(true, &["Alias"]));
+        assert!(c.repair.is_empty(), "a full push stays a full push");
+    }
+
+    #[test]
+    fn a_repair_sends_the_drifted_fields_beside_the_delta_but_no_default() {
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/sync.json"))
+                .unwrap_or_default();
+        let sync = SyncConfig::from_json(&serde_json::from_str(&shipped).unwrap_or(Value::Null));
+        let Ok(sync) = sync else {
+            panic!("the shipped sync.json loads")
+        };
+        let Some(mapping) = sync.mapping("managedUser_systemSalesforceUser") else {
+            panic!("the outbound mapping")
+        };
+        let user = serde_json::json!({"userName": "ann@example.com", "givenName": "Ann", "sn": "Lee", "mail": "ann@example.com"});
+        let mut delta = Map::new();
+        delta.insert("Title".into(), Value::from("Boss"));
+        let repaired = with_repairs(
+            mapping,
+            &user,
+            delta,
+            &["LastName".into(), "LocaleSidKey".into()],
+        );
+        let Ok(repaired) = repaired else {
+            panic!("mapped")
+        };
+        let mut keys: Vec<&str> = repaired.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        // LocaleSidKey comes from a default in the shipped mapping: never pushed on update.
+        assert_eq!(keys, ["LastName", "Title"]);
+        assert_eq!(repaired["LastName"], "Lee");
     }
 }

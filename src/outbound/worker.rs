@@ -407,10 +407,7 @@ impl Worker {
                     let Some(g) = groups.get_mut(i) else {
                         return;
                     };
-                    g.change.rev = g.change.rev.max(group.change.rev);
-                    g.change.force |= group.change.force;
-                    g.change.committed_at = g.change.committed_at.min(group.change.committed_at);
-                    g.change.attempts = g.change.attempts.max(group.change.attempts);
+                    g.change.absorb(&group.change);
                     g.ackers.extend(group.ackers);
                 }
                 None => {
@@ -452,6 +449,7 @@ impl Worker {
                         object_id: event.object_id.clone(),
                         rev: event.rev,
                         force: event.operation() == Some(Operation::Sync),
+                        repair: event.repair.clone(),
                         committed_at: event.timestamp,
                         attempts: 0,
                         last_attempt: false,

@@ -61,6 +61,9 @@ pub struct OutboxRow {
     pub object_id: String,
     pub rev: i64,
     pub operation: Operation,
+    /// The top-level fields the change set; for `sync`, the target fields a reconciliation
+    /// found to differ (none: every mapped value).
+    pub fields: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -116,14 +119,14 @@ pub async fn record_many(
     Ok(())
 }
 
-type Row = (i64, String, String, i64, String, DateTime<Utc>);
+type Row = (i64, String, String, i64, String, Vec<String>, DateTime<Utc>);
 
 /// Claims up to `limit` unpublished rows, oldest first, locking them for the caller's
 /// transaction. `SKIP LOCKED` lets several relays claim side by side without ever taking
 /// the same row; a claimer that dies releases its rows with its transaction.
 pub async fn claim(tx: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, RepoError> {
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, object_type, object_id, rev, operation, created_at
+        "SELECT id, object_type, object_id, rev, operation, changed_fields, created_at
          FROM outbox
          WHERE published_at IS NULL
          ORDER BY id
@@ -134,19 +137,22 @@ pub async fn claim(tx: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, 
     .fetch_all(&mut *tx)
     .await?;
     rows.into_iter()
-        .map(|(id, object_type, object_id, rev, op, created_at)| {
-            let operation = Operation::parse(&op).ok_or_else(|| {
-                RepoError::Config(format!("outbox row {id} has unknown operation {op:?}"))
-            })?;
-            Ok(OutboxRow {
-                id,
-                object_type,
-                object_id,
-                rev,
-                operation,
-                created_at,
-            })
-        })
+        .map(
+            |(id, object_type, object_id, rev, op, fields, created_at)| {
+                let operation = Operation::parse(&op).ok_or_else(|| {
+                    RepoError::Config(format!("outbox row {id} has unknown operation {op:?}"))
+                })?;
+                Ok(OutboxRow {
+                    id,
+                    object_type,
+                    object_id,
+                    rev,
+                    operation,
+                    fields,
+                    created_at,
+                })
+            },
+        )
         .collect()
 }
 
@@ -222,26 +228,32 @@ pub async fn enqueue_sync(
     Ok(true)
 }
 
-/// Enqueues `sync` rows for `objects` (id, revision) in the caller's transaction, in one
-/// statement: the outbound reconciliation's writes, which the worker applies as it applies
-/// any change (reading the current object), so a user never has two writers.
+/// Enqueues `sync` rows for `objects` (id, revision, the target fields found to differ) in the
+/// caller's transaction, in one statement: the outbound reconciliation's writes, which the
+/// worker applies as it applies any change (reading the current object), so a user never has
+/// two writers.
 pub async fn enqueue_sync_many(
     tx: &mut PgConnection,
     object_type: &str,
-    objects: &[(String, i64)],
+    objects: &[(String, i64, Vec<String>)],
 ) -> Result<u64, RepoError> {
     if objects.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<&str> = objects.iter().map(|(id, _)| id.as_str()).collect();
-    let revs: Vec<i64> = objects.iter().map(|(_, rev)| *rev).collect();
+    let ids: Vec<&str> = objects.iter().map(|(id, _, _)| id.as_str()).collect();
+    let revs: Vec<i64> = objects.iter().map(|(_, rev, _)| *rev).collect();
+    // Field names hold no newline (they are Salesforce field names).
+    let fields: Vec<String> = objects.iter().map(|(_, _, f)| f.join("\n")).collect();
     let done = sqlx::query(
-        "INSERT INTO outbox (object_type, object_id, rev, operation)
-         SELECT $1, u.id, u.rev, 'sync' FROM unnest($2::text[], $3::int8[]) AS u(id, rev)",
+        "INSERT INTO outbox (object_type, object_id, rev, operation, changed_fields)
+         SELECT $1, u.id, u.rev, 'sync',
+                CASE WHEN u.fields = '' THEN '{}'::text[] ELSE string_to_array(u.fields, E'\\n') END
+         FROM unnest($2::text[], $3::int8[], $4::text[]) AS u(id, rev, fields)",
     )
     .bind(object_type)
     .bind(&ids)
     .bind(&revs)
+    .bind(&fields)
     .execute(&mut *tx)
     .await?;
     Ok(done.rows_affected())

@@ -129,18 +129,33 @@ impl TestApp {
 
     /// With a metrics registry and readiness checks of the caller's (shared with its roles).
     pub async fn spawn_with_ops(conf_dir: std::path::PathBuf, ops: idm_sync::ops::Ops) -> TestApp {
-        Self::spawn_full(conf_dir, ops, |_| {}).await
+        Self::spawn_full(conf_dir, ops, None, |_| {}).await
+    }
+
+    /// The shipped conf/, its ping reporting `broker` as the status of a relay in its process.
+    pub async fn spawn_with_broker_status(
+        broker: idm_sync::outbound::broker::BrokerStatus,
+    ) -> TestApp {
+        let conf_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+        Self::spawn_full(
+            conf_dir,
+            idm_sync::ops::Ops::isolated(),
+            Some(broker),
+            |_| {},
+        )
+        .await
     }
 
     /// The shipped conf/, with database settings changed by `edit` (time limits, pool size).
     pub async fn spawn_with_db(edit: impl FnOnce(&mut idm_sync::repo::db::DbSettings)) -> TestApp {
         let conf_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
-        Self::spawn_full(conf_dir, idm_sync::ops::Ops::isolated(), edit).await
+        Self::spawn_full(conf_dir, idm_sync::ops::Ops::isolated(), None, edit).await
     }
 
     async fn spawn_full(
         conf_dir: std::path::PathBuf,
         ops: idm_sync::ops::Ops,
+        broker: Option<idm_sync::outbound::broker::BrokerStatus>,
         edit: impl FnOnce(&mut idm_sync::repo::db::DbSettings),
     ) -> TestApp {
         let db = TestDb::new().await;
@@ -150,7 +165,7 @@ impl TestApp {
             conf_dir,
             listen: "127.0.0.1:0".into(),
             database,
-            broker: None,
+            broker,
         };
         let app = idm_sync::app::Application::build_with_ops(&settings, ops)
             .await

@@ -51,7 +51,8 @@ pub(crate) enum Work {
     Nothing,
     /// The mapped values are what Salesforce holds.
     InStep,
-    /// A `sync` row for the managed user at `rev`; `fields` are those found to differ.
+    /// A `sync` row for the managed user at `rev`; `fields` are the target fields found to
+    /// differ (the worker pushes them beside the delta since the snapshot; none: everything).
     Queue {
         rev: i64,
         fields: Vec<String>,
@@ -99,7 +100,7 @@ impl Outbound {
     ) -> Result<(), ReconError> {
         let t = Instant::now();
         let analyze = self.run.req.analyze;
-        let mut queue: Vec<(String, i64)> = Vec::new();
+        let mut queue: Vec<(String, i64, Vec<String>)> = Vec::new();
         let mut unlink: Vec<String> = Vec::new();
         let mut rows: Vec<ReconAuditEntry> = Vec::new();
         for entry in entries {
@@ -125,7 +126,7 @@ impl Outbound {
                 }
                 (Work::Queue { rev, fields }, _) => {
                     if let Some(user) = &entry.source_id {
-                        queue.push((user.clone(), *rev));
+                        queue.push((user.clone(), *rev, fields.clone()));
                     }
                     self.count_queued(entry.situation);
                     if !fields.is_empty() {
@@ -138,7 +139,7 @@ impl Outbound {
                 (Work::Relink { link_id, rev }, _) => {
                     if let Some(user) = &entry.source_id {
                         unlink.push(link_id.clone());
-                        queue.push((user.clone(), *rev));
+                        queue.push((user.clone(), *rev, Vec::new()));
                     }
                     self.count_queued(entry.situation);
                 }
@@ -237,7 +238,7 @@ impl Outbound {
             let mut direct: Vec<(String, Map<String, Value>)> = Vec::new();
             for h in batch {
                 match &h.via {
-                    Via::Worker { user, rev } => queue.push((user.clone(), *rev)),
+                    Via::Worker { user, rev } => queue.push((user.clone(), *rev, Vec::new())),
                     Via::Direct { target } => {
                         let mut record = Map::new();
                         record.insert("IsActive".into(), Value::Bool(false));

@@ -85,6 +85,31 @@ async fn not_ready_naming_the_broker_when_it_is_unreachable() {
 }
 
 #[tokio::test]
+async fn the_ping_says_when_its_relay_cannot_reach_the_broker() {
+    let status = BrokerStatus::default();
+    let app = TestApp::spawn_with_broker_status(status.clone()).await;
+    let ping = |app: &TestApp| {
+        let url = app.url("/info/ping");
+        async move {
+            let res = reqwest::get(url).await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let down = ping(&app).await;
+    assert_eq!(down["state"], "ACTIVE_READY");
+    assert!(
+        down["shortDesc"]
+            .as_str()
+            .unwrap()
+            .contains("message broker is unreachable"),
+        "{down}"
+    );
+    status.set(true);
+    assert_eq!(ping(&app).await["shortDesc"], "OpenIDM ready");
+}
+
+#[tokio::test]
 async fn metrics_listen_serves_metrics_and_readiness_alone() {
     let db = crate::helpers::TestDb::new().await;
     let ops = Ops::isolated();

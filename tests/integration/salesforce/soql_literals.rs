@@ -77,6 +77,7 @@ async fn a_hostile_value_in_a_correlation_batch_breaks_nothing() {
             object_id: id.clone(),
             rev,
             force: false,
+            repair: Vec::new(),
             committed_at: Utc::now(),
             attempts: 0,
             last_attempt: false,
