@@ -21,8 +21,12 @@ pub enum TaskFailure {
     Panicked { task: &'static str },
 }
 
-/// What a task ended with.
-type Ended = (&'static str, Result<(), String>);
+/// What a task ended with. Its error is kept whole (each task has its own error type) and
+/// spelled out with its causes only when reported.
+type Ended = (
+    &'static str,
+    Result<(), Box<dyn std::error::Error + Send + Sync>>,
+);
 
 /// The tasks of a process and the shutdown they share.
 pub struct Supervisor {
@@ -61,10 +65,9 @@ impl Supervisor {
         F: Future<Output = Result<(), E>> + Send + 'static,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let handle = self.tasks.spawn(async move {
-            let ended = run.await.map_err(|e| crate::telemetry::error_chain(&e));
-            (task, ended)
-        });
+        let handle = self
+            .tasks
+            .spawn(async move { (task, run.await.map_err(Into::into)) });
         self.names.push((handle.id(), task));
     }
 
@@ -90,7 +93,10 @@ impl Supervisor {
                     None
                 }
                 Ok((_, (task, Ok(())))) => Some(TaskFailure::StoppedEarly { task }),
-                Ok((_, (task, Err(message)))) => Some(TaskFailure::Failed { task, message }),
+                Ok((_, (task, Err(e)))) => Some(TaskFailure::Failed {
+                    task,
+                    message: crate::telemetry::error_chain(&*e),
+                }),
                 Err(e) => {
                     let id = e.id();
                     let task = self

@@ -29,7 +29,7 @@ use super::form::FormData;
 use super::html::{self, Nav, esc};
 use super::session;
 use super::signed_in::AdminSession;
-use crate::salesforce::{ConnectorState, Credentials, SalesforceClient, Secret};
+use crate::salesforce::{ConnectorState, Credentials, SalesforceClient, SalesforceError, Secret};
 use crate::services::connectors::Completion;
 use crate::tls::OverTls;
 
@@ -42,10 +42,10 @@ const TOKEN_PATH: &str = "/services/oauth2/token";
 pub struct LastTest(Mutex<Option<TestOutcome>>);
 
 /// When, and the report or the error.
-type TestOutcome = (DateTime<Utc>, Result<String, String>);
+type TestOutcome = (DateTime<Utc>, Result<String, SalesforceError>);
 
 impl LastTest {
-    fn set(&self, outcome: Result<String, String>) {
+    fn set(&self, outcome: Result<String, SalesforceError>) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Utc::now(), outcome));
     }
 
@@ -59,17 +59,17 @@ fn client(state: &AdminState) -> Result<&SalesforceClient, AdminError> {
 }
 
 /// Runs the connector test and remembers its outcome (never a secret: errors are typed).
-async fn run_test(state: &AdminState, client: &SalesforceClient) -> Result<String, String> {
-    let outcome = match client.test().await {
-        Ok(report) => Ok(match report.api_usage {
-            Some(u) => format!(
-                "OK: {} (API usage {}/{})",
-                report.instance_url, u.used, u.max
-            ),
-            None => format!("OK: {}", report.instance_url),
-        }),
-        Err(e) => Err(e.to_string()),
-    };
+async fn run_test(
+    state: &AdminState,
+    client: &SalesforceClient,
+) -> Result<String, SalesforceError> {
+    let outcome = client.test().await.map(|report| match report.api_usage {
+        Some(u) => format!(
+            "OK: {} (API usage {}/{})",
+            report.instance_url, u.used, u.max
+        ),
+        None => format!("OK: {}", report.instance_url),
+    });
     state.last_test.set(outcome.clone());
     outcome
 }
@@ -154,9 +154,9 @@ pub async fn page(
             esc(&m),
             esc(&at.to_rfc3339_opts(SecondsFormat::Secs, true))
         ),
-        Some((at, Err(m))) => format!(
+        Some((at, Err(e))) => format!(
             "<span id=\"test-result\" class=\"error\">Failed: {}</span> <span class=\"muted\">at {}</span>",
-            esc(&m),
+            esc(&e.to_string()),
             esc(&at.to_rfc3339_opts(SecondsFormat::Secs, true))
         ),
         None => {
@@ -247,18 +247,28 @@ pub async fn set_enabled(
     }))
 }
 
+/// Why the settings form names no usable login URL (shown to the admin as it is).
+#[derive(Debug, PartialEq, thiserror::Error)]
+enum LoginUrlError {
+    #[error("Choose Production, Sandbox or Custom.")]
+    NoChoice,
+    #[error("The custom login URL is not a valid URL.")]
+    NotAUrl,
+    #[error("The login URL must be an http(s) URL with a host.")]
+    NotHttp,
+}
+
 /// The token endpoint for the form's choice.
-fn token_url(form: &FormData) -> Result<Url, String> {
+fn token_url(form: &FormData) -> Result<Url, LoginUrlError> {
     let base = match form.text("login").as_str() {
         "production" => PRODUCTION.to_owned(),
         "sandbox" => SANDBOX.to_owned(),
         "custom" => form.text("custom_url"),
-        _ => return Err("Choose Production, Sandbox or Custom.".into()),
+        _ => return Err(LoginUrlError::NoChoice),
     };
-    let mut url =
-        Url::parse(&base).map_err(|_| "The custom login URL is not a valid URL.".to_owned())?;
+    let mut url = Url::parse(&base).map_err(|_| LoginUrlError::NotAUrl)?;
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-        return Err("The login URL must be an http(s) URL with a host.".into());
+        return Err(LoginUrlError::NotHttp);
     }
     if !url.path().trim_end_matches('/').ends_with(TOKEN_PATH) {
         url.set_path(TOKEN_PATH);
@@ -310,7 +320,7 @@ pub async fn save(
 ) -> Result<Response, AdminError> {
     let connector = state.app.connector()?;
     let form = FormData::parse(&body);
-    let login_url = token_url(&form).map_err(AdminError::BadRequest)?;
+    let login_url = token_url(&form).map_err(|e| AdminError::BadRequest(e.to_string()))?;
     let client_id = form.text("client_id");
     if client_id.is_empty() {
         return Err(AdminError::BadRequest(
@@ -412,7 +422,7 @@ pub async fn callback(
     }
     let message = match run_test(&state, connector.client()).await {
         Ok(m) => format!("Salesforce authorized; connector test {m}"),
-        Err(m) => format!("Salesforce authorized, but the connector test failed: {m}"),
+        Err(e) => format!("Salesforce authorized, but the connector test failed: {e}"),
     };
     Ok(callback_page(
         StatusCode::OK,
@@ -452,7 +462,17 @@ mod tests {
             token_url(&form("login=custom&custom_url=https%3A%2F%2Fx.my.salesforce.com%2Fservices%2Foauth2%2Ftoken")).unwrap().as_str(),
             "https://x.my.salesforce.com/services/oauth2/token"
         );
-        assert!(token_url(&form("login=custom&custom_url=javascript%3Aalert(1)")).is_err());
-        assert!(token_url(&form("login=other")).is_err());
+        assert_eq!(
+            token_url(&form("login=custom&custom_url=javascript%3Aalert(1)")),
+            Err(LoginUrlError::NotHttp)
+        );
+        assert_eq!(
+            token_url(&form("login=custom&custom_url=not%20a%20url")),
+            Err(LoginUrlError::NotAUrl)
+        );
+        assert_eq!(
+            token_url(&form("login=other")).map_err(|e| e.to_string()),
+            Err("Choose Production, Sandbox or Custom.".to_owned())
+        );
     }
 }

@@ -15,6 +15,21 @@ pub struct CronError {
     pub message: String,
 }
 
+/// What is wrong in one field; [`Cron::parse`] prefixes the field's name.
+#[derive(Debug, thiserror::Error)]
+enum CronFieldError {
+    #[error("{text:?} is not a number or name")]
+    NotANumberOrName { text: String },
+    #[error("{text:?} is not a year")]
+    NotAYear { text: String },
+    #[error("{value} is outside {min}-{max}")]
+    OutOfRange { value: u32, min: u32, max: u32 },
+    #[error("bad step in {part:?}")]
+    BadStep { part: String },
+    #[error("range {range:?} runs backwards")]
+    Backwards { range: String },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cron {
     text: String,
@@ -258,30 +273,33 @@ fn last_day_of_month(date: NaiveDate) -> u32 {
     next.and_then(|n| n.pred_opt()).map_or(28, |d| d.day())
 }
 
-fn parse_value(text: &str, min: u32, max: u32, names: &[&str]) -> Result<u32, String> {
+fn parse_value(text: &str, min: u32, max: u32, names: &[&str]) -> Result<u32, CronFieldError> {
     let upper = text.to_ascii_uppercase();
     let value = match names.iter().position(|n| *n == upper) {
         Some(i) => i as u32 + min,
         None => text
             .parse::<u32>()
-            .map_err(|_| format!("{text:?} is not a number or name"))?,
+            .map_err(|_| CronFieldError::NotANumberOrName {
+                text: text.to_owned(),
+            })?,
     };
     if !(min..=max).contains(&value) {
-        return Err(format!("{value} is outside {min}-{max}"));
+        return Err(CronFieldError::OutOfRange { value, min, max });
     }
     Ok(value)
 }
 
-fn parse_set(field: &str, min: u32, max: u32, names: &[&str]) -> Result<Set, String> {
+fn parse_set(field: &str, min: u32, max: u32, names: &[&str]) -> Result<Set, CronFieldError> {
     let mut bits = 0u128;
     for part in field.split(',') {
         let (range, step) = match part.split_once('/') {
             Some((r, s)) => (
                 r,
-                s.parse::<u32>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("bad step in {part:?}"))?,
+                s.parse::<u32>().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    CronFieldError::BadStep {
+                        part: part.to_owned(),
+                    }
+                })?,
             ),
             None => (part, 1),
         };
@@ -300,7 +318,9 @@ fn parse_set(field: &str, min: u32, max: u32, names: &[&str]) -> Result<Set, Str
             },
         };
         if lo > hi {
-            return Err(format!("range {range:?} runs backwards"));
+            return Err(CronFieldError::Backwards {
+                range: range.to_owned(),
+            });
         }
         let mut v = lo;
         while v <= hi {
@@ -312,17 +332,19 @@ fn parse_set(field: &str, min: u32, max: u32, names: &[&str]) -> Result<Set, Str
 }
 
 /// Years as offsets from 1970, so they fit the bit set.
-fn parse_set_with_offset(field: &str, min: u32, max: u32) -> Result<Set, String> {
+fn parse_set_with_offset(field: &str, min: u32, max: u32) -> Result<Set, CronFieldError> {
     if field == "*" {
         return Ok(Set(u128::MAX));
     }
-    let shifted: Result<Vec<String>, String> = field
+    let shifted: Result<Vec<String>, CronFieldError> = field
         .split(',')
         .map(|part| {
-            let shift = |v: &str| -> Result<String, String> {
-                let n: u32 = v.parse().map_err(|_| format!("{v:?} is not a year"))?;
+            let shift = |v: &str| -> Result<String, CronFieldError> {
+                let n: u32 = v
+                    .parse()
+                    .map_err(|_| CronFieldError::NotAYear { text: v.to_owned() })?;
                 if !(min..=max).contains(&n) {
-                    return Err(format!("{n} is outside {min}-{max}"));
+                    return Err(CronFieldError::OutOfRange { value: n, min, max });
                 }
                 Ok((n - min).to_string())
             };
@@ -455,6 +477,22 @@ mod tests {
         ] {
             let e = Cron::parse(expr).unwrap_err().to_string();
             assert!(e.contains(wanted), "{expr}: {e}");
+        }
+    }
+
+    #[test]
+    fn field_errors_name_the_field_and_the_value() {
+        for (expr, wanted) in [
+            ("0 0 * * FOO ?", r#"month: "FOO" is not a number or name"#),
+            ("61 0 * * * ?", "seconds: 61 is outside 0-59"),
+            ("0 0/0 * * * ?", r#"minutes: bad step in "0/0""#),
+            ("0 0 5-2 * * ?", r#"hours: range "5-2" runs backwards"#),
+            ("0 0 0 ? * 6#9", "day-of-week #: 9 is outside 1-5"),
+            ("0 0 0 1 1 ? 1969", "year: 1969 is outside 1970-2099"),
+            ("0 0 0 1 1 ? 20x6", r#"year: "20x6" is not a year"#),
+        ] {
+            let e = Cron::parse(expr).unwrap_err().to_string();
+            assert_eq!(e, format!("invalid cron expression {expr:?}: {wanted}"));
         }
     }
 }

@@ -79,6 +79,10 @@ pub fn apply(
                 name: op.operation.clone(),
             },
             OpError::Invalid(message) => PatchError::Invalid { index, message },
+            OpError::Pointer(e) => PatchError::Invalid {
+                index,
+                message: e.to_string(),
+            },
             OpError::Limit(source) => PatchError::Limit { index, source },
         };
         size_bound += apply_one(&mut root, op).map_err(fail)?;
@@ -99,7 +103,26 @@ pub fn apply(
 enum OpError {
     Unknown,
     Invalid(String),
+    Pointer(PointerError),
     Limit(LimitError),
+}
+
+/// Why a pointer does not address a place in the object.
+#[derive(Debug, thiserror::Error)]
+enum PointerError {
+    #[error("field must name a property, not the whole object")]
+    WholeObject,
+    #[error(
+        "pointer {} has {tokens} tokens; the limit is {MAX_POINTER_TOKENS}",
+        truncated(.field)
+    )]
+    TooLong { field: String, tokens: usize },
+    #[error("{token:?} is not an array index")]
+    NotAnIndex { token: String },
+    #[error("array index {index} is out of range")]
+    OutOfRange { index: usize },
+    #[error("cannot descend into {token:?}: not an object or array")]
+    NotAContainer { token: String },
 }
 
 fn too_large() -> LimitError {
@@ -125,9 +148,9 @@ fn fits(value: &Value, path: &[String]) -> Result<usize, OpError> {
     limits::compact_len_within(value, MAX_OBJECT_BYTES).ok_or(OpError::Limit(too_large()))
 }
 
-impl From<String> for OpError {
-    fn from(s: String) -> Self {
-        OpError::Invalid(s)
+impl From<PointerError> for OpError {
+    fn from(e: PointerError) -> Self {
+        OpError::Pointer(e)
     }
 }
 
@@ -187,17 +210,17 @@ fn apply_one(root: &mut Value, op: &PatchOperation) -> Result<usize, OpError> {
 }
 
 /// Decodes a JSON pointer (the leading `/` is optional, as IDM accepts `userName`).
-fn parse_pointer(field: &str) -> Result<Vec<String>, String> {
+fn parse_pointer(field: &str) -> Result<Vec<String>, PointerError> {
     let trimmed = field.strip_prefix('/').unwrap_or(field);
     if trimmed.is_empty() {
-        return Err("field must name a property, not the whole object".into());
+        return Err(PointerError::WholeObject);
     }
     let tokens = trimmed.split('/').count();
     if tokens > MAX_POINTER_TOKENS {
-        return Err(format!(
-            "pointer {} has {tokens} tokens; the limit is {MAX_POINTER_TOKENS}",
-            truncated(field)
-        ));
+        return Err(PointerError::TooLong {
+            field: field.to_owned(),
+            tokens,
+        });
     }
     Ok(trimmed
         .split('/')
@@ -228,7 +251,7 @@ fn get<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {
 }
 
 /// The container that holds the last token, creating intermediate objects.
-fn parent_mut<'a>(root: &'a mut Value, path: &[String]) -> Result<&'a mut Value, String> {
+fn parent_mut<'a>(root: &'a mut Value, path: &[String]) -> Result<&'a mut Value, PointerError> {
     let parents = path.split_last().map_or(&[][..], |(_, parents)| parents);
     let mut cur = root;
     for token in parents {
@@ -237,17 +260,17 @@ fn parent_mut<'a>(root: &'a mut Value, path: &[String]) -> Result<&'a mut Value,
                 .entry(token.clone())
                 .or_insert_with(|| Value::Object(Map::new())),
             Value::Array(items) => {
-                let i: usize = token
-                    .parse()
-                    .map_err(|_| format!("{token:?} is not an array index"))?;
+                let i: usize = token.parse().map_err(|_| PointerError::NotAnIndex {
+                    token: token.clone(),
+                })?;
                 items
                     .get_mut(i)
-                    .ok_or_else(|| format!("array index {i} is out of range"))?
+                    .ok_or(PointerError::OutOfRange { index: i })?
             }
             _ => {
-                return Err(format!(
-                    "cannot descend into {token:?}: not an object or array"
-                ));
+                return Err(PointerError::NotAContainer {
+                    token: token.clone(),
+                });
             }
         };
         if cur.is_null() {
@@ -394,12 +417,12 @@ fn increment(root: &mut Value, path: &[String], by: &Value, field: &str) -> Resu
     set(root, path, next)
 }
 
-fn array_index(token: &str, limit: usize) -> Result<usize, String> {
-    let i: usize = token
-        .parse()
-        .map_err(|_| format!("{token:?} is not an array index"))?;
+fn array_index(token: &str, limit: usize) -> Result<usize, PointerError> {
+    let i: usize = token.parse().map_err(|_| PointerError::NotAnIndex {
+        token: token.to_owned(),
+    })?;
     if i >= limit {
-        return Err(format!("array index {i} is out of range"));
+        return Err(PointerError::OutOfRange { index: i });
     }
     Ok(i)
 }
@@ -481,6 +504,41 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn bad_pointers_say_why() {
+        let long = format!("/{}", ["a"; MAX_POINTER_TOKENS + 1].join("/"));
+        for (object, operation, wanted) in [
+            (
+                json!({}),
+                json!({"operation": "add", "field": "/", "value": 1}),
+                "field must name a property, not the whole object".to_owned(),
+            ),
+            (
+                json!({}),
+                json!({"operation": "add", "field": long.as_str(), "value": 1}),
+                format!("pointer {long:?} has 17 tokens; the limit is 16"),
+            ),
+            (
+                json!({"a": [1]}),
+                json!({"operation": "add", "field": "/a/x/b", "value": 1}),
+                r#""x" is not an array index"#.to_owned(),
+            ),
+            (
+                json!({"a": [1]}),
+                json!({"operation": "replace", "field": "/a/5", "value": 1}),
+                "array index 5 is out of range".to_owned(),
+            ),
+            (
+                json!({"a": [1]}),
+                json!({"operation": "add", "field": "/a/0/b/c", "value": 1}),
+                r#"cannot descend into "b": not an object or array"#.to_owned(),
+            ),
+        ] {
+            let e = run(object, json!([operation])).unwrap_err();
+            assert_eq!(e.to_string(), format!("patch operation 0: {wanted}"));
+        }
     }
 
     #[test]

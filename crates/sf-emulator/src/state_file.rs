@@ -28,7 +28,19 @@ struct StateFile {
     tokens: TokenStore,
 }
 
-fn record_from_json(obj: &Map<String, Value>) -> Result<Record, String> {
+/// Why a user of the state file cannot be loaded; [`load`] prefixes the user's number.
+#[derive(Debug, thiserror::Error)]
+enum UserRecordError {
+    #[error("user #{0} is not an object")]
+    NotAnObject(usize),
+    #[error("{field}: bad date-time {value}")]
+    BadDateTime { field: &'static str, value: String },
+    /// `value` is shown as JSON.
+    #[error("{field}: unexpected value {value}")]
+    UnexpectedValue { field: &'static str, value: Value },
+}
+
+fn record_from_json(obj: &Map<String, Value>) -> Result<Record, UserRecordError> {
     let mut rec = Record::default();
     for f in Field::all() {
         let d = f.def();
@@ -38,9 +50,17 @@ fn record_from_json(obj: &Map<String, Value>) -> Result<Record, String> {
                 (Some(Value::Bool(b)), FieldType::Boolean) => Val::Bool(*b),
                 (Some(Value::String(s)), FieldType::DateTime) => parse_datetime(s)
                     .map(Val::DateTime)
-                    .ok_or_else(|| format!("{}: bad date-time {s}", d.name))?,
+                    .ok_or_else(|| UserRecordError::BadDateTime {
+                        field: d.name,
+                        value: s.clone(),
+                    })?,
                 (Some(Value::String(s)), t) if t.is_text() => Val::Str(s.clone()),
-                (Some(other), _) => return Err(format!("{}: unexpected value {other}", d.name)),
+                (Some(other), _) => {
+                    return Err(UserRecordError::UnexpectedValue {
+                        field: d.name,
+                        value: other.clone(),
+                    });
+                }
             };
     }
     Ok(rec)
@@ -70,7 +90,7 @@ pub fn load(path: &Path) -> Result<(Org, TokenStore), EmulatorError> {
         .enumerate()
         .map(|(n, u)| {
             u.as_object()
-                .ok_or_else(|| format!("user #{n} is not an object"))
+                .ok_or(UserRecordError::NotAnObject(n))
                 .and_then(record_from_json)
                 .map_err(|e| bad(format!("user #{n}: {e}")))
         })
@@ -155,4 +175,33 @@ pub fn spawn_writer(shared: Arc<Shared>) -> Option<tokio::task::JoinHandle<()>> 
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn error_of(user: Value) -> String {
+        let Value::Object(user) = user else {
+            panic!("not an object: {user}")
+        };
+        record_from_json(&user).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_users_name_the_field_and_the_value() {
+        assert_eq!(
+            error_of(json!({"CreatedDate": "yesterday"})),
+            "CreatedDate: bad date-time yesterday"
+        );
+        assert_eq!(
+            error_of(json!({"IsActive": "yes"})),
+            r#"IsActive: unexpected value "yes""#
+        );
+        assert_eq!(
+            UserRecordError::NotAnObject(3).to_string(),
+            "user #3 is not an object"
+        );
+    }
 }

@@ -160,7 +160,9 @@ impl ScriptEngine {
         })?;
         let code = context.with(|ctx| -> Result<qjs::JSValue, CompileError> {
             for (key, value) in globals {
-                let js = to_js(&ctx, value).map_err(|message| CompileError { message })?;
+                let js = to_js(&ctx, value).map_err(|e| CompileError {
+                    message: e.to_string(),
+                })?;
                 ctx.globals()
                     .set(key.as_str(), js)
                     .map_err(|e| CompileError {
@@ -289,10 +291,9 @@ impl Script {
             let globals = ctx.globals();
             for (name, value) in scope {
                 let js = match value {
-                    Some(value) => to_js(&ctx, value).map_err(|message| ScriptError::Value {
-                        script: self.name.clone(),
-                        message,
-                    })?,
+                    Some(value) => {
+                        to_js(&ctx, value).map_err(|e| self.value_error(e.to_string()))?
+                    }
                     None => rquickjs::Value::new_null(ctx.clone()),
                 };
                 globals
@@ -329,18 +330,19 @@ impl Script {
                     })
                 }
             } else {
-                from_js(&ctx, result)
-                    .and_then(|value| {
-                        let read = match read {
-                            Some(name) => match globals.get::<_, rquickjs::Value>(name) {
-                                Ok(js) => from_js(&ctx, js)?,
-                                Err(e) => return Err(format!("cannot read {name}: {e}")),
-                            },
-                            None => None,
-                        };
-                        Ok((value, read))
-                    })
-                    .map_err(|message| self.value_error(message))
+                let crossed = |js| from_js(&ctx, js).map_err(|e| self.value_error(e.to_string()));
+                crossed(result).and_then(|value| {
+                    let read = match read {
+                        Some(name) => match globals.get::<_, rquickjs::Value>(name) {
+                            Ok(js) => crossed(js)?,
+                            Err(e) => {
+                                return Err(self.value_error(format!("cannot read {name}: {e}")));
+                            }
+                        },
+                        None => None,
+                    };
+                    Ok((value, read))
+                })
             };
             // Unbind the scope (restoring a global it shadowed), so the next run starts clean.
             for (name, _) in scope {
@@ -364,32 +366,43 @@ impl Script {
     }
 }
 
-fn to_js<'js>(ctx: &Ctx<'js>, value: &Value) -> Result<rquickjs::Value<'js>, String> {
-    let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
-    ctx.json_parse(text)
-        .map_err(|e| format!("value does not cross to JavaScript: {e}"))
+/// Why a value could not cross, as JSON, between Rust and JavaScript.
+#[derive(Debug, thiserror::Error)]
+enum CrossingError {
+    #[error("{0}")]
+    Unserializable(serde_json::Error),
+    #[error("value does not cross to JavaScript: {0}")]
+    Unparsable(rquickjs::Error),
+    #[error("result is not a string: {0}")]
+    NotAString(rquickjs::Error),
+    /// The exception `JSON.stringify` threw, as [`exception_message`] spells it.
+    #[error("result cannot be converted to JSON: {0}")]
+    Unstringifiable(String),
+    #[error("result is not JSON: {0}")]
+    NotJson(serde_json::Error),
 }
 
-fn from_js<'js>(ctx: &Ctx<'js>, value: rquickjs::Value<'js>) -> Result<Option<Value>, String> {
+fn to_js<'js>(ctx: &Ctx<'js>, value: &Value) -> Result<rquickjs::Value<'js>, CrossingError> {
+    let text = serde_json::to_string(value).map_err(CrossingError::Unserializable)?;
+    ctx.json_parse(text).map_err(CrossingError::Unparsable)
+}
+
+fn from_js<'js>(
+    ctx: &Ctx<'js>,
+    value: rquickjs::Value<'js>,
+) -> Result<Option<Value>, CrossingError> {
     if value.is_undefined() {
         return Ok(None);
     }
     let text = match ctx.json_stringify(value) {
-        Ok(Some(text)) => text
-            .to_string()
-            .map_err(|e| format!("result is not a string: {e}"))?,
+        Ok(Some(text)) => text.to_string().map_err(CrossingError::NotAString)?,
         Ok(None) => return Ok(None),
-        Err(_) => {
-            return Err(format!(
-                "result cannot be converted to JSON: {}",
-                exception_message(ctx)
-            ));
-        }
+        Err(_) => return Err(CrossingError::Unstringifiable(exception_message(ctx))),
     };
     // Where every script result enters Rust: strings a cut left half an emoji in are repaired.
     serde_json::from_str(&super::well_formed::repair(&text))
         .map(Some)
-        .map_err(|e| format!("result is not JSON: {e}"))
+        .map_err(CrossingError::NotJson)
 }
 
 /// The pending exception as `Name: message` (an `Error`), or the thrown value as text.
@@ -598,6 +611,32 @@ mod tests {
             )
             .unwrap();
         assert!(matches!(s.eval(&[]), Err(ScriptError::Thrown { .. })));
+    }
+
+    #[test]
+    fn a_value_json_cannot_hold_is_a_value_error() {
+        let e = engine();
+        let cyclic = |script: &str, err: ScriptError| match err {
+            ScriptError::Value { script: s, message } => {
+                assert_eq!(s, script);
+                assert!(
+                    message.starts_with("result cannot be converted to JSON: TypeError"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        };
+        let s = e
+            .compile("result", "var o = {}; o.self = o; o", &Map::new())
+            .unwrap();
+        cyclic("result", s.eval(&[]).unwrap_err());
+        let s = e
+            .compile("read", "target = {}; target.self = target; 1", &Map::new())
+            .unwrap();
+        cyclic(
+            "read",
+            s.eval_reading(&[("target", None)], "target").unwrap_err(),
+        );
     }
 
     #[test]
