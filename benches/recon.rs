@@ -28,6 +28,8 @@
 //!   settings of the BENCH_PG_URL server when it answers), stopped and deleted at the end, a
 //!   panic included. Use it when the shared server has not loaded pg_stat_statements: the bench
 //!   never reconfigures nor restarts it.
+//! - `BENCH_OUTBOUND=0`: skip the outbound reconciliation (issue 15), which runs last: Salesforce
+//!   brought in step, then (a) nothing drifted, (b) 1% drifted and 1% new managed users.
 //! - `BENCH_PEER=0`: skip the peer. `BENCH_PYTHON`: the interpreter that makes the peer's
 //!   virtual environment (default python3).
 //!
@@ -998,5 +1000,241 @@ fn main() {
             idm.secs[1] / paging
         );
         print_side_by_side(&idm, before.as_ref(), after.as_ref());
+        if env_flag("BENCH_OUTBOUND") != Some(false) {
+            outbound_recons(&b, &conf, &conf_dir, users).await;
+        }
     });
+}
+
+const OUTBOUND: &str = "managedUser_systemSalesforceUser";
+
+/// One outbound recon of the users the inbound recons left in `IDM_DB`: its summary, seconds,
+/// Salesforce (query, data) calls and the `sync` rows it queued.
+async fn outbound_recon(
+    b: &Bench,
+    engine: &ReconEngine,
+) -> (serde_json::Value, f64, u64, u64, i64) {
+    let pool = engine_pool(b).await;
+    let rows = sync_rows(&pool).await;
+    let (p0, d0, _) = emulator_calls(&b.http, &b.base).await;
+    let t = Instant::now();
+    let summary = engine
+        .run(ReconRequest {
+            mapping: OUTBOUND.into(),
+            ..ReconRequest::default()
+        })
+        .await
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let (p1, d1, _) = emulator_calls(&b.http, &b.base).await;
+    assert_eq!(summary["state"], "SUCCESS", "{summary}");
+    let queued = sync_rows(&pool).await - rows;
+    pool.close().await;
+    (summary, secs, p1 - p0, d1 - d0, queued)
+}
+
+async fn engine_pool(b: &Bench) -> sqlx::PgPool {
+    db::connect(&DbSettings::new(format!("{}/{IDM_DB}", b.server)))
+        .await
+        .unwrap()
+}
+
+async fn sync_rows(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE operation = 'sync'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Applies the `sync` rows after `after_id` with the worker's sync engine, 200 users per batch
+/// (as a worker's batch): returns (users, seconds, Salesforce query calls, other data calls,
+/// records written).
+async fn drain(
+    b: &Bench,
+    sync: &idm_sync::outbound::sync::SyncEngine,
+    pool: &sqlx::PgPool,
+    after_id: i64,
+) -> (usize, f64, u64, u64) {
+    let rows: Vec<(String, i64, Vec<String>)> = sqlx::query_as(
+        "SELECT object_id, rev, changed_fields FROM outbox WHERE operation = 'sync' AND id > $1 ORDER BY object_id, id",
+    )
+    .bind(after_id)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    // One change per user, collapsed as the worker collapses a user's events.
+    let mut changes: Vec<idm_sync::outbound::sync::UserChange> = Vec::new();
+    for (id, rev, repair) in rows {
+        let change = idm_sync::outbound::sync::UserChange {
+            object_id: id,
+            rev,
+            force: true,
+            repair,
+            committed_at: chrono::Utc::now(),
+            attempts: 0,
+            last_attempt: true,
+        };
+        match changes.last_mut() {
+            Some(last) if last.object_id == change.object_id => last.absorb(&change),
+            _ => changes.push(change),
+        }
+    }
+    let (p0, d0, _) = emulator_calls(&b.http, &b.base).await;
+    let t = Instant::now();
+    for chunk in changes.chunks(200) {
+        let outcomes = sync.apply(chunk).await.unwrap();
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| *o == idm_sync::outbound::sync::Outcome::Done),
+            "{outcomes:?}"
+        );
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let (p1, d1, _) = emulator_calls(&b.http, &b.base).await;
+    (changes.len(), secs, p1 - p0, (d1 - d0) - (p1 - p0))
+}
+
+async fn max_outbox_id(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM outbox")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The outbound reconciliation (issue 15): after the inbound recons, Salesforce is brought in
+/// step (a first outbound recon, its queue applied by the worker's sync engine); then (a) a run
+/// with nothing drifted, (b) a run after 1% of the Salesforce users drifted and 1% new managed
+/// users appeared (implicit sync off), its queue applied and the write calls counted.
+async fn outbound_recons(b: &Bench, conf: &Conf, conf_dir: &Path, users: usize) {
+    let pool = engine_pool(b).await;
+    let store = idm_sync::repo::salesforce_store::postgres(
+        pool.clone(),
+        Sealer::new(&[7; KEY_LEN]).unwrap(),
+    );
+    let client = SalesforceClient::new(conf.salesforce.clone().unwrap().client, store).unwrap();
+    let sync = Arc::new(SyncConfig::load(conf_dir).unwrap());
+    let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
+    let engine = ReconEngine::new(
+        managed.clone(),
+        sync.clone(),
+        client.clone(),
+        ReconSettings::default(),
+    );
+    let writer = idm_sync::outbound::sync::SyncEngine::new(
+        pool.clone(),
+        sync.clone(),
+        OUTBOUND,
+        client.clone(),
+    )
+    .unwrap();
+
+    let mark = max_outbox_id(&pool).await;
+    let (summary, secs, _, _, queued) = outbound_recon(b, &engine).await;
+    let (n, dsecs, q, w) = drain(b, &writer, &pool, mark).await;
+    println!(
+        "outbound setup: first run {secs:.2} s queued {queued} ({} CONFIRMED); the queue ({n} users) applied in {dsecs:.2} s with {w} write calls, {q} query calls",
+        summary["situationSummary"]["CONFIRMED"]
+    );
+
+    let failures: Vec<String> = sqlx::query_scalar("SELECT message FROM sync_failures")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    println!(
+        "  sync failures left by the setup ({}; each is queued again by every run): {failures:?}",
+        failures.len()
+    );
+
+    // (a) nothing drifted. The peak RSS so far is the floors' (rows held for COPY): start
+    // counting afresh (Linux: 5 > /proc/self/clear_refs resets VmHWM).
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let rss_before = status_kib("VmRSS:");
+    let (summary, secs, pages, data, queued) = outbound_recon(b, &engine).await;
+    let processed = summary["progress"]["source"]["existing"]["processed"]
+        .as_u64()
+        .unwrap();
+    println!(
+        "outbound recon (a) nothing drifted: {processed} users in {secs:.2} s = {:.0} users/s; queued {queued}; Salesforce calls: {data} data ({pages} query pages; ⌈N/2000⌉ + 2 = {})",
+        processed as f64 / secs,
+        users.div_ceil(2000) + 2
+    );
+    if let Some(d) = summary["durationSummary"].as_object() {
+        let parts: Vec<String> = d.iter().map(|(k, v)| format!("{k} {}", v["sum"])).collect();
+        println!("  stages (ms): {}", parts.join(", "));
+    }
+
+    // (b) 1% drifted in Salesforce, 1% new managed users.
+    let share = (users / 100).max(1);
+    let linked: Vec<String> = sqlx::query_scalar(
+        "SELECT first_id FROM links WHERE link_type = 'systemSalesforceUser_managedUser' ORDER BY first_id LIMIT $1",
+    )
+    .bind(share as i64)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let drifted: Vec<(String, idm_sync::salesforce::Record)> = linked
+        .iter()
+        .map(|id| {
+            let mut r = idm_sync::salesforce::Record::new();
+            r.insert("LastName".into(), serde_json::json!("Drifted"));
+            (id.clone(), r)
+        })
+        .collect();
+    for chunk in drifted.chunks(200) {
+        assert!(client.update_many(chunk).await.iter().all(Result::is_ok));
+    }
+    let profile: String = {
+        let pages: Vec<_> = client
+            .query("SELECT ProfileId FROM User LIMIT 1")
+            .try_collect()
+            .await
+            .unwrap();
+        pages[0].records[0]["ProfileId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for i in 0..share {
+        let body = serde_json::json!({
+            "userName": format!("bench.new.{i}@idm-sync.test"),
+            "givenName": "Bench",
+            "sn": format!("New{i}"),
+            "mail": format!("bench.new.{i}@example.com"),
+            "profileId": profile,
+        });
+        managed
+            .create("user", None, body.as_object().unwrap().clone())
+            .await
+            .unwrap();
+    }
+    let mark = max_outbox_id(&pool).await;
+    let (summary, secs, pages, data, queued) = outbound_recon(b, &engine).await;
+    let processed = summary["progress"]["source"]["existing"]["processed"]
+        .as_u64()
+        .unwrap();
+    let (n, dsecs, q, w) = drain(b, &writer, &pool, mark).await;
+    println!(
+        "outbound recon (b) {share} drifted + {share} new: {processed} users in {secs:.2} s = {:.0} users/s; queued {queued} (ABSENT {}, CONFIRMED {}); Salesforce calls: {data} data ({pages} query pages)",
+        processed as f64 / secs,
+        summary["situationSummary"]["ABSENT"],
+        summary["situationSummary"]["CONFIRMED"],
+    );
+    println!(
+        "  its queue ({n} users) applied in {dsecs:.2} s: {w} write calls (⌈(drifted + new)/200⌉ + 2 = {}), {q} correlation query calls",
+        (2 * share).div_ceil(200) + 2
+    );
+    let peak = status_kib("VmHWM:");
+    println!(
+        "idm-sync RSS during the outbound runs: peak {} MiB{} (RSS before them {} MiB)",
+        peak / 1024,
+        if reset {
+            ""
+        } else {
+            " (the peak could not be reset: the process's whole life)"
+        },
+        rss_before / 1024
+    );
+    drop(engine);
+    pool.close().await;
 }

@@ -122,7 +122,7 @@ impl Inbound {
             && self.run.stats.source_processed == 0
             && let Err(reason) = self.vanished_source(&source_id).await?
         {
-            return Ok(RunOutcome::Failed(reason));
+            return Ok(RunOutcome::Failed(reason.to_string()));
         }
         if self.run.stats.source_processed == 0
             && self.run.req.source_id.is_none()

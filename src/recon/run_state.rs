@@ -18,6 +18,16 @@ pub enum RunOutcome {
     Failed(String),
 }
 
+/// `reconById` of an object that is gone and that nothing is linked to: the run fails with
+/// this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{resource}/{id} not found, and no {other_side} is linked to it")]
+pub(crate) struct NothingLinked {
+    pub resource: String,
+    pub id: String,
+    pub other_side: &'static str,
+}
+
 /// Whether to go on after a page boundary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flow {

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::apply::Entry;
 use super::audited::Phase;
 use super::inbound::Inbound;
-use super::run_state::Flow;
+use super::run_state::{Flow, NothingLinked};
 use super::source_phase::decide_and_plan;
 use super::summary::Timed;
 use super::{ReconError, TARGET_TYPE, soql};
@@ -154,11 +154,11 @@ impl Inbound {
 
     /// `reconById` of a Salesforce id the source query no longer returns: its linked managed
     /// user is assessed as the target phase would (SOURCE_MISSING, and the mapping's policy
-    /// for it). `Err` text when there is nothing linked to assess.
+    /// for it). `Err` when there is nothing linked to assess.
     pub(crate) async fn vanished_source(
         &mut self,
         source_id: &str,
-    ) -> Result<Result<(), String>, ReconError> {
+    ) -> Result<Result<(), NothingLinked>, ReconError> {
         let inner = self.run.inner.clone();
         let mapping = self.run.mapping_of(&inner);
         let link = links::by_first_id(
@@ -169,10 +169,11 @@ impl Inbound {
         )
         .await?;
         let Some(link) = link else {
-            return Ok(Err(format!(
-                "{}/{source_id} not found, and no managed object is linked to it",
-                mapping.source
-            )));
+            return Ok(Err(NothingLinked {
+                resource: mapping.source.clone(),
+                id: source_id.to_owned(),
+                other_side: "managed object",
+            }));
         };
         let page = managed::by_ids(
             &inner.pool,

@@ -2,7 +2,7 @@
 //! linked to them.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
 use serde_json::Value;
@@ -22,24 +22,44 @@ use crate::repo::{self};
 use crate::salesforce::Record;
 
 impl Outbound {
+    /// While a page is assessed and written, the next one is fetched: at most two pages are
+    /// held.
     pub(super) async fn linked_pass(&mut self) -> Result<Flow, ReconError> {
         let client = self.run.inner.salesforce.clone();
         let batch = self.run.inner.settings.source_batch_size;
         let mut pages = std::pin::pin!(client.query_with_batch_size(&self.soql, batch));
-        loop {
+        // The stream is not polled again once it has ended.
+        let mut ended = false;
+        let mut fetch = async || {
+            if ended {
+                return (Ok(None), Duration::ZERO);
+            }
             let t = Instant::now();
-            let page = pages.try_next().await?;
-            self.run.stats.time(Timed::TargetQuery, t.elapsed());
-            let Some(page) = page else { break };
+            let page = pages.try_next().await;
+            ended = !matches!(page, Ok(Some(_)));
+            (page, t.elapsed())
+        };
+        let (mut next, took) = fetch().await;
+        self.run.stats.time(Timed::TargetQuery, took);
+        while let Some(page) = next? {
             self.existing_targets = page.total_size;
             self.run.stats.target_total = Some(page.total_size);
-            let (entries, seen) = self.linked_page(page.records).await?;
-            self.write(entries, &seen).await?;
-            if self.run.checkpoint().await? == Flow::Cancel {
+            let (flow, (fetched, took)) =
+                tokio::join!(self.linked_page_written(page.records), fetch());
+            self.run.stats.time(Timed::TargetQuery, took);
+            if flow? == Flow::Cancel {
                 return Ok(Flow::Cancel);
             }
+            next = fetched;
         }
         Ok(Flow::Go)
+    }
+
+    /// Assesses and writes one page, then checkpoints.
+    async fn linked_page_written(&mut self, records: Vec<Record>) -> Result<Flow, ReconError> {
+        let (entries, seen) = self.linked_page(records).await?;
+        self.write(entries, &seen).await?;
+        self.run.checkpoint().await
     }
 
     /// Assesses one page of Salesforce users; returns the entries and the managed users met

@@ -150,7 +150,7 @@ impl Outbound {
         let t = Instant::now();
         if let Some(id) = self.run.req.source_id.clone() {
             if let Err(reason) = self.one_user(&id).await? {
-                return Ok(RunOutcome::Failed(reason));
+                return Ok(RunOutcome::Failed(reason.to_string()));
             }
         } else {
             if self.linked_pass().await? == Flow::Cancel {

@@ -17,7 +17,7 @@ use crate::mapping::{
 use crate::outbound::correlation::{self, Matches};
 use crate::recon::ReconError;
 use crate::recon::audited::Phase;
-use crate::recon::run_state::Flow;
+use crate::recon::run_state::{Flow, NothingLinked};
 use crate::recon::summary::Timed;
 use crate::repo::links::{self, Link, Side};
 use crate::repo::managed::{self, StoredObject};
@@ -72,8 +72,11 @@ impl Outbound {
     }
 
     /// `reconById` of one managed user: assessed as pass 2 would, or, when it is gone, its
-    /// link as SOURCE_MISSING. `Err` text when there is neither.
-    pub(super) async fn one_user(&mut self, id: &str) -> Result<Result<(), String>, ReconError> {
+    /// link as SOURCE_MISSING. `Err` when there is neither.
+    pub(super) async fn one_user(
+        &mut self,
+        id: &str,
+    ) -> Result<Result<(), NothingLinked>, ReconError> {
         let inner = self.run.inner.clone();
         let mapping = self.run.mapping_of(&inner);
         let ids = [id.to_owned()];
@@ -92,10 +95,11 @@ impl Outbound {
         )
         .await?;
         let Some(link) = link.into_iter().next() else {
-            return Ok(Err(format!(
-                "{}/{id} not found, and nothing is linked to it",
-                mapping.source
-            )));
+            return Ok(Err(NothingLinked {
+                resource: mapping.source.clone(),
+                id: id.to_owned(),
+                other_side: "Salesforce user",
+            }));
         };
         let found = self.read_back(std::slice::from_ref(&link.first_id)).await?;
         match found.get(&link.first_id) {

@@ -163,3 +163,130 @@ async fn the_cli_reconciles_the_outbound_mapping_in_a_process_of_its_own() {
     // Queued for the worker, which is not running here.
     assert_eq!(env.app.outbox_for(&id).await.last().unwrap().0, "sync");
 }
+
+/// Salesforce users of the org, by Username.
+async fn sf_usernames(env: &Env) -> Vec<(String, String)> {
+    use futures_util::TryStreamExt;
+    let pages: Vec<_> = env
+        .sf
+        .query("SELECT Id, Username FROM User")
+        .try_collect()
+        .await
+        .unwrap();
+    pages
+        .into_iter()
+        .flat_map(|p| p.records)
+        .map(|r| {
+            (
+                r["Id"].as_str().unwrap().to_owned(),
+                r["Username"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_correlated_user_is_found_and_linked_and_the_rest_are_unassigned() {
+    let env = env(3).await;
+    let org = sf_usernames(&env).await;
+    let (sf_id, username) = org
+        .iter()
+        .find(|(_, u)| !u.starts_with("integration"))
+        .cloned()
+        .unwrap();
+    set_outbound_enable_sync(&env, false);
+    let worker = env.spawn_worker();
+    let mut body = env.user_body(&username);
+    body["userName"] = json!(username);
+    let id = crate::helpers::create_managed(&env.app, &body).await;
+    wait_until("the worker takes the create", async || {
+        worker.stats.per_partition().iter().sum::<u64>() >= 1
+    })
+    .await;
+
+    let summary = recon(&env, false).await;
+    assert_eq!(summary["state"], "SUCCESS", "{summary}");
+    assert_eq!(situation(&summary, "FOUND"), 1, "{summary}");
+    // Every other Salesforce user is linked to nothing: UNASSIGNED, whose policy is EXCEPTION.
+    assert_eq!(
+        situation(&summary, "UNASSIGNED"),
+        org.len() as i64 - 1,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["statusSummary"]["FAILURE"],
+        json!(org.len() - 1),
+        "{summary}"
+    );
+    wait_until("the worker links the found user", async || {
+        env.linked(&id).await.as_deref() == Some(sf_id.as_str())
+    })
+    .await;
+    assert_converged(&env, &[id]).await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn deactivations_wait_for_the_guard_and_then_go_through_the_worker() {
+    let env = env(0).await;
+    let worker = env.spawn_worker();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(env.create(&format!("gone.{i}@idm-sync.test")).await);
+    }
+    for id in &ids {
+        env.wait_synced(id).await;
+    }
+    worker.stop().await;
+    // Implicit sync off: three deletions never reach Salesforce.
+    set_outbound_enable_sync(&env, false);
+    let worker = env.spawn_worker();
+    let mut sf_ids = Vec::new();
+    for id in &ids[..3] {
+        sf_ids.push(env.linked(id).await.unwrap());
+        env.delete(id).await;
+    }
+    wait_until("the worker takes the deletes", async || {
+        worker.stats.per_partition().iter().sum::<u64>() >= 3
+    })
+    .await;
+
+    // Three of five Salesforce users (the integration user is the fifth) is past the guard's
+    // share: the run fails and queues nothing.
+    let rows = sync_rows(&env).await;
+    let guarded = recon(&env, false).await;
+    assert_eq!(guarded["state"], "FAILED", "{guarded}");
+    assert_eq!(situation(&guarded, "SOURCE_MISSING"), 3, "{guarded}");
+    assert_eq!(sync_rows(&env).await, rows);
+    for sf_id in &sf_ids {
+        assert_eq!(env.handle().user(sf_id).unwrap()["IsActive"], true);
+    }
+
+    // allowMassChange lets them through; the worker deactivates and unlinks.
+    let res = env
+        .app
+        .post(&format!(
+            "/recon?_action=recon&mapping={OUTBOUND}&waitForCompletion=true&allowMassChange=true"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(sync_rows(&env).await, rows + 3);
+    for sf_id in &sf_ids {
+        wait_until("the Salesforce user is deactivated", async || {
+            env.handle().user(sf_id).unwrap()["IsActive"] == false
+        })
+        .await;
+    }
+    for id in &ids[..3] {
+        wait_until("the link is gone", async || env.linked(id).await.is_none()).await;
+    }
+    assert_eq!(
+        env.handle()
+            .user(&env.linked(&ids[3]).await.unwrap())
+            .unwrap()["IsActive"],
+        true
+    );
+    worker.stop().await;
+}
