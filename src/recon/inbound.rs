@@ -6,12 +6,15 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use super::audited::{Audited, Phase};
+use super::in_step::Loading;
 use super::run_state::{Flow, Run, RunOutcome};
 use super::seen::SeenTargets;
+use super::source_phase::plain_confirmed_update;
 use super::summary::{Stage, Timed};
 use super::{ReconError, ReconRequest, TARGET_RESOURCE, TARGET_TYPE, guard, soql};
 use crate::filter::Filter;
-use crate::mapping::Mapping;
+use crate::mapping::{Mapping, Situation};
 use crate::repo::{links, recon_runs};
 
 /// What an inbound run reads, worked out from the request before it starts.
@@ -53,6 +56,8 @@ pub(crate) struct Inbound {
     pub next_analyze: u64,
     /// The targets the source phase touched.
     pub seen: SeenTargets,
+    /// The links in step, read beside the source phase (see `in_step.rs`).
+    pub in_step: Option<Loading>,
 }
 
 impl Inbound {
@@ -91,6 +96,7 @@ impl Inbound {
             held: 0,
             next_analyze: FIRST_ANALYZE,
             seen,
+            in_step: None,
         }
     }
 
@@ -108,6 +114,15 @@ impl Inbound {
         self.run.stats.links_total = Some(u64::try_from(link_total).unwrap_or(0));
         self.correlate = self.run.mapping().has_correlation()
             && (self.existing_targets > 0 || self.run.mapping().correlate_empty_target_set);
+        if self.reads_in_step() {
+            let mapping = self.run.mapping();
+            self.in_step = Some(Loading::spawn(
+                self.run.pool().clone(),
+                mapping.link_type().to_owned(),
+                TARGET_TYPE.to_owned(),
+                &self.seen,
+            ));
+        }
 
         if self.run.enter(Stage::ReconcilingSource).await? == Flow::Cancel {
             return Ok(RunOutcome::Canceled);
@@ -163,6 +178,31 @@ impl Inbound {
             return Ok(RunOutcome::Canceled);
         }
         Ok(RunOutcome::Success)
+    }
+}
+
+impl Inbound {
+    /// Whether this run reads the links in step up front: the unchanged fast path applies,
+    /// there are managed objects, no more than the touched targets held in memory (those read
+    /// up front are remembered by key only), it is a whole run, and the audit does not write
+    /// unchanged entries (known by key only, they have no target id to write).
+    fn reads_in_step(&self) -> bool {
+        let mapping = self.run.mapping();
+        let Some(decision) = plain_confirmed_update(mapping) else {
+            return false;
+        };
+        let unchanged = Audited {
+            phase: Phase::Source,
+            source_id: None,
+            target_id: None,
+            situation: Some(Situation::Confirmed),
+            action: Some(decision.action),
+            status: "SUCCESS",
+            unchanged: true,
+        };
+        self.run.req.source_id.is_none()
+            && (1..=self.run.inner.settings.seen_in_memory as u64).contains(&self.existing_targets)
+            && !self.run.admits(&unchanged)
     }
 }
 

@@ -42,6 +42,7 @@ pub mod summary;
 
 mod apply;
 mod audited;
+mod in_step;
 mod inbound;
 mod outbound;
 mod run;

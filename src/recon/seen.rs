@@ -44,6 +44,23 @@ impl SeenTargets {
         true
     }
 
+    /// What makes the keys [`SeenTargets::remember_keys`] takes (`hash_one(id)`).
+    pub fn hasher(&self) -> RandomState {
+        self.keys.clone()
+    }
+
+    /// As [`SeenTargets::remember`], for targets known by their key only (see [`SeenTargets::hasher`]):
+    /// `false` past the cap, and then they are not remembered (the target phase visits them,
+    /// which costs time, not correctness).
+    pub fn remember_keys(&mut self, keys: &[u64]) -> bool {
+        if self.spilled || self.hashes.len() + keys.len() > self.cap {
+            return false;
+        }
+        self.hashes.extend_from_slice(keys);
+        self.sorted = false;
+        true
+    }
+
     pub fn spilled(&self) -> bool {
         self.spilled
     }
@@ -81,6 +98,16 @@ mod tests {
             "written to recon_seen, not held"
         );
         assert!(!seen.contains("target-99"));
+    }
+
+    #[test]
+    fn targets_remembered_by_key_are_seen() {
+        let mut seen = SeenTargets::new(10);
+        let hasher = seen.hasher();
+        let keys: Vec<u64> = ids(0..3).iter().map(|id| hasher.hash_one(id)).collect();
+        assert!(seen.remember_keys(&keys));
+        assert!(seen.contains("target-1") && !seen.contains("target-7"));
+        assert!(!seen.remember_keys(&[0; 20]), "past the cap");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `mod.rs`), and the planning of work shared with the target phase.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
@@ -10,13 +10,14 @@ use serde_json::Value;
 
 use super::apply::{Entry, LinkPlan, Work};
 use super::audited::Phase;
+use super::in_step::{InStep, Loading};
 use super::inbound::Inbound;
 use super::run_state::Flow;
 use super::summary::Timed;
 use super::{Inner, ReconError, TARGET_TYPE};
 use crate::filter::Filter;
 use crate::mapping::{
-    Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, LinkState, Mapping,
+    Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, Decision, LinkState, Mapping,
     MappingError, PolicyScope, Situation, SourceFacts, SyncContext, assess_source,
 };
 use crate::planner::{self, Facts, Known, Write};
@@ -131,6 +132,7 @@ impl Inbound {
             recon_id: self.run.id.clone(),
             correlate: self.correlate,
             existing_targets: self.existing_targets,
+            in_step: self.in_step.as_ref().map(Loading::share),
         }
     }
 
@@ -141,6 +143,9 @@ impl Inbound {
         }
         self.run.stats.links_processed += page.links_processed;
         self.run.stats.source_processed += page.source_processed;
+        if self.run_target_phase {
+            self.seen.remember_keys(&page.seen_keys);
+        }
         self.apply_page(&page.entries, &page.seen).await
     }
 }
@@ -148,8 +153,10 @@ impl Inbound {
 /// A source page assessed and waiting to be written.
 struct Assessed {
     entries: Vec<Entry>,
-    /// The targets it touched (the target phase skips them).
+    /// The targets it touched (the target phase skips them), by id, and by key where the
+    /// links in step were read up front.
     seen: Vec<String>,
+    seen_keys: Vec<u64>,
     /// Whether any of its sources ran a correlation query.
     correlated: bool,
     timings: Vec<(Timed, Duration)>,
@@ -214,6 +221,8 @@ struct Assessor {
     recon_id: String,
     correlate: bool,
     existing_targets: u64,
+    /// The links in step, once read.
+    in_step: Option<Arc<OnceLock<InStep>>>,
 }
 
 impl Assessor {
@@ -240,6 +249,7 @@ impl Assessor {
             .collect();
         let mut entries = Vec::with_capacity(n);
         let mut seen = Vec::with_capacity(n);
+        let mut seen_keys = Vec::new();
         // The page's look-ups by id probe the indexes (see `repo::begin_lookups`).
         let mut lookups = repo::begin_lookups(pool).await?;
         let records = self
@@ -250,6 +260,7 @@ impl Assessor {
                 &digests,
                 &mut entries,
                 &mut seen,
+                &mut seen_keys,
             )
             .await?;
         links_processed += entries.len() as u64;
@@ -448,6 +459,7 @@ impl Assessor {
         Ok(Assessed {
             entries,
             seen,
+            seen_keys,
             correlated,
             timings,
             links_processed,
@@ -460,6 +472,7 @@ impl Assessor {
     /// are CONFIRMED and unchanged without loading either body. Valid only where CONFIRMED's
     /// policy is a plain UPDATE (no condition, script or postAction to run per object).
     /// Returns the records that need the full assessment.
+    #[allow(clippy::too_many_arguments)] // the page's three output lists, filled side by side
     async fn skip_unchanged(
         &self,
         lookups: &mut Tx,
@@ -468,17 +481,39 @@ impl Assessor {
         digests: &HashMap<String, [u8; 32]>,
         entries: &mut Vec<Entry>,
         seen: &mut Vec<String>,
+        seen_keys: &mut Vec<u64>,
     ) -> Result<Vec<Record>, ReconError> {
-        let Some(decision) = mapping.static_decision(Situation::Confirmed) else {
+        let Some(decision) = plain_confirmed_update(mapping) else {
             return Ok(records);
         };
-        // An onUpdate script runs for every UPDATE, changed or not (as in IDM).
-        let plain_update = decision.action == Action::Update
-            && decision.policy.is_none_or(|p| p.post_action.is_none())
-            && !mapping.has_on_update();
         // A run that started with no managed objects has no link to find.
-        if !plain_update || digests.is_empty() || self.existing_targets == 0 {
+        if digests.is_empty() || self.existing_targets == 0 {
             return Ok(records);
+        }
+        if let Some(in_step) = self.in_step.as_ref().and_then(|l| l.get()) {
+            let mut rest = Vec::with_capacity(records.len());
+            for record in records {
+                let id = record.get("Id").and_then(Value::as_str);
+                let key = id.and_then(|id| {
+                    let digest = digests.get(id)?;
+                    in_step.target_key(id, digest)
+                });
+                let (Some(id), Some(key)) = (id, key) else {
+                    rest.push(record);
+                    continue;
+                };
+                // Known by its key only: the audit does not write unchanged entries when
+                // `in_step` is read (see `Inbound::reads_in_step`).
+                let mut entry = Entry::new(Phase::Source);
+                entry.source_id = Some(id.to_owned());
+                entry.situation = Some(Situation::Confirmed);
+                entry.action = Some(decision.action);
+                entry.policy = decision.policy.map(|p| p.index);
+                entry.work = Work::Unchanged;
+                seen_keys.push(key);
+                entries.push(entry);
+            }
+            return Ok(rest);
         }
         // A long page is checked in two halves on two connections at once: the check is most
         // of an unchanged re-recon's time, and Postgres runs the halves side by side.
@@ -524,6 +559,17 @@ impl Assessor {
         }
         Ok(rest)
     }
+}
+
+/// CONFIRMED's decision when the unchanged fast path applies: a plain UPDATE, with no
+/// condition, script or postAction to run per object, and no `onUpdate` (which runs for every
+/// UPDATE, changed or not, as in IDM).
+pub(crate) fn plain_confirmed_update(mapping: &Mapping) -> Option<Decision<'_>> {
+    let decision = mapping.static_decision(Situation::Confirmed)?;
+    (decision.action == Action::Update
+        && decision.policy.is_none_or(|p| p.post_action.is_none())
+        && !mapping.has_on_update())
+    .then_some(decision)
 }
 
 /// Of `sources` (id, digest), the `(source, target)` pairs the unchanged fast path may skip.
@@ -636,6 +682,7 @@ mod tests {
         Assessed {
             entries,
             seen: Vec::new(),
+            seen_keys: Vec::new(),
             correlated,
             timings: Vec::new(),
             links_processed: 0,

@@ -348,6 +348,35 @@ pub async fn unchanged_since_digest<'e>(
     Ok(rows)
 }
 
+/// Recon's unchanged check made once per run instead of once per page: every link of
+/// `link_type` that holds a source digest and whose managed object is still at the snapshot's
+/// revision, handed to `f` as `(first_id, second_id, digest)` while the rows stream in (one
+/// pass over both tables; nothing is held here). Returns how many.
+pub async fn for_each_in_step(
+    pool: &sqlx::PgPool,
+    link_type: &str,
+    qualifier: &str,
+    object_type: &str,
+    mut f: impl FnMut(&str, &str, &[u8]),
+) -> Result<u64, RepoError> {
+    use futures_util::TryStreamExt;
+    let mut rows = sqlx::query_as::<_, (String, String, Vec<u8>)>(
+        "SELECT l.first_id, l.second_id, l.source_digest FROM links l
+         JOIN managed_objects m ON m.object_type = $3 AND m.id = l.second_id AND m.rev = l.synced_rev
+         WHERE l.link_type = $1 AND l.link_qualifier = $2 AND l.source_digest IS NOT NULL",
+    )
+    .bind(link_type)
+    .bind(qualifier)
+    .bind(object_type)
+    .fetch(pool);
+    let mut n = 0;
+    while let Some((first, second, digest)) = rows.try_next().await? {
+        f(&first, &second, &digest);
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// One link now in step: its id, the managed object's body and revision.
 pub type Synced<'a> = (String, &'a Map<String, Value>, i64);
 

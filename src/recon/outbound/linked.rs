@@ -120,16 +120,21 @@ impl Outbound {
                     }
                     met.push(user.id.clone());
                     self.run.stats.source_processed += 1;
-                    entries.push(assess_linked(
+                    let decider = Decider {
                         mapping,
-                        &self.run.id,
-                        user,
-                        &source,
-                        &link,
-                        &record,
-                    ));
+                        recon_id: &self.run.id,
+                        analyze: self.run.req.analyze,
+                    };
+                    entries.push(assess_linked(&decider, user, &source, &link, &record));
                 }
-                None => entries.push(source_missing(mapping, &self.run.id, &link, &record)),
+                None => {
+                    let decider = Decider {
+                        mapping,
+                        recon_id: &self.run.id,
+                        analyze: self.run.req.analyze,
+                    };
+                    entries.push(source_missing(&decider, &link, &record))
+                }
             }
         }
         let spilled = if self.seen.remember(&met) {
@@ -148,13 +153,13 @@ pub(super) fn record_id(record: &Record) -> Option<String> {
 /// A managed user and the Salesforce user linked to it, as just read: CONFIRMED (queued when
 /// the mapped values differ from Salesforce's) or UNQUALIFIED.
 pub(super) fn assess_linked(
-    mapping: &Mapping,
-    recon_id: &str,
+    d: &Decider<'_>,
     user: &StoredObject,
     source: &Value,
     link: &Link,
     record: &Record,
 ) -> Entry {
+    let mapping = d.mapping;
     let mut entry = Entry::new(
         Phase::Source,
         Some(user.id.clone()),
@@ -174,14 +179,7 @@ pub(super) fn assess_linked(
         Situation::Unqualified
     };
     let target = Value::Object(record.clone());
-    let Some(action) = decide(
-        mapping,
-        recon_id,
-        &mut entry,
-        situation,
-        Some(source),
-        Some(&target),
-    ) else {
+    let Some(action) = decide(d, &mut entry, situation, Some(source), Some(&target)) else {
         return entry;
     };
     let facts = Facts {
@@ -225,12 +223,7 @@ pub(super) fn assess_linked(
 }
 
 /// A Salesforce user whose linked managed user is gone: SOURCE_MISSING.
-pub(super) fn source_missing(
-    mapping: &Mapping,
-    recon_id: &str,
-    link: &Link,
-    record: &Record,
-) -> Entry {
+pub(super) fn source_missing(d: &Decider<'_>, link: &Link, record: &Record) -> Entry {
     let mut entry = Entry::new(
         Phase::Target,
         Some(link.second_id.clone()),
@@ -238,14 +231,7 @@ pub(super) fn source_missing(
     );
     let target = Value::Object(record.clone());
     let situation = Situation::SourceMissing;
-    let Some(action) = decide(
-        mapping,
-        recon_id,
-        &mut entry,
-        situation,
-        None,
-        Some(&target),
-    ) else {
+    let Some(action) = decide(d, &mut entry, situation, None, Some(&target)) else {
         return entry;
     };
     entry.work = match action {
@@ -259,11 +245,18 @@ pub(super) fn source_missing(
     entry
 }
 
-/// The mapping's action for `situation`, recorded on the entry; `None` when a policy's
-/// script failed (recorded as the entry's error).
+/// What deciding an entry's action needs: the mapping, the run, whether it only analyzes.
+pub(super) struct Decider<'a> {
+    pub mapping: &'a Mapping,
+    pub recon_id: &'a str,
+    pub analyze: bool,
+}
+
+/// The mapping's action for `situation`, recorded on the entry, and its policy's `postAction`
+/// run (not in analyze mode; for a queued write, once it is queued: the worker makes it
+/// later). `None` when a policy's script failed (recorded as the entry's error).
 pub(super) fn decide(
-    mapping: &Mapping,
-    recon_id: &str,
+    d: &Decider<'_>,
     entry: &mut Entry,
     situation: Situation,
     source: Option<&Value>,
@@ -275,16 +268,20 @@ pub(super) fn decide(
         target,
         link_qualifier: DEFAULT_LINK_QUALIFIER,
         source_phase: entry.phase == Phase::Source,
-        recon_id: Some(recon_id),
+        recon_id: Some(d.recon_id),
     };
-    match mapping.decide(situation, &scope) {
-        Ok(d) => {
-            entry.action = Some(d.action);
-            Some(d.action)
-        }
+    let decision = match d.mapping.decide(situation, &scope) {
+        Ok(decision) => decision,
         Err(e) => {
             entry.error = Some(e.to_string());
-            None
+            return None;
         }
+    };
+    entry.action = Some(decision.action);
+    if !d.analyze
+        && let Err(e) = decision.run_post_action(d.mapping, &scope)
+    {
+        entry.error = Some(e.to_string());
     }
+    Some(decision.action)
 }

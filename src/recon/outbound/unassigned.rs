@@ -2,7 +2,7 @@
 //! UNASSIGNED (or TARGET_IGNORED when `validTarget` refuses them); a DELETE deactivates them,
 //! held for the guard like every delete.
 
-use super::linked::decide;
+use super::linked::{Decider, decide};
 use super::{Entry, Outbound, Via, Work};
 use crate::mapping::{Action, LinkedSource, assess_target};
 use crate::recon::ReconError;
@@ -16,6 +16,12 @@ impl Outbound {
         let inner = self.run.inner.clone();
         let mapping = self.run.mapping_of(&inner);
         let unlinked = std::mem::take(&mut self.unlinked);
+        let recon_id = self.run.id.clone();
+        let decider = Decider {
+            mapping,
+            recon_id: &recon_id,
+            analyze: self.run.req.analyze,
+        };
         let mut entries = Vec::new();
         for (id, qualifies) in unlinked {
             if self.claimed.contains(&id) {
@@ -26,8 +32,7 @@ impl Outbound {
                 Err(e) => entry.error = Some(e),
                 Ok(q) => {
                     let situation = assess_target(q, LinkedSource::Unlinked);
-                    if let Some(action) =
-                        decide(mapping, &self.run.id, &mut entry, situation, None, None)
+                    if let Some(action) = decide(&decider, &mut entry, situation, None, None)
                         && action == Action::Delete
                     {
                         entry.work = Work::Hold(Via::Direct { target: id });

@@ -9,7 +9,7 @@ use std::time::Instant;
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
 
-use super::linked::{assess_linked, decide, record_id};
+use super::linked::{Decider, assess_linked, decide, record_id};
 use super::{Entry, Outbound, Work, target_fields};
 use crate::mapping::{
     Action, Correlation, DEFAULT_LINK_QUALIFIER, LinkState, SourceFacts, SyncContext, assess_source,
@@ -104,7 +104,12 @@ impl Outbound {
         let found = self.read_back(std::slice::from_ref(&link.first_id)).await?;
         match found.get(&link.first_id) {
             Some(record) => {
-                let entry = super::linked::source_missing(mapping, &self.run.id, &link, record);
+                let decider = Decider {
+                    mapping,
+                    recon_id: &self.run.id,
+                    analyze: self.run.req.analyze,
+                };
+                let entry = super::linked::source_missing(&decider, &link, record);
                 self.write(vec![entry], &[]).await?;
             }
             // Neither side exists any more: ALL_GONE, which only the link remembers.
@@ -160,7 +165,12 @@ impl Outbound {
                 self.run.stats.links_processed += 1;
                 entries.push(match targets.get(&link.first_id) {
                     Some(record) => {
-                        assess_linked(mapping, &self.run.id, user, source, link, record)
+                        let decider = Decider {
+                            mapping,
+                            recon_id: &self.run.id,
+                            analyze: self.run.req.analyze,
+                        };
+                        assess_linked(&decider, user, source, link, record)
                     }
                     None => self.missing(user, source, link),
                 });
@@ -194,8 +204,11 @@ impl Outbound {
             });
             entry.target_id = single.clone();
             let Some(action) = decide(
-                mapping,
-                &self.run.id,
+                &Decider {
+                    mapping,
+                    recon_id: &self.run.id,
+                    analyze: self.run.req.analyze,
+                },
                 &mut entry,
                 situation,
                 Some(source),
@@ -232,8 +245,11 @@ impl Outbound {
         );
         let situation = crate::mapping::Situation::Missing;
         let Some(action) = decide(
-            mapping,
-            &self.run.id,
+            &Decider {
+                mapping,
+                recon_id: &self.run.id,
+                analyze: self.run.req.analyze,
+            },
             &mut entry,
             situation,
             Some(source),

@@ -290,3 +290,51 @@ async fn deactivations_wait_for_the_guard_and_then_go_through_the_worker() {
     );
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_policys_post_action_runs_for_each_entry_but_not_in_analyze() {
+    let env = env(2).await;
+    // The app loaded sync.json at start; the command line loads the edited file.
+    let path = env.conf.join("sync.json");
+    let mut sync: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let outbound = &mut sync["mappings"][1];
+    assert_eq!(outbound["name"], OUTBOUND);
+    outbound["allowEmptySourceSet"] = json!(true);
+    for policy in outbound["policies"].as_array_mut().unwrap() {
+        if policy["situation"] == "UNASSIGNED" {
+            policy["action"] = json!("REPORT");
+            policy["postAction"] = json!({"type": "text/javascript",
+                "source": "throw new Error('post ' + action + ' ' + situation + ' ' + reconId)"});
+        }
+    }
+    std::fs::write(&path, sync.to_string()).unwrap();
+    let org = sf_usernames(&env).await.len() as i64;
+    let run = |analyze: bool| idm_sync::recon_cli::ReconCommand {
+        conf_dir: env.conf.to_path_buf(),
+        database: crate::helpers::db_settings(&env.app.db.url),
+        mapping: Some(OUTBOUND.into()),
+        analyze,
+        allow_mass_change: false,
+    };
+    let analyzed = idm_sync::recon_cli::run(&run(true), std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(situation(&analyzed, "UNASSIGNED"), org, "{analyzed}");
+    assert_eq!(analyzed["statusSummary"]["FAILURE"], 0, "{analyzed}");
+
+    let summary = idm_sync::recon_cli::run(&run(false), std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(summary["statusSummary"]["FAILURE"], org, "{summary}");
+    let id = summary["_id"].as_str().unwrap();
+    let messages: Vec<String> =
+        sqlx::query_scalar("SELECT body->>'message' FROM recon_audit WHERE recon_id = $1")
+            .bind(id)
+            .fetch_all(&env.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(messages.len() as i64, org);
+    for m in messages {
+        assert!(m.contains(&format!("post REPORT UNASSIGNED {id}")), "{m}");
+    }
+}
