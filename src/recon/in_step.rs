@@ -19,7 +19,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, OnceLock};
 
 use super::seen::SeenTargets;
-use crate::mapping::DEFAULT_LINK_QUALIFIER;
+use crate::mapping::{Action, DEFAULT_LINK_QUALIFIER, Decision, Mapping, Situation};
 use crate::repo::{Pool, RepoError, links};
 
 pub(crate) struct InStep {
@@ -111,6 +111,17 @@ impl Drop for Loading {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// CONFIRMED's decision when the unchanged fast path applies: a plain UPDATE, with no
+/// condition, script or postAction to run per object, and no `onUpdate` (which runs for every
+/// UPDATE, changed or not, as in IDM).
+pub(crate) fn plain_confirmed_update(mapping: &Mapping) -> Option<Decision<'_>> {
+    let decision = mapping.static_decision(Situation::Confirmed)?;
+    (decision.action == Action::Update
+        && decision.policy.is_none_or(|p| p.post_action.is_none())
+        && !mapping.has_on_update())
+    .then_some(decision)
 }
 
 fn prefix(digest: &[u8]) -> Option<u128> {

@@ -7,10 +7,9 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::audited::{Audited, Phase};
-use super::in_step::Loading;
+use super::in_step::{Loading, plain_confirmed_update};
 use super::run_state::{Flow, Run, RunOutcome};
 use super::seen::SeenTargets;
-use super::source_phase::plain_confirmed_update;
 use super::summary::{Stage, Timed};
 use super::{ReconError, ReconRequest, TARGET_RESOURCE, TARGET_TYPE, guard, soql};
 use crate::filter::Filter;

@@ -10,14 +10,14 @@ use serde_json::Value;
 
 use super::apply::{Entry, LinkPlan, Work};
 use super::audited::Phase;
-use super::in_step::{InStep, Loading};
+use super::in_step::{InStep, Loading, plain_confirmed_update};
 use super::inbound::Inbound;
 use super::run_state::Flow;
 use super::summary::Timed;
 use super::{Inner, ReconError, TARGET_TYPE};
 use crate::filter::Filter;
 use crate::mapping::{
-    Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, Decision, LinkState, Mapping,
+    Action, Correlation, CorrelationRequest, DEFAULT_LINK_QUALIFIER, LinkState, Mapping,
     MappingError, PolicyScope, Situation, SourceFacts, SyncContext, assess_source,
 };
 use crate::planner::{self, Facts, Known, Write};
@@ -559,17 +559,6 @@ impl Assessor {
         }
         Ok(rest)
     }
-}
-
-/// CONFIRMED's decision when the unchanged fast path applies: a plain UPDATE, with no
-/// condition, script or postAction to run per object, and no `onUpdate` (which runs for every
-/// UPDATE, changed or not, as in IDM).
-pub(crate) fn plain_confirmed_update(mapping: &Mapping) -> Option<Decision<'_>> {
-    let decision = mapping.static_decision(Situation::Confirmed)?;
-    (decision.action == Action::Update
-        && decision.policy.is_none_or(|p| p.post_action.is_none())
-        && !mapping.has_on_update())
-    .then_some(decision)
 }
 
 /// Of `sources` (id, digest), the `(source, target)` pairs the unchanged fast path may skip.
