@@ -88,6 +88,9 @@ pub struct ReconSettings {
     /// Targets the source phase touched that are held in memory (8 bytes each); past this
     /// they are written to `recon_seen`.
     pub seen_in_memory: usize,
+    /// Salesforce users linked to nothing an outbound run holds in memory for its target
+    /// phase (about 50 bytes each); past this they are written to `recon_unlinked`.
+    pub unlinked_in_memory: usize,
 }
 
 impl Default for ReconSettings {
@@ -98,6 +101,7 @@ impl Default for ReconSettings {
             target_page_size: 1000,
             heartbeat_interval: Duration::from_secs(5),
             seen_in_memory: seen::MEMORY_CAP,
+            unlinked_in_memory: 200_000,
         }
     }
 }

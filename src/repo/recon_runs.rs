@@ -525,7 +525,72 @@ pub async fn pending_deletes<'e>(
         .collect())
 }
 
-/// Drops a run's scratch rows (seen targets, held-back deletes).
+/// A target an outbound run found linked to nothing: its id, and whether it qualifies
+/// (`validTarget`), or why that could not be told.
+pub type Unlinked = (String, Result<bool, String>);
+
+/// Keeps `targets` for the run's target phase.
+pub async fn add_unlinked<'e>(
+    db: impl PgExecutor<'e>,
+    recon_id: &str,
+    targets: &[Unlinked],
+) -> Result<(), RepoError> {
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = targets.iter().map(|(id, _)| id.as_str()).collect();
+    let qualifies: Vec<Option<bool>> = targets
+        .iter()
+        .map(|(_, q)| q.as_ref().ok().copied())
+        .collect();
+    let errors: Vec<Option<&str>> = targets
+        .iter()
+        .map(|(_, q)| q.as_ref().err().map(String::as_str))
+        .collect();
+    sqlx::query(
+        "INSERT INTO recon_unlinked (recon_id, target_id, qualifies, error)
+         SELECT $1, u.id, u.q, u.e FROM unnest($2::text[], $3::bool[], $4::text[]) AS u(id, q, e)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(recon_id)
+    .bind(&ids)
+    .bind(&qualifies)
+    .bind(&errors)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The next kept targets after `after_id`, in id order.
+pub async fn unlinked<'e>(
+    db: impl PgExecutor<'e>,
+    recon_id: &str,
+    after_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Unlinked>, RepoError> {
+    let rows: Vec<(String, Option<bool>, Option<String>)> = sqlx::query_as(
+        "SELECT target_id, qualifies, error FROM recon_unlinked
+         WHERE recon_id = $1 AND ($2::text IS NULL OR target_id > $2)
+         ORDER BY target_id LIMIT $3",
+    )
+    .bind(recon_id)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, qualifies, error)| {
+            let qualifies = match (qualifies, error) {
+                (Some(q), _) => Ok(q),
+                (None, e) => Err(e.unwrap_or_default()),
+            };
+            (id, qualifies)
+        })
+        .collect())
+}
+
+/// Drops a run's scratch rows (seen targets, held-back deletes, unlinked targets).
 pub async fn clear_scratch<'e, E>(db: E, recon_id: &str) -> Result<(), RepoError>
 where
     E: PgExecutor<'e> + Copy,
@@ -535,6 +600,10 @@ where
         .execute(db)
         .await?;
     sqlx::query("DELETE FROM recon_pending_deletes WHERE recon_id = $1")
+        .bind(recon_id)
+        .execute(db)
+        .await?;
+    sqlx::query("DELETE FROM recon_unlinked WHERE recon_id = $1")
         .bind(recon_id)
         .execute(db)
         .await?;

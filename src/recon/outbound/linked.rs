@@ -18,6 +18,7 @@ use crate::recon::run_state::Flow;
 use crate::recon::summary::Timed;
 use crate::repo::links::{self, Link, Side};
 use crate::repo::managed::{self, StoredObject};
+use crate::repo::recon_runs::{self, Unlinked};
 use crate::repo::{self};
 use crate::salesforce::Record;
 
@@ -97,6 +98,7 @@ impl Outbound {
         let ctx = SyncContext::default();
         let mut entries = Vec::with_capacity(records.len());
         let mut met = Vec::with_capacity(records.len());
+        let mut unlinked = Vec::new();
         for record in records {
             let Some(id) = record_id(&record) else {
                 continue;
@@ -107,7 +109,7 @@ impl Outbound {
                 let qualifies = mapping
                     .target_qualifies(&target, &ctx)
                     .map_err(|e| e.to_string());
-                self.unlinked.push((id, qualifies));
+                unlinked.push((id, qualifies));
                 continue;
             };
             self.run.stats.links_processed += 1;
@@ -137,12 +139,28 @@ impl Outbound {
                 }
             }
         }
+        self.keep_unlinked(unlinked).await?;
         let spilled = if self.seen.remember(&met) {
             Vec::new()
         } else {
             met
         };
         Ok((entries, spilled))
+    }
+}
+
+impl Outbound {
+    /// Keeps a page's unlinked Salesforce users for the target phase: in memory while they
+    /// fit, in `recon_unlinked` from then on.
+    async fn keep_unlinked(&mut self, page: Vec<Unlinked>) -> Result<(), ReconError> {
+        let cap = self.run.inner.settings.unlinked_in_memory;
+        if !self.unlinked_spilled && self.unlinked.len() + page.len() <= cap {
+            self.unlinked.extend(page);
+            return Ok(());
+        }
+        self.unlinked_spilled = true;
+        recon_runs::add_unlinked(self.run.pool(), &self.run.id, &page).await?;
+        Ok(())
     }
 }
 

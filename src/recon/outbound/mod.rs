@@ -34,7 +34,8 @@ use super::summary::{Stage, Timed};
 use super::{ReconError, ReconRequest, guard, soql};
 use crate::filter::Filter;
 use crate::mapping::Mapping;
-use crate::repo::{links, recon_runs};
+use crate::repo::links;
+use crate::repo::recon_runs::{self, Unlinked};
 use crate::salesforce::soql::is_field_name;
 use crate::salesforce::soql_filter::where_clause;
 
@@ -77,8 +78,10 @@ pub(crate) struct Outbound {
     existing_targets: u64,
     /// Managed users pass 1 met.
     seen: SeenTargets,
-    /// Salesforce users nothing links to, and whether each qualifies (`validTarget`).
-    unlinked: Vec<(String, Result<bool, String>)>,
+    /// Salesforce users nothing links to, and whether each qualifies (`validTarget`): in
+    /// memory up to `ReconSettings::unlinked_in_memory`, then in `recon_unlinked`.
+    unlinked: Vec<Unlinked>,
+    unlinked_spilled: bool,
     /// Salesforce users a correlation in pass 2 matched: not UNASSIGNED.
     claimed: HashSet<String>,
     /// Deactivations held for the guard.
@@ -126,6 +129,7 @@ impl Outbound {
             existing_targets: 0,
             seen,
             unlinked: Vec::new(),
+            unlinked_spilled: false,
             claimed: HashSet::new(),
             held: Vec::new(),
         }

@@ -7,15 +7,35 @@ use super::{Entry, Outbound, Via, Work};
 use crate::mapping::{Action, LinkedSource, assess_target};
 use crate::recon::ReconError;
 use crate::recon::audited::Phase;
+use crate::repo::recon_runs::{self, Unlinked};
 
 /// Entries written per transaction.
 const PAGE: usize = 1000;
 
 impl Outbound {
     pub(super) async fn unassigned_pass(&mut self) -> Result<(), ReconError> {
+        let held = std::mem::take(&mut self.unlinked);
+        self.unassigned(held).await?;
+        if !self.unlinked_spilled {
+            return Ok(());
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page =
+                recon_runs::unlinked(self.run.pool(), &self.run.id, after.as_deref(), PAGE as i64)
+                    .await?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            after = Some(last.clone());
+            self.unassigned(page).await?;
+        }
+    }
+
+    /// Assesses and writes unlinked Salesforce users, a page at a time.
+    async fn unassigned(&mut self, unlinked: Vec<Unlinked>) -> Result<(), ReconError> {
         let inner = self.run.inner.clone();
         let mapping = self.run.mapping_of(&inner);
-        let unlinked = std::mem::take(&mut self.unlinked);
         let recon_id = self.run.id.clone();
         let decider = Decider {
             mapping,

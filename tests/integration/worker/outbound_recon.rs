@@ -338,3 +338,42 @@ async fn a_policys_post_action_runs_for_each_entry_but_not_in_analyze() {
         assert!(m.contains(&format!("post REPORT UNASSIGNED {id}")), "{m}");
     }
 }
+
+#[tokio::test]
+async fn unlinked_salesforce_users_past_the_memory_cap_wait_in_a_table() {
+    use std::sync::Arc;
+    let env = env(5).await;
+    let id = env.create("kept.user@idm-sync.test").await;
+    let org = sf_usernames(&env).await.len() as i64;
+    let conf = idm_sync::config::Conf::load(&env.conf).unwrap();
+    let managed = idm_sync::managed::ManagedObjects::new(
+        env.app.db.pool.clone(),
+        Arc::new(conf.managed.clone()),
+    );
+    let sync = idm_sync::mapping::SyncConfig::load(&env.conf).unwrap();
+    let engine = idm_sync::recon::ReconEngine::new(
+        managed,
+        Arc::new(sync),
+        env.sf.clone(),
+        idm_sync::recon::ReconSettings {
+            unlinked_in_memory: 2,
+            ..Default::default()
+        },
+    );
+    let summary = engine
+        .run(idm_sync::recon::ReconRequest {
+            mapping: OUTBOUND.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(summary["state"], "SUCCESS", "{summary}");
+    assert_eq!(situation(&summary, "UNASSIGNED"), org, "{summary}");
+    assert_eq!(situation(&summary, "ABSENT"), 1, "{summary}");
+    assert_eq!(env.app.outbox_for(&id).await.last().unwrap().0, "sync");
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM recon_unlinked").await,
+        0,
+        "scratch cleared"
+    );
+}
