@@ -2,13 +2,15 @@
 //! script) for each user, the filters of many users OR-ed into a few SOQL queries, and each
 //! user's matches decided by evaluating its own filter on what came back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
 
 use crate::filter::Filter;
-use crate::mapping::{CorrelationRequest, Mapping, SyncContext};
+use crate::mapping::{CorrelationRequest, DEFAULT_LINK_QUALIFIER, Mapping, SyncContext};
+use crate::repo::links::{self, Side};
+use crate::repo::{Pool, RepoError};
 use crate::salesforce::soql::is_field_name;
 use crate::salesforce::soql_filter;
 use crate::salesforce::{SalesforceClient, SalesforceError};
@@ -150,6 +152,40 @@ fn correlation_fields(mapping: &Mapping) -> Vec<String> {
         }
     }
     out
+}
+
+/// Marks each single match already linked under `link_type` (to another managed user, since
+/// the users correlated are unlinked): FOUND_ALREADY_LINKED rather than FOUND. One query.
+pub async fn mark_linked_elsewhere(
+    pool: &Pool,
+    link_type: &str,
+    matches: &mut HashMap<String, Matches>,
+) -> Result<(), RepoError> {
+    let singles: Vec<String> = matches
+        .values()
+        .filter_map(|m| match m.ids.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        })
+        .collect();
+    if singles.is_empty() {
+        return Ok(());
+    }
+    let linked: HashSet<String> = links::by_ids(
+        pool,
+        link_type,
+        DEFAULT_LINK_QUALIFIER,
+        Side::First,
+        &singles,
+    )
+    .await?
+    .into_iter()
+    .map(|l| l.first_id)
+    .collect();
+    for m in matches.values_mut() {
+        m.linked_elsewhere = matches!(m.ids.as_slice(), [one] if linked.contains(one));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

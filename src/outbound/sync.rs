@@ -23,7 +23,7 @@
 //! Salesforce's `User` target is assumed to exist while linked: checking would cost a call
 //! per change. An UPDATE of a vanished user fails with NOT_FOUND and becomes a sync failure.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -335,28 +335,7 @@ impl SyncEngine {
         // A single match already linked (to another managed user: ours are unlinked) is
         // FOUND_ALREADY_LINKED.
         if let Correlated::Found(out) = &mut correlated {
-            let singles: Vec<String> = out
-                .values()
-                .filter(|m| m.ids.len() == 1)
-                .filter_map(|m| m.ids.first().cloned())
-                .collect();
-            if !singles.is_empty() {
-                let linked: HashSet<String> = links::by_ids(
-                    &self.pool,
-                    mapping.link_type(),
-                    DEFAULT_LINK_QUALIFIER,
-                    Side::First,
-                    &singles,
-                )
-                .await?
-                .into_iter()
-                .map(|l| l.first_id)
-                .collect();
-                for m in out.values_mut() {
-                    m.linked_elsewhere =
-                        m.ids.len() == 1 && m.ids.first().is_some_and(|id| linked.contains(id));
-                }
-            }
+            correlation::mark_linked_elsewhere(&self.pool, mapping.link_type(), out).await?;
         }
 
         let mut planned = Vec::with_capacity(changes.len());

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use futures_util::TryStreamExt;
 use serde_json::Value;
 
 use super::apply::Entry;
@@ -18,7 +17,7 @@ use super::inbound::Inbound;
 use super::run_state::{Flow, NothingLinked};
 use super::source_phase::decide_and_plan;
 use super::summary::Timed;
-use super::{ReconError, TARGET_TYPE, soql};
+use super::{ReconError, SOURCE_OBJECT_TYPE, TARGET_TYPE, soql};
 use crate::mapping::{DEFAULT_LINK_QUALIFIER, LinkedSource, SyncContext, assess_target};
 use crate::repo::links::{self, Link, Side};
 use crate::repo::managed::StoredObject;
@@ -27,9 +26,6 @@ use crate::salesforce::Record;
 
 /// Target pages' worth of ids read per query.
 const IDS_PER_TARGET_PAGE: i64 = 10;
-
-/// Ids per `WHERE Id IN (…)` query (keeps the SOQL well under Salesforce's length limit).
-const IDS_PER_QUERY: usize = 200;
 
 impl Inbound {
     pub(crate) async fn target_phase(&mut self) -> Result<Flow, ReconError> {
@@ -191,14 +187,13 @@ impl Inbound {
         Ok(Ok(()))
     }
 
-    /// The linked sources that still exist, read back by id.
+    /// The linked sources that still exist, read back by id (200 per query).
     async fn linked_sources(
         &mut self,
         ids: Vec<String>,
     ) -> Result<HashMap<String, Record>, ReconError> {
-        let mut out = HashMap::new();
         if ids.is_empty() {
-            return Ok(out);
+            return Ok(HashMap::new());
         }
         let inner = self.run.inner.clone();
         let mapping = self.run.mapping_of(&inner);
@@ -209,35 +204,13 @@ impl Inbound {
                 .source_query
                 .as_ref()
                 .or(mapping.source_query.as_ref()),
-        )
-        .join(", ");
-        for chunk in ids.chunks(IDS_PER_QUERY) {
-            // Link ids were written by recon from Salesforce ids; anything else (an id Salesforce
-            // would refuse in an Id filter) is left out rather than failing the chunk.
-            let list: Vec<&str> = chunk
-                .iter()
-                .filter(|id| id.chars().all(|c| c.is_ascii_alphanumeric()))
-                .map(String::as_str)
-                .collect();
-            if list.is_empty() {
-                continue;
-            }
-            let query = format!(
-                "SELECT {fields} FROM User WHERE {}",
-                crate::salesforce::soql::in_list("Id", list)
-            );
-            let t = Instant::now();
-            let mut pages = std::pin::pin!(inner.salesforce.query(&query));
-            while let Some(page) = pages.try_next().await? {
-                for record in page.records {
-                    if let Some(id) = record.get("Id").and_then(Value::as_str) {
-                        // Salesforce answers 18-character ids; links hold what recon read.
-                        out.insert(id.to_owned(), record.clone());
-                    }
-                }
-            }
-            self.run.stats.time(Timed::SourceQuery, t.elapsed());
-        }
-        Ok(out)
+        );
+        let t = Instant::now();
+        let found = inner
+            .salesforce
+            .records_by_id(SOURCE_OBJECT_TYPE, &fields, &ids)
+            .await?;
+        self.run.stats.time(Timed::SourceQuery, t.elapsed());
+        Ok(found)
     }
 }

@@ -2,8 +2,10 @@
 //! with `Sforce-Query-Options: batchSize=N`. One page is in memory at a time; a session that
 //! expires between pages is refreshed and the stream goes on from the same cursor.
 
-use futures_util::Stream;
+use std::collections::HashMap;
+
 use futures_util::stream;
+use futures_util::{Stream, TryStreamExt};
 use reqwest::Method;
 use serde::Deserialize;
 
@@ -96,6 +98,48 @@ impl SalesforceClient {
                 )))
             }
         })
+    }
+}
+
+/// Ids per `WHERE Id IN (…)` query: keeps the statement well under Salesforce's length limit.
+pub const IDS_PER_QUERY: usize = 200;
+
+impl SalesforceClient {
+    /// The records of `object` among `ids` that exist, with `fields`: one query per
+    /// [`IDS_PER_QUERY`] ids (an API call each, not one per record). Ids that cannot be
+    /// Salesforce ids (anything but ASCII letters and digits) are left out rather than failing
+    /// their query. Keyed by the `Id` Salesforce answers (18 characters).
+    pub async fn records_by_id(
+        &self,
+        object: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> Result<HashMap<String, Record>, SalesforceError> {
+        let mut out = HashMap::new();
+        let fields = fields.join(", ");
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let list: Vec<&str> = chunk
+                .iter()
+                .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
+                .map(String::as_str)
+                .collect();
+            if list.is_empty() {
+                continue;
+            }
+            let query = format!(
+                "SELECT {fields} FROM {object} WHERE {}",
+                crate::soql::in_list("Id", list)
+            );
+            let mut pages = std::pin::pin!(self.query(&query));
+            while let Some(page) = pages.try_next().await? {
+                for record in page.records {
+                    if let Some(id) = record.get("Id").and_then(serde_json::Value::as_str) {
+                        out.insert(id.to_owned(), record.clone());
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

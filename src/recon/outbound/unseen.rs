@@ -3,18 +3,17 @@
 //! as in pass 1, or it is gone (MISSING). An unlinked one is correlated, a page's users in a
 //! few SOQL queries (ABSENT, FOUND, FOUND_ALREADY_LINKED, AMBIGUOUS), or SOURCE_IGNORED.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Instant;
 
-use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
 
-use super::linked::{Decider, assess_linked, decide, record_id};
+use super::linked::{Decider, assess_linked, decide};
 use super::{Entry, Outbound, Work, target_fields};
 use crate::mapping::{
     Action, Correlation, DEFAULT_LINK_QUALIFIER, LinkState, SourceFacts, SyncContext, assess_source,
 };
-use crate::outbound::correlation::{self, Matches};
+use crate::outbound::correlation;
 use crate::recon::ReconError;
 use crate::recon::audited::Phase;
 use crate::recon::run_state::{Flow, NothingLinked};
@@ -26,9 +25,6 @@ use crate::salesforce::Record;
 
 /// Keyset pages' worth of ids read per query.
 const IDS_PER_PAGE: i64 = 10;
-
-/// Ids per `WHERE Id IN (…)` query.
-const IDS_PER_QUERY: usize = 200;
 
 impl Outbound {
     pub(super) async fn unseen_pass(&mut self) -> Result<Flow, ReconError> {
@@ -141,6 +137,12 @@ impl Outbound {
         let targets = self.read_back(&linked_targets).await?;
 
         let ctx = SyncContext::default();
+        let recon_id = self.run.id.clone();
+        let decider = Decider {
+            mapping,
+            recon_id: &recon_id,
+            analyze: self.run.req.analyze,
+        };
         let sources: Vec<Value> = users.iter().map(StoredObject::to_value).collect();
         let mut qualifies = Vec::with_capacity(users.len());
         let mut to_correlate: Vec<(&str, &Map<String, Value>)> = Vec::new();
@@ -153,7 +155,7 @@ impl Outbound {
         }
         let t = Instant::now();
         let mut matches = correlation::correlate(&inner.salesforce, mapping, &to_correlate).await?;
-        self.mark_linked_elsewhere(&mut matches).await?;
+        correlation::mark_linked_elsewhere(&inner.pool, mapping.link_type(), &mut matches).await?;
         if !to_correlate.is_empty() {
             self.run.stats.time(Timed::CorrelationQuery, t.elapsed());
         }
@@ -164,15 +166,8 @@ impl Outbound {
             if let Some(link) = links.get(&user.id) {
                 self.run.stats.links_processed += 1;
                 entries.push(match targets.get(&link.first_id) {
-                    Some(record) => {
-                        let decider = Decider {
-                            mapping,
-                            recon_id: &self.run.id,
-                            analyze: self.run.req.analyze,
-                        };
-                        assess_linked(&decider, user, source, link, record)
-                    }
-                    None => self.missing(user, source, link),
+                    Some(record) => assess_linked(&decider, user, source, link, record),
+                    None => missing(&decider, user, source, link),
                 });
                 continue;
             }
@@ -203,17 +198,7 @@ impl Outbound {
                 _ => None,
             });
             entry.target_id = single.clone();
-            let Some(action) = decide(
-                &Decider {
-                    mapping,
-                    recon_id: &self.run.id,
-                    analyze: self.run.req.analyze,
-                },
-                &mut entry,
-                situation,
-                Some(source),
-                None,
-            ) else {
+            let Some(action) = decide(&decider, &mut entry, situation, Some(source), None) else {
                 entries.push(entry);
                 continue;
             };
@@ -235,106 +220,45 @@ impl Outbound {
         Ok(entries)
     }
 
-    /// A linked user whose Salesforce user is gone: MISSING.
-    fn missing(&self, user: &StoredObject, source: &Value, link: &Link) -> Entry {
-        let mapping = self.run.mapping();
-        let mut entry = Entry::new(
-            Phase::Source,
-            Some(user.id.clone()),
-            Some(link.first_id.clone()),
-        );
-        let situation = crate::mapping::Situation::Missing;
-        let Some(action) = decide(
-            &Decider {
-                mapping,
-                recon_id: &self.run.id,
-                analyze: self.run.req.analyze,
-            },
-            &mut entry,
-            situation,
-            Some(source),
-            None,
-        ) else {
-            return entry;
-        };
-        entry.work = match action {
-            Action::Create => Work::Relink {
-                link_id: link.id.clone(),
-                rev: user.rev,
-            },
-            // The target is gone already: only the link is left to remove.
-            Action::Unlink | Action::Delete => Work::Unlink {
-                link_id: link.id.clone(),
-            },
-            _ => Work::Nothing,
-        };
-        entry
-    }
-
-    /// Single matches already linked (to another managed user: these are unlinked).
-    async fn mark_linked_elsewhere(
-        &self,
-        matches: &mut HashMap<String, Matches>,
-    ) -> Result<(), ReconError> {
-        let singles: Vec<String> = matches
-            .values()
-            .filter_map(|m| match m.ids.as_slice() {
-                [one] => Some(one.clone()),
-                _ => None,
-            })
-            .collect();
-        if singles.is_empty() {
-            return Ok(());
-        }
-        let linked: HashSet<String> = links::by_ids(
-            self.run.pool(),
-            self.run.mapping().link_type(),
-            DEFAULT_LINK_QUALIFIER,
-            Side::First,
-            &singles,
-        )
-        .await?
-        .into_iter()
-        .map(|l| l.first_id)
-        .collect();
-        for m in matches.values_mut() {
-            m.linked_elsewhere = matches!(m.ids.as_slice(), [one] if linked.contains(one));
-        }
-        Ok(())
-    }
-
     /// The Salesforce users of `ids` that exist, with the mapped fields, 200 ids per query.
     async fn read_back(&mut self, ids: &[String]) -> Result<HashMap<String, Record>, ReconError> {
-        let mut out = HashMap::new();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
         let inner = self.run.inner.clone();
         let mapping = self.run.mapping_of(&inner);
         let object = mapping.target.rsplit('/').next().unwrap_or("User");
-        let fields = target_fields(mapping, None).join(", ");
-        for chunk in ids.chunks(IDS_PER_QUERY) {
-            // Link ids were written from Salesforce ids; anything else would fail the query.
-            let list: Vec<&str> = chunk
-                .iter()
-                .filter(|id| id.chars().all(|c| c.is_ascii_alphanumeric()))
-                .map(String::as_str)
-                .collect();
-            if list.is_empty() {
-                continue;
-            }
-            let query = format!(
-                "SELECT {fields} FROM {object} WHERE {}",
-                crate::salesforce::soql::in_list("Id", list)
-            );
-            let t = Instant::now();
-            let mut pages = std::pin::pin!(inner.salesforce.query(&query));
-            while let Some(page) = pages.try_next().await? {
-                for record in page.records {
-                    if let Some(id) = record_id(&record) {
-                        out.insert(id, record);
-                    }
-                }
-            }
-            self.run.stats.time(Timed::TargetQuery, t.elapsed());
-        }
-        Ok(out)
+        let t = Instant::now();
+        let found = inner
+            .salesforce
+            .records_by_id(object, &target_fields(mapping, None), ids)
+            .await?;
+        self.run.stats.time(Timed::TargetQuery, t.elapsed());
+        Ok(found)
     }
+}
+
+/// A linked user whose Salesforce user is gone: MISSING.
+fn missing(d: &Decider<'_>, user: &StoredObject, source: &Value, link: &Link) -> Entry {
+    let mut entry = Entry::new(
+        Phase::Source,
+        Some(user.id.clone()),
+        Some(link.first_id.clone()),
+    );
+    let situation = crate::mapping::Situation::Missing;
+    let Some(action) = decide(d, &mut entry, situation, Some(source), None) else {
+        return entry;
+    };
+    entry.work = match action {
+        Action::Create => Work::Relink {
+            link_id: link.id.clone(),
+            rev: user.rev,
+        },
+        // The target is gone already: only the link is left to remove.
+        Action::Unlink | Action::Delete => Work::Unlink {
+            link_id: link.id.clone(),
+        },
+        _ => Work::Nothing,
+    };
+    entry
 }
