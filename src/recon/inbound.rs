@@ -73,12 +73,8 @@ impl Inbound {
             soql,
             source_resource: mapping.source.clone(),
             target_filter,
-            target_query: target_query
-                .and_then(|q| q.get("_queryFilter"))
-                .cloned()
-                .unwrap_or(Value::from("true")),
-            run_target_phase: req.source_id.is_none()
-                && req.run_target_phase.unwrap_or(mapping.run_target_phase),
+            target_query: soql::filter_text(target_query),
+            run_target_phase: req.runs_target_phase(mapping),
         })
     }
 

@@ -149,6 +149,14 @@ pub struct ReconRequest {
     pub run_target_phase: Option<bool>,
 }
 
+impl ReconRequest {
+    /// Whether the run has a target phase: never for `reconById`, else as asked or as the
+    /// mapping says.
+    pub fn runs_target_phase(&self, mapping: &Mapping) -> bool {
+        self.source_id.is_none() && self.run_target_phase.unwrap_or(mapping.run_target_phase)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReconError {
     #[error("Mapping {0} not found")]

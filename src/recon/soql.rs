@@ -89,6 +89,14 @@ pub fn build(
     Ok(soql)
 }
 
+/// The `_queryFilter` text of a query as a run's parameters show it (`"true"` without one).
+pub fn filter_text(query: Option<&Value>) -> Value {
+    query
+        .and_then(|q| q.get("_queryFilter"))
+        .cloned()
+        .unwrap_or(Value::from("true"))
+}
+
 /// The `_queryFilter` of a `sourceQuery`/`targetQuery` (`{"_queryFilter": "…"}`), parsed.
 /// Other query forms (`_queryId`, `_queryExpression`) are refused.
 pub fn query_filter(query: Option<&Value>) -> Result<Option<Filter>, QueryError> {

@@ -268,17 +268,14 @@ impl Assessor {
             .iter()
             .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
             .collect();
-        let mut links: HashMap<String, Link> = links::by_ids(
+        let mut links: HashMap<String, Link> = links::by_ids_keyed(
             &mut *lookups,
             mapping.link_type(),
             DEFAULT_LINK_QUALIFIER,
             Side::First,
             &ids,
         )
-        .await?
-        .into_iter()
-        .map(|l| (l.first_id.clone(), l))
-        .collect();
+        .await?;
         let linked: Vec<String> = links.values().map(|l| l.second_id.clone()).collect();
         let mut targets: HashMap<String, StoredObject> =
             managed::by_ids(&mut *lookups, TARGET_TYPE, &linked)

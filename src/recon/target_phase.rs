@@ -80,17 +80,14 @@ impl Inbound {
         let sync_ctx = SyncContext::default();
         let ids: Vec<String> = page.iter().map(|o| o.id.clone()).collect();
         let mut lookups = repo::begin_lookups(&inner.pool).await?;
-        let links: HashMap<String, Link> = links::by_ids(
+        let links: HashMap<String, Link> = links::by_ids_keyed(
             &mut *lookups,
             mapping.link_type(),
             DEFAULT_LINK_QUALIFIER,
             Side::Second,
             &ids,
         )
-        .await?
-        .into_iter()
-        .map(|l| (l.second_id.clone(), l))
-        .collect();
+        .await?;
         repo::commit(lookups).await?;
         let sources = self
             .linked_sources(links.values().map(|l| l.first_id.clone()).collect())

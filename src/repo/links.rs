@@ -12,6 +12,8 @@
 //! revision order, so an older event delivered late cannot step it back. A new Salesforce
 //! user gets its link from [`insert`] with the snapshot in the same call.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
@@ -143,6 +145,27 @@ pub async fn by_ids<'e>(
         .fetch_all(db)
         .await?;
     Ok(rows.into_iter().map(from_row).collect())
+}
+
+/// As [`by_ids`], each link keyed by its id on `side` (at most one link per id and qualifier).
+pub async fn by_ids_keyed<'e>(
+    db: impl PgExecutor<'e>,
+    link_type: &str,
+    qualifier: &str,
+    side: Side,
+    ids: &[String],
+) -> Result<HashMap<String, Link>, RepoError> {
+    Ok(by_ids(db, link_type, qualifier, side, ids)
+        .await?
+        .into_iter()
+        .map(|l| {
+            let key = match side {
+                Side::First => l.first_id.clone(),
+                Side::Second => l.second_id.clone(),
+            };
+            (key, l)
+        })
+        .collect())
 }
 
 /// The link of a target (for the outbound mapping: of a managed user).

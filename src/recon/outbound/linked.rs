@@ -74,17 +74,14 @@ impl Outbound {
         let t = Instant::now();
         let ids: Vec<String> = records.iter().filter_map(record_id).collect();
         let mut lookups = repo::begin_lookups(&inner.pool).await?;
-        let mut links: HashMap<String, Link> = links::by_ids(
+        let mut links: HashMap<String, Link> = links::by_ids_keyed(
             &mut *lookups,
             mapping.link_type(),
             DEFAULT_LINK_QUALIFIER,
             Side::First,
             &ids,
         )
-        .await?
-        .into_iter()
-        .map(|l| (l.first_id.clone(), l))
-        .collect();
+        .await?;
         let linked: Vec<String> = links.values().map(|l| l.second_id.clone()).collect();
         let users: HashMap<String, StoredObject> =
             managed::by_ids(&mut *lookups, &self.source_type, &linked)

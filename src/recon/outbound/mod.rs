@@ -108,12 +108,8 @@ impl Outbound {
             target_resource: mapping.target.clone(),
             source_type,
             source_filter,
-            source_query: source_query
-                .and_then(|q| q.get("_queryFilter"))
-                .cloned()
-                .unwrap_or(Value::from("true")),
-            run_target_phase: req.source_id.is_none()
-                && req.run_target_phase.unwrap_or(mapping.run_target_phase),
+            source_query: soql::filter_text(source_query),
+            run_target_phase: req.runs_target_phase(mapping),
         })
     }
 

@@ -120,17 +120,14 @@ impl Outbound {
         let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
         let t = Instant::now();
         let mut lookups = repo::begin_lookups(&inner.pool).await?;
-        let links: HashMap<String, Link> = links::by_ids(
+        let links: HashMap<String, Link> = links::by_ids_keyed(
             &mut *lookups,
             mapping.link_type(),
             DEFAULT_LINK_QUALIFIER,
             Side::Second,
             &ids,
         )
-        .await?
-        .into_iter()
-        .map(|l| (l.second_id.clone(), l))
-        .collect();
+        .await?;
         repo::commit(lookups).await?;
         self.run.stats.time(Timed::LinkQuery, t.elapsed());
         let linked_targets: Vec<String> = links.values().map(|l| l.first_id.clone()).collect();
