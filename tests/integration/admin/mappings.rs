@@ -103,6 +103,25 @@ async fn reconcile_and_analyze_from_the_ui() {
     assert!(queued.contains("1 user queued for Salesforce."), "{queued}");
     assert_eq!(env.app.outbox_for(id).await.last().unwrap().0, "sync");
 
+    // The outbound mapping reconciles from the UI too: Analyze reads Salesforce, queues nothing.
+    let page = b.get_ok("/admin/mappings").await;
+    assert!(page.contains("id=\"analyze-managedUser_systemSalesforceUser\""));
+    let rows = env.outbox().await;
+    let analyze = b
+        .post(
+            "/admin/mappings/managedUser_systemSalesforceUser/analyze",
+            &[],
+        )
+        .await;
+    assert_eq!(analyze.status, StatusCode::SEE_OTHER);
+    let s = wait(&b, &analyze.location.unwrap()).await;
+    assert_eq!(s["state"], "SUCCESS", "{s}");
+    assert!(
+        s["situationSummary"]["CONFIRMED"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+    assert_eq!(env.outbox().await, rows, "analyze queues nothing");
+
     let history = b.get_ok("/admin/mappings").await;
     let id = run.trim_start_matches("/admin/recon/");
     assert!(history.contains(&format!("href=\"/admin/recon/{id}\"")));
