@@ -28,8 +28,9 @@
 //!   settings of the BENCH_PG_URL server when it answers), stopped and deleted at the end, a
 //!   panic included. Use it when the shared server has not loaded pg_stat_statements: the bench
 //!   never reconfigures nor restarts it.
-//! - `BENCH_OUTBOUND=0`: skip the outbound reconciliation (issue 15), which runs last: Salesforce
-//!   brought in step, then (a) nothing drifted, (b) 1% drifted and 1% new managed users.
+//! - `BENCH_OUTBOUND=0`: skip the outbound reconciliation (issue 15), which runs last, in a
+//!   process of its own (the bench binary again, so its RSS is its own): Salesforce brought in
+//!   step, then (a) nothing drifted, (b) 1% drifted and 1% new managed users.
 //! - `BENCH_PEER=0`: skip the peer. `BENCH_PYTHON`: the interpreter that makes the peer's
 //!   virtual environment (default python3).
 //!
@@ -897,11 +898,19 @@ fn print_side_by_side(
     println!("  (ratio above 1: idm-sync is faster than the peer)");
 }
 
+/// Set by the parent for the process that runs the outbound part alone (its RSS is its own).
+const CHILD_BASE: &str = "BENCH_OUTBOUND_CHILD_BASE";
+const CHILD_PG: &str = "BENCH_OUTBOUND_CHILD_PG";
+
 fn main() {
     let users: usize = std::env::var("BENCH_USERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
+    if let (Ok(base), Ok(server)) = (std::env::var(CHILD_BASE), std::env::var(CHILD_PG)) {
+        outbound_child(&base, &server, users);
+        return;
+    }
     let shared = std::env::var("BENCH_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -1001,8 +1010,41 @@ fn main() {
         );
         print_side_by_side(&idm, before.as_ref(), after.as_ref());
         if env_flag("BENCH_OUTBOUND") != Some(false) {
-            outbound_recons(&b, &conf, &conf_dir, users).await;
+            // A process of its own, so its peak RSS is the outbound runs' alone (this one still
+            // holds what the floors allocated).
+            let status = Command::new(std::env::current_exe().unwrap())
+                .env(CHILD_BASE, &base)
+                .env(CHILD_PG, &server)
+                .env("BENCH_USERS", users.to_string())
+                .status()
+                .expect("run the outbound part");
+            assert!(status.success(), "the outbound part failed: {status}");
         }
+    });
+}
+
+/// The outbound part in a process of its own, against the parent's emulator and database.
+fn outbound_child(base: &str, server: &str, users: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let b = Bench {
+            server: server.to_owned(),
+            base: base.to_owned(),
+            http: reqwest::Client::new(),
+            statements: false,
+        };
+        let conf_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+        let token_url = format!("{base}/services/oauth2/token");
+        let conf = Conf::load_with(&conf_dir, &|name| match name {
+            "SF_LOGIN_URL" => Some(token_url.clone()),
+            other => std::env::var(other).ok(),
+        })
+        .unwrap();
+        outbound_recons(&b, &conf, &conf_dir, users).await;
     });
 }
 
@@ -1146,10 +1188,10 @@ async fn outbound_recons(b: &Bench, conf: &Conf, conf_dir: &Path, users: usize) 
         failures.len()
     );
 
-    // (a) nothing drifted. The peak RSS so far is the floors' (rows held for COPY): start
-    // counting afresh (Linux: 5 > /proc/self/clear_refs resets VmHWM).
+    // (a) nothing drifted. The peak so far is the setup's: count (a) and (b) afresh (Linux:
+    // 5 > /proc/self/clear_refs resets VmHWM).
+    let setup_peak = status_kib("VmHWM:");
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-    let rss_before = status_kib("VmRSS:");
     let (summary, secs, pages, data, queued) = outbound_recon(b, &engine).await;
     let processed = summary["progress"]["source"]["existing"]["processed"]
         .as_u64()
@@ -1226,14 +1268,14 @@ async fn outbound_recons(b: &Bench, conf: &Conf, conf_dir: &Path, users: usize) 
     );
     let peak = status_kib("VmHWM:");
     println!(
-        "idm-sync RSS during the outbound runs: peak {} MiB{} (RSS before them {} MiB)",
+        "outbound process RSS (its own process): peak {} MiB over (a) and (b){}; {} MiB during the setup (a first run and 100,000 changes applied)",
         peak / 1024,
         if reset {
             ""
         } else {
-            " (the peak could not be reset: the process's whole life)"
+            " (could not reset the peak: this is the process's whole life)"
         },
-        rss_before / 1024
+        setup_peak / 1024
     );
     drop(engine);
     pool.close().await;
