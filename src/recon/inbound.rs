@@ -116,6 +116,7 @@ impl Inbound {
                 mapping.link_type().to_owned(),
                 TARGET_TYPE.to_owned(),
                 &self.seen,
+                usize::try_from(self.run.stats.links_total.unwrap_or(0)).unwrap_or(0),
             ));
         }
 
