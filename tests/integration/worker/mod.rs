@@ -188,7 +188,7 @@ impl Env {
     }
 
     /// Waits until the live members are exactly `ids` and hold every partition between them,
-    /// each partition once; returns the members.
+    /// each partition once and each member a fair share; returns the members.
     pub async fn wait_split(&self, ids: &[&str]) -> Vec<WorkerMember> {
         let mut want: Vec<&str> = ids.to_vec();
         want.sort_unstable();
@@ -199,7 +199,10 @@ impl Env {
             let mut held: Vec<i32> = members.iter().flat_map(|m| m.partitions.clone()).collect();
             held.sort_unstable();
             let names: Vec<&str> = members.iter().map(|m| m.worker_id.as_str()).collect();
-            if names == want && held == all {
+            // Split: every partition held, and by then rebalanced (a newcomer may briefly
+            // hold none while the others still cover everything).
+            let fair = all.len() / want.len().max(1);
+            if names == want && held == all && members.iter().all(|m| m.partitions.len() >= fair) {
                 return members;
             }
             assert!(
