@@ -160,7 +160,7 @@ async fn every_change_is_published_once_to_its_partition() {
                 .headers()
                 .as_ref()
                 .and_then(|h| h.inner().get("x-schema-version").cloned());
-            assert_eq!(version, Some(lapin::types::AMQPValue::LongUInt(2)));
+            assert_eq!(version, Some(lapin::types::AMQPValue::LongUInt(1)));
             let row = rows
                 .iter()
                 .find(|r| r.0 == event.event_id)
