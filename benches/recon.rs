@@ -977,13 +977,7 @@ fn main() {
             println!("statement counts: pg_stat_statements not loaded; BENCH_PG_PRIVATE=1 runs a private server with it");
         }
         let b = Bench { server: server.clone(), base: base.clone(), http: reqwest::Client::new(), statements };
-        let conf_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
-        let token_url = format!("{base}/services/oauth2/token");
-        let conf = Conf::load_with(&conf_dir, &|name| match name {
-            "SF_LOGIN_URL" => Some(token_url.clone()),
-            other => std::env::var(other).ok(),
-        })
-        .unwrap();
+        let (conf_dir, conf) = shipped_conf(&base);
 
         let before = match &peer {
             Ok(python) => peer_bracket(&b, python, "before", PEER_DB_BEFORE).await,
@@ -1023,6 +1017,18 @@ fn main() {
     });
 }
 
+/// The shipped conf/ with its provisioner pointed at the emulator at `base`.
+fn shipped_conf(base: &str) -> (PathBuf, Conf) {
+    let conf_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let token_url = format!("{base}/services/oauth2/token");
+    let conf = Conf::load_with(&conf_dir, &|name| match name {
+        "SF_LOGIN_URL" => Some(token_url.clone()),
+        other => std::env::var(other).ok(),
+    })
+    .unwrap();
+    (conf_dir, conf)
+}
+
 /// The outbound part in a process of its own, against the parent's emulator and database.
 fn outbound_child(base: &str, server: &str, users: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -1037,13 +1043,7 @@ fn outbound_child(base: &str, server: &str, users: usize) {
             http: reqwest::Client::new(),
             statements: false,
         };
-        let conf_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
-        let token_url = format!("{base}/services/oauth2/token");
-        let conf = Conf::load_with(&conf_dir, &|name| match name {
-            "SF_LOGIN_URL" => Some(token_url.clone()),
-            other => std::env::var(other).ok(),
-        })
-        .unwrap();
+        let (conf_dir, conf) = shipped_conf(base);
         outbound_recons(&b, &conf, &conf_dir, users).await;
     });
 }

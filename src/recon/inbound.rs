@@ -11,7 +11,7 @@ use super::in_step::{Loading, plain_confirmed_update};
 use super::run_state::{Flow, Run, RunOutcome};
 use super::seen::SeenTargets;
 use super::summary::{Stage, Timed};
-use super::{ReconError, ReconRequest, TARGET_RESOURCE, TARGET_TYPE, guard, soql};
+use super::{ReconError, ReconRequest, TARGET_RESOURCE, TARGET_TYPE, soql};
 use crate::filter::Filter;
 use crate::mapping::{Mapping, Situation};
 use crate::repo::{links, recon_runs};
@@ -135,14 +135,8 @@ impl Inbound {
         {
             return Ok(RunOutcome::Failed(reason.to_string()));
         }
-        if self.run.stats.source_processed == 0
-            && self.run.req.source_id.is_none()
-            && !self.run.mapping().allow_empty_source_set
-        {
-            return Ok(RunOutcome::Failed(
-                "Cannot reconcile from an empty data source, unless allowEmptySourceSet is true."
-                    .into(),
-            ));
+        if let Some(failed) = self.run.empty_source() {
+            return Ok(failed);
         }
 
         if self.run_target_phase {
@@ -160,15 +154,8 @@ impl Inbound {
         if self.run.enter(Stage::ApplyingDeletes).await? == Flow::Cancel {
             return Ok(RunOutcome::Canceled);
         }
-        let planned = self.held;
-        let one_object = self.run.req.source_id.is_some();
-        if let Err(reason) = guard::check(
-            planned,
-            self.existing_targets,
-            self.run.inner.settings.max_delete_share,
-            self.run.req.allow_mass_change || one_object || self.run.req.analyze,
-        ) {
-            return Ok(RunOutcome::Failed(reason.to_string()));
+        if let Some(failed) = self.run.mass_change(self.held, self.existing_targets) {
+            return Ok(failed);
         }
         if self.apply_pending_deletes().await? == Flow::Cancel {
             return Ok(RunOutcome::Canceled);

@@ -76,6 +76,34 @@ impl Run {
         Ok(if cancel { Flow::Cancel } else { Flow::Go })
     }
 
+    /// The failure of a whole run whose source set was empty, unless the mapping allows it.
+    pub fn empty_source(&self) -> Option<RunOutcome> {
+        (self.stats.source_processed == 0
+            && self.req.source_id.is_none()
+            && !self.mapping().allow_empty_source_set)
+            .then(|| {
+                RunOutcome::Failed(
+                    "Cannot reconcile from an empty data source, unless allowEmptySourceSet is true."
+                        .into(),
+                )
+            })
+    }
+
+    /// The failure when `held` deletes of `existing` targets exceed the guard's share (not for
+    /// one object, analyze or `allowMassChange`).
+    pub fn mass_change(&self, held: u64, existing: u64) -> Option<RunOutcome> {
+        let allowed =
+            self.req.allow_mass_change || self.req.source_id.is_some() || self.req.analyze;
+        super::guard::check(
+            held,
+            existing,
+            self.inner.settings.max_delete_share,
+            allowed,
+        )
+        .err()
+        .map(|reason| RunOutcome::Failed(reason.to_string()))
+    }
+
     /// Enters `stage` and checkpoints.
     pub async fn enter(&mut self, stage: Stage) -> Result<Flow, ReconError> {
         self.stage = stage;

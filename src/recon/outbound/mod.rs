@@ -31,7 +31,7 @@ use serde_json::{Map, Value, json};
 use super::run_state::{Flow, Run, RunOutcome};
 use super::seen::SeenTargets;
 use super::summary::{Stage, Timed};
-use super::{ReconError, ReconRequest, guard, soql};
+use super::{ReconError, ReconRequest, soql};
 use crate::filter::Filter;
 use crate::mapping::Mapping;
 use crate::repo::links;
@@ -164,14 +164,8 @@ impl Outbound {
             }
         }
         self.run.stats.time(Timed::SourcePhase, t.elapsed());
-        if self.run.stats.source_processed == 0
-            && self.run.req.source_id.is_none()
-            && !self.run.mapping().allow_empty_source_set
-        {
-            return Ok(RunOutcome::Failed(
-                "Cannot reconcile from an empty data source, unless allowEmptySourceSet is true."
-                    .into(),
-            ));
+        if let Some(failed) = self.run.empty_source() {
+            return Ok(failed);
         }
 
         if self.run_target_phase {
@@ -186,14 +180,11 @@ impl Outbound {
         if self.run.enter(Stage::ApplyingDeletes).await? == Flow::Cancel {
             return Ok(RunOutcome::Canceled);
         }
-        let one_object = self.run.req.source_id.is_some();
-        if let Err(reason) = guard::check(
-            self.held.len() as u64,
-            self.existing_targets,
-            self.run.inner.settings.max_delete_share,
-            self.run.req.allow_mass_change || one_object || self.run.req.analyze,
-        ) {
-            return Ok(RunOutcome::Failed(reason.to_string()));
+        if let Some(failed) = self
+            .run
+            .mass_change(self.held.len() as u64, self.existing_targets)
+        {
+            return Ok(failed);
         }
         self.apply_held().await?;
         Ok(RunOutcome::Success)
