@@ -276,7 +276,7 @@ fn spawn_worker(
     broker: &BrokerSettings,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let worker = idm_sync::app::outbound_worker(
+    let mut workers = idm_sync::app::outbound_workers(
         conf_dir,
         pool.clone(),
         idm_sync::repo::salesforce_store::postgres(
@@ -287,6 +287,12 @@ fn spawn_worker(
         BrokerStatus::default(),
     )
     .unwrap();
+    assert_eq!(
+        workers.len(),
+        1,
+        "the bench's conf/ has one outbound mapping"
+    );
+    let worker = workers.remove(0);
     tokio::spawn(worker.run_until(async move {
         let _ = stop.wait_for(|s| *s).await;
     }));

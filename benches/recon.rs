@@ -49,6 +49,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
 use idm_sync::config::Conf;
+use idm_sync::connectors::Connectors;
 use idm_sync::managed::ManagedObjects;
 use idm_sync::mapping::SyncConfig;
 use idm_sync::recon::{ReconEngine, ReconRequest, ReconSettings};
@@ -706,9 +707,16 @@ async fn idm_recons(b: &Bench, conf: &Conf, conf_dir: &Path) -> IdmResult {
             pool.clone(),
             Sealer::new(&[7; KEY_LEN]).unwrap(),
         );
-        let client = SalesforceClient::new(conf.salesforce.clone().unwrap().client, store).unwrap();
+        let client =
+            SalesforceClient::new(conf.system("salesforce").unwrap().client.clone(), store)
+                .unwrap();
         let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
-        let engine = ReconEngine::new(managed, sync.clone(), client, ReconSettings::default());
+        let engine = ReconEngine::new(
+            managed,
+            sync.clone(),
+            Connectors::from_clients([client]),
+            ReconSettings::default(),
+        );
         let tables = observer.tables().await;
         observer.reset_statements().await;
         let (p0, d0, t0) = emulator_calls(&b.http, &b.base).await;
@@ -774,7 +782,8 @@ async fn floors(b: &Bench, conf: &Conf, users: usize, first_run: &str) -> (f64, 
         pool.clone(),
         Sealer::new(&[7; KEY_LEN]).unwrap(),
     );
-    let client = SalesforceClient::new(conf.salesforce.clone().unwrap().client, store).unwrap();
+    let client =
+        SalesforceClient::new(conf.system("salesforce").unwrap().client.clone(), store).unwrap();
     let t = Instant::now();
     let mut rows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::with_capacity(users);
     let mut pages = std::pin::pin!(client.query(SOQL));
@@ -1154,13 +1163,14 @@ async fn outbound_recons(b: &Bench, conf: &Conf, conf_dir: &Path, users: usize) 
         pool.clone(),
         Sealer::new(&[7; KEY_LEN]).unwrap(),
     );
-    let client = SalesforceClient::new(conf.salesforce.clone().unwrap().client, store).unwrap();
+    let client =
+        SalesforceClient::new(conf.system("salesforce").unwrap().client.clone(), store).unwrap();
     let sync = Arc::new(SyncConfig::load(conf_dir).unwrap());
     let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
     let engine = ReconEngine::new(
         managed.clone(),
         sync.clone(),
-        client.clone(),
+        Connectors::from_clients([client.clone()]),
         ReconSettings::default(),
     );
     let writer = idm_sync::outbound::sync::SyncEngine::new(

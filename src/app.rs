@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::api;
 use crate::config::{Conf, ConfigError};
+use crate::connectors::Connectors;
 use crate::credentials::{Authenticator, GuardError, GuardSettings};
 use crate::http_server::{ConnectionCap, HttpLimits, Server, Transport};
 use crate::managed::ManagedObjects;
@@ -26,7 +27,7 @@ use crate::outbound::worker::{Worker, WorkerSettings};
 use crate::recon::{ReconEngine, ReconSettings};
 use crate::repo::salesforce_store::PgTokenStore;
 use crate::repo::{self, RepoError, db::DbSettings};
-use crate::salesforce::{SalesforceClient, SalesforceError, TokenStore};
+use crate::salesforce::{SalesforceError, TokenStore};
 use crate::scheduler::Schedule;
 use crate::secrets::Sealer;
 use crate::services::AppState;
@@ -72,9 +73,11 @@ pub enum StartError {
     #[error("reconciliation settings: {0}")]
     Recon(#[from] crate::recon::SettingsError),
     #[error(
-        "the outbound worker needs provisioner.openicf-salesforce.json in the configuration directory"
+        "the outbound worker needs a connector (conf/provisioner.openicf-<name>.json) and a sync.json mapping from managed/user to it"
     )]
     NoSalesforce,
+    #[error("sync.json has outbound mappings to several connectors; this build applies one")]
+    SeveralLanes,
     #[error(transparent)]
     Sync(#[from] crate::outbound::sync::SyncError),
     #[error("cannot set up HTTPS")]
@@ -159,21 +162,27 @@ pub struct Components {
     /// The secrets key's sealer, and the keys derived from it (paging cookies, the admin
     /// credential's fingerprint).
     pub sealer: Sealer,
-    pub salesforce: Option<SalesforceClient>,
+    /// The Salesforce connectors, one per provisioner file.
+    pub connectors: Connectors,
     pub recon: Option<ReconEngine>,
     pub schedules: Arc<Vec<Schedule>>,
 }
 
 impl Components {
-    /// The outbound worker of `all`, over these components' pool, configuration and
-    /// Salesforce client.
-    pub fn outbound_worker(
+    /// The outbound workers of `all` (one per outbound mapping), over these components' pool,
+    /// configuration and connectors.
+    pub fn outbound_workers(
         &self,
         settings: WorkerSettings,
         status: BrokerStatus,
-    ) -> Result<Worker, StartError> {
-        let client = self.salesforce.clone().ok_or(StartError::NoSalesforce)?;
-        worker_over(&self.conf, self.pool.clone(), client, settings, status)
+    ) -> Result<Vec<Worker>, StartError> {
+        workers_over(
+            &self.conf,
+            self.pool.clone(),
+            &self.connectors,
+            settings,
+            status,
+        )
     }
 
     /// Loads `conf_dir`, connects (creating the database if missing), applies migrations, and
@@ -195,18 +204,11 @@ impl Components {
             sealer,
             store,
         } = open_storage(database).await?;
-        let salesforce = match &conf.salesforce {
-            Some(system) => Some(SalesforceClient::observed(
-                system.client.clone(),
-                store.clone(),
-                metrics.salesforce_observer(),
-            )?),
-            None => None,
-        };
+        let connectors = Connectors::build(&conf, &store, metrics)?;
         let schedules =
             crate::scheduler::config::load_all(conf_dir, &|name| std::env::var(name).ok())?;
         let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
-        let recon = build_recon(&conf, &managed, salesforce.as_ref())
+        let recon = build_recon(&conf, &managed, &connectors)
             .await?
             .map(|engine| {
                 engine
@@ -219,7 +221,7 @@ impl Components {
             managed,
             store,
             sealer,
-            salesforce,
+            connectors,
             recon,
             schedules: Arc::new(schedules),
         })
@@ -281,7 +283,7 @@ impl Application {
             auth: auth.clone(),
             broker: settings.broker.clone(),
             conf: parts.conf.clone(),
-            salesforce: parts.salesforce.clone(),
+            connectors: parts.connectors.clone(),
             schedules: parts.schedules.clone(),
             recon: parts.recon.clone(),
             cookies: crate::services::paging_cookie::PagingCookies::new(&parts.sealer),
@@ -413,44 +415,56 @@ fn bound_addr(listener: &TcpListener, addr: &str) -> Result<SocketAddr, StartErr
     })
 }
 
-/// The outbound worker of the `worker` role (and of `all`): `conf/`'s sync.json, Salesforce
-/// provisioner and audit.json over `pool`, its connector keeping its tokens in `store`.
-pub fn outbound_worker(
+/// The outbound workers of the `worker` role: `conf/`'s sync.json, connectors and audit.json
+/// over `pool`, the connectors keeping their tokens in `store`.
+pub fn outbound_workers(
     conf_dir: &Path,
     pool: Pool,
     store: TokenStore,
     settings: WorkerSettings,
     status: BrokerStatus,
-) -> Result<Worker, StartError> {
+) -> Result<Vec<Worker>, StartError> {
     let conf = Conf::load(conf_dir)?;
-    let system = conf.salesforce.as_ref().ok_or(StartError::NoSalesforce)?;
-    let client = SalesforceClient::observed(
-        system.client.clone(),
-        store,
-        Metrics::process().salesforce_observer(),
-    )?;
-    worker_over(&conf, pool, client, settings, status)
+    let connectors = Connectors::build(&conf, &store, &Metrics::process())?;
+    workers_over(&conf, pool, &connectors, settings, status)
 }
 
-fn worker_over(
+/// One worker per outbound mapping (from `managed/user` to a connector's system), each on the
+/// broker lane of its mapping, so one org's pause never holds back another's changes.
+fn workers_over(
     conf: &Conf,
     pool: Pool,
-    client: SalesforceClient,
+    connectors: &Connectors,
     settings: WorkerSettings,
     status: BrokerStatus,
-) -> Result<Worker, StartError> {
-    let sync = load_sync(conf)?;
-    let system = conf.salesforce.as_ref().ok_or(StartError::NoSalesforce)?;
-    let mapping = outbound_mapping(&sync, &system.name)?.name.clone();
-    let engine = SyncEngine::new(pool.clone(), Arc::new(sync), &mapping, client)?
-        .with_audit(conf.audit.clone());
-    Ok(Worker::new(
-        engine,
-        pool,
-        Metrics::process(),
-        settings,
-        status,
-    ))
+) -> Result<Vec<Worker>, StartError> {
+    let sync = Arc::new(load_sync(conf)?);
+    let mut workers = Vec::new();
+    for client in connectors.iter() {
+        let mapping = match outbound_mapping(&sync, client.system_name()) {
+            Ok(m) => m.name.clone(),
+            // A connector only read from (inbound mappings) needs no worker.
+            Err(crate::outbound::sync::SyncError::NoOutboundMapping(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let engine = SyncEngine::new(pool.clone(), sync.clone(), &mapping, client.clone())?
+            .with_audit(conf.audit.clone());
+        workers.push(Worker::new(
+            engine,
+            pool.clone(),
+            Metrics::process(),
+            settings.clone(),
+            status.clone(),
+        ));
+    }
+    if workers.is_empty() {
+        return Err(StartError::NoSalesforce);
+    }
+    // The partition queues are shared until each mapping has a lane of its own.
+    if workers.len() > 1 {
+        return Err(StartError::SeveralLanes);
+    }
+    Ok(workers)
 }
 
 /// `conf/sync.json`, its mappings checked against the rest of `conf` (every resource they name
@@ -466,17 +480,19 @@ fn load_sync(conf: &Conf) -> Result<SyncConfig, StartError> {
 pub async fn build_recon(
     conf: &Conf,
     managed: &ManagedObjects,
-    salesforce: Option<&SalesforceClient>,
+    connectors: &Connectors,
 ) -> Result<Option<ReconEngine>, StartError> {
-    let Some(client) = salesforce else {
-        return Ok(None);
-    };
-    if !conf.dir.join("sync.json").exists() {
+    if connectors.is_empty() || !conf.dir.join("sync.json").exists() {
         return Ok(None);
     }
     let sync = load_sync(conf)?;
     let settings = ReconSettings::from_env()?;
-    let engine = ReconEngine::new(managed.clone(), Arc::new(sync), client.clone(), settings);
+    let engine = ReconEngine::new(
+        managed.clone(),
+        Arc::new(sync),
+        connectors.clone(),
+        settings,
+    );
     match engine.reap_dead().await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(runs = n, "marked reconciliations of dead processes FAILED"),

@@ -9,6 +9,7 @@ pub mod api; // the REST API under /openidm, in IDM's shapes
 pub mod app; // building the serve role (config, database, routes, listener)
 pub mod authorize_cli; // `idm-sync salesforce authorize`: the OAuth web-server flow's local callback
 pub mod config; // conf/ loading: IDM formats, &{env.X} substitution, validation
+pub mod connectors; // the Salesforce connectors of conf/, one client per system, by name
 pub mod credentials; // the admin password check shared by REST and the UI: throttle, hash cap
 // Reads of serde_json::Value summaries (Null when absent) are the only indexing there.
 #[allow(clippy::indexing_slicing)]

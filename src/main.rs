@@ -13,7 +13,7 @@ use idm_sync::ops::{self, Ops, listener::OpsListener};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{DEFAULT_CONFIRM_TIMEOUT, Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
-use idm_sync::outbound::worker::WorkerSettings;
+use idm_sync::outbound::worker::{Worker, WorkerSettings};
 use idm_sync::recon_cli::{self, ReconCommand};
 use idm_sync::repo;
 use idm_sync::repo::db::{self, DbSettings};
@@ -96,9 +96,13 @@ enum SalesforceCommand {
 
 #[derive(Args)]
 struct AuthorizeArgs {
-    /// Configuration directory (provisioner.openicf-salesforce.json).
+    /// Configuration directory (provisioner.openicf-<name>.json).
     #[arg(long = "conf", env = "IDM_CONF_DIR", default_value = "./conf")]
     conf_dir: PathBuf,
+    /// The connector to authorize (the <name> of its provisioner file); needed when there are
+    /// several.
+    #[arg(long)]
+    system: Option<String>,
     /// Local port of the callback, http://localhost:<port>/callback (list it in the connected app).
     #[arg(long, default_value_t = 8765)]
     callback_port: u16,
@@ -411,20 +415,29 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
         let settings = args.broker.worker_settings();
         let worker_status = BrokerStatus::default();
         ops.readiness.broker("worker", worker_status.clone());
-        let worker = app
+        let workers = app
             .components()
-            .outbound_worker(settings, worker_status)
+            .outbound_workers(settings, worker_status)
             .context("the outbound worker could not start")?;
-        ops.readiness.worker_pause(worker.pause_state());
-        tasks.spawn_infallible(
-            "the outbound worker",
-            worker.run_until(tasks.shutdown().wait()),
-        );
+        spawn_workers(workers, &ops, &mut tasks);
     }
     tasks.spawn("the HTTP server", app.run_until(tasks.shutdown().wait()));
     tasks.wait().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// One task per outbound worker (one per outbound mapping), each reporting its pause.
+fn spawn_workers(workers: Vec<Worker>, ops: &Ops, tasks: &mut Supervisor) {
+    for worker in workers {
+        ops.readiness
+            .worker_pause(worker.system_name(), worker.pause_state());
+        tracing::info!(system = worker.system_name(), "outbound worker starting");
+        tasks.spawn_infallible(
+            "an outbound worker",
+            worker.run_until(tasks.shutdown().wait()),
+        );
+    }
 }
 
 fn scheduler_for(parts: &Components) -> Scheduler {
@@ -476,7 +489,7 @@ async fn main() -> anyhow::Result<()> {
             let (pool, store) = args.db.open().await?;
             let settings = args.broker.worker_settings();
             let status = BrokerStatus::default();
-            let worker = idm_sync::app::outbound_worker(
+            let workers = idm_sync::app::outbound_workers(
                 &args.conf_dir,
                 pool.clone(),
                 store,
@@ -486,13 +499,9 @@ async fn main() -> anyhow::Result<()> {
             .context("idm-sync worker could not start")?;
             let ops = Ops::process();
             ops.readiness.broker("worker", status);
-            ops.readiness.worker_pause(worker.pause_state());
             let mut tasks = Supervisor::new(shutdown);
+            spawn_workers(workers, &ops, &mut tasks);
             args.ops.spawn(ops, pool, &mut tasks).await?;
-            tasks.spawn_infallible(
-                "the outbound worker",
-                worker.run_until(tasks.shutdown().wait()),
-            );
             tasks.wait().await?;
         }
         Command::Serve(args) => serve(args, shutdown, false).await?,
@@ -546,9 +555,27 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Salesforce(SalesforceCommand::Authorize(args)) => {
             let conf = idm_sync::config::Conf::load(&args.conf_dir)?;
-            let system = conf
-                .salesforce
-                .context("no provisioner.openicf-salesforce.json in the configuration directory")?;
+            let system = match &args.system {
+                Some(name) => conf.system(name).cloned().with_context(|| {
+                    format!(
+                        "no conf/provisioner.openicf-{name}.json in the configuration directory"
+                    )
+                })?,
+                None => match conf.systems.as_slice() {
+                    [one] => one.clone(),
+                    [] => anyhow::bail!(
+                        "no conf/provisioner.openicf-<name>.json in the configuration directory"
+                    ),
+                    several => anyhow::bail!(
+                        "several connectors are configured ({}): name one with --system",
+                        several
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
+            };
             let (_pool, store) = args.db.open().await?;
             authorize_cli::run(
                 system.client,

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -37,25 +37,37 @@ pub const PRODUCTION: &str = "https://login.salesforce.com";
 pub const SANDBOX: &str = "https://test.salesforce.com";
 const TOKEN_PATH: &str = "/services/oauth2/token";
 
-/// The outcome of the latest connector test run from this process's UI.
+/// The outcome of the latest test of each connector run from this process's UI.
 #[derive(Debug, Default)]
-pub struct LastTest(Mutex<Option<TestOutcome>>);
+pub struct LastTest(Mutex<HashMap<String, TestOutcome>>);
 
 /// When, and the report or the error.
 type TestOutcome = (DateTime<Utc>, Result<String, SalesforceError>);
 
 impl LastTest {
-    fn set(&self, outcome: Result<String, SalesforceError>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Utc::now(), outcome));
+    fn set(&self, system: &str, outcome: Result<String, SalesforceError>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(system.to_owned(), (Utc::now(), outcome));
     }
 
-    fn get(&self) -> Option<TestOutcome> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    fn get(&self, system: &str) -> Option<TestOutcome> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(system)
+            .cloned()
     }
 }
 
-fn client(state: &AdminState) -> Result<&SalesforceClient, AdminError> {
-    Ok(state.app.connector()?.client())
+fn client<'a>(state: &'a AdminState, system: &str) -> Result<&'a SalesforceClient, AdminError> {
+    Ok(state.app.connector(system)?.client())
+}
+
+/// `/admin/connectors/<system>` with `done` as its notice.
+fn connector_url(system: &str, done: &str) -> String {
+    format!("/admin/connectors/{}?done={done}", html::url_encode(system))
 }
 
 /// Runs the connector test and remembers its outcome (never a secret: errors are typed).
@@ -70,7 +82,7 @@ async fn run_test(
         ),
         None => format!("OK: {}", report.instance_url),
     });
-    state.last_test.set(outcome.clone());
+    state.last_test.set(client.system_name(), outcome.clone());
     outcome
 }
 
@@ -98,13 +110,63 @@ fn login_base(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
 
-/// `GET /admin/connectors`
+/// `GET /admin/connectors`: the first connector's page (in name order), with every
+/// connector's name to switch to.
 pub async fn page(
     State(state): State<AdminState>,
     Extension(session): Extension<AdminSession>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AdminError> {
-    let client = client(&state)?;
+    let Some(first) = state.app.connectors.names().next() else {
+        return Err(AdminError::Unavailable(
+            "No Salesforce connector is configured (conf/provisioner.openicf-<name>.json).".into(),
+        ));
+    };
+    let first = first.to_owned();
+    connector_page(&state, &session, &first, &query).await
+}
+
+/// `GET /admin/connectors/{system}`
+pub async fn system_page(
+    State(state): State<AdminState>,
+    Extension(session): Extension<AdminSession>,
+    Path(system): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, AdminError> {
+    connector_page(&state, &session, &system, &query).await
+}
+
+/// The links to every connector's page, when there are several.
+fn switcher(state: &AdminState, current: &str) -> String {
+    let names: Vec<&str> = state.app.connectors.names().collect();
+    if names.len() < 2 {
+        return String::new();
+    }
+    let links: Vec<String> = names
+        .iter()
+        .map(|name| match *name == current {
+            true => format!("<strong aria-current=\"page\">{}</strong>", esc(name)),
+            false => format!(
+                "<a href=\"/admin/connectors/{}\">{}</a>",
+                html::url_encode(name),
+                esc(name)
+            ),
+        })
+        .collect();
+    format!(
+        "<nav id=\"connector-list\" aria-label=\"Connectors\"><p>Connectors: {}</p></nav>",
+        links.join(" · ")
+    )
+}
+
+async fn connector_page(
+    state: &AdminState,
+    session: &AdminSession,
+    system: &str,
+    query: &HashMap<String, String>,
+) -> Result<Response, AdminError> {
+    let client = client(state, system)?;
+    let path = format!("/admin/connectors/{}", html::url_encode(system));
     let file_enabled = client.config().enabled_in_file;
     let saved_enabled = client
         .token_store()
@@ -125,16 +187,16 @@ pub async fn page(
         Some(c) => (
             c.login_url.clone(),
             c.client_id.clone(),
-            "saved from this UI",
+            "saved from this UI".to_owned(),
         ),
         None => (
             client.config().login_url.clone(),
             client.config().client_id.clone(),
-            "conf/provisioner.openicf-salesforce.json",
+            format!("conf/provisioner.openicf-{system}.json"),
         ),
     };
     let base = login_base(&login_url);
-    let mut body = String::new();
+    let mut body = switcher(state, system);
     match query.get("done").map(String::as_str) {
         Some("tested") => body.push_str(&html::notice("ok", "Connector tested.")),
         Some("authorized") => body.push_str(&html::notice("ok", "Salesforce authorized.")),
@@ -148,7 +210,7 @@ pub async fn page(
         )),
         _ => {}
     }
-    let test = match state.last_test.get() {
+    let test = match state.last_test.get(system) {
         Some((at, Ok(m))) => format!(
             "<span id=\"test-result\" class=\"ok\">{}</span> <span class=\"muted\">at {}</span>",
             esc(&m),
@@ -168,7 +230,7 @@ pub async fn page(
         None => "none seen yet".into(),
     };
     body.push_str(&format!(
-        "<section id=\"connector-salesforce\" aria-labelledby=\"sf-h\"><h2 id=\"sf-h\">Salesforce Connector</h2>\
+        "<section id=\"connector-{}\" aria-labelledby=\"sf-h\"><h2 id=\"sf-h\">Salesforce Connector {}</h2>\
 <table id=\"connector-state\"><tbody>\
 <tr><th scope=\"row\">Enabled</th><td id=\"connector-enabled\">{}</td></tr>\
 <tr><th scope=\"row\">State</th><td id=\"connector-status\">{}</td></tr>\
@@ -177,27 +239,30 @@ pub async fn page(
 <tr><th scope=\"row\">Login URL</th><td id=\"login-url\">{}</td></tr>\
 <tr><th scope=\"row\">Consumer Key</th><td id=\"consumer-key\">{}</td></tr>\
 <tr><th scope=\"row\">Settings from</th><td id=\"settings-source\">{}</td></tr></tbody></table>\
-<form method=\"post\" action=\"/admin/connectors/salesforce/test\" id=\"test-form\" class=\"inline\">{csrf}\
+<form method=\"post\" action=\"{path}/test\" id=\"test-form\" class=\"inline\">{csrf}\
 <button type=\"submit\" id=\"test\" class=\"secondary\">Test</button></form> \
-<form method=\"post\" action=\"/admin/connectors/salesforce/enabled\" id=\"enabled-form\" class=\"inline\">{csrf}\
+<form method=\"post\" action=\"{path}/enabled\" id=\"enabled-form\" class=\"inline\">{csrf}\
 <input type=\"hidden\" name=\"enabled\" value=\"{}\">\
 <button type=\"submit\" id=\"toggle-enabled\" class=\"{}\">{}</button></form></section>",
+        esc(system),
+        esc(system),
         enabled_text,
         esc(&state_text(&client.state())),
         esc(&usage),
         esc(login_url.as_str()),
         esc(&client_id),
-        esc(source),
+        esc(&source),
         !enabled,
         if enabled { "danger" } else { "secondary" },
         if enabled { "Disable" } else { "Enable" },
-        csrf = html::csrf_field(&session),
+        path = esc(&path),
+        csrf = html::csrf_field(session),
     ));
     let checked = |yes: bool| if yes { " checked" } else { "" };
     let custom = base != PRODUCTION && base != SANDBOX;
     body.push_str(&format!(
         "<section aria-labelledby=\"settings-h\"><h2 id=\"settings-h\">Base Connector Details</h2>\
-<form method=\"post\" action=\"/admin/connectors/salesforce\" id=\"connector-form\">{csrf}\
+<form method=\"post\" action=\"{path}\" id=\"connector-form\">{csrf}\
 <fieldset><legend>Login URL</legend>\
 <input type=\"radio\" id=\"login-production\" name=\"login\" value=\"production\"{}> <label for=\"login-production\">Production ({PRODUCTION})</label>\
 <input type=\"radio\" id=\"login-sandbox\" name=\"login\" value=\"sandbox\"{}> <label for=\"login-sandbox\">Sandbox ({SANDBOX})</label>\
@@ -211,25 +276,30 @@ pub async fn page(
         checked(custom),
         if custom { esc(&base) } else { String::new() },
         esc(&client_id),
-        csrf = html::csrf_field(&session),
+        path = esc(&path),
+        csrf = html::csrf_field(session),
     ));
-    Ok(html::page(&session, Nav::Connectors, "Connectors", &body))
+    Ok(html::page(session, Nav::Connectors, "Connectors", &body))
 }
 
-/// `POST /admin/connectors/salesforce/test`
-pub async fn test(State(state): State<AdminState>) -> Result<Response, AdminError> {
-    let client = client(&state)?;
+/// `POST /admin/connectors/{system}/test`
+pub async fn test(
+    State(state): State<AdminState>,
+    Path(system): Path<String>,
+) -> Result<Response, AdminError> {
+    let client = client(&state, &system)?;
     let _ = run_test(&state, client).await;
-    Ok(html::see_other("/admin/connectors?done=tested"))
+    Ok(html::see_other(&connector_url(&system, "tested")))
 }
 
-/// `POST /admin/connectors/salesforce/enabled` (`enabled=true|false`): saved for every role,
+/// `POST /admin/connectors/{system}/enabled` (`enabled=true|false`): saved for every role,
 /// overriding the provisioner file's `enabled`.
 pub async fn set_enabled(
     State(state): State<AdminState>,
+    Path(system): Path<String>,
     body: Bytes,
 ) -> Result<Response, AdminError> {
-    let connector = state.app.connector()?;
+    let connector = state.app.connector(&system)?;
     let on = match FormData::parse(&body).text("enabled").as_str() {
         "true" => true,
         "false" => false,
@@ -240,11 +310,10 @@ pub async fn set_enabled(
         }
     };
     connector.set_enabled(on).await?;
-    Ok(html::see_other(if on {
-        "/admin/connectors?done=enabled"
-    } else {
-        "/admin/connectors?done=disabled"
-    }))
+    Ok(html::see_other(&connector_url(
+        &system,
+        if on { "enabled" } else { "disabled" },
+    )))
 }
 
 /// Why the settings form names no usable login URL (shown to the admin as it is).
@@ -309,16 +378,17 @@ fn public_base(
     Ok(format!("{scheme}://{host}"))
 }
 
-/// `POST /admin/connectors/salesforce`: keeps the settings pending and sends the browser to
+/// `POST /admin/connectors/{system}`: keeps the settings pending and sends the browser to
 /// the org's authorize page.
 pub async fn save(
     State(state): State<AdminState>,
     Extension(session): Extension<AdminSession>,
+    Path(system): Path<String>,
     tls: Option<Extension<OverTls>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AdminError> {
-    let connector = state.app.connector()?;
+    let connector = state.app.connector(&system)?;
     let form = FormData::parse(&body);
     let login_url = token_url(&form).map_err(|e| AdminError::BadRequest(e.to_string()))?;
     let client_id = form.text("client_id");
@@ -351,20 +421,32 @@ pub async fn save(
     Ok(html::see_other(url.as_str()))
 }
 
-fn callback_page(status: StatusCode, title: &str, message: &str, ok: bool) -> Response {
-    let refresh = if ok {
-        "<meta http-equiv=\"refresh\" content=\"1; url=/admin/connectors?done=authorized\">"
-    } else {
-        ""
+/// The callback's answer; `authorized` names the connector authorized, whose page it leads to.
+fn callback_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    authorized: Option<&str>,
+) -> Response {
+    let next = match authorized {
+        Some(system) => connector_url(system, "authorized"),
+        None => "/admin/connectors".to_owned(),
+    };
+    let refresh = match authorized {
+        Some(_) => format!(
+            "<meta http-equiv=\"refresh\" content=\"1; url={}\">",
+            esc(&next)
+        ),
+        None => String::new(),
     };
     html::bare_page(
         status,
         title,
         &format!(
-            "{refresh}<p id=\"oauth-result\" class=\"{}\">{}</p><p><a id=\"continue\" href=\"/admin/connectors{}\">Continue to Connectors</a></p>",
-            if ok { "ok" } else { "error" },
+            "{refresh}<p id=\"oauth-result\" class=\"{}\">{}</p><p><a id=\"continue\" href=\"{}\">Continue to Connectors</a></p>",
+            if authorized.is_some() { "ok" } else { "error" },
             esc(message),
-            if ok { "?done=authorized" } else { "" },
+            esc(&next),
         ),
     )
 }
@@ -380,15 +462,14 @@ pub async fn callback(
             StatusCode::BAD_REQUEST,
             "Authorization not recognized",
             "This authorization is unknown, used or expired. Start again from the Connectors page.",
-            false,
+            None,
         )
     };
     let Some(oauth_state) = query.get("state").filter(|s| !s.is_empty()) else {
         return Ok(unknown());
     };
-    let connector = state.app.connector()?;
     // Single use: taken out whatever happens next.
-    let Some(pending) = connector.take_pending(oauth_state).await? else {
+    let Some(pending) = state.app.take_pending(oauth_state).await? else {
         return Ok(unknown());
     };
     let session_id = &pending.session_id;
@@ -406,18 +487,19 @@ pub async fn callback(
             StatusCode::BAD_REQUEST,
             "Salesforce did not authorize",
             &format!("Salesforce answered {error}: {description}. Nothing was changed."),
-            false,
+            None,
         ));
     }
     let Some(code) = query.get("code").filter(|c| !c.is_empty()) else {
         return Ok(unknown());
     };
+    let connector = state.app.connector(&pending.system)?;
     if let Completion::Refused(e) = connector.complete_authorization(&pending, code).await? {
         return Ok(callback_page(
             StatusCode::BAD_GATEWAY,
             "Authorization failed",
             &format!("The code exchange failed: {e}. The previous settings stay in use."),
-            false,
+            None,
         ));
     }
     let message = match run_test(&state, connector.client()).await {
@@ -428,7 +510,7 @@ pub async fn callback(
         StatusCode::OK,
         "Salesforce connected",
         &message,
-        true,
+        Some(&pending.system),
     ))
 }
 

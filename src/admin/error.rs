@@ -33,7 +33,7 @@ impl From<crate::services::connectors::ConnectorError> for AdminError {
     fn from(e: crate::services::connectors::ConnectorError) -> Self {
         use crate::services::connectors::ConnectorError;
         match e {
-            ConnectorError::NotConfigured => AdminError::Unavailable(e.to_string()),
+            ConnectorError::NotConfigured(_) => AdminError::NotFound(e.to_string()),
             other => AdminError::Connector(other),
         }
     }

@@ -190,7 +190,7 @@ pub async fn start(
             Err(AdminError::NotFound(format!("Mapping {m} not found.")))
         }
         Err(ReconError::BadRequest(m)) => Err(AdminError::BadRequest(m)),
-        Err(e @ ReconError::ConnectorDisabled) => Err(AdminError::Unavailable(e.to_string())),
+        Err(e @ ReconError::ConnectorDisabled(_)) => Err(AdminError::Unavailable(e.to_string())),
         Err(e) => Err(e.into()),
     }
 }

@@ -74,10 +74,13 @@ pub fn router(app: &AppState) -> Router<AppState> {
         .route("/admin/recon/{id}", get(mappings::run_page))
         .route("/admin/recon/{id}/status", get(mappings::run_status))
         .route("/admin/connectors", get(connectors::page))
-        .route("/admin/connectors/salesforce", post(connectors::save))
-        .route("/admin/connectors/salesforce/test", post(connectors::test))
         .route(
-            "/admin/connectors/salesforce/enabled",
+            "/admin/connectors/{system}",
+            get(connectors::system_page).post(connectors::save),
+        )
+        .route("/admin/connectors/{system}/test", post(connectors::test))
+        .route(
+            "/admin/connectors/{system}/enabled",
             post(connectors::set_enabled),
         )
         .route("/admin/{*rest}", any(error::not_found))

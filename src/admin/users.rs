@@ -26,7 +26,7 @@ use crate::repo::links::LinkEnds;
 use crate::repo::managed::StoredObject;
 use crate::repo::query::{QueryRequest, SortKey, TotalPolicy};
 use crate::repo::sync_failures::ListedFailure;
-use crate::services::sync_status::ObjectSync;
+use crate::services::sync_status::{ObjectLink, ObjectSync};
 
 const OBJECT_TYPE: &str = "user";
 
@@ -354,7 +354,6 @@ async fn sync_panel(
 ) -> Result<String, AdminError> {
     let ObjectSync {
         links,
-        instance_url: instance,
         last_sync: audit,
         open_failure: failure,
     } = state.app.object_sync(OBJECT_TYPE, id).await?;
@@ -364,14 +363,19 @@ async fn sync_panel(
     if links.is_empty() {
         out.push_str("<p class=\"muted\" id=\"sf-link\">Not linked to a Salesforce user.</p>");
     }
-    for LinkEnds {
-        link_type,
-        first_id: first,
-        second_id: second,
+    for ObjectLink {
+        link:
+            LinkEnds {
+                link_type,
+                first_id: first,
+                second_id: second,
+            },
+        system,
+        instance_url,
     } in &links
     {
         let sf_id = if second == id { first } else { second };
-        let shown = match &instance {
+        let shown = match instance_url {
             Some(base) => format!(
                 "<a id=\"sf-link\" href=\"{}/{}\" rel=\"noopener\">{}</a>",
                 esc(base.trim_end_matches('/')),
@@ -380,7 +384,11 @@ async fn sync_panel(
             ),
             None => format!("<span id=\"sf-link\">{}</span>", esc(sf_id)),
         };
-        out.push_str(&format!("<p>Linked ({}): {shown}</p>", esc(link_type)));
+        let via = match system {
+            Some(system) => format!("{}, {}", esc(system), esc(link_type)),
+            None => esc(link_type),
+        };
+        out.push_str(&format!("<p>Linked ({via}): {shown}</p>"));
     }
     match audit {
         Some(a) => {

@@ -36,7 +36,7 @@ impl From<ReconError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, e.to_string())
             }
             ReconError::NotFound(_) => ApiError::not_found(e.to_string()),
-            ReconError::ConnectorDisabled => {
+            ReconError::ConnectorDisabled(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
             ReconError::Repo(r) => r.into(),

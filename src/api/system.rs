@@ -46,8 +46,8 @@ pub async fn collection_action(
     params.allow_only(ACTION_PARAMS)?;
     check_action(&params, "test")?;
     let mut reports = Vec::new();
-    if let Some(system) = &state.conf.salesforce {
-        reports.push(test_report(system, state.salesforce.as_ref()).await);
+    for system in &state.conf.systems {
+        reports.push(test_report(system, state.connectors.get(&system.name)).await);
     }
     Ok(render::json(
         StatusCode::OK,
@@ -77,7 +77,7 @@ pub async fn system_action(
     params.allow_only(ACTION_PARAMS)?;
     let config = system_config(&state, &system)?;
     check_action(&params, "test")?;
-    let report = test_report(config, state.salesforce.as_ref()).await;
+    let report = test_report(config, state.connectors.get(&config.name)).await;
     Ok(render::json(
         StatusCode::OK,
         &report,
@@ -158,9 +158,7 @@ fn test_error(e: &SalesforceError) -> String {
 fn system_config<'a>(state: &'a AppState, system: &str) -> Result<&'a ProvisionerConfig, ApiError> {
     state
         .conf
-        .salesforce
-        .as_ref()
-        .filter(|s| s.name == system)
+        .system(system)
         .ok_or_else(|| ApiError::not_found(format!("Resource 'system/{system}' not found")))
 }
 
@@ -191,7 +189,7 @@ impl<'a> SystemObject<'a> {
             })?;
         Ok(SystemObject {
             system: config,
-            client: state.salesforce.as_ref(),
+            client: state.connectors.get(&config.name),
             object_type: object_type.to_owned(),
             object,
         })

@@ -21,14 +21,15 @@ pub struct Conf {
     pub dir: PathBuf,
     pub managed: ManagedConfig,
     pub auth: AuthConfig,
-    /// `provisioner.openicf-salesforce.json`, when the directory has one.
-    pub salesforce: Option<ProvisionerConfig>,
+    /// Every `provisioner.openicf-<name>.json`: one Salesforce connector each, by system name.
+    pub systems: Vec<ProvisionerConfig>,
     /// `audit.json`: which audit topics and entries are written (the shipped default without it).
     pub audit: AuditConfig,
 }
 
 impl Conf {
-    /// Loads `managed.json`, `authentication.json` and (if present) the Salesforce provisioner and `audit.json` from `dir`, substituting from the process environment.
+    /// Loads `managed.json`, `authentication.json` and (if present) the provisioners and
+    /// `audit.json` from `dir`, substituting from the process environment.
     pub fn load(dir: &Path) -> Result<Conf, ConfigError> {
         let env = |name: &str| std::env::var(name).ok();
         Self::load_with(dir, &env)
@@ -50,28 +51,13 @@ impl Conf {
         } else {
             AuthConfig::from_env(env)
         };
-        let salesforce_path = dir.join(provisioner::SALESFORCE_FILE);
-        let salesforce = if salesforce_path.exists() {
-            let file = ConfFile::read(&salesforce_path, env)?;
-            Some(
-                ProvisionerConfig::from_json(provisioner::SALESFORCE_NAME, &file.value)
+        let mut systems = Vec::new();
+        for name in systems::provisioner_names(dir)? {
+            let file = ConfFile::read(&dir.join(systems::provisioner_file(&name)), env)?;
+            systems.push(
+                ProvisionerConfig::from_json(&name, &file.value)
                     .map_err(|e| file.invalid(e.path, e.message))?,
-            )
-        } else {
-            None
-        };
-        // One connector until several are supported: a second file must not be ignored quietly.
-        if let Some(other) = systems::other_provisioners(dir, provisioner::SALESFORCE_NAME)?.first()
-        {
-            return Err(ConfigError::Invalid {
-                file: dir.join(format!("provisioner.openicf-{other}.json")),
-                json_path: "/".into(),
-                message: format!(
-                    "idm-sync runs one connector, {} ({}); a second one is not supported yet, so {other:?} would do nothing",
-                    provisioner::SALESFORCE_NAME,
-                    provisioner::SALESFORCE_FILE
-                ),
-            });
+            );
         }
         let audit_path = dir.join("audit.json");
         let audit = if audit_path.exists() {
@@ -84,8 +70,13 @@ impl Conf {
             dir: dir.to_owned(),
             managed,
             auth,
-            salesforce,
+            systems,
             audit,
         })
+    }
+
+    /// The connector of system `name`.
+    pub fn system(&self, name: &str) -> Option<&ProvisionerConfig> {
+        self.systems.iter().find(|s| s.name == name)
     }
 }

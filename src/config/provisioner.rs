@@ -1,4 +1,5 @@
-//! `conf/provisioner.openicf-salesforce.json` in IDM 7.5's format, parsed into the Salesforce
+//! `conf/provisioner.openicf-<name>.json` in IDM 7.5's format (one per Salesforce org; `<name>`
+//! is the system name, which the file's optional `name` must repeat), parsed into the Salesforce
 //! client's typed configuration plus what IDM's system endpoints report (`connectorRef`,
 //! `objectTypes`).
 //!
@@ -19,10 +20,8 @@ use serde_json::{Map, Value};
 use super::Invalid;
 use crate::salesforce::{ClientConfig, RetryConfig, Secret};
 
-/// The file name, relative to the configuration directory.
+/// The sample's connector file, relative to the configuration directory (the demo writes it).
 pub const SALESFORCE_FILE: &str = "provisioner.openicf-salesforce.json";
-/// The system name that file defines (`/openidm/system/salesforce`).
-pub const SALESFORCE_NAME: &str = "salesforce";
 
 #[derive(Debug, Clone)]
 pub struct ProvisionerConfig {
@@ -64,6 +63,30 @@ impl ProvisionerConfig {
         let root = value
             .as_object()
             .ok_or_else(|| Invalid::new("/", "must be a JSON object"))?;
+        // The name is a path segment (`/openidm/system/<name>`) and a metric label.
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(Invalid::new(
+                "/",
+                format!(
+                    "the system name {name:?} (from the file name) may hold only letters, digits, '_' and '-'"
+                ),
+            ));
+        }
+        match root.get("name") {
+            None => {}
+            Some(Value::String(n)) if n == name => {}
+            Some(other) => {
+                return Err(Invalid::new(
+                    "/name",
+                    format!(
+                        "is {other}, but the file name says the system is {name:?}: they must agree"
+                    ),
+                ));
+            }
+        }
         let enabled = match root.get("enabled") {
             None => true,
             Some(Value::Bool(b)) => *b,

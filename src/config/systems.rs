@@ -50,7 +50,7 @@ pub fn check_mappings(conf: &Conf, sync: &SyncConfig) -> Result<(), ConfigError>
             }
         }
     }
-    if let Some(system) = &conf.salesforce {
+    for system in &conf.systems {
         let prefix = format!("system/{}/", system.name);
         let mapped = |m: &Mapping| m.source.starts_with(&prefix) || m.target.starts_with(&prefix);
         if !sync.mappings.iter().any(mapped) {
@@ -97,7 +97,7 @@ fn check_resource(conf: &Conf, text: &str) -> Result<(), ResourceError> {
             }),
         },
         Some(Resource::System { name, object_type }) => {
-            let Some(system) = conf.salesforce.as_ref().filter(|s| s.name == name) else {
+            let Some(system) = conf.system(name) else {
                 return Err(ResourceError::System {
                     text: owned(text),
                     name: owned(name),
@@ -116,8 +116,13 @@ fn check_resource(conf: &Conf, text: &str) -> Result<(), ResourceError> {
     }
 }
 
-/// The system names of the provisioner files in `dir` other than `known`, in name order.
-pub fn other_provisioners(dir: &Path, known: &str) -> Result<Vec<String>, ConfigError> {
+/// The file defining system `name`, relative to the configuration directory.
+pub fn provisioner_file(name: &str) -> String {
+    format!("{PROVISIONER_PREFIX}{name}{PROVISIONER_SUFFIX}")
+}
+
+/// The system names of the provisioner files in `dir`, in name order.
+pub fn provisioner_names(dir: &Path) -> Result<Vec<String>, ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Io {
         file: dir.to_owned(),
         source,
@@ -129,7 +134,7 @@ pub fn other_provisioners(dir: &Path, known: &str) -> Result<Vec<String>, Config
             let name = file
                 .strip_prefix(PROVISIONER_PREFIX)?
                 .strip_suffix(PROVISIONER_SUFFIX)?;
-            (name != known).then(|| name.to_owned())
+            (!name.is_empty()).then(|| name.to_owned())
         })
         .collect();
     names.sort();

@@ -137,7 +137,7 @@ mod tests {
         };
         write(&source, &target, &app).unwrap();
         let conf = crate::config::Conf::load_with(&target, &|_| None).unwrap();
-        let client = conf.salesforce.unwrap().client;
+        let client = conf.system("salesforce").unwrap().client.clone();
         assert_eq!(client.login_url.as_str(), app.token_url);
         let schedule: Value = serde_json::from_str(
             &std::fs::read_to_string(target.join("schedule-recon.json")).unwrap(),

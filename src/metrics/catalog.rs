@@ -19,13 +19,13 @@ struct Catalog {
     events_published: Arc<Family<Counter, 0>>,
     events_consumed: Arc<Family<Counter, 0>>,
     sync_latency: Arc<Family<Histogram, 0>>,
-    salesforce_calls: Arc<Family<Counter, 2>>,
-    api_used: Arc<Family<Gauge, 0>>,
-    api_limit: Arc<Family<Gauge, 0>>,
+    salesforce_calls: Arc<Family<Counter, 3>>,
+    api_used: Arc<Family<Gauge, 1>>,
+    api_limit: Arc<Family<Gauge, 1>>,
     recon_runs: Arc<Family<Counter, 2>>,
     recon_duration: Arc<Family<Histogram, 1>>,
     recon_last_duration: Arc<Family<Gauge, 1>>,
-    worker_paused: Arc<Family<Gauge, 1>>,
+    worker_paused: Arc<Family<Gauge, 2>>,
 }
 
 /// The registry every role of this process reports to (so `all` shows everything in one scrape).
@@ -65,18 +65,18 @@ impl Metrics {
             )),
             salesforce_calls: r.register(Family::with_default(
                 "idm_salesforce_api_calls_total",
-                "HTTP requests to Salesforce (REST and token endpoint), each attempt counted, by operation and outcome.",
-                ["operation", "outcome"],
+                "HTTP requests to Salesforce (REST and token endpoint), each attempt counted, by system (connector), operation and outcome.",
+                ["system", "operation", "outcome"],
             )),
             api_used: r.register(Family::with_default(
                 "idm_salesforce_api_usage_used",
-                "API requests the org used in the last 24 hours, from the latest Sforce-Limit-Info seen.",
-                [],
+                "API requests the org used in the last 24 hours, from the latest Sforce-Limit-Info seen, by system (connector).",
+                ["system"],
             )),
             api_limit: r.register(Family::with_default(
                 "idm_salesforce_api_usage_limit",
-                "The org's daily API request allowance, from the latest Sforce-Limit-Info seen.",
-                [],
+                "The org's daily API request allowance, from the latest Sforce-Limit-Info seen, by system (connector).",
+                ["system"],
             )),
             recon_runs: r.register(Family::with_default(
                 "idm_recon_runs_total",
@@ -96,8 +96,8 @@ impl Metrics {
             )),
             worker_paused: r.register(Family::with_default(
                 "idm_worker_paused",
-                "1 while the outbound worker has stopped consuming, by reason (salesforce_authorization: the connector needs an operator to authorize it again; connector_disabled: the connector is disabled).",
-                ["reason"],
+                "1 while the outbound worker has stopped consuming, by reason (salesforce_authorization: the connector needs an operator to authorize it again; connector_disabled: the connector is disabled), by system (connector).",
+                ["system", "reason"],
             )),
             registry: r,
         };
@@ -121,13 +121,16 @@ impl Metrics {
         self.0.sync_latency.with([]).observe(latency.as_secs_f64());
     }
 
-    pub fn salesforce_call(&self, operation: &str, outcome: &str) {
-        self.0.salesforce_calls.with([operation, outcome]).inc();
+    pub fn salesforce_call(&self, system: &str, operation: &str, outcome: &str) {
+        self.0
+            .salesforce_calls
+            .with([system, operation, outcome])
+            .inc();
     }
 
-    pub fn api_usage(&self, used: u64, limit: u64) {
-        self.0.api_used.with([]).set(used as f64);
-        self.0.api_limit.with([]).set(limit as f64);
+    pub fn api_usage(&self, system: &str, used: u64, limit: u64) {
+        self.0.api_used.with([system]).set(used as f64);
+        self.0.api_limit.with([system]).set(limit as f64);
     }
 
     /// A reconciliation run ended in `state` (SUCCESS, FAILED, CANCELED) after `took`.
@@ -143,10 +146,10 @@ impl Metrics {
             .set(took.as_secs_f64());
     }
 
-    pub fn worker_paused(&self, reason: &str, paused: bool) {
+    pub fn worker_paused(&self, system: &str, reason: &str, paused: bool) {
         self.0
             .worker_paused
-            .with([reason])
+            .with([system, reason])
             .set(if paused { 1.0 } else { 0.0 });
     }
 

@@ -23,7 +23,8 @@ enum Check {
     },
     /// The worker's pause for Salesforce authorization (reported, never failing: the process
     /// does its job, holding changes back, and resumes by itself).
-    Paused(PauseState),
+    /// A worker's pause, under its connector's system name.
+    Paused { system: String, state: PauseState },
 }
 
 /// The outcome of one check.
@@ -40,8 +41,12 @@ impl Readiness {
         self.push(Check::Broker { role, status });
     }
 
-    pub fn worker_pause(&self, state: PauseState) {
-        self.push(Check::Paused(state));
+    /// The pause state of the worker of connector `system`, reported under its name.
+    pub fn worker_pause(&self, system: &str, state: PauseState) {
+        self.push(Check::Paused {
+            system: system.to_owned(),
+            state,
+        });
     }
 
     fn push(&self, check: Check) {
@@ -72,7 +77,7 @@ impl Readiness {
                         failing.push(role.to_owned());
                     }
                 }
-                Check::Paused(state) => {
+                Check::Paused { system, state } => {
                     let salesforce = match state.reason() {
                         Some(reason) => json!({
                             "status": "PAUSED",
@@ -80,7 +85,7 @@ impl Readiness {
                         }),
                         None => json!({"status": "UP"}),
                     };
-                    components.insert("salesforce".into(), salesforce);
+                    components.insert(system, salesforce);
                 }
             }
         }

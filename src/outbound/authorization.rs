@@ -84,7 +84,8 @@ impl AuthorizationGate {
         );
         self.state
             .set(Some("the Salesforce connector is disabled".to_owned()));
-        self.metrics.worker_paused(DISABLED, true);
+        self.metrics
+            .worker_paused(self.client.system_name(), DISABLED, true);
         let stopped = loop {
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => break true,
@@ -95,7 +96,8 @@ impl AuthorizationGate {
             }
         };
         self.state.set(None);
-        self.metrics.worker_paused(DISABLED, false);
+        self.metrics
+            .worker_paused(self.client.system_name(), DISABLED, false);
         if !stopped {
             tracing::info!("the Salesforce connector is enabled: implicit sync resumes");
         }
@@ -131,7 +133,8 @@ impl AuthorizationGate {
             );
         }
         self.state.set(Some(reason));
-        self.metrics.worker_paused(REASON, true);
+        self.metrics
+            .worker_paused(self.client.system_name(), REASON, true);
         let stopped = loop {
             match self.client.recheck_authorization().await {
                 Ok(true) => break false,
@@ -144,7 +147,8 @@ impl AuthorizationGate {
             }
         };
         self.state.set(None);
-        self.metrics.worker_paused(REASON, false);
+        self.metrics
+            .worker_paused(self.client.system_name(), REASON, false);
         if !stopped {
             tracing::info!("a new Salesforce token is stored: implicit sync resumes");
         }

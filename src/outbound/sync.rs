@@ -257,6 +257,11 @@ impl SyncEngine {
         AuthorizationGate::new(self.client.clone(), poll, self.metrics.clone())
     }
 
+    /// The connector this engine writes to.
+    pub fn client(&self) -> &SalesforceClient {
+        &self.client
+    }
+
     /// The consumer of the dead letters of this engine's changes: each becomes a sync failure
     /// of its mapping.
     pub fn dead_letters(&self, broker: BrokerSettings) -> DeadLetters {

@@ -184,6 +184,11 @@ impl Worker {
         }
     }
 
+    /// The system of the connector this worker writes to.
+    pub fn system_name(&self) -> &str {
+        self.engine.client().system_name()
+    }
+
     /// Whether (and why) the worker is paused, for readiness.
     pub fn pause_state(&self) -> PauseState {
         self.gate.state()

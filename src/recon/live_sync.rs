@@ -34,10 +34,11 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{Value, json};
 
 use super::{ReconEngine, ReconError, ReconRequest};
+use crate::config::systems::Resource;
 use crate::mapping::Mapping;
 use crate::repo::RepoError;
 use crate::repo::sync_tokens::{self, SyncToken};
-use crate::salesforce::SalesforceError;
+use crate::salesforce::{SalesforceClient, SalesforceError};
 
 /// Ids per recon run: the `WHERE Id = … OR …` of 200 ids is about 5 kB of SOQL, far below
 /// Salesforce's 100 kB limit, and one page of the source query.
@@ -168,6 +169,15 @@ impl LiveSync {
             .ok_or_else(|| LiveSyncError::UnknownSource(source.to_owned()))
     }
 
+    /// The connector of `source` (`system/<name>/User`).
+    fn client(&self, source: &str) -> Result<&SalesforceClient, LiveSyncError> {
+        match Resource::parse(source) {
+            Some(Resource::System { name, .. }) => self.engine.connectors().get(name),
+            _ => None,
+        }
+        .ok_or_else(|| LiveSyncError::UnknownSource(source.to_owned()))
+    }
+
     /// One pass: see the module documentation.
     pub async fn run_once(&self, source: &str) -> Result<LiveSyncPass, LiveSyncError> {
         let mapping = self.mapping(source)?;
@@ -214,8 +224,8 @@ impl LiveSync {
             return Ok(pass(PassStatus::Synced, stored, 0));
         }
 
-        let polled = inner
-            .salesforce
+        let polled = self
+            .client(source)?
             .updated(stored.token, now)
             .await
             .map_err(|e| LiveSyncError::Poll(source.to_owned(), e))?;

@@ -58,6 +58,8 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::audit_config::AuditConfig;
+use crate::config::systems::Resource;
+use crate::connectors::Connectors;
 use crate::managed::ManagedObjects;
 use crate::mapping::{Mapping, SyncConfig};
 use crate::repo::schedule_firings::Firing;
@@ -170,9 +172,9 @@ pub enum ReconError {
     #[error("Reconciliation {0} is still running: cancel it first")]
     StillActive(String),
     #[error(
-        "The Salesforce connector is disabled: enable it on the Admin UI's Connectors page (or in its provisioner file)"
+        "The Salesforce connector is disabled (system/{0}): enable it on the Admin UI's Connectors page (or in its provisioner file)"
     )]
-    ConnectorDisabled,
+    ConnectorDisabled(String),
     #[error("the Salesforce query failed")]
     Salesforce(#[from] SalesforceError),
     /// A page's assessment task ended without a result (a bug: it panicked).
@@ -199,7 +201,8 @@ pub(crate) struct Inner {
     pub pool: Pool,
     pub managed: ManagedObjects,
     pub sync: Arc<SyncConfig>,
-    pub salesforce: SalesforceClient,
+    /// Every connector; a run uses the one its mapping names.
+    pub connectors: Connectors,
     pub settings: ReconSettings,
     /// Where ended runs are counted.
     pub metrics: crate::metrics::Metrics,
@@ -211,7 +214,7 @@ impl ReconEngine {
     pub fn new(
         managed: ManagedObjects,
         sync: Arc<SyncConfig>,
-        salesforce: SalesforceClient,
+        connectors: Connectors,
         settings: ReconSettings,
     ) -> ReconEngine {
         ReconEngine {
@@ -219,7 +222,7 @@ impl ReconEngine {
                 pool: managed.pool().clone(),
                 managed,
                 sync,
-                salesforce,
+                connectors,
                 settings,
                 metrics: crate::metrics::Metrics::process(),
                 audit: AuditConfig::default(),
@@ -254,9 +257,7 @@ impl ReconEngine {
     /// in a task of its own. [`ReconError::AlreadyRunning`] when a run of the mapping is
     /// active anywhere.
     pub async fn start(&self, request: ReconRequest) -> Result<StartedRun, ReconError> {
-        if !self.inner.salesforce.enabled().await {
-            return Err(ReconError::ConnectorDisabled);
-        }
+        self.check_enabled(&request.mapping).await?;
         let mapping = request.mapping.clone();
         match run::start(self.inner.clone(), request, None).await? {
             run::Launch::Started(run) => Ok(run),
@@ -274,15 +275,29 @@ impl ReconEngine {
         request: ReconRequest,
         firing: &Firing,
     ) -> Result<Option<StartedRun>, ReconError> {
-        if !self.inner.salesforce.enabled().await {
-            return Err(ReconError::ConnectorDisabled);
-        }
+        self.check_enabled(&request.mapping).await?;
         Ok(
             match run::start(self.inner.clone(), request, Some(firing)).await? {
                 run::Launch::Started(run) => Some(run),
                 run::Launch::FiringTaken => None,
             },
         )
+    }
+
+    /// [`ReconError::ConnectorDisabled`] when the connector `mapping` reads or writes is.
+    async fn check_enabled(&self, mapping: &str) -> Result<(), ReconError> {
+        let (_, client) = self.inner.mapping(mapping)?;
+        match client.enabled().await {
+            true => Ok(()),
+            false => Err(ReconError::ConnectorDisabled(
+                client.system_name().to_owned(),
+            )),
+        }
+    }
+
+    /// The connectors runs read and write.
+    pub fn connectors(&self) -> &Connectors {
+        &self.inner.connectors
     }
 
     /// Starts a run and waits for its end; returns its summary.
@@ -350,31 +365,39 @@ impl ReconEngine {
 }
 
 impl Inner {
-    /// The mapping a run of `name` reconciles: from this connector's users into managed users
-    /// (inbound), or from managed users into this connector's users (outbound).
-    pub(crate) fn mapping(&self, name: &str) -> Result<&Mapping, ReconError> {
+    /// The mapping a run of `name` reconciles, from a connector's users into managed users
+    /// (inbound) or from managed users into a connector's users (outbound), and that connector.
+    pub(crate) fn mapping(&self, name: &str) -> Result<(&Mapping, &SalesforceClient), ReconError> {
         let mapping = self
             .sync
             .mapping(name)
             .ok_or_else(|| ReconError::UnknownMapping(name.to_owned()))?;
-        let system = format!(
-            "system/{}/{SOURCE_OBJECT_TYPE}",
-            self.salesforce.system_name()
-        );
-        let inbound = mapping.source == system && mapping.target == TARGET_RESOURCE;
-        let outbound = mapping.source == TARGET_RESOURCE && mapping.target == system;
-        if !inbound && !outbound {
+        let inbound = mapping.target == TARGET_RESOURCE;
+        let system_side = match inbound {
+            true => &mapping.source,
+            false => &mapping.target,
+        };
+        let client = match Resource::parse(system_side) {
+            Some(Resource::System { name, object_type })
+                if object_type == SOURCE_OBJECT_TYPE
+                    && (inbound || mapping.source == TARGET_RESOURCE) =>
+            {
+                self.connectors.get(name)
+            }
+            _ => None,
+        };
+        let Some(client) = client else {
             return Err(ReconError::BadRequest(format!(
-                "Mapping {name} maps {} to {}: idm-sync reconciles {system} and {TARGET_RESOURCE} into each other only",
+                "Mapping {name} maps {} to {}: idm-sync reconciles the {SOURCE_OBJECT_TYPE} objects of a configured system and {TARGET_RESOURCE} into each other only",
                 mapping.source, mapping.target
             )));
-        }
+        };
         if inbound && mapping.links_reversed() {
             return Err(ReconError::BadRequest(format!(
                 "Mapping {name} reuses the links of {}: reconcile that mapping instead",
                 mapping.link_type()
             )));
         }
-        Ok(mapping)
+        Ok((mapping, client))
     }
 }

@@ -69,7 +69,8 @@ pub(crate) async fn start(
     req: ReconRequest,
     firing: Option<&Firing>,
 ) -> Result<Launch, ReconError> {
-    let mapping = inner.mapping(&req.mapping)?;
+    let (mapping, client) = inner.mapping(&req.mapping)?;
+    let client = client.clone();
     let mapping_index = inner
         .sync
         .mappings
@@ -121,6 +122,7 @@ pub(crate) async fn start(
     tracing::info!(recon_id = %id, mapping = %req.mapping, analyze = req.analyze, "reconciliation started");
     let run = Run {
         inner,
+        client,
         id: id.clone(),
         req,
         mapping_index,

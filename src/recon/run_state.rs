@@ -9,6 +9,7 @@ use super::summary::{Stage, Stats};
 use super::{Inner, ReconError, ReconRequest};
 use crate::mapping::Mapping;
 use crate::repo::{Pool, recon_runs};
+use crate::salesforce::SalesforceClient;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub(crate) enum Flow {
 /// counters and the stage. The direction's phases own it ([`Phases`]).
 pub(crate) struct Run {
     pub inner: Arc<Inner>,
+    /// The connector of the mapping's system side.
+    pub client: SalesforceClient,
     pub id: String,
     pub req: ReconRequest,
     pub mapping_index: usize,

@@ -49,7 +49,7 @@ impl Inbound {
     /// case they could have changed it (see [`Assessed::still_valid_after`]). At most three
     /// pages are held, so memory stays flat; a cancel costs at most those reads.
     pub(crate) async fn source_phase(&mut self) -> Result<Flow, ReconError> {
-        let client = self.run.inner.salesforce.clone();
+        let client = self.run.client.clone();
         let soql = self.soql.clone();
         let mut pages = std::pin::pin!(
             client.query_with_batch_size(&soql, self.run.inner.settings.source_batch_size)

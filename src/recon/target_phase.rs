@@ -203,8 +203,9 @@ impl Inbound {
                 .or(mapping.source_query.as_ref()),
         );
         let t = Instant::now();
-        let found = inner
-            .salesforce
+        let found = self
+            .run
+            .client
             .records_by_id(SOURCE_OBJECT_TYPE, &fields, &ids)
             .await?;
         self.run.stats.time(Timed::SourceQuery, t.elapsed());

@@ -24,6 +24,8 @@ pub struct NewPending<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Pending {
     pub session_id: String,
+    /// The connector being authorized.
+    pub system_name: String,
     pub login_url: String,
     pub client_id: String,
     pub sealed_client_secret: String,
@@ -66,7 +68,7 @@ pub async fn insert(db: impl PgExecutor<'_>, pending: &NewPending<'_>) -> Result
 pub async fn take(db: impl PgExecutor<'_>, state: &str) -> Result<Option<Pending>, RepoError> {
     let pending = sqlx::query_as(
         "DELETE FROM admin_oauth_pending WHERE state = $1 AND created_at >= now() - interval '15 minutes' \
-         RETURNING session_id, login_url, client_id, client_secret AS sealed_client_secret, redirect_uri",
+         RETURNING session_id, system_name, login_url, client_id, client_secret AS sealed_client_secret, redirect_uri",
     )
     .bind(state)
     .fetch_optional(db)

@@ -35,12 +35,12 @@ pub fn runner(recon: Option<ReconEngine>) -> JobRunner {
                         Err(ReconError::AlreadyRunning(m)) => Ok(JobOutcome::Skipped(format!(
                             "a reconciliation of {m} is still running"
                         ))),
-                        Err(ReconError::ConnectorDisabled) => {
+                        Err(ReconError::ConnectorDisabled(system)) => {
                             claimed(
                                 &claim,
-                                Ok(JobOutcome::Skipped(
-                                    "the Salesforce connector is disabled".to_owned(),
-                                )),
+                                Ok(JobOutcome::Skipped(format!(
+                                    "the Salesforce connector {system} is disabled"
+                                ))),
                             )
                             .await
                         }

@@ -17,8 +17,8 @@ const PENDING_SECRET: &str = "admin_oauth_pending.client_secret";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
-    #[error("No Salesforce connector is configured (conf/provisioner.openicf-salesforce.json).")]
-    NotConfigured,
+    #[error("No Salesforce connector {0:?} is configured (conf/provisioner.openicf-{0}.json).")]
+    NotConfigured(String),
     #[error("stored login URL: {0}")]
     BadStoredUrl(String),
     #[error(transparent)]
@@ -34,6 +34,8 @@ pub enum ConnectorError {
 pub struct PendingAuthorization {
     /// The admin session that started it.
     pub session_id: String,
+    /// The connector it authorizes.
+    pub system: String,
     pub credentials: Credentials,
     pub redirect_uri: String,
 }
@@ -45,16 +47,46 @@ pub struct Connector<'a> {
 }
 
 impl AppState {
-    /// The Salesforce connector, when `conf/` configures one.
-    pub fn connector(&self) -> Result<Connector<'_>, ConnectorError> {
+    /// The Salesforce connector of system `name`, when `conf/` configures it.
+    pub fn connector(&self, name: &str) -> Result<Connector<'_>, ConnectorError> {
         let client = self
-            .salesforce
-            .as_ref()
-            .ok_or(ConnectorError::NotConfigured)?;
+            .connectors
+            .get(name)
+            .ok_or_else(|| ConnectorError::NotConfigured(name.to_owned()))?;
         Ok(Connector {
             state: self,
             client,
         })
+    }
+
+    /// Takes the pending authorization of `oauth_state` out (single use, whatever the caller
+    /// does next); `None` when it is unknown, used or older than 15 minutes. Its `system`
+    /// names the connector to complete it with.
+    pub async fn take_pending(
+        &self,
+        oauth_state: &str,
+    ) -> Result<Option<PendingAuthorization>, ConnectorError> {
+        let pool = self.managed.pool();
+        // Expired ones hold a secret for nothing.
+        admin_oauth_pending::purge_expired(pool).await?;
+        let Some(pending) = admin_oauth_pending::take(pool, oauth_state).await? else {
+            return Ok(None);
+        };
+        let login_url = Url::parse(&pending.login_url)
+            .map_err(|e| ConnectorError::BadStoredUrl(e.to_string()))?;
+        let secret = self
+            .sealer
+            .open(PENDING_SECRET, &pending.sealed_client_secret)?;
+        Ok(Some(PendingAuthorization {
+            session_id: pending.session_id,
+            system: pending.system_name,
+            credentials: Credentials {
+                login_url,
+                client_id: pending.client_id,
+                client_secret: Secret::new(secret),
+            },
+            redirect_uri: pending.redirect_uri,
+        }))
     }
 }
 
@@ -66,7 +98,11 @@ impl<'a> Connector<'a> {
     /// Saves the enabled state for every role, overriding the provisioner file's `enabled`.
     pub async fn set_enabled(&self, on: bool) -> Result<(), ConnectorError> {
         self.client.set_enabled(on).await?;
-        tracing::info!(enabled = on, "Salesforce connector enabled state set");
+        tracing::info!(
+            system = self.client.system_name(),
+            enabled = on,
+            "Salesforce connector enabled state set"
+        );
         Ok(())
     }
 
@@ -117,35 +153,6 @@ impl<'a> Connector<'a> {
         )?)
     }
 
-    /// Takes the pending authorization of `oauth_state` out (single use, whatever the caller
-    /// does next); `None` when it is unknown, used or older than 15 minutes.
-    pub async fn take_pending(
-        &self,
-        oauth_state: &str,
-    ) -> Result<Option<PendingAuthorization>, ConnectorError> {
-        let pool = self.state.managed.pool();
-        // Expired ones hold a secret for nothing.
-        admin_oauth_pending::purge_expired(pool).await?;
-        let Some(pending) = admin_oauth_pending::take(pool, oauth_state).await? else {
-            return Ok(None);
-        };
-        let login_url = Url::parse(&pending.login_url)
-            .map_err(|e| ConnectorError::BadStoredUrl(e.to_string()))?;
-        let secret = self
-            .state
-            .sealer
-            .open(PENDING_SECRET, &pending.sealed_client_secret)?;
-        Ok(Some(PendingAuthorization {
-            session_id: pending.session_id,
-            credentials: Credentials {
-                login_url,
-                client_id: pending.client_id,
-                client_secret: Secret::new(secret),
-            },
-            redirect_uri: pending.redirect_uri,
-        }))
-    }
-
     /// Exchanges `code` with the pending credentials. On success the client saves them with
     /// the refresh token and the connector is enabled (authorizing is how an operator turns it
     /// on); refused, nothing is saved and the previous settings stay in use.
@@ -159,10 +166,13 @@ impl<'a> Connector<'a> {
             .authorize_with_credentials(&pending.credentials, code, &pending.redirect_uri)
             .await;
         if let Err(e) = exchanged {
-            tracing::warn!(error = %e, "Salesforce authorization failed");
+            tracing::warn!(system = self.client.system_name(), error = %e, "Salesforce authorization failed");
             return Ok(Completion::Refused(e));
         }
-        tracing::info!("Salesforce connector authorized");
+        tracing::info!(
+            system = self.client.system_name(),
+            "Salesforce connector authorized"
+        );
         self.client.set_enabled(true).await?;
         Ok(Completion::Authorized)
     }

@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use self::paging_cookie::PagingCookies;
 use crate::config::Conf;
+use crate::connectors::Connectors;
 use crate::credentials::Authenticator;
 use crate::managed::ManagedObjects;
 use crate::outbound::broker::BrokerStatus;
 use crate::recon::ReconEngine;
-use crate::salesforce::SalesforceClient;
 use crate::scheduler::Schedule;
 use crate::secrets::Sealer;
 
@@ -31,8 +31,8 @@ pub struct AppState {
     pub broker: Option<BrokerStatus>,
     /// The whole configuration, as loaded at start-up.
     pub conf: Arc<Conf>,
-    /// The Salesforce connector, when `conf/` has a provisioner file for it.
-    pub salesforce: Option<SalesforceClient>,
+    /// The Salesforce connectors, one per provisioner file of `conf/`.
+    pub connectors: Connectors,
     /// `conf/schedule-*.json`.
     pub schedules: Arc<Vec<Schedule>>,
     /// The reconciliation engine, when `conf/` has `sync.json` and the Salesforce connector.

@@ -147,17 +147,44 @@ fn mappings_may_only_name_what_the_configuration_defines() {
 }
 
 #[test]
-fn a_second_provisioner_file_is_refused_rather_than_ignored() {
+fn every_provisioner_file_is_a_system_and_its_name_must_agree() {
     let dir = shipped_with_sync(|_| {});
     std::fs::copy(
         dir.join("provisioner.openicf-salesforce.json"),
         dir.join("provisioner.openicf-salesforceEU.json"),
     )
     .unwrap();
-    let err = mapping_check(&dir).unwrap_err();
+    // A second org whose mapping is not written yet: it loads (a warning says it is unused).
+    assert_eq!(mapping_check(&dir), Ok(()));
+    let env = |name: &str| match name {
+        "SF_CLIENT_ID" | "SF_CLIENT_SECRET" => Some("x".to_owned()),
+        _ => std::env::var(name).ok(),
+    };
+    let conf = Conf::load_with(&dir, &env).unwrap();
+    let names: Vec<&str> = conf.systems.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["salesforce", "salesforceEU"]);
+    assert!(conf.system("salesforceEU").is_some());
+
+    // The file's own `name` must be the file name's.
+    let path = dir.join("provisioner.openicf-salesforceEU.json");
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    file["name"] = json!("salesforce");
+    std::fs::write(&path, file.to_string()).unwrap();
+    let err = Conf::load_with(&dir, &env).unwrap_err().to_string();
     assert!(
         err.contains("provisioner.openicf-salesforceEU.json")
-            && err.contains("a second one is not supported yet"),
+            && err.contains("/name")
+            && err.contains("\"salesforceEU\""),
         "{err}"
     );
+    // A name that cannot be a path segment.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::copy(
+        dir.join("provisioner.openicf-salesforce.json"),
+        dir.join("provisioner.openicf-eu west.json"),
+    )
+    .unwrap();
+    let err = Conf::load_with(&dir, &env).unwrap_err().to_string();
+    assert!(err.contains("only letters, digits"), "{err}");
 }

@@ -26,7 +26,7 @@ impl Outbound {
     /// While a page is assessed and written, the next one is fetched: at most two pages are
     /// held.
     pub(super) async fn linked_pass(&mut self) -> Result<Flow, ReconError> {
-        let client = self.run.inner.salesforce.clone();
+        let client = self.run.client.clone();
         let batch = self.run.inner.settings.source_batch_size;
         let mut pages = std::pin::pin!(client.query_with_batch_size(&self.soql, batch));
         // The stream is not polled again once it has ended.

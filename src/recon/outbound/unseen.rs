@@ -151,7 +151,7 @@ impl Outbound {
             qualifies.push(q);
         }
         let t = Instant::now();
-        let mut matches = correlation::correlate(&inner.salesforce, mapping, &to_correlate).await?;
+        let mut matches = correlation::correlate(&self.run.client, mapping, &to_correlate).await?;
         correlation::mark_linked_elsewhere(&inner.pool, mapping.link_type(), &mut matches).await?;
         if !to_correlate.is_empty() {
             self.run.stats.time(Timed::CorrelationQuery, t.elapsed());
@@ -226,8 +226,9 @@ impl Outbound {
         let mapping = self.run.mapping_of(&inner);
         let object = mapping.target.rsplit('/').next().unwrap_or("User");
         let t = Instant::now();
-        let found = inner
-            .salesforce
+        let found = self
+            .run
+            .client
             .records_by_id(object, &target_fields(mapping, None), ids)
             .await?;
         self.run.stats.time(Timed::TargetQuery, t.elapsed());

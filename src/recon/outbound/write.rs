@@ -249,7 +249,7 @@ impl Outbound {
             let mut results = if direct.is_empty() {
                 Vec::new()
             } else {
-                self.run.inner.salesforce.update_many(&direct).await
+                self.run.client.update_many(&direct).await
             }
             .into_iter();
             let mut rows = Vec::with_capacity(batch.len());

@@ -208,7 +208,7 @@ async fn disable_and_enable_reach_rest_and_recon() {
     assert_eq!(off.status, StatusCode::SEE_OTHER);
     assert_eq!(
         off.location.as_deref(),
-        Some("/admin/connectors?done=disabled")
+        Some("/admin/connectors/salesforce?done=disabled")
     );
     let shown = b.get_ok("/admin/connectors?done=disabled").await;
     assert!(shown.contains("id=\"connector-enabled\">no (disabled on this page)<"));
@@ -264,7 +264,7 @@ async fn disable_and_enable_reach_rest_and_recon() {
         .await;
     assert_eq!(
         on.location.as_deref(),
-        Some("/admin/connectors?done=enabled")
+        Some("/admin/connectors/salesforce?done=enabled")
     );
     assert!(
         b.get_ok("/admin/connectors")

@@ -91,7 +91,7 @@ pub async fn env(users: usize) -> Env {
     let sf = SalesforceClient::observed(
         sf::config(org.base_url()),
         crate::helpers::token_store(&app.db.pool),
-        ops.metrics.salesforce_observer(),
+        ops.metrics.salesforce_observer("salesforce"),
     )
     .unwrap();
     let profile = org.handle().profile_id("Standard User").unwrap();
@@ -132,7 +132,9 @@ impl Env {
             settings,
             status,
         );
-        self.ops.readiness.worker_pause(worker.pause_state());
+        self.ops
+            .readiness
+            .worker_pause(worker.system_name(), worker.pause_state());
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(worker.run_until(async move {
             let _ = rx.await;

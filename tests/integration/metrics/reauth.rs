@@ -16,6 +16,7 @@ use crate::worker::wait_until;
 
 const PAUSED: &str = "idm_worker_paused";
 const REASON: (&str, &str) = ("reason", "salesforce_authorization");
+const SYSTEM: (&str, &str) = ("system", "salesforce");
 
 /// Ready messages in the topology's partition queues.
 async fn queued(topology: &Topology) -> u32 {
@@ -41,7 +42,7 @@ async fn salesforce_readiness(root: &str) -> Value {
 /// Waits until the worker reports its pause, then checks readiness says why.
 async fn wait_paused(root: &str, why: &str) {
     wait_until("the worker paused", async || {
-        scrape(root).await.value(PAUSED, &[REASON]) == 1.0
+        scrape(root).await.value(PAUSED, &[SYSTEM, REASON]) == 1.0
     })
     .await;
     let sf_state = salesforce_readiness(root).await;
@@ -55,7 +56,7 @@ async fn wait_paused(root: &str, why: &str) {
 fn token_refusals(s: &Scrape) -> f64 {
     s.value(
         "idm_salesforce_api_calls_total",
-        &[("operation", "token"), ("outcome", "unauthorized")],
+        &[SYSTEM, ("operation", "token"), ("outcome", "unauthorized")],
     )
 }
 
@@ -124,7 +125,7 @@ async fn a_revoked_token_pauses_the_worker_until_a_new_one_is_stored() {
     let user_b = env.wait_synced(&b).await;
     assert_eq!(user_b["LastName"], "Jensen");
     wait_until("the pause lifted", async || {
-        scrape(&root).await.value(PAUSED, &[REASON]) == 0.0
+        scrape(&root).await.value(PAUSED, &[SYSTEM, REASON]) == 0.0
     })
     .await;
     assert_eq!(salesforce_readiness(&root).await["status"], "UP");
@@ -154,7 +155,7 @@ async fn a_worker_whose_key_cannot_open_the_stored_token_pauses() {
             env.app.db.pool.clone(),
             Sealer::new(&[1; 32]).unwrap(),
         ),
-        env.ops.metrics.salesforce_observer(),
+        env.ops.metrics.salesforce_observer("salesforce"),
     )
     .unwrap();
     let worker = env.spawn_worker();

@@ -11,9 +11,13 @@ const CONSUMED: &str = "idm_worker_events_consumed_total";
 const LATENCY_COUNT: &str = "idm_sync_latency_seconds_count";
 const LATENCY_SUM: &str = "idm_sync_latency_seconds_sum";
 const CALLS: &str = "idm_salesforce_api_calls_total";
+const SYSTEM: (&str, &str) = ("system", "salesforce");
 
 fn update_ok(s: &Scrape) -> f64 {
-    s.value(CALLS, &[("operation", "update"), ("outcome", "success")])
+    s.value(
+        CALLS,
+        &[SYSTEM, ("operation", "update"), ("outcome", "success")],
+    )
 }
 
 #[tokio::test]
@@ -36,7 +40,12 @@ async fn a_synced_rest_edit_moves_each_figure_by_one() {
     assert_eq!(before.value(PUBLISHED, &[]), 1.0);
     assert_eq!(before.value(CONSUMED, &[]), 1.0);
     assert_eq!(before.value(LATENCY_COUNT, &[]), 1.0);
-    assert!(before.value(CALLS, &[("operation", "token"), ("outcome", "success")]) >= 1.0);
+    assert!(
+        before.value(
+            CALLS,
+            &[SYSTEM, ("operation", "token"), ("outcome", "success")]
+        ) >= 1.0
+    );
 
     env.set_sn(&id, "Edited").await;
     let user = env.wait_synced(&id).await;
@@ -84,8 +93,8 @@ async fn a_synced_rest_edit_moves_each_figure_by_one() {
     assert_eq!(after.get("idm_sync_failures_open", &[]), Some(0.0));
     assert_eq!(after.get("idm_database_up", &[]), Some(1.0));
     // The emulator's Sforce-Limit-Info, as last seen.
-    assert!(after.value("idm_salesforce_api_usage_used", &[]) >= 2.0);
-    assert!(after.value("idm_salesforce_api_usage_limit", &[]) > 0.0);
+    assert!(after.value("idm_salesforce_api_usage_used", &[SYSTEM]) >= 2.0);
+    assert!(after.value("idm_salesforce_api_usage_limit", &[SYSTEM]) > 0.0);
     worker.stop().await;
 }
 

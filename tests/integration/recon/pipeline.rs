@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use idm_sync::connectors::Connectors;
 use idm_sync::managed::ManagedObjects;
 use idm_sync::mapping::SyncConfig;
 use idm_sync::recon::{ReconEngine, ReconSettings};
@@ -34,7 +35,7 @@ fn small_pages(env: &Env) -> ReconEngine {
     ReconEngine::new(
         managed,
         Arc::new(SyncConfig::load(&env.conf).unwrap()),
-        env.sf.clone(),
+        Connectors::from_clients([env.sf.clone()]),
         settings,
     )
 }

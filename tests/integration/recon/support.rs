@@ -149,7 +149,12 @@ impl Env {
         let conf = idm_sync::config::Conf::load(&self.conf).unwrap();
         let managed = ManagedObjects::new(self.app.db.pool.clone(), Arc::new(conf.managed.clone()));
         let sync = SyncConfig::load(&self.conf).unwrap();
-        ReconEngine::new(managed, Arc::new(sync), self.sf.clone(), settings)
+        ReconEngine::new(
+            managed,
+            Arc::new(sync),
+            idm_sync::connectors::Connectors::from_clients([self.sf.clone()]),
+            settings,
+        )
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {

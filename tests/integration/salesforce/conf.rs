@@ -14,7 +14,8 @@ async fn shipped_conf_talks_to_an_emulator_with_default_flags() {
     let env = move |name: &str| (name == "SF_LOGIN_URL").then(|| login.clone());
     let conf = Conf::load_with(&Path::new(env!("CARGO_MANIFEST_DIR")).join("conf"), &env).unwrap();
     let sf = conf
-        .salesforce
+        .system("salesforce")
+        .cloned()
         .expect("the sample ships a Salesforce provisioner");
     assert!(sf.enabled);
     assert_eq!(sf.name, "salesforce");
@@ -40,6 +41,6 @@ fn conf_without_a_provisioner_still_loads() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
     std::fs::copy(shipped.join("managed.json"), dir.join("managed.json")).unwrap();
     let conf = Conf::load_with(&dir, &|_| None).unwrap();
-    assert!(conf.salesforce.is_none());
+    assert!(conf.systems.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }

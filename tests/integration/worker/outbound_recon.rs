@@ -354,7 +354,7 @@ async fn unlinked_salesforce_users_past_the_memory_cap_wait_in_a_table() {
     let engine = idm_sync::recon::ReconEngine::new(
         managed,
         Arc::new(sync),
-        env.sf.clone(),
+        idm_sync::connectors::Connectors::from_clients([env.sf.clone()]),
         idm_sync::recon::ReconSettings {
             unlinked_in_memory: 2,
             ..Default::default()
