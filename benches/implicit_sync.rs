@@ -25,7 +25,7 @@ use idm_sync::app::{Application, ServeSettings};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
-use idm_sync::outbound::worker::WorkerSettings;
+use idm_sync::outbound::worker::{OUTBOUND_MAPPING, WorkerSettings};
 use idm_sync::recon::ReconRequest;
 use idm_sync::repo::db::DbSettings;
 use idm_sync::secrets::{KEY_LEN, KeySource, Sealer};
@@ -88,7 +88,7 @@ async fn run(users: i64, server: String, base: String) {
         .await
         .unwrap();
     let conf_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
-    let topology = Topology::new("bench-sync", 16);
+    let topology = Topology::new("bench-sync", 16).with_lanes([OUTBOUND_MAPPING]);
     let broker = BrokerSettings {
         url: AMQP.into(),
         topology: topology.clone(),
@@ -248,9 +248,9 @@ async fn delete_topology(topology: &Topology) {
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    for p in 0..topology.partitions {
+    for queue in topology.queues() {
         let _ = ch
-            .queue_delete(topology.queue(p).into(), QueueDeleteOptions::default())
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
             .await;
     }
     let _ = ch
@@ -417,7 +417,9 @@ async fn data_calls(http: &reqwest::Client, emulator: &str) -> u64 {
 async fn wait_split(pool: &PgPool, workers: usize, partitions: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let members = idm_sync::repo::workers::live(pool).await.unwrap();
+        let members = idm_sync::repo::workers::live(pool, OUTBOUND_MAPPING)
+            .await
+            .unwrap();
         let mut held: Vec<i32> = members.iter().flat_map(|m| m.partitions.clone()).collect();
         held.sort_unstable();
         let all: Vec<i32> = (0..i32::from(partitions)).collect();

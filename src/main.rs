@@ -1,6 +1,6 @@
 //! The `idm-sync` binary: parse the command line, build the role, run it until a signal.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -12,7 +12,7 @@ use idm_sync::http_server::HttpLimitsArgs;
 use idm_sync::ops::{self, Ops, listener::OpsListener};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{DEFAULT_CONFIRM_TIMEOUT, Relay, RelaySettings};
-use idm_sync::outbound::topology::Topology;
+use idm_sync::outbound::topology::{Topology, lanes_in};
 use idm_sync::outbound::worker::{Worker, WorkerSettings};
 use idm_sync::recon_cli::{self, ReconCommand};
 use idm_sync::repo;
@@ -242,6 +242,9 @@ struct WorkerArgs {
 
 #[derive(Args)]
 struct RelayArgs {
+    /// Configuration directory (sync.json: every outbound mapping's lane is published to).
+    #[arg(long = "conf", env = "IDM_CONF_DIR", default_value = "./conf")]
+    conf_dir: PathBuf,
     #[command(flatten)]
     broker: BrokerArgs,
     #[command(flatten)]
@@ -309,25 +312,27 @@ impl OpsArgs {
 }
 
 impl BrokerArgs {
-    fn relay_settings(&self, role: &str) -> RelaySettings {
-        RelaySettings {
+    /// The relay's settings, declaring a lane for each outbound mapping of `conf_dir`'s sync.json.
+    fn relay_settings(&self, role: &str, conf_dir: &Path) -> anyhow::Result<RelaySettings> {
+        let lanes = lanes_in(conf_dir).context("cannot read the outbound mappings' lanes")?;
+        Ok(RelaySettings {
             broker: BrokerSettings {
                 url: self.amqp_url.clone(),
-                topology: Topology::new(&self.broker_prefix, self.partitions),
+                topology: Topology::new(&self.broker_prefix, self.partitions).with_lanes(lanes),
                 connection_name: format!("idm-sync {role} on {}", hostname()),
             },
             batch_size: self.relay_batch,
             poll_interval: Duration::from_secs(1),
             retention: Duration::from_secs(self.outbox_retention_hours.saturating_mul(3600)),
             confirm_timeout: Duration::from_secs(self.relay_confirm_timeout_secs),
-        }
+        })
     }
 
-    fn worker_settings(&self) -> WorkerSettings {
-        WorkerSettings {
+    fn worker_settings(&self, conf_dir: &Path) -> anyhow::Result<WorkerSettings> {
+        Ok(WorkerSettings {
             lease_ttl: Duration::from_secs(self.worker_lease_secs),
-            ..WorkerSettings::new(self.relay_settings("worker").broker)
-        }
+            ..WorkerSettings::new(self.relay_settings("worker", conf_dir)?.broker)
+        })
     }
 }
 
@@ -387,7 +392,7 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
     if !args.no_relay {
         let relay = Relay::new(
             app.pool().clone(),
-            args.broker.relay_settings("serve"),
+            args.broker.relay_settings("serve", &args.conf_dir)?,
             status,
         );
         tasks.spawn_infallible("the outbox relay", relay.run_until(tasks.shutdown().wait()));
@@ -412,7 +417,7 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
         );
     }
     if all {
-        let settings = args.broker.worker_settings();
+        let settings = args.broker.worker_settings(&args.conf_dir)?;
         let worker_status = BrokerStatus::default();
         ops.readiness.broker("worker", worker_status.clone());
         let workers = app
@@ -487,7 +492,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Worker(args) => {
             let (pool, store) = args.db.open().await?;
-            let settings = args.broker.worker_settings();
+            let settings = args.broker.worker_settings(&args.conf_dir)?;
             let status = BrokerStatus::default();
             let workers = idm_sync::app::outbound_workers(
                 &args.conf_dir,
@@ -516,7 +521,7 @@ async fn main() -> anyhow::Result<()> {
             let pool = app::open_database(&args.db.settings())
                 .await
                 .context("cannot reach or prepare the database")?;
-            let settings = args.broker.relay_settings("relay");
+            let settings = args.broker.relay_settings("relay", &args.conf_dir)?;
             tracing::info!(broker = ?settings.broker, "outbox relay starting");
             let status = BrokerStatus::default();
             let ops = Ops::process();

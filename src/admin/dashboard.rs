@@ -136,7 +136,8 @@ pub async fn page(
     Ok(html::page(&session, Nav::Dashboard, "Sync health", &body))
 }
 
-/// The outbound workers whose lease is live, with the partitions each consumes.
+/// The outbound workers whose lease is live, with the mapping (lane) and partitions each
+/// consumes.
 fn workers_section(members: &[WorkerMember]) -> String {
     let mut out = String::from(
         "<section id=\"workers\" aria-labelledby=\"workers-h\"><h2 id=\"workers-h\">Workers connected</h2>",
@@ -144,13 +145,14 @@ fn workers_section(members: &[WorkerMember]) -> String {
     if members.is_empty() {
         out.push_str("<p class=\"muted\" id=\"workers-none\">No outbound worker is running: changes wait in the queues until one starts.</p>");
     } else {
-        out.push_str("<table id=\"worker-table\"><thead><tr><th scope=\"col\">Worker</th><th scope=\"col\">Host</th><th scope=\"col\">Since</th><th scope=\"col\">Last heartbeat</th><th scope=\"col\">Partitions</th></tr></thead><tbody>");
+        out.push_str("<table id=\"worker-table\"><thead><tr><th scope=\"col\">Worker</th><th scope=\"col\">Host</th><th scope=\"col\">Mapping</th><th scope=\"col\">Since</th><th scope=\"col\">Last heartbeat</th><th scope=\"col\">Partitions</th></tr></thead><tbody>");
         for m in members {
             let partitions: Vec<String> = m.partitions.iter().map(i32::to_string).collect();
             out.push_str(&format!(
-                "<tr>{}{}{}{}{}</tr>",
+                "<tr>{}{}{}{}{}{}</tr>",
                 td(&m.worker_id),
                 td(&m.host),
+                td(&m.lane),
                 td(&when(m.started_at)),
                 td(&when(m.heartbeat_at)),
                 td(&partitions.join(", "))

@@ -23,7 +23,7 @@ pub use args::DemoArgs;
 use crate::config::Conf;
 use crate::config::authentication::{DEFAULT_PASSWORD, StoredPassword};
 use crate::http_server::HttpLimitsArgs;
-use crate::outbound::topology::Topology;
+use crate::outbound::topology::{Topology, lanes_in};
 use crate::shutdown::{self, Shutdown};
 use crate::tls::TlsArgs;
 use client::Rest;
@@ -75,7 +75,9 @@ where
         "check PostgreSQL and RabbitMQ, reset the demo database",
     );
     let database = preflight::reset_database(&args.database_url).await?;
-    let topology = Topology::new(&args.broker_prefix, args.partitions);
+    // The lanes of the sync.json the demo's configuration is written from.
+    let lanes = lanes_in(&args.conf_dir).context("the demo's sync.json is invalid")?;
+    let topology = Topology::new(&args.broker_prefix, args.partitions).with_lanes(lanes);
     preflight::check_broker(&args.amqp_url, topology).await?;
     step.done(&format!(
         "PostgreSQL and RabbitMQ reachable; database {database} dropped (re-created at start-up)"

@@ -1,8 +1,11 @@
-//! Which partitions each outbound worker consumes, agreed through Postgres.
+//! Which partitions of its lane each outbound worker consumes, agreed through Postgres.
 //!
 //! Every worker heartbeats its row in `outbound_workers` (every quarter of the lease, at most
-//! 2 s); a member whose heartbeat is older than the lease TTL (6 s by default) is dead. From
-//! the live members, every worker computes the same owner per partition: **rendezvous hashing
+//! 2 s), naming its lane (the outbound mapping it applies); a member whose heartbeat is older
+//! than the lease TTL (6 s by default) is dead. The workers of one lane divide that lane's
+//! partitions among themselves alone (each lane has queues of its own, so the workers of
+//! another mapping neither take nor hold them). From the lane's live members, every worker
+//! computes the same owner per partition: **rendezvous hashing
 //! with bounded load** — partition p goes to the member with the highest `hash(member, p)`
 //! that owns fewer than ⌈P / n⌉ partitions so far. Loads stay within one of each other, and a
 //! member joining or leaving moves few partitions (mostly those it gains or loses).
@@ -32,6 +35,8 @@ use crate::repo::{Pool, RepoError, workers};
 pub struct Membership {
     pub pool: Pool,
     pub worker_id: String,
+    /// The outbound mapping whose partitions it shares with the lane's other workers.
+    pub lane: String,
     pub host: String,
     pub partitions: u16,
     pub lease_ttl: Duration,
@@ -110,14 +115,21 @@ impl Membership {
         }
     }
 
-    /// Renews the lease and computes this worker's partitions from the live members.
+    /// Renews the lease and computes this worker's partitions from its lane's live members.
     async fn beat(
         &self,
         held: &watch::Receiver<BTreeSet<u16>>,
     ) -> Result<BTreeSet<u16>, RepoError> {
         let consuming: Vec<i32> = held.borrow().iter().map(|&p| i32::from(p)).collect();
-        workers::heartbeat(&self.pool, &self.worker_id, &self.host, &consuming).await?;
-        let live = workers::live_within(&self.pool, self.lease_ttl).await?;
+        workers::heartbeat(
+            &self.pool,
+            &self.worker_id,
+            &self.lane,
+            &self.host,
+            &consuming,
+        )
+        .await?;
+        let live = workers::live_within(&self.pool, &self.lane, self.lease_ttl).await?;
         // Rows of workers that died unannounced, long after anyone could count them alive.
         let reap_after = (self.lease_ttl * 10).max(Duration::from_secs(60));
         if let Err(e) = workers::reap(&self.pool, reap_after).await {

@@ -8,6 +8,8 @@ use crate::repo::outbox::{Operation, OutboxRow};
 
 /// The managed object type the outbound mapping reads: the worker applies its events only.
 pub const OBJECT_TYPE: &str = "user";
+/// Its resource, the source of every outbound mapping.
+pub const OBJECT_RESOURCE: &str = "managed/user";
 
 /// Bumped when the message's meaning changes; sent as the `x-schema-version` header. `repair`
 /// is an optional addition (absent when empty, ignored by readers that do not know it), so the

@@ -1,4 +1,5 @@
-//! The partition queues one worker consumes, a set that changes with the assignment.
+//! The partition queues one worker consumes (of its lane), a set that changes with the
+//! assignment.
 //!
 //! Each partition has a channel of its own, so giving a partition up is closing its channel:
 //! the broker requeues that partition's unacked messages (prefetched, held for a retry) in one
@@ -32,6 +33,7 @@ pub enum Next {
 
 pub struct Subscriptions {
     topology: Topology,
+    lane: String,
     consumer_tag: String,
     prefetch: u16,
     subs: BTreeMap<u16, Subscription>,
@@ -40,9 +42,16 @@ pub struct Subscriptions {
 }
 
 impl Subscriptions {
-    pub fn new(topology: Topology, consumer_tag: String, prefetch: u16) -> Subscriptions {
+    /// The subscriptions to lane `lane`'s queues of `topology`.
+    pub fn new(
+        topology: Topology,
+        lane: String,
+        consumer_tag: String,
+        prefetch: u16,
+    ) -> Subscriptions {
         Subscriptions {
             topology,
+            lane,
             consumer_tag,
             prefetch,
             subs: BTreeMap::new(),
@@ -71,7 +80,7 @@ impl Subscriptions {
             .await?;
         let consumer = channel
             .basic_consume(
-                self.topology.queue(partition).into(),
+                self.topology.queue(&self.lane, partition).into(),
                 format!("{}-{partition}", self.consumer_tag).into(),
                 // Manual acks: a message is acked only after its outcome is committed.
                 BasicConsumeOptions::default(),

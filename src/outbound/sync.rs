@@ -48,9 +48,7 @@ use crate::repo::sync_audit::{self, SyncAuditEntry};
 use crate::repo::{self, Conn, Pool, RepoError, Tx, sync_failures, transaction};
 use crate::salesforce::{ErrorKind, Record, SalesforceClient, SalesforceError};
 
-pub use super::message::OBJECT_TYPE;
-/// Its resource, the source of every outbound mapping.
-pub const OBJECT_RESOURCE: &str = "managed/user";
+pub use super::message::{OBJECT_RESOURCE, OBJECT_TYPE};
 
 /// The mapping implicit sync applies to `system`: the one from [`OBJECT_RESOURCE`] to an object
 /// type of that system, whatever its `enableSync` (the engine honours that itself).
@@ -260,6 +258,11 @@ impl SyncEngine {
     /// The connector this engine writes to.
     pub fn client(&self) -> &SalesforceClient {
         &self.client
+    }
+
+    /// The name of the mapping this engine applies: the lane its worker consumes.
+    pub fn mapping_name(&self) -> &str {
+        &self.mapping
     }
 
     /// The consumer of the dead letters of this engine's changes: each becomes a sync failure

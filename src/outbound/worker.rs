@@ -2,9 +2,14 @@
 //! them to Salesforce through [`SyncEngine`], acking each message only once its outcome (in
 //! step, or a sync failure) is committed in Postgres.
 //!
-//! - **Consumption.** The live workers divide the partitions among themselves through Postgres
-//!   ([`super::assignment`]); a worker consumes only its own, one channel and consumer per
-//!   partition ([`super::subscriptions`]), manual acks, a bounded prefetch per consumer. When
+//! - **Lanes.** A worker applies one outbound mapping and consumes only that mapping's lane
+//!   of queues (`super::topology`); several workers of several mappings may share a process
+//!   and a pool, each with its own id, membership, statistics and pause, so one org paused or
+//!   failing leaves the others' changes flowing.
+//! - **Consumption.** The live workers of a lane divide its partitions among themselves
+//!   through Postgres ([`super::assignment`]); a worker consumes only its own, one channel and
+//!   consumer per partition ([`super::subscriptions`]), manual acks, a bounded prefetch per
+//!   consumer. When
 //!   the assignment changes, between two batches, it closes the channels of the partitions it
 //!   lost (their unacked messages go back to the queue) and subscribes to those it gained.
 //!   The queues stay single-active-consumer, so during a hand-over a partition's new owner
@@ -150,6 +155,8 @@ impl WorkerStats {
 
 pub struct Worker {
     engine: SyncEngine,
+    /// The mapping `engine` applies: the lane of queues this worker consumes.
+    lane: String,
     /// Where the worker keeps its membership and partition leases.
     pool: Pool,
     metrics: Metrics,
@@ -161,19 +168,23 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker applying `engine`'s mapping, its membership in `pool`, counting what it
+    /// A worker applying `engine`'s mapping (consuming its lane, which is declared with the
+    /// others of `settings` when they lack it), its membership in `pool`, counting what it
     /// consumes in `metrics`.
     pub fn new(
         engine: SyncEngine,
         pool: Pool,
         metrics: Metrics,
-        settings: WorkerSettings,
+        mut settings: WorkerSettings,
         status: BrokerStatus,
     ) -> Worker {
+        let lane = engine.mapping_name().to_owned();
+        settings.broker.topology = settings.broker.topology.with_lanes([lane.as_str()]);
         let gate = engine.authorization_gate(settings.authorization_poll);
         let stats = WorkerStats::new(settings.broker.topology.partitions);
         Worker {
             engine,
+            lane,
             pool,
             metrics,
             settings,
@@ -199,6 +210,11 @@ impl Worker {
         &self.worker_id
     }
 
+    /// The lane it consumes: the name of the mapping it applies.
+    pub fn lane(&self) -> &str {
+        &self.lane
+    }
+
     pub fn stats(&self) -> WorkerStats {
         self.stats.clone()
     }
@@ -217,6 +233,7 @@ impl Worker {
         let membership = Membership {
             pool: self.pool.clone(),
             worker_id: self.worker_id.clone(),
+            lane: self.lane.clone(),
             host: super::assignment::local_host(),
             partitions: self.settings.broker.topology.partitions,
             lease_ttl: self.settings.lease_ttl,
@@ -296,11 +313,12 @@ impl Worker {
         let broker = BrokerConnection::open(&self.settings.broker).await?;
         let mut subs = Subscriptions::new(
             self.settings.broker.topology.clone(),
+            self.lane.clone(),
             self.settings.broker.connection_name.clone(),
             self.settings.prefetch,
         );
         self.status.set(true);
-        tracing::info!(worker = %self.worker_id, "outbound worker connected");
+        tracing::info!(worker = %self.worker_id, lane = %self.lane, "outbound worker connected");
         let mut held: HashMap<String, Held> = HashMap::new();
         // The assignment is applied between batches, never with a delivery in hand.
         target.mark_changed();
@@ -376,7 +394,7 @@ impl Worker {
                 .await
                 .map_err(WorkerError::Channel)?;
         }
-        tracing::info!(worker = %self.worker_id, partitions = ?subs.held(), "outbound worker consuming");
+        tracing::info!(worker = %self.worker_id, lane = %self.lane, partitions = ?subs.held(), "outbound worker consuming");
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Outbound worker membership (table `outbound_workers`): registration by heartbeat, the live
-//! members, deregistration. Liveness is judged by the database's clock alone, so hosts with
-//! skewed clocks still agree on who is alive.
+//! members, deregistration. Membership is per lane (the outbound mapping a worker applies):
+//! the workers of one lane divide its partitions among themselves only. Liveness is judged by
+//! the database's clock alone, so hosts with skewed clocks still agree on who is alive.
 
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(6);
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct WorkerMember {
     pub worker_id: String,
+    /// The outbound mapping whose lane it consumes.
+    pub lane: String,
     pub host: String,
     pub started_at: DateTime<Utc>,
     pub heartbeat_at: DateTime<Utc>,
@@ -23,20 +26,24 @@ pub struct WorkerMember {
     pub partitions: Vec<i32>,
 }
 
-/// Registers the worker or renews its lease, and records the partitions it consumes.
+/// Registers the worker of lane `lane` or renews its lease, and records the partitions it
+/// consumes.
 pub async fn heartbeat(
     db: impl PgExecutor<'_>,
     worker_id: &str,
+    lane: &str,
     host: &str,
     partitions: &[i32],
 ) -> Result<(), RepoError> {
     sqlx::query(
-        "INSERT INTO outbound_workers (worker_id, host, heartbeat_at, partitions)
-         VALUES ($1, $2, now(), $3)
+        "INSERT INTO outbound_workers (worker_id, lane, host, heartbeat_at, partitions)
+         VALUES ($1, $2, $3, now(), $4)
          ON CONFLICT (worker_id) DO UPDATE
-         SET heartbeat_at = now(), host = EXCLUDED.host, partitions = EXCLUDED.partitions",
+         SET heartbeat_at = now(), lane = EXCLUDED.lane, host = EXCLUDED.host,
+             partitions = EXCLUDED.partitions",
     )
     .bind(worker_id)
+    .bind(lane)
     .bind(host)
     .bind(partitions)
     .execute(db)
@@ -53,22 +60,36 @@ pub async fn deregister(db: impl PgExecutor<'_>, worker_id: &str) -> Result<(), 
     Ok(())
 }
 
-/// The members whose lease ([`DEFAULT_LEASE_TTL`]) has not run out, by id.
-pub async fn live(db: impl PgExecutor<'_>) -> Result<Vec<WorkerMember>, RepoError> {
-    live_within(db, DEFAULT_LEASE_TTL).await
+/// Lane `lane`'s members whose lease ([`DEFAULT_LEASE_TTL`]) has not run out, by id.
+pub async fn live(db: impl PgExecutor<'_>, lane: &str) -> Result<Vec<WorkerMember>, RepoError> {
+    live_within(db, lane, DEFAULT_LEASE_TTL).await
 }
 
-/// The members that heartbeated within `ttl`, by id.
+/// Lane `lane`'s members that heartbeated within `ttl`, by id.
 pub async fn live_within(
     db: impl PgExecutor<'_>,
+    lane: &str,
     ttl: Duration,
 ) -> Result<Vec<WorkerMember>, RepoError> {
     Ok(sqlx::query_as(
-        "SELECT worker_id, host, started_at, heartbeat_at, partitions FROM outbound_workers
-         WHERE heartbeat_at > now() - make_interval(secs => $1)
+        "SELECT worker_id, lane, host, started_at, heartbeat_at, partitions FROM outbound_workers
+         WHERE lane = $1 AND heartbeat_at > now() - make_interval(secs => $2)
          ORDER BY worker_id",
     )
+    .bind(lane)
     .bind(ttl.as_secs_f64())
+    .fetch_all(db)
+    .await?)
+}
+
+/// Every lane's members whose lease ([`DEFAULT_LEASE_TTL`]) has not run out, by lane, then id.
+pub async fn live_all(db: impl PgExecutor<'_>) -> Result<Vec<WorkerMember>, RepoError> {
+    Ok(sqlx::query_as(
+        "SELECT worker_id, lane, host, started_at, heartbeat_at, partitions FROM outbound_workers
+         WHERE heartbeat_at > now() - make_interval(secs => $1)
+         ORDER BY lane, worker_id",
+    )
+    .bind(DEFAULT_LEASE_TTL.as_secs_f64())
     .fetch_all(db)
     .await?)
 }

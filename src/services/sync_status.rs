@@ -53,7 +53,7 @@ impl AppState {
             outbox::backlog_and_oldest(pool),
             sync_failures::count(pool),
             sync_failures::recent(pool, failures),
-            workers::live(pool),
+            workers::live_all(pool),
         )?;
         Ok(SyncHealth {
             backlog,

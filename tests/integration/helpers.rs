@@ -306,16 +306,27 @@ pub fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
-/// A broker topology under a name prefix of its own, whose exchanges and queues are deleted
-/// when the value is dropped — also when the test panics.
+/// A broker topology under a name prefix of its own, whose exchanges and queues (every lane's)
+/// are deleted when the value is dropped — also when the test panics.
 pub struct TestTopology(pub idm_sync::outbound::topology::Topology);
 
 impl TestTopology {
+    /// One lane: the shipped outbound mapping's.
     pub fn new(partitions: u16) -> TestTopology {
-        TestTopology(idm_sync::outbound::topology::Topology::new(
-            format!("test-{}", uuid::Uuid::new_v4().simple()),
-            partitions,
-        ))
+        TestTopology::with_lanes(partitions, [idm_sync::outbound::worker::OUTBOUND_MAPPING])
+    }
+
+    pub fn with_lanes(
+        partitions: u16,
+        lanes: impl IntoIterator<Item = &'static str>,
+    ) -> TestTopology {
+        TestTopology(
+            idm_sync::outbound::topology::Topology::new(
+                format!("test-{}", uuid::Uuid::new_v4().simple()),
+                partitions,
+            )
+            .with_lanes(lanes),
+        )
     }
 }
 
@@ -348,9 +359,7 @@ impl Drop for TestTopology {
                 let Ok(channel) = conn.create_channel().await else {
                     return;
                 };
-                let mut queues: Vec<String> = (0..topology.partitions)
-                    .map(|p| topology.queue(p))
-                    .collect();
+                let mut queues = topology.queues();
                 queues.push(topology.dead_letter_queue());
                 for q in queues {
                     let _ = channel

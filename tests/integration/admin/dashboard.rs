@@ -54,13 +54,13 @@ async fn failures_show_and_retry() {
     assert!(page.contains(&format!("id=\"failure-{fa}\"")));
     assert!(page.contains("id=\"schedule-recon\""));
     assert!(page.contains("id=\"workers-none\""), "no worker runs yet");
-    idm_sync::repo::workers::heartbeat(&app.db.pool, "worker-a", "host-<1>", &[0, 1, 2])
+    idm_sync::repo::workers::heartbeat(&app.db.pool, "worker-a", "org-<a>", "host-<1>", &[0, 1, 2])
         .await
         .unwrap();
     let page = b.get_ok("/admin").await;
     assert_well_formed(&page);
     assert!(
-        page.contains("<td>worker-a</td><td>host-&lt;1&gt;</td>"),
+        page.contains("<td>worker-a</td><td>host-&lt;1&gt;</td><td>org-&lt;a&gt;</td>"),
         "{page}"
     );
     assert!(page.contains("<td>0, 1, 2</td>"));

@@ -18,12 +18,9 @@ const PAUSED: &str = "idm_worker_paused";
 const REASON: (&str, &str) = ("reason", "salesforce_authorization");
 const SYSTEM: (&str, &str) = ("system", "salesforce");
 
-/// Ready messages in the topology's partition queues.
+/// Ready messages in the partition queues of every lane of the topology.
 async fn queued(topology: &Topology) -> u32 {
-    let queues: Vec<String> = (0..topology.partitions)
-        .map(|p| topology.queue(p))
-        .collect();
-    queued_messages(&amqp_url(), &queues).await
+    queued_messages(&amqp_url(), &topology.queues()).await
 }
 
 async fn salesforce_readiness(root: &str) -> Value {

@@ -2,6 +2,7 @@
 //! user's partition, confirmed before it is marked; an outage or an unroutable message loses
 //! nothing. Each test uses its own name prefix and deletes its exchanges and queues.
 
+mod lanes;
 mod proxy;
 
 use std::collections::{HashMap, HashSet};
@@ -64,8 +65,19 @@ async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() 
     }
 }
 
-/// Every message now in the topology's partition queues, by queue.
+/// Every message now in the partition queues of the topology's one lane, by partition.
 async fn drain(topology: &Topology) -> HashMap<u16, Vec<(ChangeEvent, lapin::BasicProperties)>> {
+    let [lane] = &topology.lanes[..] else {
+        panic!("one lane expected: {:?}", topology.lanes)
+    };
+    drain_lane(topology, lane).await
+}
+
+/// Every message now in lane `lane`'s partition queues, by partition.
+async fn drain_lane(
+    topology: &Topology,
+    lane: &str,
+) -> HashMap<u16, Vec<(ChangeEvent, lapin::BasicProperties)>> {
     let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await
         .unwrap();
@@ -75,7 +87,7 @@ async fn drain(topology: &Topology) -> HashMap<u16, Vec<(ChangeEvent, lapin::Bas
     for p in 0..topology.partitions {
         let mut consumer = channel
             .basic_consume(
-                topology.queue(p).into(),
+                topology.queue(lane, p).into(),
                 format!("drain-{p}").into(),
                 BasicConsumeOptions {
                     no_ack: true,
@@ -351,8 +363,12 @@ async fn an_unroutable_change_stays_in_the_outbox_until_it_can_be_routed() {
         .await
         .unwrap();
     let channel = conn.create_channel().await.unwrap();
+    let lane = &topology.lanes[0];
     channel
-        .queue_delete(topology.queue(0).into(), QueueDeleteOptions::default())
+        .queue_delete(
+            topology.queue(lane, 0).into(),
+            QueueDeleteOptions::default(),
+        )
         .await
         .unwrap();
     let res = app

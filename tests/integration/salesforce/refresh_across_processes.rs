@@ -386,10 +386,13 @@ async fn serve_three_workers_and_a_scheduler_refresh_one_at_a_time() {
             &mut roles,
             async || {
                 let ping = admin(http.get(format!("{base}/info/ping"))).send().await;
-                let members =
-                    idm_sync::repo::workers::live_within(&db.pool, Duration::from_secs(3))
-                        .await
-                        .unwrap();
+                let members = idm_sync::repo::workers::live_within(
+                    &db.pool,
+                    idm_sync::outbound::worker::OUTBOUND_MAPPING,
+                    Duration::from_secs(3),
+                )
+                .await
+                .unwrap();
                 ping.is_ok_and(|r| r.status() == 200) && members.len() == 3
             },
         )

@@ -6,6 +6,7 @@ mod cut_off;
 mod dead_letters;
 mod enable_sync;
 mod hooks;
+mod lanes;
 mod outbound_recon;
 mod scaling;
 mod scenarios;
@@ -79,10 +80,21 @@ pub async fn env(users: usize) -> Env {
 
 /// An environment with `partitions` partition queues on the broker at `amqp_url`.
 pub async fn env_with(users: usize, partitions: u16, amqp_url: String) -> Env {
-    let org = sf::start_org(users, false).await;
-    let conf = ConfDir(conf_dir(org.base_url(), &shipped_sync()));
-    let app = TestApp::spawn_with_conf(conf.0.clone()).await;
     let topology = TestTopology::new(partitions);
+    env_over(users, &shipped_sync(), topology, amqp_url).await
+}
+
+/// An environment whose workers load `sync` (a sync.json), whose relay publishes to the lanes
+/// of `topology`.
+pub async fn env_over(
+    users: usize,
+    sync: &std::path::Path,
+    topology: TestTopology,
+    amqp_url: String,
+) -> Env {
+    let org = sf::start_org(users, false).await;
+    let conf = ConfDir(conf_dir(org.base_url(), sync));
+    let app = TestApp::spawn_with_conf(conf.0.clone()).await;
     let relay = Relay::new(
         app.db.pool.clone(),
         RelaySettings {
@@ -150,11 +162,21 @@ impl Env {
         settings: WorkerSettings,
         audit: AuditConfig,
     ) -> RunningWorker {
+        self.spawn_mapping_worker(OUTBOUND_MAPPING, settings, audit)
+    }
+
+    /// A worker applying mapping `mapping` (consuming its lane).
+    pub fn spawn_mapping_worker(
+        &self,
+        mapping: &str,
+        settings: WorkerSettings,
+        audit: AuditConfig,
+    ) -> RunningWorker {
         let sync = SyncConfig::load(&self.conf.0).unwrap();
         let engine = SyncEngine::new(
             self.app.db.pool.clone(),
             Arc::new(sync),
-            OUTBOUND_MAPPING,
+            mapping,
             self.sf.clone(),
         )
         .unwrap()
@@ -180,9 +202,14 @@ impl Env {
         }
     }
 
-    /// The live members of the outbound workers (within the tests' lease).
+    /// The live members of the shipped outbound mapping's workers (within the tests' lease).
     pub async fn members(&self) -> Vec<WorkerMember> {
-        idm_sync::repo::workers::live_within(&self.app.db.pool, TEST_LEASE)
+        self.lane_members(OUTBOUND_MAPPING).await
+    }
+
+    /// The live members of lane `lane`'s workers (within the tests' lease).
+    pub async fn lane_members(&self, lane: &str) -> Vec<WorkerMember> {
+        idm_sync::repo::workers::live_within(&self.app.db.pool, lane, TEST_LEASE)
             .await
             .unwrap()
     }

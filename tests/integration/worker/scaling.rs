@@ -211,22 +211,33 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
 
 #[tokio::test]
 async fn lease_expiry_is_judged_by_the_database_clock() {
-    // A row heartbeated longer ago than the lease is not a member; a fresh one is.
+    // A row heartbeated longer ago than the lease is not a member; a fresh one is, of its
+    // own lane only.
     let env = env_with(0, 4, amqp_url()).await;
     let pool = &env.app.db.pool;
-    idm_sync::repo::workers::heartbeat(pool, "fresh", "h", &[0, 1])
+    idm_sync::repo::workers::heartbeat(pool, "fresh", "a", "h", &[0, 1])
+        .await
+        .unwrap();
+    idm_sync::repo::workers::heartbeat(pool, "other", "b", "h", &[0])
         .await
         .unwrap();
     sqlx::query(
-        "INSERT INTO outbound_workers (worker_id, host, heartbeat_at) VALUES ('stale', 'h', now() - interval '1 minute')",
+        "INSERT INTO outbound_workers (worker_id, lane, host, heartbeat_at) VALUES ('stale', 'a', 'h', now() - interval '1 minute')",
     )
     .execute(pool)
     .await
     .unwrap();
-    let live = idm_sync::repo::workers::live(pool).await.unwrap();
+    let live = idm_sync::repo::workers::live(pool, "a").await.unwrap();
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].worker_id, "fresh");
+    assert_eq!(live[0].lane, "a");
     assert_eq!(live[0].partitions, vec![0, 1]);
+    let all = idm_sync::repo::workers::live_all(pool).await.unwrap();
+    let all: Vec<(&str, &str)> = all
+        .iter()
+        .map(|m| (m.lane.as_str(), m.worker_id.as_str()))
+        .collect();
+    assert_eq!(all, [("a", "fresh"), ("b", "other")]);
     assert_eq!(
         idm_sync::repo::workers::reap(pool, Duration::from_secs(30))
             .await
@@ -237,9 +248,16 @@ async fn lease_expiry_is_judged_by_the_database_clock() {
         .await
         .unwrap();
     assert!(
-        idm_sync::repo::workers::live(pool)
+        idm_sync::repo::workers::live(pool, "a")
             .await
             .unwrap()
             .is_empty()
+    );
+    assert_eq!(
+        idm_sync::repo::workers::live(pool, "b")
+            .await
+            .unwrap()
+            .len(),
+        1
     );
 }

@@ -491,9 +491,9 @@ async fn resync_recovers_changes_the_broker_lost() {
         .unwrap();
     let channel = conn.create_channel().await.unwrap();
     let mut purged = 0;
-    for p in 0..env.topology.partitions {
+    for queue in env.topology.queues() {
         purged += channel
-            .queue_purge(env.topology.queue(p).into(), Default::default())
+            .queue_purge(queue.into(), Default::default())
             .await
             .unwrap();
     }

@@ -1,0 +1,95 @@
+//! Lanes: the workers of each outbound mapping consume that mapping's queues alone and divide
+//! them among themselves only, also when they share a process and a pool.
+
+use idm_sync::audit_config::AuditConfig;
+use idm_sync::outbound::worker::OUTBOUND_MAPPING;
+use idm_sync::repo::workers::WorkerMember;
+use serde_json::json;
+
+use super::{Env, env_over, wait_until};
+use crate::helpers::{TestTopology, amqp_url};
+use crate::recon::support::shipped_sync_with;
+
+/// A second outbound mapping: the shipped one's copy, with links of its own.
+const OTHER: &str = "managedUser_systemSalesforceUserB";
+
+async fn two_mappings() -> Env {
+    let sync = shipped_sync_with(|sync| {
+        let mappings = sync["mappings"].as_array_mut().unwrap();
+        let mut other = mappings
+            .iter()
+            .find(|m| m["name"] == OUTBOUND_MAPPING)
+            .unwrap()
+            .clone();
+        other["name"] = json!(OTHER);
+        other.as_object_mut().unwrap().remove("links");
+        mappings.push(other);
+    });
+    let topology = TestTopology::with_lanes(4, [OUTBOUND_MAPPING, OTHER]);
+    let env = env_over(0, &sync, topology, amqp_url()).await;
+    let _ = std::fs::remove_file(&sync);
+    env
+}
+
+/// (worker id, partitions) of each live member of `lane`.
+async fn split(env: &Env, lane: &str) -> Vec<(String, Vec<i32>)> {
+    let members: Vec<WorkerMember> = env.lane_members(lane).await;
+    assert!(members.iter().all(|m| m.lane == lane), "{members:?}");
+    members
+        .into_iter()
+        .map(|m| (m.worker_id, m.partitions))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_workers_of_two_mappings_each_hold_every_partition_of_their_own_lane() {
+    let env = two_mappings().await;
+    let all: Vec<i32> = (0..4).collect();
+    let a = env.spawn_mapping_worker(OUTBOUND_MAPPING, env.settings(), AuditConfig::default());
+    let b = env.spawn_mapping_worker(OTHER, env.settings(), AuditConfig::default());
+    wait_until("each worker holding all of its lane", async || {
+        split(&env, OUTBOUND_MAPPING).await == [(a.id.clone(), all.clone())]
+            && split(&env, OTHER).await == [(b.id.clone(), all.clone())]
+    })
+    .await;
+    // Each queue of each lane has one consumer, its own lane's worker.
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    for queue in env.topology.queues() {
+        let q = channel
+            .queue_declare(
+                queue.as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..lapin::options::QueueDeclareOptions::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(q.consumer_count(), 1, "{queue}");
+    }
+    conn.close(200, "bye".into()).await.unwrap();
+
+    // A second worker of the first mapping shares that lane only.
+    let a2 = env.spawn_mapping_worker(OUTBOUND_MAPPING, env.settings(), AuditConfig::default());
+    wait_until("the first lane split in two", async || {
+        let first = split(&env, OUTBOUND_MAPPING).await;
+        let mut held: Vec<i32> = first.iter().flat_map(|(_, p)| p.clone()).collect();
+        held.sort_unstable();
+        first.len() == 2 && first.iter().all(|(_, p)| p.len() == 2) && held == all
+    })
+    .await;
+    assert_eq!(
+        split(&env, OTHER).await,
+        [(b.id.clone(), all.clone())],
+        "the other lane's worker keeps its partitions"
+    );
+    for w in [a, a2, b] {
+        w.stop().await;
+    }
+    assert!(split(&env, OUTBOUND_MAPPING).await.is_empty());
+    assert!(split(&env, OTHER).await.is_empty());
+}
