@@ -161,7 +161,7 @@ impl ManagedObjects {
     pub async fn trigger_sync(&self, object_type: &str, id: &str) -> Result<(), ManagedError> {
         self.schema(object_type)?;
         let mut tx = repo::begin(&self.pool).await?;
-        if !outbox::enqueue_sync(&mut tx, object_type, id, None).await? {
+        if !outbox::enqueue_sync(&mut tx, object_type, id, None, None).await? {
             return Err(not_found(object_type, id));
         }
         repo::commit(tx).await?;

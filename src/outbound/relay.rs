@@ -5,6 +5,9 @@
 //! published twice (the worker ignores duplicates) but is never lost. LISTEN/NOTIFY wakes the
 //! relay at once; a short poll covers lost notifications and a restarted Postgres.
 //!
+//! A row is published to every lane (the broadcast key of its partition) unless it names an
+//! outbound mapping, then to that mapping's lane only (`super::topology`).
+//!
 //! The wait for the broker is bounded ([`RelaySettings::confirm_timeout`]): the claimed rows
 //! stay locked while it lasts, so a broker that stops answering must not hold them forever.
 //! At the bound the batch rolls back (its rows unpublished, for any relay to take) and the
@@ -261,11 +264,15 @@ impl Relay {
             .with_delivery_mode(2) // persistent: survives a broker restart
             .with_timestamp(row.created_at.timestamp().max(0) as u64)
             .with_headers(headers);
+        let routing_key = match &row.mapping {
+            Some(lane) => topology.lane_routing_key(lane, &row.object_id),
+            None => topology.routing_key(&row.object_id),
+        };
         broker
             .channel
             .basic_publish(
                 topology.exchange().into(),
-                topology.routing_key(&row.object_id).into(),
+                routing_key.into(),
                 // mandatory: an unroutable message comes back instead of vanishing.
                 BasicPublishOptions {
                     mandatory: true,

@@ -1,7 +1,8 @@
 //! The transactional outbox: one row per real change of a managed object, written in the
 //! transaction of the change; the relay claims unpublished rows and marks them published.
 //! A row is a reference (object, revision, operation, the top-level fields changed), never a
-//! body: the worker reads the object as it is now.
+//! body: the worker reads the object as it is now. A row may name the outbound mapping it is
+//! meant for (`mapping`): the relay then publishes it to that mapping's lane only.
 
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -65,6 +66,8 @@ pub struct OutboxRow {
     /// found to differ (none: every mapped value).
     pub fields: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// The outbound mapping the row is meant for; `None`: every one.
+    pub mapping: Option<String>,
 }
 
 /// Records a change; call it inside the transaction that makes the change.
@@ -119,14 +122,23 @@ pub async fn record_many(
     Ok(())
 }
 
-type Row = (i64, String, String, i64, String, Vec<String>, DateTime<Utc>);
+type Row = (
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    Vec<String>,
+    DateTime<Utc>,
+    Option<String>,
+);
 
 /// Claims up to `limit` unpublished rows, oldest first, locking them for the caller's
 /// transaction. `SKIP LOCKED` lets several relays claim side by side without ever taking
 /// the same row; a claimer that dies releases its rows with its transaction.
 pub async fn claim(tx: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, RepoError> {
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, object_type, object_id, rev, operation, changed_fields, created_at
+        "SELECT id, object_type, object_id, rev, operation, changed_fields, created_at, mapping
          FROM outbox
          WHERE published_at IS NULL
          ORDER BY id
@@ -138,7 +150,7 @@ pub async fn claim(tx: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, 
     .await?;
     rows.into_iter()
         .map(
-            |(id, object_type, object_id, rev, op, fields, created_at)| {
+            |(id, object_type, object_id, rev, op, fields, created_at, mapping)| {
                 let operation = Operation::parse(&op).ok_or_else(|| {
                     RepoError::Config(format!("outbox row {id} has unknown operation {op:?}"))
                 })?;
@@ -150,6 +162,7 @@ pub async fn claim(tx: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, 
                     operation,
                     fields,
                     created_at,
+                    mapping,
                 })
             },
         )
@@ -199,14 +212,16 @@ pub async fn backlog_and_oldest<'e>(
     .await?)
 }
 
-/// Re-enqueues managed objects at their current revision (operation `sync`), in the caller's
-/// transaction; returns how many were enqueued. Objects that no longer exist are enqueued at
-/// `fallback_rev` when given (a failed deactivation must be retryable too).
+/// Re-enqueues a managed object at its current revision (operation `sync`), in the caller's
+/// transaction, for outbound mapping `mapping` (`None`: every one); `false` when nothing was
+/// enqueued. An object that no longer exists is enqueued at `fallback_rev` when given (a
+/// failed deactivation must be retryable too).
 pub async fn enqueue_sync(
     tx: &mut PgConnection,
     object_type: &str,
     object_id: &str,
     fallback_rev: Option<i64>,
+    mapping: Option<&str>,
 ) -> Result<bool, RepoError> {
     let current: Option<i64> =
         sqlx::query_scalar("SELECT rev FROM managed_objects WHERE object_type = $1 AND id = $2")
@@ -218,24 +233,27 @@ pub async fn enqueue_sync(
         return Ok(false);
     };
     sqlx::query(
-        "INSERT INTO outbox (object_type, object_id, rev, operation) VALUES ($1, $2, $3, 'sync')",
+        "INSERT INTO outbox (object_type, object_id, rev, operation, mapping)
+         VALUES ($1, $2, $3, 'sync', $4)",
     )
     .bind(object_type)
     .bind(object_id)
     .bind(rev)
+    .bind(mapping)
     .execute(&mut *tx)
     .await?;
     Ok(true)
 }
 
 /// Enqueues `sync` rows for `objects` (id, revision, the target fields found to differ) in the
-/// caller's transaction, in one statement: the outbound reconciliation's writes, which the
-/// worker applies as it applies any change (reading the current object), so a user never has
-/// two writers.
+/// caller's transaction, in one statement, for outbound mapping `mapping` (`None`: every one):
+/// the outbound reconciliation's writes, which the worker applies as it applies any change
+/// (reading the current object), so a user never has two writers.
 pub async fn enqueue_sync_many(
     tx: &mut PgConnection,
     object_type: &str,
     objects: &[(String, i64, Vec<String>)],
+    mapping: Option<&str>,
 ) -> Result<u64, RepoError> {
     if objects.is_empty() {
         return Ok(0);
@@ -245,15 +263,17 @@ pub async fn enqueue_sync_many(
     // Field names hold no newline (they are Salesforce field names).
     let fields: Vec<String> = objects.iter().map(|(_, _, f)| f.join("\n")).collect();
     let done = sqlx::query(
-        "INSERT INTO outbox (object_type, object_id, rev, operation, changed_fields)
+        "INSERT INTO outbox (object_type, object_id, rev, operation, changed_fields, mapping)
          SELECT $1, u.id, u.rev, 'sync',
-                CASE WHEN u.fields = '' THEN '{}'::text[] ELSE string_to_array(u.fields, E'\\n') END
+                CASE WHEN u.fields = '' THEN '{}'::text[] ELSE string_to_array(u.fields, E'\\n') END,
+                $5
          FROM unnest($2::text[], $3::int8[], $4::text[]) AS u(id, rev, fields)",
     )
     .bind(object_type)
     .bind(&ids)
     .bind(&revs)
     .bind(&fields)
+    .bind(mapping)
     .execute(&mut *tx)
     .await?;
     Ok(done.rows_affected())
@@ -262,15 +282,17 @@ pub async fn enqueue_sync_many(
 /// Re-enqueues, one `sync` row each, every object of `object_type` not known to be in step
 /// under `link_type`: linked objects whose link is behind their current revision (or holds no
 /// snapshot), objects with no link yet, and links whose object is gone (a deactivation still
-/// owed). It repairs what events lost on the broker's side would leave behind; returns how many.
+/// owed), for outbound mapping `mapping` (`None`: every one). It repairs what events lost on
+/// the broker's side would leave behind; returns how many.
 pub async fn enqueue_lagging(
     tx: &mut PgConnection,
     object_type: &str,
     link_type: &str,
+    mapping: Option<&str>,
 ) -> Result<u64, RepoError> {
     let done = sqlx::query(
-        "INSERT INTO outbox (object_type, object_id, rev, operation)
-         SELECT object_type, id, rev, 'sync'
+        "INSERT INTO outbox (object_type, object_id, rev, operation, mapping)
+         SELECT object_type, id, rev, 'sync', $3
          FROM (
              SELECT m.object_type, m.id, m.rev
              FROM managed_objects m
@@ -288,6 +310,7 @@ pub async fn enqueue_lagging(
     )
     .bind(object_type)
     .bind(link_type)
+    .bind(mapping)
     .execute(&mut *tx)
     .await?;
     Ok(done.rows_affected())

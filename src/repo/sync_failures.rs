@@ -89,16 +89,18 @@ pub async fn clear<'e>(
 /// Re-enqueues the object of one failure (an outbox row for its current revision, in this
 /// transaction). `false`: no such failure.
 pub async fn retry(tx: &mut PgConnection, id: &str) -> Result<bool, RepoError> {
-    let row: Option<(String, String, i64)> = sqlx::query_as(
-        "SELECT object_type, object_id, object_rev FROM sync_failures WHERE id = $1 FOR UPDATE",
+    let row: Option<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT mapping, object_type, object_id, object_rev FROM sync_failures
+         WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((object_type, object_id, rev)) = row else {
+    let Some((mapping, object_type, object_id, rev)) = row else {
         return Ok(false);
     };
-    outbox::enqueue_sync(tx, &object_type, &object_id, Some(rev)).await?;
+    // The failed mapping's lane only: the other orgs are not behind on this object.
+    outbox::enqueue_sync(tx, &object_type, &object_id, Some(rev), Some(&mapping)).await?;
     Ok(true)
 }
 

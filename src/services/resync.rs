@@ -30,7 +30,13 @@ pub async fn resync(state: &AppState, name: &str) -> Result<u64, ResyncError> {
         .strip_prefix("managed/")
         .ok_or_else(|| ResyncError::NotFromManaged(name.to_owned()))?;
     let mut tx = repo::begin(state.managed.pool()).await?;
-    let n = outbox::enqueue_lagging(&mut tx, object_type, mapping.link_type()).await?;
+    let n = outbox::enqueue_lagging(
+        &mut tx,
+        object_type,
+        mapping.link_type(),
+        Some(&mapping.name),
+    )
+    .await?;
     repo::commit(tx).await?;
     Ok(n)
 }

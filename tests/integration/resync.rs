@@ -71,6 +71,16 @@ async fn resync_enqueues_exactly_the_users_not_in_step() {
         "a gone user is queued at its link's revision"
     );
     assert_eq!(env.outbox().await, before + 5);
+    let lanes: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT DISTINCT mapping FROM outbox WHERE operation = 'sync'")
+            .fetch_all(&env.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        lanes,
+        [Some(OUTBOUND.to_owned())],
+        "for that mapping's lane only"
+    );
 
     // Bad requests.
     assert_eq!(resync("nope").send().await.unwrap().status(), 404);

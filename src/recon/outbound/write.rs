@@ -191,7 +191,13 @@ impl Outbound {
         } else {
             let mut tx = repo::begin(&pool).await?;
             links::delete_many(&mut tx, &unlink).await?;
-            outbox::enqueue_sync_many(&mut tx, &self.source_type, &queue).await?;
+            outbox::enqueue_sync_many(
+                &mut tx,
+                &self.source_type,
+                &queue,
+                Some(&self.run.mapping().name),
+            )
+            .await?;
             recon_runs::mark_seen(&mut tx, &self.run.id, seen).await?;
             audit::insert_batch(&mut *tx, &self.run.id, &rows).await?;
             repo::commit(tx).await?;
@@ -284,7 +290,13 @@ impl Outbound {
                 self.audit(&about, failure, &mut rows);
             }
             let mut tx = repo::begin(&pool).await?;
-            outbox::enqueue_sync_many(&mut tx, &self.source_type, &queue).await?;
+            outbox::enqueue_sync_many(
+                &mut tx,
+                &self.source_type,
+                &queue,
+                Some(&self.run.mapping().name),
+            )
+            .await?;
             audit::insert_batch(&mut *tx, &self.run.id, &rows).await?;
             repo::commit(tx).await?;
         }

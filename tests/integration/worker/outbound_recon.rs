@@ -100,6 +100,12 @@ async fn outbound_recon_corrects_drift_creates_the_missing_and_then_writes_nothi
     let second = recon(&env, false).await;
     assert_eq!(second["state"], "SUCCESS", "{second}");
     assert_eq!(sync_rows(&env).await, rows + 2, "{second}");
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM outbox WHERE operation = 'sync' AND mapping IS DISTINCT FROM 'managedUser_systemSalesforceUser'")
+            .await,
+        0,
+        "queued for the reconciled mapping's lane only"
+    );
     assert_converged(&env, &[a.clone(), b.clone()]).await;
 
     // Nothing differs any more: a third run queues nothing.
