@@ -1,18 +1,24 @@
 //! The outbox relay: claims unpublished outbox rows in batches (`FOR UPDATE SKIP LOCKED`, so
 //! relays cooperate), publishes each as a persistent, mandatory message with publisher
 //! confirms, and marks a row published only after the broker confirmed it and did not return
-//! it. Anything else stays unpublished and is retried on the next pass: a change may be
-//! published twice (the worker ignores duplicates) but is never lost. LISTEN/NOTIFY wakes the
-//! relay at once; a short poll covers lost notifications and a restarted Postgres.
+//! it. Anything else stays unpublished and is retried: a change may be published twice (the
+//! worker ignores duplicates) but is never lost. LISTEN/NOTIFY wakes the relay at once; a
+//! short poll covers lost notifications and a restarted Postgres.
 //!
 //! A row is published to every lane (the broadcast key of its partition) unless it names an
-//! outbound mapping, then to that mapping's lane only (`super::topology`).
+//! outbound mapping, then to that mapping's lane only (`super::topology`). A row the broker
+//! returns as unroutable (no queue bound for its key: a lane nobody declared, a queue
+//! deleted) does not end the session, which would stall every lane: it is deferred in the
+//! outbox (`outbox::defer`, tried again after 1 s, then less and less often, at most every
+//! 5 min), and the relay declares its topology again (at most every
+//! [`REDECLARE_INTERVAL`]) in case a queue of its own was deleted.
 //!
 //! The wait for the broker is bounded ([`RelaySettings::confirm_timeout`]): the claimed rows
 //! stay locked while it lasts, so a broker that stops answering must not hold them forever.
 //! At the bound the batch rolls back (its rows unpublished, for any relay to take) and the
 //! relay reconnects; a message the broker took after all is a harmless duplicate.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -49,6 +55,12 @@ pub struct RelaySettings {
 /// milliseconds; one under a memory or disk alarm blocks publishers until it clears.
 pub const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The shortest time between two declarations of the topology prompted by unroutable rows.
+pub const REDECLARE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A session shorter than this failed fast: the reconnection delay keeps growing.
+const HEALTHY_SESSION: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error(transparent)]
@@ -59,6 +71,8 @@ pub enum RelayError {
     Publish(#[source] lapin::Error),
     #[error("the broker did not accept {0} change event(s); they stay in the outbox")]
     Refused(usize),
+    #[error("cannot declare the broker topology again")]
+    Redeclare(#[source] lapin::Error),
     #[error("the broker connection closed")]
     Disconnected,
     #[error(
@@ -69,6 +83,14 @@ pub enum RelayError {
     SetupTimeout(Duration),
     #[error("a change event could not be encoded")]
     Encode(#[source] serde_json::Error),
+}
+
+/// What became of a batch's publishes.
+struct Confirmed<'r> {
+    confirmed: Vec<i64>,
+    /// Returned unroutable: the row and the lane it was meant for (`None`: every lane).
+    returned: Vec<(i64, Option<&'r str>)>,
+    retry_later: usize,
 }
 
 pub struct Relay {
@@ -82,8 +104,17 @@ pub struct Relay {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PassReport {
     pub published: usize,
-    /// Rows the broker refused, returned or did not confirm: left for the next pass.
+    /// Rows the broker returned as unroutable: deferred (`outbox::defer`).
+    pub unroutable: usize,
+    /// Rows the broker refused or did not confirm: left for the next pass.
     pub retry_later: usize,
+}
+
+impl PassReport {
+    /// The rows the pass claimed.
+    pub fn claimed(&self) -> usize {
+        self.published + self.unroutable + self.retry_later
+    }
 }
 
 impl Relay {
@@ -108,11 +139,16 @@ impl Relay {
         tokio::pin!(shutdown);
         let mut backoff = reconnect_backoff();
         loop {
+            let started = tokio::time::Instant::now();
             let session = tokio::select! {
                 () = &mut shutdown => break,
                 result = self.session() => result,
             };
             self.status.set(false);
+            if started.elapsed() >= HEALTHY_SESSION {
+                // A session that lasted: the next outage starts from a short delay.
+                backoff = reconnect_backoff();
+            }
             let delay = backoff.next().unwrap_or(Duration::from_secs(30));
             match session {
                 Ok(()) => {}
@@ -124,8 +160,6 @@ impl Relay {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(delay) => {}
             }
-            // A session that lasted resets the backoff; `session` returns only on failure.
-            backoff = reconnect_backoff();
         }
         self.status.stopped();
         tracing::info!("outbox relay stopped");
@@ -140,14 +174,27 @@ impl Relay {
         let mut listener = outbox::Listener::listen(&self.pool, NOTIFY_CHANNEL).await?;
         self.status.set(true);
         let mut last_purge = tokio::time::Instant::now() - Duration::from_secs(3600);
+        let mut last_declared = tokio::time::Instant::now();
         loop {
-            // Drain: batches until the outbox is empty or the broker refuses something.
+            // Drain: batches until nothing is due or the broker refuses something.
             loop {
                 let report = self.publish_batch(&broker).await?;
                 if report.retry_later > 0 {
                     return Err(RelayError::Refused(report.retry_later));
                 }
-                if report.published < self.settings.batch_size as usize {
+                if report.unroutable > 0 && last_declared.elapsed() >= REDECLARE_INTERVAL {
+                    // A queue of ours may have been deleted: declared again, the deferred
+                    // rows find it on their next try.
+                    self.settings
+                        .broker
+                        .topology
+                        .declare(&broker.channel)
+                        .await
+                        .map_err(RelayError::Redeclare)?;
+                    last_declared = tokio::time::Instant::now();
+                }
+                // Deferred rows are not claimed again: a full batch means more may be due.
+                if report.claimed() < self.settings.batch_size as usize {
                     break;
                 }
             }
@@ -188,7 +235,7 @@ impl Relay {
             return Ok(PassReport::default());
         }
         let waited = self.settings.confirm_timeout;
-        let (confirmed, mut report) =
+        let outcome =
             match tokio::time::timeout(waited, self.publish_and_confirm(broker, &rows)).await {
                 Ok(result) => result?,
                 Err(_) => {
@@ -199,50 +246,77 @@ impl Relay {
                     });
                 }
             };
-        outbox::mark_published(&mut tx, &confirmed).await?;
+        outbox::mark_published(&mut tx, &outcome.confirmed).await?;
+        let returned: Vec<i64> = outcome.returned.iter().map(|&(id, _)| id).collect();
+        if !returned.is_empty() {
+            outbox::defer(&mut tx, &returned).await?;
+        }
         repo::commit(tx).await?;
-        report.published = confirmed.len();
+        let report = PassReport {
+            published: outcome.confirmed.len(),
+            unroutable: returned.len(),
+            retry_later: outcome.retry_later,
+        };
+        if report.unroutable > 0 {
+            // One line a batch: a lane nobody declared returns every row meant for it.
+            let lanes: BTreeSet<&str> = outcome
+                .returned
+                .iter()
+                .map(|(_, lane)| lane.unwrap_or("every lane"))
+                .collect();
+            tracing::warn!(
+                rows = report.unroutable,
+                ?lanes,
+                "change events unroutable (no queue bound for their lane and partition: is every outbound mapping's lane declared?); they wait in the outbox and are tried again later"
+            );
+        }
         self.metrics.published(report.published);
         tracing::debug!(
             published = report.published,
+            unroutable = report.unroutable,
             retry_later = report.retry_later,
             "outbox batch"
         );
         Ok(report)
     }
 
-    /// Publishes `rows` and waits for each confirm: the ids confirmed, and the count of the
-    /// others (refused, returned or failed), which stay for a later pass.
-    async fn publish_and_confirm(
+    /// Publishes `rows` and waits for each confirm: the ids confirmed, those returned
+    /// unroutable (with the lane they were meant for), and the count of the others (refused
+    /// or failed), which stay for a later pass.
+    async fn publish_and_confirm<'r>(
         &self,
         broker: &BrokerConnection,
-        rows: &[OutboxRow],
-    ) -> Result<(Vec<i64>, PassReport), RelayError> {
+        rows: &'r [OutboxRow],
+    ) -> Result<Confirmed<'r>, RelayError> {
         let mut pending = Vec::with_capacity(rows.len());
         for row in rows {
             let confirm = self.publish(broker, row).await?;
-            pending.push((row.id, confirm));
+            pending.push((row, confirm));
         }
-        let mut confirmed = Vec::with_capacity(rows.len());
-        let mut report = PassReport::default();
-        for (id, confirm) in pending {
+        let mut outcome = Confirmed {
+            confirmed: Vec::with_capacity(rows.len()),
+            returned: Vec::new(),
+            retry_later: 0,
+        };
+        for (row, confirm) in pending {
+            let id = row.id;
             match confirm.await {
-                Ok(Confirmation::Ack(None)) => confirmed.push(id),
+                Ok(Confirmation::Ack(None)) => outcome.confirmed.push(id),
                 Ok(Confirmation::Ack(Some(returned))) => {
-                    tracing::warn!(outbox_id = id, reply = %returned.reply_text, "change event unroutable: is the topology declared?");
-                    report.retry_later += 1;
+                    tracing::debug!(outbox_id = id, reply = %returned.reply_text, "change event unroutable");
+                    outcome.returned.push((id, row.mapping.as_deref()));
                 }
                 Ok(other) => {
                     tracing::warn!(outbox_id = id, confirmation = ?other, "change event not confirmed");
-                    report.retry_later += 1;
+                    outcome.retry_later += 1;
                 }
                 Err(e) => {
                     tracing::warn!(outbox_id = id, error = %e, "publisher confirm failed");
-                    report.retry_later += 1;
+                    outcome.retry_later += 1;
                 }
             }
         }
-        Ok((confirmed, report))
+        Ok(outcome)
     }
 
     async fn publish(

@@ -135,12 +135,13 @@ type Row = (
 
 /// Claims up to `limit` unpublished rows, oldest first, locking them for the caller's
 /// transaction. `SKIP LOCKED` lets several relays claim side by side without ever taking
-/// the same row; a claimer that dies releases its rows with its transaction.
+/// the same row; a claimer that dies releases its rows with its transaction. Rows deferred
+/// ([`defer`]) are left until their time comes.
 pub async fn claim(tx: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, RepoError> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, object_type, object_id, rev, operation, changed_fields, created_at, mapping
          FROM outbox
-         WHERE published_at IS NULL
+         WHERE published_at IS NULL AND (retry_at IS NULL OR retry_at <= now())
          ORDER BY id
          LIMIT $1
          FOR UPDATE SKIP LOCKED",
@@ -175,6 +176,24 @@ pub async fn mark_published(tx: &mut PgConnection, ids: &[i64]) -> Result<(), Re
         .bind(ids)
         .execute(&mut *tx)
         .await?;
+    Ok(())
+}
+
+/// Leaves claimed rows unpublished for a while (inside the claiming transaction): rows the
+/// broker returned as unroutable. The wait grows with a row's age, from 1 s to 5 min, so a row
+/// for a lane no queue serves yet is tried again less and less often, and is published within
+/// minutes of its lane being declared. Claims walk over the rows waiting: a few thousand cost
+/// milliseconds; they are a misconfiguration's symptom, not a steady state.
+pub async fn defer(tx: &mut PgConnection, ids: &[i64]) -> Result<(), RepoError> {
+    sqlx::query(
+        "UPDATE outbox
+         SET retry_at = now() + least(greatest(now() - created_at, interval '1 second'),
+                                      interval '5 minutes')
+         WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

@@ -345,7 +345,7 @@ async fn a_broker_that_stops_answering_releases_the_batch_within_the_bound() {
 async fn an_unroutable_change_stays_in_the_outbox_until_it_can_be_routed() {
     let app = TestApp::spawn().await;
     let topology = topology();
-    let (stop, _status) = spawn_relay(app.db.pool.clone(), settings(amqp_url(), &topology));
+    let (stop, status) = spawn_relay(app.db.pool.clone(), settings(amqp_url(), &topology));
     app.create_user("first").await;
     wait_until(
         "the topology and first change",
@@ -378,14 +378,32 @@ async fn an_unroutable_change_stays_in_the_outbox_until_it_can_be_routed() {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
+    wait_until(
+        "the returned change to be deferred",
+        Duration::from_secs(20),
+        async || {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT retry_at IS NOT NULL FROM outbox WHERE object_id = $1",
+            )
+            .bind(&id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap()
+        },
+    )
+    .await;
 
-    // The relay declares its topology again on the next session; the change then lands.
+    // The relay declares its topology again within its session; the change then lands.
     wait_until(
         "the unroutable change to be published",
         Duration::from_secs(45),
         async || backlog(&app).await == 0,
     )
     .await;
+    assert!(
+        status.is_up(),
+        "an unroutable change does not end the session"
+    );
     drop(stop);
     let in_queue: Vec<String> = drain(&topology)
         .await
