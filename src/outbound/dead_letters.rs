@@ -4,7 +4,13 @@
 //! user is still behind becomes a sync failure (`DEAD_LETTERED`), listed and retried like any
 //! other; one whose user is already in step is dropped; a message that is not a change event
 //! (the worker rejects those to this queue) is logged with its message id and dropped.
+//!
+//! Every lane dead-letters into this one queue, and any worker may read a letter of any lane:
+//! the failure is recorded for the mapping whose queue the event died in (the broker's
+//! `x-first-death-queue` header), judged behind by that mapping's links. A letter that names
+//! no lane (published by hand) counts as the reading worker's own.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -37,6 +43,8 @@ pub struct DeadLetters {
     pool: Pool,
     mapping: String,
     link_type: String,
+    /// The link type of each lane's mapping, as this process's sync.json knows them.
+    lanes: HashMap<String, String>,
     broker: BrokerSettings,
 }
 
@@ -57,8 +65,15 @@ impl DeadLetters {
             pool,
             mapping: mapping.to_owned(),
             link_type: link_type.to_owned(),
+            lanes: HashMap::new(),
             broker,
         }
+    }
+
+    /// Knows `lanes` (mapping, link type): the letters of other lanes are recorded as theirs.
+    pub fn with_lanes(mut self, lanes: impl IntoIterator<Item = (String, String)>) -> DeadLetters {
+        self.lanes.extend(lanes);
+        self
     }
 
     /// Consumes the dead-letter queue until `stop`, reconnecting after a failure.
@@ -119,13 +134,22 @@ impl DeadLetters {
 
     async fn handle(&self, delivery: &Delivery) -> Result<Handled, RepoError> {
         let headers = delivery.properties.headers().as_ref();
-        let reason = headers
-            .and_then(|h| h.inner().get("x-first-death-reason"))
-            .and_then(|v| match v {
-                AMQPValue::LongString(s) => Some(s.to_string()),
-                _ => None,
-            });
-        let handled = self.record(&delivery.data, reason.as_deref()).await?;
+        let header = |name: &str| {
+            headers
+                .and_then(|h| h.inner().get(name))
+                .and_then(|v| match v {
+                    AMQPValue::LongString(s) => Some(s.to_string()),
+                    _ => None,
+                })
+        };
+        let reason = header("x-first-death-reason");
+        let queue = header("x-first-death-queue");
+        let lane = queue
+            .as_deref()
+            .and_then(|q| self.broker.topology.lane_of_queue(q));
+        let handled = self
+            .record_of(lane, &delivery.data, reason.as_deref())
+            .await?;
         if handled == Handled::Unreadable {
             let id = delivery
                 .properties
@@ -137,9 +161,33 @@ impl DeadLetters {
         Ok(handled)
     }
 
-    /// Records a dead-lettered event (`data`, dead-lettered for `reason`) as a sync failure
-    /// when its user is still behind.
+    /// Records a dead-lettered event (`data`, dead-lettered for `reason`) as a sync failure of
+    /// this consumer's mapping when its user is still behind.
     pub async fn record(&self, data: &[u8], reason: Option<&str>) -> Result<Handled, RepoError> {
+        self.record_of(None, data, reason).await
+    }
+
+    /// As [`DeadLetters::record`], for an event that died in lane `lane`'s queue (`None`:
+    /// this consumer's own).
+    pub async fn record_of(
+        &self,
+        lane: Option<&str>,
+        data: &[u8],
+        reason: Option<&str>,
+    ) -> Result<Handled, RepoError> {
+        let (mapping, link_type) = match lane {
+            None => (self.mapping.as_str(), self.link_type.as_str()),
+            Some(lane) if lane == self.mapping => (self.mapping.as_str(), self.link_type.as_str()),
+            Some(lane) => match self.lanes.get(lane) {
+                Some(link_type) => (lane, link_type.as_str()),
+                None => {
+                    // A lane this process's sync.json lacks: its links are unknown, so the
+                    // user is judged behind (a failure to retry rather than a silent drop).
+                    tracing::warn!(lane, "a dead letter of a mapping this worker does not know");
+                    (lane, lane)
+                }
+            },
+        };
         let Ok(event) = serde_json::from_slice::<ChangeEvent>(data) else {
             return Ok(Handled::Unreadable);
         };
@@ -151,7 +199,7 @@ impl DeadLetters {
             rev,
             synced_rev: synced,
             first_id: target,
-        } = links::sync_state(&self.pool, OBJECT_TYPE, &event.object_id, &self.link_type).await?;
+        } = links::sync_state(&self.pool, OBJECT_TYPE, &event.object_id, link_type).await?;
         let behind = match (rev, synced) {
             (Some(rev), Some(synced)) => synced < rev,
             (Some(_), None) => true,
@@ -167,7 +215,7 @@ impl DeadLetters {
             reason.unwrap_or("reason not given"),
         );
         let failure = sync_failures::NewFailure {
-            mapping: &self.mapping,
+            mapping,
             object_type: OBJECT_TYPE,
             object_id: &event.object_id,
             object_rev: rev.unwrap_or(event.rev),
@@ -181,7 +229,7 @@ impl DeadLetters {
         let mut tx = repo::begin(&self.pool).await?;
         sync_failures::record(&mut tx, &[failure]).await?;
         repo::commit(tx).await?;
-        tracing::warn!(user = %event.object_id, rev = event.rev, reason, "dead-lettered change recorded as a sync failure");
+        tracing::warn!(user = %event.object_id, rev = event.rev, mapping, reason, "dead-lettered change recorded as a sync failure");
         Ok(Handled::Failure(event.object_id))
     }
 }

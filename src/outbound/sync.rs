@@ -34,6 +34,7 @@ use super::authorization::AuthorizationGate;
 use super::broker::BrokerSettings;
 use super::correlation::{self, Matches};
 use super::dead_letters::DeadLetters;
+use super::topology::lanes_of;
 use crate::audit_config::{AuditConfig, Topic};
 use crate::mapping::{
     Action, Correlation, DEFAULT_LINK_QUALIFIER, DeletedSourceFacts, Event, LinkState, Mapping,
@@ -265,13 +266,17 @@ impl SyncEngine {
         &self.mapping
     }
 
-    /// The consumer of the dead letters of this engine's changes: each becomes a sync failure
-    /// of its mapping.
+    /// A consumer of the dead letters (of every lane: they share one queue): each becomes a
+    /// sync failure of the mapping whose lane it died in, this engine's when that is unknown.
     pub fn dead_letters(&self, broker: BrokerSettings) -> DeadLetters {
         let link_type = self
             .mapping()
             .map_or(self.mapping.as_str(), Mapping::link_type);
-        DeadLetters::new(self.pool.clone(), &self.mapping, link_type, broker)
+        let lanes = lanes_of(&self.sync).into_iter().filter_map(|lane| {
+            let link_type = self.sync.mapping(&lane)?.link_type().to_owned();
+            Some((lane, link_type))
+        });
+        DeadLetters::new(self.pool.clone(), &self.mapping, link_type, broker).with_lanes(lanes)
     }
 
     fn mapping(&self) -> Result<&Mapping, SyncError> {

@@ -93,3 +93,84 @@ async fn the_workers_of_two_mappings_each_hold_every_partition_of_their_own_lane
     assert!(split(&env, OUTBOUND_MAPPING).await.is_empty());
     assert!(split(&env, OTHER).await.is_empty());
 }
+
+/// Publishes `body` to the dead-letter exchange as the broker would when it dead-letters a
+/// message of `queue`.
+async fn dead_letter_from(env: &Env, queue: &str, body: &[u8]) {
+    use lapin::types::{AMQPValue, FieldTable, ShortString};
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let mut headers = FieldTable::default();
+    for (name, value) in [
+        ("x-first-death-reason", "delivery_limit"),
+        ("x-first-death-queue", queue),
+    ] {
+        headers.insert(ShortString::from(name), AMQPValue::LongString(value.into()));
+    }
+    ch.basic_publish(
+        env.topology.dead_letter_exchange().into(),
+        "".into(),
+        lapin::options::BasicPublishOptions::default(),
+        body,
+        lapin::BasicProperties::default().with_headers(headers),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    conn.close(200, "done".into()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_a_failure_of_the_mapping_whose_lane_it_died_in() {
+    let env = two_mappings().await;
+    // Only the first mapping's worker runs: it reads the dead letters of every lane.
+    let worker = env.spawn_mapping_worker(OUTBOUND_MAPPING, env.settings(), AuditConfig::default());
+    // A user whose only event died in the other mapping's queue (written without an outbox row).
+    let id: String = sqlx::query_scalar(
+        "INSERT INTO managed_objects (object_type, id, rev, body)
+         VALUES ('user', gen_random_uuid()::text, nextval('managed_object_rev_seq'), $1) RETURNING id",
+    )
+    .bind(env.user_body("lane.dlq@idm-sync.test"))
+    .fetch_one(&env.app.db.pool)
+    .await
+    .unwrap();
+    let rev = env.rev(&id).await;
+    let event = serde_json::to_vec(&json!({
+        "eventId": 1, "objectType": "user", "objectId": id, "rev": rev,
+        "operation": "update", "timestamp": "2026-11-27T00:00:00Z"
+    }))
+    .unwrap();
+    let queue = env.topology.queue(OTHER, env.topology.partition_for(&id));
+    dead_letter_from(&env, &queue, &event).await;
+    wait_until("the dead letter listed as a failure", async || {
+        env.failures("true").await["resultCount"] == 1
+    })
+    .await;
+    let failure = env.failures("true").await["result"][0].clone();
+    assert_eq!(failure["mapping"], OTHER, "{failure}");
+    assert_eq!(failure["errorCode"], "DEAD_LETTERED", "{failure}");
+
+    // Its retry is queued for that mapping's lane alone.
+    let res = env
+        .app
+        .post(&format!(
+            "/sync/failures/{}?_action=retry",
+            failure["_id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let mapping: Option<String> = sqlx::query_scalar(
+        "SELECT mapping FROM outbox WHERE object_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(&id)
+    .fetch_one(&env.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(mapping.as_deref(), Some(OTHER));
+    worker.stop().await;
+}
