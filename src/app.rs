@@ -76,8 +76,6 @@ pub enum StartError {
         "the outbound worker needs a connector (conf/provisioner.openicf-<name>.json) and a sync.json mapping from managed/user to it"
     )]
     NoSalesforce,
-    #[error("sync.json has outbound mappings to several connectors; this build applies one")]
-    SeveralLanes,
     #[error(transparent)]
     Sync(#[from] crate::outbound::sync::SyncError),
     #[error("cannot set up HTTPS")]
@@ -459,10 +457,6 @@ fn workers_over(
     }
     if workers.is_empty() {
         return Err(StartError::NoSalesforce);
-    }
-    // The partition queues are shared until each mapping has a lane of its own.
-    if workers.len() > 1 {
-        return Err(StartError::SeveralLanes);
     }
     Ok(workers)
 }

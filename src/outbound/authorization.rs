@@ -79,6 +79,7 @@ impl AuthorizationGate {
             return false;
         }
         tracing::warn!(
+            system = self.client.system_name(),
             poll = ?self.poll,
             "implicit sync PAUSED: the Salesforce connector is disabled; changes wait in the broker's queues and the worker resumes once it is enabled"
         );
@@ -99,7 +100,10 @@ impl AuthorizationGate {
         self.metrics
             .worker_paused(self.client.system_name(), DISABLED, false);
         if !stopped {
-            tracing::info!("the Salesforce connector is enabled: implicit sync resumes");
+            tracing::info!(
+                system = self.client.system_name(),
+                "the Salesforce connector is enabled: implicit sync resumes"
+            );
         }
         stopped
     }
@@ -120,12 +124,14 @@ impl AuthorizationGate {
         };
         if matches!(state, ConnectorState::UnreadableSecrets { .. }) {
             tracing::error!(
+                system = self.client.system_name(),
                 %reason,
                 "implicit sync PAUSED: this worker's secrets key cannot open the stored Salesforce secrets; \
                  restart it with the deployment's key (IDM_SECRETS_KEY or --secrets-key-file); changes wait in the broker's queues and nothing is recorded as a failure"
             );
         } else {
             tracing::error!(
+                system = self.client.system_name(),
                 %reason,
                 poll = ?self.poll,
                 "implicit sync PAUSED: Salesforce needs to be authorized again (run `idm-sync salesforce authorize`); \
@@ -150,7 +156,10 @@ impl AuthorizationGate {
         self.metrics
             .worker_paused(self.client.system_name(), REASON, false);
         if !stopped {
-            tracing::info!("a new Salesforce token is stored: implicit sync resumes");
+            tracing::info!(
+                system = self.client.system_name(),
+                "a new Salesforce token is stored: implicit sync resumes"
+            );
         }
         stopped
     }

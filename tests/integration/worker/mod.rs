@@ -10,6 +10,7 @@ mod lanes;
 mod outbound_recon;
 mod scaling;
 mod scenarios;
+mod two_orgs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +95,17 @@ pub async fn env_over(
 ) -> Env {
     let org = sf::start_org(users, false).await;
     let conf = ConfDir(conf_dir(org.base_url(), sync));
+    env_in(org, conf, topology, amqp_url).await
+}
+
+/// An environment over `org` and `conf` (a configuration directory written for it), whose relay
+/// publishes to the lanes of `topology`.
+pub async fn env_in(
+    org: RunningEmulator,
+    conf: ConfDir,
+    topology: TestTopology,
+    amqp_url: String,
+) -> Env {
     let app = TestApp::spawn_with_conf(conf.0.clone()).await;
     let relay = Relay::new(
         app.db.pool.clone(),
