@@ -102,6 +102,9 @@ async fn dead_letter_from(env: &Env, queue: &str, body: &[u8]) {
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
+    // The relay declares the topology in its own time: a letter published before the queue
+    // is bound would be dropped.
+    env.topology.declare(&ch).await.unwrap();
     let mut headers = FieldTable::default();
     for (name, value) in [
         ("x-first-death-reason", "delivery_limit"),

@@ -87,14 +87,19 @@ async fn one_change_reaches_both_orgs_and_a_paused_or_failing_org_holds_back_onl
     let u1 = env.create("two-orgs-1@idm-sync.test").await;
     arrives(&org_a, "org A", "two-orgs-1@idm-sync.test", "Jensen").await;
     arrives(&org_b, "org B", "two-orgs-1@idm-sync.test", "Jensen").await;
-    let link_types: Vec<String> =
-        sqlx::query_scalar("SELECT link_type FROM links WHERE second_id = $1 ORDER BY link_type")
-            .bind(&u1)
-            .fetch_all(&env.app.db.pool)
-            .await
-            .unwrap();
     // The sample's outbound mapping reuses the inbound mapping's links; the EU one has its own.
-    assert_eq!(link_types, [EU_MAPPING, "systemSalesforceUser_managedUser"]);
+    // (A link is recorded just after Salesforce answered the create.)
+    wait_until("a link per org", async || {
+        let link_types: Vec<String> = sqlx::query_scalar(
+            "SELECT link_type FROM links WHERE second_id = $1 ORDER BY link_type",
+        )
+        .bind(&u1)
+        .fetch_all(&env.app.db.pool)
+        .await
+        .unwrap();
+        link_types == [EU_MAPPING, "systemSalesforceUser_managedUser"]
+    })
+    .await;
 
     // Org B paused by its operator: org A keeps syncing, org B's changes wait in its lane.
     let mut eu_config = sf::config(org_b.base_url());
