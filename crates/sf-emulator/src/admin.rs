@@ -1,5 +1,5 @@
 //! The emulator's own admin routes (not Salesforce's): `/__emulator/faults`, `/__emulator/stats`,
-//! `/__emulator/reset-stats`. Not authenticated and not counted: they are test and benchmark tools.
+//! `/__emulator/reset-stats`, `/__emulator/access`. Not authenticated and not counted: they are test and benchmark tools.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::faults::{FaultConfig, FaultUpdate};
 use super::stats::StatsSnapshot;
-use super::{Shared, lock};
+use super::{Shared, lock, read};
 
 pub fn apply_faults(shared: &Shared, update: &FaultUpdate) {
     lock(&shared.faults).apply(update);
@@ -83,4 +83,17 @@ pub async fn get_stats(State(shared): State<Arc<Shared>>) -> Json<StatsSnapshot>
 pub async fn reset_stats(State(shared): State<Arc<Shared>>) -> StatusCode {
     shared.stats.reset();
     StatusCode::NO_CONTENT
+}
+
+/// `GET /__emulator/access`: how many records each access object has, e.g.
+/// `{"PermissionSetAssignment": 300100, …}`.
+pub async fn get_access(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    let org = read(&shared.org);
+    let counts: serde_json::Map<String, serde_json::Value> = org
+        .access
+        .counts(org.profiles.len())
+        .into_iter()
+        .map(|(o, n)| (o.name().to_owned(), n.into()))
+        .collect();
+    Json(serde_json::Value::Object(counts))
 }

@@ -75,6 +75,18 @@ struct Cli {
     /// Milliseconds added to every call.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Regular permission sets to add to the shipped five (Generated_Permission_Set_<n>).
+    #[arg(long, default_value_t = 0)]
+    extra_permission_sets: usize,
+    /// Regular public groups to add to the shipped three (Generated_Group_<n>).
+    #[arg(long, default_value_t = 0)]
+    extra_groups: usize,
+    /// Permission sets or permission set groups assigned to each generated user.
+    #[arg(long, default_value_t = 0)]
+    assignments_per_user: usize,
+    /// Public groups each generated user is a member of.
+    #[arg(long, default_value_t = 0)]
+    memberships_per_user: usize,
 }
 
 /// Parses the command line, serves until Ctrl-C or SIGTERM, and says how it ended.
@@ -104,6 +116,12 @@ pub async fn run() -> std::process::ExitCode {
             latency_ms: cli.latency_ms,
         },
         public_url: cli.public_url,
+        access: crate::AccessConfig {
+            extra_permission_sets: cli.extra_permission_sets,
+            extra_groups: cli.extra_groups,
+            assignments_per_user: cli.assignments_per_user,
+            memberships_per_user: cli.memberships_per_user,
+        },
         ..EmulatorConfig::default()
     };
     let (key, secret, refresh) = (

@@ -1,20 +1,24 @@
-//! sObject Collections: `POST composite/sobjects` (create) and `PATCH composite/sobjects` (update),
-//! up to 200 records, one API call, per-record results in request order.
+//! sObject Collections: `POST composite/sobjects` (create), `PATCH composite/sobjects` (update) and
+//! `DELETE composite/sobjects?ids=…` (delete), up to 200 records, one API call, per-record results
+//! in request order. Records are `User`s, `PermissionSetAssignment`s or `GroupMember`s.
 //!
 //! With `allOrNone: false` each record succeeds or fails on its own. With `allOrNone: true` every
 //! record is still attempted (so each failure reports its own error), then, if any failed, every
 //! write is undone and the records that had succeeded report `ALL_OR_NONE_OPERATION_ROLLED_BACK`.
 //! The whole batch runs under one write lock, so nothing else sees the intermediate state.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
+use super::access::Obj;
+use super::access::dml::AccessUndo;
 use super::errors::{ApiError, DmlError};
 use super::org::{Org, SaveKind};
 use super::schema::{Record, idx};
@@ -27,6 +31,14 @@ const MAX_RECORDS: usize = 200;
 enum Undo {
     Created,
     Updated(usize, Record),
+    Access(AccessUndo),
+}
+
+/// The kinds of record a collection may carry.
+#[derive(Clone, Copy)]
+enum Kind {
+    User,
+    Access(Obj),
 }
 
 struct Batch {
@@ -67,7 +79,7 @@ fn parse_batch(body: &[u8]) -> Result<Batch, ApiError> {
 }
 
 /// Checks a record's `attributes.type`; Salesforce's message when it is missing.
-fn record_object(v: &Value) -> Result<&Map<String, Value>, DmlError> {
+fn record_object(v: &Value) -> Result<(&Map<String, Value>, Kind), DmlError> {
     let Some(obj) = v.as_object() else {
         return Err(DmlError::new(
             "JSON_PARSER_ERROR",
@@ -80,7 +92,10 @@ fn record_object(v: &Value) -> Result<&Map<String, Value>, DmlError> {
         .and_then(|a| a.get("type"))
         .and_then(Value::as_str)
     {
-        Some(t) if t.eq_ignore_ascii_case("User") => Ok(obj),
+        Some(t) if t.eq_ignore_ascii_case("User") => Ok((obj, Kind::User)),
+        Some(t) if Obj::named(t).is_some_and(Obj::writable) => {
+            Ok((obj, Obj::named(t).map_or(Kind::User, Kind::Access)))
+        }
         Some(t) => Err(DmlError::new(
             "INVALID_TYPE",
             format!("sObject type '{t}' is not supported."),
@@ -101,7 +116,7 @@ fn one(
     kind: SaveKind,
     actor: &str,
 ) -> Result<(String, Undo), DmlError> {
-    let obj = record_object(v)?;
+    let (obj, object_kind) = record_object(v)?;
     let mut fields = obj.clone();
     let id = ["id", "Id", "ID"].iter().find_map(|k| fields.remove(*k));
     let id = match (kind, id) {
@@ -122,11 +137,29 @@ fn one(
             ));
         }
     };
+    let now = Utc::now();
+    if let Kind::Access(o) = object_kind {
+        if shared.rng.chance(shared.faults().rate_lock_row) {
+            return Err(DmlError::unable_to_lock(id.as_deref()));
+        }
+        return match id {
+            None => {
+                let (id, undo) = org.create_access(o, &fields, now)?;
+                Ok((id, Undo::Access(undo)))
+            }
+            Some(id) => {
+                let undo = org.update_access(o, &id, &fields, now)?;
+                let id = super::ids::canonical_15(&id)
+                    .and_then(|c| super::ids::to_18(&c))
+                    .unwrap_or(id);
+                Ok((id, Undo::Access(undo)))
+            }
+        };
+    }
     let changes = Org::parse_changes(&fields, kind)?;
     if shared.rng.chance(shared.faults().rate_lock_row) {
         return Err(DmlError::unable_to_lock(id.as_deref()));
     }
-    let now = Utc::now();
     match id {
         None => Ok((org.create(changes, now, actor)?, Undo::Created)),
         Some(id) => {
@@ -184,6 +217,7 @@ fn run(shared: &Shared, batch: Batch, kind: SaveKind) -> Vec<Value> {
                     Undo::Updated(i, old) => {
                         org.replace(i, old);
                     }
+                    Undo::Access(a) => org.undo_access(a),
                 }
             }
             for (_, r) in &mut outcomes {
@@ -225,4 +259,83 @@ pub async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Re
 pub async fn update(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {
     let batch = parse_batch(&body)?;
     Ok(Json(run(&shared, batch, SaveKind::Update)).into_response())
+}
+
+/// `DELETE composite/sobjects?ids=a,b[&allOrNone=true]`: assignments and memberships (users have
+/// no delete call; the catalog is read-only here).
+pub async fn delete(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let ids: Vec<String> = params
+        .get("ids")
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty() {
+        // Salesforce's exact answer is not documented; this is our closest.
+        return Err(ApiError::bad_request(
+            "MISSING_ARGUMENT",
+            "ids parameter is required",
+        ));
+    }
+    if ids.len() > MAX_RECORDS {
+        return Err(ApiError::bad_request(
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot submit more than 200 records into this call",
+        ));
+    }
+    let all_or_none = params
+        .get("allOrNone")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let mut outcomes: Vec<Result<(), DmlError>> = Vec::with_capacity(ids.len());
+    let mut undo: Vec<AccessUndo> = Vec::new();
+    let written;
+    {
+        let mut org = write(&shared.org);
+        for id in &ids {
+            if shared.rng.chance(shared.faults().rate_lock_row) {
+                outcomes.push(Err(DmlError::unable_to_lock(Some(id))));
+                continue;
+            }
+            match org.delete_access(id) {
+                Ok((_, u)) => {
+                    undo.push(u);
+                    outcomes.push(Ok(()));
+                }
+                Err(e) => outcomes.push(Err(e)),
+            }
+        }
+        if all_or_none && outcomes.iter().any(Result::is_err) {
+            for u in undo.into_iter().rev() {
+                org.undo_access(u);
+            }
+            for r in &mut outcomes {
+                if r.is_ok() {
+                    *r = Err(DmlError::rolled_back());
+                }
+            }
+            written = 0;
+        } else {
+            written = outcomes.iter().filter(|r| r.is_ok()).count();
+        }
+    }
+    if written > 0 {
+        shared.stats.add_written(written as u64);
+        shared.mark_dirty();
+    }
+    let results: Vec<Value> = ids
+        .into_iter()
+        .zip(outcomes)
+        .map(|(id, r)| match r {
+            Ok(()) => json!({ "id": id, "success": true, "errors": [] }),
+            Err(e) => json!({ "id": id, "success": false, "errors": [e.to_collection_json()] }),
+        })
+        .collect();
+    Ok(Json(results).into_response())
 }

@@ -15,6 +15,14 @@ const SUFFIX: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
 pub const USER_PREFIX: &str = "005";
 /// Key prefix of `Profile` records.
 pub const PROFILE_PREFIX: &str = "00e";
+/// Key prefixes of the access objects (Salesforce's standard prefixes; README lists the sources).
+pub const USER_LICENSE_PREFIX: &str = "100";
+pub const USER_ROLE_PREFIX: &str = "00E";
+pub const GROUP_PREFIX: &str = "00G";
+pub const GROUP_MEMBER_PREFIX: &str = "011";
+pub const PERMISSION_SET_PREFIX: &str = "0PS";
+pub const PERMISSION_SET_ASSIGNMENT_PREFIX: &str = "0Pa";
+pub const PERMISSION_SET_GROUP_PREFIX: &str = "0PG";
 /// Key prefix of the `Organization` record.
 pub const ORG_PREFIX: &str = "00D";
 /// Key prefix Salesforce uses for query locators.

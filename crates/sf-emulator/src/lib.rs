@@ -19,6 +19,7 @@
 #![warn(clippy::indexing_slicing)]
 #![cfg_attr(test, allow(clippy::indexing_slicing))]
 
+mod access;
 mod admin;
 pub mod cli;
 mod collections;
@@ -49,6 +50,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 
+pub use access::catalog::AccessConfig;
 pub use errors::EmulatorError;
 pub use faults::{FaultConfig, FaultUpdate};
 pub use stats::StatsSnapshot;
@@ -93,6 +95,8 @@ pub struct EmulatorConfig {
     pub public_url: Option<String>,
     /// Delay between a change and its write to the state file (changes in between are batched).
     pub state_debounce: Duration,
+    /// Extra permission sets and groups, and the assignments and memberships of generated users.
+    pub access: AccessConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -114,6 +118,7 @@ impl Default for EmulatorConfig {
             cursor_idle_timeout: Duration::from_secs(15 * 60),
             public_url: None,
             state_debounce: Duration::from_millis(250),
+            access: AccessConfig::default(),
         }
     }
 }
@@ -259,6 +264,53 @@ impl EmulatorHandle {
         read(&self.shared.org).profile_id(name).map(str::to_owned)
     }
 
+    /// The id of a permission set by `Name`, a permission set group, public group or role by
+    /// `DeveloperName`, or a user license by `Name` (`sobject` names which).
+    pub fn access_id(&self, sobject: &str, name: &str) -> Option<String> {
+        let org = read(&self.shared.org);
+        let a = &org.access;
+        let id = match access::Obj::named(sobject)? {
+            access::Obj::PermissionSet => a
+                .permission_sets
+                .iter()
+                .find(|p| p.name == name)?
+                .id
+                .clone(),
+            access::Obj::PermissionSetGroup => a
+                .ps_groups
+                .iter()
+                .find(|g| g.developer_name == name)?
+                .id
+                .clone(),
+            access::Obj::Group => a
+                .groups
+                .iter()
+                .find(|g| g.developer_name == name)?
+                .id
+                .clone(),
+            access::Obj::UserRole => a
+                .roles
+                .iter()
+                .find(|r| r.developer_name == name)?
+                .id
+                .clone(),
+            access::Obj::UserLicense => a.licenses.iter().find(|l| l.name == name)?.id.clone(),
+            access::Obj::Profile => org.profile_id(name)?.to_owned(),
+            access::Obj::PermissionSetAssignment | access::Obj::GroupMember => return None,
+        };
+        Some(id)
+    }
+
+    /// How many records each access object has (`PermissionSetAssignment` → n, …).
+    pub fn access_counts(&self) -> Vec<(&'static str, usize)> {
+        let org = read(&self.shared.org);
+        org.access
+            .counts(org.profiles.len())
+            .into_iter()
+            .map(|(o, n)| (o.name(), n))
+            .collect()
+    }
+
     /// The organization id (`00D…`, 18 chars).
     pub fn org_id(&self) -> String {
         read(&self.shared.org).org_id.clone()
@@ -322,8 +374,12 @@ impl Emulator {
             Some(path) => state_file::load(path)?,
             None => {
                 let org = match &config.seed_file {
-                    Some(path) => seed::from_file(path, now)?,
-                    None => seed::generate(config.users, config.seed, now),
+                    Some(path) => {
+                        let mut org = seed::from_file(path, now)?;
+                        access::catalog::extend(&mut org, &config.access, config.seed, now);
+                        org
+                    }
+                    None => seed::generate_with(config.users, config.seed, now, &config.access),
                 };
                 (
                     org,
@@ -478,7 +534,9 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/services/data/{version}/composite/sobjects",
-            post(collections::create).patch(collections::update),
+            post(collections::create)
+                .patch(collections::update)
+                .delete(collections::delete),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -508,6 +566,7 @@ fn router(shared: Arc<Shared>) -> Router {
             get(admin::get_faults).post(admin::post_faults),
         )
         .route("/__emulator/stats", get(admin::get_stats))
+        .route("/__emulator/access", get(admin::get_access))
         .route("/__emulator/reset-stats", post(admin::reset_stats))
         .fallback(limits::not_found)
         .with_state(shared)

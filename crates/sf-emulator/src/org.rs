@@ -1,4 +1,5 @@
-//! The org: users, profiles and the id sequence, with Salesforce's save rules for `User`.
+//! The org: users, profiles, the access objects ([`crate::access`]) and the id sequence, with
+//! Salesforce's save rules for `User`.
 //!
 //! All of it sits behind one `RwLock` in [`super::Shared`]; every method here is synchronous and
 //! short, so no lock is ever held across an `.await`.
@@ -8,15 +9,20 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::access::Access;
 use super::errors::DmlError;
 use super::ids;
 use super::schema::{Field, FieldType, Record, USER_FIELDS, Val, idx};
 
-/// A profile (`00e…`). Only its id and name are modelled: enough for `ProfileId` checks.
+/// A profile (`00e…`): its id, name and `UserLicenseId` (enough for `ProfileId` checks and the
+/// license rule of permission set assignments).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Profile {
     pub id: String,
     pub name: String,
+    /// Absent in state files written before licenses were modelled; filled in at load.
+    #[serde(default)]
+    pub user_license_id: Option<String>,
 }
 
 /// The names of the profiles every emulated org has.
@@ -46,6 +52,8 @@ pub struct Org {
     /// (only an all-or-none rollback removes the newest ones, under the same write lock).
     pub users: Vec<Record>,
     pub profiles: Vec<Profile>,
+    /// Licenses, roles, permission sets, groups, assignments and memberships.
+    pub access: Access,
     /// Canonical 15-char id → index in `users`.
     by_id: HashMap<String, usize>,
     /// Lower-cased username → index: usernames are unique case-insensitively.
@@ -55,12 +63,13 @@ pub struct Org {
 }
 
 impl Org {
-    /// An empty org with its profiles.
+    /// An org with its profiles and the default access catalog, and no users.
     pub fn new(org_seq: u64) -> Self {
         let mut org = Self {
             org_id: ids::make_id(ids::ORG_PREFIX, org_seq),
             users: Vec::new(),
             profiles: Vec::new(),
+            access: Access::default(),
             by_id: HashMap::new(),
             by_username: HashMap::new(),
             next_seq: 1_000_000,
@@ -70,12 +79,15 @@ impl Org {
             org.profiles.push(Profile {
                 id,
                 name: name.to_owned(),
+                user_license_id: None,
             });
         }
+        org.access = super::access::catalog::build_default(&mut org.profiles);
         org
     }
 
-    /// Rebuilds an org from persisted parts (the state file), re-indexing the users.
+    /// Rebuilds an org from persisted parts (the state file), re-indexing the users; the caller
+    /// then sets `access`.
     pub fn from_parts(
         org_id: String,
         profiles: Vec<Profile>,
@@ -86,6 +98,7 @@ impl Org {
             org_id,
             users: Vec::new(),
             profiles,
+            access: Access::default(),
             by_id: HashMap::new(),
             by_username: HashMap::new(),
             next_seq,
@@ -319,6 +332,7 @@ impl Org {
             rec[idx::COMMUNITY_NICKNAME] = Val::Str(local.chars().take(40).collect());
         }
         rec[idx::USER_TYPE] = Val::Str("Standard".to_owned());
+        self.normalize_role(&mut rec)?;
         self.validate(&rec, None)?;
         // Profile ids may arrive in 15-char or mis-cased form: store the canonical 18-char id.
         normalize_profile(&mut rec, &self.profiles);
@@ -326,7 +340,10 @@ impl Org {
         let id = self.next_id(ids::USER_PREFIX);
         rec[idx::ID] = Val::Str(id.clone());
         stamp(&mut rec, now, actor, true);
-        self.push_user(rec);
+        let i = self.push_user(rec);
+        if let Ok(i) = u32::try_from(i) {
+            self.sync_profile_assignment(i, now);
+        }
         Ok(id)
     }
 
@@ -345,6 +362,7 @@ impl Org {
         for (f, v) in changes {
             rec[f] = v;
         }
+        self.normalize_role(&mut rec)?;
         self.validate(&rec, Some(i))?;
         normalize_profile(&mut rec, &self.profiles);
         set_name(&mut rec);
@@ -358,7 +376,12 @@ impl Org {
         let slot = self.users.get_mut(i)?;
         let old_name = slot[idx::USERNAME].as_str().map(str::to_lowercase);
         let new_name = rec[idx::USERNAME].as_str().map(str::to_lowercase);
+        let profile_changed = slot[idx::PROFILE_ID] != rec[idx::PROFILE_ID];
         let old = std::mem::replace(slot, rec);
+        if profile_changed && let Ok(u) = u32::try_from(i) {
+            // The profile's permission set follows the profile (also on rollback).
+            self.sync_profile_assignment(u, chrono::Utc::now());
+        }
         if old_name != new_name {
             if let Some(o) = old_name {
                 self.by_username.remove(&o);
@@ -374,6 +397,9 @@ impl Org {
     /// newest first).
     pub fn pop_user(&mut self) -> Option<Record> {
         let rec = self.users.pop()?;
+        if let Ok(u) = u32::try_from(self.users.len()) {
+            self.access.forget_user(u);
+        }
         if let Some(key) = rec[idx::ID].as_str().and_then(ids::canonical_15) {
             self.by_id.remove(&key);
         }
@@ -381,6 +407,22 @@ impl Org {
             self.by_username.remove(&u.to_lowercase());
         }
         Some(rec)
+    }
+}
+
+impl Org {
+    /// Checks `UserRoleId` (a role of the org, or null) and stores its 18-char form.
+    fn normalize_role(&self, rec: &mut Record) -> Result<(), DmlError> {
+        let Some(role) = rec[idx::USER_ROLE_ID].as_str() else {
+            return Ok(());
+        };
+        let checked = if role.is_empty() {
+            Val::Null
+        } else {
+            Val::Str(self.check_role(role)?)
+        };
+        rec[idx::USER_ROLE_ID] = checked;
+        Ok(())
     }
 }
 

@@ -15,22 +15,68 @@ use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::access::{self, Col, Obj};
 use super::errors::ApiError;
 use super::ids;
 use super::limits::Caller;
 use super::org::Org;
 use super::schema::{Field, push_record};
-use super::soql::Query;
+use super::soql::{self, Query, SoqlError};
 use super::{Shared, lock, read};
 
 /// Salesforce's default and maximum page size, and its minimum `batchSize`.
 const DEFAULT_BATCH: usize = 2000;
 const MIN_BATCH: usize = 200;
 
+/// What a page shows of each hit: `User` fields, or the columns of an access object.
+#[derive(Debug, Clone)]
+enum Projection {
+    Users(Arc<Vec<Field>>),
+    Access(Obj, Arc<Vec<Col>>),
+}
+
+/// A parsed query of either kind.
+enum Parsed {
+    User(Query<Field>),
+    Access(Obj, Query<Col>),
+}
+
+impl Parsed {
+    /// Parses against the object FROM names: an access object's columns, else `User`'s (whose
+    /// parser reports an unknown object).
+    fn parse(q: &str) -> Result<Parsed, SoqlError> {
+        if let Some(obj) = soql::from_object(q)?.and_then(|o| Obj::named(&o)) {
+            let resolve = move |name: &str| Col::resolve(obj, name);
+            return Ok(Parsed::Access(
+                obj,
+                Query::parse_with(q, obj.name(), &resolve)?,
+            ));
+        }
+        Ok(Parsed::User(Query::parse(q)?))
+    }
+
+    fn count_only(&self) -> bool {
+        match self {
+            Parsed::User(q) => q.count_only,
+            Parsed::Access(_, q) => q.count_only,
+        }
+    }
+
+    fn run(self, org: &Org) -> (Vec<u32>, Projection) {
+        match self {
+            Parsed::User(q) => (q.run(org), Projection::Users(Arc::new(q.fields))),
+            Parsed::Access(obj, q) => (
+                access::query::run(org, obj, &q),
+                Projection::Access(obj, Arc::new(q.fields)),
+            ),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Cursor {
     hits: Arc<Vec<u32>>,
-    fields: Arc<Vec<Field>>,
+    projection: Projection,
     batch: usize,
     last_used: Instant,
 }
@@ -94,10 +140,14 @@ fn page(
     version: &str,
     total: usize,
     slice: &[u32],
-    fields: &[Field],
+    projection: &Projection,
     next: Option<&str>,
 ) -> String {
-    let mut out = String::with_capacity(64 + slice.len() * (120 + fields.len() * 40));
+    let width = match projection {
+        Projection::Users(f) => f.len(),
+        Projection::Access(_, c) => c.len(),
+    };
+    let mut out = String::with_capacity(64 + slice.len() * (120 + width * 40));
     out.push_str("{\"totalSize\":");
     out.push_str(&total.to_string());
     out.push_str(",\"done\":");
@@ -108,12 +158,29 @@ fn page(
         out.push('"');
     }
     out.push_str(",\"records\":[");
-    for (n, &i) in slice.iter().enumerate() {
-        if n > 0 {
+    let mut first = true;
+    for &i in slice {
+        // A record deleted since the query ran is left out of its page.
+        let exists = match projection {
+            Projection::Users(_) => org.users.get(i as usize).is_some(),
+            Projection::Access(obj, _) => access::query::row_id(org, *obj, i).is_some(),
+        };
+        if !exists {
+            continue;
+        }
+        if !first {
             out.push(',');
         }
-        if let Some(rec) = org.users.get(i as usize) {
-            push_record(&mut out, version, rec, fields);
+        first = false;
+        match projection {
+            Projection::Users(fields) => {
+                if let Some(rec) = org.users.get(i as usize) {
+                    push_record(&mut out, version, rec, fields);
+                }
+            }
+            Projection::Access(obj, cols) => {
+                access::query::push_row(&mut out, version, org, *obj, i, cols);
+            }
         }
     }
     out.push_str("]}");
@@ -133,11 +200,12 @@ pub async fn query(
             "A query string has to be specified",
         ));
     };
-    let parsed = Query::parse(q).map_err(|e| ApiError::bad_request(e.code, e.message))?;
+    let parsed = Parsed::parse(q).map_err(|e| ApiError::bad_request(e.code, e.message))?;
     let batch = batch_size(&headers).unwrap_or(DEFAULT_BATCH);
     let org = read(&shared.org);
-    let hits = parsed.run(&org);
-    if parsed.count_only {
+    let count_only = parsed.count_only();
+    let (hits, projection) = parsed.run(&org);
+    if count_only {
         return Ok(json_response(format!(
             "{{\"totalSize\":{},\"done\":true,\"records\":[]}}",
             hits.len()
@@ -151,7 +219,7 @@ pub async fn query(
                 &caller.version,
                 hits.len(),
                 &hits,
-                &parsed.fields,
+                &projection,
                 None,
             )));
         }
@@ -163,13 +231,13 @@ pub async fn query(
         &caller.version,
         hits.len(),
         first,
-        &parsed.fields,
+        &projection,
         Some(&next),
     );
     drop(org);
     let cursor = Cursor {
         hits: Arc::new(hits),
-        fields: Arc::new(parsed.fields),
+        projection,
         batch,
         last_used: Instant::now(),
     };
@@ -196,14 +264,14 @@ pub async fn query_more(
 ) -> Result<Response, ApiError> {
     let (id, offset) = locator.rsplit_once('-').ok_or_else(invalid_locator)?;
     let offset: usize = offset.parse().map_err(|_| invalid_locator())?;
-    let (hits, fields, batch) = {
+    let (hits, projection, batch) = {
         let mut cursors = lock(&shared.cursors);
         cursors.purge(shared.config.cursor_idle_timeout);
         let c = cursors.map.get_mut(id).ok_or_else(invalid_locator)?;
         c.last_used = Instant::now();
         (
             c.hits.clone(),
-            c.fields.clone(),
+            c.projection.clone(),
             batch_size(&headers).unwrap_or(c.batch),
         )
     };
@@ -221,7 +289,7 @@ pub async fn query_more(
             &caller.version,
             hits.len(),
             slice,
-            &fields,
+            &projection,
             next.as_deref(),
         )
     };

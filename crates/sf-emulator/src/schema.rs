@@ -88,7 +88,7 @@ const REQUIRED: (bool, bool, bool, bool) = (false, true, true, false);
 const OPTIONAL: (bool, bool, bool, bool) = (true, true, true, false);
 
 /// How many fields of `User` are modelled.
-pub const FIELD_COUNT: usize = 27;
+pub const FIELD_COUNT: usize = 28;
 
 /// The fields of `User`, in describe order. Positions in this table are the record layout.
 pub static USER_FIELDS: [FieldDef; FIELD_COUNT] = [
@@ -173,6 +173,11 @@ pub static USER_FIELDS: [FieldDef; FIELD_COUNT] = [
         )
     },
     f("SystemModstamp", "System Modstamp", T::DateTime, 0, SYSTEM),
+    // Last, so the positions above (and `idx`) stay as they were before roles were modelled.
+    FieldDef {
+        reference_to: &["UserRole"],
+        ..f("UserRoleId", "Role ID", T::Reference, 18, OPTIONAL)
+    },
 ];
 
 /// A field of `User`: a position in [`USER_FIELDS`], and so in every [`Record`]. Only ever made
@@ -235,6 +240,7 @@ pub mod idx {
     pub const LAST_MODIFIED_DATE: Field = Field::at(24);
     pub const LAST_MODIFIED_BY_ID: Field = Field::at(25);
     pub const SYSTEM_MODSTAMP: Field = Field::at(26);
+    pub const USER_ROLE_ID: Field = Field::at(27);
 }
 
 /// A field value.
@@ -493,6 +499,7 @@ mod tests {
             (idx::CREATED_DATE, "CreatedDate"),
             (idx::LAST_MODIFIED_BY_ID, "LastModifiedById"),
             (idx::SYSTEM_MODSTAMP, "SystemModstamp"),
+            (idx::USER_ROLE_ID, "UserRoleId"),
         ] {
             assert_eq!(i.def().name, name);
         }

@@ -1,10 +1,12 @@
-//! The starting org: N generated users (deterministic from a seed), or the users of a JSON file.
+//! The starting org: N generated users (deterministic from a seed), or the users of a JSON file,
+//! with the access catalog (`crate::access::catalog`).
 
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
+use super::access::catalog::{self, AccessConfig};
 use super::errors::EmulatorError;
 use super::org::{Org, Profile, SaveKind, set_name, stamp};
 use super::rng::SplitMix;
@@ -272,7 +274,13 @@ fn base_record(org: &Org, profile: &str) -> Record {
 /// Generates an org of `n` users: user 1 is the integration user (System Administrator), one is the
 /// "Automated Process" user (Email `autoproc@…`), about 5% are inactive; names are realistic and
 /// usernames unique (`first.last.N@example.org`).
+#[cfg(test)]
 pub fn generate(n: usize, seed: u64, now: DateTime<Utc>) -> Org {
+    generate_with(n, seed, now, &AccessConfig::default())
+}
+
+/// [`generate`], with the extra catalog, assignments and memberships `access` asks for.
+pub fn generate_with(n: usize, seed: u64, now: DateTime<Utc>, access: &AccessConfig) -> Org {
     let mut rng = SplitMix::new(seed);
     let mut org = Org::new(1 + seed % 1000);
     let profiles: Vec<&str> = vec![
@@ -342,6 +350,8 @@ pub fn generate(n: usize, seed: u64, now: DateTime<Utc>) -> Org {
         stamp(&mut rec, modified, &admin_id, false);
         org.push_user(rec);
     }
+    catalog::extend(&mut org, access, seed, now);
+    org.sync_all_profile_assignments(now);
     org
 }
 
@@ -436,6 +446,8 @@ pub fn from_file(path: &Path, now: DateTime<Utc>) -> Result<Org, EmulatorError> 
             org.push_user(rec);
         }
     }
+    // A user whose id was replaced above lost its profile assignment with its first record.
+    org.sync_all_profile_assignments(now);
     Ok(org)
 }
 

@@ -1,4 +1,6 @@
-//! `sobjects/User`: create, retrieve, update, (no) delete, describe, and `updated` for replication.
+//! `sobjects/User`: create, retrieve, update, (no) delete, describe, and `updated` for replication;
+//! `sobjects/<access object>`: retrieve and describe, and for `PermissionSetAssignment` and
+//! `GroupMember` create and delete (an assignment's `ExpirationDate` is its only updateable field).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{Map, Value, json};
 
+use super::access::{self, Col, Obj};
 use super::errors::{ApiError, DmlError};
 use super::limits::Caller;
 use super::org::{Org, SaveKind};
@@ -27,6 +30,51 @@ fn check_sobject(name: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::not_found())
     }
+}
+
+/// The access object a path names, if it names one.
+fn access_object(name: &str) -> Option<Obj> {
+    Obj::named(name)
+}
+
+/// The methods a record resource of `obj` allows here.
+fn allowed(obj: Obj) -> &'static str {
+    match obj {
+        Obj::PermissionSetAssignment => "HEAD,GET,PATCH,DELETE",
+        Obj::GroupMember => "HEAD,GET,DELETE",
+        _ => "HEAD,GET",
+    }
+}
+
+/// `POST sobjects/<access object>`.
+fn create_access(shared: &Shared, obj: Obj, body: &[u8]) -> Result<Response, ApiError> {
+    let fields = parse_object(body)?;
+    lock_fault(shared, None)?;
+    let id = {
+        let mut org = write(&shared.org);
+        org.create_access(obj, &fields, Utc::now())?.0
+    };
+    shared.stats.add_written(1);
+    shared.mark_dirty();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "success": true, "errors": [] })),
+    )
+        .into_response())
+}
+
+/// The row of an access record by path id (a malformed id and an unknown one are both 404).
+fn find_access(org: &Org, obj: Obj, id: &str) -> Result<u32, ApiError> {
+    let c = ids::canonical_15(id).ok_or_else(ApiError::not_found)?;
+    let row = match obj {
+        Obj::Profile => org
+            .profiles
+            .iter()
+            .position(|p| p.id.starts_with(&c))
+            .and_then(|i| u32::try_from(i).ok()),
+        _ => org.access.find_of(obj, &c),
+    };
+    row.ok_or_else(ApiError::not_found)
 }
 
 /// Parses a JSON object body, with Salesforce's `JSON_PARSER_ERROR` for anything else.
@@ -65,6 +113,9 @@ pub async fn create(
     Path((_v, sobject)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if let Some(o) = access_object(&sobject) {
+        return create_access(&shared, o, &body);
+    }
     check_sobject(&sobject)?;
     let obj = parse_object(&body)?;
     let changes = Org::parse_changes(&obj, SaveKind::Create)?;
@@ -102,6 +153,9 @@ pub async fn get_one(
     Path((_v, sobject, id)): Path<(String, String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    if let Some(o) = access_object(&sobject) {
+        return get_access(&shared, &caller.version, o, &id, params.get("fields"));
+    }
     check_sobject(&sobject)?;
     let fields: Vec<Field> = match params.get("fields") {
         Some(list) => list
@@ -130,12 +184,77 @@ pub async fn get_one(
         .into_response())
 }
 
+/// `GET sobjects/<access object>/{id}[?fields=a,b]`.
+fn get_access(
+    shared: &Shared,
+    version: &str,
+    obj: Obj,
+    id: &str,
+    fields: Option<&String>,
+) -> Result<Response, ApiError> {
+    let cols: Vec<Col> = match fields {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(|f| Col::resolve(obj, f).map_err(|m| ApiError::bad_request("INVALID_FIELD", m)))
+            .collect::<Result<_, _>>()?,
+        None => access::query::all_columns(obj),
+    };
+    let mut body = String::with_capacity(512);
+    {
+        let org = read(&shared.org);
+        let row = find_access(&org, obj, id)?;
+        access::query::push_row(&mut body, version, &org, obj, row, &cols);
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+        body,
+    )
+        .into_response())
+}
+
+/// `PATCH sobjects/PermissionSetAssignment/{id}` (its `ExpirationDate`) → 204.
+fn update_access(shared: &Shared, obj: Obj, id: &str, body: &[u8]) -> Result<Response, ApiError> {
+    if obj != Obj::PermissionSetAssignment {
+        return Err(ApiError::method_not_allowed("PATCH", allowed(obj)));
+    }
+    let fields = parse_object(body)?;
+    find_access(&read(&shared.org), obj, id)?;
+    lock_fault(shared, Some(id))?;
+    write(&shared.org).update_access(obj, id, &fields, Utc::now())?;
+    shared.stats.add_written(1);
+    shared.mark_dirty();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE sobjects/<PermissionSetAssignment|GroupMember>/{id}` → 204.
+fn delete_access(shared: &Shared, obj: Obj, id: &str) -> Result<Response, ApiError> {
+    if !obj.writable() {
+        return Err(ApiError::method_not_allowed("DELETE", allowed(obj)));
+    }
+    find_access(&read(&shared.org), obj, id)?;
+    lock_fault(shared, Some(id))?;
+    {
+        let mut org = write(&shared.org);
+        // Found above, but another call may have deleted it since.
+        find_access(&org, obj, id)?;
+        org.delete_access(id)?;
+    }
+    shared.stats.add_written(1);
+    shared.mark_dirty();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// `PATCH sobjects/User/{id}` → 204.
 pub async fn update(
     State(shared): State<Arc<Shared>>,
     Path((_v, sobject, id)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if let Some(o) = access_object(&sobject) {
+        return update_access(&shared, o, &id, &body);
+    }
     check_sobject(&sobject)?;
     let obj = parse_object(&body)?;
     let changes = Org::parse_changes(&obj, SaveKind::Update)?;
@@ -160,8 +279,12 @@ pub async fn update(
 /// `METHOD_NOT_ALLOWED` "HTTP Method 'DELETE' not allowed. Allowed are HEAD,GET,PATCH" — the same
 /// shape it uses for other disallowed methods; the exact text for User is observed, not documented.
 pub async fn delete(
-    Path((_v, sobject, _id)): Path<(String, String, String)>,
+    State(shared): State<Arc<Shared>>,
+    Path((_v, sobject, id)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
+    if let Some(o) = access_object(&sobject) {
+        return delete_access(&shared, o, &id);
+    }
     check_sobject(&sobject)?;
     Err(ApiError::method_not_allowed("DELETE", "HEAD,GET,PATCH"))
 }
@@ -179,6 +302,9 @@ pub async fn post_on_id(
     {
         return update(state, path, body).await;
     }
+    if let Some(o) = access_object(&path.1) {
+        return Err(ApiError::method_not_allowed("POST", allowed(o)));
+    }
     check_sobject(&path.1)?;
     Err(ApiError::method_not_allowed("POST", "HEAD,GET,PATCH"))
 }
@@ -188,6 +314,9 @@ pub async fn describe(
     Extension(caller): Extension<Caller>,
     Path((_v, sobject)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some(o) = access_object(&sobject) {
+        return Ok(Json(access_describe(&caller.version, o)));
+    }
     check_sobject(&sobject)?;
     Ok(Json(schema::describe(&caller.version)))
 }
@@ -253,4 +382,43 @@ pub async fn updated(
     Ok(Json(
         json!({ "ids": ids, "latestDateCovered": format_datetime(covered) }),
     ))
+}
+
+/// A short `describe` of an access object: its key prefix, which calls it allows here, and its
+/// fields with their types, write flags and relationships.
+fn access_describe(version: &str, obj: Obj) -> Value {
+    let fields: Vec<Value> = obj
+        .fields()
+        .iter()
+        .map(|f| {
+            json!({
+                "name": f.name,
+                "type": f.ty.describe_name(),
+                "createable": f.createable,
+                "updateable": f.updateable,
+                "nillable": f.name != "Id",
+                "filterable": true,
+                "referenceTo": f.rel.map(|(_, to)| vec![to.name()]).unwrap_or_default(),
+                "relationshipName": f.rel.map(|(name, _)| name),
+            })
+        })
+        .collect();
+    let base = format!("/services/data/{version}/sobjects/{}", obj.name());
+    json!({
+        "name": obj.name(),
+        "label": obj.name(),
+        "keyPrefix": obj.prefix(),
+        "custom": false,
+        "createable": obj.writable(),
+        "updateable": obj == Obj::PermissionSetAssignment,
+        "deletable": obj.writable(),
+        "queryable": true,
+        "retrieveable": true,
+        "fields": fields,
+        "urls": {
+            "sobject": base,
+            "describe": format!("{base}/describe"),
+            "rowTemplate": format!("{base}/{{ID}}"),
+        },
+    })
 }

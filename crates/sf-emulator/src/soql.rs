@@ -1,6 +1,9 @@
-//! The SOQL subset a sync needs, over `User`: parser, type checks and evaluator.
+//! The SOQL subset a sync needs: parser, type checks and evaluator. The parser is generic over the
+//! queried object's columns ([`Column`]): `User` resolves to its fixed record layout, the access
+//! objects (`crate::access`) to their own columns, relationship paths such as `PermissionSet.Name`
+//! included.
 //!
-//! `SELECT f1, f2 | COUNT() FROM User [WHERE …] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], …]
+//! `SELECT f1, f2 | COUNT() FROM <object> [WHERE …] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], …]
 //! [LIMIT n] [OFFSET n]`. WHERE has `=`, `!=`, `<>`, `<`, `>`, `<=`, `>=`, `[NOT] IN (…)`, `LIKE`,
 //! `AND`, `OR`, `NOT`, parentheses; literals are strings (`\'` escapes), numbers, `true`/`false`/`null`
 //! and date-times (`2024-01-01T00:00:00Z`, `…+01:00`). As in SOQL, keywords and field names are
@@ -15,6 +18,51 @@ use chrono::{DateTime, Utc};
 use super::ids;
 use super::org::Org;
 use super::schema::{Field, FieldType, Record, Val, parse_datetime};
+
+/// A field the parser can name: its type decides which literals it accepts.
+pub trait Column: Copy + PartialEq + std::fmt::Debug {
+    fn ty(self) -> FieldType;
+    /// Its name as written in messages (`PermissionSet.Name` for a relationship path).
+    fn display(self) -> String;
+}
+
+impl Column for Field {
+    fn ty(self) -> FieldType {
+        self.def().ty
+    }
+    fn display(self) -> String {
+        self.def().name.to_owned()
+    }
+}
+
+/// A field value as the evaluator reads it, borrowed from whichever store holds the record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum V<'a> {
+    Null,
+    Str(&'a str),
+    Bool(bool),
+    DateTime(DateTime<Utc>),
+}
+
+impl Val {
+    pub fn view(&self) -> V<'_> {
+        match self {
+            Val::Null => V::Null,
+            Val::Str(s) => V::Str(s),
+            Val::Bool(b) => V::Bool(*b),
+            Val::DateTime(d) => V::DateTime(*d),
+        }
+    }
+}
+
+impl V<'_> {
+    fn is_null(&self) -> bool {
+        matches!(self, V::Null)
+    }
+}
+
+/// Resolves a field name (or relationship path) of the queried object, or says why not.
+type Resolver<'r, C> = &'r dyn Fn(&str) -> Result<C, String>;
 
 /// A SOQL error: `MALFORMED_QUERY`, `INVALID_FIELD`, `INVALID_TYPE`, … and its full message.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,41 +115,41 @@ enum LikeTok {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Expr {
-    And(Vec<Expr>),
-    Or(Vec<Expr>),
-    Not(Box<Expr>),
+enum Expr<C> {
+    And(Vec<Expr<C>>),
+    Or(Vec<Expr<C>>),
+    Not(Box<Expr<C>>),
     Cmp {
-        field: Field,
+        field: C,
         op: CmpOp,
         lit: Lit,
     },
     In {
-        field: Field,
+        field: C,
         lits: Vec<Lit>,
         negated: bool,
     },
     Like {
-        field: Field,
+        field: C,
         pattern: Vec<LikeTok>,
     },
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct OrderKey {
-    pub field: Field,
+pub struct OrderKey<C> {
+    pub field: C,
     pub desc: bool,
     pub nulls_first: bool,
 }
 
-/// A parsed query.
+/// A parsed query over columns `C` (`Field` for `User`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Query {
+pub struct Query<C = Field> {
     /// Selected fields, in SELECT order (empty for `COUNT()`).
-    pub fields: Vec<Field>,
+    pub fields: Vec<C>,
     pub count_only: bool,
-    filter: Option<Expr>,
-    pub order: Vec<OrderKey>,
+    filter: Option<Expr<C>>,
+    pub order: Vec<OrderKey<C>>,
     pub limit: Option<usize>,
     pub offset: usize,
 }
@@ -363,13 +411,16 @@ fn error_at(src: &str, pos: usize, code: &'static str, text: String) -> SoqlErro
     }
 }
 
-struct Parser<'a> {
+struct Parser<'a, C> {
     src: &'a str,
     toks: Vec<(Tok, usize)>,
     at: usize,
+    /// The object FROM must name.
+    entity: &'a str,
+    resolve: Resolver<'a, C>,
 }
 
-impl Parser<'_> {
+impl<C: Column> Parser<'_, C> {
     fn peek(&self) -> &Tok {
         self.toks.get(self.at).map_or(&Tok::Eof, |t| &t.0)
     }
@@ -409,30 +460,13 @@ impl Parser<'_> {
         }
     }
 
-    fn field(&mut self) -> Result<Field, SoqlError> {
+    fn field(&mut self) -> Result<C, SoqlError> {
         let pos = self.pos();
         let Tok::Ident(name) = self.peek().clone() else {
             return Err(self.unexpected());
         };
         self.at += 1;
-        if let Some((rel, _)) = name.split_once('.') {
-            return Err(error_at(
-                self.src,
-                pos,
-                "INVALID_FIELD",
-                format!(
-                    "Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."
-                ),
-            ));
-        }
-        Field::named(&name).ok_or_else(|| {
-            error_at(
-                self.src,
-                pos,
-                "INVALID_FIELD",
-                format!("No such column '{name}' on entity 'User'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names."),
-            )
-        })
+        (self.resolve)(&name).map_err(|text| error_at(self.src, pos, "INVALID_FIELD", text))
     }
 
     fn number(&mut self) -> Result<usize, SoqlError> {
@@ -448,7 +482,7 @@ impl Parser<'_> {
         }
     }
 
-    fn query(&mut self) -> Result<Query, SoqlError> {
+    fn query(&mut self) -> Result<Query<C>, SoqlError> {
         self.expect_kw("SELECT")?;
         let mut fields = Vec::new();
         let mut count_only = false;
@@ -473,7 +507,7 @@ impl Parser<'_> {
                         self.src,
                         pos,
                         "MALFORMED_QUERY",
-                        format!("duplicate field selected: {}", f.def().name),
+                        format!("duplicate field selected: {}", f.display()),
                     ));
                 }
                 fields.push(f);
@@ -487,7 +521,7 @@ impl Parser<'_> {
         self.expect_kw("FROM")?;
         let pos = self.pos();
         match self.bump() {
-            Tok::Ident(obj) if obj.eq_ignore_ascii_case("User") => {}
+            Tok::Ident(obj) if obj.eq_ignore_ascii_case(self.entity) => {}
             Tok::Ident(obj) => {
                 return Err(error_at(
                     self.src,
@@ -575,7 +609,7 @@ impl Parser<'_> {
     }
 
     /// A condition chain: all `AND` or all `OR` at one level, as SOQL requires.
-    fn condition(&mut self) -> Result<Expr, SoqlError> {
+    fn condition(&mut self) -> Result<Expr<C>, SoqlError> {
         let first = self.unary()?;
         let mut items = vec![first];
         let mut joiner: Option<&'static str> = None;
@@ -601,7 +635,7 @@ impl Parser<'_> {
         })
     }
 
-    fn unary(&mut self) -> Result<Expr, SoqlError> {
+    fn unary(&mut self) -> Result<Expr<C>, SoqlError> {
         if self.is_kw("NOT") {
             self.at += 1;
             return Ok(Expr::Not(Box::new(self.unary()?)));
@@ -618,7 +652,7 @@ impl Parser<'_> {
         self.predicate()
     }
 
-    fn predicate(&mut self) -> Result<Expr, SoqlError> {
+    fn predicate(&mut self) -> Result<Expr<C>, SoqlError> {
         let field = self.field()?;
         if self.is_kw("NOT") || self.is_kw("IN") {
             let negated = self.is_kw("NOT");
@@ -658,12 +692,12 @@ impl Parser<'_> {
                 self.at -= 1;
                 return Err(self.unexpected());
             };
-            if !field.def().ty.is_text() {
+            if !field.ty().is_text() {
                 return Err(error_at(
                     self.src,
                     pos,
                     "INVALID_FIELD",
-                    format!("invalid operator on field: {}", field.def().name),
+                    format!("invalid operator on field: {}", field.display()),
                 ));
             }
             return Ok(Expr::Like {
@@ -683,9 +717,9 @@ impl Parser<'_> {
     }
 
     /// A literal, type-checked against `field` the way Salesforce checks filter values.
-    fn literal(&mut self, field: Field) -> Result<Lit, SoqlError> {
+    fn literal(&mut self, field: C) -> Result<Lit, SoqlError> {
         let pos = self.pos();
-        let def = field.def();
+        let (ty, name) = (field.ty(), field.display());
         let tok = self.bump();
         let type_error = |expect: &str, quoted: bool| {
             error_at(
@@ -694,7 +728,7 @@ impl Parser<'_> {
                 "INVALID_FIELD",
                 format!(
                     "value of filter criterion for field '{}' must be of type {expect} and should {}be enclosed in quotes",
-                    def.name,
+                    name,
                     if quoted { "" } else { "not " }
                 ),
             )
@@ -702,15 +736,15 @@ impl Parser<'_> {
         match tok {
             Tok::Ident(s) if s.eq_ignore_ascii_case("null") => Ok(Lit::Null),
             Tok::Ident(s) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {
-                if def.ty == FieldType::Boolean {
+                if ty == FieldType::Boolean {
                     Ok(Lit::Bool(s.eq_ignore_ascii_case("true")))
-                } else if def.ty == FieldType::DateTime {
+                } else if ty == FieldType::DateTime {
                     Err(type_error("dateTime", false))
                 } else {
                     Err(type_error("string", true))
                 }
             }
-            Tok::Str(s) => match def.ty {
+            Tok::Str(s) => match ty {
                 FieldType::Boolean => Err(type_error("boolean", false)),
                 FieldType::DateTime => Err(type_error("dateTime", false)),
                 t if t.is_id() => match ids::canonical_15(&s) {
@@ -724,12 +758,12 @@ impl Parser<'_> {
                 },
                 _ => Ok(Lit::Text(unescape_outside_like(&s))),
             },
-            Tok::DateTime(d) => match def.ty {
+            Tok::DateTime(d) => match ty {
                 FieldType::DateTime => Ok(Lit::DateTime(d)),
                 FieldType::Boolean => Err(type_error("boolean", false)),
                 _ => Err(type_error("string", true)),
             },
-            Tok::Num(_) | Tok::Date(_) => match def.ty {
+            Tok::Num(_) | Tok::Date(_) => match ty {
                 FieldType::DateTime => Err(type_error("dateTime", false)),
                 FieldType::Boolean => Err(type_error("boolean", false)),
                 _ => Err(type_error("string", true)),
@@ -823,23 +857,24 @@ fn cmp_text_ci(a: &str, b: &str) -> Ordering {
 }
 
 /// Compares a non-null field value with a non-null literal; `None` if they cannot be compared.
-fn cmp_val(v: &Val, lit: &Lit) -> Option<Ordering> {
+fn cmp_val(v: V<'_>, lit: &Lit) -> Option<Ordering> {
     match (v, lit) {
-        (Val::Str(s), Lit::Text(t)) => Some(cmp_text_ci(s, t)),
-        (Val::Str(s), Lit::Id(c)) => Some(s.get(..15).unwrap_or(s).cmp(c.as_str())),
-        (Val::Bool(b), Lit::Bool(l)) => Some(b.cmp(l)),
-        (Val::DateTime(d), Lit::DateTime(l)) => Some(d.cmp(l)),
+        (V::Str(s), Lit::Text(t)) => Some(cmp_text_ci(s, t)),
+        (V::Str(s), Lit::Id(c)) => Some(s.get(..15).unwrap_or(s).cmp(c.as_str())),
+        (V::Bool(b), Lit::Bool(l)) => Some(b.cmp(l)),
+        (V::DateTime(d), Lit::DateTime(l)) => Some(d.cmp(l)),
         _ => None,
     }
 }
 
-fn eval(e: &Expr, rec: &Record) -> bool {
+/// Whether the record whose fields `get` reads matches `e`.
+fn eval<'a, C: Column>(e: &Expr<C>, get: &impl Fn(C) -> V<'a>) -> bool {
     match e {
-        Expr::And(items) => items.iter().all(|x| eval(x, rec)),
-        Expr::Or(items) => items.iter().any(|x| eval(x, rec)),
-        Expr::Not(x) => !eval(x, rec),
+        Expr::And(items) => items.iter().all(|x| eval(x, get)),
+        Expr::Or(items) => items.iter().any(|x| eval(x, get)),
+        Expr::Not(x) => !eval(x, get),
         Expr::Cmp { field, op, lit } => {
-            let v = &rec[*field];
+            let v = get(*field);
             match (v.is_null(), lit) {
                 (true, Lit::Null) => matches!(op, CmpOp::Eq),
                 (false, Lit::Null) => matches!(op, CmpOp::Ne),
@@ -863,7 +898,7 @@ fn eval(e: &Expr, rec: &Record) -> bool {
             lits,
             negated,
         } => {
-            let v = &rec[*field];
+            let v = get(*field);
             let found = lits.iter().any(|l| match (v.is_null(), l) {
                 (true, Lit::Null) => true,
                 (false, Lit::Null) | (true, _) => false,
@@ -871,14 +906,14 @@ fn eval(e: &Expr, rec: &Record) -> bool {
             });
             found != *negated
         }
-        Expr::Like { field, pattern } => match &rec[*field] {
-            Val::Str(s) => like_match(pattern, s),
+        Expr::Like { field, pattern } => match get(*field) {
+            V::Str(s) => like_match(pattern, s),
             _ => false,
         },
     }
 }
 
-fn cmp_field(a: &Val, b: &Val, key: &OrderKey) -> Ordering {
+fn cmp_field<C: Column>(a: V<'_>, b: V<'_>, key: &OrderKey<C>) -> Ordering {
     match (a.is_null(), b.is_null()) {
         (true, true) => return Ordering::Equal,
         (true, false) => {
@@ -898,25 +933,141 @@ fn cmp_field(a: &Val, b: &Val, key: &OrderKey) -> Ordering {
         (false, false) => {}
     }
     let o = match (a, b) {
-        (Val::Str(x), Val::Str(y)) => {
-            if key.field.def().ty.is_id() {
+        (V::Str(x), V::Str(y)) => {
+            if key.field.ty().is_id() {
                 x.cmp(y)
             } else {
                 cmp_text_ci(x, y)
             }
         }
-        (Val::Bool(x), Val::Bool(y)) => x.cmp(y),
-        (Val::DateTime(x), Val::DateTime(y)) => x.cmp(y),
+        (V::Bool(x), V::Bool(y)) => x.cmp(&y),
+        (V::DateTime(x), V::DateTime(y)) => x.cmp(&y),
         _ => Ordering::Equal,
     };
     if key.desc { o.reverse() } else { o }
 }
 
-impl Query {
-    /// Parses a query.
-    pub fn parse(src: &str) -> Result<Query, SoqlError> {
+/// The `User` columns: a field of the fixed record layout; no relationship paths.
+fn resolve_user(name: &str) -> Result<Field, String> {
+    if let Some((rel, _)) = name.split_once('.') {
+        return Err(unknown_relationship(rel));
+    }
+    Field::named(name).ok_or_else(|| no_such_column(name, "User"))
+}
+
+pub fn unknown_relationship(rel: &str) -> String {
+    format!(
+        "Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."
+    )
+}
+
+pub fn no_such_column(name: &str, entity: &str) -> String {
+    format!(
+        "No such column '{name}' on entity '{entity}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names."
+    )
+}
+
+/// The object a query's FROM names (the first top-level `FROM`), to pick its columns before
+/// parsing the SELECT list that precedes it. `None` when there is none: the parser then reports
+/// the error where it finds it.
+pub fn from_object(src: &str) -> Result<Option<String>, SoqlError> {
+    let toks = Lexer::run(src)?;
+    let mut depth = 0usize;
+    let mut iter = toks.iter().map(|t| &t.0);
+    while let Some(t) = iter.next() {
+        match t {
+            Tok::LParen => depth += 1,
+            Tok::RParen => depth = depth.saturating_sub(1),
+            Tok::Ident(k) if depth == 0 && k.eq_ignore_ascii_case("FROM") => {
+                return Ok(match iter.next() {
+                    Some(Tok::Ident(obj)) => Some(obj.clone()),
+                    _ => None,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+impl<C: Column> Query<C> {
+    /// Parses a query over `entity`, whose columns `resolve` names.
+    pub fn parse_with(
+        src: &str,
+        entity: &str,
+        resolve: Resolver<'_, C>,
+    ) -> Result<Query<C>, SoqlError> {
         let toks = Lexer::run(src)?;
-        Parser { src, toks, at: 0 }.query()
+        Parser {
+            src,
+            toks,
+            at: 0,
+            entity,
+            resolve,
+        }
+        .query()
+    }
+
+    /// Whether the record `get` reads passes the WHERE clause.
+    pub fn matches<'a>(&self, get: &impl Fn(C) -> V<'a>) -> bool {
+        self.filter.as_ref().is_none_or(|f| eval(f, get))
+    }
+
+    /// ORDER BY over two records.
+    pub fn compare<'a, 'b>(&self, a: &impl Fn(C) -> V<'a>, b: &impl Fn(C) -> V<'b>) -> Ordering {
+        self.order
+            .iter()
+            .map(|k| cmp_field(a(k.field), b(k.field), k))
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
+    }
+
+    /// OFFSET and LIMIT over ordered hits. Not `offset + limit`, which a LIMIT near `usize::MAX`
+    /// overflows.
+    pub fn window<T>(&self, hits: Vec<T>) -> Vec<T> {
+        hits.into_iter()
+            .skip(self.offset)
+            .take(self.limit.unwrap_or(usize::MAX))
+            .collect()
+    }
+
+    /// The ids a top-level `col = 'id'` or `col IN ('id', …)` (alone or in a top-level AND)
+    /// restricts `col` to, in canonical 15-char form: lets a store answer from an index.
+    pub fn id_restriction(&self, col: C) -> Option<Vec<&str>> {
+        fn lit_ids(lits: &[Lit]) -> Option<Vec<&str>> {
+            lits.iter()
+                .map(|l| match l {
+                    Lit::Id(c) => Some(c.as_str()),
+                    _ => None,
+                })
+                .collect()
+        }
+        fn pick<C: Column>(e: &Expr<C>, col: C) -> Option<Vec<&str>> {
+            match e {
+                Expr::Cmp {
+                    field,
+                    op: CmpOp::Eq,
+                    lit,
+                } if *field == col => lit_ids(std::slice::from_ref(lit)),
+                Expr::In {
+                    field,
+                    lits,
+                    negated: false,
+                } if *field == col => lit_ids(lits),
+                _ => None,
+            }
+        }
+        match self.filter.as_ref()? {
+            Expr::And(items) => items.iter().find_map(|e| pick(e, col)),
+            e => pick(e, col),
+        }
+    }
+}
+
+impl Query<Field> {
+    /// Parses a query over `User`.
+    pub fn parse(src: &str) -> Result<Query, SoqlError> {
+        Self::parse_with(src, "User", &resolve_user)
     }
 
     /// The indexes of the matching users, ordered, after OFFSET and LIMIT.
@@ -925,25 +1076,14 @@ impl Query {
             .users
             .iter()
             .enumerate()
-            .filter(|(_, r)| self.filter.as_ref().is_none_or(|f| eval(f, r)))
+            .filter(|(_, r)| self.matches(&|f| r[f].view()))
             .filter_map(|(i, r)| Some((u32::try_from(i).ok()?, r)))
             .collect();
         if !self.order.is_empty() {
             // Stable: ties keep creation order, like Salesforce's usual (unguaranteed) order.
-            hits.sort_by(|(_, ra), (_, rb)| {
-                self.order
-                    .iter()
-                    .map(|k| cmp_field(&ra[k.field], &rb[k.field], k))
-                    .find(|o| *o != Ordering::Equal)
-                    .unwrap_or(Ordering::Equal)
-            });
+            hits.sort_by(|(_, ra), (_, rb)| self.compare(&|f| ra[f].view(), &|f| rb[f].view()));
         }
-        // Not `offset + limit`, which a LIMIT near `usize::MAX` overflows.
-        hits.into_iter()
-            .skip(self.offset)
-            .take(self.limit.unwrap_or(usize::MAX))
-            .map(|(i, _)| i)
-            .collect()
+        self.window(hits).into_iter().map(|(i, _)| i).collect()
     }
 }
 

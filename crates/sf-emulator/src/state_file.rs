@@ -1,4 +1,4 @@
-//! `--state FILE`: the org (users, profiles, id sequence) and issued tokens as JSON, loaded at start
+//! `--state FILE`: the org (users, profiles, access records, id sequence) and issued tokens as JSON, loaded at start
 //! and rewritten after changes — debounced, written to a temporary file and renamed over the old
 //! one, so a crash leaves either the old or the new state, never half of one.
 
@@ -9,6 +9,8 @@ use std::sync::atomic::Ordering;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::access::catalog;
+use super::access::persist::{self, AccessState};
 use super::errors::EmulatorError;
 use super::oauth::TokenStore;
 use super::org::{Org, Profile};
@@ -25,6 +27,10 @@ struct StateFile {
     next_seq: u64,
     profiles: Vec<Profile>,
     users: Vec<Value>,
+    /// Absent in files written before the access objects were modelled: the default catalog
+    /// is built then.
+    #[serde(default)]
+    access: Option<AccessState>,
     tokens: TokenStore,
 }
 
@@ -95,21 +101,26 @@ pub fn load(path: &Path) -> Result<(Org, TokenStore), EmulatorError> {
                 .map_err(|e| bad(format!("user #{n}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((
-        Org::from_parts(state.org_id, state.profiles, users, state.next_seq),
-        state.tokens,
-    ))
+    let mut org = Org::from_parts(state.org_id, state.profiles, users, state.next_seq);
+    org.access = match state.access {
+        Some(access) => persist::from_state(access, &org, &org.profiles)
+            .map_err(|e| bad(format!("access: {e}")))?,
+        None => catalog::build_default(&mut org.profiles),
+    };
+    org.sync_all_profile_assignments(chrono::Utc::now());
+    Ok((org, state.tokens))
 }
 
 /// Serializes the current state (under the locks, briefly).
 fn snapshot(shared: &Shared) -> Result<Vec<u8>, serde_json::Error> {
-    let (org_id, next_seq, profiles, users) = {
+    let (org_id, next_seq, profiles, users, access) = {
         let org = read(&shared.org);
         (
             org.org_id.clone(),
             org.next_seq,
             org.profiles.clone(),
             org.users.iter().map(record_to_json).collect(),
+            persist::to_state(&org),
         )
     };
     let tokens = lock(&shared.tokens).persistable();
@@ -119,6 +130,7 @@ fn snapshot(shared: &Shared) -> Result<Vec<u8>, serde_json::Error> {
         next_seq,
         profiles,
         users,
+        access: Some(access),
         tokens,
     };
     serde_json::to_vec(&state)
