@@ -1,6 +1,7 @@
 //! The Salesforce emulator over real HTTP.
 
 mod collections;
+mod entitlements;
 mod faults_limits;
 mod oauth;
 mod query;
