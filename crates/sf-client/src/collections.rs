@@ -28,8 +28,81 @@ impl SalesforceClient {
     /// Creates users, 200 a call. Results follow the input order. After a call fails as a whole
     /// (limit, authorization, retries exhausted), the rest are not sent and carry that error.
     pub async fn create_many(&self, records: &[Record]) -> Vec<RecordResult> {
-        let bodies: Vec<Value> = records.iter().map(|r| typed(r, None)).collect();
+        self.create_many_of(USER, records).await
+    }
+
+    /// Creates records of `object` (such as `PermissionSetAssignment`), as [`Self::create_many`].
+    pub async fn create_many_of(&self, object: &str, records: &[Record]) -> Vec<RecordResult> {
+        let bodies: Vec<Value> = records.iter().map(|r| typed(object, r, None)).collect();
         self.collections(Method::POST, &bodies, None).await
+    }
+
+    /// Deletes records of any object by id (`DELETE composite/sobjects?ids=…`), 200 a call, one
+    /// result per id in order; an id that cannot be a Salesforce id fails alone.
+    pub async fn delete_many(&self, ids: &[String]) -> Vec<RecordResult> {
+        let mut results: Vec<Option<RecordResult>> = Vec::with_capacity(ids.len());
+        let mut valid = Vec::with_capacity(ids.len());
+        for id in ids {
+            match check_id(id) {
+                Ok(()) => {
+                    results.push(None);
+                    valid.push(id.clone());
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let mut sent = Vec::with_capacity(valid.len());
+        let mut failed: Option<SalesforceError> = None;
+        for chunk in valid.chunks(MAX_RECORDS_PER_CALL) {
+            if let Some(e) = &failed {
+                sent.extend(chunk.iter().map(|_| Err(e.clone())));
+                continue;
+            }
+            match self.delete_call(chunk).await {
+                Ok(done) => {
+                    sent.extend(done.into_iter().zip(chunk).map(|(r, id)| match r.success {
+                        true => Ok(r.id.unwrap_or_else(|| id.clone())),
+                        false => Err(SalesforceError::RecordRejected { errors: r.errors }),
+                    }))
+                }
+                Err(e) => {
+                    sent.extend(chunk.iter().map(|_| Err(e.clone())));
+                    failed = Some(e);
+                }
+            }
+        }
+        let mut sent = sent.into_iter();
+        results
+            .into_iter()
+            .map(|r| match r {
+                Some(r) => r,
+                None => sent.next().unwrap_or_else(|| {
+                    Err(SalesforceError::InvalidResponse(
+                        "missing collection result".into(),
+                    ))
+                }),
+            })
+            .collect()
+    }
+
+    async fn delete_call(&self, ids: &[String]) -> Result<Vec<CollectionResult>, SalesforceError> {
+        let mut call = Call::new(
+            Method::DELETE,
+            Target::Data("composite/sobjects".into()),
+            "collections delete",
+        );
+        call.query.push(("ids", ids.join(",")));
+        call.query.push(("allOrNone", "false".to_owned()));
+        let raw = self.call(&call).await?;
+        let results: Vec<CollectionResult> = parse_json(&raw, "collection results")?;
+        if results.len() != ids.len() {
+            return Err(SalesforceError::InvalidResponse(format!(
+                "{} results for {} ids",
+                results.len(),
+                ids.len()
+            )));
+        }
+        Ok(results)
     }
 
     /// Updates users (`(id, changed fields)`), 200 a call, one result per input in order.
@@ -42,7 +115,7 @@ impl SalesforceClient {
             match check_id(id) {
                 Ok(()) => {
                     results.push(None);
-                    bodies.push(typed(record, Some(id)));
+                    bodies.push(typed(USER, record, Some(id)));
                     ids.push(id.clone());
                 }
                 Err(e) => results.push(Some(Err(e))),
@@ -131,9 +204,9 @@ impl SalesforceClient {
 }
 
 /// A record as Collections want it: `attributes.type` first, then `id` for updates.
-fn typed(record: &Record, id: Option<&str>) -> Value {
+fn typed(object: &str, record: &Record, id: Option<&str>) -> Value {
     let mut out = Record::new();
-    out.insert("attributes".into(), json!({ "type": USER }));
+    out.insert("attributes".into(), json!({ "type": object }));
     if let Some(id) = id {
         out.insert("id".into(), Value::String(id.to_owned()));
     }
@@ -154,7 +227,7 @@ mod tests {
         let mut r = Record::new();
         r.insert("Id".into(), json!("ignored"));
         r.insert("LastName".into(), json!("Jensen"));
-        let v = typed(&r, Some("005000000000001AAA"));
+        let v = typed(USER, &r, Some("005000000000001AAA"));
         assert_eq!(
             v,
             json!({"attributes": {"type": "User"}, "id": "005000000000001AAA", "LastName": "Jensen"})

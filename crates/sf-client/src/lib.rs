@@ -29,7 +29,8 @@
 //! | `client.rs` | the client and its single-record operations |
 //! | `query.rs` | SOQL as a stream of pages |
 //! | `soql.rs` | the SOQL string-literal escaper and `=` / `IN` / `LIKE` conditions |
-//! | `collections.rs` | batched create/update (≤ 200 a call) |
+//! | `collections.rs` | batched create/update/delete (≤ 200 a call) |
+//! | `access.rs` | permission sets, groups, roles: the catalog by name, a user's grants read set-wise |
 //! | `retry.rs` | backoff of transient failures |
 //! | `errors.rs` | typed errors, Salesforce error bodies |
 //! | `limits.rs` | `Sforce-Limit-Info` and `/limits` |
@@ -40,6 +41,7 @@
 #![warn(clippy::indexing_slicing)]
 #![cfg_attr(test, allow(clippy::indexing_slicing))]
 
+pub mod access;
 mod client;
 mod collections;
 pub mod config;

@@ -1,5 +1,6 @@
 //! The Salesforce client against the emulator over HTTP, with the token store in Postgres.
 
+mod access;
 mod auth;
 mod conf;
 mod faults;
