@@ -18,6 +18,7 @@ pub mod scheduler;
 pub mod stream;
 pub mod sync;
 pub mod system;
+pub mod system_catalog;
 pub mod system_live_sync;
 pub mod system_query;
 pub mod url_guard;

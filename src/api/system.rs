@@ -27,7 +27,8 @@ use super::body::{JsonBody, Params};
 use super::error::ApiError;
 use super::render;
 use super::salesforce_errors::{sf_error, unavailable};
-use super::system_query::{self, ObjectFields, REV_FIELD, Renderer};
+use super::system_catalog::Catalog;
+use super::system_query::{self, ObjectFields, REV_FIELD, Renderer, Source};
 use crate::config::ProvisionerConfig;
 use crate::config::provisioner::ObjectTypeConfig;
 use crate::salesforce::{ErrorKind, Record, SalesforceClient, SalesforceError, USER};
@@ -208,13 +209,17 @@ impl<'a> SystemObject<'a> {
 
     /// The client, if the connector may be used.
     pub async fn connected(&self) -> Result<&'a SalesforceClient, ApiError> {
-        let client = self.client.ok_or_else(|| {
-            unavailable("Connector not available: the Salesforce client could not be set up".into())
-        })?;
-        if !client.enabled().await {
-            return Err(unavailable(disabled_message(self.system)));
-        }
-        Ok(client)
+        usable(self.system, self.client).await
+    }
+
+    /// The client of `system`, if the connector may be used (objects that are not the
+    /// provisioner's, such as the access catalog).
+    pub async fn connected_client(
+        state: &'a AppState,
+        system: &str,
+    ) -> Result<&'a SalesforceClient, ApiError> {
+        let config = system_config(state, system)?;
+        usable(config, state.connectors.get(&config.name)).await
     }
 
     fn not_found(&self, id: &str) -> ApiError {
@@ -246,7 +251,13 @@ impl<'a> SystemObject<'a> {
             }
         }
         let record = client.get(id, &natives).await.map_err(sf_error)?;
-        Ok(record.map(|r| Renderer { select }.object(&r)))
+        Ok(record.map(|r| {
+            Renderer {
+                select,
+                rev: Some(REV_FIELD),
+            }
+            .object(&r)
+        }))
     }
 
     /// The request body as a Salesforce record: attribute names become their native names
@@ -273,6 +284,19 @@ impl<'a> SystemObject<'a> {
     }
 }
 
+async fn usable<'a>(
+    system: &ProvisionerConfig,
+    client: Option<&'a SalesforceClient>,
+) -> Result<&'a SalesforceClient, ApiError> {
+    let client = client.ok_or_else(|| {
+        unavailable("Connector not available: the Salesforce client could not be set up".into())
+    })?;
+    if !client.enabled().await {
+        return Err(unavailable(disabled_message(system)));
+    }
+    Ok(client)
+}
+
 /// Salesforce ids are 15 or 18 letters and digits; anything else names no object.
 fn is_salesforce_id(id: &str) -> bool {
     matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -284,11 +308,14 @@ pub async fn query(
     Path((system, object_type)): Path<(String, String)>,
     params: Params,
 ) -> Result<Response, ApiError> {
+    if let Some(catalog) = Catalog::of(&state, &system, &object_type) {
+        return catalog.query(&params).await;
+    }
     params.allow_only(system_query::QUERY_PARAMS)?;
     let target = SystemObject::resolve(&state, &system, &object_type)?;
     let spec = system_query::parse(&params, &target.fields())?;
     let client = target.connected().await?;
-    system_query::answer(client, &spec, &target.object.native_type).await
+    system_query::answer(client, &spec, &Source::of_users(&target.object.native_type)).await
 }
 
 /// `GET /openidm/system/{system}/{type}/{id}`
@@ -297,6 +324,9 @@ pub async fn read(
     Path((system, object_type, id)): Path<(String, String, String)>,
     params: Params,
 ) -> Result<Response, ApiError> {
+    if let Some(catalog) = Catalog::of(&state, &system, &object_type) {
+        return catalog.read(&id, &params).await;
+    }
     params.allow_only(READ_PARAMS)?;
     let target = SystemObject::resolve(&state, &system, &object_type)?;
     let object = target.read_existing(&id, params.get("_fields")).await?;
@@ -315,6 +345,9 @@ pub async fn type_action(
     params: Params,
     body: Result<JsonBody<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
+    if let Some(catalog) = Catalog::of(&state, &system, &object_type) {
+        return Err(catalog.read_only());
+    }
     params.allow_only(&["_action", "_fields", "_prettyPrint"])?;
     let target = SystemObject::resolve(&state, &system, &object_type)?;
     match params.get("_action") {
@@ -349,6 +382,9 @@ pub async fn update(
     params: Params,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
+    if let Some(catalog) = Catalog::of(&state, &system, &object_type) {
+        return Err(catalog.read_only());
+    }
     params.allow_only(READ_PARAMS)?;
     let target = SystemObject::resolve(&state, &system, &object_type)?;
     if !is_salesforce_id(&id) {
@@ -375,6 +411,9 @@ pub async fn deactivate(
     Path((system, object_type, id)): Path<(String, String, String)>,
     params: Params,
 ) -> Result<Response, ApiError> {
+    if let Some(catalog) = Catalog::of(&state, &system, &object_type) {
+        return Err(catalog.read_only());
+    }
     params.allow_only(READ_PARAMS)?;
     let target = SystemObject::resolve(&state, &system, &object_type)?;
     if !is_salesforce_id(&id) {

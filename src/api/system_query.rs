@@ -269,15 +269,41 @@ pub fn parse(params: &Params, fields: &ObjectFields<'_>) -> Result<QuerySpec, Ap
     })
 }
 
-/// The SOQL for a request. `available` holds the fields the org has (from describe, lower-cased):
-/// configured attributes the org lacks are left out of the `SELECT`, as absent attributes.
+/// What a query reads: the sObject, the field behind `_rev`, a condition every answer keeps,
+/// and whether the org's describe decides which configured fields exist (the provisioner's
+/// `User` attributes; fixed catalogs are not described).
+pub struct Source<'a> {
+    pub native_type: &'a str,
+    pub rev_field: Option<&'static str>,
+    pub base: Option<&'static str>,
+    pub described: bool,
+}
+
+impl<'a> Source<'a> {
+    /// The provisioner's user object type.
+    pub fn of_users(native_type: &'a str) -> Source<'a> {
+        Source {
+            native_type,
+            rev_field: Some(REV_FIELD),
+            base: None,
+            described: true,
+        }
+    }
+}
+
+/// The SOQL for a request. `available` holds the fields the org has (from describe, lower-cased;
+/// `None`: all): configured attributes the org lacks are left out of the `SELECT`, as absent
+/// attributes.
 fn soql(
     spec: &QuerySpec,
-    native_type: &str,
-    available: &BTreeSet<String>,
+    source: &Source<'_>,
+    available: Option<&BTreeSet<String>>,
     count_only: bool,
 ) -> String {
     let mut conditions = Vec::new();
+    if let Some(base) = source.base {
+        conditions.push(format!("({base})"));
+    }
     if let Some(c) = &spec.condition {
         conditions.push(c.clone());
     }
@@ -290,19 +316,22 @@ fn soql(
         q.push_str("COUNT()");
     } else {
         let mut seen = BTreeSet::new();
-        let mut list = vec!["Id".to_owned(), REV_FIELD.to_owned()];
+        let mut list = vec!["Id".to_owned()];
         seen.insert("id".to_owned());
-        seen.insert(REV_FIELD.to_ascii_lowercase());
+        if let Some(rev) = source.rev_field {
+            list.push(rev.to_owned());
+            seen.insert(rev.to_ascii_lowercase());
+        }
         for (_, native) in &spec.select {
             let key = native.to_ascii_lowercase();
-            if available.contains(&key) && seen.insert(key) {
+            if available.is_none_or(|a| a.contains(&key)) && seen.insert(key) {
                 list.push(native.clone());
             }
         }
         q.push_str(&list.join(", "));
     }
     q.push_str(" FROM ");
-    q.push_str(native_type);
+    q.push_str(source.native_type);
     if !conditions.is_empty() {
         q.push_str(" WHERE ");
         q.push_str(&conditions.join(" AND "));
@@ -320,26 +349,68 @@ fn soql(
     q
 }
 
-/// Answers a parsed query of an object type (native type `native_type`) on `client`.
+/// Answers a parsed query of `source` on `client`.
 pub async fn answer(
     client: &SalesforceClient,
     spec: &QuerySpec,
-    native_type: &str,
+    source: &Source<'_>,
 ) -> Result<Response, ApiError> {
-    let available = client.user_field_names().await.map_err(sf_error)?;
-    let text = soql(spec, native_type, &available, false);
+    let available = match source.described {
+        true => Some(client.user_field_names().await.map_err(sf_error)?),
+        false => None,
+    };
+    let text = soql(spec, source, available.as_deref(), false);
     let total = if spec.exact_total {
-        let count = soql(spec, native_type, &available, true);
+        let count = soql(spec, source, available.as_deref(), true);
         Some(count_of(client, &count).await?)
     } else {
         None
     };
     let render = Renderer {
         select: spec.select.clone(),
+        rev: source.rev_field,
     };
     match spec.page_size {
         Some(n) => paged(client, &text, n, &render, total, spec.pretty).await,
         None => streamed(client, &text, render, total, spec.pretty).await,
+    }
+}
+
+/// The object `id` of `source` (not described) with the `_fields` selection of `params`;
+/// `None` when there is none (or `id` cannot be a Salesforce id).
+pub async fn by_id(
+    client: &SalesforceClient,
+    fields: &ObjectFields<'_>,
+    source: &Source<'_>,
+    id: &str,
+    params: &Params,
+) -> Result<Option<Value>, ApiError> {
+    if !(matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())) {
+        return Ok(None);
+    }
+    let select = fields
+        .selection(params.get("_fields"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let spec = QuerySpec {
+        // Checked to be letters and digits above.
+        condition: Some(format!("Id = '{id}'")),
+        select,
+        page_size: None,
+        after: None,
+        offset: 0,
+        exact_total: false,
+        pretty: false,
+    };
+    let text = soql(&spec, source, None, false);
+    let render = Renderer {
+        select: spec.select,
+        rev: source.rev_field,
+    };
+    let mut pages = std::pin::pin!(client.query(&text));
+    match pages.next().await {
+        Some(Ok(page)) => Ok(page.records.first().map(|r| render.object(r))),
+        Some(Err(e)) => Err(sf_error(e)),
+        None => Ok(None),
     }
 }
 
@@ -356,6 +427,8 @@ async fn count_of(client: &SalesforceClient, soql: &str) -> Result<i64, ApiError
 #[derive(Clone)]
 pub struct Renderer {
     pub select: Vec<(String, String)>,
+    /// The field behind `_rev` (`None`: `_rev` is null).
+    pub rev: Option<&'static str>,
 }
 
 impl Renderer {
@@ -372,7 +445,7 @@ impl Renderer {
         out.insert("_id".into(), get("Id").cloned().unwrap_or(Value::Null));
         out.insert(
             "_rev".into(),
-            get(REV_FIELD).cloned().unwrap_or(Value::Null),
+            self.rev.and_then(get).cloned().unwrap_or(Value::Null),
         );
         for (attr, native) in &self.select {
             if let Some(v) = get(native) {
@@ -718,12 +791,23 @@ mod tests {
             .map(String::from)
             .collect();
         assert_eq!(
-            soql(&spec, "User", &available, false),
+            soql(&spec, &Source::of_users("User"), Some(&available), false),
             r"SELECT Id, LastModifiedDate, Username FROM User WHERE LastName = 'O\'Hara' AND Id > '005000000000001AAA' ORDER BY Id LIMIT 11"
         );
         assert_eq!(
-            soql(&spec, "User", &available, true),
+            soql(&spec, &Source::of_users("User"), Some(&available), true),
             r"SELECT COUNT() FROM User WHERE LastName = 'O\'Hara' AND Id > '005000000000001AAA'"
+        );
+        // A catalog: its condition kept, no `_rev` field, no describe.
+        let catalog = Source {
+            native_type: "Group",
+            rev_field: None,
+            base: Some("Type = 'Regular'"),
+            described: false,
+        };
+        assert_eq!(
+            soql(&spec, &catalog, None, false),
+            r"SELECT Id, Username, Address FROM Group WHERE (Type = 'Regular') AND LastName = 'O\'Hara' AND Id > '005000000000001AAA' ORDER BY Id LIMIT 11"
         );
         assert!(matches!(
             fields.selection(Some("Password")),
@@ -740,6 +824,7 @@ mod tests {
                 ("Username".into(), "Username".into()),
                 ("Email".into(), "Email".into()),
             ],
+            rev: Some(REV_FIELD),
         };
         let rec: Record = serde_json::from_value(json!({
             "Id": "005000000000001AAA", "LastModifiedDate": "2024-01-01T00:00:00.000+0000",

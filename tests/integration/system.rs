@@ -223,8 +223,9 @@ async fn unknown_systems_types_and_actions() {
         let res = app.post(path).json(&json!({})).send().await.unwrap();
         assert_eq!(res.status(), 404, "{path}");
     }
+    // An object type neither configured nor in the access catalog.
     let res = app
-        .get("/system/salesforce/Group?_queryFilter=true")
+        .get("/system/salesforce/Contact?_queryFilter=true")
         .send()
         .await
         .unwrap();
@@ -675,4 +676,86 @@ async fn authorize_reports_a_refusal_and_stores_nothing() {
         "{err}"
     );
     assert!(store.load("salesforce").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_access_catalog_is_queryable_by_name_and_read_only() {
+    let org = start_org(3).await;
+    let (app, _conf) = app_with(&org, |_| {}).await;
+    let get = |path: String| {
+        let app = &app;
+        async move {
+            let res = app.get(&path).send().await.unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    // Grantable permission sets only: none a profile or a permission set group owns.
+    let (status, all) = get("/system/salesforce/PermissionSet?_queryFilter=true".into()).await;
+    assert_eq!(status, 200, "{all}");
+    let names: HashSet<String> = all["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["Name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.contains("Sales_Operations"), "{all}");
+    assert_eq!(all["resultCount"], 5, "{all}");
+
+    let (status, one) = get(format!(
+        "/system/salesforce/PermissionSet?_queryFilter={}&_fields=Name,LicenseId",
+        crate::worker::urlencode(r#"Name eq "Chatter_Moderator""#)
+    ))
+    .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["resultCount"], 1, "{one}");
+    let found = &one["result"][0];
+    assert!(found["_id"].as_str().unwrap().starts_with("0PS"), "{found}");
+    assert!(found.get("Label").is_none(), "only the _fields asked: {found}");
+    let id = found["_id"].as_str().unwrap().to_owned();
+    let (status, read) = get(format!("/system/salesforce/PermissionSet/{id}")).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["Name"], "Chatter_Moderator");
+    let (status, _) = get("/system/salesforce/PermissionSet/0PS000000000000AAA".into()).await;
+    assert_eq!(status, 404);
+
+    // Public groups: Regular ones, not queues.
+    let (_, groups) = get("/system/salesforce/Group?_queryFilter=true".into()).await;
+    assert!(
+        groups["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["Type"] == "Regular"),
+        "{groups}"
+    );
+    assert_eq!(groups["resultCount"], 3, "{groups}");
+    for (object, field) in [
+        ("PermissionSetGroup", "DeveloperName"),
+        ("UserRole", "DeveloperName"),
+        ("Profile", "Name"),
+    ] {
+        let (status, page) = get(format!(
+            "/system/salesforce/{object}?_queryFilter={field}%20pr&_pageSize=2"
+        ))
+        .await;
+        assert_eq!(status, 200, "{object}: {page}");
+        assert!(page["resultCount"].as_u64().unwrap() >= 1, "{object}: {page}");
+    }
+    // An unknown field is the caller's mistake; a write is refused.
+    let (status, _) = get("/system/salesforce/UserRole?_queryFilter=Password%20pr".into()).await;
+    assert_eq!(status, 400);
+    let res = app
+        .post("/system/salesforce/PermissionSet?_action=create")
+        .json(&json!({"Name": "X"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    let res = app
+        .delete(&format!("/system/salesforce/PermissionSet/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
 }
