@@ -17,14 +17,14 @@ pub struct Metrics(Arc<Catalog>);
 struct Catalog {
     registry: Registry,
     events_published: Arc<Family<Counter, 0>>,
-    events_consumed: Arc<Family<Counter, 0>>,
-    sync_latency: Arc<Family<Histogram, 0>>,
+    events_consumed: Arc<Family<Counter, 1>>,
+    sync_latency: Arc<Family<Histogram, 1>>,
     salesforce_calls: Arc<Family<Counter, 3>>,
     api_used: Arc<Family<Gauge, 1>>,
     api_limit: Arc<Family<Gauge, 1>>,
-    recon_runs: Arc<Family<Counter, 2>>,
-    recon_duration: Arc<Family<Histogram, 1>>,
-    recon_last_duration: Arc<Family<Gauge, 1>>,
+    recon_runs: Arc<Family<Counter, 3>>,
+    recon_duration: Arc<Family<Histogram, 2>>,
+    recon_last_duration: Arc<Family<Gauge, 2>>,
     worker_paused: Arc<Family<Gauge, 2>>,
 }
 
@@ -54,13 +54,13 @@ impl Metrics {
             )),
             events_consumed: r.register(Family::with_default(
                 "idm_worker_events_consumed_total",
-                "Change events the outbound worker acknowledged (in step with Salesforce, or recorded as a sync failure).",
-                [],
+                "Change events the outbound workers acknowledged (in step with Salesforce, or recorded as a sync failure), by system (connector).",
+                ["system"],
             )),
             sync_latency: r.register(Family::new(
                 "idm_sync_latency_seconds",
-                "From the commit of a managed-user change to Salesforce acknowledging its write.",
-                [],
+                "From the commit of a managed-user change to Salesforce acknowledging its write, by system (connector).",
+                ["system"],
                 || Histogram::new(LATENCY_BUCKETS),
             )),
             salesforce_calls: r.register(Family::with_default(
@@ -80,19 +80,19 @@ impl Metrics {
             )),
             recon_runs: r.register(Family::with_default(
                 "idm_recon_runs_total",
-                "Reconciliation runs that ended, by mapping and final state.",
-                ["mapping", "state"],
+                "Reconciliation runs that ended, by system (connector), mapping and final state.",
+                ["system", "mapping", "state"],
             )),
             recon_duration: r.register(Family::new(
                 "idm_recon_duration_seconds",
-                "Duration of reconciliation runs, by mapping.",
-                ["mapping"],
+                "Duration of reconciliation runs, by system (connector) and mapping.",
+                ["system", "mapping"],
                 || Histogram::new(RUN_BUCKETS),
             )),
             recon_last_duration: r.register(Family::with_default(
                 "idm_recon_last_duration_seconds",
-                "Duration of the last reconciliation run that ended, by mapping.",
-                ["mapping"],
+                "Duration of the last reconciliation run that ended, by system (connector) and mapping.",
+                ["system", "mapping"],
             )),
             worker_paused: r.register(Family::with_default(
                 "idm_worker_paused",
@@ -103,8 +103,6 @@ impl Metrics {
         };
         // Series without labels exist from the start, so that rates begin at zero.
         catalog.events_published.with([]);
-        catalog.events_consumed.with([]);
-        catalog.sync_latency.with([]);
         Metrics(Arc::new(catalog))
     }
 
@@ -112,13 +110,22 @@ impl Metrics {
         self.0.events_published.with([]).inc_by(events as u64);
     }
 
-    pub fn consumed(&self, events: usize) {
-        self.0.events_consumed.with([]).inc_by(events as u64);
+    pub fn consumed(&self, system: &str, events: usize) {
+        self.0.events_consumed.with([system]).inc_by(events as u64);
     }
 
-    /// A change Salesforce acknowledged, `latency` after its commit.
-    pub fn synced(&self, latency: Duration) {
-        self.0.sync_latency.with([]).observe(latency.as_secs_f64());
+    /// A change the connector of `system` acknowledged, `latency` after its commit.
+    pub fn synced(&self, system: &str, latency: Duration) {
+        self.0
+            .sync_latency
+            .with([system])
+            .observe(latency.as_secs_f64());
+    }
+
+    /// Makes a worker's series exist from its start (at zero), so rates begin at zero.
+    pub fn worker_started(&self, system: &str) {
+        self.0.events_consumed.with([system]);
+        self.0.sync_latency.with([system]);
     }
 
     pub fn salesforce_call(&self, system: &str, operation: &str, outcome: &str) {
@@ -134,15 +141,15 @@ impl Metrics {
     }
 
     /// A reconciliation run ended in `state` (SUCCESS, FAILED, CANCELED) after `took`.
-    pub fn recon_finished(&self, mapping: &str, state: &str, took: Duration) {
-        self.0.recon_runs.with([mapping, state]).inc();
+    pub fn recon_finished(&self, system: &str, mapping: &str, state: &str, took: Duration) {
+        self.0.recon_runs.with([system, mapping, state]).inc();
         self.0
             .recon_duration
-            .with([mapping])
+            .with([system, mapping])
             .observe(took.as_secs_f64());
         self.0
             .recon_last_duration
-            .with([mapping])
+            .with([system, mapping])
             .set(took.as_secs_f64());
     }
 

@@ -813,8 +813,10 @@ impl SyncEngine {
         sync_audit::insert_batch(&mut *tx, &audit).await?;
         repo::commit(tx).await?;
         for committed_at in acknowledged {
-            self.metrics
-                .synced((now - committed_at).to_std().unwrap_or_default());
+            self.metrics.synced(
+                self.client.system_name(),
+                (now - committed_at).to_std().unwrap_or_default(),
+            );
         }
         for f in &with_context {
             tracing::warn!(mapping = %self.mapping, user = f.object_id, rev = f.object_rev, code = ?f.error_code, message = f.message, "sync failure recorded");

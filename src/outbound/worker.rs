@@ -182,6 +182,7 @@ impl Worker {
         settings.broker.topology = settings.broker.topology.with_lanes([lane.as_str()]);
         let gate = engine.authorization_gate(settings.authorization_poll);
         let stats = WorkerStats::new(settings.broker.topology.partitions);
+        metrics.worker_started(engine.client().system_name());
         Worker {
             engine,
             lane,
@@ -459,7 +460,7 @@ impl Worker {
                     .ack(BasicAckOptions::default())
                     .await
                     .map_err(WorkerError::Channel)?;
-                self.metrics.consumed(1);
+                self.metrics.consumed(self.engine.client().system_name(), 1);
                 continue;
             }
             if let Some(h) = held.remove(&event.object_id) {
@@ -559,7 +560,8 @@ impl Worker {
                 .await
                 .map_err(WorkerError::Channel)?;
             for group in &done {
-                self.metrics.consumed(group.ackers.len());
+                self.metrics
+                    .consumed(self.engine.client().system_name(), group.ackers.len());
                 self.stats.add(group.partition);
             }
             if awaiting_authorization {

@@ -187,9 +187,12 @@ async fn execute(mut phases: Phases, mut lock: LockConnection) -> RunOutcome {
         |reason| format!("{}: {reason}", stage.description()),
     );
     ctx.run_result_script(state);
-    ctx.inner
-        .metrics
-        .recon_finished(&ctx.req.mapping, state, started.elapsed());
+    ctx.inner.metrics.recon_finished(
+        ctx.client.system_name(),
+        &ctx.req.mapping,
+        state,
+        started.elapsed(),
+    );
     match &outcome {
         RunOutcome::Failed(reason) => {
             tracing::warn!(recon_id = %id, %reason, "reconciliation failed")

@@ -711,7 +711,10 @@ async fn the_access_catalog_is_queryable_by_name_and_read_only() {
     assert_eq!(one["resultCount"], 1, "{one}");
     let found = &one["result"][0];
     assert!(found["_id"].as_str().unwrap().starts_with("0PS"), "{found}");
-    assert!(found.get("Label").is_none(), "only the _fields asked: {found}");
+    assert!(
+        found.get("Label").is_none(),
+        "only the _fields asked: {found}"
+    );
     let id = found["_id"].as_str().unwrap().to_owned();
     let (status, read) = get(format!("/system/salesforce/PermissionSet/{id}")).await;
     assert_eq!(status, 200, "{read}");
@@ -740,7 +743,10 @@ async fn the_access_catalog_is_queryable_by_name_and_read_only() {
         ))
         .await;
         assert_eq!(status, 200, "{object}: {page}");
-        assert!(page["resultCount"].as_u64().unwrap() >= 1, "{object}: {page}");
+        assert!(
+            page["resultCount"].as_u64().unwrap() >= 1,
+            "{object}: {page}"
+        );
     }
     // An unknown field is the caller's mistake; a write is refused.
     let (status, _) = get("/system/salesforce/UserRole?_queryFilter=Password%20pr".into()).await;

@@ -123,7 +123,7 @@ async fn metrics_listen_serves_metrics_and_readiness_alone() {
     );
     let s = scrape(&root).await;
     assert_eq!(s.get("idm_outbox_backlog", &[]), Some(0.0));
-    assert_eq!(s.get("idm_worker_events_consumed_total", &[]), Some(0.0));
+    assert_eq!(s.get("idm_relay_events_published_total", &[]), Some(0.0));
     let (code, body) = ready(&root, "/openidm/health/ready").await;
     assert_eq!(code, 200, "{body}");
     // Nothing else lives there.
