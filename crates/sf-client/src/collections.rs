@@ -71,18 +71,7 @@ impl SalesforceClient {
                 }
             }
         }
-        let mut sent = sent.into_iter();
-        results
-            .into_iter()
-            .map(|r| match r {
-                Some(r) => r,
-                None => sent.next().unwrap_or_else(|| {
-                    Err(SalesforceError::InvalidResponse(
-                        "missing collection result".into(),
-                    ))
-                }),
-            })
-            .collect()
+        interleave(results, sent)
     }
 
     async fn delete_call(&self, ids: &[String]) -> Result<Vec<CollectionResult>, SalesforceError> {
@@ -121,21 +110,8 @@ impl SalesforceClient {
                 Err(e) => results.push(Some(Err(e))),
             }
         }
-        let mut sent = self
-            .collections(Method::PATCH, &bodies, Some(&ids))
-            .await
-            .into_iter();
-        results
-            .into_iter()
-            .map(|r| match r {
-                Some(r) => r,
-                None => sent.next().unwrap_or_else(|| {
-                    Err(SalesforceError::InvalidResponse(
-                        "missing collection result".into(),
-                    ))
-                }),
-            })
-            .collect()
+        let sent = self.collections(Method::PATCH, &bodies, Some(&ids)).await;
+        interleave(results, sent)
     }
 
     async fn collections(
@@ -201,6 +177,23 @@ impl SalesforceClient {
         }
         Ok(results)
     }
+}
+
+/// The results in input order: those decided before sending (`Some`, a bad id), and in the
+/// gaps what Salesforce answered for the records sent, in order.
+fn interleave(decided: Vec<Option<RecordResult>>, sent: Vec<RecordResult>) -> Vec<RecordResult> {
+    let mut sent = sent.into_iter();
+    decided
+        .into_iter()
+        .map(|r| match r {
+            Some(r) => r,
+            None => sent.next().unwrap_or_else(|| {
+                Err(SalesforceError::InvalidResponse(
+                    "missing collection result".into(),
+                ))
+            }),
+        })
+        .collect()
 }
 
 /// A record as Collections want it: `attributes.type` first, then `id` for updates.

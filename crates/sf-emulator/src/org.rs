@@ -170,20 +170,7 @@ impl Org {
                 ));
             };
             let def = field.def();
-            let writable = match kind {
-                SaveKind::Create => def.createable,
-                SaveKind::Update => def.updateable,
-            };
-            if !writable {
-                return Err(DmlError::new(
-                    "INVALID_FIELD_FOR_INSERT_UPDATE",
-                    format!(
-                        "Unable to create/update fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
-                        def.name
-                    ),
-                    vec![def.name.to_owned()],
-                ));
-            }
+            check_writable(kind, def.createable, def.updateable, def.name)?;
             let val = match (value, def.ty) {
                 (Value::Null, _) => Val::Null,
                 (Value::Bool(b), FieldType::Boolean) => Val::Bool(*b),
@@ -428,6 +415,29 @@ impl Org {
 
 fn entity_is_deleted() -> DmlError {
     DmlError::new("ENTITY_IS_DELETED", "entity is deleted", Vec::new())
+}
+
+/// Salesforce's refusal of a field that `kind` may not set.
+pub(crate) fn check_writable(
+    kind: SaveKind,
+    createable: bool,
+    updateable: bool,
+    name: &str,
+) -> Result<(), DmlError> {
+    let writable = match kind {
+        SaveKind::Create => createable,
+        SaveKind::Update => updateable,
+    };
+    match writable {
+        true => Ok(()),
+        false => Err(DmlError::new(
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            format!(
+                "Unable to create/update fields: {name}. Please check the security settings of this field and verify that it is read/write for your profile or permission set."
+            ),
+            vec![name.to_owned()],
+        )),
+    }
 }
 
 pub fn duplicate_username() -> DmlError {

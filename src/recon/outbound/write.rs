@@ -191,19 +191,23 @@ impl Outbound {
         } else {
             let mut tx = repo::begin(&pool).await?;
             links::delete_many(&mut tx, &unlink).await?;
-            outbox::enqueue_sync_many(
-                &mut tx,
-                &self.source_type,
-                &queue,
-                Some(&self.run.mapping().name),
-            )
-            .await?;
+            self.enqueue(&mut tx, &queue).await?;
             recon_runs::mark_seen(&mut tx, &self.run.id, seen).await?;
             audit::insert_batch(&mut *tx, &self.run.id, &rows).await?;
             repo::commit(tx).await?;
         }
         self.run.stats.time(Timed::Apply, t.elapsed());
         Ok(())
+    }
+
+    /// Queues `sync` rows (user, revision, drifted fields) for this mapping's lane alone.
+    async fn enqueue(
+        &self,
+        tx: &mut repo::Conn,
+        queue: &[(String, i64, Vec<String>)],
+    ) -> Result<u64, ReconError> {
+        let mapping = Some(self.run.mapping().name.as_str());
+        Ok(outbox::enqueue_sync_many(tx, &self.source_type, queue, mapping).await?)
     }
 
     fn count_queued(&mut self, situation: Option<Situation>) {
@@ -290,13 +294,7 @@ impl Outbound {
                 self.audit(&about, failure, &mut rows);
             }
             let mut tx = repo::begin(&pool).await?;
-            outbox::enqueue_sync_many(
-                &mut tx,
-                &self.source_type,
-                &queue,
-                Some(&self.run.mapping().name),
-            )
-            .await?;
+            self.enqueue(&mut tx, &queue).await?;
             audit::insert_batch(&mut *tx, &self.run.id, &rows).await?;
             repo::commit(tx).await?;
         }

@@ -48,20 +48,7 @@ fn parse_fields(obj: Obj, body: &Map<String, Value>, kind: SaveKind) -> Result<F
                 Vec::new(),
             )
         })?;
-        let allowed = match kind {
-            SaveKind::Create => def.createable,
-            SaveKind::Update => def.updateable,
-        };
-        if !allowed {
-            return Err(DmlError::new(
-                "INVALID_FIELD_FOR_INSERT_UPDATE",
-                format!(
-                    "Unable to create/update fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
-                    def.name
-                ),
-                vec![def.name.to_owned()],
-            ));
-        }
+        crate::org::check_writable(kind, def.createable, def.updateable, def.name)?;
         out.push((pos, value.clone()));
     }
     Ok(out)
