@@ -19,6 +19,7 @@ pub mod stream;
 pub mod sync;
 pub mod system;
 pub mod system_catalog;
+mod system_connector;
 pub mod system_live_sync;
 pub mod system_query;
 pub mod url_guard;

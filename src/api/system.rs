@@ -26,8 +26,9 @@ use super::AppState;
 use super::body::{JsonBody, Params};
 use super::error::ApiError;
 use super::render;
-use super::salesforce_errors::{sf_error, unavailable};
+use super::salesforce_errors::sf_error;
 use super::system_catalog::Catalog;
+use super::system_connector::{disabled_message, system_config, usable};
 use super::system_query::{self, ObjectFields, REV_FIELD, Renderer, Source};
 use crate::config::ProvisionerConfig;
 use crate::config::provisioner::ObjectTypeConfig;
@@ -135,13 +136,6 @@ pub async fn test_report(system: &ProvisionerConfig, client: Option<&SalesforceC
     Value::Object(out)
 }
 
-fn disabled_message(system: &ProvisionerConfig) -> String {
-    format!(
-        "Connector disabled: enable it on the Admin UI's Connectors page, or set \"enabled\" to true in provisioner.openicf-{}.json (SF_ENABLED=true with the shipped file) when the UI never set it",
-        system.name
-    )
-}
-
 /// What failed, for an operator. Client errors never carry secrets (see `salesforce::errors`).
 fn test_error(e: &SalesforceError) -> String {
     match e.kind() {
@@ -154,13 +148,6 @@ fn test_error(e: &SalesforceError) -> String {
         ErrorKind::Transient => format!("Salesforce unreachable or unavailable: {e}"),
         _ => format!("Connector test failed: {e}"),
     }
-}
-
-fn system_config<'a>(state: &'a AppState, system: &str) -> Result<&'a ProvisionerConfig, ApiError> {
-    state
-        .conf
-        .system(system)
-        .ok_or_else(|| ApiError::not_found(format!("Resource 'system/{system}' not found")))
 }
 
 /// A configured system's object type, as the routes name it.
@@ -210,16 +197,6 @@ impl<'a> SystemObject<'a> {
     /// The client, if the connector may be used.
     pub async fn connected(&self) -> Result<&'a SalesforceClient, ApiError> {
         usable(self.system, self.client).await
-    }
-
-    /// The client of `system`, if the connector may be used (objects that are not the
-    /// provisioner's, such as the access catalog).
-    pub async fn connected_client(
-        state: &'a AppState,
-        system: &str,
-    ) -> Result<&'a SalesforceClient, ApiError> {
-        let config = system_config(state, system)?;
-        usable(config, state.connectors.get(&config.name)).await
     }
 
     fn not_found(&self, id: &str) -> ApiError {
@@ -282,19 +259,6 @@ impl<'a> SystemObject<'a> {
         }
         Ok(record)
     }
-}
-
-async fn usable<'a>(
-    system: &ProvisionerConfig,
-    client: Option<&'a SalesforceClient>,
-) -> Result<&'a SalesforceClient, ApiError> {
-    let client = client.ok_or_else(|| {
-        unavailable("Connector not available: the Salesforce client could not be set up".into())
-    })?;
-    if !client.enabled().await {
-        return Err(unavailable(disabled_message(system)));
-    }
-    Ok(client)
 }
 
 /// Salesforce ids are 15 or 18 letters and digits; anything else names no object.

@@ -12,7 +12,7 @@ use axum::response::Response;
 use super::body::Params;
 use super::error::ApiError;
 use super::render;
-use super::system::SystemObject;
+use super::system_connector::connected_client;
 use super::system_query::{self, ObjectFields, Source};
 use crate::config::provisioner::AttributeConfig;
 use crate::services::AppState;
@@ -134,14 +134,14 @@ impl<'a> Catalog<'a> {
     pub async fn query(&self, params: &Params) -> Result<Response, ApiError> {
         params.allow_only(system_query::QUERY_PARAMS)?;
         let spec = system_query::parse(params, &self.fields())?;
-        let client = SystemObject::connected_client(self.state, self.system).await?;
+        let client = connected_client(self.state, self.system).await?;
         system_query::answer(client, &spec, &self.source()).await
     }
 
     /// `GET …/{type}/{id}`: the object, or IDM's 404.
     pub async fn read(&self, id: &str, params: &Params) -> Result<Response, ApiError> {
         params.allow_only(&["_fields", "_prettyPrint"])?;
-        let client = SystemObject::connected_client(self.state, self.system).await?;
+        let client = connected_client(self.state, self.system).await?;
         let found = system_query::by_id(client, &self.fields(), &self.source(), id, params)
             .await?
             .ok_or_else(|| {
