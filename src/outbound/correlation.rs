@@ -11,6 +11,7 @@ use crate::filter::Filter;
 use crate::mapping::{CorrelationRequest, DEFAULT_LINK_QUALIFIER, Mapping, SyncContext};
 use crate::repo::links::{self, Side};
 use crate::repo::{Pool, RepoError};
+use crate::salesforce::access::is_access_attribute;
 use crate::salesforce::soql::is_field_name;
 use crate::salesforce::soql_filter;
 use crate::salesforce::{SalesforceClient, SalesforceError};
@@ -142,12 +143,15 @@ fn correlation_chunks<A, B>(clauses: &[(A, B, String)]) -> Vec<&[(A, B, String)]
 }
 
 /// The fields the correlation query selects: every mapped target field that is a plain field
-/// name (a correlation filter reads target fields).
+/// name (a correlation filter reads target fields), grants left out (not `User` fields).
 fn correlation_fields(mapping: &Mapping) -> Vec<String> {
     let mut out = vec!["Id".to_owned(), "Username".to_owned()];
     for p in &mapping.properties {
         let name = p.target.trim_start_matches('/');
-        if is_field_name(name) && !out.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+        if is_field_name(name)
+            && !is_access_attribute(name)
+            && !out.iter().any(|f| f.eq_ignore_ascii_case(name))
+        {
             out.push(name.to_owned());
         }
     }

@@ -30,6 +30,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::access::{Catalog, Grants};
 use super::authorization::AuthorizationGate;
 use super::broker::BrokerSettings;
 use super::correlation::{self, Matches};
@@ -73,6 +74,9 @@ pub fn outbound_mapping<'a>(sync: &'a SyncConfig, system: &str) -> Result<&'a Ma
         }),
     }
 }
+
+/// The error code of a sync failure whose user was written while some of its grants were not.
+pub const ACCESS_REFUSED: &str = "ACCESS_NOT_GRANTED";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -159,8 +163,13 @@ enum SfWrite {
 enum Plan {
     /// The link is already at this revision or later.
     Skip,
-    /// A Salesforce write, then `after`.
-    Write { write: SfWrite, after: After },
+    /// A Salesforce write (an update may be empty: only grants change), the grants added
+    /// and removed once it succeeded, then `after`.
+    Write {
+        write: SfWrite,
+        grants: Grants,
+        after: After,
+    },
     /// No Salesforce call, only `after` (an UPDATE with an empty delta, LINK, UNLINK, IGNORE…).
     Local { after: After },
     /// The correlation query failed: retry (transient), wait (rate limit), or record the
@@ -209,6 +218,8 @@ pub struct SyncEngine {
     client: SalesforceClient,
     /// Which entries of the `sync` audit topic are written.
     audit: AuditConfig,
+    /// The connector's access catalog (grant names to ids).
+    catalog: Catalog,
 }
 
 impl SyncEngine {
@@ -235,6 +246,7 @@ impl SyncEngine {
             client,
             metrics: Metrics::process(),
             audit: AuditConfig::default(),
+            catalog: Catalog::default(),
         })
     }
 
@@ -357,21 +369,27 @@ impl SyncEngine {
             let link = links_by_user.get(change.object_id.as_str()).copied();
             planned.push(self.plan(mapping, change, user, link, &correlated));
         }
+        // Roles are set in the user's own write, as `UserRoleId`.
+        let mut refused = self.resolve_roles(&mut planned).await;
 
-        // Salesforce writes: creates together, updates together.
+        // Salesforce writes: creates together, updates together; an update left empty (only
+        // grants change) needs no call.
         let mut creates = Vec::new();
         let mut updates = Vec::new();
+        let mut results: HashMap<usize, Result<String, SalesforceError>> = HashMap::new();
         for (i, p) in planned.iter().enumerate() {
             if let Plan::Write { write, .. } = &p.plan {
                 match write {
                     SfWrite::Create(record) => creates.push((i, record.clone())),
+                    SfWrite::Update { target_id, record } if record.is_empty() => {
+                        results.insert(i, Ok(target_id.clone()));
+                    }
                     SfWrite::Update { target_id, record } => {
                         updates.push((i, (target_id.clone(), record.clone())))
                     }
                 }
             }
         }
-        let mut results: HashMap<usize, Result<String, SalesforceError>> = HashMap::new();
         match creates.as_slice() {
             [] => {}
             [(i, record)] => {
@@ -396,8 +414,55 @@ impl SyncEngine {
             }
         }
 
-        self.record(mapping, changes, &users, planned, results)
+        // Grants once their users exist.
+        let granting: Vec<(usize, String, &Grants)> = planned
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match (&p.plan, results.get(&i)) {
+                (Plan::Write { grants, .. }, Some(Ok(user))) if !grants.is_empty() => {
+                    Some((i, user.clone(), grants))
+                }
+                _ => None,
+            })
+            .collect();
+        let granted = match self.catalog.apply(&self.client, &granting).await {
+            Ok(failed) => failed,
+            Err(e) => granting
+                .iter()
+                .map(|(i, _, _)| (*i, vec![format!("grants: {e}")]))
+                .collect(),
+        };
+        for (i, mut messages) in granted {
+            refused.entry(i).or_default().append(&mut messages);
+        }
+
+        self.record(mapping, changes, &users, planned, results, refused)
             .await
+    }
+
+    /// Sets each planned write's role as `UserRoleId`; per change, the roles it could not set.
+    async fn resolve_roles(&self, planned: &mut [Planned]) -> HashMap<usize, Vec<String>> {
+        let mut records: Vec<(usize, &mut Record, &Grants)> = planned
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, p)| match &mut p.plan {
+                Plan::Write { write, grants, .. } if grants.role.is_some() => {
+                    let record = match write {
+                        SfWrite::Create(record) => record,
+                        SfWrite::Update { record, .. } => record,
+                    };
+                    Some((i, record, &*grants))
+                }
+                _ => None,
+            })
+            .collect();
+        match self.catalog.resolve_roles(&self.client, &mut records).await {
+            Ok(refused) => refused,
+            Err(e) => records
+                .iter()
+                .map(|(i, _, _)| (*i, vec![format!("role: {e}")]))
+                .collect(),
+        }
     }
 
     /// Decides what one change needs.
@@ -554,21 +619,39 @@ impl SyncEngine {
         let synced = || After::Synced {
             link: link.map(|l| l.id.clone()),
         };
-        match (write, &target_id) {
-            (Write::Create(object), _) => {
+        // Grants are not user fields: taken out of the record, applied after its write.
+        let (write, grants) = match write {
+            Write::Create(object) => {
                 // A null on create only means "no value".
-                let record: Record = object.into_iter().filter(|(_, v)| !v.is_null()).collect();
-                planned(Plan::Write {
-                    write: SfWrite::Create(record),
-                    after: After::Synced { link: None },
-                })
+                let mut record: Record = object.into_iter().filter(|(_, v)| !v.is_null()).collect();
+                let grants = Grants::take(&mut record, None);
+                (Write::Create(record), grants)
             }
-            (Write::Update(delta), _) if delta.is_empty() => local(synced()),
+            Write::Update(mut delta) => {
+                let before = snapshot.as_ref().and_then(|s| {
+                    mapping
+                        .map_object(s, None, &SyncContext::default())
+                        .ok()
+                        .map(|m| m.object)
+                });
+                let grants = Grants::take(&mut delta, before.as_ref());
+                (Write::Update(delta), grants)
+            }
+            other => (other, Grants::default()),
+        };
+        match (write, &target_id) {
+            (Write::Create(record), _) => planned(Plan::Write {
+                write: SfWrite::Create(record),
+                grants,
+                after: After::Synced { link: None },
+            }),
+            (Write::Update(delta), _) if delta.is_empty() && grants.is_empty() => local(synced()),
             (Write::Update(delta), Some(target)) => planned(Plan::Write {
                 write: SfWrite::Update {
                     target_id: target.clone(),
                     record: delta,
                 },
+                grants,
                 after: synced(),
             }),
             // Salesforce users are deactivated, never deleted.
@@ -591,6 +674,7 @@ impl SyncEngine {
                             target_id: target.clone(),
                             record,
                         },
+                        grants: Grants::default(),
                         after: After::Unlink { link: l.id.clone() },
                     })
                 }
@@ -634,6 +718,7 @@ impl SyncEngine {
         users: &HashMap<String, (i64, Map<String, Value>)>,
         planned: Vec<Planned>,
         mut results: HashMap<usize, Result<String, SalesforceError>>,
+        mut refused: HashMap<usize, Vec<String>>,
     ) -> Result<Vec<Outcome>, SyncError> {
         let now = Utc::now();
         let mut outcomes = Vec::with_capacity(changes.len());
@@ -744,13 +829,34 @@ impl SyncEngine {
                                 situation: p.situation,
                                 target_id: Some(&target_id),
                             };
+                            // Grants refused: the user is written and linked, but not in step
+                            // (no new snapshot), so a retry or the next change tries them again.
+                            let refusals = refused.remove(&i);
+                            let after = match (&refusals, after) {
+                                (Some(_), After::Synced { link: Some(_) }) => After::Nothing,
+                                (Some(_), After::Synced { link: None }) => After::Link {
+                                    target_id: target_id.clone(),
+                                },
+                                (_, after) => after,
+                            };
                             let conflict = settled.record(&mut tx, &after, &mut synced).await?;
-                            if let Some(message) = conflict {
+                            let conflict = match (conflict, refusals) {
+                                (Some(message), _) => Some((None, message)),
+                                (None, Some(refusals)) => Some((
+                                    Some(ACCESS_REFUSED.to_owned()),
+                                    format!(
+                                        "the user is written, but not every grant: {}",
+                                        refusals.join("; ")
+                                    ),
+                                )),
+                                (None, None) => None,
+                            };
+                            if let Some((code, message)) = conflict {
                                 record_failure(
                                     &mut audit,
                                     &mut failures,
                                     &mut outcomes,
-                                    failure(None, message, 1, Some(target_id)),
+                                    failure(code, message, 1, Some(target_id)),
                                 );
                                 continue;
                             }

@@ -20,6 +20,24 @@ use crate::errors::SalesforceError;
 use crate::query::IDS_PER_QUERY;
 use crate::soql::in_list;
 
+/// The target attributes of a Salesforce user that are grants, not fields of `User`: arrays of
+/// names, and the role's name.
+pub const PERMISSION_SETS: &str = "PermissionSets";
+pub const PERMISSION_SET_GROUPS: &str = "PermissionSetGroups";
+pub const PUBLIC_GROUPS: &str = "PublicGroups";
+pub const USER_ROLE: &str = "UserRole";
+
+/// Whether a user attribute is a grant (not a `User` field a query or a write may name).
+pub fn is_access_attribute(name: &str) -> bool {
+    [
+        PERMISSION_SETS,
+        PERMISSION_SET_GROUPS,
+        PUBLIC_GROUPS,
+        USER_ROLE,
+    ]
+    .contains(&name)
+}
+
 /// What the catalog knows of a permission set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PermissionSetEntry {

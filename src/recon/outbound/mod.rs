@@ -36,6 +36,7 @@ use crate::filter::Filter;
 use crate::mapping::Mapping;
 use crate::repo::links;
 use crate::repo::recon_runs::{self, Unlinked};
+use crate::salesforce::access::is_access_attribute;
 use crate::salesforce::soql::is_field_name;
 use crate::salesforce::soql_filter::where_clause;
 
@@ -220,7 +221,10 @@ fn target_soql(
 fn target_fields(mapping: &Mapping, target_query: Option<&Value>) -> Vec<String> {
     let mut out = vec!["Id".to_owned()];
     let mut add = |name: &str| {
-        if is_field_name(name) && !out.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+        if is_field_name(name)
+            && !is_access_attribute(name)
+            && !out.iter().any(|f| f.eq_ignore_ascii_case(name))
+        {
             out.push(name.to_owned());
         }
     };
@@ -242,10 +246,12 @@ fn target_fields(mapping: &Mapping, target_query: Option<&Value>) -> Vec<String>
 
 /// The fields of `mapped` whose values differ from what Salesforce holds in `current`. Empty
 /// and null are one value; Salesforce keeps `Username` and `Email` in lower case, so those
-/// compare without case.
+/// compare without case. Grants (permission sets, groups, role) are not read here, so not
+/// compared: implicit sync keeps them.
 fn drift(mapped: &Map<String, Value>, current: &Map<String, Value>) -> Vec<String> {
     mapped
         .iter()
+        .filter(|(field, _)| !is_access_attribute(field))
         .filter(|(field, want)| {
             let have = current.get(field.as_str()).unwrap_or(&Value::Null);
             !same_value(field, want, have)

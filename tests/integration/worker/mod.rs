@@ -5,6 +5,7 @@ mod broker_node;
 mod cut_off;
 mod dead_letters;
 mod enable_sync;
+mod entitlements;
 mod hooks;
 mod lanes;
 mod outbound_recon;

@@ -1,0 +1,131 @@
+//! Access beyond the profile through implicit sync: permission sets, a permission set group, a
+//! public group and the role of a managed user reach Salesforce as exactly those grants;
+//! removing one revokes it alone; an unknown name and a license mismatch are sync failures
+//! while the user's other changes go through; deactivation keeps the grants.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use super::{Env, env, wait_until};
+
+/// The user's grants in the emulator's org, by name.
+async fn grants(env: &Env, sf_id: &str) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+    let access = env.sf.access_of(&[sf_id.to_owned()]).await.unwrap();
+    let names = |g: &[idm_sync::salesforce::access::Grant]| -> BTreeSet<String> {
+        g.iter().map(|g| g.name.clone()).collect()
+    };
+    match access.get(sf_id) {
+        Some(a) => (
+            names(&a.permission_sets),
+            names(&a.permission_set_groups),
+            names(&a.public_groups),
+        ),
+        None => Default::default(),
+    }
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+async fn role_of(env: &Env, sf_id: &str) -> Value {
+    env.handle().user(sf_id).unwrap()["UserRoleId"].clone()
+}
+
+#[tokio::test]
+async fn grants_follow_the_managed_user_and_refusals_fail_alone() {
+    let env = env(0).await;
+    let worker = env.spawn_worker();
+    let mut body = env.user_body("grants@idm-sync.test");
+    body["permissionSets"] = json!(["Sales_Operations", "Report_Builder"]);
+    body["permissionSetGroups"] = json!(["Sales_Bundle"]);
+    body["publicGroups"] = json!(["Sales_Team"]);
+    body["userRole"] = json!("VP_Sales");
+    let id = crate::helpers::create_managed(&env.app, &body).await;
+    let user = env.wait_synced(&id).await;
+    let sf_id = user["Id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        grants(&env, &sf_id).await,
+        (
+            set(&["Report_Builder", "Sales_Operations"]),
+            set(&["Sales_Bundle"]),
+            set(&["Sales_Team"])
+        )
+    );
+    let vp = env.handle().access_id("UserRole", "VP_Sales").unwrap();
+    assert_eq!(role_of(&env, &sf_id).await, json!(vp));
+
+    // One permission set removed, one group swapped, the role changed: exactly those calls.
+    env.patch(&id, "/permissionSets", json!(["Report_Builder"]))
+        .await;
+    env.patch(&id, "/publicGroups", json!(["Support_Team"]))
+        .await;
+    env.patch(&id, "/userRole", json!("CEO")).await;
+    env.wait_synced(&id).await;
+    assert_eq!(
+        grants(&env, &sf_id).await,
+        (
+            set(&["Report_Builder"]),
+            set(&["Sales_Bundle"]),
+            set(&["Support_Team"])
+        )
+    );
+    let ceo = env.handle().access_id("UserRole", "CEO").unwrap();
+    assert_eq!(role_of(&env, &sf_id).await, json!(ceo));
+
+    // An unknown name and a license the profile lacks: the other changes go through, the
+    // refused grants become one sync failure naming them.
+    env.patch(
+        &id,
+        "/permissionSets",
+        json!([
+            "Report_Builder",
+            "No_Such_Set",
+            "Chatter_Moderator",
+            "Support_Console"
+        ]),
+    )
+    .await;
+    env.patch(&id, "/sn", json!("Granted")).await;
+    wait_until("the refused grants listed as a failure", async || {
+        env.failures("true").await["resultCount"] == 1
+    })
+    .await;
+    let failure = env.failures("true").await["result"][0].clone();
+    let message = failure["message"].as_str().unwrap();
+    assert_eq!(failure["errorCode"], "ACCESS_NOT_GRANTED", "{failure}");
+    assert!(
+        message.contains("No_Such_Set") && message.contains("Chatter_Moderator"),
+        "{message}"
+    );
+    assert!(!message.contains("Support_Console"), "{message}");
+    assert_eq!(env.handle().user(&sf_id).unwrap()["LastName"], "Granted");
+    assert_eq!(
+        grants(&env, &sf_id).await.0,
+        set(&["Report_Builder", "Support_Console"])
+    );
+
+    // Fixed in the managed user: the next change brings it in step and clears the failure.
+    env.patch(
+        &id,
+        "/permissionSets",
+        json!(["Report_Builder", "Support_Console"]),
+    )
+    .await;
+    env.wait_synced(&id).await;
+    wait_until("the failure cleared", async || {
+        env.failures("true").await["resultCount"] == 0
+    })
+    .await;
+
+    // Deactivation keeps the grants (Salesforce keeps them on inactive users).
+    env.patch(&id, "/accountStatus", json!("inactive")).await;
+    env.wait_synced(&id).await;
+    assert_eq!(env.handle().user(&sf_id).unwrap()["IsActive"], false);
+    assert_eq!(
+        grants(&env, &sf_id).await.0,
+        set(&["Report_Builder", "Support_Console"])
+    );
+    worker.stop().await;
+}
