@@ -82,7 +82,15 @@ impl Grants {
                 .extend(had.difference(&now).map(|n| (kind, n.clone())));
         }
         if let Some(role) = record.remove(USER_ROLE) {
-            grants.role = Some(role.as_str().filter(|r| !r.is_empty()).map(str::to_owned));
+            let named = |v: &Value| v.as_str().filter(|r| !r.is_empty()).map(str::to_owned);
+            let had = before.and_then(|b| b.get(USER_ROLE)).and_then(named);
+            // No role wanted clears only the role idm-sync set: a user found in Salesforce
+            // keeps the role it has.
+            grants.role = match (named(&role), had) {
+                (Some(name), _) => Some(Some(name)),
+                (None, Some(_)) => Some(None),
+                (None, None) => None,
+            };
         }
         grants
     }
@@ -149,17 +157,23 @@ impl Catalog {
         records: &mut [(usize, &mut Record, &Grants)],
     ) -> Result<HashMap<usize, Vec<String>>, SalesforceError> {
         let mut failed: HashMap<usize, Vec<String>> = HashMap::new();
-        if records.iter().all(|(_, _, g)| g.role.is_none()) {
+        for (_, record, grants) in records.iter_mut() {
+            if grants.role == Some(None) {
+                record.insert(ROLE_FIELD.into(), Value::Null);
+            }
+        }
+        // Names only need the catalog.
+        if !records
+            .iter()
+            .any(|(_, _, g)| matches!(g.role, Some(Some(_))))
+        {
             return Ok(failed);
         }
         let grants: Vec<&Grants> = records.iter().map(|(_, _, g)| *g).collect();
         let catalog = self.covering(client, &grants).await?;
         for (i, record, grants) in records.iter_mut() {
             match &grants.role {
-                None => {}
-                Some(None) => {
-                    record.insert(ROLE_FIELD.into(), Value::Null);
-                }
+                None | Some(None) => {}
                 Some(Some(name)) => match catalog.roles.get(name) {
                     Some(id) => {
                         record.insert(ROLE_FIELD.into(), Value::String(id.clone()));
@@ -329,11 +343,15 @@ mod tests {
             ]
         );
         assert_eq!(grants.role, Some(Some("CEO".to_owned())));
-        // A create: everything is added, nothing revoked; a null role clears it.
+        // A create: everything is added, nothing revoked; no role leaves the role alone...
         let mut create = record(json!({"PermissionSetGroups": ["X"], "UserRole": null}));
         let grants = Grants::take(&mut create, None);
         assert!(create.is_empty());
         assert_eq!(grants.add, [(Kind::PermissionSetGroup, "X".to_owned())]);
+        assert_eq!(grants.role, None);
+        // ...unless it was idm-sync's: then it is cleared.
+        let had = record(json!({"UserRole": "CEO"}));
+        let grants = Grants::take(&mut record(json!({"UserRole": ""})), Some(&had));
         assert_eq!(grants.role, Some(None));
         assert!(Grants::take(&mut record(json!({"Email": "a@b"})), None).is_empty());
     }

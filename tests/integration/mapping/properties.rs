@@ -23,7 +23,9 @@ fn outbound_maps_a_managed_user_to_a_salesforce_user() {
             "Username": "bjensen@example.com", "LastName": "Jensen", "Email": "bjensen@example.com",
             "Alias": "Barbara", "LocaleSidKey": "en_US", "EmailEncodingKey": "UTF-8", "LanguageLocaleKey": "en_US",
             "FirstName": "Barbara", "TimeZoneSidKey": "America/Los_Angeles", "CommunityNickname": "bjensen@example.com",
-            "ProfileId": "00e5g000000abcd", "IsActive": true
+            "ProfileId": "00e5g000000abcd", "IsActive": true,
+            // Grants the user has none of: the worker leaves them alone.
+            "PermissionSets": null, "PermissionSetGroups": null, "PublicGroups": null, "UserRole": null
         })
     );
     let defaulted: Vec<_> = mapped.defaulted.iter().map(String::as_str).collect();

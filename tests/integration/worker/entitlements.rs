@@ -119,6 +119,11 @@ async fn grants_follow_the_managed_user_and_refusals_fail_alone() {
     })
     .await;
 
+    // The role idm-sync set is cleared when the managed user has none any more.
+    env.patch(&id, "/userRole", json!("")).await;
+    env.wait_synced(&id).await;
+    assert_eq!(role_of(&env, &sf_id).await, Value::Null);
+
     // Deactivation keeps the grants (Salesforce keeps them on inactive users).
     env.patch(&id, "/accountStatus", json!("inactive")).await;
     env.wait_synced(&id).await;
