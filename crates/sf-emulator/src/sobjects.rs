@@ -54,13 +54,7 @@ fn create_access(shared: &Shared, obj: Obj, body: &[u8]) -> Result<Response, Api
         let mut org = write(&shared.org);
         org.create_access(obj, &fields, Utc::now())?.0
     };
-    shared.stats.add_written(1);
-    shared.mark_dirty();
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": id, "success": true, "errors": [] })),
-    )
-        .into_response())
+    Ok(created(shared, &id))
 }
 
 /// The row of an access record by path id (a malformed id and an unknown one are both 404).
@@ -125,13 +119,18 @@ pub async fn create(
         let actor = org.integration_user_id();
         org.create(changes, Utc::now(), &actor)?
     };
+    Ok(created(&shared, &id))
+}
+
+/// A created record's answer, counted as one write.
+fn created(shared: &Shared, id: &str) -> Response {
     shared.stats.add_written(1);
     shared.mark_dirty();
-    Ok((
+    (
         StatusCode::CREATED,
         Json(json!({ "id": id, "success": true, "errors": [] })),
     )
-        .into_response())
+        .into_response()
 }
 
 /// Looks a user up by path id: a malformed id and an unknown one are both 404, with different texts.
