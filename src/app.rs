@@ -445,8 +445,12 @@ fn workers_over(
             Err(crate::outbound::sync::SyncError::NoOutboundMapping(_)) => continue,
             Err(e) => return Err(e.into()),
         };
+        let revoke = conf
+            .system(client.system_name())
+            .is_some_and(|s| s.remove_access_on_deactivation);
         let engine = SyncEngine::new(pool.clone(), sync.clone(), &mapping, client.clone())?
-            .with_audit(conf.audit.clone());
+            .with_audit(conf.audit.clone())
+            .with_access_removed_on_deactivation(revoke);
         workers.push(Worker::new(
             engine,
             pool.clone(),

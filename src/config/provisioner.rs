@@ -9,7 +9,8 @@
 //! `refresh_token`). idm-sync's own optional keys: `requestTimeout` (ms, default 120000: IDM's
 //! connector has none, but every request here has one), `queryBatchSize` (200..2000, default
 //! 2000), `retryMaxAttempts` (default 5), `retryMaxTotalDelay` (ms, default 30000).
-//! `enabled: false` keeps the file valid without credentials (IDM ships it so until OAuth is done).
+//! `removeAccessOnDeactivation` (default false: a deactivated user keeps its grants, as in
+//! Salesforce). `enabled: false` keeps the file valid without credentials (IDM ships it so until OAuth is done).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -31,6 +32,10 @@ pub struct ProvisionerConfig {
     /// As written in the file; the test action echoes it.
     pub connector_ref: Value,
     pub client: ClientConfig,
+    /// `removeAccessOnDeactivation`: a deactivated user also loses its permission sets,
+    /// permission set groups and public groups (Salesforce keeps them; so does idm-sync by
+    /// default).
+    pub remove_access_on_deactivation: bool,
     pub supported_object_types: Vec<String>,
     pub object_types: BTreeMap<String, ObjectTypeConfig>,
 }
@@ -167,6 +172,7 @@ impl ProvisionerConfig {
             }
         };
         let query_batch_size = p.int("queryBatchSize", 2000, 200, 2000)? as u32;
+        let remove_access_on_deactivation = p.flag("removeAccessOnDeactivation")?;
         let retry = RetryConfig {
             max_attempts: p.int("retryMaxAttempts", 5, 1, 100)? as u32,
             max_total_delay: p.millis("retryMaxTotalDelay", 30_000)?,
@@ -194,6 +200,7 @@ impl ProvisionerConfig {
             enabled,
             connector_ref,
             client,
+            remove_access_on_deactivation,
             supported_object_types,
             object_types,
         })
@@ -226,6 +233,16 @@ impl Props<'_> {
             return Err(self.invalid(key, format!("{text:?} must be an http or https URL")));
         }
         Ok(Some(url))
+    }
+
+    /// A boolean that is false unless set.
+    fn flag(&self, key: &str) -> Result<bool, Invalid> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
+            Some(_) => Err(self.invalid(key, "must be true or false")),
+        }
     }
 
     fn int(&self, key: &str, default: i64, min: i64, max: i64) -> Result<i64, Invalid> {
@@ -414,7 +431,22 @@ mod tests {
         assert_eq!(c.client.proxy.as_deref(), Some("http://proxy.example:8080"));
         assert_eq!(c.client.api_version, "62.0");
         assert_eq!(c.client.query_batch_size, 500);
+        assert!(
+            !c.remove_access_on_deactivation,
+            "grants are kept by default"
+        );
         assert_eq!(c.client.connect_timeout, Duration::from_secs(120));
+        let p = v["configurationProperties"].as_object_mut().unwrap();
+        p.insert("removeAccessOnDeactivation".into(), json!(true));
+        let c = ProvisionerConfig::from_json("salesforce", &v).unwrap();
+        assert!(c.remove_access_on_deactivation);
+        let p = v["configurationProperties"].as_object_mut().unwrap();
+        p.insert("removeAccessOnDeactivation".into(), json!("yes"));
+        let e = ProvisionerConfig::from_json("salesforce", &v).unwrap_err();
+        assert_eq!(
+            e.path,
+            "/configurationProperties/removeAccessOnDeactivation"
+        );
     }
 
     #[test]

@@ -53,11 +53,17 @@ pub struct Grants {
     pub remove: Vec<(Kind, String)>,
     /// `Some(None)`: the role is cleared; `Some(Some(name))`: set to that role.
     pub role: Option<Option<String>>,
+    /// Every grant the user holds is removed (a deactivation, when configured so).
+    pub revoke_all: bool,
 }
 
 impl Grants {
     pub fn is_empty(&self) -> bool {
-        self.add.is_empty() && self.remove.is_empty() && self.role.is_none()
+        self.add.is_empty() && self.remove.is_empty() && self.role.is_none() && !self.revoke_all
+    }
+
+    fn changes_sets(&self) -> bool {
+        !self.add.is_empty() || !self.remove.is_empty() || self.revoke_all
     }
 
     /// Takes the access attributes out of `record` (a create's whole record or an update's
@@ -199,7 +205,7 @@ impl Catalog {
         let wanted: Vec<&Grants> = users
             .iter()
             .map(|(_, _, g)| *g)
-            .filter(|g| !g.add.is_empty() || !g.remove.is_empty())
+            .filter(|g| g.changes_sets())
             .collect();
         if wanted.is_empty() {
             return Ok(failed);
@@ -263,7 +269,7 @@ impl Catalog {
         // Removes: the granting records of those users, found by name, deleted together.
         let revoking: Vec<String> = users
             .iter()
-            .filter(|(_, _, g)| !g.remove.is_empty())
+            .filter(|(_, _, g)| !g.remove.is_empty() || g.revoke_all)
             .map(|(_, user, _)| user.clone())
             .collect();
         if !revoking.is_empty() {
@@ -273,6 +279,18 @@ impl Catalog {
                 let Some(access) = held.get(user) else {
                     continue;
                 };
+                if grants.revoke_all {
+                    for (kind, list) in [
+                        (Kind::PermissionSet, &access.permission_sets),
+                        (Kind::PermissionSetGroup, &access.permission_set_groups),
+                        (Kind::PublicGroup, &access.public_groups),
+                    ] {
+                        for g in list {
+                            deletes.push((*i, kind, g.name.clone(), g.record_id.clone()));
+                        }
+                    }
+                    continue;
+                }
                 for (kind, name) in &grants.remove {
                     let list = match kind {
                         Kind::PermissionSet => &access.permission_sets,

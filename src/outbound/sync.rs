@@ -220,6 +220,8 @@ pub struct SyncEngine {
     audit: AuditConfig,
     /// The connector's access catalog (grant names to ids).
     catalog: Catalog,
+    /// A deactivated user loses every grant (the provisioner's `removeAccessOnDeactivation`).
+    revoke_on_deactivation: bool,
 }
 
 impl SyncEngine {
@@ -247,12 +249,19 @@ impl SyncEngine {
             metrics: Metrics::process(),
             audit: AuditConfig::default(),
             catalog: Catalog::default(),
+            revoke_on_deactivation: false,
         })
     }
 
     /// Writes the `sync` audit topic as `audit` says (by default, as `conf/audit.json` ships).
     pub fn with_audit(mut self, audit: AuditConfig) -> SyncEngine {
         self.audit = audit;
+        self
+    }
+
+    /// Removes a user's grants when it is deactivated (`removeAccessOnDeactivation`).
+    pub fn with_access_removed_on_deactivation(mut self, on: bool) -> SyncEngine {
+        self.revoke_on_deactivation = on;
         self
     }
 
@@ -634,7 +643,21 @@ impl SyncEngine {
                         .ok()
                         .map(|m| m.object)
                 });
-                let grants = Grants::take(&mut delta, before.as_ref());
+                let mut grants = Grants::take(&mut delta, before.as_ref());
+                if self.revoke_on_deactivation {
+                    match delta.get("IsActive") {
+                        Some(Value::Bool(false)) => grants.revoke_all = true,
+                        // Reactivated: every grant it should have comes back.
+                        Some(Value::Bool(true)) => {
+                            if let Some(mut all) = source.as_ref().and_then(|s| {
+                                mapping.map_object(s, None, &SyncContext::default()).ok()
+                            }) {
+                                grants.add = Grants::take(&mut all.object, None).add;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 (Write::Update(delta), grants)
             }
             other => (other, Grants::default()),
@@ -674,7 +697,10 @@ impl SyncEngine {
                             target_id: target.clone(),
                             record,
                         },
-                        grants: Grants::default(),
+                        grants: Grants {
+                            revoke_all: self.revoke_on_deactivation,
+                            ..Grants::default()
+                        },
                         after: After::Unlink { link: l.id.clone() },
                     })
                 }

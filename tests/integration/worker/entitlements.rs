@@ -134,3 +134,36 @@ async fn grants_follow_the_managed_user_and_refusals_fail_alone() {
     );
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn with_the_option_a_deactivated_user_loses_its_grants_and_gets_them_back() {
+    let env = env(0).await;
+    let worker = env.spawn_engine_worker(super::OUTBOUND_MAPPING, env.settings(), |e| {
+        e.with_access_removed_on_deactivation(true)
+    });
+    let mut body = env.user_body("revoked@idm-sync.test");
+    body["permissionSets"] = json!(["Sales_Operations"]);
+    body["permissionSetGroups"] = json!(["Support_Bundle"]);
+    body["publicGroups"] = json!(["Sales_Team"]);
+    let id = crate::helpers::create_managed(&env.app, &body).await;
+    let sf_id = env.wait_synced(&id).await["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let granted = (
+        set(&["Sales_Operations"]),
+        set(&["Support_Bundle"]),
+        set(&["Sales_Team"]),
+    );
+    assert_eq!(grants(&env, &sf_id).await, granted);
+
+    env.patch(&id, "/accountStatus", json!("inactive")).await;
+    env.wait_synced(&id).await;
+    assert_eq!(env.handle().user(&sf_id).unwrap()["IsActive"], false);
+    assert_eq!(grants(&env, &sf_id).await, Default::default());
+
+    env.patch(&id, "/accountStatus", json!("active")).await;
+    env.wait_synced(&id).await;
+    assert_eq!(grants(&env, &sf_id).await, granted);
+    worker.stop().await;
+}

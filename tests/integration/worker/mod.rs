@@ -185,15 +185,26 @@ impl Env {
         settings: WorkerSettings,
         audit: AuditConfig,
     ) -> RunningWorker {
+        self.spawn_engine_worker(mapping, settings, |e| e.with_audit(audit))
+    }
+
+    /// A worker applying mapping `mapping` with an engine `tune` adjusts.
+    pub fn spawn_engine_worker(
+        &self,
+        mapping: &str,
+        settings: WorkerSettings,
+        tune: impl FnOnce(SyncEngine) -> SyncEngine,
+    ) -> RunningWorker {
         let sync = SyncConfig::load(&self.conf.0).unwrap();
-        let engine = SyncEngine::new(
-            self.app.db.pool.clone(),
-            Arc::new(sync),
-            mapping,
-            self.sf.clone(),
-        )
-        .unwrap()
-        .with_audit(audit);
+        let engine = tune(
+            SyncEngine::new(
+                self.app.db.pool.clone(),
+                Arc::new(sync),
+                mapping,
+                self.sf.clone(),
+            )
+            .unwrap(),
+        );
         let worker = Worker::new(
             engine,
             self.app.db.pool.clone(),
