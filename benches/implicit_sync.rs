@@ -8,7 +8,9 @@
 //!     API calls per change. The rate from the edits' transaction start is printed beside it: it
 //!     also counts the bench's own N-row UPDATE (about 0.75 s at 20,000 rows), during which
 //!     nothing is visible to the relay yet;
-//! (c) the same with 100 ms of emulator latency per call, with 1, 2 and 4 workers: separate
+//! (d) 10,000 of the users given 3 permission sets and 1 public group in one bulk edit: the
+//!     write and query calls it took;
+//! (c) the same as (b) with 100 ms of emulator latency per call, with 1, 2 and 4 workers: separate
 //!     worker instances (own broker connection, own consumers, own membership row) that split
 //!     the 16 partitions between them before the edits start.
 //!
@@ -196,6 +198,7 @@ async fn single_worker(
         "(b) {users} edits of {users} users: {:.0} changes/s ({:.0} from the transaction start), {:.4} Salesforce API calls per change",
         bulk.rate, bulk.rate_from_start, bulk.calls
     );
+    grants(pool, http, base, users.min(10_000)).await;
     stop1.send(true).unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
@@ -296,6 +299,78 @@ fn spawn_worker(
     tokio::spawn(worker.run_until(async move {
         let _ = stop.wait_for(|s| *s).await;
     }));
+}
+
+/// (d) `n` users each given 3 permission sets and 1 public group in one bulk edit (an outbox
+/// row each, as REST writes make): the Salesforce write calls it took (issue 16: at most
+/// ⌈4n / 200⌉ + 10) and the query calls (the catalog, read once).
+async fn grants(pool: &PgPool, http: &reqwest::Client, emulator: &str, n: i64) {
+    let before = call_counts(http, emulator).await;
+    let rev_before: i64 = sqlx::query_scalar("SELECT coalesce(max(rev), 0) FROM managed_objects")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let edited: i64 = sqlx::query_scalar(
+        "WITH picked AS (
+             SELECT m.id FROM managed_objects m JOIN links l ON l.second_id = m.id
+             WHERE m.object_type = 'user' ORDER BY m.id LIMIT $1)
+         , changed AS (
+             UPDATE managed_objects m SET body = m.body
+                    || '{\"permissionSets\": [\"Sales_Operations\", \"Support_Console\", \"Report_Builder\"], \"publicGroups\": [\"Sales_Team\"]}'::jsonb,
+                    rev = nextval('managed_object_rev_seq'), updated_at = now()
+             FROM picked WHERE m.id = picked.id AND m.object_type = 'user'
+             RETURNING m.id, m.rev)
+         , rows AS (INSERT INTO outbox (object_type, object_id, rev, operation, changed_fields)
+                    SELECT 'user', id, rev, 'update', '{permissionSets,publicGroups}' FROM changed
+                    RETURNING 1)
+         SELECT count(*) FROM rows",
+    )
+    .bind(n)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    wait_synced_past(pool, rev_before, edited).await;
+    let took = t.elapsed().as_secs_f64();
+    let after = call_counts(http, emulator).await;
+    let writes = after.0 - before.0;
+    let queries = after.1 - before.1;
+    let held: serde_json::Value = http
+        .get(format!("{emulator}/__emulator/access"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    println!(
+        "(d) {edited} users given 3 permission sets + 1 public group: in step after {took:.1} s; {writes} write calls (⌈4n/200⌉ + 10 = {}), {queries} query calls; the org holds {held}",
+        (4 * edited + 199) / 200 + 10
+    );
+}
+
+/// Collections write calls and query calls the emulator answered so far.
+async fn call_counts(http: &reqwest::Client, emulator: &str) -> (u64, u64) {
+    let s: serde_json::Value = http
+        .get(format!("{emulator}/__emulator/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let calls = s["calls"].as_object().unwrap();
+    let count = |pred: &dyn Fn(&str) -> bool| -> u64 {
+        calls
+            .iter()
+            .filter(|(k, _)| pred(k))
+            .map(|(_, v)| v.as_u64().unwrap())
+            .sum()
+    };
+    (
+        count(&|k| k.contains("/composite/sobjects") && !k.starts_with("GET")),
+        count(&|k| k.contains("/query")),
+    )
 }
 
 /// A bulk run's figures: changes/s from the edits' commit and from their transaction start,
