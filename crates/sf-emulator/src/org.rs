@@ -4,7 +4,7 @@
 //! All of it sits behind one `RwLock` in [`super::Shared`]; every method here is synchronous and
 //! short, so no lock is ever held across an `.await`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -13,6 +13,7 @@ use super::access::Access;
 use super::errors::DmlError;
 use super::ids;
 use super::schema::{Field, FieldType, Record, USER_FIELDS, Val, idx};
+use super::soql::{IdRange, is_satisfiable};
 
 /// A profile (`00e…`): its id, name and `UserLicenseId` (enough for `ProfileId` checks and the
 /// license rule of permission set assignments).
@@ -54,8 +55,9 @@ pub struct Org {
     pub profiles: Vec<Profile>,
     /// Licenses, roles, permission sets, groups, assignments and memberships.
     pub access: Access,
-    /// Canonical 15-char id → index in `users`.
-    by_id: HashMap<String, usize>,
+    /// Canonical 15-char id → index in `users`; ordered, so a range of ids (PK chunking's
+    /// `Id >= … AND Id < …`) is read without a scan.
+    by_id: BTreeMap<String, usize>,
     /// Lower-cased username → index: usernames are unique case-insensitively.
     by_username: HashMap<String, usize>,
     /// Next id sequence number (shared by all key prefixes, as ids only need to be unique).
@@ -70,7 +72,7 @@ impl Org {
             users: Vec::new(),
             profiles: Vec::new(),
             access: Access::default(),
-            by_id: HashMap::new(),
+            by_id: BTreeMap::new(),
             by_username: HashMap::new(),
             next_seq: 1_000_000,
         };
@@ -99,7 +101,7 @@ impl Org {
             users: Vec::new(),
             profiles,
             access: Access::default(),
-            by_id: HashMap::new(),
+            by_id: BTreeMap::new(),
             by_username: HashMap::new(),
             next_seq,
         };
@@ -135,6 +137,12 @@ impl Org {
     pub fn find(&self, id: &str) -> Option<usize> {
         let key = ids::canonical_15(id)?;
         self.by_id.get(&key).copied()
+    }
+
+    /// Indexes of the users whose ids fall in `range` (canonical 15-char bounds), in id order.
+    pub fn users_in_id_range(&self, range: IdRange<'_>) -> impl Iterator<Item = usize> + '_ {
+        let live = is_satisfiable(&range).then(|| self.by_id.range::<str, _>(range));
+        live.into_iter().flatten().map(|(_, &i)| i)
     }
 
     pub fn find_username(&self, username: &str) -> Option<usize> {

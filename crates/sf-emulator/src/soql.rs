@@ -11,6 +11,8 @@
 //! without parentheses, and `ASC` sorts nulls first, `DESC` nulls last. Errors carry Salesforce's
 //! message layout: the query line, a caret, `ERROR at Row:r:Column:c`, and the reason.
 
+mod range;
+
 use std::cmp::Ordering;
 
 use chrono::{DateTime, Utc};
@@ -18,6 +20,7 @@ use chrono::{DateTime, Utc};
 use super::ids;
 use super::org::Org;
 use super::schema::{Field, FieldType, Record, Val, parse_datetime};
+pub use range::{IdRange, is_satisfiable};
 
 /// A field the parser can name: its type decides which literals it accepts.
 pub trait Column: Copy + PartialEq + std::fmt::Debug {
@@ -1070,14 +1073,25 @@ impl Query<Field> {
         Self::parse_with(src, "User", &resolve_user)
     }
 
-    /// The indexes of the matching users, ordered, after OFFSET and LIMIT.
+    /// The indexes of the matching users, ordered, after OFFSET and LIMIT. A WHERE that names
+    /// ids (`Id IN (…)`, `Id >= '…' AND Id < '…'`) reads only those users, from the id index.
     pub fn run(&self, org: &Org) -> Vec<u32> {
-        let mut hits: Vec<(u32, &Record)> = org
-            .users
-            .iter()
-            .enumerate()
+        let rows: Vec<usize> = if let Some(ids) = self.id_restriction(super::schema::idx::ID) {
+            let mut rows: Vec<usize> = ids.iter().filter_map(|id| org.find(id)).collect();
+            rows.sort_unstable();
+            rows.dedup();
+            rows
+        } else if let Some(range) = self.id_range(super::schema::idx::ID) {
+            let mut rows: Vec<usize> = org.users_in_id_range(range).collect();
+            rows.sort_unstable();
+            rows
+        } else {
+            (0..org.users.len()).collect()
+        };
+        let mut hits: Vec<(u32, &Record)> = rows
+            .into_iter()
+            .filter_map(|i| Some((u32::try_from(i).ok()?, org.users.get(i)?)))
             .filter(|(_, r)| self.matches(&|f| r[f].view()))
-            .filter_map(|(i, r)| Some((u32::try_from(i).ok()?, r)))
             .collect();
         if !self.order.is_empty() {
             // Stable: ties keep creation order, like Salesforce's usual (unguaranteed) order.

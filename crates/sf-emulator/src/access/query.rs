@@ -2,8 +2,11 @@
 //! index when the WHERE clause names assignees, members or ids), and writing records as the REST
 //! API shows them, relationship paths as nested objects.
 
+use std::ops::RangeBounds;
+
 use super::objects::col;
 use super::{Col, MemberRef, Obj, Owner};
+use crate::ids;
 use crate::org::Org;
 use crate::schema::{idx, push_datetime, push_json_str};
 use crate::soql::{Query, V};
@@ -200,11 +203,13 @@ fn slots(org: &Org, obj: Obj) -> usize {
     }
 }
 
-/// The rows a query can match: from an index when its WHERE names assignees, members or ids,
-/// else every row; in creation order.
+/// The rows a query can match: from an index when its WHERE names assignees, members or ids, or
+/// a range of assignee or member ids (`AssigneeId >= '005…' AND AssigneeId < '005…'`), else
+/// every row; in creation order.
 fn candidates(org: &Org, obj: Obj, q: &Query<Col>) -> Vec<u32> {
     let a = &org.access;
     let restricted = |field: u8| q.id_restriction(Col::own(obj, field));
+    let ranged = |field: u8| q.id_range(Col::own(obj, field));
     let mut rows: Vec<u32> = if let (Obj::PermissionSetAssignment, Some(ids)) =
         (obj, restricted(col::psa::ASSIGNEE_ID))
     {
@@ -221,6 +226,30 @@ fn candidates(org: &Org, obj: Obj, q: &Query<Col>) -> Vec<u32> {
                     None => a.find_of(Obj::Group, id).map(MemberRef::Group),
                 },
             )
+            .flat_map(|m| a.memberships_of(m).iter().copied())
+            .collect()
+    } else if let (Obj::PermissionSetAssignment, Some(range)) = (obj, ranged(col::psa::ASSIGNEE_ID))
+    {
+        org.users_in_id_range(range)
+            .filter_map(|u| u32::try_from(u).ok())
+            .flat_map(|u| a.assignments_of(u).iter().copied())
+            .collect()
+    } else if let (Obj::GroupMember, Some(range)) = (obj, ranged(col::member::USER_OR_GROUP_ID)) {
+        // Members are users (`005…`) or groups (`00G…`, few: their ids are checked one by one).
+        let users = org
+            .users_in_id_range(range)
+            .filter_map(|u| u32::try_from(u).ok())
+            .map(MemberRef::User);
+        let groups = (0..a.groups.len())
+            .filter_map(|g| u32::try_from(g).ok())
+            .filter(|&g| {
+                row_id(org, Obj::Group, g)
+                    .and_then(ids::canonical_15)
+                    .is_some_and(|c| RangeBounds::<str>::contains(&range, c.as_str()))
+            })
+            .map(MemberRef::Group);
+        users
+            .chain(groups)
             .flat_map(|m| a.memberships_of(m).iter().copied())
             .collect()
     } else if let Some(ids) = restricted(col::ID) {
@@ -332,4 +361,133 @@ pub fn all_columns(obj: Obj) -> Vec<Col> {
         .filter_map(|i| u8::try_from(i).ok())
         .map(|i| Col::own(obj, i))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::AccessConfig;
+    use crate::schema::Field;
+
+    fn org() -> Org {
+        let access = AccessConfig {
+            assignments_per_user: 2,
+            memberships_per_user: 2,
+            ..AccessConfig::default()
+        };
+        let now = chrono::Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
+        crate::seed::generate_with(60, 3, now, &access)
+    }
+
+    fn parse(obj: Obj, src: &str) -> Query<Col> {
+        let resolve = move |name: &str| Col::resolve(obj, name);
+        Query::parse_with(src, obj.name(), &resolve).unwrap()
+    }
+
+    /// What a scan of every record finds: the index must answer the same.
+    fn scanned(org: &Org, obj: Obj, q: &Query<Col>) -> Vec<u32> {
+        (0..slots(org, obj))
+            .filter_map(|r| u32::try_from(r).ok())
+            .filter(|&r| row_id(org, obj, r).is_some())
+            .filter(|&r| q.matches(&|c| value(org, c, r)))
+            .collect()
+    }
+
+    /// User ids in `ORDER BY Id` order.
+    fn ordered_ids(org: &Org) -> Vec<String> {
+        Query::<Field>::parse("SELECT Id FROM User ORDER BY Id")
+            .unwrap()
+            .run(org)
+            .into_iter()
+            .map(|i| org.users[i as usize][idx::ID].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn member_ranges_are_the_members_between_ordered_user_ids() {
+        let org = org();
+        let ids = ordered_ids(&org);
+        let (lo, hi) = (&ids[10], &ids[30]);
+        // A 15-char lower bound and an 18-char upper bound in the wrong case name the same ids.
+        let src = format!(
+            "SELECT Id, UserOrGroupId, Group.DeveloperName FROM GroupMember WHERE Group.Type = 'Regular' AND UserOrGroupId >= '{}' AND UserOrGroupId <= '{}'",
+            &lo[..15],
+            hi.to_lowercase()
+        );
+        let q = parse(Obj::GroupMember, &src);
+        assert!(
+            q.id_range(Col::own(Obj::GroupMember, col::member::USER_OR_GROUP_ID))
+                .is_some()
+        );
+        let got = run(&org, Obj::GroupMember, &q);
+        assert_eq!(got, scanned(&org, Obj::GroupMember, &q));
+        let inside: Vec<&String> = ids[10..=30].iter().collect();
+        let mut want: Vec<u32> = Vec::new();
+        for id in &inside {
+            let u = u32::try_from(org.find(id).unwrap()).unwrap();
+            want.extend(org.access.memberships_of(MemberRef::User(u)));
+        }
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(got.len(), 21 * 2, "two memberships per user in range");
+
+        // Exclusive bounds drop exactly the bounds' own members.
+        let src = format!(
+            "SELECT Id FROM GroupMember WHERE UserOrGroupId > '{lo}' AND UserOrGroupId < '{hi}'"
+        );
+        let q = parse(Obj::GroupMember, &src);
+        assert_eq!(run(&org, Obj::GroupMember, &q).len(), 19 * 2);
+        // Inverted and empty ranges find nothing, without a panic.
+        for src in [
+            format!(
+                "SELECT Id FROM GroupMember WHERE UserOrGroupId > '{hi}' AND UserOrGroupId < '{lo}'"
+            ),
+            format!(
+                "SELECT Id FROM GroupMember WHERE UserOrGroupId > '{lo}' AND UserOrGroupId < '{lo}'"
+            ),
+            format!(
+                "SELECT Id FROM GroupMember WHERE UserOrGroupId >= '{lo}' AND UserOrGroupId < '{lo}'"
+            ),
+        ] {
+            assert!(run(&org, Obj::GroupMember, &parse(Obj::GroupMember, &src)).is_empty());
+        }
+    }
+
+    #[test]
+    fn assignment_ranges_match_a_scan() {
+        let org = org();
+        let ids = ordered_ids(&org);
+        for (a, b) in [(0, 59), (5, 6), (20, 40), (59, 59)] {
+            let src = format!(
+                "SELECT Id, PermissionSet.Name FROM PermissionSetAssignment WHERE AssigneeId >= '{}' AND AssigneeId <= '{}' AND PermissionSet.IsOwnedByProfile = false",
+                ids[a], ids[b]
+            );
+            let q = parse(Obj::PermissionSetAssignment, &src);
+            let got = run(&org, Obj::PermissionSetAssignment, &q);
+            assert_eq!(
+                got,
+                scanned(&org, Obj::PermissionSetAssignment, &q),
+                "{a}..={b}"
+            );
+            let want: usize = ids[a..=b]
+                .iter()
+                .map(|id| {
+                    let u = u32::try_from(org.find(id).unwrap()).unwrap();
+                    org.access
+                        .assignments_of(u)
+                        .iter()
+                        .filter(|&&r| {
+                            let ps = org.access.assignment(r).unwrap().permission_set;
+                            let owner = org.access.permission_sets[ps as usize].owner;
+                            !matches!(owner, Owner::Profile(_))
+                        })
+                        .count()
+                })
+                .sum();
+            assert_eq!(got.len(), want, "{a}..={b}");
+            assert!(want > 0 || a == b, "{a}..={b}");
+        }
+    }
 }
