@@ -26,6 +26,11 @@ pub fn apply_faults(shared: &Shared, update: &FaultUpdate) {
     if let Some(used) = update.api_usage {
         shared.api_used.store(used, Ordering::Relaxed);
     }
+    if let Some(rows) = update.subquery_inline_rows {
+        shared
+            .subquery_inline_rows
+            .store(rows.max(1), Ordering::Relaxed);
+    }
 }
 
 pub fn snapshot(shared: &Shared) -> StatsSnapshot {
@@ -47,11 +52,16 @@ fn faults_view(shared: &Shared) -> serde_json::Value {
             "apiUsage".to_owned(),
             shared.api_used.load(Ordering::Relaxed).into(),
         );
+        obj.insert(
+            "subqueryInlineRows".to_owned(),
+            shared.subquery_inline_rows.load(Ordering::Relaxed).into(),
+        );
     }
     v
 }
 
-/// `GET /__emulator/faults`: the standing faults, the allowance and the usage.
+/// `GET /__emulator/faults`: the standing faults, the allowance, the usage and the subquery's
+/// inline rows.
 pub async fn get_faults(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     Json(faults_view(&shared))
 }

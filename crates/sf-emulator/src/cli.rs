@@ -87,6 +87,10 @@ struct Cli {
     /// Public groups each generated user is a member of.
     #[arg(long, default_value_t = 0)]
     memberships_per_user: usize,
+    /// Child rows a parent-to-child subquery shows inline per parent; the rest are paged through
+    /// the child result's nextRecordsUrl.
+    #[arg(long, default_value_t = crate::DEFAULT_SUBQUERY_INLINE_ROWS)]
+    subquery_inline_rows: usize,
 }
 
 /// Parses the command line, serves until Ctrl-C or SIGTERM, and says how it ended.
@@ -122,6 +126,7 @@ pub async fn run() -> std::process::ExitCode {
             assignments_per_user: cli.assignments_per_user,
             memberships_per_user: cli.memberships_per_user,
         },
+        subquery_inline_rows: cli.subquery_inline_rows,
         ..EmulatorConfig::default()
     };
     let (key, secret, refresh) = (

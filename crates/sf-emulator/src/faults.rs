@@ -19,7 +19,8 @@ pub struct FaultConfig {
 
 /// A partial update (`POST /__emulator/faults`): absent fields keep their value. `expireTokens` is an
 /// action (expire every issued access token now), `dailyLimit` sets the allowance, `apiUsage` sets
-/// the used-calls counter (e.g. 0 to start a fresh "day").
+/// the used-calls counter (e.g. 0 to start a fresh "day"), `subqueryInlineRows` the child rows a
+/// subquery shows inline per parent (at least 1; small values make tests page child rows).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultUpdate {
@@ -30,6 +31,7 @@ pub struct FaultUpdate {
     pub expire_tokens: Option<bool>,
     pub daily_limit: Option<u64>,
     pub api_usage: Option<u64>,
+    pub subquery_inline_rows: Option<usize>,
 }
 
 impl FaultConfig {

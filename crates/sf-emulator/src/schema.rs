@@ -397,6 +397,13 @@ pub fn push_val(out: &mut String, v: &Val) {
 
 /// Appends one record the way the REST API shows it: `attributes` first, then the chosen fields in order.
 pub fn push_record(out: &mut String, version: &str, rec: &Record, fields: &[Field]) {
+    push_record_start(out, version, rec);
+    push_fields(out, rec, fields);
+    out.push('}');
+}
+
+/// Opens a record: `{"attributes":{…}`; fields follow, each after a comma.
+pub fn push_record_start(out: &mut String, version: &str, rec: &Record) {
     out.push_str("{\"attributes\":{\"type\":\"User\",\"url\":\"/services/data/");
     out.push_str(version);
     out.push_str("/sobjects/User/");
@@ -404,13 +411,16 @@ pub fn push_record(out: &mut String, version: &str, rec: &Record, fields: &[Fiel
         out.push_str(id);
     }
     out.push_str("\"}");
+}
+
+/// Appends `,"Name":value` for each of `fields`.
+pub fn push_fields(out: &mut String, rec: &Record, fields: &[Field]) {
     for &f in fields {
         out.push(',');
         push_json_str(out, f.def().name);
         out.push(':');
         push_val(out, &rec[f]);
     }
-    out.push('}');
 }
 
 /// A record as a JSON object of all fields (state file, seed files).

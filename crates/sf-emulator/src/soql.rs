@@ -12,6 +12,7 @@
 //! message layout: the query line, a caret, `ERROR at Row:r:Column:c`, and the reason.
 
 mod range;
+mod subquery;
 
 use std::cmp::Ordering;
 
@@ -21,6 +22,7 @@ use super::ids;
 use super::org::Org;
 use super::schema::{Field, FieldType, Record, Val, parse_datetime};
 pub use range::{IdRange, is_satisfiable};
+pub use subquery::Subquery;
 
 /// A field the parser can name: its type decides which literals it accepts.
 pub trait Column: Copy + PartialEq + std::fmt::Debug {
@@ -72,6 +74,13 @@ type Resolver<'r, C> = &'r dyn Fn(&str) -> Result<C, String>;
 pub struct SoqlError {
     pub code: &'static str,
     pub message: String,
+}
+
+impl SoqlError {
+    /// An error at byte `pos` of `src`, in Salesforce's layout (see [`error_at`]).
+    pub fn at(src: &str, pos: usize, code: &'static str, text: String) -> SoqlError {
+        error_at(src, pos, code, text)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +164,9 @@ pub struct Query<C = Field> {
     pub order: Vec<OrderKey<C>>,
     pub limit: Option<usize>,
     pub offset: usize,
+    /// Parent-to-child subqueries of the SELECT list, unparsed (their columns are another
+    /// object's: see [`Query::parse_subquery`]).
+    pub subqueries: Vec<Subquery>,
 }
 
 struct Lexer<'a> {
@@ -418,8 +430,11 @@ struct Parser<'a, C> {
     src: &'a str,
     toks: Vec<(Tok, usize)>,
     at: usize,
-    /// The object FROM must name.
+    /// The object FROM must name (for a subquery: the child relationship).
     entity: &'a str,
+    /// For a subquery: the parent object, which may qualify the relationship
+    /// (`FROM User.PermissionSetAssignments`); the tokens then end with its `)`.
+    parent: Option<&'a str>,
     resolve: Resolver<'a, C>,
 }
 
@@ -488,6 +503,7 @@ impl<C: Column> Parser<'_, C> {
     fn query(&mut self) -> Result<Query<C>, SoqlError> {
         self.expect_kw("SELECT")?;
         let mut fields = Vec::new();
+        let mut subqueries = Vec::new();
         let mut count_only = false;
         if self.is_kw("COUNT")
             && self
@@ -503,17 +519,22 @@ impl<C: Column> Parser<'_, C> {
             count_only = true;
         } else {
             loop {
-                let pos = self.pos();
-                let f = self.field()?;
-                if fields.contains(&f) {
-                    return Err(error_at(
-                        self.src,
-                        pos,
-                        "MALFORMED_QUERY",
-                        format!("duplicate field selected: {}", f.display()),
-                    ));
+                if self.at_subquery() {
+                    let sub = self.subquery(fields.len())?;
+                    subqueries.push(sub);
+                } else {
+                    let pos = self.pos();
+                    let f = self.field()?;
+                    if fields.contains(&f) {
+                        return Err(error_at(
+                            self.src,
+                            pos,
+                            "MALFORMED_QUERY",
+                            format!("duplicate field selected: {}", f.display()),
+                        ));
+                    }
+                    fields.push(f);
                 }
-                fields.push(f);
                 if *self.peek() == Tok::Comma {
                     self.at += 1;
                 } else {
@@ -524,7 +545,7 @@ impl<C: Column> Parser<'_, C> {
         self.expect_kw("FROM")?;
         let pos = self.pos();
         match self.bump() {
-            Tok::Ident(obj) if obj.eq_ignore_ascii_case(self.entity) => {}
+            Tok::Ident(obj) if self.names_entity(&obj) => {}
             Tok::Ident(obj) => {
                 return Err(error_at(
                     self.src,
@@ -547,6 +568,7 @@ impl<C: Column> Parser<'_, C> {
             order: Vec::new(),
             limit: None,
             offset: 0,
+            subqueries,
         };
         if self.is_kw("WHERE") {
             self.at += 1;
@@ -605,10 +627,26 @@ impl<C: Column> Parser<'_, C> {
                 ));
             }
         }
+        if self.parent.is_some() {
+            if *self.peek() != Tok::RParen {
+                return Err(self.unexpected());
+            }
+            self.at += 1;
+        }
         if *self.peek() != Tok::Eof {
             return Err(self.unexpected());
         }
         Ok(q)
+    }
+
+    /// Whether FROM's `obj` names the entity (a subquery's may be qualified by the parent).
+    fn names_entity(&self, obj: &str) -> bool {
+        obj.eq_ignore_ascii_case(self.entity)
+            || self.parent.is_some_and(|p| {
+                obj.split_once('.').is_some_and(|(o, rel)| {
+                    o.eq_ignore_ascii_case(p) && rel.eq_ignore_ascii_case(self.entity)
+                })
+            })
     }
 
     /// A condition chain: all `AND` or all `OR` at one level, as SOQL requires.
@@ -1006,6 +1044,7 @@ impl<C: Column> Query<C> {
             toks,
             at: 0,
             entity,
+            parent: None,
             resolve,
         }
         .query()

@@ -8,6 +8,7 @@
 //! held by an open query cursor never names another record.
 
 pub mod catalog;
+pub mod children;
 pub mod dml;
 pub mod objects;
 pub mod persist;
