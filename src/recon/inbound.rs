@@ -15,10 +15,11 @@ use super::{ReconError, ReconRequest, TARGET_RESOURCE, TARGET_TYPE, soql};
 use crate::filter::Filter;
 use crate::mapping::{Mapping, Situation};
 use crate::repo::{links, recon_runs};
+use crate::salesforce::access_read::RoleNames;
 
 /// What an inbound run reads, worked out from the request before it starts.
 pub(crate) struct Prepared {
-    soql: String,
+    soql: soql::UserSoql,
     source_resource: String,
     target_filter: Filter,
     target_query: Value,
@@ -28,7 +29,7 @@ pub(crate) struct Prepared {
 impl Prepared {
     pub fn parameters(&self) -> Value {
         json!({
-            "sourceQuery": {"resourceName": self.source_resource, "soql": self.soql},
+            "sourceQuery": {"resourceName": self.source_resource, "soql": self.soql.text},
             "targetQuery": {"resourceName": TARGET_RESOURCE, "queryFilter": self.target_query},
             "runTargetPhase": self.run_target_phase,
         })
@@ -39,7 +40,7 @@ impl Prepared {
 /// back or touched so far.
 pub(crate) struct Inbound {
     pub run: Run,
-    pub soql: String,
+    pub soql: soql::UserSoql,
     pub target_filter: Filter,
     pub run_target_phase: bool,
     /// Run correlation queries (false when the target set was empty at the start and
@@ -57,6 +58,8 @@ pub(crate) struct Inbound {
     pub seen: SeenTargets,
     /// The links in step, read beside the source phase (see `in_step.rs`).
     pub in_step: Option<Loading>,
+    /// Role names of the grants read with the users.
+    pub roles: RoleNames,
 }
 
 impl Inbound {
@@ -92,6 +95,7 @@ impl Inbound {
             next_analyze: FIRST_ANALYZE,
             seen,
             in_step: None,
+            roles: RoleNames::default(),
         }
     }
 

@@ -10,23 +10,20 @@ use serde_json::Value;
 
 use crate::filter::{self, Filter};
 use crate::mapping::Mapping;
+use crate::salesforce::access::is_access_attribute;
+use crate::salesforce::access_read::AccessRead;
 use crate::salesforce::soql::{self as sf, is_field_name};
 use crate::salesforce::soql_filter::{TranslateError, where_clause};
 
 const ALWAYS: &[&str] = &["Id", "IsActive", "LastModifiedDate", "Username", "Email"];
 
-/// The field list of the source query.
-pub fn fields(mapping: &Mapping, source_query: Option<&Value>) -> Vec<String> {
-    let mut out: Vec<String> = ALWAYS.iter().map(|s| (*s).to_owned()).collect();
-    let mut add = |name: &str| {
-        if is_field_name(name) && !out.iter().any(|f| f.eq_ignore_ascii_case(name)) {
-            out.push(name.to_owned());
-        }
-    };
+/// The names the mapping's properties and the `sourceQuery`'s `_fields` read.
+fn read_names<'a>(mapping: &'a Mapping, source_query: Option<&'a Value>) -> Vec<&'a str> {
+    let mut out = Vec::new();
     for p in &mapping.properties {
         if let Some(source) = p.source.as_deref() {
             if let Some(first) = source.trim_start_matches('/').split('/').next() {
-                add(first);
+                out.push(first);
             }
         }
     }
@@ -34,8 +31,33 @@ pub fn fields(mapping: &Mapping, source_query: Option<&Value>) -> Vec<String> {
         .and_then(|q| q.get("_fields"))
         .and_then(Value::as_str)
     {
-        for f in list.split(',') {
-            add(f.trim());
+        out.extend(list.split(',').map(str::trim));
+    }
+    out
+}
+
+/// The grants the mapping reads (attributes that are not `User` fields).
+pub fn access(mapping: &Mapping, source_query: Option<&Value>) -> AccessRead {
+    AccessRead::of(read_names(mapping, source_query))
+}
+
+/// The select list of the source query: fields, then what reading the grants needs.
+pub fn fields(mapping: &Mapping, source_query: Option<&Value>) -> Vec<String> {
+    let mut out: Vec<String> = ALWAYS.iter().map(|s| (*s).to_owned()).collect();
+    let mut add = |name: &str| {
+        if is_field_name(name)
+            && !is_access_attribute(name)
+            && !out.iter().any(|f| f.eq_ignore_ascii_case(name))
+        {
+            out.push(name.to_owned());
+        }
+    };
+    for name in read_names(mapping, source_query) {
+        add(name);
+    }
+    for item in access(mapping, source_query).select_items() {
+        if !out.iter().any(|f| f.eq_ignore_ascii_case(item)) {
+            out.push(item.to_owned());
         }
     }
     out
@@ -62,31 +84,68 @@ pub enum QueryError {
     NotAnId(String),
 }
 
+/// A query of users for a run and how its pages' grants are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSoql {
+    pub text: String,
+    pub access: AccessRead,
+    /// Pages come in id order from an unfiltered query: a page's memberships are one query
+    /// over its range of ids, which holds no user of another page.
+    pub ranged: bool,
+}
+
+impl UserSoql {
+    /// `text` (a query's select list and object) completed by `filter` and, when
+    /// memberships are read, an order by id.
+    pub fn finish(
+        mut text: String,
+        access: AccessRead,
+        filter: Option<&Value>,
+    ) -> Result<UserSoql, QueryError> {
+        let mut filtered = false;
+        if let Some(filter) = query_filter(filter)? {
+            if let Some(clause) = where_clause(&filter)? {
+                text.push_str(" WHERE ");
+                text.push_str(&clause);
+                filtered = true;
+            }
+        }
+        if access.memberships {
+            text.push_str(" ORDER BY Id");
+        }
+        Ok(UserSoql {
+            text,
+            access,
+            ranged: access.memberships && !filtered,
+        })
+    }
+}
+
 /// `SELECT … FROM User [WHERE …]` for a whole run, or for one id (`reconById`).
 pub fn build(
     mapping: &Mapping,
     source_query: Option<&Value>,
     source_id: Option<&str>,
-) -> Result<String, QueryError> {
+) -> Result<UserSoql, QueryError> {
+    let access = access(mapping, source_query);
     let mut soql = format!(
         "SELECT {} FROM User",
         fields(mapping, source_query).join(", ")
     );
+    let built = |text: String, ranged: bool| UserSoql {
+        text,
+        access,
+        ranged,
+    };
     if let Some(id) = source_id {
         if !(id.len() == 15 || id.len() == 18) || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(QueryError::NotAnId(id.to_owned()));
         }
         soql.push_str(" WHERE ");
         soql.push_str(&sf::equals("Id", id));
-        return Ok(soql);
+        return Ok(built(soql, false));
     }
-    if let Some(filter) = query_filter(source_query)? {
-        if let Some(clause) = where_clause(&filter)? {
-            soql.push_str(" WHERE ");
-            soql.push_str(&clause);
-        }
-    }
-    Ok(soql)
+    UserSoql::finish(soql, access, source_query)
 }
 
 /// The `_queryFilter` text of a query as a run's parameters show it (`"true"` without one).

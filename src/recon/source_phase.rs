@@ -13,6 +13,7 @@ use super::audited::Phase;
 use super::in_step::{InStep, Loading, plain_confirmed_update};
 use super::inbound::Inbound;
 use super::run_state::Flow;
+use super::soql::UserSoql;
 use super::summary::Timed;
 use super::{Inner, ReconError, TARGET_TYPE};
 use crate::filter::Filter;
@@ -24,7 +25,8 @@ use crate::planner::{self, Facts, Known, Write};
 use crate::repo::links::{self, Link, Side};
 use crate::repo::managed::{self, StoredObject};
 use crate::repo::{self, RepoError, Tx, recon_runs};
-use crate::salesforce::Record;
+use crate::salesforce::access_read::RoleNames;
+use crate::salesforce::{QueryPage, Record, SalesforceClient, SalesforceError};
 
 /// Records per page from which the unchanged check runs as two statements side by side.
 const SPLIT_CHECK_AT: usize = 500;
@@ -52,9 +54,25 @@ impl Inbound {
         let client = self.run.client.clone();
         let soql = self.soql.clone();
         let mut pages = std::pin::pin!(
-            client.query_with_batch_size(&soql, self.run.inner.settings.source_batch_size)
+            client.query_with_batch_size(&soql.text, self.run.inner.settings.source_batch_size)
         );
         let assessor = self.assessor();
+        let mut roles = std::mem::take(&mut self.roles);
+        let flow = self
+            .pages(&mut pages, &client, &soql, &mut roles, assessor)
+            .await;
+        self.roles = roles;
+        flow
+    }
+
+    async fn pages(
+        &mut self,
+        pages: &mut (impl futures_util::Stream<Item = Result<QueryPage, SalesforceError>> + Unpin),
+        client: &SalesforceClient,
+        soql: &UserSoql,
+        roles: &mut RoleNames,
+        assessor: Assessor,
+    ) -> Result<Flow, ReconError> {
         // The stream is not polled again once it has ended.
         let mut ended = false;
         let mut fetch = async || {
@@ -62,7 +80,15 @@ impl Inbound {
                 return (Ok(None), Duration::ZERO);
             }
             let t = Instant::now();
-            let page = pages.try_next().await;
+            let mut page = pages.try_next().await;
+            if let Ok(Some(page_read)) = &mut page
+                && soql.access.any()
+                && let Err(e) = client
+                    .complete_access(&mut page_read.records, soql.access, roles, soql.ranged)
+                    .await
+            {
+                page = Err(e);
+            }
             ended = !matches!(page, Ok(Some(_)));
             (page, t.elapsed())
         };

@@ -206,7 +206,13 @@ impl Inbound {
         let found = self
             .run
             .client
-            .records_by_id(SOURCE_OBJECT_TYPE, &fields, &ids)
+            .records_by_id_with_access(
+                SOURCE_OBJECT_TYPE,
+                &fields,
+                &ids,
+                self.soql.access,
+                &mut self.roles,
+            )
             .await?;
         self.run.stats.time(Timed::SourceQuery, t.elapsed());
         Ok(found)

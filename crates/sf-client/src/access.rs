@@ -92,7 +92,7 @@ const ASSIGNMENTS: &str = "SELECT Id, AssigneeId, PermissionSetGroupId, Permissi
      PermissionSetGroup.DeveloperName FROM PermissionSetAssignment \
      WHERE PermissionSet.IsOwnedByProfile = false AND ";
 /// The memberships of regular public groups.
-const MEMBERSHIPS: &str = "SELECT Id, UserOrGroupId, Group.DeveloperName FROM GroupMember \
+pub(crate) const MEMBERSHIPS: &str = "SELECT Id, UserOrGroupId, Group.DeveloperName FROM GroupMember \
      WHERE Group.Type = 'Regular' AND ";
 
 impl SalesforceClient {
@@ -157,12 +157,10 @@ impl SalesforceClient {
                     name: name.to_owned(),
                     record_id: record_id.to_owned(),
                 };
-                if text(&r, "PermissionSetGroupId").is_some() {
-                    if let Some(name) = related(&r, "PermissionSetGroup", "DeveloperName") {
-                        access.permission_set_groups.push(grant(name));
-                    }
-                } else if let Some(name) = related(&r, "PermissionSet", "Name") {
-                    access.permission_sets.push(grant(name));
+                match assignment_of(&r) {
+                    Some(Assigned::Group(name)) => access.permission_set_groups.push(grant(name)),
+                    Some(Assigned::Set(name)) => access.permission_sets.push(grant(name)),
+                    None => {}
                 }
             }
             let memberships = format!("{MEMBERSHIPS}{}", in_list("UserOrGroupId", ids));
@@ -195,7 +193,7 @@ impl SalesforceClient {
     }
 
     /// Every record of `soql`, all pages.
-    async fn all(&self, soql: &str) -> Result<Vec<Record>, SalesforceError> {
+    pub(crate) async fn all(&self, soql: &str) -> Result<Vec<Record>, SalesforceError> {
         let mut out = Vec::new();
         let mut pages = std::pin::pin!(self.query(soql));
         while let Some(page) = pages.try_next().await? {
@@ -205,7 +203,10 @@ impl SalesforceClient {
     }
 
     /// `DeveloperName` → `Id` of every record of `soql`.
-    async fn named(&self, soql: &str) -> Result<BTreeMap<String, String>, SalesforceError> {
+    pub(crate) async fn named(
+        &self,
+        soql: &str,
+    ) -> Result<BTreeMap<String, String>, SalesforceError> {
         Ok(self
             .all(soql)
             .await?
@@ -220,16 +221,30 @@ impl SalesforceClient {
     }
 }
 
-fn text<'a>(record: &'a Record, field: &str) -> Option<&'a str> {
+/// What an assignment record (as [`ASSIGNMENTS`] selects it) grants, by name.
+pub(crate) enum Assigned<'a> {
+    Set(&'a str),
+    Group(&'a str),
+}
+
+pub(crate) fn assignment_of(record: &Record) -> Option<Assigned<'_>> {
+    if text(record, "PermissionSetGroupId").is_some() {
+        related(record, "PermissionSetGroup", "DeveloperName").map(Assigned::Group)
+    } else {
+        related(record, "PermissionSet", "Name").map(Assigned::Set)
+    }
+}
+
+pub(crate) fn text<'a>(record: &'a Record, field: &str) -> Option<&'a str> {
     record.get(field).and_then(Value::as_str)
 }
 
 /// A relationship field (`PermissionSet.Name`): Salesforce nests the parent as an object.
-fn related<'a>(record: &'a Record, parent: &str, field: &str) -> Option<&'a str> {
+pub(crate) fn related<'a>(record: &'a Record, parent: &str, field: &str) -> Option<&'a str> {
     record.get(parent)?.get(field)?.as_str()
 }
 
-fn is_id(id: &str) -> bool {
+pub(crate) fn is_id(id: &str) -> bool {
     !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric())
 }
 

@@ -42,6 +42,7 @@
 #![cfg_attr(test, allow(clippy::indexing_slicing))]
 
 pub mod access;
+pub mod access_read;
 mod client;
 mod collections;
 pub mod config;

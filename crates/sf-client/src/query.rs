@@ -55,9 +55,29 @@ impl SalesforceClient {
         soql: &str,
         batch_size: u32,
     ) -> impl Stream<Item = Result<QueryPage, SalesforceError>> + Send + 'static {
+        self.pages(Cursor::First(soql.to_owned()), batch_size)
+    }
+
+    /// The rest of a result from its `nextRecordsUrl` (a child relationship's, say), with the
+    /// configured batch size.
+    pub(crate) fn query_more(
+        &self,
+        next_records_url: String,
+    ) -> impl Stream<Item = Result<QueryPage, SalesforceError>> + Send + 'static {
+        self.pages(
+            Cursor::Next(next_records_url),
+            self.config().query_batch_size,
+        )
+    }
+
+    fn pages(
+        &self,
+        cursor: Cursor,
+        batch_size: u32,
+    ) -> impl Stream<Item = Result<QueryPage, SalesforceError>> + Send + 'static {
         let client = self.clone();
         let batch_size = batch_size.clamp(200, 2000);
-        stream::try_unfold(Cursor::First(soql.to_owned()), move |cursor| {
+        stream::try_unfold(cursor, move |cursor| {
             let client = client.clone();
             async move {
                 let mut call = match cursor {
