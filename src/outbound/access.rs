@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 use crate::salesforce::access::{
-    AccessCatalog, PERMISSION_SET_GROUPS, PERMISSION_SETS, PUBLIC_GROUPS, USER_ROLE,
+    AccessCatalog, PERMISSION_SET_GROUPS, PERMISSION_SETS, PUBLIC_GROUPS, USER_ROLE, UserAccess,
 };
 use crate::salesforce::{Record, SalesforceClient, SalesforceError};
 
@@ -55,26 +55,52 @@ pub struct Grants {
     pub role: Option<Option<String>>,
     /// Every grant the user holds is removed (a deactivation, when configured so).
     pub revoke_all: bool,
+    /// Sets wanted exactly, compared with what Salesforce holds rather than with the link's
+    /// snapshot (a repair of drift, a forced push).
+    pub exact: Vec<(Kind, BTreeSet<String>)>,
 }
 
 impl Grants {
     pub fn is_empty(&self) -> bool {
-        self.add.is_empty() && self.remove.is_empty() && self.role.is_none() && !self.revoke_all
+        self.add.is_empty()
+            && self.remove.is_empty()
+            && self.role.is_none()
+            && !self.revoke_all
+            && self.exact.is_empty()
     }
 
     fn changes_sets(&self) -> bool {
-        !self.add.is_empty() || !self.remove.is_empty() || self.revoke_all
+        !self.add.is_empty() || !self.remove.is_empty() || self.revoke_all || !self.exact.is_empty()
+    }
+
+    /// Whether applying these needs what Salesforce holds now.
+    fn reads_held(&self) -> bool {
+        !self.remove.is_empty() || self.revoke_all || !self.exact.is_empty()
     }
 
     /// Takes the access attributes out of `record` (a create's whole record or an update's
     /// delta); `before` is what the link's snapshot mapped to (`None` on create, or without a
     /// snapshot: nothing is revoked then).
     pub fn take(record: &mut Record, before: Option<&Map<String, Value>>) -> Grants {
+        Grants::take_with(record, before, |_| false)
+    }
+
+    /// As [`Grants::take`], the sets of the attributes `exact` names wanted exactly.
+    pub fn take_with(
+        record: &mut Record,
+        before: Option<&Map<String, Value>>,
+        exact: impl Fn(&str) -> bool,
+    ) -> Grants {
         let mut grants = Grants::default();
         for (kind, attribute) in Kind::ALL {
             let Some(now) = record.remove(attribute) else {
                 continue;
             };
+            // Null is no wish about this kind; an array (even empty) is the whole set.
+            if exact(attribute) && !now.is_null() {
+                grants.exact.push((kind, names(&now)));
+                continue;
+            }
             let now = names(&now);
             let had = before
                 .and_then(|b| b.get(attribute))
@@ -202,20 +228,35 @@ impl Catalog {
         users: &[(usize, String, &Grants)],
     ) -> Result<HashMap<usize, Vec<String>>, SalesforceError> {
         let mut failed: HashMap<usize, Vec<String>> = HashMap::new();
-        let wanted: Vec<&Grants> = users
-            .iter()
-            .map(|(_, _, g)| *g)
-            .filter(|g| g.changes_sets())
-            .collect();
-        if wanted.is_empty() {
+        if !users.iter().any(|(_, _, g)| g.changes_sets()) {
             return Ok(failed);
         }
+        // What Salesforce holds, for the users whose grants are revoked or compared.
+        let reading: Vec<String> = users
+            .iter()
+            .filter(|(_, _, g)| g.reads_held())
+            .map(|(_, user, _)| user.clone())
+            .collect();
+        let held = match reading.is_empty() {
+            true => HashMap::new(),
+            false => client.access_of(&reading).await?,
+        };
+        let effective: Vec<(usize, &String, Grants)> = users
+            .iter()
+            .map(|(i, user, g)| (*i, user, g.against(held.get(user))))
+            .collect();
+        let users = effective;
+        let wanted: Vec<&Grants> = users
+            .iter()
+            .map(|(_, _, g)| g)
+            .filter(|g| g.changes_sets())
+            .collect();
         let catalog = self.covering(client, &wanted).await?;
 
         // Adds: one collections call per object type and 200 grants.
         let mut assignments: Vec<(usize, Kind, String, Record)> = Vec::new();
         let mut members: Vec<(usize, Kind, String, Record)> = Vec::new();
-        for (i, user, grants) in users {
+        for (i, user, grants) in &users {
             for (kind, name) in &grants.add {
                 let Some(id) = id_of(&catalog, *kind, name) else {
                     failed.entry(*i).or_default().push(format!(
@@ -227,18 +268,18 @@ impl Catalog {
                 let mut record = Record::new();
                 let target = match kind {
                     Kind::PermissionSet => {
-                        record.insert("AssigneeId".into(), Value::from(user.clone()));
+                        record.insert("AssigneeId".into(), Value::from(user.as_str()));
                         record.insert("PermissionSetId".into(), Value::from(id));
                         &mut assignments
                     }
                     Kind::PermissionSetGroup => {
-                        record.insert("AssigneeId".into(), Value::from(user.clone()));
+                        record.insert("AssigneeId".into(), Value::from(user.as_str()));
                         record.insert("PermissionSetGroupId".into(), Value::from(id));
                         &mut assignments
                     }
                     Kind::PublicGroup => {
                         record.insert("GroupId".into(), Value::from(id));
-                        record.insert("UserOrGroupId".into(), Value::from(user.clone()));
+                        record.insert("UserOrGroupId".into(), Value::from(user.as_str()));
                         &mut members
                     }
                 };
@@ -267,16 +308,10 @@ impl Catalog {
         }
 
         // Removes: the granting records of those users, found by name, deleted together.
-        let revoking: Vec<String> = users
-            .iter()
-            .filter(|(_, _, g)| !g.remove.is_empty() || g.revoke_all)
-            .map(|(_, user, _)| user.clone())
-            .collect();
-        if !revoking.is_empty() {
-            let held = client.access_of(&revoking).await?;
+        if !held.is_empty() {
             let mut deletes: Vec<(usize, Kind, String, String)> = Vec::new();
-            for (i, user, grants) in users {
-                let Some(access) = held.get(user) else {
+            for (i, user, grants) in &users {
+                let Some(access) = held.get(*user) else {
                     continue;
                 };
                 if grants.revoke_all {
@@ -315,6 +350,36 @@ impl Catalog {
             }
         }
         Ok(failed)
+    }
+}
+
+impl Grants {
+    /// These grants as adds and removals of names: the exact sets compared with `held`.
+    fn against(&self, held: Option<&UserAccess>) -> Grants {
+        let mut out = Grants {
+            add: self.add.clone(),
+            remove: self.remove.clone(),
+            role: self.role.clone(),
+            revoke_all: self.revoke_all,
+            exact: Vec::new(),
+        };
+        for (kind, want) in &self.exact {
+            let have: BTreeSet<String> = held
+                .map(|a| match kind {
+                    Kind::PermissionSet => &a.permission_sets,
+                    Kind::PermissionSetGroup => &a.permission_set_groups,
+                    Kind::PublicGroup => &a.public_groups,
+                })
+                .into_iter()
+                .flatten()
+                .map(|g| g.name.clone())
+                .collect();
+            out.add
+                .extend(want.difference(&have).map(|n| (*kind, n.clone())));
+            out.remove
+                .extend(have.difference(want).map(|n| (*kind, n.clone())));
+        }
+        out
     }
 }
 
@@ -372,5 +437,35 @@ mod tests {
         let grants = Grants::take(&mut record(json!({"UserRole": ""})), Some(&had));
         assert_eq!(grants.role, Some(None));
         assert!(Grants::take(&mut record(json!({"Email": "a@b"})), None).is_empty());
+    }
+
+    #[test]
+    fn exact_sets_compare_with_what_salesforce_holds() {
+        let mut delta = record(json!({"PermissionSets": ["A", "B"], "PublicGroups": ["G"]}));
+        let before = record(json!({"PermissionSets": ["A", "B"], "PublicGroups": ["G"]}));
+        let grants = Grants::take_with(&mut delta, Some(&before), |a| a == "PermissionSets");
+        // Against the snapshot the groups are unchanged; the permission sets are exact.
+        assert!(grants.add.is_empty() && grants.remove.is_empty());
+        let held = UserAccess {
+            permission_sets: vec![
+                crate::salesforce::access::Grant {
+                    name: "B".into(),
+                    record_id: "0Pa1".into(),
+                },
+                crate::salesforce::access::Grant {
+                    name: "C".into(),
+                    record_id: "0Pa2".into(),
+                },
+            ],
+            ..UserAccess::default()
+        };
+        let applied = grants.against(Some(&held));
+        assert_eq!(applied.add, [(Kind::PermissionSet, "A".to_owned())]);
+        assert_eq!(applied.remove, [(Kind::PermissionSet, "C".to_owned())]);
+        // Nothing held: everything wanted is added.
+        assert_eq!(grants.against(None).add.len(), 2);
+        // Null is no wish: not exact, nothing to do.
+        let mut none = record(json!({"PermissionSets": null}));
+        assert!(Grants::take_with(&mut none, None, |_| true).is_empty());
     }
 }

@@ -643,7 +643,14 @@ impl SyncEngine {
                         .ok()
                         .map(|m| m.object)
                 });
-                let mut grants = Grants::take(&mut delta, before.as_ref());
+                // A forced push (a resync, a repair of drift) wants its sets exactly as the
+                // managed user names them, whatever Salesforce holds now.
+                let exact = |attribute: &str| {
+                    change.force
+                        && (change.repair.is_empty()
+                            || change.repair.iter().any(|f| f == attribute))
+                };
+                let mut grants = Grants::take_with(&mut delta, before.as_ref(), exact);
                 if self.revoke_on_deactivation {
                     match delta.get("IsActive") {
                         Some(Value::Bool(false)) => grants.revoke_all = true,

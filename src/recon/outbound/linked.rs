@@ -15,12 +15,14 @@ use crate::planner::{self, Facts, Known, Write};
 use crate::recon::ReconError;
 use crate::recon::audited::Phase;
 use crate::recon::run_state::Flow;
+use crate::recon::soql::UserSoql;
 use crate::recon::summary::Timed;
 use crate::repo::links::{self, Link, Side};
 use crate::repo::managed::{self, StoredObject};
 use crate::repo::recon_runs::{self, Unlinked};
 use crate::repo::{self};
-use crate::salesforce::Record;
+use crate::salesforce::access_read::RoleNames;
+use crate::salesforce::{QueryPage, Record, SalesforceClient, SalesforceError};
 
 impl Outbound {
     /// While a page is assessed and written, the next one is fetched: at most two pages are
@@ -28,7 +30,23 @@ impl Outbound {
     pub(super) async fn linked_pass(&mut self) -> Result<Flow, ReconError> {
         let client = self.run.client.clone();
         let batch = self.run.inner.settings.source_batch_size;
-        let mut pages = std::pin::pin!(client.query_with_batch_size(&self.soql, batch));
+        let soql = self.soql.clone();
+        let mut pages = std::pin::pin!(client.query_with_batch_size(&soql.text, batch));
+        let mut roles = std::mem::take(&mut self.roles);
+        let flow = self
+            .linked_pages(&mut pages, &client, &soql, &mut roles)
+            .await;
+        self.roles = roles;
+        flow
+    }
+
+    async fn linked_pages(
+        &mut self,
+        pages: &mut (impl futures_util::Stream<Item = Result<QueryPage, SalesforceError>> + Unpin),
+        client: &SalesforceClient,
+        soql: &UserSoql,
+        roles: &mut RoleNames,
+    ) -> Result<Flow, ReconError> {
         // The stream is not polled again once it has ended.
         let mut ended = false;
         let mut fetch = async || {
@@ -36,7 +54,15 @@ impl Outbound {
                 return (Ok(None), Duration::ZERO);
             }
             let t = Instant::now();
-            let page = pages.try_next().await;
+            let mut page = pages.try_next().await;
+            if let Ok(Some(page_read)) = &mut page
+                && soql.access.any()
+                && let Err(e) = client
+                    .complete_access(&mut page_read.records, soql.access, roles, soql.ranged)
+                    .await
+            {
+                page = Err(e);
+            }
             ended = !matches!(page, Ok(Some(_)));
             (page, t.elapsed())
         };

@@ -23,7 +23,7 @@ mod unassigned;
 mod unseen;
 mod write;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
@@ -36,15 +36,15 @@ use crate::filter::Filter;
 use crate::mapping::Mapping;
 use crate::repo::links;
 use crate::repo::recon_runs::{self, Unlinked};
-use crate::salesforce::access::is_access_attribute;
+use crate::salesforce::access::{USER_ROLE, is_access_attribute};
+use crate::salesforce::access_read::{AccessRead, RoleNames};
 use crate::salesforce::soql::is_field_name;
-use crate::salesforce::soql_filter::where_clause;
 
 pub(crate) use write::{Entry, Held, Via, Work};
 
 /// What an outbound run reads, worked out from the request before it starts.
 pub(crate) struct Prepared {
-    soql: String,
+    soql: soql::UserSoql,
     target_resource: String,
     source_type: String,
     source_filter: Filter,
@@ -59,7 +59,7 @@ impl Prepared {
                 "resourceName": format!("managed/{}", self.source_type),
                 "queryFilter": self.source_query,
             },
-            "targetQuery": {"resourceName": self.target_resource, "soql": self.soql},
+            "targetQuery": {"resourceName": self.target_resource, "soql": self.soql.text},
             "runTargetPhase": self.run_target_phase,
         })
     }
@@ -68,7 +68,7 @@ impl Prepared {
 /// An outbound run in progress.
 pub(crate) struct Outbound {
     pub run: Run,
-    soql: String,
+    soql: soql::UserSoql,
     source_type: String,
     source_filter: Filter,
     run_target_phase: bool,
@@ -87,6 +87,8 @@ pub(crate) struct Outbound {
     claimed: HashSet<String>,
     /// Deactivations held for the guard.
     held: Vec<Held>,
+    /// Role names of the grants read with the users.
+    roles: RoleNames,
 }
 
 impl Outbound {
@@ -129,6 +131,7 @@ impl Outbound {
             unlinked_spilled: false,
             claimed: HashSet::new(),
             held: Vec::new(),
+            roles: RoleNames::default(),
         }
     }
 
@@ -196,49 +199,59 @@ impl Outbound {
 fn target_soql(
     mapping: &Mapping,
     target_query: Option<&Value>,
-) -> Result<String, soql::QueryError> {
-    let object = mapping
-        .target
-        .rsplit('/')
-        .next()
-        .unwrap_or(&mapping.target)
-        .to_owned();
-    let mut soql = format!(
-        "SELECT {} FROM {object}",
-        target_fields(mapping, target_query).join(", ")
+) -> Result<soql::UserSoql, soql::QueryError> {
+    let text = format!(
+        "SELECT {} FROM {}",
+        target_fields(mapping, target_query).join(", "),
+        target_object(mapping)
     );
-    if let Some(filter) = soql::query_filter(target_query)? {
-        if let Some(clause) = where_clause(&filter)? {
-            soql.push_str(" WHERE ");
-            soql.push_str(&clause);
-        }
-    }
-    Ok(soql)
+    soql::UserSoql::finish(text, target_access(mapping, target_query), target_query)
 }
 
-/// `Id`, every property's `target`, and the `_fields` of the target query (a `validTarget`
-/// script reading another field needs it listed there).
-fn target_fields(mapping: &Mapping, target_query: Option<&Value>) -> Vec<String> {
-    let mut out = vec!["Id".to_owned()];
-    let mut add = |name: &str| {
-        if is_field_name(name)
-            && !is_access_attribute(name)
-            && !out.iter().any(|f| f.eq_ignore_ascii_case(name))
-        {
-            out.push(name.to_owned());
-        }
-    };
+fn target_object(mapping: &Mapping) -> &str {
+    mapping.target.rsplit('/').next().unwrap_or(&mapping.target)
+}
+
+/// The names the mapping's property targets and the target query's `_fields` name.
+fn target_names<'a>(mapping: &'a Mapping, target_query: Option<&'a Value>) -> Vec<&'a str> {
+    let mut out = Vec::new();
     for p in &mapping.properties {
         if let Some(first) = p.target.trim_start_matches('/').split('/').next() {
-            add(first);
+            out.push(first);
         }
     }
     if let Some(list) = target_query
         .and_then(|q| q.get("_fields"))
         .and_then(Value::as_str)
     {
-        for f in list.split(',') {
-            add(f.trim());
+        out.extend(list.split(',').map(str::trim));
+    }
+    out
+}
+
+/// The grants the mapping sets (only a `User` holds them).
+fn target_access(mapping: &Mapping, target_query: Option<&Value>) -> AccessRead {
+    match target_object(mapping).eq_ignore_ascii_case("User") {
+        true => AccessRead::of(target_names(mapping, target_query)),
+        false => AccessRead::default(),
+    }
+}
+
+/// `Id`, every property's `target`, the `_fields` of the target query (a `validTarget`
+/// script reading another field needs it listed there), then what reading the grants needs.
+fn target_fields(mapping: &Mapping, target_query: Option<&Value>) -> Vec<String> {
+    let mut out = vec!["Id".to_owned()];
+    for name in target_names(mapping, target_query) {
+        if is_field_name(name)
+            && !is_access_attribute(name)
+            && !out.iter().any(|f| f.eq_ignore_ascii_case(name))
+        {
+            out.push(name.to_owned());
+        }
+    }
+    for item in target_access(mapping, target_query).select_items() {
+        if !out.iter().any(|f| f.eq_ignore_ascii_case(item)) {
+            out.push(item.to_owned());
         }
     }
     out
@@ -246,18 +259,41 @@ fn target_fields(mapping: &Mapping, target_query: Option<&Value>) -> Vec<String>
 
 /// The fields of `mapped` whose values differ from what Salesforce holds in `current`. Empty
 /// and null are one value; Salesforce keeps `Username` and `Email` in lower case, so those
-/// compare without case. Grants (permission sets, groups, role) are not read here, so not
-/// compared: implicit sync keeps them.
+/// compare without case. Grants compare as sets of names; a grant attribute the managed user
+/// leaves null, and a role it leaves empty, are not idm-sync's to keep (implicit sync leaves
+/// them alone too), so never drift.
 fn drift(mapped: &Map<String, Value>, current: &Map<String, Value>) -> Vec<String> {
     mapped
         .iter()
-        .filter(|(field, _)| !is_access_attribute(field))
         .filter(|(field, want)| {
             let have = current.get(field.as_str()).unwrap_or(&Value::Null);
-            !same_value(field, want, have)
+            match is_access_attribute(field) {
+                true => !same_grants(field, want, have),
+                false => !same_value(field, want, have),
+            }
         })
         .map(|(field, _)| field.clone())
         .collect()
+}
+
+fn same_grants(field: &str, want: &Value, have: &Value) -> bool {
+    let blank = |v: &Value| v.is_null() || v.as_str() == Some("");
+    if field == USER_ROLE || blank(want) {
+        return blank(want) || want == have;
+    }
+    let names = |v: &Value| -> BTreeSet<String> {
+        match v {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Value::String(s) if !s.is_empty() => BTreeSet::from([s.clone()]),
+            _ => BTreeSet::new(),
+        }
+    };
+    names(want) == names(have)
 }
 
 fn same_value(field: &str, want: &Value, have: &Value) -> bool {
@@ -296,6 +332,29 @@ mod tests {
     }
 
     #[test]
+    fn grants_drift_as_sets_and_only_where_the_managed_user_names_them() {
+        let held = map(json!({
+            "PermissionSets": ["A", "B"], "PublicGroups": ["G"], "UserRole": "CEO",
+            "PermissionSetGroups": ["X"]
+        }));
+        let in_step = map(json!({
+            "PermissionSets": ["B", "A"], "PublicGroups": ["G"], "UserRole": "CEO",
+            "PermissionSetGroups": null
+        }));
+        assert!(drift(&in_step, &held).is_empty());
+        let mut fields = drift(
+            &map(json!({"PermissionSets": ["A"], "PublicGroups": [], "UserRole": ""})),
+            &held,
+        );
+        fields.sort();
+        assert_eq!(fields, ["PermissionSets", "PublicGroups"]);
+        assert_eq!(
+            drift(&map(json!({"UserRole": "VP"})), &held),
+            ["UserRole".to_owned()]
+        );
+    }
+
+    #[test]
     fn the_target_query_selects_the_mapped_fields() {
         let sync = crate::mapping::SyncConfig::from_json(&json!({"mappings": [{
             "name": "out", "source": "managed/user", "target": "system/salesforce/User",
@@ -310,7 +369,10 @@ mod tests {
         };
         let q = json!({"_queryFilter": "IsActive eq true", "_fields": "Email"});
         assert_eq!(
-            target_soql(mapping, Some(&q)).ok().as_deref(),
+            target_soql(mapping, Some(&q))
+                .ok()
+                .map(|s| s.text)
+                .as_deref(),
             Some("SELECT Id, FirstName, LastName, Email FROM User WHERE IsActive = true")
         );
     }

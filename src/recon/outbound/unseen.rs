@@ -229,7 +229,13 @@ impl Outbound {
         let found = self
             .run
             .client
-            .records_by_id(object, &target_fields(mapping, None), ids)
+            .records_by_id_with_access(
+                object,
+                &target_fields(mapping, None),
+                ids,
+                self.soql.access,
+                &mut self.roles,
+            )
             .await?;
         self.run.stats.time(Timed::TargetQuery, t.elapsed());
         Ok(found)

@@ -167,3 +167,89 @@ async fn with_the_option_a_deactivated_user_loses_its_grants_and_gets_them_back(
     assert_eq!(grants(&env, &sf_id).await, granted);
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn outbound_recon_puts_back_grants_changed_in_salesforce_and_then_queues_nothing() {
+    use super::outbound_recon::{recon, sync_rows};
+    let env = env(0).await;
+    let worker = env.spawn_worker();
+    let mut body = env.user_body("drifted.grants@idm-sync.test");
+    body["permissionSets"] = json!(["Sales_Operations"]);
+    body["publicGroups"] = json!(["Sales_Team"]);
+    body["userRole"] = json!("VP_Sales");
+    let id = crate::helpers::create_managed(&env.app, &body).await;
+    let sf_id = env.wait_synced(&id).await["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // In Salesforce: a permission set revoked, another and a second group granted, the role
+    // changed.
+    let held = env
+        .sf
+        .access_of(std::slice::from_ref(&sf_id))
+        .await
+        .unwrap();
+    let ops = held[&sf_id].permission_sets[0].record_id.clone();
+    for r in env.sf.delete_many(&[ops]).await {
+        r.unwrap();
+    }
+    let handle = env.handle();
+    let record = |v: Value| v.as_object().unwrap().clone();
+    let added = env
+        .sf
+        .create_many_of(
+            "PermissionSetAssignment",
+            &[record(json!({
+                "AssigneeId": sf_id,
+                "PermissionSetId": handle.access_id("PermissionSet", "Report_Builder").unwrap()
+            }))],
+        )
+        .await;
+    added.into_iter().for_each(|r| {
+        r.unwrap();
+    });
+    let members = env
+        .sf
+        .create_many_of(
+            "GroupMember",
+            &[record(json!({
+                "GroupId": handle.access_id("Group", "Support_Team").unwrap(),
+                "UserOrGroupId": sf_id
+            }))],
+        )
+        .await;
+    members.into_iter().for_each(|r| {
+        r.unwrap();
+    });
+    let ceo = handle.access_id("UserRole", "CEO").unwrap();
+    env.sf
+        .update(&sf_id, &record(json!({"UserRoleId": ceo})))
+        .await
+        .unwrap();
+
+    let rows = sync_rows(&env).await;
+    let first = recon(&env, false).await;
+    assert_eq!(first["state"], "SUCCESS", "{first}");
+    assert_eq!(
+        sync_rows(&env).await,
+        rows + 1,
+        "one repair queued: {first}"
+    );
+    wait_until("the grants put back", async || {
+        grants(&env, &sf_id).await == (set(&["Sales_Operations"]), set(&[]), set(&["Sales_Team"]))
+    })
+    .await;
+    let vp = handle.access_id("UserRole", "VP_Sales").unwrap();
+    wait_until("the role put back", async || {
+        role_of(&env, &sf_id).await == json!(vp)
+    })
+    .await;
+
+    // In step now: the next run queues nothing.
+    let rows = sync_rows(&env).await;
+    let second = recon(&env, false).await;
+    assert_eq!(second["state"], "SUCCESS", "{second}");
+    assert_eq!(sync_rows(&env).await, rows, "{second}");
+    worker.stop().await;
+}

@@ -10,7 +10,7 @@ use crate::helpers::RoleProcess;
 const OUTBOUND: &str = "managedUser_systemSalesforceUser";
 
 /// Runs an outbound recon to its end over REST; its summary.
-async fn recon(env: &Env, analyze: bool) -> Value {
+pub(super) async fn recon(env: &Env, analyze: bool) -> Value {
     let res = env
         .app
         .post(&format!(
@@ -31,7 +31,7 @@ fn situation(summary: &Value, name: &str) -> i64 {
     summary["situationSummary"][name].as_i64().unwrap_or(-1)
 }
 
-async fn sync_rows(env: &Env) -> i64 {
+pub(super) async fn sync_rows(env: &Env) -> i64 {
     env.scalar("SELECT count(*) FROM outbox WHERE operation = 'sync'")
         .await
 }
