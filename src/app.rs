@@ -286,6 +286,7 @@ impl Application {
             recon: parts.recon.clone(),
             cookies: crate::services::paging_cookie::PagingCookies::new(&parts.sealer),
             sealer: parts.sealer.clone(),
+            access_catalogs: Default::default(),
         };
         // One cap for both listeners: the bound is on the process's connections.
         let cap = ConnectionCap::new(listeners.limits.max_connections, "HTTP and HTTPS");

@@ -27,6 +27,15 @@ impl FormData {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of `name` (a group of checkboxes), in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// The value of `name`, trimmed; empty when absent.
     pub fn text(&self, name: &str) -> String {
         self.get(name).unwrap_or_default().trim().to_owned()

@@ -13,6 +13,7 @@
 //! | `assets.rs` | the CSS and JS files |
 //! | `dashboard.rs` | Sync health: outbox, failures and retry, schedules |
 //! | `users.rs` | Manage > User: search, page, view, edit, create, delete |
+//! | `user_access.rs` | a user's grants in Salesforce, picked from the connector's catalog |
 //! | `mappings.rs` | Mappings, Reconcile / Analyze, the live run page, history |
 //! | `connectors.rs` | the Salesforce connector: state, test, settings and the OAuth flow |
 //! | `error.rs` | the UI's error type and error page |
@@ -30,6 +31,7 @@ mod mappings;
 mod session;
 pub mod settings;
 mod signed_in;
+mod user_access;
 mod users;
 
 use std::sync::Arc;
@@ -69,6 +71,7 @@ pub fn router(app: &AppState) -> Router<AppState> {
         .route("/admin/users/new", get(users::new_form))
         .route("/admin/users/{id}", get(users::detail).post(users::save))
         .route("/admin/users/{id}/delete", post(users::delete))
+        .route("/admin/users/{id}/access", post(user_access::save))
         .route("/admin/mappings", get(mappings::page))
         .route("/admin/mappings/{name}/{action}", post(mappings::start))
         .route("/admin/recon/{id}", get(mappings::run_page))

@@ -18,6 +18,7 @@ use super::error::AdminError;
 use super::form::FormData;
 use super::html::{self, Nav, esc, td};
 use super::signed_in::AdminSession;
+use super::user_access;
 use crate::filter::{CompareOp, Filter, Literal, Pointer};
 use crate::managed::ManagedError;
 use crate::managed::patch::PatchOperation;
@@ -336,7 +337,7 @@ pub async fn create(
     }
 }
 
-async fn read_user(state: &AdminState, id: &str) -> Result<StoredObject, AdminError> {
+pub(super) async fn read_user(state: &AdminState, id: &str) -> Result<StoredObject, AdminError> {
     match state.app.managed.read(OBJECT_TYPE, id).await {
         Ok(u) => Ok(u),
         Err(ManagedError::NotFound(..)) => {
@@ -445,7 +446,10 @@ fn other_properties(body: &Map<String, Value>) -> String {
     let rows: Vec<String> = body
         .iter()
         .filter(|(k, _)| {
-            !k.starts_with('_') && *k != "password" && !FIELDS.iter().any(|(n, _, _)| n == k)
+            !k.starts_with('_')
+                && *k != "password"
+                && !FIELDS.iter().any(|(n, _, _)| n == k)
+                && !user_access::shows(k)
         })
         .map(|(k, _)| {
             format!(
@@ -511,9 +515,14 @@ pub async fn detail(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AdminError> {
     let user = read_user(&state, &id).await?;
-    let panel = sync_panel(&state, &session, &id).await?;
+    let mut panel = sync_panel(&state, &session, &id).await?;
+    panel.push_str(&user_access::section(&state, &session, &id, user.rev, &user.body).await);
     let notice = match query.get("done").map(String::as_str) {
         Some("saved") => html::notice("ok", "Saved. The change is queued for Salesforce."),
+        Some("stale") => html::notice(
+            "error",
+            "Someone else changed this user since the page was loaded: nothing was saved. Check the access below and save again.",
+        ),
         Some("created") => html::notice("ok", "Created. The user is queued for Salesforce."),
         _ => String::new(),
     };
@@ -631,7 +640,8 @@ async fn rerender(
     errors: &[Failure],
     notice: String,
 ) -> Result<Response, AdminError> {
-    let panel = sync_panel(state, session, &user.id).await?;
+    let mut panel = sync_panel(state, session, &user.id).await?;
+    panel.push_str(&user_access::section(state, session, &user.id, user.rev, &user.body).await);
     Ok(detail_page(
         session,
         user,

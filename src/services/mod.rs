@@ -3,6 +3,7 @@
 //! these and renders; it opens no transaction. [`AppState`] lives here, not with a transport,
 //! so `api` and `admin` both depend on it and not on each other's state.
 
+pub mod access_catalog;
 pub mod connectors;
 pub mod paging_cookie;
 pub mod relations;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub cookies: PagingCookies,
     /// Seals what the service stores itself (the Admin UI's pending authorizations).
     pub sealer: Sealer,
+    /// The access catalogs the operator pages pick grants from.
+    pub access_catalogs: access_catalog::AccessCatalogs,
 }
 
 impl AppState {

@@ -198,3 +198,84 @@ async fn create_and_delete() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// Pick lists of a user's grants from the connector's catalog; saving patches only the
+/// kinds that changed; without a readable catalog what the user holds is still listed.
+#[tokio::test]
+async fn access_is_picked_from_the_catalog() {
+    let env = crate::recon::support::env(0).await;
+    let app = &env.app;
+    let mut body = crate::helpers::user_body("picker");
+    body["permissionSets"] = serde_json::json!(["Sales_Operations"]);
+    body["userRole"] = serde_json::json!("CEO");
+    let id = crate::helpers::create_managed(app, &body).await;
+    let b = Browser::login(app).await;
+    let page = b.get_ok(&format!("/admin/users/{id}")).await;
+    assert_well_formed(&page);
+    assert!(page.contains("system/salesforce"), "{page}");
+    let boxed = |name: &str, checked: bool| {
+        let mark = if checked { " checked" } else { "" };
+        format!("name=\"permissionSets\" value=\"{name}\"{mark}>")
+    };
+    assert!(page.contains(&boxed("Sales_Operations", true)), "{page}");
+    assert!(page.contains(&boxed("Report_Builder", false)), "{page}");
+    assert!(page.contains("name=\"publicGroups\" value=\"Sales_Team\">"));
+    assert!(page.contains("<option value=\"CEO\" selected>CEO</option>"));
+    assert!(page.contains("<option value=\"VP_Sales\">"));
+    let rev = input_value(&page, "rev").unwrap();
+    let before = app.outbox_for(&id).await.len();
+
+    let saved = b
+        .post(
+            &format!("/admin/users/{id}/access"),
+            &[
+                ("rev", rev.as_str()),
+                ("permissionSets", "Report_Builder"),
+                ("permissionSets", "Sales_Operations"),
+                ("userRole", "VP_Sales"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(app.outbox_for(&id).await.len(), before + 1);
+    let now: serde_json::Value = app
+        .get(&format!("/managed/user/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        now["permissionSets"],
+        serde_json::json!(["Report_Builder", "Sales_Operations"])
+    );
+    assert_eq!(now["userRole"], "VP_Sales");
+    // Named nowhere before and nothing picked: still no wish.
+    assert!(now.get("publicGroups").is_none(), "{now}");
+
+    // A stale revision saves nothing.
+    let stale = b
+        .post(
+            &format!("/admin/users/{id}/access"),
+            &[("rev", rev.as_str()), ("userRole", "CEO")],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::SEE_OTHER);
+    assert!(stale.location.as_deref().unwrap().ends_with("done=stale"));
+    assert_eq!(app.outbox_for(&id).await.len(), before + 1);
+
+    // No reachable connector: the held names are listed, the reason said.
+    let offline = TestApp::spawn().await;
+    let mut body = crate::helpers::user_body("offline");
+    body["permissionSets"] = serde_json::json!(["Held_<Set>"]);
+    let id = crate::helpers::create_managed(&offline, &body).await;
+    let b = Browser::login(&offline).await;
+    let page = b.get_ok(&format!("/admin/users/{id}")).await;
+    assert_well_formed(&page);
+    assert!(page.contains("The catalog cannot be read"), "{page}");
+    assert!(
+        page.contains("value=\"Held_&lt;Set&gt;\" checked>"),
+        "{page}"
+    );
+}
