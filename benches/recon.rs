@@ -920,6 +920,10 @@ fn main() {
         outbound_child(&base, &server, users);
         return;
     }
+    if let Ok(server) = std::env::var(CHILD_GRANTS_PG) {
+        grants_child(&server, users);
+        return;
+    }
     let shared = std::env::var("BENCH_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -951,34 +955,7 @@ fn main() {
         println!("peer: skipped ({why}); idm-sync's part runs alone");
     }
 
-    let port = free_port();
-    let started = Instant::now();
-    let _emulator = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--users",
-                &users.to_string(),
-                "--daily-limit",
-                "10000000",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start sf-emulator"),
-    );
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the emulator did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let base = format!("http://127.0.0.1:{port}");
-    println!(
-        "emulator with {users} users ready in {:.1} s (a separate process)",
-        started.elapsed().as_secs_f64()
-    );
+    let (_emulator, base) = start_emulator(users, &[]);
 
     rt.block_on(async {
         let statements = statements_loaded(&server).await;
@@ -1023,6 +1000,136 @@ fn main() {
                 .expect("run the outbound part");
             assert!(status.success(), "the outbound part failed: {status}");
         }
+        if env_flag("BENCH_GRANTS") != Some(false) {
+            let status = Command::new(std::env::current_exe().unwrap())
+                .env(CHILD_GRANTS_PG, &server)
+                .env("BENCH_USERS", users.to_string())
+                .status()
+                .expect("run the grants part");
+            assert!(status.success(), "the grants part failed: {status}");
+        }
+    });
+}
+
+/// An emulator process with `users` users (and `extra` arguments): the process, its URL.
+fn start_emulator(users: usize, extra: &[&str]) -> (KillOnDrop, String) {
+    let port = free_port();
+    let started = Instant::now();
+    let emulator = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--users",
+                &users.to_string(),
+                "--daily-limit",
+                "10000000",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start sf-emulator"),
+    );
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the emulator did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "emulator with {users} users {} ready in {:.1} s (a separate process)",
+        extra.join(" "),
+        started.elapsed().as_secs_f64()
+    );
+    (emulator, format!("http://127.0.0.1:{port}"))
+}
+
+const CHILD_GRANTS_PG: &str = "BENCH_GRANTS_CHILD_PG";
+const GRANTS_DB: &str = "idm_bench_grants";
+
+/// Issue 16's inbound figure, in a process of its own with an emulator of its own: `users`
+/// users holding 3 assignments (permission sets or groups) and 1 public group each, read by
+/// the shipped mapping (grants inline in the users' query, one membership query per page, the
+/// roles once): the first recon's users/s and query calls against 2 × ⌈N/2000⌉ + 4, then an
+/// unchanged re-run (nothing written).
+fn grants_child(server: &str, users: usize) {
+    let (_emulator, base) = start_emulator(
+        users,
+        &["--assignments-per-user", "3", "--memberships-per-user", "1"],
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let (conf_dir, conf) = shipped_conf(&base);
+        fresh_db(server, GRANTS_DB).await;
+        let url = format!("{server}/{GRANTS_DB}");
+        let pool = db::connect(&DbSettings::new(url)).await.unwrap();
+        db::migrate(&pool).await.unwrap();
+        let store = idm_sync::repo::salesforce_store::postgres(
+            pool.clone(),
+            Sealer::new(&[7; KEY_LEN]).unwrap(),
+        );
+        let client =
+            SalesforceClient::new(conf.system("salesforce").unwrap().client.clone(), store)
+                .unwrap();
+        let engine = ReconEngine::new(
+            ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone())),
+            Arc::new(SyncConfig::load(&conf_dir).unwrap()),
+            Connectors::from_clients([client]),
+            ReconSettings::default(),
+        );
+        let request = ReconRequest {
+            mapping: "systemSalesforceUser_managedUser".into(),
+            ..ReconRequest::default()
+        };
+        for label in ["first recon", "unchanged re-recon"] {
+            let rev: i64 = sqlx::query_scalar("SELECT coalesce(sum(rev), 0)::bigint FROM managed_objects")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            let (p0, d0, _) = emulator_calls(&http, &base).await;
+            let t = Instant::now();
+            let summary = engine.run(request.clone()).await.unwrap();
+            let secs = t.elapsed().as_secs_f64();
+            let (p1, d1, _) = emulator_calls(&http, &base).await;
+            assert_eq!(summary["state"], "SUCCESS", "{summary}");
+            let processed = summary["progress"]["source"]["existing"]["processed"]
+                .as_u64()
+                .unwrap();
+            let written: i64 = sqlx::query_scalar("SELECT coalesce(sum(rev), 0)::bigint FROM managed_objects")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            println!(
+                "grants, {label}: {processed} users in {secs:.2} s = {:.0} users/s; query calls {} (2 × ⌈N/2000⌉ + 4 = {}), data calls {}; managed revisions added {}",
+                processed as f64 / secs,
+                p1 - p0,
+                2 * (processed as usize).div_ceil(2000) + 4,
+                d1 - d0,
+                written - rev
+            );
+        }
+        let (sets, groups, public, roles): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE body->'permissionSets' NOT IN ('[]', 'null')), \
+                    count(*) FILTER (WHERE body->'permissionSetGroups' NOT IN ('[]', 'null')), \
+                    count(*) FILTER (WHERE body->'publicGroups' NOT IN ('[]', 'null')), \
+                    count(*) FILTER (WHERE body->>'userRole' IS NOT NULL) \
+             FROM managed_objects",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        println!(
+            "  managed users holding permission sets {sets}, permission set groups {groups}, public groups {public}, a role {roles}"
+        );
+        drop(engine);
+        pool.close().await;
+        drop_db(server, GRANTS_DB).await;
     });
 }
 
