@@ -10,6 +10,11 @@
 //! case-insensitive, text comparisons are case-insensitive, `AND` and `OR` cannot be mixed at one level
 //! without parentheses, and `ASC` sorts nulls first, `DESC` nulls last. Errors carry Salesforce's
 //! message layout: the query line, a caret, `ERROR at Row:r:Column:c`, and the reason.
+//!
+//! The SELECT list may hold parent-to-child subqueries, `(SELECT … FROM <relationship> …)`:
+//! marked here, parsed by the caller over the child's columns ([`Query::parse_subquery`]).
+//! Comparisons of an id column with ids give the range a store may read from an ordered index
+//! ([`Query::id_range`]).
 
 mod range;
 mod subquery;
@@ -77,7 +82,7 @@ pub struct SoqlError {
 }
 
 impl SoqlError {
-    /// An error at byte `pos` of `src`, in Salesforce's layout (see [`error_at`]).
+    /// An error at byte `pos` of `src`, in Salesforce's layout (query line, caret, position, text).
     pub fn at(src: &str, pos: usize, code: &'static str, text: String) -> SoqlError {
         error_at(src, pos, code, text)
     }

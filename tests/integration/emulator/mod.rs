@@ -5,6 +5,7 @@ mod entitlements;
 mod faults_limits;
 mod oauth;
 mod query;
+mod set_wise_grants;
 mod sobjects;
 mod state;
 mod support;
