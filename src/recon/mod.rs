@@ -50,6 +50,7 @@ mod run_state;
 mod seen;
 mod source_phase;
 mod target_phase;
+mod user_pages;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt;
+use futures_util::Stream;
 use serde_json::Value;
 
 use super::apply::{Entry, LinkPlan, Work};
@@ -13,8 +13,8 @@ use super::audited::Phase;
 use super::in_step::{InStep, Loading, plain_confirmed_update};
 use super::inbound::Inbound;
 use super::run_state::Flow;
-use super::soql::UserSoql;
 use super::summary::Timed;
+use super::user_pages::UserPages;
 use super::{Inner, ReconError, TARGET_TYPE};
 use crate::filter::Filter;
 use crate::mapping::{
@@ -25,8 +25,7 @@ use crate::planner::{self, Facts, Known, Write};
 use crate::repo::links::{self, Link, Side};
 use crate::repo::managed::{self, StoredObject};
 use crate::repo::{self, RepoError, Tx, recon_runs};
-use crate::salesforce::access_read::RoleNames;
-use crate::salesforce::{QueryPage, Record, SalesforceClient, SalesforceError};
+use crate::salesforce::{QueryPage, Record, SalesforceError};
 
 /// Records per page from which the unchanged check runs as two statements side by side.
 const SPLIT_CHECK_AT: usize = 500;
@@ -52,46 +51,22 @@ impl Inbound {
     /// pages are held, so memory stays flat; a cancel costs at most those reads.
     pub(crate) async fn source_phase(&mut self) -> Result<Flow, ReconError> {
         let client = self.run.client.clone();
+        let batch = self.run.inner.settings.source_batch_size;
         let soql = self.soql.clone();
-        let mut pages = std::pin::pin!(
-            client.query_with_batch_size(&soql.text, self.run.inner.settings.source_batch_size)
-        );
-        let assessor = self.assessor();
-        let mut roles = std::mem::take(&mut self.roles);
-        let flow = self
-            .pages(&mut pages, &client, &soql, &mut roles, assessor)
-            .await;
-        self.roles = roles;
+        let stream = std::pin::pin!(client.query_with_batch_size(&soql.text, batch));
+        let roles = std::mem::take(&mut self.roles);
+        let mut pages = UserPages::new(stream, client.clone(), soql, batch, roles);
+        let flow = self.pages(&mut pages).await;
+        self.roles = pages.into_roles();
         flow
     }
 
     async fn pages(
         &mut self,
-        pages: &mut (impl futures_util::Stream<Item = Result<QueryPage, SalesforceError>> + Unpin),
-        client: &SalesforceClient,
-        soql: &UserSoql,
-        roles: &mut RoleNames,
-        assessor: Assessor,
+        pages: &mut UserPages<impl Stream<Item = Result<QueryPage, SalesforceError>> + Unpin>,
     ) -> Result<Flow, ReconError> {
-        // The stream is not polled again once it has ended.
-        let mut ended = false;
-        let mut fetch = async || {
-            if ended {
-                return (Ok(None), Duration::ZERO);
-            }
-            let t = Instant::now();
-            let mut page = pages.try_next().await;
-            if let Ok(Some(page_read)) = &mut page
-                && soql.access.any()
-                && let Err(e) = client
-                    .complete_access(&mut page_read.records, soql.access, roles, soql.ranged)
-                    .await
-            {
-                page = Err(e);
-            }
-            ended = !matches!(page, Ok(Some(_)));
-            (page, t.elapsed())
-        };
+        let assessor = self.assessor();
+        let mut fetch = async || pages.next().await;
         let (first, took) = fetch().await;
         self.run.stats.time(Timed::SourceQuery, took);
         let Some(first) = first? else {

@@ -2,9 +2,9 @@
 //! linked to them.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use futures_util::TryStreamExt;
+use futures_util::Stream;
 use serde_json::Value;
 
 use super::{Entry, Outbound, Via, Work, drift};
@@ -15,14 +15,13 @@ use crate::planner::{self, Facts, Known, Write};
 use crate::recon::ReconError;
 use crate::recon::audited::Phase;
 use crate::recon::run_state::Flow;
-use crate::recon::soql::UserSoql;
 use crate::recon::summary::Timed;
+use crate::recon::user_pages::UserPages;
 use crate::repo::links::{self, Link, Side};
 use crate::repo::managed::{self, StoredObject};
 use crate::repo::recon_runs::{self, Unlinked};
 use crate::repo::{self};
-use crate::salesforce::access_read::RoleNames;
-use crate::salesforce::{QueryPage, Record, SalesforceClient, SalesforceError};
+use crate::salesforce::{QueryPage, Record, SalesforceError};
 
 impl Outbound {
     /// While a page is assessed and written, the next one is fetched: at most two pages are
@@ -31,41 +30,19 @@ impl Outbound {
         let client = self.run.client.clone();
         let batch = self.run.inner.settings.source_batch_size;
         let soql = self.soql.clone();
-        let mut pages = std::pin::pin!(client.query_with_batch_size(&soql.text, batch));
-        let mut roles = std::mem::take(&mut self.roles);
-        let flow = self
-            .linked_pages(&mut pages, &client, &soql, &mut roles)
-            .await;
-        self.roles = roles;
+        let stream = std::pin::pin!(client.query_with_batch_size(&soql.text, batch));
+        let roles = std::mem::take(&mut self.roles);
+        let mut pages = UserPages::new(stream, client.clone(), soql, batch, roles);
+        let flow = self.linked_pages(&mut pages).await;
+        self.roles = pages.into_roles();
         flow
     }
 
     async fn linked_pages(
         &mut self,
-        pages: &mut (impl futures_util::Stream<Item = Result<QueryPage, SalesforceError>> + Unpin),
-        client: &SalesforceClient,
-        soql: &UserSoql,
-        roles: &mut RoleNames,
+        pages: &mut UserPages<impl Stream<Item = Result<QueryPage, SalesforceError>> + Unpin>,
     ) -> Result<Flow, ReconError> {
-        // The stream is not polled again once it has ended.
-        let mut ended = false;
-        let mut fetch = async || {
-            if ended {
-                return (Ok(None), Duration::ZERO);
-            }
-            let t = Instant::now();
-            let mut page = pages.try_next().await;
-            if let Ok(Some(page_read)) = &mut page
-                && soql.access.any()
-                && let Err(e) = client
-                    .complete_access(&mut page_read.records, soql.access, roles, soql.ranged)
-                    .await
-            {
-                page = Err(e);
-            }
-            ended = !matches!(page, Ok(Some(_)));
-            (page, t.elapsed())
-        };
+        let mut fetch = async || pages.next().await;
         let (mut next, took) = fetch().await;
         self.run.stats.time(Timed::TargetQuery, took);
         while let Some(page) = next? {

@@ -52,13 +52,18 @@ fn outbound_maps_a_managed_user_to_a_salesforce_user() {
 fn inbound_maps_a_salesforce_user_to_a_managed_user() {
     let c = shipped();
     let m = c.mapping(INBOUND).unwrap();
+    // Grants as recon completes the record (sorted names; the role's developer name).
     let sf = json!({"Id": "0055g000001", "Username": "bob@example.com", "Email": "bob@example.com",
-        "FirstName": "Bob", "LastName": "Smith", "ProfileId": "00e1", "IsActive": false, "Alias": "bob"});
+        "FirstName": "Bob", "LastName": "Smith", "ProfileId": "00e1", "IsActive": false, "Alias": "bob",
+        "PermissionSets": ["Report_Builder", "Sales_Operations"], "PermissionSetGroups": [],
+        "PublicGroups": ["Sales_Team"], "UserRole": "CEO"});
     let mapped = m.map_object(&sf, None, &SyncContext::default()).unwrap();
     assert_eq!(
         Value::Object(mapped.object),
         json!({"mail": "bob@example.com", "sn": "Smith", "givenName": "Bob",
-        "userName": "bob@example.com", "profileId": "00e1", "accountStatus": "inactive"})
+        "userName": "bob@example.com", "profileId": "00e1", "accountStatus": "inactive",
+        "permissionSets": ["Report_Builder", "Sales_Operations"], "permissionSetGroups": [],
+        "publicGroups": ["Sales_Team"], "userRole": "CEO"})
     );
 }
 
