@@ -1088,7 +1088,7 @@ fn grants_child(server: &str, users: usize) {
             ..ReconRequest::default()
         };
         for label in ["first recon", "unchanged re-recon"] {
-            let rev: i64 = sqlx::query_scalar("SELECT coalesce(sum(rev), 0)::bigint FROM managed_objects")
+            let rev: i64 = sqlx::query_scalar("SELECT coalesce(max(rev), 0) FROM managed_objects")
                 .fetch_one(&pool)
                 .await
                 .unwrap();
@@ -1101,17 +1101,18 @@ fn grants_child(server: &str, users: usize) {
             let processed = summary["progress"]["source"]["existing"]["processed"]
                 .as_u64()
                 .unwrap();
-            let written: i64 = sqlx::query_scalar("SELECT coalesce(sum(rev), 0)::bigint FROM managed_objects")
+            let written: i64 = sqlx::query_scalar("SELECT count(*) FROM managed_objects WHERE rev > $1")
+                .bind(rev)
                 .fetch_one(&pool)
                 .await
                 .unwrap();
             println!(
-                "grants, {label}: {processed} users in {secs:.2} s = {:.0} users/s; query calls {} (2 × ⌈N/2000⌉ + 4 = {}), data calls {}; managed revisions added {}",
+                "grants, {label}: {processed} users in {secs:.2} s = {:.0} users/s; query calls {} (2 × ⌈N/2000⌉ + 4 = {}), data calls {}; managed users written {}",
                 processed as f64 / secs,
                 p1 - p0,
                 2 * (processed as usize).div_ceil(2000) + 4,
                 d1 - d0,
-                written - rev
+                written
             );
         }
         let (sets, groups, public, roles): (i64, i64, i64, i64) = sqlx::query_as(
@@ -1126,6 +1127,21 @@ fn grants_child(server: &str, users: usize) {
         .unwrap();
         println!(
             "  managed users holding permission sets {sets}, permission set groups {groups}, public groups {public}, a role {roles}"
+        );
+        // Salesforce counts child rows toward a page's batch size: a page carries at most
+        // 2,000 users, assignments and memberships together, whatever the query plan.
+        let grants: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(jsonb_array_length(body->'permissionSets') \
+                + jsonb_array_length(body->'permissionSetGroups') \
+                + jsonb_array_length(body->'publicGroups')), 0)::bigint \
+             FROM managed_objects WHERE jsonb_typeof(body->'permissionSets') = 'array'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        println!(
+            "  records read per run: {users} users + {grants} grants; at 2,000 records a page they need at least {} query calls, plus 1 for the roles",
+            (users as u64 + grants.unsigned_abs()).div_ceil(2000)
         );
         drop(engine);
         pool.close().await;

@@ -119,6 +119,21 @@ async fn a_covered_change_is_imported_and_the_token_survives_a_restart() {
     env.set_token(ten_ago).await;
     env.change_in_salesforce(&changed, json!({"LastName": "LiveSynced"}))
         .await;
+    // A grant made with the change comes along (liveSync reads users as recon does).
+    let report = env
+        ._org
+        .handle()
+        .access_id("PermissionSet", "Report_Builder");
+    let granted = env
+        .sf
+        .create_many_of(
+            "PermissionSetAssignment",
+            &[record(
+                json!({"AssigneeId": changed, "PermissionSetId": report.unwrap()}),
+            )],
+        )
+        .await;
+    assert!(granted.iter().all(Result::is_ok), "{granted:?}");
     let outbox = env.outbox().await;
 
     let (status, body) = env.live_sync().await;
@@ -130,7 +145,9 @@ async fn a_covered_change_is_imported_and_the_token_survives_a_restart() {
     let summary = env.summary(&run).await;
     assert_eq!(summary["state"], "SUCCESS");
     assert_eq!(summary["parameters"]["runTargetPhase"], false);
-    assert_eq!(env.linked_user(&changed).await["sn"], "LiveSynced");
+    let user = env.linked_user(&changed).await;
+    assert_eq!(user["sn"], "LiveSynced");
+    assert_eq!(user["permissionSets"], json!(["Report_Builder"]));
     assert!(
         env.outbox().await > outbox,
         "the managed change goes through the outbox"
