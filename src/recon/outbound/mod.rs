@@ -2,7 +2,8 @@
 //! IDM runs it, in three passes over bounded pages:
 //!
 //! 1. **linked** (`linked.rs`): the Salesforce users of the target query, one SOQL stream of
-//!    the mapped fields (⌈N/2000⌉ calls); each page's links and linked managed users in two
+//!    the mapped fields (⌈N/2000⌉ calls, and the grants it sets, read as inbound recon reads
+//!    them: `user_pages.rs`); each page's links and linked managed users in two
 //!    look-ups. A linked user whose mapped values differ from what Salesforce holds (drift
 //!    made in Salesforce, or a change implicit sync never pushed) is queued; one in step is
 //!    not. A link whose managed user is gone is SOURCE_MISSING.
