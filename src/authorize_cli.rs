@@ -29,7 +29,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::salesforce::{
-    ClientConfig, SalesforceClient, SalesforceError, TokenStore, authorize_url,
+    ClientConfig, SalesforceClient, SalesforceError, Secret, TokenStore, authorize_url,
+    pkce_verifier,
 };
 
 /// The default time an operator has to log in and allow access.
@@ -71,6 +72,8 @@ pub struct AuthorizeFlow {
     listener: TcpListener,
     redirect_uri: String,
     state: String,
+    /// This authorization's PKCE verifier (its challenge is in `url`).
+    verifier: Secret,
     url: Url,
 }
 
@@ -99,13 +102,15 @@ impl AuthorizeFlow {
         let redirect_uri = format!("http://localhost:{port}/callback");
         // 122 random bits: the browser's redirect must prove it follows the URL we printed.
         let state = uuid::Uuid::new_v4().simple().to_string();
-        let url = authorize_url(&config, &redirect_uri, &state)?;
+        let verifier = pkce_verifier();
+        let url = authorize_url(&config, &redirect_uri, &state, &verifier)?;
         let client = SalesforceClient::new(config, store)?;
         Ok(AuthorizeFlow {
             client,
             listener,
             redirect_uri,
             state,
+            verifier,
             url,
         })
     }
@@ -127,6 +132,7 @@ impl AuthorizeFlow {
             client: self.client,
             redirect_uri: self.redirect_uri,
             state: self.state,
+            verifier: self.verifier,
             done: Mutex::new(Some(done_tx)),
         });
         let app = Router::new()
@@ -186,6 +192,7 @@ struct Callback {
     client: SalesforceClient,
     redirect_uri: String,
     state: String,
+    verifier: Secret,
     done: Mutex<Option<oneshot::Sender<Result<Authorized, AuthorizeError>>>>,
 }
 
@@ -230,7 +237,11 @@ async fn callback(
             "This authorization was already handled.",
         );
     };
-    match cb.client.authorize_with_code(code, &cb.redirect_uri).await {
+    match cb
+        .client
+        .authorize_with_code(code, &cb.redirect_uri, &cb.verifier)
+        .await
+    {
         Ok(grant) => {
             let _ = done.send(Ok(Authorized {
                 instance_url: grant.instance_url.clone(),

@@ -1,6 +1,7 @@
 //! Authorizations the Admin UI started and Salesforce has not yet redirected back
 //! (`admin_oauth_pending`): keyed by the OAuth `state`, single use, expired after 15 minutes.
-//! The consumer secret arrives sealed; this module never sees it in the clear.
+//! The consumer secret and the PKCE verifier arrive sealed; this module never sees them in the
+//! clear.
 
 use sqlx::PgExecutor;
 
@@ -18,6 +19,8 @@ pub struct NewPending<'a> {
     pub client_id: &'a str,
     pub sealed_client_secret: &'a str,
     pub redirect_uri: &'a str,
+    /// The authorization's PKCE code verifier, sealed.
+    pub sealed_code_verifier: &'a str,
 }
 
 /// A pending authorization, as [`take`] hands it back.
@@ -30,6 +33,7 @@ pub struct Pending {
     pub client_id: String,
     pub sealed_client_secret: String,
     pub redirect_uri: String,
+    pub sealed_code_verifier: String,
 }
 
 /// Deletes the authorizations older than 15 minutes (they hold a secret for nothing); returns
@@ -47,8 +51,8 @@ pub async fn purge_expired(db: impl PgExecutor<'_>) -> Result<u64, RepoError> {
 /// transaction.
 pub async fn insert(db: impl PgExecutor<'_>, pending: &NewPending<'_>) -> Result<(), RepoError> {
     sqlx::query(
-        "INSERT INTO admin_oauth_pending (state, session_id, system_name, login_url, client_id, client_secret, redirect_uri) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO admin_oauth_pending (state, session_id, system_name, login_url, client_id, client_secret, redirect_uri, code_verifier) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(pending.state)
     .bind(pending.session_id)
@@ -57,6 +61,7 @@ pub async fn insert(db: impl PgExecutor<'_>, pending: &NewPending<'_>) -> Result
     .bind(pending.client_id)
     .bind(pending.sealed_client_secret)
     .bind(pending.redirect_uri)
+    .bind(pending.sealed_code_verifier)
     .execute(db)
     .await?;
     Ok(())
@@ -68,7 +73,8 @@ pub async fn insert(db: impl PgExecutor<'_>, pending: &NewPending<'_>) -> Result
 pub async fn take(db: impl PgExecutor<'_>, state: &str) -> Result<Option<Pending>, RepoError> {
     let pending = sqlx::query_as(
         "DELETE FROM admin_oauth_pending WHERE state = $1 AND created_at >= now() - interval '15 minutes' \
-         RETURNING session_id, system_name, login_url, client_id, client_secret AS sealed_client_secret, redirect_uri",
+         RETURNING session_id, system_name, login_url, client_id, client_secret AS sealed_client_secret, redirect_uri, \
+         code_verifier AS sealed_code_verifier",
     )
     .bind(state)
     .fetch_optional(db)

@@ -9,11 +9,12 @@ use reqwest::Url;
 
 use super::AppState;
 use crate::repo::{RepoError, admin_oauth_pending};
-use crate::salesforce::{Credentials, SalesforceClient, SalesforceError, Secret};
+use crate::salesforce::{Credentials, SalesforceClient, SalesforceError, Secret, pkce_verifier};
 use crate::secrets::SecretsError;
 
-/// The pending authorization's sealed column, bound into its values.
+/// The pending authorization's sealed columns, bound into their values.
 const PENDING_SECRET: &str = "admin_oauth_pending.client_secret";
+const PENDING_VERIFIER: &str = "admin_oauth_pending.code_verifier";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
@@ -38,6 +39,8 @@ pub struct PendingAuthorization {
     pub system: String,
     pub credentials: Credentials,
     pub redirect_uri: String,
+    /// The PKCE verifier whose challenge the authorize URL carried.
+    pub verifier: Secret,
 }
 
 /// The configured connector.
@@ -77,6 +80,9 @@ impl AppState {
         let secret = self
             .sealer
             .open(PENDING_SECRET, &pending.sealed_client_secret)?;
+        let verifier = self
+            .sealer
+            .open(PENDING_VERIFIER, &pending.sealed_code_verifier)?;
         Ok(Some(PendingAuthorization {
             session_id: pending.session_id,
             system: pending.system_name,
@@ -86,6 +92,7 @@ impl AppState {
                 client_secret: Secret::new(secret),
             },
             redirect_uri: pending.redirect_uri,
+            verifier: Secret::new(verifier),
         }))
     }
 }
@@ -132,6 +139,11 @@ impl<'a> Connector<'a> {
             .state
             .sealer
             .seal(PENDING_SECRET, credentials.client_secret.expose())?;
+        let verifier = pkce_verifier();
+        let sealed_verifier = self
+            .state
+            .sealer
+            .seal(PENDING_VERIFIER, verifier.expose())?;
         admin_oauth_pending::purge_expired(pool).await?;
         admin_oauth_pending::insert(
             pool,
@@ -143,6 +155,7 @@ impl<'a> Connector<'a> {
                 client_id: &credentials.client_id,
                 sealed_client_secret: &sealed_secret,
                 redirect_uri,
+                sealed_code_verifier: &sealed_verifier,
             },
         )
         .await?;
@@ -150,6 +163,7 @@ impl<'a> Connector<'a> {
             &credentials.apply(self.client.config()),
             redirect_uri,
             oauth_state,
+            &verifier,
         )?)
     }
 
@@ -163,7 +177,12 @@ impl<'a> Connector<'a> {
     ) -> Result<Completion, ConnectorError> {
         let exchanged = self
             .client
-            .authorize_with_credentials(&pending.credentials, code, &pending.redirect_uri)
+            .authorize_with_credentials(
+                &pending.credentials,
+                code,
+                &pending.redirect_uri,
+                &pending.verifier,
+            )
             .await;
         if let Err(e) = exchanged {
             tracing::warn!(system = self.client.system_name(), error = %e, "Salesforce authorization failed");

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::ClientConfig;
-use crate::config::Credentials;
+use crate::config::{Credentials, Secret};
 use crate::errors::SalesforceError;
 use crate::http::{Http, RawResponse};
 use crate::limits::{ApiUsage, Limits, UsageTracker};
@@ -221,10 +221,17 @@ impl SalesforceClient {
         &self,
         code: &str,
         redirect_uri: &str,
+        verifier: &Secret,
     ) -> Result<TokenGrant, SalesforceError> {
         self.inner
             .session
-            .authorize(&self.inner.http, &self.inner.config, code, redirect_uri)
+            .authorize(
+                &self.inner.http,
+                &self.inner.config,
+                code,
+                redirect_uri,
+                verifier,
+            )
             .await
     }
 
@@ -235,6 +242,7 @@ impl SalesforceClient {
         credentials: &Credentials,
         code: &str,
         redirect_uri: &str,
+        verifier: &Secret,
     ) -> Result<TokenGrant, SalesforceError> {
         self.inner
             .session
@@ -244,6 +252,7 @@ impl SalesforceClient {
                 Some(credentials),
                 code,
                 redirect_uri,
+                verifier,
             )
             .await
     }

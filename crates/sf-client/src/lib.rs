@@ -63,7 +63,7 @@ pub use collections::{MAX_RECORDS_PER_CALL, RecordResult};
 pub use config::{ClientConfig, Credentials, RetryConfig, Secret};
 pub use errors::{ApiError, ErrorKind, SalesforceError};
 pub use limits::{ApiUsage, Limit, Limits};
-pub use oauth::{TokenGrant, authorize_url};
+pub use oauth::{TokenGrant, authorize_url, pkce_verifier};
 pub use observer::{CallObserver, CallOutcome, Observer};
 pub use query::QueryPage;
 pub use session::ConnectorState;

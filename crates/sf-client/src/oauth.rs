@@ -14,8 +14,9 @@ use oauth2::basic::{
 };
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, ExtraTokenFields, RedirectUrl, RefreshToken, RequestTokenError, Scope,
-    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
+    TokenUrl,
 };
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
@@ -133,18 +134,29 @@ pub(crate) async fn refresh(
     Ok(TokenGrant::from_response(&response?))
 }
 
-/// The authorization-code grant of the web-server flow.
+/// A PKCE code verifier (RFC 7636) for one authorization: its S256 challenge goes in the
+/// authorize URL, the verifier itself in the code exchange, so a code intercepted on its way
+/// back is worth nothing without it. Salesforce recommends PKCE for the web-server flow, and a
+/// connected app can require it.
+pub fn pkce_verifier() -> Secret {
+    let (_, verifier) = PkceCodeChallenge::new_random_sha256();
+    Secret::new(verifier.secret().clone())
+}
+
+/// The authorization-code grant of the web-server flow, with the authorization's PKCE verifier.
 pub(crate) async fn exchange_code(
     http: &Http,
     cfg: &ClientConfig,
     code: &str,
     redirect_uri: &str,
+    verifier: &Secret,
 ) -> Result<TokenGrant, SalesforceError> {
     let redirect = RedirectUrl::new(redirect_uri.to_owned())
         .map_err(|e| SalesforceError::InvalidArgument(format!("redirect URI: {e}")))?;
     let client = token_client(cfg).set_redirect_uri(redirect);
     let response = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_owned()))
         .request_async(&OAuthHttp(http))
         .await
         .map_err(map_token_error);
@@ -172,6 +184,7 @@ pub fn authorize_url(
     cfg: &ClientConfig,
     redirect_uri: &str,
     state: &str,
+    verifier: &Secret,
 ) -> Result<Url, SalesforceError> {
     let redirect = RedirectUrl::new(redirect_uri.to_owned())
         .map_err(|e| SalesforceError::InvalidArgument(format!("redirect URI: {e}")))?;
@@ -179,9 +192,13 @@ pub fn authorize_url(
         .set_auth_uri(AuthUrl::from_url(authorize_endpoint(&cfg.login_url)))
         .set_redirect_uri(redirect);
     let state = state.to_owned();
+    let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
+        verifier.expose().to_owned(),
+    ));
     let (url, _) = client
         .authorize_url(move || CsrfToken::new(state))
         .add_scopes(SCOPES.iter().map(|s| Scope::new((*s).to_owned())))
+        .set_pkce_challenge(challenge)
         .url();
     Ok(url)
 }
@@ -312,7 +329,9 @@ mod tests {
             Secret::new("s3cret"),
             None,
         );
-        let url = authorize_url(&cfg, "http://127.0.0.1:8765/callback", "xyz").unwrap();
+        // RFC 7636 appendix B's example verifier and its S256 challenge.
+        let verifier = Secret::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        let url = authorize_url(&cfg, "http://127.0.0.1:8765/callback", "xyz", &verifier).unwrap();
         assert_eq!(url.host_str(), Some("test.salesforce.com"));
         assert_eq!(url.path(), "/services/oauth2/authorize");
         let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
@@ -321,6 +340,15 @@ mod tests {
         assert_eq!(q["redirect_uri"], "http://127.0.0.1:8765/callback");
         assert_eq!(q["state"], "xyz");
         assert_eq!(q["scope"], "api id refresh_token");
+        assert_eq!(
+            q["code_challenge"],
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert_eq!(q["code_challenge_method"], "S256");
         assert!(!url.as_str().contains("s3cret"));
+        assert!(!url.as_str().contains(verifier.expose()));
+        let fresh = pkce_verifier();
+        assert!((43..=128).contains(&fresh.expose().len()));
+        assert_ne!(fresh.expose(), pkce_verifier().expose());
     }
 }

@@ -400,8 +400,9 @@ impl SessionManager {
         cfg: &ClientConfig,
         code: &str,
         redirect_uri: &str,
+        verifier: &Secret,
     ) -> Result<TokenGrant, SalesforceError> {
-        self.authorize_with(http, cfg, None, code, redirect_uri)
+        self.authorize_with(http, cfg, None, code, redirect_uri, verifier)
             .await
     }
 
@@ -414,13 +415,14 @@ impl SessionManager {
         credentials: Option<&Credentials>,
         code: &str,
         redirect_uri: &str,
+        verifier: &Secret,
     ) -> Result<TokenGrant, SalesforceError> {
         let effective = match credentials {
             Some(c) => c.apply(cfg),
             None => self.effective(cfg),
         };
         let cfg = &effective;
-        let grant = oauth::exchange_code(http, cfg, code, redirect_uri).await?;
+        let grant = oauth::exchange_code(http, cfg, code, redirect_uri, verifier).await?;
         let Some(refresh_token) = grant.refresh_token.clone() else {
             return Err(SalesforceError::InvalidResponse(
                 "the code exchange returned no refresh_token: add the refresh_token scope to the connected app".into(),

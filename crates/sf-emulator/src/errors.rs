@@ -211,6 +211,8 @@ impl OAuthError {
         "redirect_uri must match configuration",
     );
     pub const INVALID_TOKEN: Self = Self::new("invalid_token", "invalid token");
+    /// A code issued for a PKCE challenge, exchanged without its verifier or with another.
+    pub const BAD_VERIFIER: Self = Self::new("invalid_grant", "invalid code verifier");
 }
 
 impl IntoResponse for OAuthError {

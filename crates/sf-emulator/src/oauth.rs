@@ -46,6 +46,47 @@ struct AuthCode {
     client_id: String,
     redirect_uri: String,
     expires_at: DateTime<Utc>,
+    /// The PKCE challenge the authorize request carried (RFC 7636).
+    challenge: Option<Challenge>,
+}
+
+/// A PKCE code challenge and its method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Challenge {
+    value: String,
+    s256: bool,
+}
+
+impl Challenge {
+    /// The challenge of an authorize request: `None` without one; an error for a method other
+    /// than `S256` or `plain` (RFC 7636: `plain` when absent).
+    fn of(value: Option<&str>, method: Option<&str>) -> Result<Option<Challenge>, ()> {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        let s256 = match method.unwrap_or("plain") {
+            "S256" => true,
+            "plain" => false,
+            _ => return Err(()),
+        };
+        Ok(Some(Challenge {
+            value: value.to_owned(),
+            s256,
+        }))
+    }
+
+    /// Whether `verifier` answers this challenge.
+    fn accepts(&self, verifier: &str) -> bool {
+        use sha2::Digest;
+        match self.s256 {
+            true => {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(sha2::Sha256::digest(verifier.as_bytes()))
+                    == self.value
+            }
+            false => verifier == self.value,
+        }
+    }
 }
 
 /// Issued tokens (persisted in the state file, except authorization codes).
@@ -115,6 +156,7 @@ pub struct TokenForm {
     refresh_token: Option<String>,
     code: Option<String>,
     redirect_uri: Option<String>,
+    code_verifier: Option<String>,
 }
 
 /// Client credentials from the form or from `Authorization: Basic`.
@@ -237,6 +279,14 @@ fn grant(
             if form.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
                 return Err(OAuthError::REDIRECT_MISMATCH);
             }
+            if let Some(challenge) = &code.challenge
+                && !form
+                    .code_verifier
+                    .as_deref()
+                    .is_some_and(|v| challenge.accepts(v))
+            {
+                return Err(OAuthError::BAD_VERIFIER);
+            }
             let family = tokens.next_family;
             tokens.next_family += 1;
             let fresh = shared.random_token(64);
@@ -303,6 +353,8 @@ pub struct AuthorizeParams {
     redirect_uri: Option<String>,
     state: Option<String>,
     scope: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
 }
 
 fn html_escape(s: &str) -> String {
@@ -369,6 +421,21 @@ pub async fn authorize_page(
         }
         return found(&with_query(redirect_uri, &params));
     }
+    if Challenge::of(
+        p.code_challenge.as_deref(),
+        p.code_challenge_method.as_deref(),
+    )
+    .is_err()
+    {
+        let mut params = vec![
+            ("error", "invalid_request"),
+            ("error_description", "unsupported code_challenge_method"),
+        ];
+        if !state.is_empty() {
+            params.push(("state", state));
+        }
+        return found(&with_query(redirect_uri, &params));
+    }
     let username = {
         let org = read(&shared.org);
         org.users
@@ -387,7 +454,7 @@ pub async fn authorize_page(
         "<!DOCTYPE html><html><head><title>Login | Salesforce emulator</title></head><body>\
 <h1>Log in and allow access</h1>\
 <form method=\"post\" action=\"/services/oauth2/authorize\">\
-{}{}{}{}\
+{}{}{}{}{}{}\
 <label>Username <input name=\"username\" value=\"{}\"></label>\
 <label>Password <input name=\"password\" type=\"password\"></label>\
 <p>The connected app <b>{}</b> asks for: {}</p>\
@@ -397,6 +464,14 @@ pub async fn authorize_page(
         hidden("redirect_uri", redirect_uri),
         hidden("state", state),
         hidden("scope", p.scope.as_deref().unwrap_or("api refresh_token")),
+        hidden(
+            "code_challenge",
+            p.code_challenge.as_deref().unwrap_or_default()
+        ),
+        hidden(
+            "code_challenge_method",
+            p.code_challenge_method.as_deref().unwrap_or_default()
+        ),
         html_escape(&username),
         html_escape(&shared.config.consumer_key),
         html_escape(p.scope.as_deref().unwrap_or("api refresh_token")),
@@ -411,6 +486,8 @@ pub struct AuthorizeForm {
     state: Option<String>,
     username: Option<String>,
     action: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
 }
 
 /// `POST /services/oauth2/authorize`: the submitted page. "allow" with the username of an active
@@ -449,6 +526,12 @@ pub async fn authorize_submit(
             )
                 .into_response();
         }
+        let Ok(challenge) = Challenge::of(
+            f.code_challenge.as_deref(),
+            f.code_challenge_method.as_deref(),
+        ) else {
+            return error_page("error=invalid_request: unsupported code_challenge_method");
+        };
         code = shared.random_token(80);
         lock(&shared.tokens).codes.insert(
             code.clone(),
@@ -456,6 +539,7 @@ pub async fn authorize_submit(
                 client_id: shared.config.consumer_key.clone(),
                 redirect_uri: redirect_uri.clone(),
                 expires_at: Utc::now() + Duration::minutes(CODE_LIFETIME_MINUTES),
+                challenge,
             },
         );
         params.push(("code", &code));
@@ -516,6 +600,22 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_pkce_challenge_accepts_its_verifier_only() {
+        // RFC 7636, appendix B.
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        let s256 = Challenge::of(Some(challenge), Some("S256"))
+            .unwrap()
+            .unwrap();
+        assert!(s256.accepts(verifier));
+        assert!(!s256.accepts(challenge));
+        let plain = Challenge::of(Some("abc"), None).unwrap().unwrap();
+        assert!(plain.accepts("abc") && !plain.accepts("abd"));
+        assert!(Challenge::of(Some("abc"), Some("S512")).is_err());
+        assert_eq!(Challenge::of(None, Some("S256")), Ok(None));
+    }
+
     use super::*;
 
     #[test]

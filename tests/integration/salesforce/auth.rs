@@ -225,42 +225,76 @@ async fn authorization_code_is_exchanged_stored_and_used() {
     let mut cfg = config(&base);
     cfg.refresh_token = None;
     let redirect = "http://127.0.0.1:9/callback";
-    let url = idm_sync::salesforce::authorize_url(&cfg, redirect, "st4te").unwrap();
-    assert!(
-        url.as_str()
-            .starts_with(&format!("{base}/services/oauth2/authorize?"))
-    );
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let answer = http
-        .post(format!("{base}/services/oauth2/authorize"))
-        .form(&[
-            ("client_id", cfg.client_id.as_str()),
-            ("redirect_uri", redirect),
-            ("state", "st4te"),
-            ("username", &username),
-            ("action", "allow"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 302);
-    let location = reqwest::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    // Log in and allow on the emulator's page for the authorize URL of `verifier`: the code.
+    let code_for = async |verifier: &idm_sync::salesforce::Secret| {
+        let url = idm_sync::salesforce::authorize_url(&cfg, redirect, "st4te", verifier).unwrap();
+        assert!(
+            url.as_str()
+                .starts_with(&format!("{base}/services/oauth2/authorize?"))
+        );
+        let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["code_challenge"].len(), 43, "base64url of a SHA-256");
+        let answer = http
+            .post(format!("{base}/services/oauth2/authorize"))
+            .form(&[
+                ("client_id", cfg.client_id.as_str()),
+                ("redirect_uri", redirect),
+                ("state", "st4te"),
+                ("username", &username),
+                ("action", "allow"),
+                ("code_challenge", &q["code_challenge"]),
+                ("code_challenge_method", &q["code_challenge_method"]),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 302);
+        let location = reqwest::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+        location
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1
+            .into_owned()
+    };
 
     let client = SalesforceClient::new(cfg.clone(), crate::helpers::token_store(&db.pool)).unwrap();
     assert_eq!(
         client.limits().await.unwrap_err().kind(),
         ErrorKind::NotAuthorized
     );
-    let grant = client.authorize_with_code(&code, redirect).await.unwrap();
+    // PKCE: a code whose authorization carried a challenge is worth nothing without its
+    // verifier (an intercepted code), and is used up by the attempt.
+    let verifier = idm_sync::salesforce::pkce_verifier();
+    let code = code_for(&verifier).await;
+    let other = idm_sync::salesforce::pkce_verifier();
+    let refused = client
+        .authorize_with_code(&code, redirect, &other)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::NeedsReauthorization, "{refused}");
+    assert!(
+        refused.to_string().contains("invalid code verifier"),
+        "{refused}"
+    );
+    assert!(
+        client
+            .authorize_with_code(&code, redirect, &verifier)
+            .await
+            .is_err()
+    );
+
+    let verifier = idm_sync::salesforce::pkce_verifier();
+    let code = code_for(&verifier).await;
+    let grant = client
+        .authorize_with_code(&code, redirect, &verifier)
+        .await
+        .unwrap();
     assert!(grant.refresh_token.is_some());
     client.limits().await.unwrap();
     // A restarted client finds the stored token.

@@ -99,6 +99,8 @@ pub async fn authorize_in_browser(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // The page's hidden fields carry the PKCE challenge through.
+    let challenge = |k: &str| q.get(k).map_or("", String::as_str);
     let answer = http
         .post(format!("{base}/services/oauth2/authorize"))
         .form(&[
@@ -107,6 +109,8 @@ pub async fn authorize_in_browser(
             ("state", q["state"].as_str()),
             ("username", username),
             ("action", action),
+            ("code_challenge", challenge("code_challenge")),
+            ("code_challenge_method", challenge("code_challenge_method")),
         ])
         .send()
         .await
