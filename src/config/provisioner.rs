@@ -9,6 +9,8 @@
 //! `refresh_token`). idm-sync's own optional keys: `requestTimeout` (ms, default 120000: IDM's
 //! connector has none, but every request here has one), `queryBatchSize` (200..2000, default
 //! 2000), `retryMaxAttempts` (default 5), `retryMaxTotalDelay` (ms, default 30000).
+//! `authorizeUrl` (the authorize endpoint a browser opens, when it reaches the org by another
+//! address than the service: the compose file's emulator; derived from `loginUrl` otherwise).
 //! `removeAccessOnDeactivation` (default false: a deactivated user keeps its grants, as in
 //! Salesforce). `enabled: false` keeps the file valid without credentials (IDM ships it so until OAuth is done).
 
@@ -137,6 +139,7 @@ impl ProvisionerConfig {
             .filter(|t| !t.is_empty())
             .map(Secret::new);
         let instance_url = p.url("instanceUrl")?;
+        let authorize_url = p.url("authorizeUrl")?;
         let api_version = p.version()?;
         let connect_timeout = p.millis("connectTimeout", 120_000)?;
         let request_timeout = p.millis("requestTimeout", 120_000)?;
@@ -186,6 +189,7 @@ impl ProvisionerConfig {
             client_secret: Secret::new(client_secret),
             refresh_token,
             instance_url,
+            authorize_url,
             api_version,
             connect_timeout,
             request_timeout,

@@ -104,13 +104,20 @@ fn image_entrypoint() -> String {
     list[0].clone()
 }
 
-/// The services built from this repository's Dockerfile, with the binary each starts.
+/// The image the repository's Dockerfile builds, which the services run.
+const LOCAL_IMAGE: &str = "idm-sync:local";
+
+/// The services that run the image of this repository's Dockerfile, with the binary each
+/// starts.
 fn built_services(doc: &Value) -> Vec<(String, &Value, String)> {
     services(doc)
         .iter()
-        .filter(|(_, s)| s.get("build").is_some())
+        .filter(|(_, s)| s.get("build").is_some() || s["image"] == LOCAL_IMAGE)
         .map(|(name, s)| {
-            assert_eq!(s["build"], ".", "{name} builds the repository's Dockerfile");
+            assert_eq!(s["image"], LOCAL_IMAGE, "{name} runs the one local image");
+            if let Some(build) = s.get("build") {
+                assert_eq!(build, ".", "{name} builds the repository's Dockerfile");
+            }
             let bin = match s.get("entrypoint") {
                 Some(e) => strings(e)[0].clone(),
                 None => image_entrypoint(),
@@ -253,7 +260,9 @@ fn every_dependency_exists_and_can_become_healthy() {
 #[test]
 fn the_dockerfile_builds_and_copies_every_binary_the_services_run() {
     let doc = compose();
-    let build = DOCKERFILE
+    // Instructions, their continuation lines joined.
+    let instructions = DOCKERFILE.replace("\\\n", " ");
+    let build = instructions
         .lines()
         .find(|l| l.contains("cargo build"))
         .expect("a cargo build step");
@@ -263,7 +272,8 @@ fn the_dockerfile_builds_and_copies_every_binary_the_services_run() {
             "{name} runs {bin}, which the Dockerfile does not build: {build}"
         );
         assert!(
-            DOCKERFILE.contains(&format!("target/release/{bin} /usr/local/bin/{bin}")),
+            build.contains(&format!("target/release/{bin}"))
+                && DOCKERFILE.contains(&format!("/out/{bin} /usr/local/bin/{bin}")),
             "{name} runs {bin}, which the Dockerfile does not copy into the image"
         );
     }
@@ -358,4 +368,59 @@ fn the_build_context_leaves_out_local_state_and_build_output() {
             );
         }
     }
+}
+
+#[test]
+fn the_image_is_built_once_and_every_service_is_watched() {
+    let doc = compose();
+    let built = built_services(&doc);
+    let builders: Vec<&str> = built
+        .iter()
+        .filter(|(_, s, _)| s.get("build").is_some())
+        .map(|(name, _, _)| name.as_str())
+        .collect();
+    assert_eq!(builders, ["serve"], "one service builds the image");
+    for (name, service, _) in &built {
+        if service.get("build").is_none() {
+            assert_eq!(
+                service["pull_policy"], "never",
+                "{name} must not look for the local image in a registry"
+            );
+        }
+    }
+    for (name, service) in services(&doc) {
+        assert!(
+            service.get("healthcheck").is_some(),
+            "{name} has no healthcheck"
+        );
+    }
+    // RabbitMQ 3.13 is out of community support.
+    let broker = services(&doc)["rabbitmq"]["image"].as_str().unwrap();
+    assert!(broker.starts_with("rabbitmq:4."), "{broker}");
+}
+
+#[test]
+fn the_env_example_names_every_required_variable() {
+    let example = include_str!("../../.env.example");
+    let named: BTreeSet<&str> = example
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+        .collect();
+    // `${VAR:?message}`: compose refuses to start without VAR.
+    let required: BTreeSet<&str> = COMPOSE
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(":?").map(|(var, _)| var))
+        .filter(|var| !var.contains('}'))
+        .collect();
+    assert!(!required.is_empty());
+    for var in required {
+        assert!(named.contains(var), ".env.example lacks {var}");
+    }
+    let ignore = include_str!("../../.dockerignore");
+    assert!(
+        ignore.lines().any(|l| l.trim() == ".env"),
+        ".env holds secrets: keep it out of the build context"
+    );
 }

@@ -81,6 +81,9 @@ pub struct ClientConfig {
     pub refresh_token: Option<Secret>,
     /// Fallback instance URL, used only when the token answer carries no `instance_url`.
     pub instance_url: Option<Url>,
+    /// The authorize endpoint a browser opens, when it reaches the org by another address
+    /// than the service does (a container network); derived from `login_url` otherwise.
+    pub authorize_url: Option<Url>,
     /// REST API version, e.g. `62.0`.
     pub api_version: String,
     pub connect_timeout: Duration,
@@ -137,6 +140,7 @@ impl ClientConfig {
             client_secret,
             refresh_token,
             instance_url: None,
+            authorize_url: None,
             api_version: "62.0".to_owned(),
             connect_timeout: Duration::from_millis(120_000),
             request_timeout: Duration::from_secs(120),
@@ -168,6 +172,10 @@ impl Credentials {
     /// `cfg` with these credentials in place of its own.
     pub fn apply(&self, cfg: &ClientConfig) -> ClientConfig {
         let mut out = cfg.clone();
+        // The file's browser-facing address belongs to the file's org.
+        if self.login_url != cfg.login_url {
+            out.authorize_url = None;
+        }
         out.login_url = self.login_url.clone();
         out.client_id = self.client_id.clone();
         out.client_secret = self.client_secret.clone();

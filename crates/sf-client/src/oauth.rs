@@ -189,7 +189,11 @@ pub fn authorize_url(
     let redirect = RedirectUrl::new(redirect_uri.to_owned())
         .map_err(|e| SalesforceError::InvalidArgument(format!("redirect URI: {e}")))?;
     let client = token_client(cfg)
-        .set_auth_uri(AuthUrl::from_url(authorize_endpoint(&cfg.login_url)))
+        .set_auth_uri(AuthUrl::from_url(
+            cfg.authorize_url
+                .clone()
+                .unwrap_or_else(|| authorize_endpoint(&cfg.login_url)),
+        ))
         .set_redirect_uri(redirect);
     let state = state.to_owned();
     let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
@@ -347,6 +351,26 @@ mod tests {
         assert_eq!(q["code_challenge_method"], "S256");
         assert!(!url.as_str().contains("s3cret"));
         assert!(!url.as_str().contains(verifier.expose()));
+        // A browser-facing authorize endpoint (a container network) wins over the derived one.
+        let mut behind = cfg.clone();
+        behind.authorize_url =
+            Some(Url::parse("http://localhost:8090/services/oauth2/authorize").unwrap());
+        let url =
+            authorize_url(&behind, "http://127.0.0.1:8765/callback", "xyz", &verifier).unwrap();
+        assert_eq!(url.host_str(), Some("localhost"));
+        assert_eq!(url.port(), Some(8090));
+        // Credentials for another org drop it; the same org's keep it.
+        let other = crate::config::Credentials {
+            login_url: Url::parse("https://login.salesforce.com/services/oauth2/token").unwrap(),
+            client_id: "k".into(),
+            client_secret: Secret::new("s"),
+        };
+        assert_eq!(other.apply(&behind).authorize_url, None);
+        let same = crate::config::Credentials {
+            login_url: behind.login_url.clone(),
+            ..other
+        };
+        assert!(same.apply(&behind).authorize_url.is_some());
         let fresh = pkce_verifier();
         assert!((43..=128).contains(&fresh.expose().len()));
         assert_ne!(fresh.expose(), pkce_verifier().expose());
