@@ -80,6 +80,9 @@ struct ReconArgs {
     /// Let the run delete more than IDM_RECON_MAX_DELETE_SHARE of the managed users.
     #[arg(long)]
     allow_mass_change: bool,
+    /// Print the run's whole summary as JSON (for scripts) instead of a few lines.
+    #[arg(long)]
+    json: bool,
     /// Configuration directory (sync.json, managed.json, the Salesforce provisioner).
     #[arg(long = "conf", env = "IDM_CONF_DIR", default_value = "./conf")]
     conf_dir: PathBuf,
@@ -543,7 +546,10 @@ async fn main() -> anyhow::Result<()> {
             let summary = recon_cli::run(&cmd, shutdown.wait())
                 .await
                 .context("idm-sync recon failed")?;
-            println!("{}", serde_json::to_string_pretty(&summary)?);
+            match args.json {
+                true => println!("{}", serde_json::to_string_pretty(&summary)?),
+                false => print!("{}", recon_cli::describe(&summary)),
+            }
             if summary["state"] != "SUCCESS" {
                 anyhow::bail!(
                     "reconciliation {}: {}",

@@ -1,10 +1,12 @@
-//! `idm-sync recon`: one reconciliation in this process, with a progress line on a terminal,
-//! the summary printed at the end. A signal cancels the run cleanly (at a page boundary).
+//! `idm-sync recon`: one reconciliation in this process, with a progress bar on a terminal
+//! (log lines are written around it), the summary printed at the end (for a person, or as JSON
+//! with `--json`). A signal cancels the run cleanly (at a page boundary).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::app::{Components, StartError};
@@ -64,24 +66,16 @@ pub async fn run(
         })
         .await?;
     let id = started.id.clone();
-    let progress = std::io::stderr().is_terminal().then(|| {
+    let bar = std::io::stderr().is_terminal().then(progress_bar);
+    let progress = bar.clone().map(|bar| {
+        crate::telemetry::set_progress_bar(Some(bar.clone()));
         let engine = engine.clone();
         let id = id.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 if let Ok(s) = engine.get(&id).await {
-                    let p = &s["progress"];
-                    eprint!(
-                        "\r{:<28} source {}/{}  target {}  created {}  updated {}  unchanged {}   ",
-                        s["stage"].as_str().unwrap_or(""),
-                        p["source"]["existing"]["processed"],
-                        p["source"]["existing"]["total"].as_str().unwrap_or("?"),
-                        p["target"]["existing"]["processed"],
-                        p["target"]["created"],
-                        p["target"]["updated"],
-                        p["target"]["unchanged"],
-                    );
+                    show(&bar, &s);
                 }
             }
         })
@@ -97,9 +91,81 @@ pub async fn run(
     }
     if let Some(progress) = progress {
         progress.abort();
-        eprintln!();
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+        crate::telemetry::set_progress_bar(None);
     }
     Ok(engine.get(&id).await?)
+}
+
+/// Users read (of the total Salesforce reported), written, rate and time left.
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {elapsed} [{bar:24}] {pos}/{len} read, {per_sec}, ETA {eta}; {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn show(bar: &ProgressBar, summary: &Value) {
+    let p = &summary["progress"];
+    let count = |v: &Value| v.as_u64().unwrap_or(0);
+    let total = p["source"]["existing"]["total"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .or_else(|| p["source"]["existing"]["total"].as_u64());
+    if let Some(total) = total {
+        bar.set_length(total);
+    }
+    bar.set_position(count(&p["source"]["existing"]["processed"]));
+    bar.set_message(format!(
+        "{} created, {} updated, {} deleted",
+        count(&p["target"]["created"]),
+        count(&p["target"]["updated"]),
+        count(&p["target"]["deleted"]),
+    ));
+}
+
+/// The summary for a person: what the run did, in a few lines.
+pub fn describe(summary: &Value) -> String {
+    let p = &summary["progress"];
+    let count = |v: &Value| v.as_u64().unwrap_or(0);
+    let mut out = format!(
+        "reconciliation {} of {}: {}{}\n",
+        summary["_id"].as_str().unwrap_or("?"),
+        summary["mapping"].as_str().unwrap_or("?"),
+        summary["state"].as_str().unwrap_or("?"),
+        summary["duration"]
+            .as_u64()
+            .map(|ms| format!(" in {:.1} s", ms as f64 / 1000.0))
+            .unwrap_or_default(),
+    );
+    out.push_str(&format!(
+        "  source: {} processed; target: {} created, {} updated, {} deleted, {} unchanged\n",
+        count(&p["source"]["existing"]["processed"]),
+        count(&p["target"]["created"]),
+        count(&p["target"]["updated"]),
+        count(&p["target"]["deleted"]),
+        count(&p["target"]["unchanged"]),
+    ));
+    if let Some(situations) = summary["situationSummary"].as_object() {
+        let seen: Vec<String> = situations
+            .iter()
+            .filter(|(_, n)| count(n) > 0)
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect();
+        if !seen.is_empty() {
+            out.push_str(&format!("  situations: {}\n", seen.join(", ")));
+        }
+    }
+    if let Some(text) = summary["stageDescription"].as_str() {
+        out.push_str(&format!("  {text}\n"));
+    }
+    out
 }
 
 /// The one mapping into managed users that reconciliation runs (its own links, not another's).

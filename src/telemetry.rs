@@ -1,7 +1,39 @@
 //! Structured logs with `tracing`: human-readable text, or JSON with `--log-format json`.
 //! The level comes from `RUST_LOG` (default `info`).
 
+use std::io::Write;
+use std::sync::Mutex;
+
+use indicatif::ProgressBar;
 use tracing_subscriber::EnvFilter;
+
+/// The progress bar on the terminal, if one is shown (`idm-sync recon`'s): log lines are
+/// written around it, so neither breaks the other.
+static PROGRESS: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Shows `bar` (or none) as the progress bar log lines are written around.
+pub fn set_progress_bar(bar: Option<ProgressBar>) {
+    if let Ok(mut shown) = PROGRESS.lock() {
+        *shown = bar;
+    }
+}
+
+/// Standard error, suspending the progress bar (if any) while a log line is written.
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = PROGRESS.lock().ok().and_then(|b| b.clone());
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -20,7 +52,7 @@ pub fn init_with_default(format: LogFormat, default_filter: &str) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| LogWriter);
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -22,6 +22,17 @@ async fn without_a_mapping_the_cli_reconciles_the_inbound_one() {
     let created = summary["progress"]["target"]["created"].as_i64().unwrap();
     assert!(created > 0, "{summary}");
     assert_eq!(env.users().await, created);
+    // Without --json, a few lines for a person.
+    let told = recon_cli::describe(&summary);
+    assert!(
+        told.starts_with(&format!(
+            "reconciliation {} of systemSalesforceUser_managedUser: SUCCESS in ",
+            summary["_id"].as_str().unwrap()
+        )),
+        "{told}"
+    );
+    assert!(told.contains(&format!("{created} created")), "{told}");
+    assert!(told.contains("situations: ABSENT "), "{told}");
 
     let queued = env.outbox().await;
     let outbound = ReconCommand {

@@ -151,7 +151,7 @@ async fn the_cli_reconciles_the_outbound_mapping_in_a_process_of_its_own() {
     let env = env(0).await;
     let id = env.create("cli.outbound@idm-sync.test").await;
     let mut cmd = RoleProcess::command("recon", &env.conf, &env.app.db.url);
-    cmd.args(["--mapping", OUTBOUND])
+    cmd.args(["--mapping", OUTBOUND, "--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
