@@ -40,6 +40,7 @@ const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const BENCH_SECRETS_KEY: [u8; KEY_LEN] = [7; KEY_LEN];
 
 fn main() {
+    idm_sync::salesforce::use_ring_for_tls();
     let users: i64 = std::env::var("BENCH_SYNC_USERS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -26,6 +26,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn main() {
+    idm_sync::salesforce::use_ring_for_tls();
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -389,7 +389,7 @@ async fn fresh_db(server: &str, name: &str) {
     let mut admin = PgConnection::connect(&format!("{server}/postgres"))
         .await
         .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await
         .unwrap();
@@ -400,10 +400,12 @@ async fn drop_db(server: &str, name: &str) {
     let mut admin = PgConnection::connect(&format!("{server}/postgres"))
         .await
         .unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
     admin.close().await.unwrap();
 }
 
@@ -838,9 +840,9 @@ async fn floors(b: &Bench, conf: &Conf, users: usize, first_run: &str) -> (f64, 
             data.extend_from_slice(&chunk);
         }
         drop(out);
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "CREATE TABLE floor_{table} (LIKE {table} INCLUDING ALL)"
-        ))
+        )))
         .execute(&mut *conn)
         .await
         .unwrap();
@@ -912,6 +914,7 @@ const CHILD_BASE: &str = "BENCH_OUTBOUND_CHILD_BASE";
 const CHILD_PG: &str = "BENCH_OUTBOUND_CHILD_PG";
 
 fn main() {
+    idm_sync::salesforce::use_ring_for_tls();
     let users: usize = std::env::var("BENCH_USERS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -465,6 +465,7 @@ fn hostname() -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    idm_sync::salesforce::use_ring_for_tls();
     let cli = Cli::parse();
     let default_log = if matches!(cli.command, Command::Demo(_)) {
         "warn"

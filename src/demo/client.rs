@@ -38,6 +38,7 @@ pub struct Rest {
 
 impl Rest {
     pub fn new(base: String, username: String, password: String) -> Result<Rest, ClientError> {
+        crate::salesforce::use_ring_for_tls();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()

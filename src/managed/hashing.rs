@@ -2,18 +2,17 @@
 //! stored as argon2 hashes: never in clear text, never returned.
 
 use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 pub fn is_hash(value: &str) -> bool {
     value.starts_with("$argon2")
 }
 
+/// A fresh argon2id hash of `clear` with a random salt from the OS.
 pub fn hash(clear: &str) -> Result<String, argon2::password_hash::Error> {
-    let salt = SaltString::generate(&mut OsRng);
     Ok(Argon2::default()
-        .hash_password(clear.as_bytes(), &salt)?
+        .hash_password(clear.as_bytes())?
         .to_string())
 }
 
@@ -40,7 +39,7 @@ pub fn verify_reusing(clear: &str, stored: &str, memory: &mut Vec<argon2::Block>
     };
     let (Ok(params), Ok(algorithm)) = (
         argon2::Params::try_from(&parsed),
-        argon2::Algorithm::try_from(parsed.algorithm),
+        argon2::Algorithm::try_from(parsed.algorithm.as_str()),
     ) else {
         return false;
     };
@@ -49,10 +48,8 @@ pub fn verify_reusing(clear: &str, stored: &str, memory: &mut Vec<argon2::Block>
         Some(Ok(v)) => v,
         Some(Err(_)) => return false,
     };
-    let mut salt_buf = [0u8; 64];
-    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
-        return false;
-    };
+    // The PHC string's salt, decoded.
+    let salt: &[u8] = &salt;
     if memory.len() < params.block_count() {
         memory.resize(params.block_count(), argon2::Block::default());
     }
@@ -69,6 +66,20 @@ pub fn verify_reusing(clear: &str, stored: &str, memory: &mut Vec<argon2::Block>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A hash made by another implementation (the argon2 reference library, through Python's
+    /// argon2-cffi), in the standard PHC form stored hashes have: it must keep verifying
+    /// whatever version of the argon2 crate does the checking.
+    const FOREIGN: &str = "$argon2id$v=19$m=19456,t=2,p=1$rC/Js5RNdbSKiS51UpGUQg$vQ4BM0QJ5QVSKMHVP63pa9lqLjGaiQqSUQcERfLFnJU";
+
+    #[test]
+    fn a_standard_phc_hash_from_elsewhere_verifies() {
+        assert!(verify("Passw0rd!", FOREIGN));
+        assert!(!verify("Passw0rd?", FOREIGN));
+        let mut memory = Vec::new();
+        assert!(verify_reusing("Passw0rd!", FOREIGN, &mut memory));
+        assert!(!verify_reusing("passw0rd!", FOREIGN, &mut memory));
+    }
 
     #[test]
     fn verify_reusing_agrees_with_verify() {

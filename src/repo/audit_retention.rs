@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use sqlx::AssertSqlSafe;
 use sqlx::PgPool;
 
 use super::RepoError;
@@ -33,7 +34,7 @@ async fn purge_table(pool: &PgPool, table: &str, older_than: Duration) -> Result
     );
     let mut total = 0;
     loop {
-        let deleted = sqlx::query(&sql)
+        let deleted = sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(older_than.as_secs_f64())
             .bind(BATCH)
             .execute(pool)

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
@@ -169,7 +170,7 @@ pub async fn drop_database(url: &str, connect_within: Duration) -> Result<(), Dr
         "DROP DATABASE IF EXISTS {} WITH (FORCE)",
         quote_ident(&name)
     );
-    sqlx::query(&drop)
+    sqlx::query(AssertSqlSafe(drop.as_str()))
         .execute(&mut conn)
         .await
         .map_err(|e| DropDatabaseError::Drop(e.into()))?;
@@ -198,7 +199,10 @@ async fn ensure_database(options: &PgConnectOptions) -> Result<(), RepoError> {
             .await?;
     if !exists {
         let statement = format!("CREATE DATABASE {}", quote_ident(&name));
-        match sqlx::query(&statement).execute(&mut conn).await {
+        match sqlx::query(AssertSqlSafe(statement.as_str()))
+            .execute(&mut conn)
+            .await
+        {
             Ok(_) => tracing::info!(database = %name, "created database"),
             Err(sqlx::Error::Database(e))
                 if matches!(e.code().as_deref(), Some("42P04") | Some("23505")) => {}

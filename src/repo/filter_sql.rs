@@ -48,7 +48,7 @@ use crate::filter::{CompareOp, Filter, Literal, Pointer};
 /// Pushes a boolean SQL expression for `filter` (no leading WHERE/AND), all values bound as
 /// parameters. The expression is self-contained (parenthesized, or a single term), so it can
 /// follow `AND` as is. It is NULL for some non-matching rows (see the module notes).
-pub fn push_filter(qb: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
+pub fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &Filter) {
     match filter {
         Filter::True => {
             qb.push("TRUE");
@@ -70,11 +70,11 @@ pub fn push_filter(qb: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
 
 /// Pushes a jsonb-valued expression for the field (for ORDER BY / keyset paging);
 /// `_id` → `to_jsonb(id)`, `_rev` → `to_jsonb(rev)` (numeric, so revisions sort in write order).
-pub fn push_json_field(qb: &mut QueryBuilder<'_, Postgres>, field: &Pointer) {
+pub fn push_json_field(qb: &mut QueryBuilder<Postgres>, field: &Pointer) {
     Field::of(field).push_json(qb);
 }
 
-fn push_list(qb: &mut QueryBuilder<'_, Postgres>, parts: &[Filter], joiner: &str, empty: &str) {
+fn push_list(qb: &mut QueryBuilder<Postgres>, parts: &[Filter], joiner: &str, empty: &str) {
     if parts.is_empty() {
         qb.push(empty);
         return;
@@ -122,7 +122,7 @@ impl<'a> Field<'a> {
     }
 
     /// The value as text (`->>` / `#>>`); NULL when missing.
-    fn push_text(&self, qb: &mut QueryBuilder<'_, Postgres>) {
+    fn push_text(&self, qb: &mut QueryBuilder<Postgres>) {
         match self {
             Field::Id => {
                 qb.push("id");
@@ -142,7 +142,7 @@ impl<'a> Field<'a> {
     }
 
     /// The value as `jsonb` (`->` / `#>`); NULL when missing.
-    fn push_json(&self, qb: &mut QueryBuilder<'_, Postgres>) {
+    fn push_json(&self, qb: &mut QueryBuilder<Postgres>) {
         match self {
             Field::Id => {
                 qb.push("to_jsonb(id)");
@@ -167,7 +167,7 @@ impl<'a> Field<'a> {
     }
 }
 
-fn push_present(qb: &mut QueryBuilder<'_, Postgres>, field: &Field<'_>) {
+fn push_present(qb: &mut QueryBuilder<Postgres>, field: &Field<'_>) {
     if field.is_always_string() {
         qb.push("TRUE");
         return;
@@ -180,7 +180,7 @@ fn push_present(qb: &mut QueryBuilder<'_, Postgres>, field: &Field<'_>) {
 }
 
 fn push_compare(
-    qb: &mut QueryBuilder<'_, Postgres>,
+    qb: &mut QueryBuilder<Postgres>,
     field: &Field<'_>,
     op: CompareOp,
     value: &Literal,
@@ -192,12 +192,7 @@ fn push_compare(
     }
 }
 
-fn push_string_compare(
-    qb: &mut QueryBuilder<'_, Postgres>,
-    field: &Field<'_>,
-    op: CompareOp,
-    s: &str,
-) {
+fn push_string_compare(qb: &mut QueryBuilder<Postgres>, field: &Field<'_>, op: CompareOp, s: &str) {
     let value = s.to_owned();
     qb.push("(");
     match op {
@@ -231,7 +226,7 @@ fn push_string_compare(
 }
 
 fn push_text_ordering(
-    qb: &mut QueryBuilder<'_, Postgres>,
+    qb: &mut QueryBuilder<Postgres>,
     field: &Field<'_>,
     sql_op: &str,
     value: String,
@@ -244,7 +239,7 @@ fn push_text_ordering(
 }
 
 fn push_number_compare(
-    qb: &mut QueryBuilder<'_, Postgres>,
+    qb: &mut QueryBuilder<Postgres>,
     field: &Field<'_>,
     op: CompareOp,
     n: &serde_json::Number,
@@ -268,12 +263,7 @@ fn push_number_compare(
         .push("::numeric))");
 }
 
-fn push_bool_compare(
-    qb: &mut QueryBuilder<'_, Postgres>,
-    field: &Field<'_>,
-    op: CompareOp,
-    b: bool,
-) {
+fn push_bool_compare(qb: &mut QueryBuilder<Postgres>, field: &Field<'_>, op: CompareOp, b: bool) {
     if field.is_always_string() || op != CompareOp::Eq {
         qb.push("FALSE");
         return;
@@ -304,7 +294,7 @@ mod tests {
     fn sql(filter: &str) -> String {
         let mut qb = QueryBuilder::<Postgres>::new("");
         push_filter(&mut qb, &parse(filter).unwrap());
-        qb.sql().to_owned()
+        qb.sql().as_str().to_owned()
     }
 
     #[test]

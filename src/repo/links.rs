@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
+use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 
@@ -138,7 +139,7 @@ pub async fn by_ids<'e>(
         "SELECT {COLUMNS} FROM links WHERE link_type = $1 AND link_qualifier = $2 AND {} = ANY($3)",
         side.column()
     );
-    let rows: Vec<LinkRow> = sqlx::query_as(&sql)
+    let rows: Vec<LinkRow> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
         .bind(link_type)
         .bind(qualifier)
         .bind(ids)

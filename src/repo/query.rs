@@ -116,7 +116,7 @@ pub async fn query(pool: &PgPool, req: &QueryRequest<'_>) -> Result<QueryPage, R
     Ok(QueryPage { rows, next, total })
 }
 
-fn push_from_where(qb: &mut QueryBuilder<'_, Postgres>, object_type: &str, filter: &Filter) {
+fn push_from_where(qb: &mut QueryBuilder<Postgres>, object_type: &str, filter: &Filter) {
     qb.push(" FROM managed_objects WHERE object_type = ");
     qb.push_bind(object_type.to_owned());
     qb.push(" AND (");
@@ -125,7 +125,7 @@ fn push_from_where(qb: &mut QueryBuilder<'_, Postgres>, object_type: &str, filte
 }
 
 /// A missing property sorts as JSON null, so every row has a comparable sort value.
-fn push_sort_expr(qb: &mut QueryBuilder<'_, Postgres>, field: &Pointer) {
+fn push_sort_expr(qb: &mut QueryBuilder<Postgres>, field: &Pointer) {
     qb.push("COALESCE(");
     push_json_field(qb, field);
     qb.push(", 'null'::jsonb)");
@@ -133,7 +133,7 @@ fn push_sort_expr(qb: &mut QueryBuilder<'_, Postgres>, field: &Pointer) {
 
 /// `(k1 > v1) OR (k1 = v1 AND k2 < v2) OR … OR (k1 = v1 AND … AND id > last_id)`,
 /// with `<` for descending keys.
-fn push_keyset(qb: &mut QueryBuilder<'_, Postgres>, sort: &[SortKey], after: &Keyset) {
+fn push_keyset(qb: &mut QueryBuilder<Postgres>, sort: &[SortKey], after: &Keyset) {
     qb.push("(");
     for level in 0..=sort.len() {
         if level > 0 {

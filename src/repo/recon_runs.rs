@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
@@ -102,7 +103,7 @@ impl std::ops::DerefMut for LockConnection {
 /// when another run of the mapping, in any replica, holds it.
 pub async fn try_lock(conn: &mut PgConnection, mapping: &str) -> Result<bool, RepoError> {
     let sql = format!("SELECT pg_try_advisory_lock({LOCK_KEY})");
-    Ok(sqlx::query_scalar(&sql)
+    Ok(sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
         .bind(mapping)
         .fetch_one(&mut *conn)
         .await?)
@@ -110,7 +111,7 @@ pub async fn try_lock(conn: &mut PgConnection, mapping: &str) -> Result<bool, Re
 
 pub async fn unlock(conn: &mut PgConnection, mapping: &str) -> Result<(), RepoError> {
     let sql = format!("SELECT pg_advisory_unlock({LOCK_KEY})");
-    let _: bool = sqlx::query_scalar(&sql)
+    let _: bool = sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
         .bind(mapping)
         .fetch_one(&mut *conn)
         .await?;
@@ -129,7 +130,7 @@ pub async fn reap_dead(pool: &PgPool) -> Result<u64, RepoError> {
     for mapping in mappings {
         let mut tx = pool.begin().await?;
         let sql = format!("SELECT pg_try_advisory_xact_lock({LOCK_KEY})");
-        let free: bool = sqlx::query_scalar(&sql)
+        let free: bool = sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
             .bind(&mapping)
             .fetch_one(&mut *tx)
             .await?;
@@ -268,14 +269,20 @@ pub async fn finish<'e>(
 
 pub async fn get<'e>(db: impl PgExecutor<'e>, id: &str) -> Result<Option<RunRow>, RepoError> {
     let sql = format!("SELECT {COLUMNS} FROM recon_runs WHERE id = $1");
-    let row: Option<Row> = sqlx::query_as(&sql).bind(id).fetch_optional(db).await?;
+    let row: Option<Row> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
     Ok(row.map(from_row))
 }
 
 /// The latest runs, newest first.
 pub async fn list<'e>(db: impl PgExecutor<'e>, limit: i64) -> Result<Vec<RunRow>, RepoError> {
     let sql = format!("SELECT {COLUMNS} FROM recon_runs ORDER BY seq DESC LIMIT $1");
-    let rows: Vec<Row> = sqlx::query_as(&sql).bind(limit).fetch_all(db).await?;
+    let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
     Ok(rows.into_iter().map(from_row).collect())
 }
 
@@ -287,7 +294,10 @@ pub async fn delete_finished<'e>(
 ) -> Result<Option<(RunRow, bool)>, RepoError> {
     let sql =
         format!("DELETE FROM recon_runs WHERE id = $1 AND state <> 'ACTIVE' RETURNING {COLUMNS}");
-    let deleted: Option<Row> = sqlx::query_as(&sql).bind(id).fetch_optional(db).await?;
+    let deleted: Option<Row> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
     if let Some(row) = deleted {
         return Ok(Some((from_row(row), true)));
     }

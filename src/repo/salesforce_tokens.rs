@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgExecutor};
 
 use super::RepoError;
@@ -75,10 +76,12 @@ pub async fn lock_refresh(
     .bind(&ms)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(&format!("SELECT pg_advisory_xact_lock({REFRESH_LOCK_KEY})"))
-        .bind(system)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT pg_advisory_xact_lock({REFRESH_LOCK_KEY})"
+    )))
+    .bind(system)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -185,11 +188,11 @@ pub async fn stored_secrets(
     column: SealedColumn,
 ) -> Result<Vec<(String, String)>, RepoError> {
     let (table, column) = column.table_column();
-    Ok(
-        sqlx::query_as(&format!("SELECT system_name, {column} FROM {table}"))
-            .fetch_all(db)
-            .await?,
-    )
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT system_name, {column} FROM {table}"
+    )))
+    .fetch_all(db)
+    .await?)
 }
 
 /// Replaces a stored value by its sealed form, unless another writer changed it meanwhile;
@@ -202,9 +205,9 @@ pub async fn reseal(
     sealed: &str,
 ) -> Result<bool, RepoError> {
     let (table, column) = column.table_column();
-    let done = sqlx::query(&format!(
+    let done = sqlx::query(AssertSqlSafe(format!(
         "UPDATE {table} SET {column} = $1 WHERE system_name = $2 AND {column} = $3"
-    ))
+    )))
     .bind(sealed)
     .bind(system)
     .bind(stored)

@@ -5,6 +5,7 @@
 //! through the outbox in the same transaction (nothing is ever dropped silently).
 
 use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgExecutor};
 
 use super::RepoError;
@@ -176,9 +177,9 @@ pub async fn recent<'e>(
     db: impl PgExecutor<'e>,
     limit: i64,
 ) -> Result<Vec<ListedFailure>, RepoError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "{LISTED} ORDER BY f.last_failed DESC, f.id LIMIT $1"
-    ))
+    )))
     .bind(limit)
     .fetch_all(db)
     .await?)
@@ -190,9 +191,9 @@ pub async fn latest_of<'e>(
     object_type: &str,
     object_id: &str,
 ) -> Result<Option<ListedFailure>, RepoError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "{LISTED} WHERE f.object_type = $1 AND f.object_id = $2 ORDER BY f.last_failed DESC LIMIT 1"
-    ))
+    )))
     .bind(object_type)
     .bind(object_id)
     .fetch_optional(db)

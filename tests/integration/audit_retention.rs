@@ -51,9 +51,9 @@ fn sync_entries(n: usize, tag: &str) -> Vec<SyncAuditEntry> {
 }
 
 async fn count(db: &TestDb, table: &str, tag: &str) -> i64 {
-    sqlx::query_scalar(&format!(
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT count(*) FROM {table} WHERE body->>'mapping' = $1"
-    ))
+    )))
     .bind(tag)
     .fetch_one(&db.pool)
     .await
@@ -71,9 +71,9 @@ async fn rows_past_the_retention_are_purged_and_the_rest_kept() {
         .await
         .unwrap();
     for table in ["recon_audit", "sync_audit"] {
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE {table} SET created_at = now() - interval '31 days'"
-        ))
+        )))
         .execute(&db.pool)
         .await
         .unwrap();

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use crate::helpers::{TestApp, TestDb, db_settings};
 
 async fn show(pool: &PgPool, setting: &str) -> String {
-    sqlx::query_scalar(&format!("SHOW {setting}"))
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {setting}")))
         .fetch_one(pool)
         .await
         .unwrap()

@@ -120,7 +120,7 @@ async fn sql_ids(pool: &PgPool, filter: &Filter) -> BTreeSet<String> {
     qb.build_query_scalar::<String>()
         .fetch_all(pool)
         .await
-        .unwrap_or_else(|e| panic!("{filter}: {e}\nSQL: {}", qb.sql()))
+        .unwrap_or_else(|e| panic!("{filter}: {e}\nSQL: {}", qb.sql().as_str()))
         .into_iter()
         .collect()
 }
@@ -558,7 +558,7 @@ async fn json_fields_order_results() {
         qb.push(", id");
         qb
     };
-    let run = async |mut qb: QueryBuilder<'_, Postgres>| -> Vec<String> {
+    let run = async |mut qb: QueryBuilder<Postgres>| -> Vec<String> {
         qb.build_query_scalar::<String>()
             .fetch_all(&db.pool)
             .await
@@ -612,7 +612,7 @@ async fn indexed_fields_use_their_index() {
     // Custom plans (values known) and generic plans (what a cached prepared statement gets
     // after a few runs) must both use the index.
     for mode in ["force_custom_plan", "force_generic_plan"] {
-        sqlx::query(&format!("SET plan_cache_mode = {mode}"))
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
             .execute(&mut *conn)
             .await
             .unwrap();

@@ -96,10 +96,11 @@ impl Drop for TestDb {
                     .connect(&format!("{server}/postgres"))
                     .await
                 {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .execute(&pool)
-                            .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&pool)
+                    .await;
                     pool.close().await;
                 }
             });
@@ -177,7 +178,7 @@ impl TestApp {
         }));
         TestApp {
             base,
-            client: reqwest::Client::new(),
+            client: crate::helpers::http_builder().build().unwrap(),
             db,
             shutdown: Some(tx),
         }
@@ -501,4 +502,11 @@ impl Drop for RoleProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A reqwest client builder, after making ring the process's TLS provider (reqwest 0.13 needs
+/// one installed before a client is built).
+pub fn http_builder() -> reqwest::ClientBuilder {
+    idm_sync::salesforce::use_ring_for_tls();
+    reqwest::Client::builder()
 }

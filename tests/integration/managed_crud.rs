@@ -275,10 +275,13 @@ async fn repository_outage_is_503_without_detail() {
     ))
     .await
     .unwrap();
-    sqlx::query(&format!("DROP DATABASE \"{}\" WITH (FORCE)", app.db.name))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE \"{}\" WITH (FORCE)",
+        app.db.name
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
 
     let res = app.client.get(app.url("/info/ping")).send().await.unwrap();
     assert_eq!(res.status(), 503);

@@ -76,7 +76,7 @@ async fn plain_secrets_of_an_earlier_version_are_sealed_at_start() {
         "INSERT INTO salesforce_connector_settings (system_name, login_url, client_id, client_secret)
          VALUES ('salesforce', 'https://login.salesforce.com/services/oauth2/token', 'k', 'consumer-secret-XYZ')",
     ] {
-        sqlx::query(insert).execute(&db.pool).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(insert)).execute(&db.pool).await.unwrap();
     }
     // Read as they are meanwhile.
     let store = token_store(&db.pool);

@@ -73,7 +73,7 @@ impl ServedWithCert {
 
 /// GET /openidm/info/ping over HTTPS, trusting only `cert_pem`.
 async fn https_ping(port: u16, cert_pem: &[u8]) -> serde_json::Value {
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::http_builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem).unwrap())
         .build()
         .unwrap();
@@ -193,7 +193,7 @@ async fn the_admin_session_cookie_is_secure_over_https_only() {
     let served = ServedWithCert::start(&db).await;
     let (http_port, tls_port, dir) = (served.http_port, served.tls_port, served.dir.clone());
 
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::http_builder()
         .add_root_certificate(reqwest::Certificate::from_pem(served.cert_pem.as_bytes()).unwrap())
         .redirect(reqwest::redirect::Policy::none())
         .build()

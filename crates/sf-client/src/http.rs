@@ -30,6 +30,7 @@ pub(crate) struct RawResponse {
 impl Http {
     pub fn new(cfg: &ClientConfig, observer: Observer) -> Result<Http, SalesforceError> {
         let connections = cfg.maximum_connections.max(1);
+        crate::use_ring_for_tls();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.request_timeout)

@@ -68,3 +68,11 @@ pub use observer::{CallObserver, CallOutcome, Observer};
 pub use query::QueryPage;
 pub use session::ConnectorState;
 pub use token_store::{StoredToken, TokenBackend, TokenStore};
+
+/// Makes ring the process's TLS crypto provider. reqwest (0.13, without its aws-lc default)
+/// builds every client's TLS with the process default and panics without one; call this
+/// before building a `reqwest::Client` (the Salesforce client does). Idempotent.
+pub fn use_ring_for_tls() {
+    // Err: a provider is installed already, which is all that is asked.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::{Form, Json};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

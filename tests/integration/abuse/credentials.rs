@@ -157,7 +157,7 @@ fn peak_rss_kib() -> u64 {
 
 /// A REST client whose connections come from `local`.
 fn rest_client(local: &str) -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::helpers::http_builder()
         .local_address(local.parse::<IpAddr>().unwrap())
         .build()
         .unwrap()
@@ -384,7 +384,7 @@ async fn the_default_password_works_only_from_loopback() {
     // Over a real socket too, when this machine has a non-loopback address to send from.
     if let Some(source) = non_loopback_source() {
         let app = TestApp::spawn().await;
-        let client = reqwest::Client::builder()
+        let client = crate::helpers::http_builder()
             .local_address(source)
             .build()
             .unwrap();
@@ -429,10 +429,10 @@ fn non_loopback_source() -> Option<IpAddr> {
 
 /// An argon2id hash of `password` costing `kib` KiB of memory per verification.
 fn argon2_hash(password: &str, kib: u32) -> String {
-    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    use argon2::password_hash::PasswordHasher;
     let params = argon2::Params::new(kib, 1, 1, None).unwrap();
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .hash_password(password.as_bytes())
         .unwrap()
         .to_string()
 }

@@ -129,7 +129,9 @@ impl Drop for Served {
 }
 
 async fn assert_serving(root: &str) {
-    let res = reqwest::Client::new()
+    let res = crate::helpers::http_builder()
+        .build()
+        .unwrap()
         .get(format!("{root}/openidm/managed/user?_queryFilter=true"))
         .header("X-OpenIDM-Username", ADMIN.0)
         .header("X-OpenIDM-Password", ADMIN.1)
@@ -555,7 +557,7 @@ async fn assert_serving_https(served: &Served) {
 
 fn https_client(served: &Served) -> reqwest::Client {
     let pem = served.cert_pem.as_deref().unwrap().as_bytes();
-    reqwest::Client::builder()
+    crate::helpers::http_builder()
         .add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap())
         .build()
         .unwrap()

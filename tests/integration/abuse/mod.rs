@@ -55,7 +55,7 @@ impl ServeProcess {
         let server = ServeProcess {
             process: RoleProcess::spawn(command),
             base: format!("http://127.0.0.1:{port}/openidm"),
-            client: reqwest::Client::new(),
+            client: crate::helpers::http_builder().build().unwrap(),
         };
         for _ in 0..300 {
             if let Ok(res) = server.client.get(server.url("/info/ping")).send().await {

@@ -14,7 +14,7 @@ pub struct Page {
 
 /// A client that never follows redirects.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::helpers::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -46,7 +46,7 @@ pub async fn page(res: reqwest::Response) -> Page {
 /// A client that never follows redirects, whose connections come from `local` (another
 /// loopback address such as 127.0.0.2 is another client to the throttle).
 pub fn http_from(local: std::net::IpAddr) -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::helpers::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .local_address(local)
         .build()

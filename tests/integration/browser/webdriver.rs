@@ -61,7 +61,7 @@ impl Browser {
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
+        let http = crate::helpers::http_builder().build().unwrap();
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let ready = match http.get(format!("{base}/status")).send().await {

@@ -73,7 +73,7 @@ impl TestOrg {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::helpers::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

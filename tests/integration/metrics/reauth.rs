@@ -69,7 +69,9 @@ async fn a_revoked_token_pauses_the_worker_until_a_new_one_is_stored() {
     let username = synced["Username"].as_str().unwrap().to_owned();
 
     // The refresh token is revoked (in Setup, or by Salesforce); its sessions go with it.
-    let revoke = reqwest::Client::new()
+    let revoke = crate::helpers::http_builder()
+        .build()
+        .unwrap()
         .post(format!("{base}/services/oauth2/revoke"))
         .form(&[("token", EmulatorConfig::default().refresh_token.as_str())])
         .send()

@@ -75,7 +75,10 @@ async fn a_page_correlates_with_what_the_page_before_created() {
         "CREATE TRIGGER slow_commit AFTER INSERT ON managed_objects
          FOR EACH STATEMENT EXECUTE FUNCTION slow_commit()",
     ] {
-        sqlx::query(sql).execute(&env.app.db.pool).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&env.app.db.pool)
+            .await
+            .unwrap();
     }
 
     let s = run(&small_pages(&env)).await;

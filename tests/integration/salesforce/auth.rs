@@ -225,7 +225,7 @@ async fn authorization_code_is_exchanged_stored_and_used() {
     let mut cfg = config(&base);
     cfg.refresh_token = None;
     let redirect = "http://127.0.0.1:9/callback";
-    let http = reqwest::Client::builder()
+    let http = crate::helpers::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

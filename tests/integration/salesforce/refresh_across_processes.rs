@@ -123,7 +123,9 @@ async fn a_refresh_waits_for_the_lock_and_then_uses_what_the_holder_stored() {
     // what it got before releasing the lock.
     let stored = held.token().await.unwrap().unwrap();
     let defaults = EmulatorConfig::default();
-    let grant: serde_json::Value = reqwest::Client::new()
+    let grant: serde_json::Value = crate::helpers::http_builder()
+        .build()
+        .unwrap()
         .post(format!("{}/services/oauth2/token", org.base_url()))
         .form(&[
             ("grant_type", "refresh_token"),
@@ -316,7 +318,10 @@ fn free_port() -> u16 {
 }
 
 async fn scalar(db: &TestDb, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(&db.pool).await.unwrap()
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
 }
 
 /// Issue 13's reproduction, as separate processes: serve (with the relay), three workers and a
@@ -371,7 +376,7 @@ async fn serve_three_workers_and_a_scheduler_refresh_one_at_a_time() {
         .collect();
     let mut scheduler = deployment.spawn("scheduler", &["scheduler"], &[]);
     let base = format!("http://{listen}/openidm");
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_builder().build().unwrap();
     let admin = |req: reqwest::RequestBuilder| {
         req.header("X-OpenIDM-Username", ADMIN.0)
             .header("X-OpenIDM-Password", ADMIN.1)

@@ -95,7 +95,7 @@ pub async fn authorize_in_browser(
 ) -> u16 {
     let q: std::collections::HashMap<String, String> =
         flow_url.query_pairs().into_owned().collect();
-    let http = reqwest::Client::builder()
+    let http = crate::helpers::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

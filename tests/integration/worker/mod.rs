@@ -334,7 +334,7 @@ impl Env {
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_one(&self.app.db.pool)
             .await
             .unwrap()
