@@ -6,15 +6,12 @@ use std::collections::HashMap;
 pub struct FormData(Vec<(String, String)>);
 
 impl FormData {
+    /// `+` is a space, `%XX` a byte; malformed escapes are kept as written and bytes that are
+    /// not UTF-8 become U+FFFD (`form_urlencoded`'s rules, the WHATWG URL standard's).
     pub fn parse(body: &[u8]) -> FormData {
-        let text = String::from_utf8_lossy(body);
         FormData(
-            text.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    (decode(k), decode(v))
-                })
+            form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
         )
     }
@@ -52,33 +49,6 @@ impl FormData {
     pub fn to_map(&self) -> HashMap<String, String> {
         self.0.iter().cloned().collect()
     }
-}
-
-/// Decodes `+` and `%XX`; malformed escapes are kept as written.
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        let digit = |at: usize| bytes.get(at).copied().and_then(hex);
-        match byte {
-            b'+' => out.push(b' '),
-            b'%' => match (digit(i + 1), digit(i + 2)) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]
