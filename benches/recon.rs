@@ -705,13 +705,7 @@ async fn idm_recons(b: &Bench, conf: &Conf, conf_dir: &Path) -> IdmResult {
         // A pool of its own per recon, closed after it: its sessions end, and with them the
         // table counters they have not flushed yet.
         let pool = db::connect(&DbSettings::new(url.clone())).await.unwrap();
-        let store = idm_sync::repo::salesforce_store::postgres(
-            pool.clone(),
-            Sealer::new(&[7; KEY_LEN]).unwrap(),
-        );
-        let client =
-            SalesforceClient::new(conf.system("salesforce").unwrap().client.clone(), store)
-                .unwrap();
+        let client = salesforce_client(&pool, conf);
         let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
         let engine = ReconEngine::new(
             managed,
@@ -780,12 +774,7 @@ async fn floors(b: &Bench, conf: &Conf, users: usize, first_run: &str) -> (f64, 
     let pool = db::connect(&DbSettings::new(format!("{}/{IDM_DB}", b.server)))
         .await
         .unwrap();
-    let store = idm_sync::repo::salesforce_store::postgres(
-        pool.clone(),
-        Sealer::new(&[7; KEY_LEN]).unwrap(),
-    );
-    let client =
-        SalesforceClient::new(conf.system("salesforce").unwrap().client.clone(), store).unwrap();
+    let client = salesforce_client(&pool, conf);
     let t = Instant::now();
     let mut rows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::with_capacity(users);
     let mut pages = std::pin::pin!(client.query(SOQL));
@@ -1073,13 +1062,7 @@ fn grants_child(server: &str, users: usize) {
         let url = format!("{server}/{GRANTS_DB}");
         let pool = db::connect(&DbSettings::new(url)).await.unwrap();
         db::migrate(&pool).await.unwrap();
-        let store = idm_sync::repo::salesforce_store::postgres(
-            pool.clone(),
-            Sealer::new(&[7; KEY_LEN]).unwrap(),
-        );
-        let client =
-            SalesforceClient::new(conf.system("salesforce").unwrap().client.clone(), store)
-                .unwrap();
+        let client = salesforce_client(&pool, &conf);
         let engine = ReconEngine::new(
             ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone())),
             Arc::new(SyncConfig::load(&conf_dir).unwrap()),
@@ -1285,12 +1268,7 @@ async fn max_outbox_id(pool: &sqlx::PgPool) -> i64 {
 /// users appeared (implicit sync off), its queue applied and the write calls counted.
 async fn outbound_recons(b: &Bench, conf: &Conf, conf_dir: &Path, users: usize) {
     let pool = engine_pool(b).await;
-    let store = idm_sync::repo::salesforce_store::postgres(
-        pool.clone(),
-        Sealer::new(&[7; KEY_LEN]).unwrap(),
-    );
-    let client =
-        SalesforceClient::new(conf.system("salesforce").unwrap().client.clone(), store).unwrap();
+    let client = salesforce_client(&pool, conf);
     let sync = Arc::new(SyncConfig::load(conf_dir).unwrap());
     let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
     let engine = ReconEngine::new(
@@ -1415,4 +1393,13 @@ async fn outbound_recons(b: &Bench, conf: &Conf, conf_dir: &Path, users: usize) 
     );
     drop(engine);
     pool.close().await;
+}
+
+/// The shipped connector's client over `pool`'s token store (the bench's fixed secrets key).
+fn salesforce_client(pool: &sqlx::PgPool, conf: &Conf) -> SalesforceClient {
+    let store = idm_sync::repo::salesforce_store::postgres(
+        pool.clone(),
+        Sealer::new(&[7; KEY_LEN]).unwrap(),
+    );
+    SalesforceClient::new(conf.system("salesforce").unwrap().client.clone(), store).unwrap()
 }

@@ -18,7 +18,7 @@ use super::html::{self, esc};
 use super::signed_in::AdminSession;
 use crate::managed::ManagedError;
 use crate::managed::patch::PatchOperation;
-use crate::salesforce::access::AccessCatalog;
+use crate::salesforce::access::{AccessCatalog, grant_names};
 
 /// The multi-valued kinds: managed property, heading.
 const SETS: [(&str, &str); 3] = [
@@ -35,16 +35,7 @@ pub fn shows(property: &str) -> bool {
 
 /// The names a property holds (an array of strings, or one string).
 fn held(body: &Map<String, Value>, property: &str) -> BTreeSet<String> {
-    match body.get(property) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::String(s)) if !s.is_empty() => BTreeSet::from([s.clone()]),
-        _ => BTreeSet::new(),
-    }
+    body.get(property).map(grant_names).unwrap_or_default()
 }
 
 fn role_of(body: &Map<String, Value>) -> String {

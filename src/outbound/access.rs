@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::salesforce::access::{
     AccessCatalog, PERMISSION_SET_GROUPS, PERMISSION_SETS, PUBLIC_GROUPS, USER_ROLE, UserAccess,
+    grant_names as names,
 };
 use crate::salesforce::{Record, SalesforceClient, SalesforceError};
 
@@ -125,20 +126,6 @@ impl Grants {
             };
         }
         grants
-    }
-}
-
-/// The names an attribute holds: an array of strings (or one string); anything else is none.
-fn names(value: &Value) -> BTreeSet<String> {
-    match value {
-        Value::Array(items) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Value::String(s) if !s.is_empty() => BTreeSet::from([s.clone()]),
-        _ => BTreeSet::new(),
     }
 }
 

@@ -10,7 +10,7 @@
 //! (`IsOwnedByProfile = true`) stand for the profile and are never managed here; public groups
 //! are `Group` records of `Type = 'Regular'`; `GroupMember.UserOrGroupId` holds the user.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures_util::TryStreamExt;
 use serde_json::Value;
@@ -36,6 +36,21 @@ pub fn is_access_attribute(name: &str) -> bool {
         USER_ROLE,
     ]
     .contains(&name)
+}
+
+/// The names a grant attribute holds: an array of strings (or one string); anything else,
+/// and empty names, are none.
+pub fn grant_names(value: &Value) -> BTreeSet<String> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Value::String(s) if !s.is_empty() => BTreeSet::from([s.clone()]),
+        _ => BTreeSet::new(),
+    }
 }
 
 /// What the catalog knows of a permission set.

@@ -24,7 +24,7 @@ mod unassigned;
 mod unseen;
 mod write;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
@@ -37,7 +37,7 @@ use crate::filter::Filter;
 use crate::mapping::Mapping;
 use crate::repo::links;
 use crate::repo::recon_runs::{self, Unlinked};
-use crate::salesforce::access::{USER_ROLE, is_access_attribute};
+use crate::salesforce::access::{USER_ROLE, grant_names, is_access_attribute};
 use crate::salesforce::access_read::{AccessRead, RoleNames};
 use crate::salesforce::soql::is_field_name;
 
@@ -282,19 +282,7 @@ fn same_grants(field: &str, want: &Value, have: &Value) -> bool {
     if field == USER_ROLE || blank(want) {
         return blank(want) || want == have;
     }
-    let names = |v: &Value| -> BTreeSet<String> {
-        match v {
-            Value::Array(items) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            Value::String(s) if !s.is_empty() => BTreeSet::from([s.clone()]),
-            _ => BTreeSet::new(),
-        }
-    };
-    names(want) == names(have)
+    grant_names(want) == grant_names(have)
 }
 
 fn same_value(field: &str, want: &Value, have: &Value) -> bool {
