@@ -178,6 +178,53 @@ async fn the_sample_walk_in_a_real_browser() {
     b.find("#no-failures").await;
     b.check_page("dashboard-clear").await;
 
+    // Names that hold markup render as text on every page that shows them (list, user page,
+    // its access section, the dashboard's failure naming the grant): no element, no script.
+    let markup = "<img src=x onerror=\"window.__xss=1\">";
+    let mut body = crate::helpers::user_body("xss.walk");
+    body["givenName"] = json!(markup);
+    body["sn"] = json!("Markup<script>window.__xss=2</script>");
+    body["permissionSets"] = json!([markup]);
+    body["profileId"] = json!(env.profile);
+    body["userName"] = json!("xss.walk@idm-sync.test");
+    let xss = crate::helpers::create_managed(&env.app, &body).await;
+    let inert = async |page: &str| {
+        let clean: Value = b
+            .script(
+                "return window.__xss === undefined \
+                 && document.querySelectorAll('img[src=\"x\"]').length === 0 \
+                 && document.body.textContent.includes('<img src=x')",
+                json!([]),
+            )
+            .await;
+        let parts: Value = b
+            .script(
+                "return [window.__xss === undefined, \
+                 document.querySelectorAll('img[src=\"x\"]').length, \
+                 document.querySelector('main') ? document.querySelector('main').textContent.slice(0, 3000) : '']",
+                json!([]),
+            )
+            .await;
+        assert_eq!(
+            clean,
+            json!(true),
+            "{page}: markup in a name became markup: {parts}"
+        );
+    };
+    b.goto(&format!("{root}/admin/users?q=Markup")).await;
+    b.find("#user-table").await;
+    inert("users").await;
+    b.goto(&format!("{root}/admin/users/{xss}")).await;
+    b.find("#access-form").await;
+    inert("user").await;
+    wait_until("the refused grant listed", async || {
+        env.failures("true").await["resultCount"] == 1
+    })
+    .await;
+    b.goto(&format!("{root}/admin")).await;
+    b.find("#failure-table").await;
+    inert("dashboard").await;
+
     // Logout ends the session: the next page is the log-in page again.
     b.click("#logout").await;
     b.find("#login-form").await;
