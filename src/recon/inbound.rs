@@ -15,7 +15,7 @@ use super::{ReconError, ReconRequest, TARGET_RESOURCE, TARGET_TYPE, soql};
 use crate::filter::Filter;
 use crate::mapping::{Mapping, Situation};
 use crate::repo::{links, recon_runs};
-use crate::salesforce::access_read::RoleNames;
+use crate::salesforce::access_read::ReadState;
 
 /// What an inbound run reads, worked out from the request before it starts.
 pub(crate) struct Prepared {
@@ -59,7 +59,7 @@ pub(crate) struct Inbound {
     /// The links in step, read beside the source phase (see `in_step.rs`).
     pub in_step: Option<Loading>,
     /// Role names of the grants read with the users.
-    pub roles: RoleNames,
+    pub roles: ReadState,
 }
 
 impl Inbound {
@@ -95,7 +95,7 @@ impl Inbound {
             next_analyze: FIRST_ANALYZE,
             seen,
             in_step: None,
-            roles: RoleNames::default(),
+            roles: ReadState::default(),
         }
     }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::{Stream, TryStreamExt};
 
 use super::soql::UserSoql;
-use crate::salesforce::access_read::RoleNames;
+use crate::salesforce::access_read::ReadState;
 use crate::salesforce::{QueryPage, SalesforceClient, SalesforceError};
 
 pub(crate) struct UserPages<S> {
@@ -22,7 +22,7 @@ pub(crate) struct UserPages<S> {
     soql: UserSoql,
     /// Users a gathered page holds at most (the run's batch size).
     gather: usize,
-    roles: RoleNames,
+    roles: ReadState,
     /// The stream is not polled again once it has ended.
     ended: bool,
 }
@@ -36,7 +36,7 @@ where
         client: SalesforceClient,
         soql: UserSoql,
         gather: u32,
-        roles: RoleNames,
+        roles: ReadState,
     ) -> Self {
         UserPages {
             stream,
@@ -83,7 +83,7 @@ where
     }
 
     /// The role names read so far (the run reads users by id afterwards too).
-    pub fn into_roles(self) -> RoleNames {
+    pub fn into_roles(self) -> ReadState {
         self.roles
     }
 }

@@ -73,16 +73,18 @@ impl AccessRead {
     }
 }
 
-/// Role developer names by id: read when first needed and again (once per id) when a user
-/// holds a role read before it existed.
+/// What a run learns while it reads grants: role developer names by id (read when first
+/// needed and again, once per id, when a user holds a role read before it existed), and whether
+/// the org refused an id-range query (then pages list their ids instead).
 #[derive(Debug, Default)]
-pub struct RoleNames {
+pub struct ReadState {
     by_id: HashMap<String, String>,
     read: bool,
     refreshed_for: HashSet<String>,
+    ranges_refused: bool,
 }
 
-impl RoleNames {
+impl ReadState {
     async fn name(
         &mut self,
         client: &SalesforceClient,
@@ -123,7 +125,7 @@ impl SalesforceClient {
         &self,
         records: &mut [Record],
         read: AccessRead,
-        roles: &mut RoleNames,
+        roles: &mut ReadState,
         ordered: bool,
     ) -> Result<(), SalesforceError> {
         if read.assignments {
@@ -132,7 +134,7 @@ impl SalesforceClient {
             }
         }
         if read.memberships {
-            self.memberships_into(records, ordered).await?;
+            self.memberships_into(records, ordered, roles).await?;
         }
         if read.role {
             roles.name(self, records).await?;
@@ -148,7 +150,7 @@ impl SalesforceClient {
         fields: &[String],
         ids: &[String],
         read: AccessRead,
-        roles: &mut RoleNames,
+        roles: &mut ReadState,
     ) -> Result<HashMap<String, Record>, SalesforceError> {
         let found = self.records_by_id(object, fields, ids).await?;
         if !read.any() {
@@ -208,40 +210,56 @@ impl SalesforceClient {
         &self,
         records: &mut [Record],
         ordered: bool,
+        state: &mut ReadState,
     ) -> Result<(), SalesforceError> {
         let ids: Vec<&str> = records
             .iter()
             .filter_map(|r| text(r, "Id"))
             .filter(|id| is_id(id))
             .collect();
-        let mut queries = Vec::new();
-        match (ids.first(), ids.last()) {
-            (Some(first), Some(last)) if ordered && ids.len() > IDS_PER_QUERY => {
-                queries.push(format!(
+        let mut rows = Vec::new();
+        let ranged = match (ids.first(), ids.last()) {
+            (Some(first), Some(last))
+                if ordered && ids.len() > IDS_PER_QUERY && !state.ranges_refused =>
+            {
+                let soql = format!(
                     "{MEMBERSHIPS}UserOrGroupId >= '{first}' AND UserOrGroupId <= '{last}'"
-                ));
-            }
-            _ => {
-                for chunk in ids.chunks(IDS_PER_QUERY) {
-                    queries.push(format!(
-                        "{MEMBERSHIPS}{}",
-                        in_list("UserOrGroupId", chunk.iter().copied())
-                    ));
+                );
+                match self.all(&soql).await {
+                    Ok(found) => {
+                        rows = found;
+                        true
+                    }
+                    // An org (or a proxy of one) that refuses comparisons on this polymorphic
+                    // reference: list the ids instead, for the rest of the run too.
+                    Err(SalesforceError::Api { status: 400, .. }) => {
+                        state.ranges_refused = true;
+                        false
+                    }
+                    Err(e) => return Err(e),
                 }
+            }
+            _ => false,
+        };
+        if !ranged {
+            for chunk in ids.chunks(IDS_PER_QUERY) {
+                let soql = format!(
+                    "{MEMBERSHIPS}{}",
+                    in_list("UserOrGroupId", chunk.iter().copied())
+                );
+                rows.extend(self.all(&soql).await?);
             }
         }
         let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
-        for soql in queries {
-            for row in self.all(&soql).await? {
-                if let (Some(user), Some(name)) = (
-                    text(&row, "UserOrGroupId"),
-                    related(&row, "Group", "DeveloperName"),
-                ) {
-                    by_user
-                        .entry(user.to_owned())
-                        .or_default()
-                        .push(name.to_owned());
-                }
+        for row in rows {
+            if let (Some(user), Some(name)) = (
+                text(&row, "UserOrGroupId"),
+                related(&row, "Group", "DeveloperName"),
+            ) {
+                by_user
+                    .entry(user.to_owned())
+                    .or_default()
+                    .push(name.to_owned());
             }
         }
         for record in records.iter_mut() {

@@ -118,6 +118,7 @@ pub async fn run() -> std::process::ExitCode {
             rate_503: cli.fault_503_rate.clamp(0.0, 1.0),
             rate_lock_row: cli.fault_lock_rate.clamp(0.0, 1.0),
             latency_ms: cli.latency_ms,
+            refuse_member_ranges: false,
         },
         public_url: cli.public_url,
         access: crate::AccessConfig {

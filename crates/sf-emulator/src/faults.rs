@@ -15,6 +15,11 @@ pub struct FaultConfig {
     pub rate_lock_row: f64,
     /// Milliseconds added to every Salesforce call (OAuth and data).
     pub latency_ms: u64,
+    /// Refuse range comparisons (`<`, `<=`, `>`, `>=`) on `GroupMember.UserOrGroupId` with
+    /// `INVALID_QUERY_FILTER_OPERATOR`, as an org that does not support them on this polymorphic
+    /// reference would: clients must fall back to id lists.
+    #[serde(default)]
+    pub refuse_member_ranges: bool,
 }
 
 /// A partial update (`POST /__emulator/faults`): absent fields keep their value. `expireTokens` is an
@@ -32,6 +37,7 @@ pub struct FaultUpdate {
     pub daily_limit: Option<u64>,
     pub api_usage: Option<u64>,
     pub subquery_inline_rows: Option<usize>,
+    pub refuse_member_ranges: Option<bool>,
 }
 
 impl FaultConfig {
@@ -45,6 +51,9 @@ impl FaultConfig {
         }
         if let Some(l) = u.latency_ms {
             self.latency_ms = l;
+        }
+        if let Some(r) = u.refuse_member_ranges {
+            self.refuse_member_ranges = r;
         }
     }
 }

@@ -354,6 +354,12 @@ pub async fn query(
             "A query string has to be specified",
         ));
     };
+    if shared.faults().refuse_member_ranges && refers_to_member_range(q) {
+        return Err(ApiError::bad_request(
+            "INVALID_QUERY_FILTER_OPERATOR",
+            "invalid operator on UserOrGroupId (injected fault)",
+        ));
+    }
     let parsed = Parsed::parse(q).map_err(|e| ApiError::bad_request(e.code, e.message))?;
     let batch = batch_size(&headers).unwrap_or(DEFAULT_BATCH);
     let inline = shared.subquery_inline_rows.load(Ordering::Relaxed).max(1);
@@ -407,6 +413,15 @@ fn invalid_locator() -> ApiError {
 }
 
 /// `GET query/<locator>-<offset>` (the `nextRecordsUrl`, of a query or of a user's child rows).
+/// Whether a query compares `UserOrGroupId` by range (the refuse-member-ranges fault).
+fn refers_to_member_range(q: &str) -> bool {
+    let upper = q.to_ascii_uppercase();
+    let compact: String = upper.split_whitespace().collect();
+    ["USERORGROUPID>", "USERORGROUPID<"]
+        .iter()
+        .any(|op| compact.contains(op))
+}
+
 pub async fn query_more(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,

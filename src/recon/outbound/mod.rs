@@ -38,7 +38,7 @@ use crate::mapping::Mapping;
 use crate::repo::links;
 use crate::repo::recon_runs::{self, Unlinked};
 use crate::salesforce::access::{USER_ROLE, grant_names, is_access_attribute};
-use crate::salesforce::access_read::{AccessRead, RoleNames};
+use crate::salesforce::access_read::{AccessRead, ReadState};
 use crate::salesforce::soql::is_field_name;
 
 pub(crate) use write::{Entry, Held, Via, Work};
@@ -89,7 +89,7 @@ pub(crate) struct Outbound {
     /// Deactivations held for the guard.
     held: Vec<Held>,
     /// Role names of the grants read with the users.
-    roles: RoleNames,
+    roles: ReadState,
 }
 
 impl Outbound {
@@ -132,7 +132,7 @@ impl Outbound {
             unlinked_spilled: false,
             claimed: HashSet::new(),
             held: Vec::new(),
-            roles: RoleNames::default(),
+            roles: ReadState::default(),
         }
     }
 

@@ -109,7 +109,8 @@ async fn injected_503_and_lock_row_and_latency() {
         FaultConfig {
             rate_503: 0.0,
             rate_lock_row: 0.0,
-            latency_ms: 150
+            latency_ms: 150,
+            refuse_member_ranges: false
         }
     );
     let t = Instant::now();

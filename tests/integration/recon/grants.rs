@@ -163,3 +163,33 @@ async fn recon_reads_every_grant_set_wise_and_an_unchanged_run_writes_nothing() 
     assert_eq!(names(&one["permissionSets"]), ["Report_Builder"]);
     assert_eq!(names(&one["publicGroups"]), ["Sales_Team"]);
 }
+
+/// An org that refuses id ranges on `GroupMember.UserOrGroupId`: the run lists the ids
+/// instead (200 a query) and reads the same memberships; it tries the range once.
+#[tokio::test]
+async fn memberships_are_listed_by_id_where_ranges_are_refused() {
+    let env = env(450).await;
+    let people = env.people().await;
+    let ids: Vec<String> = [0, 250, people.len() - 1]
+        .iter()
+        .map(|i| people[*i]["Id"].as_str().unwrap().to_owned())
+        .collect();
+    for id in &ids {
+        grant(&env, id, &[], &[], &["Support_Team"]).await;
+    }
+    env._org.handle().update_faults(&FaultUpdate {
+        refuse_member_ranges: Some(true),
+        ..FaultUpdate::default()
+    });
+    env._org.handle().reset_stats();
+    let summary = run(&env.engine()).await;
+    assert_eq!(summary["state"], "SUCCESS", "{summary}");
+    let read = queries(&env);
+    for id in &ids {
+        let user = env.linked_user(id).await;
+        assert_eq!(names(&user["publicGroups"]), ["Support_Team"], "{id}");
+    }
+    // One page of users, one refused range, ⌈users/200⌉ id lists, the roles: no query per user.
+    let users = env.sf_users().await.len() as u64;
+    assert!(read <= 1 + 1 + users.div_ceil(200) + 1, "{read} queries");
+}
