@@ -918,11 +918,7 @@ fn main() {
     }
     let shared = std::env::var("BENCH_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
 
     // Declared before the emulator, so dropped after it.
     let private = if env_flag("BENCH_PG_PRIVATE") == Some(true) {
@@ -1050,11 +1046,7 @@ fn grants_child(server: &str, users: usize) {
         users,
         &["--assignments-per-user", "3", "--memberships-per-user", "1"],
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let http = reqwest::Client::new();
         let (conf_dir, conf) = shipped_conf(&base);
@@ -1149,11 +1141,7 @@ fn shipped_conf(base: &str) -> (PathBuf, Conf) {
 
 /// The outbound part in a process of its own, against the parent's emulator and database.
 fn outbound_child(base: &str, server: &str, users: usize) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let b = Bench {
             server: server.to_owned(),
@@ -1402,4 +1390,13 @@ fn salesforce_client(pool: &sqlx::PgPool, conf: &Conf) -> SalesforceClient {
         Sealer::new(&[7; KEY_LEN]).unwrap(),
     );
     SalesforceClient::new(conf.system("salesforce").unwrap().client.clone(), store).unwrap()
+}
+
+/// The runtime every part of the bench runs on: two workers, as the machine has two cores.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }

@@ -46,13 +46,16 @@ fn role_of(body: &Map<String, Value>) -> String {
 }
 
 /// The names the catalog offers for a kind.
-fn offered<'a>(catalog: &'a AccessCatalog, property: &str) -> Vec<&'a str> {
-    let keys: Box<dyn Iterator<Item = &String>> = match property {
-        "permissionSets" => Box::new(catalog.permission_sets.keys()),
-        "permissionSetGroups" => Box::new(catalog.permission_set_groups.keys()),
-        _ => Box::new(catalog.public_groups.keys()),
-    };
-    keys.map(String::as_str).collect()
+fn offered<'a>(catalog: &'a AccessCatalog, property: &str) -> BTreeSet<&'a str> {
+    match property {
+        "permissionSets" => catalog.permission_sets.keys().map(String::as_str).collect(),
+        "permissionSetGroups" => catalog
+            .permission_set_groups
+            .keys()
+            .map(String::as_str)
+            .collect(),
+        _ => catalog.public_groups.keys().map(String::as_str).collect(),
+    }
 }
 
 /// The section on a user's page.
@@ -91,10 +94,9 @@ pub async fn section(
     ));
     for (property, heading) in SETS {
         let holds = held(body, property);
+        let offers = catalog.as_ref().map(|c| offered(c, property));
         let mut names: BTreeSet<&str> = holds.iter().map(String::as_str).collect();
-        if let Some(c) = &catalog {
-            names.extend(offered(c, property));
-        }
+        names.extend(offers.iter().flatten());
         out.push_str(&format!(
             "<fieldset id=\"{property}\"><legend>{heading}</legend>"
         ));
@@ -107,8 +109,8 @@ pub async fn section(
             } else {
                 ""
             };
-            let unknown = match &catalog {
-                Some(c) if !offered(c, property).contains(name) => {
+            let unknown = match &offers {
+                Some(offers) if !offers.contains(name) => {
                     " <span class=\"field-error\">(not in Salesforce)</span>"
                 }
                 _ => "",

@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 use crate::salesforce::access::{
-    AccessCatalog, PERMISSION_SET_GROUPS, PERMISSION_SETS, PUBLIC_GROUPS, USER_ROLE, UserAccess,
-    grant_names as names,
+    AccessCatalog, Grant, PERMISSION_SET_GROUPS, PERMISSION_SETS, PUBLIC_GROUPS, USER_ROLE,
+    UserAccess, grant_names as names,
 };
 use crate::salesforce::{Record, SalesforceClient, SalesforceError};
 
@@ -37,6 +37,15 @@ impl Kind {
         (Kind::PermissionSetGroup, PERMISSION_SET_GROUPS),
         (Kind::PublicGroup, PUBLIC_GROUPS),
     ];
+
+    /// What `access` holds of this kind.
+    fn held(self, access: &UserAccess) -> &[Grant] {
+        match self {
+            Kind::PermissionSet => &access.permission_sets,
+            Kind::PermissionSetGroup => &access.permission_set_groups,
+            Kind::PublicGroup => &access.public_groups,
+        }
+    }
 
     fn label(self) -> &'static str {
         match self {
@@ -77,6 +86,24 @@ impl Grants {
     /// Whether applying these needs what Salesforce holds now.
     fn reads_held(&self) -> bool {
         !self.remove.is_empty() || self.revoke_all || !self.exact.is_empty()
+    }
+
+    /// These grants as adds and removals of names: the exact sets compared with `held`.
+    fn against(&self, held: Option<&UserAccess>) -> Grants {
+        let mut out = self.clone();
+        for (kind, want) in std::mem::take(&mut out.exact) {
+            let have: BTreeSet<String> = held
+                .map(|a| kind.held(a))
+                .unwrap_or_default()
+                .iter()
+                .map(|g| g.name.clone())
+                .collect();
+            out.add
+                .extend(want.difference(&have).map(|n| (kind, n.clone())));
+            out.remove
+                .extend(have.difference(&want).map(|n| (kind, n.clone())));
+        }
+        out
     }
 
     /// Takes the access attributes out of `record` (a create's whole record or an update's
@@ -228,11 +255,10 @@ impl Catalog {
             true => HashMap::new(),
             false => client.access_of(&reading).await?,
         };
-        let effective: Vec<(usize, &String, Grants)> = users
+        let users: Vec<(usize, &String, Grants)> = users
             .iter()
             .map(|(i, user, g)| (*i, user, g.against(held.get(user))))
             .collect();
-        let users = effective;
         let wanted: Vec<&Grants> = users
             .iter()
             .map(|(_, _, g)| g)
@@ -302,25 +328,16 @@ impl Catalog {
                     continue;
                 };
                 if grants.revoke_all {
-                    for (kind, list) in [
-                        (Kind::PermissionSet, &access.permission_sets),
-                        (Kind::PermissionSetGroup, &access.permission_set_groups),
-                        (Kind::PublicGroup, &access.public_groups),
-                    ] {
-                        for g in list {
+                    for (kind, _) in Kind::ALL {
+                        for g in kind.held(access) {
                             deletes.push((*i, kind, g.name.clone(), g.record_id.clone()));
                         }
                     }
                     continue;
                 }
                 for (kind, name) in &grants.remove {
-                    let list = match kind {
-                        Kind::PermissionSet => &access.permission_sets,
-                        Kind::PermissionSetGroup => &access.permission_set_groups,
-                        Kind::PublicGroup => &access.public_groups,
-                    };
                     // Not held any more: nothing to revoke.
-                    if let Some(grant) = list.iter().find(|g| &g.name == name) {
+                    if let Some(grant) = kind.held(access).iter().find(|g| &g.name == name) {
                         deletes.push((*i, *kind, name.clone(), grant.record_id.clone()));
                     }
                 }
@@ -337,36 +354,6 @@ impl Catalog {
             }
         }
         Ok(failed)
-    }
-}
-
-impl Grants {
-    /// These grants as adds and removals of names: the exact sets compared with `held`.
-    fn against(&self, held: Option<&UserAccess>) -> Grants {
-        let mut out = Grants {
-            add: self.add.clone(),
-            remove: self.remove.clone(),
-            role: self.role.clone(),
-            revoke_all: self.revoke_all,
-            exact: Vec::new(),
-        };
-        for (kind, want) in &self.exact {
-            let have: BTreeSet<String> = held
-                .map(|a| match kind {
-                    Kind::PermissionSet => &a.permission_sets,
-                    Kind::PermissionSetGroup => &a.permission_set_groups,
-                    Kind::PublicGroup => &a.public_groups,
-                })
-                .into_iter()
-                .flatten()
-                .map(|g| g.name.clone())
-                .collect();
-            out.add
-                .extend(want.difference(&have).map(|n| (*kind, n.clone())));
-            out.remove
-                .extend(have.difference(want).map(|n| (*kind, n.clone())));
-        }
-        out
     }
 }
 
@@ -435,11 +422,11 @@ mod tests {
         assert!(grants.add.is_empty() && grants.remove.is_empty());
         let held = UserAccess {
             permission_sets: vec![
-                crate::salesforce::access::Grant {
+                Grant {
                     name: "B".into(),
                     record_id: "0Pa1".into(),
                 },
-                crate::salesforce::access::Grant {
+                Grant {
                     name: "C".into(),
                     record_id: "0Pa2".into(),
                 },

@@ -58,8 +58,8 @@ pub(crate) struct Inbound {
     pub seen: SeenTargets,
     /// The links in step, read beside the source phase (see `in_step.rs`).
     pub in_step: Option<Loading>,
-    /// Role names of the grants read with the users.
-    pub roles: ReadState,
+    /// What reading the grants with the users has learned (role names, refused id ranges).
+    pub read_state: ReadState,
 }
 
 impl Inbound {
@@ -95,7 +95,7 @@ impl Inbound {
             next_analyze: FIRST_ANALYZE,
             seen,
             in_step: None,
-            roles: ReadState::default(),
+            read_state: ReadState::default(),
         }
     }
 

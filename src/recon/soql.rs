@@ -17,23 +17,47 @@ use crate::salesforce::soql_filter::{TranslateError, where_clause};
 
 const ALWAYS: &[&str] = &["Id", "IsActive", "LastModifiedDate", "Username", "Email"];
 
-/// The names the mapping's properties and the `sourceQuery`'s `_fields` read.
-fn read_names<'a>(mapping: &'a Mapping, source_query: Option<&'a Value>) -> Vec<&'a str> {
-    let mut out = Vec::new();
-    for p in &mapping.properties {
-        if let Some(source) = p.source.as_deref() {
-            if let Some(first) = source.trim_start_matches('/').split('/').next() {
-                out.push(first);
-            }
-        }
-    }
-    if let Some(list) = source_query
-        .and_then(|q| q.get("_fields"))
-        .and_then(Value::as_str)
-    {
+/// The first segment of each of `paths` and the `_fields` of `query`: the names a query over
+/// users must select (a script reading another field needs it listed in `_fields`: scripts
+/// cannot be inspected for the fields they read).
+pub fn named_fields<'a>(
+    paths: impl IntoIterator<Item = &'a str>,
+    query: Option<&'a Value>,
+) -> Vec<&'a str> {
+    let mut out: Vec<&str> = paths
+        .into_iter()
+        .filter_map(|p| p.trim_start_matches('/').split('/').next())
+        .collect();
+    if let Some(list) = query.and_then(|q| q.get("_fields")).and_then(Value::as_str) {
         out.extend(list.split(',').map(str::trim));
     }
     out
+}
+
+/// `always`, then each of `names` that is a `User` field (grants are not), then what reading
+/// the grants `access` asks for needs; without repeats, whatever their case.
+pub fn select_list(always: &[&str], names: &[&str], access: AccessRead) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let fields = names
+        .iter()
+        .filter(|n| is_field_name(n) && !is_access_attribute(n));
+    for name in always.iter().chain(fields).chain(&access.select_items()) {
+        if !out.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+            out.push((*name).to_owned());
+        }
+    }
+    out
+}
+
+/// The names the mapping's properties and the `sourceQuery`'s `_fields` read.
+fn read_names<'a>(mapping: &'a Mapping, source_query: Option<&'a Value>) -> Vec<&'a str> {
+    named_fields(
+        mapping
+            .properties
+            .iter()
+            .filter_map(|p| p.source.as_deref()),
+        source_query,
+    )
 }
 
 /// The grants the mapping reads (attributes that are not `User` fields).
@@ -43,24 +67,8 @@ pub fn access(mapping: &Mapping, source_query: Option<&Value>) -> AccessRead {
 
 /// The select list of the source query: fields, then what reading the grants needs.
 pub fn fields(mapping: &Mapping, source_query: Option<&Value>) -> Vec<String> {
-    let mut out: Vec<String> = ALWAYS.iter().map(|s| (*s).to_owned()).collect();
-    let mut add = |name: &str| {
-        if is_field_name(name)
-            && !is_access_attribute(name)
-            && !out.iter().any(|f| f.eq_ignore_ascii_case(name))
-        {
-            out.push(name.to_owned());
-        }
-    };
-    for name in read_names(mapping, source_query) {
-        add(name);
-    }
-    for item in access(mapping, source_query).select_items() {
-        if !out.iter().any(|f| f.eq_ignore_ascii_case(item)) {
-            out.push(item.to_owned());
-        }
-    }
-    out
+    let names = read_names(mapping, source_query);
+    select_list(ALWAYS, &names, AccessRead::of(names.iter().copied()))
 }
 
 /// Why a `sourceQuery`/`targetQuery` or a `reconById` id cannot be run: the request's mistake.

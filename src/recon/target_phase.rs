@@ -211,7 +211,7 @@ impl Inbound {
                 &fields,
                 &ids,
                 self.soql.access,
-                &mut self.roles,
+                &mut self.read_state,
             )
             .await?;
         self.run.stats.time(Timed::SourceQuery, t.elapsed());

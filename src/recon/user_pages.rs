@@ -22,7 +22,7 @@ pub(crate) struct UserPages<S> {
     soql: UserSoql,
     /// Users a gathered page holds at most (the run's batch size).
     gather: usize,
-    roles: ReadState,
+    read_state: ReadState,
     /// The stream is not polled again once it has ended.
     ended: bool,
 }
@@ -36,14 +36,14 @@ where
         client: SalesforceClient,
         soql: UserSoql,
         gather: u32,
-        roles: ReadState,
+        read_state: ReadState,
     ) -> Self {
         UserPages {
             stream,
             client,
             soql,
             gather: gather as usize,
-            roles,
+            read_state,
             ended: false,
         }
     }
@@ -76,14 +76,19 @@ where
         }
         if access.any() {
             self.client
-                .complete_access(&mut page.records, access, &mut self.roles, self.soql.ranged)
+                .complete_access(
+                    &mut page.records,
+                    access,
+                    &mut self.read_state,
+                    self.soql.ranged,
+                )
                 .await?;
         }
         Ok(Some(page))
     }
 
-    /// The role names read so far (the run reads users by id afterwards too).
-    pub fn into_roles(self) -> ReadState {
-        self.roles
+    /// What reading the grants learned (the run reads users by id afterwards too).
+    pub fn into_read_state(self) -> ReadState {
+        self.read_state
     }
 }

@@ -180,19 +180,17 @@ impl SalesforceClient {
             }
             let memberships = format!("{MEMBERSHIPS}{}", in_list("UserOrGroupId", ids));
             for r in self.all(&memberships).await? {
-                let (Some(user), Some(record_id)) = (text(&r, "UserOrGroupId"), text(&r, "Id"))
+                let (Some((user, name)), Some(record_id)) = (membership_of(&r), text(&r, "Id"))
                 else {
                     continue;
                 };
-                if let Some(name) = related(&r, "Group", "DeveloperName") {
-                    out.entry(user.to_owned())
-                        .or_default()
-                        .public_groups
-                        .push(Grant {
-                            name: name.to_owned(),
-                            record_id: record_id.to_owned(),
-                        });
-                }
+                out.entry(user.to_owned())
+                    .or_default()
+                    .public_groups
+                    .push(Grant {
+                        name: name.to_owned(),
+                        record_id: record_id.to_owned(),
+                    });
             }
         }
         for access in out.values_mut() {
@@ -248,6 +246,15 @@ pub(crate) fn assignment_of(record: &Record) -> Option<Assigned<'_>> {
     } else {
         related(record, "PermissionSet", "Name").map(Assigned::Set)
     }
+}
+
+/// The member and the group's developer name of a membership record (as [`MEMBERSHIPS`]
+/// selects it).
+pub(crate) fn membership_of(record: &Record) -> Option<(&str, &str)> {
+    Some((
+        text(record, "UserOrGroupId")?,
+        related(record, "Group", "DeveloperName")?,
+    ))
 }
 
 pub(crate) fn text<'a>(record: &'a Record, field: &str) -> Option<&'a str> {

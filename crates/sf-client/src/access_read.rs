@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::access::{
     Assigned, MEMBERSHIPS, PERMISSION_SET_GROUPS, PERMISSION_SETS, PUBLIC_GROUPS, USER_ROLE,
-    assignment_of, is_id, related, text,
+    assignment_of, is_id, membership_of, text,
 };
 use crate::client::{Record, SalesforceClient};
 use crate::errors::SalesforceError;
@@ -85,6 +85,7 @@ pub struct ReadState {
 }
 
 impl ReadState {
+    /// Puts each record's role's developer name in as `UserRole`.
     async fn name(
         &mut self,
         client: &SalesforceClient,
@@ -125,7 +126,7 @@ impl SalesforceClient {
         &self,
         records: &mut [Record],
         read: AccessRead,
-        roles: &mut ReadState,
+        state: &mut ReadState,
         ordered: bool,
     ) -> Result<(), SalesforceError> {
         if read.assignments {
@@ -134,10 +135,10 @@ impl SalesforceClient {
             }
         }
         if read.memberships {
-            self.memberships_into(records, ordered, roles).await?;
+            self.memberships_into(records, ordered, state).await?;
         }
         if read.role {
-            roles.name(self, records).await?;
+            state.name(self, records).await?;
         }
         Ok(())
     }
@@ -150,14 +151,14 @@ impl SalesforceClient {
         fields: &[String],
         ids: &[String],
         read: AccessRead,
-        roles: &mut ReadState,
+        state: &mut ReadState,
     ) -> Result<HashMap<String, Record>, SalesforceError> {
         let found = self.records_by_id(object, fields, ids).await?;
         if !read.any() {
             return Ok(found);
         }
         let mut records: Vec<Record> = found.into_values().collect();
-        self.complete_access(&mut records, read, roles, false)
+        self.complete_access(&mut records, read, state, false)
             .await?;
         Ok(records
             .into_iter()
@@ -251,16 +252,11 @@ impl SalesforceClient {
             }
         }
         let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
-        for row in rows {
-            if let (Some(user), Some(name)) = (
-                text(&row, "UserOrGroupId"),
-                related(&row, "Group", "DeveloperName"),
-            ) {
-                by_user
-                    .entry(user.to_owned())
-                    .or_default()
-                    .push(name.to_owned());
-            }
+        for (user, name) in rows.iter().filter_map(membership_of) {
+            by_user
+                .entry(user.to_owned())
+                .or_default()
+                .push(name.to_owned());
         }
         for record in records.iter_mut() {
             let held = text(record, "Id")

@@ -326,6 +326,15 @@ fn render_with_children(
 /// A page: `{"totalSize","done","nextRecordsUrl"?,"records":[…]}`.
 fn page_body(total: usize, next: Option<&str>, records: &str) -> String {
     let mut out = String::with_capacity(96 + records.len());
+    push_result_head(&mut out, total, next);
+    out.push_str(records);
+    out.push_str("]}");
+    out
+}
+
+/// A query result up to its records' opening bracket (a page's, or a child relationship's):
+/// `{"totalSize":…,"done":…,"nextRecordsUrl":…?,"records":[`.
+pub(crate) fn push_result_head(out: &mut String, total: usize, next: Option<&str>) {
     out.push_str("{\"totalSize\":");
     out.push_str(&total.to_string());
     out.push_str(",\"done\":");
@@ -336,9 +345,6 @@ fn page_body(total: usize, next: Option<&str>, records: &str) -> String {
         out.push('"');
     }
     out.push_str(",\"records\":[");
-    out.push_str(records);
-    out.push_str("]}");
-    out
 }
 
 /// `GET query?q=SOQL`.

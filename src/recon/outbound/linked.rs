@@ -31,10 +31,10 @@ impl Outbound {
         let batch = self.run.inner.settings.source_batch_size;
         let soql = self.soql.clone();
         let stream = std::pin::pin!(client.query_with_batch_size(&soql.text, batch));
-        let roles = std::mem::take(&mut self.roles);
-        let mut pages = UserPages::new(stream, client.clone(), soql, batch, roles);
+        let read_state = std::mem::take(&mut self.read_state);
+        let mut pages = UserPages::new(stream, client.clone(), soql, batch, read_state);
         let flow = self.linked_pages(&mut pages).await;
-        self.roles = pages.into_roles();
+        self.read_state = pages.into_read_state();
         flow
     }
 

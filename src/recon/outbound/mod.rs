@@ -39,7 +39,6 @@ use crate::repo::links;
 use crate::repo::recon_runs::{self, Unlinked};
 use crate::salesforce::access::{USER_ROLE, grant_names, is_access_attribute};
 use crate::salesforce::access_read::{AccessRead, ReadState};
-use crate::salesforce::soql::is_field_name;
 
 pub(crate) use write::{Entry, Held, Via, Work};
 
@@ -88,8 +87,8 @@ pub(crate) struct Outbound {
     claimed: HashSet<String>,
     /// Deactivations held for the guard.
     held: Vec<Held>,
-    /// Role names of the grants read with the users.
-    roles: ReadState,
+    /// What reading the grants with the users has learned (role names, refused id ranges).
+    read_state: ReadState,
 }
 
 impl Outbound {
@@ -132,7 +131,7 @@ impl Outbound {
             unlinked_spilled: false,
             claimed: HashSet::new(),
             held: Vec::new(),
-            roles: ReadState::default(),
+            read_state: ReadState::default(),
         }
     }
 
@@ -215,19 +214,10 @@ fn target_object(mapping: &Mapping) -> &str {
 
 /// The names the mapping's property targets and the target query's `_fields` name.
 fn target_names<'a>(mapping: &'a Mapping, target_query: Option<&'a Value>) -> Vec<&'a str> {
-    let mut out = Vec::new();
-    for p in &mapping.properties {
-        if let Some(first) = p.target.trim_start_matches('/').split('/').next() {
-            out.push(first);
-        }
-    }
-    if let Some(list) = target_query
-        .and_then(|q| q.get("_fields"))
-        .and_then(Value::as_str)
-    {
-        out.extend(list.split(',').map(str::trim));
-    }
-    out
+    soql::named_fields(
+        mapping.properties.iter().map(|p| p.target.as_str()),
+        target_query,
+    )
 }
 
 /// The grants the mapping sets (only a `User` holds them).
@@ -241,21 +231,11 @@ fn target_access(mapping: &Mapping, target_query: Option<&Value>) -> AccessRead 
 /// `Id`, every property's `target`, the `_fields` of the target query (a `validTarget`
 /// script reading another field needs it listed there), then what reading the grants needs.
 fn target_fields(mapping: &Mapping, target_query: Option<&Value>) -> Vec<String> {
-    let mut out = vec!["Id".to_owned()];
-    for name in target_names(mapping, target_query) {
-        if is_field_name(name)
-            && !is_access_attribute(name)
-            && !out.iter().any(|f| f.eq_ignore_ascii_case(name))
-        {
-            out.push(name.to_owned());
-        }
-    }
-    for item in target_access(mapping, target_query).select_items() {
-        if !out.iter().any(|f| f.eq_ignore_ascii_case(item)) {
-            out.push(item.to_owned());
-        }
-    }
-    out
+    soql::select_list(
+        &["Id"],
+        &target_names(mapping, target_query),
+        target_access(mapping, target_query),
+    )
 }
 
 /// The fields of `mapped` whose values differ from what Salesforce holds in `current`. Empty

@@ -234,7 +234,7 @@ impl Outbound {
                 &target_fields(mapping, None),
                 ids,
                 self.soql.access,
-                &mut self.roles,
+                &mut self.read_state,
             )
             .await?;
         self.run.stats.time(Timed::TargetQuery, t.elapsed());

@@ -133,16 +133,7 @@ pub fn push_result(
         out.push_str("null");
         return;
     }
-    out.push_str("{\"totalSize\":");
-    out.push_str(&rows.len().to_string());
-    out.push_str(",\"done\":");
-    out.push_str(if next.is_some() { "false" } else { "true" });
-    if let Some(url) = next {
-        out.push_str(",\"nextRecordsUrl\":\"");
-        out.push_str(url);
-        out.push('"');
-    }
-    out.push_str(",\"records\":[");
+    crate::query::push_result_head(out, rows.len(), next);
     for (n, &row) in rows.iter().take(inline).enumerate() {
         if n > 0 {
             out.push(',');
