@@ -315,13 +315,17 @@ impl Application {
             None => return Err(StartError::NoListener),
         };
         let parts_pool = parts.pool.clone();
+        let metrics = ops.metrics.clone();
         Ok(Application {
             parts,
             auth,
             http,
             https,
             // The operations endpoints need no IDM credentials: merged beside the API's routes.
-            router: api::router(state).merge(ops::router(ops, parts_pool)),
+            router: ops::http_metrics::counted(
+                api::router(state).merge(ops::router(ops, parts_pool)),
+                metrics,
+            ),
             local_addr,
             tls_addr,
         })

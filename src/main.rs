@@ -9,7 +9,7 @@ use std::time::Duration;
 use idm_sync::app::{self, Application, Components, Listeners, ServeSettings};
 use idm_sync::authorize_cli;
 use idm_sync::http_server::HttpLimitsArgs;
-use idm_sync::ops::{self, Ops, listener::OpsListener};
+use idm_sync::ops::{self, Ops, listener::ListenChoice};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{DEFAULT_CONFIRM_TIMEOUT, Relay, RelaySettings};
 use idm_sync::outbound::topology::{Topology, lanes_in};
@@ -223,7 +223,8 @@ struct SchedulerArgs {
 
 #[derive(Args)]
 struct OpsArgs {
-    /// Serve /metrics and /openidm/health/ready on this address (no credentials needed).
+    /// Serve /metrics and /openidm/health/ready on this address (no credentials needed);
+    /// `off` serves none. Default: 127.0.0.1:9101 (relay), :9102 (worker), :9103 (scheduler).
     #[arg(long, env = "IDM_METRICS_LISTEN")]
     metrics_listen: Option<String>,
     #[command(flatten)]
@@ -291,24 +292,26 @@ impl DbArgs {
 }
 
 impl OpsArgs {
-    /// Binds `--metrics-listen` (a bad address stops start-up) and serves the operations
-    /// endpoints there, a task of `tasks`.
+    /// Binds the operations listener of `role` (a bad `--metrics-listen` stops start-up) and
+    /// serves the operations endpoints there, a task of `tasks`.
     async fn spawn(
         &self,
+        role: &str,
         ops: Ops,
         pool: repo::Pool,
         tasks: &mut Supervisor,
     ) -> anyhow::Result<()> {
-        let Some(addr) = &self.metrics_listen else {
+        let choice = ListenChoice::resolve(role, self.metrics_listen.as_deref());
+        let Some(listener) = choice.bind(role).await? else {
             return Ok(());
         };
-        let listener = OpsListener::bind(addr)
-            .await?
-            .with_limits(self.http.limits());
-        let router = ops::router(ops, pool);
+        let metrics = ops.metrics.clone();
+        let router = ops::http_metrics::counted(ops::router(ops, pool), metrics);
         tasks.spawn_infallible(
             "the /metrics listener",
-            listener.serve(router, tasks.shutdown().wait()),
+            listener
+                .with_limits(self.http.limits())
+                .serve(router, tasks.shutdown().wait()),
         );
         Ok(())
     }
@@ -485,7 +488,7 @@ async fn main() -> anyhow::Result<()> {
                 .context("idm-sync scheduler could not start")?;
             let mut tasks = Supervisor::new(shutdown);
             args.ops
-                .spawn(Ops::process(), parts.pool.clone(), &mut tasks)
+                .spawn("scheduler", Ops::process(), parts.pool.clone(), &mut tasks)
                 .await?;
             let scheduler = scheduler_for(&parts);
             tasks.spawn_infallible(
@@ -510,7 +513,7 @@ async fn main() -> anyhow::Result<()> {
             ops.readiness.broker("worker", status);
             let mut tasks = Supervisor::new(shutdown);
             spawn_workers(workers, &ops, &mut tasks);
-            args.ops.spawn(ops, pool, &mut tasks).await?;
+            args.ops.spawn("worker", ops, pool, &mut tasks).await?;
             tasks.wait().await?;
         }
         Command::Serve(args) => serve(args, shutdown, false).await?,
@@ -531,7 +534,9 @@ async fn main() -> anyhow::Result<()> {
             let ops = Ops::process();
             ops.readiness.broker("relay", status.clone());
             let mut tasks = Supervisor::new(shutdown);
-            args.ops.spawn(ops, pool.clone(), &mut tasks).await?;
+            args.ops
+                .spawn("relay", ops, pool.clone(), &mut tasks)
+                .await?;
             let relay = Relay::new(pool, settings, status);
             tasks.spawn_infallible("the outbox relay", relay.run_until(tasks.shutdown().wait()));
             tasks.wait().await?;

@@ -1,10 +1,10 @@
 //! What is read from Postgres at scrape time, not counted in memory: any replica's scrape then
 //! sees the deployment's state. Each is one small index-backed query.
 
-use crate::repo::Pool;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
 
-use super::encode::{Kind, TextEncoder};
-use crate::repo::{RepoError, outbox, sync_failures};
+use crate::repo::{Pool, RepoError, outbox, sync_failures};
 
 /// The figures of one scrape.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,41 +25,33 @@ pub async fn read(pool: &Pool) -> Result<DbFigures, RepoError> {
     })
 }
 
-/// Writes the figures, or `idm_database_up 0` alone when they could not be read.
-pub fn encode(figures: Option<&DbFigures>, out: &mut TextEncoder) {
-    out.header(
+/// A registry of this scrape's figures, or of `idm_database_up 0` alone when they could not
+/// be read.
+pub fn registry(figures: Option<&DbFigures>) -> Registry {
+    let mut r = Registry::default();
+    r.register(
         "idm_database_up",
         "1 when this scrape could read its figures from Postgres.",
-        Kind::Gauge,
-    );
-    out.sample(
-        "idm_database_up",
-        &[],
-        f64::from(u8::from(figures.is_some())),
+        ConstGauge::new(i64::from(figures.is_some())),
     );
     let Some(f) = figures else {
-        return;
+        return r;
     };
-    out.header(
+    r.register(
         "idm_outbox_backlog",
         "Outbox rows (committed changes) not yet published to the broker.",
-        Kind::Gauge,
+        ConstGauge::new(f.outbox_backlog),
     );
-    out.sample("idm_outbox_backlog", &[], f.outbox_backlog as f64);
-    out.header(
-        "idm_outbox_oldest_unpublished_age_seconds",
+    r.register_with_unit(
+        "idm_outbox_oldest_unpublished_age",
         "Age of the oldest unpublished outbox row; 0 when none waits.",
-        Kind::Gauge,
+        Unit::Seconds,
+        ConstGauge::new(f.oldest_unpublished_age_seconds),
     );
-    out.sample(
-        "idm_outbox_oldest_unpublished_age_seconds",
-        &[],
-        f.oldest_unpublished_age_seconds,
-    );
-    out.header(
+    r.register(
         "idm_sync_failures_open",
         "Implicit-sync failures recorded and not yet cleared (see /openidm/sync/failures).",
-        Kind::Gauge,
+        ConstGauge::new(f.sync_failures_open),
     );
-    out.sample("idm_sync_failures_open", &[], f.sync_failures_open as f64);
+    r
 }

@@ -1,8 +1,9 @@
 //! Operations endpoints, without IDM credentials: `GET /metrics` (Prometheus text; counts only,
 //! never an id or a secret) and readiness, `GET /openidm/health/ready` (also `/ready`). `serve`
-//! and `all` merge them into their API; `worker`, `relay` and `scheduler` serve them on
-//! `--metrics-listen` ([`listener`]).
+//! and `all` merge them into their API; `worker`, `relay` and `scheduler` serve them on a
+//! listener of their own ([`listener`]). Every router's requests are counted ([`http_metrics`]).
 
+pub mod http_metrics;
 pub mod listener;
 pub mod ready;
 

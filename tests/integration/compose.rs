@@ -424,3 +424,48 @@ fn the_env_example_names_every_required_variable() {
         ".env holds secrets: keep it out of the build context"
     );
 }
+
+/// The address a service serves its operations endpoints on: `--metrics-listen` (or, for
+/// `serve`, `--listen`) in its command, else the flag's variable in its environment.
+fn served_addr(service: &Value) -> Option<String> {
+    let command = strings(&service["command"]);
+    let (flag, var) = match command.first().map(String::as_str) {
+        Some("serve" | "all") => ("--listen", "IDM_LISTEN"),
+        _ => ("--metrics-listen", "IDM_METRICS_LISTEN"),
+    };
+    match command.iter().position(|a| a == flag) {
+        Some(i) => command.get(i + 1).cloned(),
+        None => service["environment"][var].as_str().map(str::to_owned),
+    }
+}
+
+#[test]
+fn the_prometheus_config_scrapes_each_role_where_it_serves() {
+    let doc = compose();
+    let prometheus: Value =
+        serde_norway::from_str(include_str!("../../docs/prometheus.yml")).unwrap();
+    let jobs = prometheus["scrape_configs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3);
+    for job in jobs {
+        let (host, port) = match (job.get("static_configs"), job.get("dns_sd_configs")) {
+            (Some(s), None) => {
+                let target = s[0]["targets"][0].as_str().unwrap();
+                let (h, p) = target.rsplit_once(':').unwrap();
+                (h.to_owned(), p.to_owned())
+            }
+            (None, Some(d)) => (
+                d[0]["names"][0].as_str().unwrap().to_owned(),
+                d[0]["port"].as_u64().unwrap().to_string(),
+            ),
+            other => panic!("unexpected job {other:?}"),
+        };
+        let service = services(&doc)
+            .get(&host)
+            .unwrap_or_else(|| panic!("{host} is not a compose service"));
+        let addr = served_addr(service).unwrap_or_else(|| panic!("{host} serves no metrics"));
+        let (ip, served) = addr.rsplit_once(':').unwrap();
+        assert_eq!(served, port, "{host}");
+        // Open to the network, not loopback only.
+        assert!(!ip.starts_with("127."), "{host} listens on {addr}");
+    }
+}

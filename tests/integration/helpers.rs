@@ -477,6 +477,8 @@ impl RoleProcess {
             .env("DATABASE_URL", db_url)
             .env("IDM_SECRETS_KEY", test_secrets_key_base64())
             .env("RUST_LOG", "info")
+            // Off unless a test asks: the roles' default ports are one per host.
+            .env("IDM_METRICS_LISTEN", "off")
             .stdout(output())
             .stderr(output());
         command

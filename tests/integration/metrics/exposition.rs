@@ -1,6 +1,8 @@
-//! A tiny checker of the Prometheus text format 0.0.4: every line is a `# HELP`, a `# TYPE`
-//! or a sample with a valid name, well-escaped labels and a number; a family's `# TYPE` comes
-//! once, before its samples; histogram buckets are cumulative and end with `+Inf` = `_count`.
+//! A tiny checker of the OpenMetrics text format 1.0: every line is a `# HELP`, `# TYPE`,
+//! `# UNIT` or a sample with a valid name, well-escaped labels and a number; a family's `# TYPE`
+//! comes once, before its samples, which carry the suffixes of its type (`_total` for counters,
+//! `_info` for info, `_bucket`/`_sum`/`_count` for histograms); histogram buckets are cumulative
+//! and end with `+Inf` = `_count`; the text ends with `# EOF`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -98,13 +100,25 @@ fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     }
 }
 
+/// The sample-name suffixes of each type.
+const SUFFIXES: [(&str, &str); 5] = [
+    ("counter", "_total"),
+    ("info", "_info"),
+    ("histogram", "_bucket"),
+    ("histogram", "_sum"),
+    ("histogram", "_count"),
+];
+
 /// Checks `text` line by line; the samples, or the first problem with its line number.
 pub fn parse(text: &str) -> Result<Scrape, String> {
     let mut types: HashMap<String, String> = HashMap::new();
     let mut helped: HashSet<String> = HashSet::new();
     let mut seen_samples: HashSet<String> = HashSet::new();
     let mut scrape = Scrape::default();
-    for (n, line) in text.lines().enumerate() {
+    let body = text
+        .strip_suffix("# EOF\n")
+        .ok_or("the text does not end with # EOF")?;
+    for (n, line) in body.lines().enumerate() {
         let err = |m: String| format!("line {}: {m}: {line:?}", n + 1);
         if line.is_empty() {
             continue;
@@ -120,7 +134,7 @@ pub fn parse(text: &str) -> Result<Scrape, String> {
             let mut parts = rest.split(' ');
             let (name, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
             if !valid_name(name)
-                || !["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind)
+                || !["counter", "gauge", "histogram", "info", "unknown"].contains(&kind)
                 || parts.next().is_some()
             {
                 return Err(err("bad TYPE".into()));
@@ -133,8 +147,15 @@ pub fn parse(text: &str) -> Result<Scrape, String> {
             }
             continue;
         }
-        if line.starts_with('#') {
+        if let Some(rest) = line.strip_prefix("# UNIT ") {
+            let name = rest.split(' ').next().unwrap_or("");
+            if !types.contains_key(name) || !name.ends_with(rest.split(' ').nth(1).unwrap_or("?")) {
+                return Err(err("UNIT without its TYPE, or not the name's suffix".into()));
+            }
             continue;
+        }
+        if line.starts_with('#') {
+            return Err(err("unknown comment (EOF before the end?)".into()));
         }
         let name_end = line
             .find(['{', ' '])
@@ -156,14 +177,21 @@ pub fn parse(text: &str) -> Result<Scrape, String> {
         if let Some(ts) = fields.next() {
             ts.parse::<i64>().map_err(|_| err("bad timestamp".into()))?;
         }
-        // The family a sample belongs to: histograms' _bucket/_sum/_count belong to the base.
-        let family = ["_bucket", "_sum", "_count"]
+        // The family a sample belongs to: the name less the suffix its type gives it.
+        let family = SUFFIXES
             .iter()
-            .find_map(|s| {
-                name.strip_suffix(s)
-                    .filter(|base| types.get(*base).is_some_and(|k| k == "histogram"))
+            .find_map(|(kind, suffix)| {
+                name.strip_suffix(suffix)
+                    .filter(|base| types.get(*base).is_some_and(|k| k == kind))
             })
             .unwrap_or(name);
+        if types
+            .get(family)
+            .is_some_and(|k| k == "counter" || k == "info")
+            && family == name
+        {
+            return Err(err("counter or info sample without its suffix".into()));
+        }
         if !types.contains_key(family) {
             return Err(err("sample without a TYPE".into()));
         }
@@ -236,17 +264,23 @@ fn check_histograms(scrape: &Scrape, types: &HashMap<String, String>) -> Result<
 
 #[test]
 fn the_checker_accepts_good_text_and_refuses_bad() {
-    let good = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"q\\\"\\n\\\\\"} 3\n\
-                # TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3.5\nh_count 2\n";
+    let good = "# HELP a A.\n# TYPE a counter\na_total{x=\"q\\\"\\n\\\\\"} 3\n\
+                # TYPE h_seconds histogram\n# UNIT h_seconds seconds\n\
+                h_seconds_bucket{le=\"1\"} 1\nh_seconds_bucket{le=\"+Inf\"} 2\n\
+                h_seconds_sum 3.5\nh_seconds_count 2\n# TYPE b info\nb_info{version=\"1\"} 1\n# EOF\n";
     let s = parse(good).unwrap();
     assert_eq!(s.get("a_total", &[("x", "q\"\n\\")]), Some(3.0));
+    assert_eq!(s.get("b_info", &[("version", "1")]), Some(1.0));
     for bad in [
-        "a_total 1\n",                               // no TYPE
-        "# TYPE a counter\na{x=\"unterminated} 1\n", // bad label
-        "# TYPE a counter\na{x=\"\\t\"} 1\n",        // bad escape
-        "# TYPE a counter\na one\n",                 // bad value
-        "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
-        "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n", // no +Inf
+        "# TYPE a counter\na_total 1\n",  // no EOF
+        "a_total 1\n# EOF\n",             // no TYPE
+        "# TYPE a counter\na 1\n# EOF\n", // counter without _total
+        "# TYPE a counter\na_total{x=\"unterminated} 1\n# EOF\n",
+        "# TYPE a counter\na_total{x=\"\\t\"} 1\n# EOF\n", // bad escape
+        "# TYPE a counter\na_total one\n# EOF\n",          // bad value
+        "# TYPE a counter\n# EOF\na_total 1\n# EOF\n",     // a sample after EOF
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n# EOF\n",
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n# EOF\n", // no +Inf
     ] {
         assert!(parse(bad).is_err(), "accepted {bad:?}");
     }

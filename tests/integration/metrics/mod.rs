@@ -3,8 +3,10 @@
 //! and readiness checks of the test's own, as `all` wires them for the process.
 
 mod exposition;
+mod http;
 mod ready;
 mod reauth;
+mod roles;
 mod scrape;
 
 use std::sync::Arc;
@@ -195,15 +197,20 @@ impl Env {
 
 /// `GET <root>/metrics` without credentials, checked line by line.
 pub async fn scrape(root: &str) -> exposition::Scrape {
+    let text = scrape_text(root).await;
+    exposition::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+/// The text of `GET <root>/metrics`, after checking its status and content type.
+pub async fn scrape_text(root: &str) -> String {
     let res = reqwest::get(format!("{root}/metrics")).await.unwrap();
     assert_eq!(res.status(), 200);
     let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(
-        content_type.starts_with("text/plain; version=0.0.4"),
+        content_type.starts_with("application/openmetrics-text; version=1.0.0"),
         "{content_type}"
     );
-    let text = res.text().await.unwrap();
-    exposition::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    res.text().await.unwrap()
 }
 
 /// The server root (the API base without `/openidm`).

@@ -2,7 +2,7 @@
 //! exactly what happened.
 
 use super::exposition::Scrape;
-use super::{env, root, scrape};
+use super::{env, root, scrape, scrape_text};
 use crate::helpers::TestApp;
 use crate::worker::wait_until;
 
@@ -128,12 +128,7 @@ async fn backlog_age_and_open_failures_come_from_postgres() {
     assert!((90.0..120.0).contains(&age), "age {age}");
     assert_eq!(s.get("idm_sync_failures_open", &[]), Some(1.0));
     // Counts only: the scrape names no user.
-    let text = reqwest::get(format!("{root}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape_text(&root).await;
     assert!(
         !text.contains("backlog.one") && !text.contains("boom"),
         "{text}"
