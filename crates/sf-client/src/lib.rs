@@ -51,6 +51,7 @@ mod http;
 pub mod limits;
 pub mod oauth;
 pub mod observer;
+pub mod pubsub;
 mod query;
 mod retry;
 mod session;

@@ -29,6 +29,7 @@ pub mod ids;
 mod limits;
 mod oauth;
 mod org;
+pub mod pubsub;
 mod query;
 mod rng;
 pub mod schema;

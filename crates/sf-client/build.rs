@@ -1,0 +1,13 @@
+//! Compiles the Pub/Sub API's service definition (the workspace's `proto/`) into its client,
+//! with protox, a protobuf compiler in Rust: building needs no `protoc`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto = "../../proto/pubsub_api.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let descriptors = protox::compile([proto], ["../../proto"])?;
+    tonic_prost_build::configure()
+        .build_server(false)
+        .build_transport(false)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

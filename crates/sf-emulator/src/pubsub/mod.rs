@@ -1,0 +1,3 @@
+//! The Pub/Sub API (gRPC) for `UserChangeEvent`.
+
+pub mod proto;
