@@ -54,6 +54,8 @@ pub(crate) enum Target {
     Data(String),
     /// An absolute path on the instance (a `nextRecordsUrl`), checked to stay under `/services/data/`.
     InstancePath(String),
+    /// The OpenID Connect userinfo endpoint, `/services/oauth2/userinfo`.
+    UserInfo,
 }
 
 /// One logical call, possibly sent more than once.
@@ -83,6 +85,15 @@ impl<'a> Call<'a> {
             what,
         }
     }
+}
+
+/// Who the connection is: the org and the user its token acts as (the integration user, whose
+/// writes change events name as their `commitUser`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Identity {
+    #[serde(rename = "organization_id")]
+    pub org_id: String,
+    pub user_id: String,
 }
 
 /// The outcome of [`SalesforceClient::test`].
@@ -395,6 +406,33 @@ impl SalesforceClient {
         Ok(Limits::from_json(parse_json(&raw, "limits")?))
     }
 
+    /// `GET /services/oauth2/userinfo`: the org id and the user the session acts as.
+    pub async fn identity(&self) -> Result<Identity, SalesforceError> {
+        let call = Call::new(Method::GET, Target::UserInfo, "userinfo");
+        let raw = self.call(&call).await?;
+        parse_json(&raw, "userinfo")
+    }
+
+    /// The current session's access token and instance URL, with its generation for
+    /// [`SalesforceClient::refresh_session`] (the Pub/Sub API authenticates with them).
+    pub(crate) async fn bearer(&self) -> Result<std::sync::Arc<Session>, SalesforceError> {
+        let inner = &self.inner;
+        inner.session.session(&inner.http, &inner.config).await
+    }
+
+    /// A new session in place of the one of generation `stale`, which was refused.
+    pub(crate) async fn refresh_session(
+        &self,
+        stale: u64,
+    ) -> Result<std::sync::Arc<Session>, SalesforceError> {
+        let inner = &self.inner;
+        let fresh = inner
+            .session
+            .refresh(&inner.http, &inner.config, Some(stale))
+            .await?;
+        Ok(fresh.session)
+    }
+
     /// Sends a call with retries; returns the successful answer. Boxed: it names a concrete
     /// `Send` future, which the compiler cannot prove of the nested retry future inside streams.
     pub(crate) fn call<'a>(
@@ -489,6 +527,7 @@ impl SalesforceClient {
                 }
                 path.clone()
             }
+            Target::UserInfo => "/services/oauth2/userinfo".to_owned(),
         };
         session
             .instance_url

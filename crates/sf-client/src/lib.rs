@@ -59,7 +59,7 @@ pub mod soql;
 pub mod soql_filter;
 pub mod token_store;
 
-pub use client::{Record, SalesforceClient, TestReport, USER, UpdatedIds};
+pub use client::{Identity, Record, SalesforceClient, TestReport, USER, UpdatedIds};
 pub use collections::{MAX_RECORDS_PER_CALL, RecordResult};
 pub use config::{ClientConfig, Credentials, RetryConfig, Secret};
 pub use errors::{ApiError, ErrorKind, SalesforceError};
