@@ -20,6 +20,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
+use maud::PreEscaped;
 use reqwest::Url;
 use std::collections::HashMap;
 
@@ -198,13 +199,13 @@ async fn connector_page(
     let base = login_base(&login_url);
     let mut body = switcher(state, system);
     match query.get("done").map(String::as_str) {
-        Some("tested") => body.push_str(&html::notice("ok", "Connector tested.")),
-        Some("authorized") => body.push_str(&html::notice("ok", "Salesforce authorized.")),
-        Some("enabled") => body.push_str(&html::notice(
+        Some("tested") => body.push_str(&html::notice_string("ok", "Connector tested.")),
+        Some("authorized") => body.push_str(&html::notice_string("ok", "Salesforce authorized.")),
+        Some("enabled") => body.push_str(&html::notice_string(
             "ok",
             "Connector enabled: REST calls, reconciliations and implicit sync use it again.",
         )),
-        Some("disabled") => body.push_str(&html::notice(
+        Some("disabled") => body.push_str(&html::notice_string(
             "ok",
             "Connector disabled: REST calls and new reconciliations are refused, implicit sync pauses (changes wait in the queues).",
         )),
@@ -256,7 +257,7 @@ async fn connector_page(
         if enabled { "danger" } else { "secondary" },
         if enabled { "Disable" } else { "Enable" },
         path = esc(&path),
-        csrf = html::csrf_field(session),
+        csrf = html::csrf_field(session).into_string(),
     ));
     let checked = |yes: bool| if yes { " checked" } else { "" };
     let custom = base != PRODUCTION && base != SANDBOX;
@@ -277,9 +278,14 @@ async fn connector_page(
         if custom { esc(&base) } else { String::new() },
         esc(&client_id),
         path = esc(&path),
-        csrf = html::csrf_field(session),
+        csrf = html::csrf_field(session).into_string(),
     ));
-    Ok(html::page(session, Nav::Connectors, "Connectors", &body))
+    Ok(html::page(
+        session,
+        Nav::Connectors,
+        "Connectors",
+        PreEscaped(body),
+    ))
 }
 
 /// `POST /admin/connectors/{system}/test`
@@ -442,12 +448,12 @@ fn callback_page(
     html::bare_page(
         status,
         title,
-        &format!(
+        PreEscaped(format!(
             "{refresh}<p id=\"oauth-result\" class=\"{}\">{}</p><p><a id=\"continue\" href=\"{}\">Continue to Connectors</a></p>",
             if authorized.is_some() { "ok" } else { "error" },
             esc(message),
             esc(&next),
-        ),
+        )),
     )
 }
 

@@ -6,6 +6,7 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
+use maud::PreEscaped;
 use std::collections::HashMap;
 
 use super::AdminState;
@@ -36,8 +37,8 @@ pub async fn page(
 
     let mut body = String::new();
     match query.get("done").map(String::as_str) {
-        Some("retried") => body.push_str(&html::notice("ok", "Queued for another sync.")),
-        Some("retried-all") => body.push_str(&html::notice(
+        Some("retried") => body.push_str(&html::notice_string("ok", "Queued for another sync.")),
+        Some("retried-all") => body.push_str(&html::notice_string(
             "ok",
             &format!(
                 "Queued {} failures for another sync.",
@@ -67,7 +68,7 @@ pub async fn page(
 <button type=\"submit\" id=\"retry-all\">Retry all</button></form>\
 <table id=\"failure-table\"><thead><tr><th scope=\"col\">User</th><th scope=\"col\">Revision</th>\
 <th scope=\"col\">Salesforce error</th><th scope=\"col\">Attempts</th><th scope=\"col\">Last failed</th><th scope=\"col\">Action</th></tr></thead><tbody>",
-            html::csrf_field(&session)
+            html::csrf_field(&session).into_string()
         ));
         for ListedFailure {
             id,
@@ -94,7 +95,7 @@ pub async fn page(
                 iurl = html::url_encode(id),
                 uid = html::url_encode(object_id),
                 name = esc(user_name),
-                csrf = html::csrf_field(&session),
+                csrf = html::csrf_field(&session).into_string(),
             ));
         }
         body.push_str("</tbody></table>");
@@ -133,7 +134,12 @@ pub async fn page(
     }
     body.push_str("</section>");
     body.push_str(&workers_section(&live_workers));
-    Ok(html::page(&session, Nav::Dashboard, "Sync health", &body))
+    Ok(html::page(
+        &session,
+        Nav::Dashboard,
+        "Sync health",
+        PreEscaped(body),
+    ))
 }
 
 /// The outbound workers whose lease is live, with the mapping (lane) and partitions each

@@ -8,6 +8,7 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use maud::PreEscaped;
 use serde_json::Value;
 
 use super::AdminState;
@@ -37,7 +38,7 @@ fn text(v: &Value) -> String {
 fn buttons(session: &AdminSession, m: &Mapping) -> String {
     let name = esc(&m.name);
     let url = html::url_encode(&m.name);
-    let csrf = html::csrf_field(session);
+    let csrf = html::csrf_field(session).into_string();
     let mut out = format!(
         "<form method=\"post\" action=\"/admin/mappings/{url}/reconcile\" class=\"inline\">{csrf}\
 <button type=\"submit\" id=\"reconcile-{name}\" aria-label=\"Reconcile {name}\">Reconcile</button></form> \
@@ -121,7 +122,7 @@ pub async fn page(
     let mut body = String::new();
     if query.get("done").map(String::as_str) == Some("resync") {
         let n: u64 = query.get("n").and_then(|n| n.parse().ok()).unwrap_or(0);
-        body.push_str(&html::notice(
+        body.push_str(&html::notice_string(
             "ok",
             &format!(
                 "{n} user{} queued for Salesforce.",
@@ -130,7 +131,7 @@ pub async fn page(
         ));
     }
     if query.get("error").map(String::as_str) == Some("running") {
-        body.push_str(&html::notice(
+        body.push_str(&html::notice_string(
             "error",
             "A reconciliation of that mapping is already running.",
         ));
@@ -161,7 +162,12 @@ pub async fn page(
         ));
     }
     body.push_str("</tbody></table></section>");
-    Ok(html::page(&session, Nav::Mappings, "Mappings", &body))
+    Ok(html::page(
+        &session,
+        Nav::Mappings,
+        "Mappings",
+        PreEscaped(body),
+    ))
 }
 
 /// `POST /admin/mappings/{name}/reconcile|analyze`: starts a run, then shows its page.
@@ -287,7 +293,12 @@ pub async fn run_page(
         ));
     }
     body.push_str("<p><a href=\"/admin/mappings\">Back to the mappings</a></p>");
-    Ok(html::page(&session, Nav::Mappings, "Reconciliation", &body))
+    Ok(html::page(
+        &session,
+        Nav::Mappings,
+        "Reconciliation",
+        PreEscaped(body),
+    ))
 }
 
 /// `GET /admin/recon/{id}/status`: the run's summary as JSON, for the run page's script.

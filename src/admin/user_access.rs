@@ -79,7 +79,7 @@ pub async fn section(
             Some(catalog)
         }
         Err(e) => {
-            out.push_str(&html::notice(
+            out.push_str(&html::notice_string(
                 "error",
                 &format!("The catalog cannot be read ({e}): only what the user holds is listed."),
             ));
@@ -90,7 +90,7 @@ pub async fn section(
         "<form id=\"access-form\" method=\"post\" action=\"/admin/users/{}/access\">{}\
 <input type=\"hidden\" name=\"rev\" value=\"{rev}\">",
         html::url_encode(user_id),
-        html::csrf_field(session)
+        html::csrf_field(session).into_string()
     ));
     for (property, heading) in SETS {
         let holds = held(body, property);

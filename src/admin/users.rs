@@ -11,6 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::SecondsFormat;
+use maud::PreEscaped;
 use serde_json::{Map, Value};
 
 use super::AdminState;
@@ -110,7 +111,7 @@ pub async fn list(
 
     let mut body = String::new();
     if query.get("done").map(String::as_str) == Some("deleted") {
-        body.push_str(&html::notice("ok", "User deleted."));
+        body.push_str(&html::notice_string("ok", "User deleted."));
     }
     body.push_str(&format!(
         "<section><form id=\"search-form\" method=\"get\" action=\"/admin/users\" role=\"search\">\
@@ -154,7 +155,7 @@ pub async fn list(
         ));
     }
     body.push_str("</nav></section>");
-    Ok(html::page(&session, Nav::Users, "Users", &body))
+    Ok(html::page(&session, Nav::Users, "Users", PreEscaped(body)))
 }
 
 /// The edit/create form. `values` are what to show, `errors` the policy failures by property.
@@ -172,7 +173,7 @@ fn user_form(
         .filter(|f| !FIELDS.iter().any(|(n, _, _)| *n == f.property) && f.property != "password")
         .collect();
     if !errors.is_empty() {
-        out.push_str(&html::notice(
+        out.push_str(&html::notice_string(
             "error",
             "The user was not saved: fix the fields marked below.",
         ));
@@ -186,7 +187,7 @@ fn user_form(
     out.push_str(&format!(
         "<form id=\"user-form\" method=\"post\" action=\"{}\" novalidate>{}",
         esc(action),
-        html::csrf_field(session)
+        html::csrf_field(session).into_string()
     ));
     if let Some(rev) = rev {
         out.push_str(&format!(
@@ -276,7 +277,7 @@ pub async fn new_form(Extension(session): Extension<AdminSession>) -> Response {
         &[],
         "Create",
     );
-    html::page(&session, Nav::Users, "New user", &body)
+    html::page(&session, Nav::Users, "New user", PreEscaped(body))
 }
 
 /// `POST /admin/users`
@@ -312,9 +313,11 @@ pub async fn create(
             let (notice, failures) = match e {
                 ManagedError::Policy(failures) => (String::new(), failures),
                 ManagedError::BadRequest(m) | ManagedError::PreconditionFailed(m) => {
-                    (html::notice("error", &m), Vec::new())
+                    (html::notice_string("error", &m), Vec::new())
                 }
-                ManagedError::Limit(l) => (html::notice("error", &l.to_string()), Vec::new()),
+                ManagedError::Limit(l) => {
+                    (html::notice_string("error", &l.to_string()), Vec::new())
+                }
                 _ => (String::new(), Vec::new()),
             };
             let form = user_form(
@@ -330,7 +333,7 @@ pub async fn create(
                 &session,
                 Nav::Users,
                 "New user",
-                &format!("{notice}{form}"),
+                PreEscaped(format!("{notice}{form}")),
             ))
         }
         Err(e) => Err(e.into()),
@@ -434,7 +437,7 @@ async fn sync_panel(
         out.push_str(&format!(
             "<form method=\"post\" action=\"/admin/sync/failures/{}/retry\">{}<button type=\"submit\" id=\"retry-user\">Retry</button></form>",
             html::url_encode(&fid),
-            html::csrf_field(session)
+            html::csrf_field(session).into_string()
         ));
     }
     out.push_str("</section>");
@@ -501,10 +504,10 @@ fn detail_page(
 <form id=\"delete-form\" method=\"post\" action=\"{url}/delete\">{}\
 <button type=\"submit\" class=\"danger\" id=\"delete\">Delete this user</button> \
 <span class=\"muted\">Its Salesforce user is deactivated (Salesforce users cannot be deleted).</span></form></section>",
-        html::csrf_field(session)
+        html::csrf_field(session).into_string()
     ));
     let title = format!("User {}", text_of(&user.body, "userName"));
-    html::page_with_status(status, session, Nav::Users, &title, &body)
+    html::page_with_status(status, session, Nav::Users, &title, PreEscaped(body))
 }
 
 /// `GET /admin/users/{id}`
@@ -518,12 +521,12 @@ pub async fn detail(
     let mut panel = sync_panel(&state, &session, &id).await?;
     panel.push_str(&user_access::section(&state, &session, &id, user.rev, &user.body).await);
     let notice = match query.get("done").map(String::as_str) {
-        Some("saved") => html::notice("ok", "Saved. The change is queued for Salesforce."),
-        Some("stale") => html::notice(
+        Some("saved") => html::notice_string("ok", "Saved. The change is queued for Salesforce."),
+        Some("stale") => html::notice_string(
             "error",
             "Someone else changed this user since the page was loaded: nothing was saved. Check the access below and save again.",
         ),
-        Some("created") => html::notice("ok", "Created. The user is queued for Salesforce."),
+        Some("created") => html::notice_string("ok", "Created. The user is queued for Salesforce."),
         _ => String::new(),
     };
     Ok(detail_page(
@@ -602,7 +605,7 @@ pub async fn save(
             rerender(&state, &session, &user, &form, &errors, String::new()).await
         }
         Err(ManagedError::PreconditionFailed(_)) => {
-            let n = html::notice(
+            let n = html::notice_string(
                 "error",
                 "Someone else changed this user since the page was loaded: nothing was saved. Reload to see their change.",
             );
@@ -615,16 +618,16 @@ pub async fn save(
                 &user,
                 &form,
                 &[],
-                html::notice("error", &m),
+                html::notice_string("error", &m),
             )
             .await
         }
         Err(ManagedError::Patch(e)) => {
-            let n = html::notice("error", &e.to_string());
+            let n = html::notice_string("error", &e.to_string());
             rerender(&state, &session, &user, &form, &[], n).await
         }
         Err(ManagedError::Limit(e)) => {
-            let n = html::notice("error", &e.to_string());
+            let n = html::notice_string("error", &e.to_string());
             rerender(&state, &session, &user, &form, &[], n).await
         }
         Err(e) => Err(e.into()),
