@@ -171,6 +171,11 @@ pub fn see_other(location: &str) -> Response {
     res
 }
 
+/// A table's head row: one column header a name.
+pub fn thead(columns: &[&str]) -> Markup {
+    html! { thead { tr { @for c in columns { th scope="col" { (c) } } } } }
+}
+
 /// A success or error message shown at the top of a page.
 pub fn notice(kind: &str, text: &str) -> Markup {
     html! { p class={ "notice " (kind) } id="notice" role="status" { (text) } }
