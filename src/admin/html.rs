@@ -10,28 +10,6 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::signed_in::AdminSession;
 
-/// Escapes text for HTML element content and double- or single-quoted attribute values: for
-/// the pages not yet written as templates.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A `<td>` of escaped text, for the pages not yet written as templates.
-pub fn td(text: &str) -> String {
-    format!("<td>{}</td>", esc(text))
-}
-
 /// Everything but RFC 3986's unreserved characters.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -179,11 +157,6 @@ pub fn thead(columns: &[&str]) -> Markup {
 /// A success or error message shown at the top of a page.
 pub fn notice(kind: &str, text: &str) -> Markup {
     html! { p class={ "notice " (kind) } id="notice" role="status" { (text) } }
-}
-
-/// [`notice`] as text, for the pages not yet written as templates.
-pub fn notice_string(kind: &str, text: &str) -> String {
-    notice(kind, text).into_string()
 }
 
 #[cfg(test)]
