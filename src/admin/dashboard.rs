@@ -51,14 +51,13 @@ pub async fn page(
             )),
             _ => {}
         }
-        section id="outbox" aria-labelledby="outbox-h" {
-            h2 id="outbox-h" { "Outbox" }
+        (html::section("outbox", "Outbox", html! {
             div.grid {
                 (stat("outbox-backlog", backlog, "changes waiting to be published"))
                 (stat("outbox-oldest", oldest_text, "age of the oldest unpublished change"))
                 (stat("failure-count", total_failures, "sync failures"))
             }
-        }
+        }))
         (failures_section(&session, &failures))
         (schedules_section(&state.app.schedules))
         (workers_section(&live_workers))
@@ -73,9 +72,11 @@ fn stat(id: &str, value: impl Render, what: &str) -> Markup {
 
 /// The newest sync failures, each with its Retry button, and Retry all.
 fn failures_section(session: &AdminSession, failures: &[ListedFailure]) -> Markup {
-    html! {
-        section id="failures" aria-labelledby="failures-h" {
-            h2 id="failures-h" { "Recent sync failures" }
+    let rows = failures.iter().map(|f| failure_row(session, f));
+    html::section(
+        "failures",
+        "Recent sync failures",
+        html! {
             @if failures.is_empty() {
                 p.muted id="no-failures" { "No sync failures." }
             } @else {
@@ -83,13 +84,10 @@ fn failures_section(session: &AdminSession, failures: &[ListedFailure]) -> Marku
                     (html::csrf_field(session))
                     button type="submit" id="retry-all" { "Retry all" }
                 }
-                table id="failure-table" {
-                    (html::thead(&["User", "Revision", "Salesforce error", "Attempts", "Last failed", "Action"]))
-                    tbody { @for f in failures { (failure_row(session, f)) } }
-                }
+                (html::table(Some("failure-table"), &["User", "Revision", "Salesforce error", "Attempts", "Last failed", "Action"], rows))
             }
-        }
-    }
+        },
+    )
 }
 
 fn failure_row(session: &AdminSession, f: &ListedFailure) -> Markup {
@@ -117,19 +115,18 @@ fn failure_row(session: &AdminSession, f: &ListedFailure) -> Markup {
 /// The schedules with their next firing.
 fn schedules_section(schedules: &[Schedule]) -> Markup {
     let now = Utc::now();
-    html! {
-        section id="schedules" aria-labelledby="schedules-h" {
-            h2 id="schedules-h" { "Schedules" }
+    let rows = schedules.iter().map(|s| schedule_row(s, now));
+    html::section(
+        "schedules",
+        "Schedules",
+        html! {
             @if schedules.is_empty() {
                 p.muted { "No schedules configured." }
             } @else {
-                table id="schedule-table" {
-                    (html::thead(&["Schedule", "Enabled", "Invokes", "Next firing"]))
-                    tbody { @for s in schedules { (schedule_row(s, now)) } }
-                }
+                (html::table(Some("schedule-table"), &["Schedule", "Enabled", "Invokes", "Next firing"], rows))
             }
-        }
-    }
+        },
+    )
 }
 
 fn schedule_row(s: &Schedule, now: DateTime<Utc>) -> Markup {
@@ -158,19 +155,17 @@ fn schedule_row(s: &Schedule, now: DateTime<Utc>) -> Markup {
 /// The outbound workers whose lease is live, with the mapping (lane) and partitions each
 /// consumes.
 fn workers_section(members: &[WorkerMember]) -> Markup {
-    html! {
-        section id="workers" aria-labelledby="workers-h" {
-            h2 id="workers-h" { "Workers connected" }
+    html::section(
+        "workers",
+        "Workers connected",
+        html! {
             @if members.is_empty() {
                 p.muted id="workers-none" { "No outbound worker is running: changes wait in the queues until one starts." }
             } @else {
-                table id="worker-table" {
-                    (html::thead(&["Worker", "Host", "Mapping", "Since", "Last heartbeat", "Partitions"]))
-                    tbody { @for m in members { (worker_row(m)) } }
-                }
+                (html::table(Some("worker-table"), &["Worker", "Host", "Mapping", "Since", "Last heartbeat", "Partitions"], members.iter().map(worker_row)))
             }
-        }
-    }
+        },
+    )
 }
 
 fn worker_row(m: &WorkerMember) -> Markup {

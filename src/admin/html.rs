@@ -149,9 +149,26 @@ pub fn see_other(location: &str) -> Response {
     res
 }
 
-/// A table's head row: one column header a name.
-pub fn thead(columns: &[&str]) -> Markup {
-    html! { thead { tr { @for c in columns { th scope="col" { (c) } } } } }
+/// A section of a page, headed by `heading`, which names it for assistive technology (its
+/// id is the section's plus `-h`).
+pub fn section(id: &str, heading: &str, content: Markup) -> Markup {
+    let heading_id = format!("{id}-h");
+    html! {
+        section id=(id) aria-labelledby=(heading_id) {
+            h2 id=(heading_id) { (heading) }
+            (content)
+        }
+    }
+}
+
+/// A table with a header row of `columns`, then `rows` (each a `tr`).
+pub fn table(id: Option<&str>, columns: &[&str], rows: impl IntoIterator<Item = Markup>) -> Markup {
+    html! {
+        table id=[id] {
+            thead { tr { @for c in columns { th scope="col" { (c) } } } }
+            tbody { @for row in rows { (row) } }
+        }
+    }
 }
 
 /// A success or error message shown at the top of a page.

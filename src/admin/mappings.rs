@@ -72,15 +72,9 @@ fn mapping_section(session: &AdminSession, m: &Mapping) -> Markup {
             }
             (buttons(session, m))
             h3 { "Properties" }
-            table {
-                (html::thead(&["Source", "Target", "Transform / condition", "Default"]))
-                tbody { @for p in &m.properties { (property_row(p)) } }
-            }
+            (html::table(None, &["Source", "Target", "Transform / condition", "Default"], m.properties.iter().map(property_row)))
             h3 { "Policies" }
-            table {
-                (html::thead(&["Situation", "Action", "Condition"]))
-                tbody { @for p in &m.policies { (policy_row(p)) } }
-            }
+            (html::table(None, &["Situation", "Action", "Condition"], m.policies.iter().map(policy_row)))
             @if !hooks.is_empty() {
                 h3 { "Event scripts" }
                 p { (hooks.join(", ")) }
@@ -139,13 +133,11 @@ pub async fn page(
         @for m in &engine.sync_config().mappings {
             (mapping_section(&session, m))
         }
-        section id="history" aria-labelledby="history-h" {
-            h2 id="history-h" { "Run history" }
-            table id="run-table" {
-                (html::thead(&["Run", "Mapping", "State", "Started", "Duration", "Succeeded / failed"]))
-                tbody { @for run in &runs { (run_row(run)) } }
-            }
-        }
+        (html::section("history", "Run history", html::table(
+            Some("run-table"),
+            &["Run", "Mapping", "State", "Started", "Duration", "Succeeded / failed"],
+            runs.iter().map(run_row),
+        )))
     };
     Ok(html::page(&session, Nav::Mappings, "Mappings", body))
 }
@@ -266,9 +258,10 @@ pub async fn run_page(
 /// A finished run's situations, statuses and targets.
 fn summary_section(s: &Value) -> Markup {
     let t = &s["progress"]["target"];
-    html! {
-        section id="summary" aria-labelledby="summary-h" {
-            h2 id="summary-h" { "Summary" }
+    html::section(
+        "summary",
+        "Summary",
+        html! {
             div.grid {
                 div {
                     h3 { "Situations" }
@@ -292,8 +285,8 @@ fn summary_section(s: &Value) -> Markup {
                 "Started " (text(&s["started"])) " · ended " (text(&s["ended"])) " · "
                 span id="run-total-duration" { (text(&s["duration"])) " ms" }
             }
-        }
-    }
+        },
+    )
 }
 
 /// A row a key of a summary's object of counts; `kind` prefixes the rows' ids.

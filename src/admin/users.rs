@@ -125,10 +125,11 @@ pub async fn list(
         }
         section {
             p.muted id="user-count" { (total) " users" }
-            table id="user-table" {
-                (html::thead(&["User name", "First name", "Last name", "Email", "Status"]))
-                tbody { @for user in &result.rows { (user_row(user)) } }
-            }
+            (html::table(
+                Some("user-table"),
+                &["User name", "First name", "Last name", "Email", "Status"],
+                result.rows.iter().map(user_row),
+            ))
             (pager(&q, page, pages))
         }
     };
