@@ -20,13 +20,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
+use maud::{Markup, html};
 use reqwest::Url;
 use std::collections::HashMap;
 
 use super::AdminState;
 use super::error::AdminError;
 use super::form::FormData;
-use super::html::{self, Nav, esc};
+use super::html::{self, Nav};
 use super::session;
 use super::signed_in::AdminSession;
 use crate::salesforce::{ConnectorState, Credentials, SalesforceClient, SalesforceError, Secret};
@@ -137,26 +138,46 @@ pub async fn system_page(
 }
 
 /// The links to every connector's page, when there are several.
-fn switcher(state: &AdminState, current: &str) -> String {
-    let names: Vec<&str> = state.app.connectors.names().collect();
-    if names.len() < 2 {
-        return String::new();
+fn switcher(names: &[&str], current: &str) -> Markup {
+    html! {
+        @if names.len() > 1 {
+            nav id="connector-list" aria-label="Connectors" {
+                p {
+                    "Connectors: "
+                    @for (i, name) in names.iter().enumerate() {
+                        @if i > 0 { " · " }
+                        @if *name == current {
+                            strong aria-current="page" { (name) }
+                        } @else {
+                            a href={ "/admin/connectors/" (html::url_encode(name)) } { (name) }
+                        }
+                    }
+                }
+            }
+        }
     }
-    let links: Vec<String> = names
-        .iter()
-        .map(|name| match *name == current {
-            true => format!("<strong aria-current=\"page\">{}</strong>", esc(name)),
-            false => format!(
-                "<a href=\"/admin/connectors/{}\">{}</a>",
-                html::url_encode(name),
-                esc(name)
-            ),
-        })
-        .collect();
-    format!(
-        "<nav id=\"connector-list\" aria-label=\"Connectors\"><p>Connectors: {}</p></nav>",
-        links.join(" · ")
-    )
+}
+
+/// The notice of a `done=` the connector's page was sent to.
+fn done_notice(done: Option<&str>) -> Option<&'static str> {
+    match done? {
+        "tested" => Some("Connector tested."),
+        "authorized" => Some("Salesforce authorized."),
+        "enabled" => {
+            Some("Connector enabled: REST calls, reconciliations and implicit sync use it again.")
+        }
+        "disabled" => Some(
+            "Connector disabled: REST calls and new reconciliations are refused, implicit sync pauses (changes wait in the queues).",
+        ),
+        _ => None,
+    }
+}
+
+/// The login URL and consumer key in use, and where they come from.
+struct Settings {
+    login_url: Url,
+    client_id: String,
+    source: String,
 }
 
 async fn connector_page(
@@ -183,103 +204,126 @@ async fn connector_page(
         .token_store()
         .load_credentials(&client.config().system_name)
         .await?;
-    let (login_url, client_id, source) = match &saved {
-        Some(c) => (
-            c.login_url.clone(),
-            c.client_id.clone(),
-            "saved from this UI".to_owned(),
-        ),
-        None => (
-            client.config().login_url.clone(),
-            client.config().client_id.clone(),
-            format!("conf/provisioner.openicf-{system}.json"),
-        ),
-    };
-    let base = login_base(&login_url);
-    let mut body = switcher(state, system);
-    match query.get("done").map(String::as_str) {
-        Some("tested") => body.push_str(&html::notice("ok", "Connector tested.")),
-        Some("authorized") => body.push_str(&html::notice("ok", "Salesforce authorized.")),
-        Some("enabled") => body.push_str(&html::notice(
-            "ok",
-            "Connector enabled: REST calls, reconciliations and implicit sync use it again.",
-        )),
-        Some("disabled") => body.push_str(&html::notice(
-            "ok",
-            "Connector disabled: REST calls and new reconciliations are refused, implicit sync pauses (changes wait in the queues).",
-        )),
-        _ => {}
-    }
-    let test = match state.last_test.get(system) {
-        Some((at, Ok(m))) => format!(
-            "<span id=\"test-result\" class=\"ok\">{}</span> <span class=\"muted\">at {}</span>",
-            esc(&m),
-            esc(&at.to_rfc3339_opts(SecondsFormat::Secs, true))
-        ),
-        Some((at, Err(e))) => format!(
-            "<span id=\"test-result\" class=\"error\">Failed: {}</span> <span class=\"muted\">at {}</span>",
-            esc(&e.to_string()),
-            esc(&at.to_rfc3339_opts(SecondsFormat::Secs, true))
-        ),
-        None => {
-            "<span id=\"test-result\" class=\"muted\">not tested from this page yet</span>".into()
-        }
+    let settings = match saved {
+        Some(c) => Settings {
+            login_url: c.login_url,
+            client_id: c.client_id,
+            source: "saved from this UI".to_owned(),
+        },
+        None => Settings {
+            login_url: client.config().login_url.clone(),
+            client_id: client.config().client_id.clone(),
+            source: format!("conf/provisioner.openicf-{system}.json"),
+        },
     };
     let usage = match client.last_api_usage() {
         Some(u) => format!("{} of {} calls today", u.used, u.max),
         None => "none seen yet".into(),
     };
-    body.push_str(&format!(
-        "<section id=\"connector-{}\" aria-labelledby=\"sf-h\"><h2 id=\"sf-h\">Salesforce Connector {}</h2>\
-<table id=\"connector-state\"><tbody>\
-<tr><th scope=\"row\">Enabled</th><td id=\"connector-enabled\">{}</td></tr>\
-<tr><th scope=\"row\">State</th><td id=\"connector-status\">{}</td></tr>\
-<tr><th scope=\"row\">Last test</th><td>{test}</td></tr>\
-<tr><th scope=\"row\">Last API usage seen</th><td id=\"api-usage\">{}</td></tr>\
-<tr><th scope=\"row\">Login URL</th><td id=\"login-url\">{}</td></tr>\
-<tr><th scope=\"row\">Consumer Key</th><td id=\"consumer-key\">{}</td></tr>\
-<tr><th scope=\"row\">Settings from</th><td id=\"settings-source\">{}</td></tr></tbody></table>\
-<form method=\"post\" action=\"{path}/test\" id=\"test-form\" class=\"inline\">{csrf}\
-<button type=\"submit\" id=\"test\" class=\"secondary\">Test</button></form> \
-<form method=\"post\" action=\"{path}/enabled\" id=\"enabled-form\" class=\"inline\">{csrf}\
-<input type=\"hidden\" name=\"enabled\" value=\"{}\">\
-<button type=\"submit\" id=\"toggle-enabled\" class=\"{}\">{}</button></form></section>",
-        esc(system),
-        esc(system),
-        enabled_text,
-        esc(&state_text(&client.state())),
-        esc(&usage),
-        esc(login_url.as_str()),
-        esc(&client_id),
-        esc(&source),
-        !enabled,
-        if enabled { "danger" } else { "secondary" },
-        if enabled { "Disable" } else { "Enable" },
-        path = esc(&path),
-        csrf = html::csrf_field(session),
-    ));
-    let checked = |yes: bool| if yes { " checked" } else { "" };
+    let names: Vec<&str> = state.app.connectors.names().collect();
+    let body = html! {
+        (switcher(&names, system))
+        @if let Some(text) = done_notice(query.get("done").map(String::as_str)) {
+            (html::notice("ok", text))
+        }
+        section id={ "connector-" (system) } aria-labelledby="sf-h" {
+            h2 id="sf-h" { "Salesforce Connector " (system) }
+            table id="connector-state" {
+                tbody {
+                    (state_row("Enabled", Some("connector-enabled"), html! { (enabled_text) }))
+                    (state_row("State", Some("connector-status"), html! { (state_text(&client.state())) }))
+                    (state_row("Last test", None, test_result(state.last_test.get(system))))
+                    (state_row("Last API usage seen", Some("api-usage"), html! { (usage) }))
+                    (state_row("Login URL", Some("login-url"), html! { (settings.login_url.as_str()) }))
+                    (state_row("Consumer Key", Some("consumer-key"), html! { (settings.client_id) }))
+                    (state_row("Settings from", Some("settings-source"), html! { (settings.source) }))
+                }
+            }
+            form method="post" action={ (path) "/test" } id="test-form" class="inline" {
+                (html::csrf_field(session))
+                button type="submit" id="test" class="secondary" { "Test" }
+            }
+            " "
+            form method="post" action={ (path) "/enabled" } id="enabled-form" class="inline" {
+                (html::csrf_field(session))
+                input type="hidden" name="enabled" value=(!enabled);
+                @if enabled {
+                    button type="submit" id="toggle-enabled" class="danger" { "Disable" }
+                } @else {
+                    button type="submit" id="toggle-enabled" class="secondary" { "Enable" }
+                }
+            }
+        }
+        (settings_form(session, &path, &settings))
+    };
+    Ok(html::page(session, Nav::Connectors, "Connectors", body))
+}
+
+/// A row of the connector's state table; `id` names the value's cell.
+fn state_row(heading: &str, id: Option<&str>, value: Markup) -> Markup {
+    html! { tr { th scope="row" { (heading) } td id=[id] { (value) } } }
+}
+
+/// The latest test from this page: its report or error, and when.
+fn test_result(last: Option<TestOutcome>) -> Markup {
+    let Some((at, outcome)) = last else {
+        return html! { span id="test-result" class="muted" { "not tested from this page yet" } };
+    };
+    html! {
+        @match outcome {
+            Ok(report) => span id="test-result" class="ok" { (report) },
+            Err(e) => span id="test-result" class="error" { "Failed: " (e) },
+        }
+        " "
+        span.muted { "at " (at.to_rfc3339_opts(SecondsFormat::Secs, true)) }
+    }
+}
+
+/// The settings form: login URL, consumer key and secret; Save runs the OAuth flow.
+fn settings_form(session: &AdminSession, path: &str, settings: &Settings) -> Markup {
+    let base = login_base(&settings.login_url);
     let custom = base != PRODUCTION && base != SANDBOX;
-    body.push_str(&format!(
-        "<section aria-labelledby=\"settings-h\"><h2 id=\"settings-h\">Base Connector Details</h2>\
-<form method=\"post\" action=\"{path}\" id=\"connector-form\">{csrf}\
-<fieldset><legend>Login URL</legend>\
-<input type=\"radio\" id=\"login-production\" name=\"login\" value=\"production\"{}> <label for=\"login-production\">Production ({PRODUCTION})</label>\
-<input type=\"radio\" id=\"login-sandbox\" name=\"login\" value=\"sandbox\"{}> <label for=\"login-sandbox\">Sandbox ({SANDBOX})</label>\
-<input type=\"radio\" id=\"login-custom\" name=\"login\" value=\"custom\"{}> <label for=\"login-custom\">Custom</label>\
-<div class=\"form-row\"><label for=\"custom-url\">Custom login URL</label><input type=\"url\" id=\"custom-url\" name=\"custom_url\" value=\"{}\" placeholder=\"https://mydomain.my.salesforce.com\"></div></fieldset>\
-<div class=\"form-row\"><label for=\"client-id\">Consumer Key</label><input id=\"client-id\" name=\"client_id\" value=\"{}\" autocomplete=\"off\" required></div>\
-<div class=\"form-row\"><label for=\"client-secret\">Consumer Secret (leave empty to keep the current one)</label><input type=\"password\" id=\"client-secret\" name=\"client_secret\" value=\"\" autocomplete=\"off\"></div>\
-<p><button type=\"submit\" id=\"save-connector\">Save and authorize</button> <span class=\"muted\">You are sent to Salesforce to log in and allow access, then back here.</span></p></form></section>",
-        checked(base == PRODUCTION),
-        checked(base == SANDBOX),
-        checked(custom),
-        if custom { esc(&base) } else { String::new() },
-        esc(&client_id),
-        path = esc(&path),
-        csrf = html::csrf_field(session),
-    ));
-    Ok(html::page(session, Nav::Connectors, "Connectors", &body))
+    html! {
+        section aria-labelledby="settings-h" {
+            h2 id="settings-h" { "Base Connector Details" }
+            form method="post" action=(path) id="connector-form" {
+                (html::csrf_field(session))
+                fieldset {
+                    legend { "Login URL" }
+                    (login_choice("production", &format!("Production ({PRODUCTION})"), base == PRODUCTION))
+                    (login_choice("sandbox", &format!("Sandbox ({SANDBOX})"), base == SANDBOX))
+                    (login_choice("custom", "Custom", custom))
+                    div.form-row {
+                        label for="custom-url" { "Custom login URL" }
+                        input type="url" id="custom-url" name="custom_url" value=(if custom { base.as_str() } else { "" })
+                            placeholder="https://mydomain.my.salesforce.com";
+                    }
+                }
+                div.form-row {
+                    label for="client-id" { "Consumer Key" }
+                    input id="client-id" name="client_id" value=(settings.client_id) autocomplete="off" required;
+                }
+                div.form-row {
+                    label for="client-secret" { "Consumer Secret (leave empty to keep the current one)" }
+                    input type="password" id="client-secret" name="client_secret" value="" autocomplete="off";
+                }
+                p {
+                    button type="submit" id="save-connector" { "Save and authorize" }
+                    " "
+                    span.muted { "You are sent to Salesforce to log in and allow access, then back here." }
+                }
+            }
+        }
+    }
+}
+
+/// One radio button of the login URL choice.
+fn login_choice(value: &str, label: &str, checked: bool) -> Markup {
+    html! {
+        input type="radio" id={ "login-" (value) } name="login" value=(value) checked[checked];
+        " "
+        label for={ "login-" (value) } { (label) }
+    }
 }
 
 /// `POST /admin/connectors/{system}/test`
@@ -432,23 +476,14 @@ fn callback_page(
         Some(system) => connector_url(system, "authorized"),
         None => "/admin/connectors".to_owned(),
     };
-    let refresh = match authorized {
-        Some(_) => format!(
-            "<meta http-equiv=\"refresh\" content=\"1; url={}\">",
-            esc(&next)
-        ),
-        None => String::new(),
+    let body = html! {
+        @if authorized.is_some() {
+            meta http-equiv="refresh" content={ "1; url=" (next) };
+        }
+        p id="oauth-result" class=(if authorized.is_some() { "ok" } else { "error" }) { (message) }
+        p { a id="continue" href=(next) { "Continue to Connectors" } }
     };
-    html::bare_page(
-        status,
-        title,
-        &format!(
-            "{refresh}<p id=\"oauth-result\" class=\"{}\">{}</p><p><a id=\"continue\" href=\"{}\">Continue to Connectors</a></p>",
-            if authorized.is_some() { "ok" } else { "error" },
-            esc(message),
-            esc(&next),
-        ),
-    )
+    html::bare_page(status, title, body)
 }
 
 /// `GET /admin/oauth?code=…&state=…` (or `error=…`): Salesforce's redirect back.
@@ -517,6 +552,16 @@ pub async fn callback(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_switcher_links_the_other_connectors() {
+        assert_eq!(switcher(&["salesforce"], "salesforce").into_string(), "");
+        assert_eq!(
+            switcher(&["a b", "s<f>"], "s<f>").into_string(),
+            "<nav id=\"connector-list\" aria-label=\"Connectors\"><p>Connectors: \
+<a href=\"/admin/connectors/a%20b\">a b</a> · <strong aria-current=\"page\">s&lt;f&gt;</strong></p></nav>"
+        );
+    }
 
     fn form(s: &str) -> FormData {
         FormData::parse(s.as_bytes())

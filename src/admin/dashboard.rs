@@ -6,14 +6,16 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
+use maud::{Markup, Render, html};
 use std::collections::HashMap;
 
 use super::AdminState;
 use super::error::AdminError;
-use super::html::{self, Nav, esc, td};
+use super::html::{self, Nav};
 use super::signed_in::AdminSession;
 use crate::repo::sync_failures::ListedFailure;
 use crate::repo::workers::WorkerMember;
+use crate::scheduler::Schedule;
 use crate::services::sync_status::SyncHealth;
 
 fn when(t: DateTime<Utc>) -> String {
@@ -33,135 +35,151 @@ pub async fn page(
         recent_failures: failures,
         live_workers,
     } = state.app.sync_health(50).await?;
-
-    let mut body = String::new();
-    match query.get("done").map(String::as_str) {
-        Some("retried") => body.push_str(&html::notice("ok", "Queued for another sync.")),
-        Some("retried-all") => body.push_str(&html::notice(
-            "ok",
-            &format!(
-                "Queued {} failures for another sync.",
-                query.get("n").map_or("0", |s| s)
-            ),
-        )),
-        _ => {}
-    }
     let oldest_text = match oldest {
         Some(s) => format!("{s:.1} s"),
         None => "—".to_owned(),
     };
-    body.push_str(&format!(
-        "<section id=\"outbox\" aria-labelledby=\"outbox-h\"><h2 id=\"outbox-h\">Outbox</h2><div class=\"grid\">\
-<div><div class=\"stat\" id=\"outbox-backlog\">{backlog}</div><div class=\"muted\">changes waiting to be published</div></div>\
-<div><div class=\"stat\" id=\"outbox-oldest\">{}</div><div class=\"muted\">age of the oldest unpublished change</div></div>\
-<div><div class=\"stat\" id=\"failure-count\">{total_failures}</div><div class=\"muted\">sync failures</div></div></div></section>",
-        esc(&oldest_text)
-    ));
-
-    body.push_str("<section id=\"failures\" aria-labelledby=\"failures-h\"><h2 id=\"failures-h\">Recent sync failures</h2>");
-    if failures.is_empty() {
-        body.push_str("<p class=\"muted\" id=\"no-failures\">No sync failures.</p>");
-    } else {
-        body.push_str(&format!(
-            "<form method=\"post\" action=\"/admin/sync/retry-all\" id=\"retry-all-form\">{}\
-<button type=\"submit\" id=\"retry-all\">Retry all</button></form>\
-<table id=\"failure-table\"><thead><tr><th scope=\"col\">User</th><th scope=\"col\">Revision</th>\
-<th scope=\"col\">Salesforce error</th><th scope=\"col\">Attempts</th><th scope=\"col\">Last failed</th><th scope=\"col\">Action</th></tr></thead><tbody>",
-            html::csrf_field(&session)
-        ));
-        for ListedFailure {
-            id,
-            object_id,
-            user_name,
-            object_rev: rev,
-            error_code: code,
-            message,
-            attempts,
-            last_failed: last,
-        } in &failures
-        {
-            let error = match code {
-                Some(c) => format!("{c}: {message}"),
-                None => message.clone(),
-            };
-            body.push_str(&format!(
-                "<tr id=\"failure-{idesc}\"><td class=\"name\"><a href=\"/admin/users/{uid}\">{name}</a></td><td class=\"nowrap\">{rev}</td>{}<td class=\"nowrap\">{attempts}</td><td class=\"nowrap\">{}</td>\
-<td><form method=\"post\" action=\"/admin/sync/failures/{iurl}/retry\" class=\"inline\">{csrf}\
-<button type=\"submit\" name=\"retry\" aria-label=\"Retry the sync of {name}\">Retry</button></form></td></tr>",
-                td(&error),
-                esc(&when(*last)),
-                idesc = esc(id),
-                iurl = html::url_encode(id),
-                uid = html::url_encode(object_id),
-                name = esc(user_name),
-                csrf = html::csrf_field(&session),
-            ));
+    let body = html! {
+        @match query.get("done").map(String::as_str) {
+            Some("retried") => (html::notice("ok", "Queued for another sync.")),
+            Some("retried-all") => (html::notice(
+                "ok",
+                &format!(
+                    "Queued {} failures for another sync.",
+                    query.get("n").map_or("0", |s| s)
+                ),
+            )),
+            _ => {}
         }
-        body.push_str("</tbody></table>");
-    }
-    body.push_str("</section>");
+        (html::section("outbox", "Outbox", html! {
+            div.grid {
+                (stat("outbox-backlog", backlog, "changes waiting to be published"))
+                (stat("outbox-oldest", oldest_text, "age of the oldest unpublished change"))
+                (stat("failure-count", total_failures, "sync failures"))
+            }
+        }))
+        (failures_section(&session, &failures))
+        (schedules_section(&state.app.schedules))
+        (workers_section(&live_workers))
+    };
+    Ok(html::page(&session, Nav::Dashboard, "Sync health", body))
+}
 
-    body.push_str("<section id=\"schedules\" aria-labelledby=\"schedules-h\"><h2 id=\"schedules-h\">Schedules</h2>");
-    if state.app.schedules.is_empty() {
-        body.push_str("<p class=\"muted\">No schedules configured.</p>");
-    } else {
-        body.push_str("<table id=\"schedule-table\"><thead><tr><th scope=\"col\">Schedule</th><th scope=\"col\">Enabled</th><th scope=\"col\">Invokes</th><th scope=\"col\">Next firing</th></tr></thead><tbody>");
-        let now = Utc::now();
-        for s in state.app.schedules.iter() {
-            let next = if s.enabled {
-                s.next_after(now)
-                    .map(when)
-                    .unwrap_or_else(|| "never".into())
-            } else {
-                "—".into()
-            };
-            let invokes = s
-                .source
-                .get("invokeContext")
-                .map(|c| c.to_string())
-                .unwrap_or_default();
-            body.push_str(&format!(
-                "<tr id=\"schedule-{}\">{}{}{}{}</tr>",
-                esc(&s.id),
-                td(&s.id),
-                td(if s.enabled { "yes" } else { "no" }),
-                td(&invokes),
-                td(&next)
-            ));
+/// One figure of the outbox section, with what it counts.
+fn stat(id: &str, value: impl Render, what: &str) -> Markup {
+    html! { div { div.stat id=(id) { (value) } div.muted { (what) } } }
+}
+
+/// The newest sync failures, each with its Retry button, and Retry all.
+fn failures_section(session: &AdminSession, failures: &[ListedFailure]) -> Markup {
+    let rows = failures.iter().map(|f| failure_row(session, f));
+    html::section(
+        "failures",
+        "Recent sync failures",
+        html! {
+            @if failures.is_empty() {
+                p.muted id="no-failures" { "No sync failures." }
+            } @else {
+                form method="post" action="/admin/sync/retry-all" id="retry-all-form" {
+                    (html::csrf_field(session))
+                    button type="submit" id="retry-all" { "Retry all" }
+                }
+                (html::table(Some("failure-table"), &["User", "Revision", "Salesforce error", "Attempts", "Last failed", "Action"], rows))
+            }
+        },
+    )
+}
+
+fn failure_row(session: &AdminSession, f: &ListedFailure) -> Markup {
+    let error = match &f.error_code {
+        Some(c) => format!("{c}: {}", f.message),
+        None => f.message.clone(),
+    };
+    html! {
+        tr id={ "failure-" (f.id) } {
+            td.name { a href={ "/admin/users/" (html::url_encode(&f.object_id)) } { (f.user_name) } }
+            td.nowrap { (f.object_rev) }
+            td { (error) }
+            td.nowrap { (f.attempts) }
+            td.nowrap { (when(f.last_failed)) }
+            td {
+                form method="post" action={ "/admin/sync/failures/" (html::url_encode(&f.id)) "/retry" } class="inline" {
+                    (html::csrf_field(session))
+                    button type="submit" name="retry" aria-label={ "Retry the sync of " (f.user_name) } { "Retry" }
+                }
+            }
         }
-        body.push_str("</tbody></table>");
     }
-    body.push_str("</section>");
-    body.push_str(&workers_section(&live_workers));
-    Ok(html::page(&session, Nav::Dashboard, "Sync health", &body))
+}
+
+/// The schedules with their next firing.
+fn schedules_section(schedules: &[Schedule]) -> Markup {
+    let now = Utc::now();
+    let rows = schedules.iter().map(|s| schedule_row(s, now));
+    html::section(
+        "schedules",
+        "Schedules",
+        html! {
+            @if schedules.is_empty() {
+                p.muted { "No schedules configured." }
+            } @else {
+                (html::table(Some("schedule-table"), &["Schedule", "Enabled", "Invokes", "Next firing"], rows))
+            }
+        },
+    )
+}
+
+fn schedule_row(s: &Schedule, now: DateTime<Utc>) -> Markup {
+    let next = if s.enabled {
+        s.next_after(now)
+            .map(when)
+            .unwrap_or_else(|| "never".into())
+    } else {
+        "—".into()
+    };
+    let invokes = s
+        .source
+        .get("invokeContext")
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    html! {
+        tr id={ "schedule-" (s.id) } {
+            td { (s.id) }
+            td { (if s.enabled { "yes" } else { "no" }) }
+            td { (invokes) }
+            td { (next) }
+        }
+    }
 }
 
 /// The outbound workers whose lease is live, with the mapping (lane) and partitions each
 /// consumes.
-fn workers_section(members: &[WorkerMember]) -> String {
-    let mut out = String::from(
-        "<section id=\"workers\" aria-labelledby=\"workers-h\"><h2 id=\"workers-h\">Workers connected</h2>",
-    );
-    if members.is_empty() {
-        out.push_str("<p class=\"muted\" id=\"workers-none\">No outbound worker is running: changes wait in the queues until one starts.</p>");
-    } else {
-        out.push_str("<table id=\"worker-table\"><thead><tr><th scope=\"col\">Worker</th><th scope=\"col\">Host</th><th scope=\"col\">Mapping</th><th scope=\"col\">Since</th><th scope=\"col\">Last heartbeat</th><th scope=\"col\">Partitions</th></tr></thead><tbody>");
-        for m in members {
-            let partitions: Vec<String> = m.partitions.iter().map(i32::to_string).collect();
-            out.push_str(&format!(
-                "<tr>{}{}{}{}{}{}</tr>",
-                td(&m.worker_id),
-                td(&m.host),
-                td(&m.lane),
-                td(&when(m.started_at)),
-                td(&when(m.heartbeat_at)),
-                td(&partitions.join(", "))
-            ));
+fn workers_section(members: &[WorkerMember]) -> Markup {
+    html::section(
+        "workers",
+        "Workers connected",
+        html! {
+            @if members.is_empty() {
+                p.muted id="workers-none" { "No outbound worker is running: changes wait in the queues until one starts." }
+            } @else {
+                (html::table(Some("worker-table"), &["Worker", "Host", "Mapping", "Since", "Last heartbeat", "Partitions"], members.iter().map(worker_row)))
+            }
+        },
+    )
+}
+
+fn worker_row(m: &WorkerMember) -> Markup {
+    let partitions: Vec<String> = m.partitions.iter().map(i32::to_string).collect();
+    html! {
+        tr {
+            td { (m.worker_id) }
+            td { (m.host) }
+            td { (m.lane) }
+            td { (when(m.started_at)) }
+            td { (when(m.heartbeat_at)) }
+            td { (partitions.join(", ")) }
         }
-        out.push_str("</tbody></table>");
     }
-    out.push_str("</section>");
-    out
 }
 
 /// `POST /admin/sync/failures/{id}/retry`

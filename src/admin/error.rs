@@ -2,6 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use maud::html;
 
 use super::html;
 use crate::managed::ManagedError;
@@ -53,14 +54,11 @@ impl IntoResponse for AdminError {
                 )
             }
         };
-        html::bare_page(
-            status,
-            "Error",
-            &format!(
-                "<p class=\"error\" id=\"error\">{}</p><p><a href=\"/admin\">Back to the dashboard</a></p>",
-                html::esc(&message)
-            ),
-        )
+        let body = html! {
+            p.error #error { (message) }
+            p { a href="/admin" { "Back to the dashboard" } }
+        };
+        html::bare_page(status, "Error", body)
     }
 }
 

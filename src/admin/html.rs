@@ -1,28 +1,14 @@
-//! HTML building: one escape function for every value put into a page, and the layout every
-//! page shares (head, nav bar with the log-out form, main). Pages are well-formed HTML5 whose
-//! controls carry stable ids and names for browser tests.
+//! HTML building: the layout every page shares (head, nav bar with the log-out form, main) and
+//! the small pieces many pages use. Pages are `maud` templates, which escape every value spliced
+//! into them, so a value cannot become markup by being forgotten. Pages are well-formed HTML5
+//! whose controls carry stable ids and names for browser tests.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::signed_in::AdminSession;
-
-/// Escapes text for HTML element content and double- or single-quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Everything but RFC 3986's unreserved characters.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -37,11 +23,8 @@ pub fn url_encode(s: &str) -> String {
 }
 
 /// The hidden CSRF field every form of a session carries.
-pub fn csrf_field(session: &AdminSession) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        esc(&session.csrf_token)
-    )
+pub fn csrf_field(session: &AdminSession) -> Markup {
+    html! { input type="hidden" name="csrf" value=(session.csrf_token); }
 }
 
 /// The sections of the nav bar.
@@ -65,8 +48,8 @@ const NAV: [(Nav, &str, &str, &str); 4] = [
     (Nav::Users, "/admin/users", "nav-users", "Users"),
 ];
 
-/// A full page for a logged-in user; `body` is already-escaped HTML.
-pub fn page(session: &AdminSession, active: Nav, title: &str, body: &str) -> Response {
+/// A full page for a logged-in user.
+pub fn page(session: &AdminSession, active: Nav, title: &str, body: Markup) -> Response {
     page_with_status(StatusCode::OK, session, active, title, body)
 }
 
@@ -75,52 +58,63 @@ pub fn page_with_status(
     session: &AdminSession,
     active: Nav,
     title: &str,
-    body: &str,
+    body: Markup,
 ) -> Response {
-    let mut nav = String::new();
-    for (section, href, id, label) in NAV {
-        let current = if section == active {
-            " aria-current=\"page\""
-        } else {
-            ""
-        };
-        nav.push_str(&format!(
-            "<li><a id=\"{id}\" href=\"{href}\"{current}>{label}</a></li>"
-        ));
-    }
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{title} · idm-sync admin</title>\
-<link rel=\"stylesheet\" href=\"/admin/assets/admin.css\">\
-<script src=\"/admin/assets/admin.js\" defer></script></head>\
-<body><header><nav aria-label=\"Main\"><span class=\"brand\">idm-sync</span><ul>{nav}</ul>\
-<form id=\"logout-form\" method=\"post\" action=\"/admin/logout\">{csrf}\
-<span class=\"who\">{user}</span> <button type=\"submit\" id=\"logout\">Logout</button></form></nav></header>\
-<main id=\"main\"><h1>{title}</h1>{body}</main></body></html>\n",
-        title = esc(title),
-        csrf = csrf_field(session),
-        user = esc(&session.username),
-    );
-    respond(status, html)
+    let nav = html! {
+        nav aria-label="Main" {
+            span.brand { "idm-sync" }
+            ul {
+                @for (section, href, id, label) in NAV {
+                    li { a id=(id) href=(href) aria-current=[(section == active).then_some("page")] { (label) } }
+                }
+            }
+            form id="logout-form" method="post" action="/admin/logout" {
+                (csrf_field(session))
+                span.who { (session.username) }
+                " "
+                button type="submit" id="logout" { "Logout" }
+            }
+        }
+    };
+    let head = html! {
+        link rel="stylesheet" href="/admin/assets/admin.css";
+        script src="/admin/assets/admin.js" defer {}
+    };
+    let body = html! {
+        header { (nav) }
+        main id="main" { h1 { (title) } (body) }
+    };
+    respond(status, document(title, head, body))
 }
 
 /// A page without the nav bar (log-in, errors, the OAuth callback).
-pub fn bare_page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{title} · idm-sync admin</title><style>{css}</style></head>\
-<body><main id=\"main\" class=\"narrow\"><h1>{title}</h1>{body}</main></body></html>\n",
-        title = esc(title),
-        // Inlined: the stylesheet is served to logged-in users only.
-        css = super::assets::CSS,
-    );
-    respond(status, html)
+pub fn bare_page(status: StatusCode, title: &str, body: Markup) -> Response {
+    // Inlined: the stylesheet is served to logged-in users only. A constant compiled in, so
+    // it needs no escaping (and escaping would break its quoted font names).
+    let head = html! { style { (PreEscaped(super::assets::CSS)) } };
+    let body = html! { main id="main" class="narrow" { h1 { (title) } (body) } };
+    respond(status, document(title, head, body))
 }
 
-fn respond(status: StatusCode, html: String) -> Response {
-    let mut res = (status, html).into_response();
+/// The document around a page: `head` goes after the title, `body` is the whole body.
+fn document(title: &str, head: Markup, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE) "\n"
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · idm-sync admin" }
+                (head)
+            }
+            body { (body) }
+        }
+        "\n"
+    }
+}
+
+fn respond(status: StatusCode, html: Markup) -> Response {
+    let mut res = (status, html.into_string()).into_response();
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -155,17 +149,31 @@ pub fn see_other(location: &str) -> Response {
     res
 }
 
-/// A success or error message shown at the top of a page.
-pub fn notice(kind: &str, text: &str) -> String {
-    format!(
-        "<p class=\"notice {kind}\" id=\"notice\" role=\"status\">{}</p>",
-        esc(text)
-    )
+/// A section of a page, headed by `heading`, which names it for assistive technology (its
+/// id is the section's plus `-h`).
+pub fn section(id: &str, heading: &str, content: Markup) -> Markup {
+    let heading_id = format!("{id}-h");
+    html! {
+        section id=(id) aria-labelledby=(heading_id) {
+            h2 id=(heading_id) { (heading) }
+            (content)
+        }
+    }
 }
 
-/// A `<td>` of escaped text.
-pub fn td(text: &str) -> String {
-    format!("<td>{}</td>", esc(text))
+/// A table with a header row of `columns`, then `rows` (each a `tr`).
+pub fn table(id: Option<&str>, columns: &[&str], rows: impl IntoIterator<Item = Markup>) -> Markup {
+    html! {
+        table id=[id] {
+            thead { tr { @for c in columns { th scope="col" { (c) } } } }
+            tbody { @for row in rows { (row) } }
+        }
+    }
+}
+
+/// A success or error message shown at the top of a page.
+pub fn notice(kind: &str, text: &str) -> Markup {
+    html! { p class={ "notice " (kind) } id="notice" role="status" { (text) } }
 }
 
 #[cfg(test)]
@@ -173,15 +181,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_every_special_character() {
+    fn values_are_escaped_in_text_and_attributes() {
+        let session = AdminSession {
+            id: String::new(),
+            username: String::new(),
+            csrf_token: r#""><script>x</script>"#.into(),
+        };
         assert_eq!(
-            esc(r#"<script>alert("x") & 'y'</script>"#),
-            "&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;"
+            csrf_field(&session).into_string(),
+            r#"<input type="hidden" name="csrf" value="&quot;&gt;&lt;script&gt;x&lt;/script&gt;">"#
         );
-        assert_eq!(esc("plain ünïcode"), "plain ünïcode");
-        assert_eq!(esc(""), "");
         // Already-escaped text is escaped again, not trusted.
-        assert_eq!(esc("&amp;"), "&amp;amp;");
+        assert_eq!(
+            notice("ok", "<b>&amp;</b>").into_string(),
+            r#"<p class="notice ok" id="notice" role="status">&lt;b&gt;&amp;amp;&lt;/b&gt;</p>"#
+        );
     }
 
     #[test]

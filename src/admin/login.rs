@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use maud::html;
 
 use super::AdminState;
 use super::error::AdminError;
@@ -20,25 +21,23 @@ use crate::credentials::{DEFAULT_PASSWORD_REFUSED, Refusal};
 use crate::tls::OverTls;
 
 fn login_page(status: StatusCode, message: Option<&str>, username: &str) -> Response {
-    let error = message
-        .map(|m| {
-            format!(
-                "<p class=\"error\" id=\"login-error\" role=\"alert\">{}</p>",
-                html::esc(m)
-            )
-        })
-        .unwrap_or_default();
-    html::bare_page(
-        status,
-        "Log in",
-        &format!(
-            "{error}<form id=\"login-form\" method=\"post\" action=\"/admin/login\">\
-<p><label for=\"username\">User name</label><input id=\"username\" name=\"username\" autocomplete=\"username\" value=\"{}\" required></p>\
-<p><label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p>\
-<p><button type=\"submit\" id=\"login\">Log in</button></p></form>",
-            html::esc(username)
-        ),
-    )
+    let body = html! {
+        @if let Some(message) = message {
+            p.error #login-error role="alert" { (message) }
+        }
+        form id="login-form" method="post" action="/admin/login" {
+            p {
+                label for="username" { "User name" }
+                input id="username" name="username" autocomplete="username" value=(username) required;
+            }
+            p {
+                label for="password" { "Password" }
+                input id="password" name="password" type="password" autocomplete="current-password" required;
+            }
+            p { button type="submit" id="login" { "Log in" } }
+        }
+    };
+    html::bare_page(status, "Log in", body)
 }
 
 /// The log-in page again, saying why: 401 wrong credentials, 429 (address throttled) and 503

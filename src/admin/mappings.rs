@@ -8,13 +8,14 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
 use serde_json::Value;
 
 use super::AdminState;
 use super::error::AdminError;
-use super::html::{self, Nav, esc, td};
+use super::html::{self, Nav};
 use super::signed_in::AdminSession;
-use crate::mapping::{Mapping, PolicyAction};
+use crate::mapping::{Mapping, Policy, PolicyAction, PropertyMapping};
 use crate::recon::{ReconEngine, ReconError, ReconRequest};
 use crate::services::{self, resync::ResyncError};
 
@@ -34,81 +35,84 @@ fn text(v: &Value) -> String {
 /// The buttons of a mapping: Reconcile and Analyze (dry run) for either direction; a mapping
 /// from managed objects also has Re-queue, which re-enqueues every user not known to be in
 /// step with Salesforce without reading it, as `POST /openidm/sync?_action=resync` does.
-fn buttons(session: &AdminSession, m: &Mapping) -> String {
-    let name = esc(&m.name);
+fn buttons(session: &AdminSession, m: &Mapping) -> Markup {
     let url = html::url_encode(&m.name);
-    let csrf = html::csrf_field(session);
-    let mut out = format!(
-        "<form method=\"post\" action=\"/admin/mappings/{url}/reconcile\" class=\"inline\">{csrf}\
-<button type=\"submit\" id=\"reconcile-{name}\" aria-label=\"Reconcile {name}\">Reconcile</button></form> \
-<form method=\"post\" action=\"/admin/mappings/{url}/analyze\" class=\"inline\">{csrf}\
-<button type=\"submit\" class=\"secondary\" id=\"analyze-{name}\" aria-label=\"Analyze {name} (dry run)\">Analyze</button></form>"
-    );
-    if m.source.starts_with("managed/") {
-        out.push_str(&format!(
-            " <form method=\"post\" action=\"/admin/mappings/{url}/resync\" class=\"inline\">{csrf}\
-<button type=\"submit\" class=\"secondary\" id=\"resync-{name}\" aria-label=\"Re-queue {name}: push every lagging user\">Re-queue</button></form> \
-<span class=\"muted\">Reconcile reads Salesforce and queues the users that differ; Re-queue queues every user whose link lags, without reading Salesforce.</span>"
-        ));
+    let name = &m.name;
+    let action = |what: &str| format!("/admin/mappings/{url}/{what}");
+    html! {
+        form method="post" action=(action("reconcile")) class="inline" {
+            (html::csrf_field(session))
+            button type="submit" id={ "reconcile-" (name) } aria-label={ "Reconcile " (name) } { "Reconcile" }
+        }
+        " "
+        form method="post" action=(action("analyze")) class="inline" {
+            (html::csrf_field(session))
+            button type="submit" class="secondary" id={ "analyze-" (name) } aria-label={ "Analyze " (name) " (dry run)" } { "Analyze" }
+        }
+        @if m.source.starts_with("managed/") {
+            " "
+            form method="post" action=(action("resync")) class="inline" {
+                (html::csrf_field(session))
+                button type="submit" class="secondary" id={ "resync-" (name) } aria-label={ "Re-queue " (name) ": push every lagging user" } { "Re-queue" }
+            }
+            " "
+            span.muted { "Reconcile reads Salesforce and queues the users that differ; Re-queue queues every user whose link lags, without reading Salesforce." }
+        }
     }
-    out
 }
 
-fn mapping_section(session: &AdminSession, m: &Mapping) -> String {
-    let name = esc(&m.name);
-    let mut out = format!(
-        "<section id=\"mapping-{name}\" aria-labelledby=\"mh-{name}\"><h2 id=\"mh-{name}\">{}</h2>\
-<p><code>{}</code> → <code>{}</code>{}</p>{}",
-        esc(m.display_name.as_deref().unwrap_or(&m.name)),
-        esc(&m.source),
-        esc(&m.target),
-        if m.enable_sync {
-            ""
-        } else {
-            " (sync disabled)"
-        },
-        buttons(session, m),
-    );
-    out.push_str("<h3>Properties</h3><table><thead><tr><th scope=\"col\">Source</th><th scope=\"col\">Target</th><th scope=\"col\">Transform / condition</th><th scope=\"col\">Default</th></tr></thead><tbody>");
-    for p in &m.properties {
-        let mut extra = Vec::new();
-        if p.transform.is_some() {
-            extra.push("transform script");
-        }
-        if p.condition.is_some() {
-            extra.push("condition");
-        }
-        out.push_str(&format!(
-            "<tr>{}{}{}{}</tr>",
-            td(p.source.as_deref().unwrap_or("—")),
-            td(&p.target),
-            td(&extra.join(", ")),
-            td(&p.default.as_ref().map(text).unwrap_or_default()),
-        ));
-    }
-    out.push_str("</tbody></table><h3>Policies</h3><table><thead><tr><th scope=\"col\">Situation</th><th scope=\"col\">Action</th><th scope=\"col\">Condition</th></tr></thead><tbody>");
-    for p in &m.policies {
-        let action = match &p.action {
-            PolicyAction::Static(a) => a.as_str().to_owned(),
-            PolicyAction::Script(_) => "script".to_owned(),
-        };
-        out.push_str(&format!(
-            "<tr>{}{}{}</tr>",
-            td(p.situation.as_str()),
-            td(&action),
-            td(if p.condition.is_some() { "yes" } else { "" })
-        ));
-    }
-    out.push_str("</tbody></table>");
+fn mapping_section(session: &AdminSession, m: &Mapping) -> Markup {
     let hooks = m.hooks.configured();
-    if !hooks.is_empty() {
-        out.push_str(&format!(
-            "<h3>Event scripts</h3><p>{}</p>",
-            esc(&hooks.join(", "))
-        ));
+    html! {
+        section id={ "mapping-" (m.name) } aria-labelledby={ "mh-" (m.name) } {
+            h2 id={ "mh-" (m.name) } { (m.display_name.as_deref().unwrap_or(&m.name)) }
+            p {
+                code { (m.source) } " → " code { (m.target) }
+                @if !m.enable_sync { " (sync disabled)" }
+            }
+            (buttons(session, m))
+            h3 { "Properties" }
+            (html::table(None, &["Source", "Target", "Transform / condition", "Default"], m.properties.iter().map(property_row)))
+            h3 { "Policies" }
+            (html::table(None, &["Situation", "Action", "Condition"], m.policies.iter().map(policy_row)))
+            @if !hooks.is_empty() {
+                h3 { "Event scripts" }
+                p { (hooks.join(", ")) }
+            }
+        }
     }
-    out.push_str("</section>");
-    out
+}
+
+fn property_row(p: &PropertyMapping) -> Markup {
+    let mut extra = Vec::new();
+    if p.transform.is_some() {
+        extra.push("transform script");
+    }
+    if p.condition.is_some() {
+        extra.push("condition");
+    }
+    html! {
+        tr {
+            td { (p.source.as_deref().unwrap_or("—")) }
+            td { (p.target) }
+            td { (extra.join(", ")) }
+            td { (p.default.as_ref().map(text).unwrap_or_default()) }
+        }
+    }
+}
+
+fn policy_row(p: &Policy) -> Markup {
+    let action = match &p.action {
+        PolicyAction::Static(a) => a.as_str(),
+        PolicyAction::Script(_) => "script",
+    };
+    html! {
+        tr {
+            td { (p.situation.as_str()) }
+            td { (action) }
+            td { (if p.condition.is_some() { "yes" } else { "" }) }
+        }
+    }
 }
 
 /// `GET /admin/mappings`
@@ -118,50 +122,53 @@ pub async fn page(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AdminError> {
     let engine = engine(&state)?;
-    let mut body = String::new();
-    if query.get("done").map(String::as_str) == Some("resync") {
-        let n: u64 = query.get("n").and_then(|n| n.parse().ok()).unwrap_or(0);
-        body.push_str(&html::notice(
-            "ok",
-            &format!(
-                "{n} user{} queued for Salesforce.",
-                if n == 1 { "" } else { "s" }
-            ),
-        ));
+    let runs = engine.list(20).await?;
+    let body = html! {
+        @if query.get("done").map(String::as_str) == Some("resync") {
+            (resync_notice(query.get("n").and_then(|n| n.parse().ok()).unwrap_or(0)))
+        }
+        @if query.get("error").map(String::as_str) == Some("running") {
+            (html::notice("error", "A reconciliation of that mapping is already running."))
+        }
+        @for m in &engine.sync_config().mappings {
+            (mapping_section(&session, m))
+        }
+        (html::section("history", "Run history", html::table(
+            Some("run-table"),
+            &["Run", "Mapping", "State", "Started", "Duration", "Succeeded / failed"],
+            runs.iter().map(run_row),
+        )))
+    };
+    Ok(html::page(&session, Nav::Mappings, "Mappings", body))
+}
+
+fn resync_notice(n: u64) -> Markup {
+    html::notice(
+        "ok",
+        &format!(
+            "{n} user{} queued for Salesforce.",
+            if n == 1 { "" } else { "s" }
+        ),
+    )
+}
+
+/// A run of the history: its summary as the REST API answers it.
+fn run_row(run: &Value) -> Markup {
+    let id = text(&run["_id"]);
+    let analyze = run["parameters"]["analyze"].as_bool() == Some(true);
+    html! {
+        tr {
+            td {
+                a href={ "/admin/recon/" (html::url_encode(&id)) } { (id) }
+                @if analyze { " (analyze)" }
+            }
+            td { (text(&run["mapping"])) }
+            td { (text(&run["state"])) }
+            td { (text(&run["started"])) }
+            td { (text(&run["duration"])) " ms" }
+            td { (text(&run["statusSummary"]["SUCCESS"])) " / " (text(&run["statusSummary"]["FAILURE"])) }
+        }
     }
-    if query.get("error").map(String::as_str) == Some("running") {
-        body.push_str(&html::notice(
-            "error",
-            "A reconciliation of that mapping is already running.",
-        ));
-    }
-    for m in &engine.sync_config().mappings {
-        body.push_str(&mapping_section(&session, m));
-    }
-    body.push_str("<section id=\"history\" aria-labelledby=\"history-h\"><h2 id=\"history-h\">Run history</h2>\
-<table id=\"run-table\"><thead><tr><th scope=\"col\">Run</th><th scope=\"col\">Mapping</th><th scope=\"col\">State</th>\
-<th scope=\"col\">Started</th><th scope=\"col\">Duration</th><th scope=\"col\">Succeeded / failed</th></tr></thead><tbody>");
-    for run in engine.list(20).await? {
-        let id = text(&run["_id"]);
-        let analyze = run["parameters"]["analyze"].as_bool() == Some(true);
-        body.push_str(&format!(
-            "<tr><td><a href=\"/admin/recon/{}\">{}</a>{}</td>{}{}{}{}{}</tr>",
-            html::url_encode(&id),
-            esc(&id),
-            if analyze { " (analyze)" } else { "" },
-            td(&text(&run["mapping"])),
-            td(&text(&run["state"])),
-            td(&text(&run["started"])),
-            td(&format!("{} ms", text(&run["duration"]))),
-            td(&format!(
-                "{} / {}",
-                text(&run["statusSummary"]["SUCCESS"]),
-                text(&run["statusSummary"]["FAILURE"])
-            )),
-        ));
-    }
-    body.push_str("</tbody></table></section>");
-    Ok(html::page(&session, Nav::Mappings, "Mappings", &body))
 }
 
 /// `POST /admin/mappings/{name}/reconcile|analyze`: starts a run, then shows its page.
@@ -227,67 +234,74 @@ pub async fn run_page(
     let s = summary(&state, &id).await?;
     let run_state = text(&s["state"]);
     let src = &s["progress"]["source"]["existing"];
-    let mut body = format!(
-        "<section id=\"run\" data-state=\"{}\" data-status-url=\"/admin/recon/{}/status\" aria-live=\"polite\">\
-<p>Mapping <strong id=\"run-mapping\">{}</strong>{}</p>\
-<p>State: <strong id=\"run-state\">{}</strong> · <span id=\"run-stage\">{}</span></p>\
-<p>Source processed: <span id=\"run-processed\">{} / {}</span> · Duration: <span id=\"run-duration\">{:.1} s</span></p></section>",
-        esc(&run_state),
-        html::url_encode(&id),
-        esc(&text(&s["mapping"])),
-        if s["parameters"]["analyze"].as_bool() == Some(true) {
-            " (analyze: nothing is changed)"
-        } else {
-            ""
+    let body = html! {
+        section id="run" data-state=(run_state) data-status-url={ "/admin/recon/" (html::url_encode(&id)) "/status" } aria-live="polite" {
+            p {
+                "Mapping " strong id="run-mapping" { (text(&s["mapping"])) }
+                @if s["parameters"]["analyze"].as_bool() == Some(true) { " (analyze: nothing is changed)" }
+            }
+            p {
+                "State: " strong id="run-state" { (run_state) }
+                " · " span id="run-stage" { (text(&s["stageDescription"])) }
+            }
+            p {
+                "Source processed: " span id="run-processed" { (text(&src["processed"])) " / " (text(&src["total"])) }
+                " · Duration: " span id="run-duration" { (format!("{:.1}", s["duration"].as_f64().unwrap_or(0.0) / 1000.0)) " s" }
+            }
+        }
+        @if run_state != "ACTIVE" { (summary_section(&s)) }
+        p { a href="/admin/mappings" { "Back to the mappings" } }
+    };
+    Ok(html::page(&session, Nav::Mappings, "Reconciliation", body))
+}
+
+/// A finished run's situations, statuses and targets.
+fn summary_section(s: &Value) -> Markup {
+    let t = &s["progress"]["target"];
+    html::section(
+        "summary",
+        "Summary",
+        html! {
+            div.grid {
+                div {
+                    h3 { "Situations" }
+                    table id="situations" { tbody { (counts("situation", &s["situationSummary"])) } }
+                }
+                div {
+                    h3 { "Statuses" }
+                    table id="statuses" { tbody { (counts("status", &s["statusSummary"])) } }
+                    h3 { "Targets" }
+                    table id="targets" {
+                        tbody {
+                            @for k in ["created", "updated", "unchanged", "deleted"] {
+                                (count_row(Some(&format!("target-{k}")), k, &t[k]))
+                            }
+                            (count_row(None, "links created", &s["progress"]["links"]["created"]))
+                        }
+                    }
+                }
+            }
+            p {
+                "Started " (text(&s["started"])) " · ended " (text(&s["ended"])) " · "
+                span id="run-total-duration" { (text(&s["duration"])) " ms" }
+            }
         },
-        esc(&run_state),
-        esc(&text(&s["stageDescription"])),
-        esc(&text(&src["processed"])),
-        esc(&text(&src["total"])),
-        s["duration"].as_f64().unwrap_or(0.0) / 1000.0,
-    );
-    if run_state != "ACTIVE" {
-        body.push_str("<section id=\"summary\" aria-labelledby=\"summary-h\"><h2 id=\"summary-h\">Summary</h2><div class=\"grid\"><div><h3>Situations</h3><table id=\"situations\"><tbody>");
-        if let Some(map) = s["situationSummary"].as_object() {
-            for (k, v) in map {
-                body.push_str(&format!(
-                    "<tr id=\"situation-{}\"><th scope=\"row\">{}</th>{}</tr>",
-                    esc(k),
-                    esc(k),
-                    td(&text(v))
-                ));
+    )
+}
+
+/// A row a key of a summary's object of counts; `kind` prefixes the rows' ids.
+fn counts(kind: &str, map: &Value) -> Markup {
+    html! {
+        @if let Some(map) = map.as_object() {
+            @for (k, v) in map {
+                (count_row(Some(&format!("{kind}-{k}")), k, v))
             }
         }
-        body.push_str("</tbody></table></div><div><h3>Statuses</h3><table id=\"statuses\"><tbody>");
-        if let Some(map) = s["statusSummary"].as_object() {
-            for (k, v) in map {
-                body.push_str(&format!(
-                    "<tr id=\"status-{}\"><th scope=\"row\">{}</th>{}</tr>",
-                    esc(k),
-                    esc(k),
-                    td(&text(v))
-                ));
-            }
-        }
-        let t = &s["progress"]["target"];
-        body.push_str("</tbody></table><h3>Targets</h3><table id=\"targets\"><tbody>");
-        for k in ["created", "updated", "unchanged", "deleted"] {
-            body.push_str(&format!(
-                "<tr id=\"target-{k}\"><th scope=\"row\">{k}</th>{}</tr>",
-                td(&text(&t[k]))
-            ));
-        }
-        body.push_str(&format!(
-            "<tr><th scope=\"row\">links created</th>{}</tr></tbody></table></div></div>\
-<p>Started {} · ended {} · <span id=\"run-total-duration\">{} ms</span></p></section>",
-            td(&text(&s["progress"]["links"]["created"])),
-            esc(&text(&s["started"])),
-            esc(&text(&s["ended"])),
-            esc(&text(&s["duration"])),
-        ));
     }
-    body.push_str("<p><a href=\"/admin/mappings\">Back to the mappings</a></p>");
-    Ok(html::page(&session, Nav::Mappings, "Reconciliation", &body))
+}
+
+fn count_row(id: Option<&str>, heading: &str, count: &Value) -> Markup {
+    html! { tr id=[id] { th scope="row" { (heading) } td { (text(count)) } } }
 }
 
 /// `GET /admin/recon/{id}/status`: the run's summary as JSON, for the run page's script.

@@ -8,7 +8,7 @@
 //! | `signed_in.rs` | who is signed in (`AdminSession`), the request extension pages read |
 //! | `session.rs` | sessions (stored through `repo::admin_sessions`), the cookie, the guard that also checks CSRF on every POST |
 //! | `login.rs` | log-in (through the shared `credentials::Authenticator`) and log-out |
-//! | `html.rs` | HTML escaping and the page layout (nav bar) |
+//! | `html.rs` | the page layout (nav bar) and the pieces pages share; pages are `maud` templates, which escape every value |
 //! | `form.rs` | `application/x-www-form-urlencoded` bodies |
 //! | `assets.rs` | the CSS and JS files |
 //! | `dashboard.rs` | Sync health: outbox, failures and retry, schedules |

@@ -13,6 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use maud::html;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -175,7 +176,7 @@ pub async fn require_session(
                 return html::bare_page(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "Form too large",
-                    "<p>The form was too large.</p>",
+                    html! { p { "The form was too large." } },
                 );
             }
         };
@@ -185,7 +186,13 @@ pub async fn require_session(
             return html::bare_page(
                 StatusCode::FORBIDDEN,
                 "Forbidden",
-                "<p id=\"error\">This form is out of date or did not come from this site. Nothing was changed. <a href=\"/admin\">Reload</a> and try again.</p>",
+                html! {
+                    p #error {
+                        "This form is out of date or did not come from this site. Nothing was changed. "
+                        a href="/admin" { "Reload" }
+                        " and try again."
+                    }
+                },
             );
         }
         // Refused here, for every form at once: no handler gets to store what Postgres cannot.
@@ -193,10 +200,12 @@ pub async fn require_session(
             return html::bare_page(
                 StatusCode::BAD_REQUEST,
                 "Bad request",
-                &format!(
-                    "<p id=\"error\">The field {} contains a NUL character, which cannot be stored. Nothing was changed.</p>",
-                    html::esc(&field.replace('\0', "\\0"))
-                ),
+                html! {
+                    p #error {
+                        "The field " (field.replace('\0', "\\0"))
+                        " contains a NUL character, which cannot be stored. Nothing was changed."
+                    }
+                },
             );
         }
         request = Request::from_parts(parts, Body::from(bytes));

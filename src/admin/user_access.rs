@@ -9,12 +9,13 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
+use maud::{Markup, html};
 use serde_json::{Map, Value};
 
 use super::AdminState;
 use super::error::AdminError;
 use super::form::FormData;
-use super::html::{self, esc};
+use super::html;
 use super::signed_in::AdminSession;
 use crate::managed::ManagedError;
 use crate::managed::patch::PatchOperation;
@@ -65,85 +66,95 @@ pub async fn section(
     user_id: &str,
     rev: i64,
     body: &Map<String, Value>,
-) -> String {
-    let catalog = state.app.access_catalog().await;
-    let mut out = String::from(
-        "<section aria-labelledby=\"access-h\"><h2 id=\"access-h\">Access in Salesforce</h2>",
-    );
-    let catalog = match catalog {
-        Ok((system, catalog)) => {
-            out.push_str(&format!(
-                "<p class=\"muted\">Picked from the catalog of <code>system/{}</code>; saving queues the grants for Salesforce.</p>",
-                esc(&system)
-            ));
-            Some(catalog)
-        }
-        Err(e) => {
-            out.push_str(&html::notice(
+) -> Markup {
+    let (source, catalog) = match state.app.access_catalog().await {
+        Ok((system, catalog)) => (
+            html! {
+                p.muted {
+                    "Picked from the catalog of " code { "system/" (system) }
+                    "; saving queues the grants for Salesforce."
+                }
+            },
+            Some(catalog),
+        ),
+        Err(e) => (
+            html::notice(
                 "error",
                 &format!("The catalog cannot be read ({e}): only what the user holds is listed."),
-            ));
-            None
-        }
+            ),
+            None,
+        ),
     };
-    out.push_str(&format!(
-        "<form id=\"access-form\" method=\"post\" action=\"/admin/users/{}/access\">{}\
-<input type=\"hidden\" name=\"rev\" value=\"{rev}\">",
-        html::url_encode(user_id),
-        html::csrf_field(session)
-    ));
-    for (property, heading) in SETS {
-        let holds = held(body, property);
-        let offers = catalog.as_ref().map(|c| offered(c, property));
-        let mut names: BTreeSet<&str> = holds.iter().map(String::as_str).collect();
-        names.extend(offers.iter().flatten());
-        out.push_str(&format!(
-            "<fieldset id=\"{property}\"><legend>{heading}</legend>"
-        ));
-        if names.is_empty() {
-            out.push_str("<p class=\"muted\">None to pick.</p>");
-        }
-        for (n, name) in names.iter().enumerate() {
-            let checked = if holds.contains(*name) {
-                " checked"
-            } else {
-                ""
-            };
-            let unknown = match &offers {
-                Some(offers) if !offers.contains(name) => {
-                    " <span class=\"field-error\">(not in Salesforce)</span>"
+    html! {
+        section aria-labelledby="access-h" {
+            h2 id="access-h" { "Access in Salesforce" }
+            (source)
+            form id="access-form" method="post" action={ "/admin/users/" (html::url_encode(user_id)) "/access" } {
+                (html::csrf_field(session))
+                input type="hidden" name="rev" value=(rev);
+                @for (property, heading) in SETS {
+                    (check_boxes(property, heading, body, catalog.as_deref()))
                 }
-                _ => "",
-            };
-            out.push_str(&format!(
-                "<div><input type=\"checkbox\" id=\"{property}-{n}\" name=\"{property}\" value=\"{}\"{checked}> <label for=\"{property}-{n}\">{}</label>{unknown}</div>",
-                esc(name),
-                esc(name)
-            ));
+                (role_select(body, catalog.as_deref()))
+                p { button type="submit" id="save-access" { "Save access" } }
+            }
         }
-        out.push_str("</fieldset>");
     }
+}
+
+/// A kind's check boxes: what the user holds (flagged when the catalog lacks it) and what the
+/// catalog offers.
+fn check_boxes(
+    property: &str,
+    heading: &str,
+    body: &Map<String, Value>,
+    catalog: Option<&AccessCatalog>,
+) -> Markup {
+    let holds = held(body, property);
+    let offers = catalog.map(|c| offered(c, property));
+    let mut names: BTreeSet<&str> = holds.iter().map(String::as_str).collect();
+    names.extend(offers.iter().flatten());
+    html! {
+        fieldset id=(property) {
+            legend { (heading) }
+            @if names.is_empty() {
+                p.muted { "None to pick." }
+            }
+            @for (n, name) in names.iter().enumerate() {
+                div {
+                    input type="checkbox" id={ (property) "-" (n) } name=(property) value=(name) checked[holds.contains(*name)];
+                    " "
+                    label for={ (property) "-" (n) } { (name) }
+                    @if offers.as_ref().is_some_and(|offers| !offers.contains(name)) {
+                        " "
+                        span.field-error { "(not in Salesforce)" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The role pick list: the catalog's roles and the one the user names.
+fn role_select(body: &Map<String, Value>, catalog: Option<&AccessCatalog>) -> Markup {
     let role = role_of(body);
     let mut roles: BTreeSet<&str> = catalog
-        .as_ref()
         .map(|c| c.roles.keys().map(String::as_str).collect())
         .unwrap_or_default();
     if !role.is_empty() {
         roles.insert(&role);
     }
-    out.push_str(
-        "<div class=\"form-row\"><label for=\"f-userRole\">Role</label><select id=\"f-userRole\" name=\"userRole\"><option value=\"\">(none)</option>",
-    );
-    for name in roles {
-        let selected = if name == role { " selected" } else { "" };
-        out.push_str(&format!(
-            "<option value=\"{}\"{selected}>{}</option>",
-            esc(name),
-            esc(name)
-        ));
+    html! {
+        div.form-row {
+            label for="f-userRole" { "Role" }
+            select id="f-userRole" name="userRole" {
+                option value="" { "(none)" }
+                @for name in roles {
+                    option value=(name) selected[name == role] { (name) }
+                }
+            }
+        }
     }
-    out.push_str("</select></div><p><button type=\"submit\" id=\"save-access\">Save access</button></p></form></section>");
-    out
 }
 
 /// The patch from what `current` names to the form's selection: only the kinds that changed.

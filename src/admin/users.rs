@@ -11,12 +11,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::SecondsFormat;
+use maud::{Markup, html};
 use serde_json::{Map, Value};
 
 use super::AdminState;
 use super::error::AdminError;
 use super::form::FormData;
-use super::html::{self, Nav, esc, td};
+use super::html::{self, Nav};
 use super::signed_in::AdminSession;
 use super::user_access;
 use crate::filter::{CompareOp, Filter, Literal, Pointer};
@@ -108,53 +109,58 @@ pub async fn list(
     let total = result.total.unwrap_or(0).max(0) as u64;
     let pages = total.div_ceil(u64::from(PAGE_SIZE)).max(1);
 
-    let mut body = String::new();
-    if query.get("done").map(String::as_str) == Some("deleted") {
-        body.push_str(&html::notice("ok", "User deleted."));
+    let body = html! {
+        @if query.get("done").map(String::as_str) == Some("deleted") {
+            (html::notice("ok", "User deleted."))
+        }
+        section {
+            form id="search-form" method="get" action="/admin/users" role="search" {
+                label for="q" { "Search by user name, email or last name" }
+                input type="search" id="q" name="q" value=(q);
+                " "
+                button type="submit" id="search" { "Search" }
+                " "
+                a href="/admin/users/new" id="new-user" { "New user" }
+            }
+        }
+        section {
+            p.muted id="user-count" { (total) " users" }
+            (html::table(
+                Some("user-table"),
+                &["User name", "First name", "Last name", "Email", "Status"],
+                result.rows.iter().map(user_row),
+            ))
+            (pager(&q, page, pages))
+        }
+    };
+    Ok(html::page(&session, Nav::Users, "Users", body))
+}
+
+fn user_row(user: &StoredObject) -> Markup {
+    html! {
+        tr {
+            td { a href={ "/admin/users/" (html::url_encode(&user.id)) } { (text_of(&user.body, "userName")) } }
+            @for name in ["givenName", "sn", "mail", "accountStatus"] {
+                td { (text_of(&user.body, name)) }
+            }
+        }
     }
-    body.push_str(&format!(
-        "<section><form id=\"search-form\" method=\"get\" action=\"/admin/users\" role=\"search\">\
-<label for=\"q\">Search by user name, email or last name</label>\
-<input type=\"search\" id=\"q\" name=\"q\" value=\"{}\"> <button type=\"submit\" id=\"search\">Search</button> \
-<a href=\"/admin/users/new\" id=\"new-user\">New user</a></form></section>",
-        esc(&q)
-    ));
-    body.push_str(&format!(
-        "<section><p class=\"muted\" id=\"user-count\">{total} users</p>\
-<table id=\"user-table\"><thead><tr><th scope=\"col\">User name</th><th scope=\"col\">First name</th>\
-<th scope=\"col\">Last name</th><th scope=\"col\">Email</th><th scope=\"col\">Status</th></tr></thead><tbody>"
-    ));
-    for user in &result.rows {
-        body.push_str(&format!(
-            "<tr><td><a href=\"/admin/users/{}\">{}</a></td>{}{}{}{}</tr>",
-            html::url_encode(&user.id),
-            esc(&text_of(&user.body, "userName")),
-            td(&text_of(&user.body, "givenName")),
-            td(&text_of(&user.body, "sn")),
-            td(&text_of(&user.body, "mail")),
-            td(&text_of(&user.body, "accountStatus")),
-        ));
+}
+
+/// Previous, "Page n of m", Next: `page` counts from 0.
+fn pager(q: &str, page: u64, pages: u64) -> Markup {
+    let link = |p: u64| format!("/admin/users?q={}&page={p}", html::url_encode(q));
+    html! {
+        nav.pager aria-label="Pages" {
+            @if page > 0 {
+                a id="prev-page" href=(link(page - 1)) { "Previous" }
+            }
+            span id="page-of" { "Page " (page + 1) " of " (pages) }
+            @if page + 1 < pages {
+                a id="next-page" href=(link(page + 1)) { "Next" }
+            }
+        }
     }
-    body.push_str("</tbody></table><nav class=\"pager\" aria-label=\"Pages\">");
-    let link = |p: u64| format!("/admin/users?q={}&amp;page={p}", html::url_encode(&q));
-    if page > 0 {
-        body.push_str(&format!(
-            "<a id=\"prev-page\" href=\"{}\">Previous</a>",
-            link(page - 1)
-        ));
-    }
-    body.push_str(&format!(
-        "<span id=\"page-of\">Page {} of {pages}</span>",
-        page + 1
-    ));
-    if page + 1 < pages {
-        body.push_str(&format!(
-            "<a id=\"next-page\" href=\"{}\">Next</a>",
-            link(page + 1)
-        ));
-    }
-    body.push_str("</nav></section>");
-    Ok(html::page(&session, Nav::Users, "Users", &body))
 }
 
 /// The edit/create form. `values` are what to show, `errors` the policy failures by property.
@@ -165,74 +171,51 @@ fn user_form(
     values: &HashMap<String, String>,
     errors: &[Failure],
     button: &str,
-) -> String {
-    let mut out = String::new();
-    let unplaced: Vec<&Failure> = errors
+) -> Markup {
+    let unplaced = errors
         .iter()
-        .filter(|f| !FIELDS.iter().any(|(n, _, _)| *n == f.property) && f.property != "password")
-        .collect();
-    if !errors.is_empty() {
-        out.push_str(&html::notice(
-            "error",
-            "The user was not saved: fix the fields marked below.",
-        ));
-    }
-    for f in unplaced {
-        out.push_str(&format!(
-            "<p class=\"field-error\">{}</p>",
-            esc(&describe(f))
-        ));
-    }
-    out.push_str(&format!(
-        "<form id=\"user-form\" method=\"post\" action=\"{}\" novalidate>{}",
-        esc(action),
-        html::csrf_field(session)
-    ));
-    if let Some(rev) = rev {
-        out.push_str(&format!(
-            "<input type=\"hidden\" name=\"rev\" value=\"{rev}\">"
-        ));
-    }
-    let mut field = |name: &str, label: &str, kind: &str, value: &str| {
-        let errs: Vec<String> = errors
-            .iter()
-            .filter(|f| f.property == name)
-            .map(describe)
-            .collect();
-        let invalid = if errs.is_empty() {
-            String::new()
-        } else {
-            format!(" aria-invalid=\"true\" aria-describedby=\"err-{name}\"")
-        };
-        out.push_str(&format!(
-            "<div class=\"form-row\"><label for=\"f-{name}\">{}</label>\
-<input type=\"{kind}\" id=\"f-{name}\" name=\"{name}\" value=\"{}\"{invalid}>",
-            esc(label),
-            esc(value)
-        ));
-        if !errs.is_empty() {
-            out.push_str(&format!(
-                "<p class=\"field-error\" id=\"err-{name}\">{}</p>",
-                esc(&errs.join("; "))
-            ));
+        .filter(|f| !FIELDS.iter().any(|(n, _, _)| *n == f.property) && f.property != "password");
+    html! {
+        @if !errors.is_empty() {
+            (html::notice("error", "The user was not saved: fix the fields marked below."))
         }
-        out.push_str("</div>");
-    };
-    for (name, label, kind) in FIELDS {
-        field(
-            name,
-            label,
-            kind,
-            values.get(name).map_or("", String::as_str),
-        );
+        @for f in unplaced {
+            p.field-error { (describe(f)) }
+        }
+        form id="user-form" method="post" action=(action) novalidate {
+            (html::csrf_field(session))
+            @if let Some(rev) = rev {
+                input type="hidden" name="rev" value=(rev);
+            }
+            @for (name, label, kind) in FIELDS {
+                (field(name, label, kind, values.get(name).map_or("", String::as_str), errors))
+            }
+            // Write-only: never rendered back.
+            (field("password", "Password (leave empty to keep)", "password", "", errors))
+            p { button type="submit" id="save" { (button) } }
+        }
     }
-    // Write-only: never rendered back.
-    field("password", "Password (leave empty to keep)", "password", "");
-    out.push_str(&format!(
-        "<p><button type=\"submit\" id=\"save\">{}</button></p></form>",
-        esc(button)
-    ));
-    out
+}
+
+/// A labelled input, with the policy failures of its property below it.
+fn field(name: &str, label: &str, kind: &str, value: &str, errors: &[Failure]) -> Markup {
+    let errs: Vec<String> = errors
+        .iter()
+        .filter(|f| f.property == name)
+        .map(describe)
+        .collect();
+    let error_id = format!("err-{name}");
+    let invalid = !errs.is_empty();
+    html! {
+        div.form-row {
+            label for={ "f-" (name) } { (label) }
+            input type=(kind) id={ "f-" (name) } name=(name) value=(value)
+                aria-invalid=[invalid.then_some("true")] aria-describedby=[invalid.then_some(&error_id)];
+            @if invalid {
+                p.field-error id=(error_id) { (errs.join("; ")) }
+            }
+        }
+    }
 }
 
 fn describe(f: &Failure) -> String {
@@ -276,7 +259,7 @@ pub async fn new_form(Extension(session): Extension<AdminSession>) -> Response {
         &[],
         "Create",
     );
-    html::page(&session, Nav::Users, "New user", &body)
+    html::page(&session, Nav::Users, "New user", body)
 }
 
 /// `POST /admin/users`
@@ -310,12 +293,12 @@ pub async fn create(
             // Shown again with what was entered: policy failures beside their fields, any
             // other refusal as a notice above the form.
             let (notice, failures) = match e {
-                ManagedError::Policy(failures) => (String::new(), failures),
+                ManagedError::Policy(failures) => (None, failures),
                 ManagedError::BadRequest(m) | ManagedError::PreconditionFailed(m) => {
-                    (html::notice("error", &m), Vec::new())
+                    (Some(html::notice("error", &m)), Vec::new())
                 }
-                ManagedError::Limit(l) => (html::notice("error", &l.to_string()), Vec::new()),
-                _ => (String::new(), Vec::new()),
+                ManagedError::Limit(l) => (Some(html::notice("error", &l.to_string())), Vec::new()),
+                _ => (None, Vec::new()),
             };
             let form = user_form(
                 &session,
@@ -330,7 +313,7 @@ pub async fn create(
                 &session,
                 Nav::Users,
                 "New user",
-                &format!("{notice}{form}"),
+                html! { @if let Some(n) = notice { (n) } (form) },
             ))
         }
         Err(e) => Err(e.into()),
@@ -352,19 +335,28 @@ async fn sync_panel(
     state: &AdminState,
     session: &AdminSession,
     id: &str,
-) -> Result<String, AdminError> {
+) -> Result<Markup, AdminError> {
     let ObjectSync {
         links,
-        last_sync: audit,
-        open_failure: failure,
+        last_sync,
+        open_failure,
     } = state.app.object_sync(OBJECT_TYPE, id).await?;
-    let mut out = String::from(
-        "<section id=\"salesforce\" aria-labelledby=\"sf-h\"><h2 id=\"sf-h\">Salesforce</h2>",
-    );
-    if links.is_empty() {
-        out.push_str("<p class=\"muted\" id=\"sf-link\">Not linked to a Salesforce user.</p>");
-    }
-    for ObjectLink {
+    Ok(html! {
+        section id="salesforce" aria-labelledby="sf-h" {
+            h2 id="sf-h" { "Salesforce" }
+            @if links.is_empty() {
+                p.muted id="sf-link" { "Not linked to a Salesforce user." }
+            }
+            @for link in &links { (link_line(link, id)) }
+            (last_sync_line(last_sync.as_ref()))
+            @if let Some(failure) = &open_failure { (failure_lines(session, failure)) }
+        }
+    })
+}
+
+/// A link of the user's, to its Salesforce user's page when the instance URL is known.
+fn link_line(link: &ObjectLink, id: &str) -> Markup {
+    let ObjectLink {
         link:
             LinkEnds {
                 link_type,
@@ -373,138 +365,127 @@ async fn sync_panel(
             },
         system,
         instance_url,
-    } in &links
-    {
-        let sf_id = if second == id { first } else { second };
-        let shown = match instance_url {
-            Some(base) => format!(
-                "<a id=\"sf-link\" href=\"{}/{}\" rel=\"noopener\">{}</a>",
-                esc(base.trim_end_matches('/')),
-                html::url_encode(sf_id),
-                esc(sf_id)
-            ),
-            None => format!("<span id=\"sf-link\">{}</span>", esc(sf_id)),
-        };
-        let via = match system {
-            Some(system) => format!("{}, {}", esc(system), esc(link_type)),
-            None => esc(link_type),
-        };
-        out.push_str(&format!("<p>Linked ({via}): {shown}</p>"));
-    }
-    match audit {
-        Some(a) => {
-            let s = |k: &str| {
-                a.get(k)
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                    .unwrap_or_default()
-            };
-            out.push_str(&format!(
-                "<p id=\"last-sync\">Last sync: <strong>{}</strong> ({} {}, revision {}) at {}{}</p>",
-                esc(&s("status")),
-                esc(&s("situation")),
-                esc(&s("action")),
-                esc(&s("revision")),
-                esc(&s("timestamp")),
-                match a.get("message").and_then(Value::as_str) {
-                    Some(m) => format!(": {}", esc(m)),
-                    None => String::new(),
-                }
-            ));
-        }
-        None => {
-            out.push_str("<p class=\"muted\" id=\"last-sync\">No implicit sync recorded yet.</p>")
+    } = link;
+    let sf_id = if second == id { first } else { second };
+    html! {
+        p {
+            "Linked ("
+            @if let Some(system) = system { (system) ", " }
+            (link_type) "): "
+            @match instance_url {
+                Some(base) => a id="sf-link" href={ (base.trim_end_matches('/')) "/" (html::url_encode(sf_id)) } rel="noopener" { (sf_id) },
+                None => span id="sf-link" { (sf_id) },
+            }
         }
     }
-    if let Some(ListedFailure {
-        id: fid,
-        error_code: code,
-        message,
-        attempts,
-        last_failed: last,
-        ..
-    }) = failure
-    {
-        out.push_str(&format!(
-            "<p class=\"error\" id=\"sync-failure\">Sync failed ({} attempts, last {}): {}{}</p>",
-            attempts,
-            esc(&last.to_rfc3339_opts(SecondsFormat::Secs, true)),
-            esc(code.as_deref().unwrap_or("")),
-            esc(&format!(" {message}")),
-        ));
-        out.push_str(&format!(
-            "<form method=\"post\" action=\"/admin/sync/failures/{}/retry\">{}<button type=\"submit\" id=\"retry-user\">Retry</button></form>",
-            html::url_encode(&fid),
-            html::csrf_field(session)
-        ));
+}
+
+/// The newest implicit-sync audit entry about the user.
+fn last_sync_line(audit: Option<&Value>) -> Markup {
+    let Some(a) = audit else {
+        return html! { p.muted id="last-sync" { "No implicit sync recorded yet." } };
+    };
+    let s = |k: &str| {
+        a.get(k)
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .unwrap_or_default()
+    };
+    html! {
+        p id="last-sync" {
+            "Last sync: " strong { (s("status")) }
+            " (" (s("situation")) " " (s("action")) ", revision " (s("revision")) ") at " (s("timestamp"))
+            @if let Some(m) = a.get("message").and_then(Value::as_str) { ": " (m) }
+        }
     }
-    out.push_str("</section>");
-    Ok(out)
+}
+
+/// The user's open sync failure and its Retry button.
+fn failure_lines(session: &AdminSession, failure: &ListedFailure) -> Markup {
+    html! {
+        p.error id="sync-failure" {
+            "Sync failed (" (failure.attempts) " attempts, last "
+            (failure.last_failed.to_rfc3339_opts(SecondsFormat::Secs, true)) "): "
+            (failure.error_code.as_deref().unwrap_or("")) " " (failure.message)
+        }
+        form method="post" action={ "/admin/sync/failures/" (html::url_encode(&failure.id)) "/retry" } {
+            (html::csrf_field(session))
+            button type="submit" id="retry-user" { "Retry" }
+        }
+    }
 }
 
 /// The properties the form does not edit, read-only (`password` is never shown).
-fn other_properties(body: &Map<String, Value>) -> String {
-    let rows: Vec<String> = body
-        .iter()
-        .filter(|(k, _)| {
+fn other_properties(body: &Map<String, Value>) -> Markup {
+    let names: Vec<&String> = body
+        .keys()
+        .filter(|k| {
             !k.starts_with('_')
                 && *k != "password"
                 && !FIELDS.iter().any(|(n, _, _)| n == k)
                 && !user_access::shows(k)
         })
-        .map(|(k, _)| {
-            format!(
-                "<tr><th scope=\"row\">{}</th>{}</tr>",
-                esc(k),
-                td(&text_of(body, k).chars().take(500).collect::<String>())
-            )
-        })
         .collect();
-    if rows.is_empty() {
-        return String::new();
+    html! {
+        @if !names.is_empty() {
+            section aria-labelledby="other-h" {
+                h2 id="other-h" { "Other properties" }
+                table id="other-properties" {
+                    tbody {
+                        @for k in names {
+                            tr {
+                                th scope="row" { (k) }
+                                td { (text_of(body, k).chars().take(500).collect::<String>()) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
-    format!(
-        "<section aria-labelledby=\"other-h\"><h2 id=\"other-h\">Other properties</h2><table id=\"other-properties\"><tbody>{}</tbody></table></section>",
-        rows.concat()
-    )
+}
+
+/// The sections between a user's id and its form: Salesforce, then access.
+async fn panels(
+    state: &AdminState,
+    session: &AdminSession,
+    user: &StoredObject,
+) -> Result<Markup, AdminError> {
+    let sync = sync_panel(state, session, &user.id).await?;
+    let access = user_access::section(state, session, &user.id, user.rev, &user.body).await;
+    Ok(html! { (sync) (access) })
 }
 
 fn detail_page(
     session: &AdminSession,
     user: &StoredObject,
-    panel: &str,
+    panels: Markup,
     values: &HashMap<String, String>,
     errors: &[Failure],
-    notice: &str,
+    notice: Option<Markup>,
     status: StatusCode,
 ) -> Response {
     let url = format!("/admin/users/{}", html::url_encode(&user.id));
-    let mut body = String::from(notice);
-    body.push_str(&format!(
-        "<p class=\"muted\">Id <code id=\"user-id\">{}</code>, revision <span id=\"user-rev\">{}</span></p>",
-        esc(&user.id),
-        user.rev
-    ));
-    body.push_str(panel);
-    body.push_str(&other_properties(&user.body));
-    body.push_str("<section aria-labelledby=\"edit-h\"><h2 id=\"edit-h\">Edit</h2>");
-    body.push_str(&user_form(
-        session,
-        &url,
-        Some(user.rev),
-        values,
-        errors,
-        "Save",
-    ));
-    body.push_str("</section>");
-    body.push_str(&format!(
-        "<section aria-labelledby=\"delete-h\"><h2 id=\"delete-h\">Delete</h2>\
-<form id=\"delete-form\" method=\"post\" action=\"{url}/delete\">{}\
-<button type=\"submit\" class=\"danger\" id=\"delete\">Delete this user</button> \
-<span class=\"muted\">Its Salesforce user is deactivated (Salesforce users cannot be deleted).</span></form></section>",
-        html::csrf_field(session)
-    ));
+    let body = html! {
+        @if let Some(n) = notice { (n) }
+        p.muted { "Id " code id="user-id" { (user.id) } ", revision " span id="user-rev" { (user.rev) } }
+        (panels)
+        (other_properties(&user.body))
+        section aria-labelledby="edit-h" {
+            h2 id="edit-h" { "Edit" }
+            (user_form(session, &url, Some(user.rev), values, errors, "Save"))
+        }
+        section aria-labelledby="delete-h" {
+            h2 id="delete-h" { "Delete" }
+            form id="delete-form" method="post" action={ (url) "/delete" } {
+                (html::csrf_field(session))
+                button type="submit" class="danger" id="delete" { "Delete this user" }
+                " "
+                span.muted { "Its Salesforce user is deactivated (Salesforce users cannot be deleted)." }
+            }
+        }
+    };
     let title = format!("User {}", text_of(&user.body, "userName"));
-    html::page_with_status(status, session, Nav::Users, &title, &body)
+    html::page_with_status(status, session, Nav::Users, &title, body)
 }
 
 /// `GET /admin/users/{id}`
@@ -515,24 +496,28 @@ pub async fn detail(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AdminError> {
     let user = read_user(&state, &id).await?;
-    let mut panel = sync_panel(&state, &session, &id).await?;
-    panel.push_str(&user_access::section(&state, &session, &id, user.rev, &user.body).await);
     let notice = match query.get("done").map(String::as_str) {
-        Some("saved") => html::notice("ok", "Saved. The change is queued for Salesforce."),
-        Some("stale") => html::notice(
+        Some("saved") => Some(html::notice(
+            "ok",
+            "Saved. The change is queued for Salesforce.",
+        )),
+        Some("stale") => Some(html::notice(
             "error",
             "Someone else changed this user since the page was loaded: nothing was saved. Check the access below and save again.",
-        ),
-        Some("created") => html::notice("ok", "Created. The user is queued for Salesforce."),
-        _ => String::new(),
+        )),
+        Some("created") => Some(html::notice(
+            "ok",
+            "Created. The user is queued for Salesforce.",
+        )),
+        _ => None,
     };
     Ok(detail_page(
         &session,
         &user,
-        &panel,
+        panels(&state, &session, &user).await?,
         &values_of(&user.body),
         &[],
-        &notice,
+        notice,
         StatusCode::OK,
     ))
 }
@@ -599,33 +584,26 @@ pub async fn save(
             html::url_encode(&id)
         ))),
         Err(ManagedError::Policy(errors)) => {
-            rerender(&state, &session, &user, &form, &errors, String::new()).await
+            rerender(&state, &session, &user, &form, &errors, None).await
         }
         Err(ManagedError::PreconditionFailed(_)) => {
             let n = html::notice(
                 "error",
                 "Someone else changed this user since the page was loaded: nothing was saved. Reload to see their change.",
             );
-            rerender(&state, &session, &user, &form, &[], n).await
+            rerender(&state, &session, &user, &form, &[], Some(n)).await
         }
         Err(ManagedError::BadRequest(m)) => {
-            rerender(
-                &state,
-                &session,
-                &user,
-                &form,
-                &[],
-                html::notice("error", &m),
-            )
-            .await
+            let n = html::notice("error", &m);
+            rerender(&state, &session, &user, &form, &[], Some(n)).await
         }
         Err(ManagedError::Patch(e)) => {
             let n = html::notice("error", &e.to_string());
-            rerender(&state, &session, &user, &form, &[], n).await
+            rerender(&state, &session, &user, &form, &[], Some(n)).await
         }
         Err(ManagedError::Limit(e)) => {
             let n = html::notice("error", &e.to_string());
-            rerender(&state, &session, &user, &form, &[], n).await
+            rerender(&state, &session, &user, &form, &[], Some(n)).await
         }
         Err(e) => Err(e.into()),
     }
@@ -638,17 +616,15 @@ async fn rerender(
     user: &StoredObject,
     form: &FormData,
     errors: &[Failure],
-    notice: String,
+    notice: Option<Markup>,
 ) -> Result<Response, AdminError> {
-    let mut panel = sync_panel(state, session, &user.id).await?;
-    panel.push_str(&user_access::section(state, session, &user.id, user.rev, &user.body).await);
     Ok(detail_page(
         session,
         user,
-        &panel,
+        panels(state, session, user).await?,
         &values_from_form(form),
         errors,
-        &notice,
+        notice,
         StatusCode::BAD_REQUEST,
     ))
 }
