@@ -11,13 +11,14 @@ pub mod authorize_cli; // `idm-sync salesforce authorize`: the OAuth web-server 
 pub mod config; // conf/ loading: IDM formats, &{env.X} substitution, validation
 pub mod connectors; // the Salesforce connectors of conf/, one client per system, by name
 pub mod credentials; // the admin password check shared by REST and the UI: throttle, hash cap
+pub mod events; // Salesforce change events (Pub/Sub API) applied through the inbound mapping
 // Reads of serde_json::Value summaries (Null when absent) are the only indexing there.
 #[allow(clippy::indexing_slicing)]
 pub mod demo; // `idm-sync demo`: emulator + every role + a printed walk-through
 pub mod http_server; // the HTTP server of every listener: timeouts, connection cap, shutdown
 pub mod managed; // managed objects: revisions, patch, policies, outbox per change
-pub mod metrics; // Prometheus metrics: registry, text encoder, idm-sync's metrics
-pub mod ops; // unauthenticated operations endpoints: /metrics, readiness, --metrics-listen
+pub mod metrics; // Prometheus metrics on prometheus-client: the catalog, process figures
+pub mod ops; // unauthenticated operations endpoints: /metrics, readiness, the roles' listener
 pub mod outbound; // implicit sync: outbox relay, broker topology, change events
 pub mod recon; // reconciliation: source and target phases, runs, summary, guard
 #[allow(clippy::indexing_slicing)] // as in demo: serde_json::Value reads only

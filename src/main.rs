@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use idm_sync::app::{self, Application, Components, Listeners, ServeSettings};
 use idm_sync::authorize_cli;
+use idm_sync::events;
 use idm_sync::http_server::HttpLimitsArgs;
 use idm_sync::ops::{self, Ops, listener::ListenChoice};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
@@ -58,7 +59,10 @@ enum Command {
     Recon(ReconArgs),
     /// Apply managed-user changes to Salesforce (consumes the change events).
     Worker(WorkerArgs),
-    /// Every role in one process: serve (with the outbox relay), the worker and the scheduler.
+    /// Apply Salesforce change events (conf/changeevents-<connector>.json) to managed users.
+    Events(SchedulerArgs),
+    /// Every role in one process: serve (with the outbox relay), the worker, the scheduler and
+    /// the change event subscribers.
     All(ServeArgs),
     /// The walk-through: a Salesforce emulator with N users and every role in one process, a
     /// reconciliation, an edit and a create shown step by step; then serves until Ctrl-C.
@@ -224,7 +228,8 @@ struct SchedulerArgs {
 #[derive(Args)]
 struct OpsArgs {
     /// Serve /metrics and /openidm/health/ready on this address (no credentials needed);
-    /// `off` serves none. Default: 127.0.0.1:9101 (relay), :9102 (worker), :9103 (scheduler).
+    /// `off` serves none. Default: 127.0.0.1:9101 (relay), :9102 (worker), :9103 (scheduler),
+    /// :9104 (events).
     #[arg(long, env = "IDM_METRICS_LISTEN")]
     metrics_listen: Option<String>,
     #[command(flatten)]
@@ -404,6 +409,7 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
         tasks.spawn_infallible("the outbox relay", relay.run_until(tasks.shutdown().wait()));
     }
     if all {
+        spawn_subscribers(subscribers_for(app.components())?, &mut tasks);
         let scheduler = scheduler_for(app.components());
         tasks.spawn_infallible(
             "the scheduler",
@@ -447,6 +453,41 @@ fn spawn_workers(workers: Vec<Worker>, ops: &Ops, tasks: &mut Supervisor) {
         tasks.spawn_infallible(
             "an outbound worker",
             worker.run_until(tasks.shutdown().wait()),
+        );
+    }
+}
+
+/// The change event subscribers of the connectors that enable them.
+fn subscribers_for(parts: &Components) -> anyhow::Result<Vec<events::Subscriber>> {
+    let Some(engine) = &parts.recon else {
+        return Ok(Vec::new());
+    };
+    let holder = format!(
+        "{}:{}:{}",
+        hostname(),
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    );
+    events::subscribers(
+        &parts.conf,
+        engine,
+        &parts.pool,
+        &holder,
+        &idm_sync::metrics::Metrics::process(),
+        &events::SubscriberSettings::default(),
+    )
+    .context("the change event subscribers could not start")
+}
+
+fn spawn_subscribers(subscribers: Vec<events::Subscriber>, tasks: &mut Supervisor) {
+    for subscriber in subscribers {
+        tracing::info!(
+            system = subscriber.connector(),
+            "change event subscriber starting"
+        );
+        tasks.spawn_infallible(
+            "a change event subscriber",
+            subscriber.run_until(tasks.shutdown().wait()),
         );
     }
 }
@@ -495,6 +536,23 @@ async fn main() -> anyhow::Result<()> {
                 "the scheduler",
                 scheduler.run_until(tasks.shutdown().wait()),
             );
+            tasks.wait().await?;
+        }
+        Command::Events(args) => {
+            let parts = Components::build(&args.conf_dir, &args.db.recon_settings())
+                .await
+                .context("idm-sync events could not start")?;
+            let mut tasks = Supervisor::new(shutdown);
+            args.ops
+                .spawn("events", Ops::process(), parts.pool.clone(), &mut tasks)
+                .await?;
+            let subscribers = subscribers_for(&parts)?;
+            if subscribers.is_empty() {
+                tracing::warn!(
+                    "no conf/changeevents-<connector>.json enables change events: nothing to subscribe to"
+                );
+            }
+            spawn_subscribers(subscribers, &mut tasks);
             tasks.wait().await?;
         }
         Command::Worker(args) => {

@@ -30,7 +30,9 @@ use super::form::FormData;
 use super::html::{self, Nav};
 use super::session;
 use super::signed_in::AdminSession;
+use crate::config::ChangeEventsConfig;
 use crate::salesforce::{ConnectorState, Credentials, SalesforceClient, SalesforceError, Secret};
+use crate::services::change_events::{self, EventStatus};
 use crate::services::connectors::Completion;
 use crate::tls::OverTls;
 
@@ -221,6 +223,7 @@ async fn connector_page(
         None => "none seen yet".into(),
     };
     let names: Vec<&str> = state.app.connectors.names().collect();
+    let events = change_events::status(state.app.managed.pool(), &state.app.conf, system).await?;
     let body = html! {
         (switcher(&names, system))
         @if let Some(text) = done_notice(query.get("done").map(String::as_str)) {
@@ -254,9 +257,55 @@ async fn connector_page(
                 }
             }
         }
+        (events_section(system, &events, Utc::now()))
         (settings_form(session, &path, &settings))
     };
     Ok(html::page(session, Nav::Connectors, "Connectors", body))
+}
+
+/// The connector's change event subscription: configured or not, who holds it, how far it
+/// applied, and why it waits when it does.
+fn events_section(system: &str, status: &EventStatus, now: DateTime<Utc>) -> Markup {
+    let file = ChangeEventsConfig::file_name(system);
+    let content = match (&status.config, &status.subscription) {
+        (None, _) => html! {
+            p id="events-config" class="muted" { "Not configured: add conf/" (file) " to apply Salesforce change events within seconds." }
+        },
+        (Some(c), sub) => {
+            let sub = sub.as_ref();
+            let when = |t: Option<DateTime<Utc>>| {
+                t.map_or_else(
+                    || "never".to_owned(),
+                    |t| t.to_rfc3339_opts(SecondsFormat::Secs, true),
+                )
+            };
+            let lag = status.lag().map_or_else(
+                || "none measured yet".to_owned(),
+                |l| format!("{:.3} s", l.num_milliseconds() as f64 / 1000.0),
+            );
+            let holder = match (status.active(now), sub.and_then(|s| s.holder.as_deref())) {
+                (true, Some(h)) => h.to_owned(),
+                _ => "none (no events process holds it)".to_owned(),
+            };
+            html! {
+                table id="events-state" {
+                    tbody {
+                        (state_row("Enabled", Some("events-enabled"), html! { (if c.enabled { "yes" } else { "no" }) " (conf/" (file) ")" }))
+                        (state_row("Topic", Some("events-topic"), html! { (c.topic) }))
+                        (state_row("State", Some("events-status"), html! { (sub.map_or("not started", |s| s.state.as_str())) }))
+                        (state_row("Subscriber", Some("events-holder"), html! { (holder) }))
+                        (state_row("Last change applied", Some("events-last"), html! { (when(sub.and_then(|s| s.last_commit_at))) }))
+                        (state_row("Lag of that change", Some("events-lag"), html! { (lag) }))
+                        (state_row("Resumes from a stored replay id", Some("events-replay"), html! { (if sub.is_some_and(|s| s.has_replay_id) { "yes" } else { "no: from the latest event" }) }))
+                        @if let Some(message) = sub.map(|s| s.message.as_str()).filter(|m| !m.is_empty()) {
+                            (state_row("Message", Some("events-message"), html! { (message) }))
+                        }
+                    }
+                }
+            }
+        }
+    };
+    html::section("change-events", "Change events", content)
 }
 
 /// A row of the connector's state table; `id` names the value's cell.

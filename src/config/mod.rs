@@ -2,6 +2,7 @@
 //! Every error names the file, the JSON path and what is wrong.
 
 pub mod authentication;
+pub mod change_events;
 pub mod managed;
 pub mod provisioner;
 pub mod systems;
@@ -9,6 +10,7 @@ pub mod systems;
 use std::path::{Path, PathBuf};
 
 pub use authentication::AuthConfig;
+pub use change_events::ChangeEventsConfig;
 pub use idm_core::audit_config::AuditConfig;
 pub use idm_core::conf_file::{ConfFile, ConfigError, Invalid};
 pub use idm_core::env_subst;
@@ -25,6 +27,8 @@ pub struct Conf {
     pub systems: Vec<ProvisionerConfig>,
     /// `audit.json`: which audit topics and entries are written (the shipped default without it).
     pub audit: AuditConfig,
+    /// Every `changeevents-<connector>.json`: the connectors whose change events are subscribed to.
+    pub change_events: Vec<ChangeEventsConfig>,
 }
 
 impl Conf {
@@ -66,12 +70,15 @@ impl Conf {
         } else {
             AuditConfig::default()
         };
+        let names: Vec<String> = systems.iter().map(|s| s.name.clone()).collect();
+        let change_events = ChangeEventsConfig::load_all(dir, &names, env)?;
         Ok(Conf {
             dir: dir.to_owned(),
             managed,
             auth,
             systems,
             audit,
+            change_events,
         })
     }
 

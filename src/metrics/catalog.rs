@@ -16,7 +16,8 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::labels::{
-    BuildLabels, CallLabels, HttpLabels, PauseLabels, RunEndLabels, RunLabels, SystemLabels,
+    BuildLabels, CallLabels, HttpLabels, PauseLabels, RunEndLabels, RunLabels, SkipLabels,
+    SystemLabels,
 };
 use super::process::ProcessCollector;
 
@@ -59,6 +60,11 @@ struct Catalog {
     worker_paused: Family<PauseLabels, Gauge>,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Histograms<HttpLabels>,
+    events_received: Family<SystemLabels, Counter>,
+    events_applied: Family<SystemLabels, Counter>,
+    events_skipped: Family<SkipLabels, Counter>,
+    events_lag: Histograms<SystemLabels>,
+    events_subscribed: Family<SystemLabels, Gauge>,
 }
 
 /// The registry every role of this process reports to (so `all` shows everything in one scrape).
@@ -91,6 +97,11 @@ impl Metrics {
             worker_paused: Family::default(),
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(latency_histogram),
+            events_received: Family::default(),
+            events_applied: Family::default(),
+            events_skipped: Family::default(),
+            events_lag: Family::new_with_constructor(latency_histogram),
+            events_subscribed: Family::default(),
             registry: Registry::default(),
         };
         c.registry.register(
@@ -163,6 +174,32 @@ impl Metrics {
             "From a request's head read to its response head written, by method, matched route and status.",
             Unit::Seconds,
             c.http_duration.clone(),
+        );
+        c.registry.register(
+            "idm_events_received",
+            "Salesforce change events received from the Pub/Sub API, by system (connector).",
+            c.events_received.clone(),
+        );
+        c.registry.register(
+            "idm_events_applied",
+            "Change events applied to managed users (their records reconciled), by system (connector).",
+            c.events_applied.clone(),
+        );
+        c.registry.register(
+            "idm_events_skipped",
+            "Change events that needed nothing, by system (connector) and reason (echo: made by idm-sync's own writes; entity: not a User event).",
+            c.events_skipped.clone(),
+        );
+        c.registry.register_with_unit(
+            "idm_events_lag",
+            "From Salesforce's commit of a change to the commit of its managed-user writes, by system (connector).",
+            Unit::Seconds,
+            c.events_lag.clone(),
+        );
+        c.registry.register(
+            "idm_events_subscribed",
+            "1 while this process holds the change event subscription of the connector and its stream is open, by system (connector).",
+            c.events_subscribed.clone(),
         );
         c.registry.register_collector(Box::new(ProcessCollector));
         Metrics(Arc::new(c))
@@ -253,6 +290,43 @@ impl Metrics {
             .http_duration
             .get_or_create(labels)
             .observe(took.as_secs_f64());
+    }
+
+    pub fn events_received(&self, system: &str, events: usize) {
+        self.0
+            .events_received
+            .get_or_create(&system_labels(system))
+            .inc_by(events as u64);
+    }
+
+    /// Events applied, each `lag` after Salesforce committed it.
+    pub fn events_applied(&self, system: &str, lags: &[Duration]) {
+        let labels = system_labels(system);
+        self.0
+            .events_applied
+            .get_or_create(&labels)
+            .inc_by(lags.len() as u64);
+        let histogram = self.0.events_lag.get_or_create(&labels);
+        for lag in lags {
+            histogram.observe(lag.as_secs_f64());
+        }
+    }
+
+    pub fn events_skipped(&self, system: &str, reason: &str, events: usize) {
+        self.0
+            .events_skipped
+            .get_or_create(&SkipLabels {
+                system: system.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc_by(events as u64);
+    }
+
+    pub fn events_subscribed(&self, system: &str, subscribed: bool) {
+        self.0
+            .events_subscribed
+            .get_or_create(&system_labels(system))
+            .set(i64::from(subscribed));
     }
 
     pub(super) fn registry(&self) -> &Registry {

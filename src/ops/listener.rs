@@ -25,6 +25,7 @@ pub fn default_addr(role: &str) -> Option<&'static str> {
         "relay" => Some("127.0.0.1:9101"),
         "worker" => Some("127.0.0.1:9102"),
         "scheduler" => Some("127.0.0.1:9103"),
+        "events" => Some("127.0.0.1:9104"),
         _ => None,
     }
 }

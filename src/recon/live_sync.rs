@@ -15,7 +15,7 @@
 //!   pass fails with an error telling the operator to run a full reconciliation. A full run
 //!   that succeeded covers every change before its start, so a later pass resumes from there.
 //! - **Recon runs, not a code path of its own.** The changed ids go to the engine as a
-//!   `sourceQuery` (`_id eq "…" or …`, [`MAX_IDS_PER_RUN`] per run, so the SOQL stays short)
+//!   `sourceQuery` (`_id eq "…" or …`, [`super::by_ids::MAX_IDS_PER_RUN`] per run, so the SOQL stays short)
 //!   with `runTargetPhase: false`: situations, policies, the outbox and the no-echo snapshot
 //!   are exactly those of a full reconciliation, and the engine's per-mapping lock keeps
 //!   liveSync and recon from running at once across replicas.
@@ -33,16 +33,13 @@
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{Value, json};
 
-use super::{ReconEngine, ReconError, ReconRequest};
+use super::by_ids::{IdsOutcome, IdsRuns};
+use super::{ReconEngine, ReconError};
 use crate::config::systems::Resource;
 use crate::mapping::Mapping;
 use crate::repo::RepoError;
 use crate::repo::sync_tokens::{self, SyncToken};
 use crate::salesforce::{SalesforceClient, SalesforceError};
-
-/// Ids per recon run: the `WHERE Id = … OR …` of 200 ids is about 5 kB of SOQL, far below
-/// Salesforce's 100 kB limit, and one page of the source query.
-pub const MAX_IDS_PER_RUN: usize = 200;
 
 /// How far back Salesforce's `updated` call reaches.
 pub const MAX_TOKEN_AGE_DAYS: i64 = 30;
@@ -235,40 +232,32 @@ impl LiveSync {
         ids.dedup();
         let mut result = pass(PassStatus::Synced, stored, ids.len());
 
-        for chunk in ids.chunks(MAX_IDS_PER_RUN) {
-            let request = ReconRequest {
-                mapping: mapping_name.clone(),
-                source_query: Some(chunk_query(mapping.source_query.as_ref(), chunk)),
-                run_target_phase: Some(false),
-                ..ReconRequest::default()
-            };
-            let summary = match self.engine.run(request).await {
-                Ok(summary) => summary,
-                Err(ReconError::AlreadyRunning(m)) => {
-                    result.status = PassStatus::Skipped(format!(
-                        "a reconciliation of {m} is running; the token stays at {} and the next pass polls again",
-                        stored.token
-                    ));
-                    return Ok(result);
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let text = |pointer: &str| summary.pointer(pointer).and_then(Value::as_str);
-            let count = |pointer: &str| summary.pointer(pointer).and_then(Value::as_u64);
-            let run = text("/_id").unwrap_or_default().to_owned();
-            result.runs.push(run.clone());
-            result.succeeded += count("/statusSummary/SUCCESS").unwrap_or(0);
-            result.failed += count("/statusSummary/FAILURE").unwrap_or(0);
-            let state = text("/state").unwrap_or("UNKNOWN");
-            if state != "SUCCESS" {
-                let reason = text("/stageDescription")
-                    .filter(|s| !s.is_empty())
-                    .map(|s| format!(" ({s})"))
-                    .unwrap_or_default();
+        let outcome = self
+            .engine
+            .reconcile_ids(&mapping_name, mapping.source_query.as_ref(), &ids)
+            .await?;
+        let counted = |result: &mut LiveSyncPass, done: IdsRuns| {
+            result.runs = done.runs;
+            result.succeeded = done.succeeded;
+            result.failed = done.failed;
+        };
+        match outcome {
+            IdsOutcome::Done(done) => counted(&mut result, done),
+            IdsOutcome::Busy { mapping: m, done } => {
+                counted(&mut result, done);
+                result.status = PassStatus::Skipped(format!(
+                    "a reconciliation of {m} is running; the token stays at {} and the next pass polls again",
+                    stored.token
+                ));
+                return Ok(result);
+            }
+            IdsOutcome::Failed {
+                run, state, reason, ..
+            } => {
                 return Err(LiveSyncError::RunFailed {
                     resource: source.to_owned(),
                     run,
-                    state: state.to_owned(),
+                    state,
                     reason,
                     token: stored.token,
                 });
@@ -300,27 +289,6 @@ fn parse_covered(text: &str) -> Result<DateTime<Utc>, LiveSyncError> {
         .map_err(|_| LiveSyncError::BadCoverage(text.to_owned()))
 }
 
-/// The `sourceQuery` of one chunk: the ids, within the mapping's own `sourceQuery` filter
-/// when it has one (its `_fields` kept), so liveSync never reconciles a user a full run would
-/// leave out.
-fn chunk_query(mapping_query: Option<&Value>, ids: &[String]) -> Value {
-    let ids_filter = ids
-        .iter()
-        .map(|id| format!("_id eq {}", Value::String(id.clone())))
-        .collect::<Vec<_>>()
-        .join(" or ");
-    let mut query = mapping_query
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let filter = match query.get("_queryFilter").and_then(Value::as_str) {
-        Some(own) if own.trim() != "true" => format!("({own}) and ({ids_filter})"),
-        _ => ids_filter,
-    };
-    query.insert("_queryFilter".into(), Value::String(filter));
-    Value::Object(query)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,19 +304,5 @@ mod tests {
         let b = parse_covered("2026-11-26T23:59:00Z").unwrap();
         assert_eq!(a, b);
         assert!(parse_covered("yesterday").is_err());
-    }
-
-    #[test]
-    fn chunk_query_ors_the_ids_within_the_mapping_filter() {
-        let ids = vec!["005A".to_owned(), "005B".to_owned()];
-        assert_eq!(
-            chunk_query(None, &ids),
-            json!({"_queryFilter": "_id eq \"005A\" or _id eq \"005B\""})
-        );
-        let own = json!({"_queryFilter": "IsActive eq true", "_fields": "Title"});
-        assert_eq!(
-            chunk_query(Some(&own), &ids),
-            json!({"_queryFilter": "(IsActive eq true) and (_id eq \"005A\" or _id eq \"005B\")", "_fields": "Title"})
-        );
     }
 }

@@ -35,6 +35,7 @@
 //! - **Cancel** is a flag on the run's row, read at each page boundary, so any replica can
 //!   cancel a run that another one executes.
 
+pub mod by_ids;
 pub mod guard;
 pub mod live_sync;
 pub mod soql;

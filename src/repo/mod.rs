@@ -15,6 +15,7 @@ pub mod admin_sessions;
 pub mod audit;
 pub mod audit_retention;
 pub mod db;
+pub mod event_subscriptions;
 pub mod filter_sql;
 pub mod links;
 pub mod managed;

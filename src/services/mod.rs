@@ -4,6 +4,7 @@
 //! so `api` and `admin` both depend on it and not on each other's state.
 
 pub mod access_catalog;
+pub mod change_events;
 pub mod connectors;
 pub mod paging_cookie;
 pub mod relations;

@@ -26,8 +26,8 @@ const UNARY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Cheap to clone: the connection, the identity and the schema cache are shared.
 #[derive(Debug, Clone)]
 pub struct PubSub {
-    sf: SalesforceClient,
-    channel: Channel,
+    pub(crate) sf: SalesforceClient,
+    pub(crate) channel: Channel,
     identity: Arc<tokio::sync::OnceCell<Identity>>,
     schemas: Arc<Mutex<HashMap<String, Arc<EventSchema>>>>,
 }
@@ -69,8 +69,13 @@ impl PubSub {
 
     /// The org and the integration user of the connector's session, read once.
     pub async fn identity(&self) -> Result<Identity, PubSubError> {
-        let id = self.identity.get_or_try_init(|| self.sf.identity()).await?;
-        Ok(id.clone())
+        if let Some(id) = self.identity.get() {
+            return Ok(id.clone());
+        }
+        let id = self.sf.identity().await?;
+        // Two first calls may both read it: the same answer either way.
+        let _ = self.identity.set(id.clone());
+        Ok(id)
     }
 
     /// `GetTopic`.

@@ -4,6 +4,7 @@
 //! bus, never in memory.
 
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use tokio::sync::mpsc;
 
 use super::connection::PubSub;
@@ -43,6 +44,9 @@ pub struct Subscription {
     owed: i32,
     requests: mpsc::Sender<FetchRequest>,
     responses: tonic::Streaming<FetchResponse>,
+    /// A response read and not yet handed out (its schemas being fetched): kept across a
+    /// canceled [`Subscription::next`], so that nothing read is lost.
+    pending: Option<FetchResponse>,
 }
 
 impl PubSub {
@@ -72,12 +76,9 @@ impl PubSub {
             // Room for the first request and a top-up: more are never outstanding.
             let (tx, rx) = mpsc::channel::<FetchRequest>(2);
             let _ = tx.try_send(first.clone());
-            let outgoing = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|r| (r, rx))
-            });
-            let mut request = tonic::Request::new(outgoing.boxed());
+            let mut request = tonic::Request::new(requests(rx));
             *request.metadata_mut() = md;
-            match self.client().subscribe(request).await {
+            match open_stream(self.channel.clone(), request).await {
                 Ok(response) => {
                     return Ok(Subscription {
                         pubsub: self.clone(),
@@ -86,6 +87,7 @@ impl PubSub {
                         owed: batch,
                         requests: tx,
                         responses: response.into_inner(),
+                        pending: None,
                     });
                 }
                 Err(s) if s.code() == tonic::Code::Unauthenticated && !refreshed => {
@@ -98,39 +100,95 @@ impl PubSub {
     }
 }
 
+/// `Subscribe`, called through tonic's `Grpc` with concrete types rather than the generated
+/// method: the generated one's future cannot be proven `Send` where a role spawns it (a
+/// compiler limitation with its `impl` argument), and a role's task must be `Send`.
+async fn open_stream(
+    channel: tonic::transport::Channel,
+    request: tonic::Request<BoxStream<'static, FetchRequest>>,
+) -> Result<tonic::Response<tonic::Streaming<FetchResponse>>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("the connection is not ready: {e}")))?;
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/eventbus.v1.PubSub/Subscribe");
+    grpc.streaming(request, path, tonic_prost::ProstCodec::default())
+        .await
+}
+
+/// The stream of requests a subscription sends: what the receiver is given, in order.
+fn requests(rx: mpsc::Receiver<FetchRequest>) -> BoxStream<'static, FetchRequest> {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
+        .boxed()
+}
+
 impl Subscription {
     /// The next response: a batch of events (decoded with the schemas they name) or a
     /// keepalive. `None` when the server ended the stream without an error. Coming back for it
-    /// is what asks the server for more.
+    /// is what asks the server for more. Cancel-safe: a call dropped while it waits (a
+    /// timeout, a shutdown) loses nothing; the next call picks up where it stood.
     pub async fn next(&mut self) -> Result<Option<Received>, PubSubError> {
-        if self.owed <= self.batch / 2 {
-            let more = FetchRequest {
-                topic_name: self.topic.clone(),
-                num_requested: self.batch - self.owed,
-                ..FetchRequest::default()
+        if self.pending.is_none() {
+            self.top_up();
+            let response = match self.responses.message().await {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(None),
+                Err(s) => return Err(PubSubError::from_status("Subscribe", &s)),
             };
-            // A closed channel means the stream is over; the read below says how.
-            if self.requests.send(more).await.is_ok() {
-                self.owed = self.batch;
+            self.owed = response.pending_num_requested.clamp(0, self.batch);
+            self.pending = Some(response);
+        }
+        let mut events = Vec::new();
+        if let Some(response) = &self.pending {
+            for consumer in &response.events {
+                let Some(event) = &consumer.event else {
+                    continue;
+                };
+                let schema = self.pubsub.schema(&event.schema_id).await?;
+                events.push(schema.decode(&event.payload, consumer.replay_id.clone())?);
             }
         }
-        let response = match self.responses.message().await {
-            Ok(Some(r)) => r,
-            Ok(None) => return Ok(None),
-            Err(s) => return Err(PubSubError::from_status("Subscribe", &s)),
-        };
-        self.owed = response.pending_num_requested.clamp(0, self.batch);
-        let mut events = Vec::with_capacity(response.events.len());
-        for consumer in response.events {
-            let Some(event) = consumer.event else {
-                continue;
-            };
-            let schema = self.pubsub.schema(&event.schema_id).await?;
-            events.push(schema.decode(&event.payload, consumer.replay_id)?);
-        }
+        let latest_replay_id = self
+            .pending
+            .take()
+            .map(|r| r.latest_replay_id)
+            .unwrap_or_default();
         Ok(Some(Received {
             events,
-            latest_replay_id: response.latest_replay_id,
+            latest_replay_id,
         }))
+    }
+
+    /// Asks for more once half of what was asked for has come. Never waits: a request
+    /// already queued is enough.
+    fn top_up(&mut self) {
+        if self.owed > self.batch / 2 {
+            return;
+        }
+        let more = FetchRequest {
+            topic_name: self.topic.clone(),
+            num_requested: self.batch - self.owed,
+            ..FetchRequest::default()
+        };
+        if self.requests.try_send(more).is_ok() {
+            self.owed = self.batch;
+        }
+    }
+}
+
+#[cfg(test)]
+mod send_check {
+    use super::*;
+
+    fn is_send<T: Send>(_: T) {}
+
+    #[allow(dead_code)]
+    fn futures_are_send(p: PubSub, mut s: Subscription) {
+        is_send(p.subscribe("t", Replay::Latest, 1));
+        is_send(p.identity());
+        is_send(p.schema("x"));
+        is_send(p.topic("x"));
+        is_send(s.next());
     }
 }
