@@ -34,6 +34,10 @@ pub enum EmulatorError {
     },
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
+    #[error("the change event schema")]
+    Schema(#[from] crate::pubsub::schema::SchemaError),
+    #[error("the Pub/Sub API (gRPC) server failed")]
+    PubSubServe(#[source] tonic::transport::Error),
 }
 
 /// A REST error answer: HTTP status and the JSON array `[{"message","errorCode","fields"?}]`.
