@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::Utc;
@@ -270,28 +270,21 @@ fn run(shared: &Shared, batch: Batch, kind: SaveKind, origin: String) -> Vec<Val
         .collect()
 }
 
-/// `POST composite/sobjects`.
-pub async fn create(
+/// `POST composite/sobjects` (create) and `PATCH composite/sobjects` (update).
+pub async fn save(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
+    method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let kind = match method {
+        Method::PATCH => SaveKind::Update,
+        _ => SaveKind::Create,
+    };
     let batch = parse_batch(&body)?;
     let origin = rest_origin(&caller.version, &headers);
-    Ok(Json(run(&shared, batch, SaveKind::Create, origin)).into_response())
-}
-
-/// `PATCH composite/sobjects`.
-pub async fn update(
-    State(shared): State<Arc<Shared>>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let batch = parse_batch(&body)?;
-    let origin = rest_origin(&caller.version, &headers);
-    Ok(Json(run(&shared, batch, SaveKind::Update, origin)).into_response())
+    Ok(Json(run(&shared, batch, kind, origin)).into_response())
 }
 
 /// `DELETE composite/sobjects?ids=a,b[&allOrNone=true]`: assignments and memberships (users have

@@ -101,6 +101,11 @@ impl ApiError {
         )
     }
 
+    /// `(errorCode, message)`, for callers outside HTTP.
+    pub fn code_and_message(self) -> (String, String) {
+        (self.code.to_owned(), self.message)
+    }
+
     pub fn json_parse(message: impl Into<String>) -> Self {
         Self::bad_request("JSON_PARSER_ERROR", message)
     }

@@ -402,7 +402,7 @@ impl EmulatorHandle {
     /// API call counted, `changeOrigin` empty, `commitUser` [`Self::admin_user_id`]); the body
     /// is a REST create body. Returns the new id, or Salesforce's error code and message.
     pub fn admin_create_user(&self, body: &serde_json::Value) -> Result<String, (String, String)> {
-        admin_users::create(&self.shared, body).map_err(|e| (e.code.to_owned(), e.message))
+        admin_users::create(&self.shared, body).map_err(errors::ApiError::code_and_message)
     }
 
     /// Updates a user as an administrator would (see [`Self::admin_create_user`]).
@@ -411,7 +411,7 @@ impl EmulatorHandle {
         id: &str,
         body: &serde_json::Value,
     ) -> Result<(), (String, String)> {
-        admin_users::update(&self.shared, id, body).map_err(|e| (e.code.to_owned(), e.message))
+        admin_users::update(&self.shared, id, body).map_err(errors::ApiError::code_and_message)
     }
 
     /// Writes the state file now (no-op without one).
@@ -682,8 +682,8 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/services/data/{version}/composite/sobjects",
-            post(collections::create)
-                .patch(collections::update)
+            post(collections::save)
+                .patch(collections::save)
                 .delete(collections::delete),
         )
         .route_layer(axum::middleware::from_fn_with_state(

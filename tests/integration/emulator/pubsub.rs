@@ -27,6 +27,9 @@ struct Bus {
     org: TestOrg,
     client: PubSubClient<Channel>,
     org_id: String,
+    /// The event schema, as `GetSchema` serves it, parsed and as JSON.
+    schema: Schema,
+    json: Value,
 }
 
 async fn bus() -> Bus {
@@ -40,11 +43,15 @@ async fn bus() -> Bus {
     let channel = Channel::from_shared(url).unwrap().connect().await.unwrap();
     let client = PubSubClient::new(channel);
     let org_id = org.handle().org_id();
-    Bus {
+    let mut b = Bus {
         org,
         client,
         org_id,
-    }
+        schema: Schema::Null,
+        json: Value::Null,
+    };
+    (b.schema, b.json) = b.fetch_schema().await;
+    b
 }
 
 impl Bus {
@@ -53,7 +60,7 @@ impl Bus {
         with_headers(req, &self.org.token, &self.org.base, &self.org_id)
     }
 
-    async fn schema(&mut self) -> (Schema, Value) {
+    async fn fetch_schema(&mut self) -> (Schema, Value) {
         let topic = self
             .client
             .get_topic(self.auth(topic_req(TOPIC)))
@@ -169,6 +176,18 @@ async fn ended(stream: &mut Streaming<FetchResponse>) -> Status {
             Err(s) => return s,
         }
     }
+}
+
+/// Asserts the stream ends with `code` and the error code `sfdc.platform.eventbus.grpc.<sfdc>`.
+async fn ends_with(stream: &mut Streaming<FetchResponse>, code: Code, sfdc: &str) {
+    let s = ended(stream).await;
+    let want = format!("sfdc.platform.eventbus.grpc.{sfdc}");
+    assert_eq!(
+        (s.code(), error_code(&s)),
+        (code, want.as_str()),
+        "{}",
+        s.message()
+    );
 }
 
 /// A decoded event: header fields and the record's other fields.
@@ -364,7 +383,7 @@ async fn get_topic_and_get_schema() {
     assert!(!topic.rpc_id.is_empty());
     assert_eq!(topic.schema_id, b.org.handle().pubsub_schema_id());
 
-    let (schema, json) = b.schema().await;
+    let (schema, json) = b.fetch_schema().await;
     assert_eq!(json["name"], "UserChangeEvent");
     assert_eq!(json["namespace"], "com.sforce.eventbus");
     assert_eq!(json["fields"][0]["name"], "ChangeEventHeader");
@@ -409,7 +428,7 @@ async fn get_topic_and_get_schema() {
 #[tokio::test]
 async fn rest_and_admin_writes_arrive_as_change_events() {
     let mut b = bus().await;
-    let (schema, json) = b.schema().await;
+    let (schema, json) = (b.schema.clone(), b.json.clone());
     let h = b.org.handle();
     // Seeding published nothing: EARLIEST starts with the first write.
     let (_tx, mut stream) = b.subscribe(fetch(ReplayPreset::Earliest, vec![], 10)).await;
@@ -557,12 +576,12 @@ async fn flow_control_sends_no_more_than_requested() {
 
     // More than 100 counts as 100; a request for none, or for another topic, ends the stream.
     tx.send(more(0)).await.unwrap();
-    let s = ended(&mut stream).await;
-    assert_eq!(s.code(), Code::InvalidArgument);
-    assert_eq!(
-        error_code(&s),
-        "sfdc.platform.eventbus.grpc.subscription.fetch.requested.events.invalid"
-    );
+    ends_with(
+        &mut stream,
+        Code::InvalidArgument,
+        "subscription.fetch.requested.events.invalid",
+    )
+    .await;
     let (tx, mut stream) = b
         .subscribe(fetch(ReplayPreset::Earliest, vec![], 500))
         .await;
@@ -575,17 +594,18 @@ async fn flow_control_sends_no_more_than_requested() {
     })
     .await
     .unwrap();
-    let s = ended(&mut stream).await;
-    assert_eq!(
-        error_code(&s),
-        "sfdc.platform.eventbus.grpc.subscription.fetch.topic.mismatch"
-    );
+    ends_with(
+        &mut stream,
+        Code::InvalidArgument,
+        "subscription.fetch.topic.mismatch",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn custom_replay_resumes_after_the_given_event() {
     let mut b = bus().await;
-    let (schema, _) = b.schema().await;
+    let schema = b.schema.clone();
     let ids = [
         b.create_user("replay-1@example.com").await,
         b.create_user("replay-2@example.com").await,
@@ -627,30 +647,34 @@ async fn an_expired_or_invalid_replay_id_is_refused() {
     let (_tx, mut stream) = b
         .subscribe(fetch(ReplayPreset::Custom, first[0].replay_id.clone(), 1))
         .await;
-    let s = ended(&mut stream).await;
-    assert_eq!(s.code(), Code::InvalidArgument);
-    assert_eq!(
-        error_code(&s),
-        "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
-    );
+    ends_with(
+        &mut stream,
+        Code::InvalidArgument,
+        "subscription.fetch.replayid.corrupted",
+    )
+    .await;
     let (_tx, mut stream) = b
         .subscribe(fetch(ReplayPreset::Custom, b"garbage".to_vec(), 1))
         .await;
-    assert_eq!(
-        error_code(&ended(&mut stream).await),
-        "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
-    );
+    ends_with(
+        &mut stream,
+        Code::InvalidArgument,
+        "subscription.fetch.replayid.corrupted",
+    )
+    .await;
     let (_tx, mut stream) = b.subscribe(fetch(ReplayPreset::Custom, vec![], 1)).await;
-    assert_eq!(
-        error_code(&ended(&mut stream).await),
-        "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.validation.failed"
-    );
+    ends_with(
+        &mut stream,
+        Code::InvalidArgument,
+        "subscription.fetch.replayid.validation.failed",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn gap_and_overflow_events_carry_no_field_data() {
     let mut b = bus().await;
-    let (schema, _) = b.schema().await;
+    let schema = b.schema.clone();
     let (_tx, mut stream) = b.subscribe(fetch(ReplayPreset::Earliest, vec![], 10)).await;
     let h = b.org.handle();
     let id = h.integration_user_id();
@@ -694,12 +718,7 @@ async fn dropped_streams_end_unavailable() {
     b.create_user("drop-1@example.com").await;
     b.create_user("drop-2@example.com").await;
     let one = events(&mut stream, 1).await;
-    let s = ended(&mut stream).await;
-    assert_eq!(s.code(), Code::Unavailable);
-    assert_eq!(
-        error_code(&s),
-        "sfdc.platform.eventbus.grpc.service.unavailable"
-    );
+    ends_with(&mut stream, Code::Unavailable, "service.unavailable").await;
     // A new stream is not affected, and resumes where the old one stopped.
     let (_tx, mut resumed) = b
         .subscribe(fetch(ReplayPreset::Custom, one[0].replay_id.clone(), 10))

@@ -68,9 +68,13 @@ pub async fn run(
 ) {
     let mut signal = pubsub(&shared).bus.watch();
     let drop_seen = signal.borrow_and_update().drop_generation;
-    let first = match requests.message().await {
-        Ok(Some(first)) => first,
-        Ok(None) | Err(_) => return,
+    // Waiting for the first request must not hold up the server's shutdown.
+    let first = tokio::select! {
+        msg = requests.message() => match msg {
+            Ok(Some(first)) => first,
+            Ok(None) | Err(_) => return,
+        },
+        _ = signal.wait_for(|s| s.shutdown) => return,
     };
     let mut stream = Stream {
         shared,
