@@ -1,8 +1,10 @@
 //! The emulator's own admin routes (not Salesforce's): `/__emulator/faults`, `/__emulator/stats`,
 //! `/__emulator/reset-stats`, `/__emulator/access`. Not authenticated and not counted: they are test and benchmark tools.
+//! (`/__emulator/users`, an admin's user edits, is in `admin_users`.)
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -10,7 +12,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::faults::{FaultConfig, FaultUpdate};
+use super::faults::{FaultConfig, FaultUpdate, GapType};
+use super::pubsub::{Change, ChangeType, Transaction};
 use super::stats::StatsSnapshot;
 use super::{Shared, lock, read};
 
@@ -31,6 +34,48 @@ pub fn apply_faults(shared: &Shared, update: &FaultUpdate) {
             .subquery_inline_rows
             .store(rows.max(1), Ordering::Relaxed);
     }
+    apply_pubsub(shared, update);
+}
+
+fn apply_pubsub(shared: &Shared, update: &FaultUpdate) {
+    let ps = &shared.pubsub;
+    if let Some(secs) = update.pubsub_retention_secs {
+        ps.bus
+            .set_retention(Duration::from_secs(secs), chrono::Utc::now());
+    }
+    if let Some(ms) = update.pubsub_keepalive_ms {
+        ps.set_keepalive(Duration::from_millis(ms));
+    }
+    if let Some(ms) = update.pubsub_idle_timeout_ms {
+        ps.set_idle_timeout(Duration::from_millis(ms));
+    }
+    if let Some(gap) = &update.pubsub_gap {
+        let kind = match gap.change_type {
+            GapType::GapCreate => ChangeType::GapCreate,
+            GapType::GapUpdate => ChangeType::GapUpdate,
+            GapType::GapDelete => ChangeType::GapDelete,
+            GapType::GapUndelete => ChangeType::GapUndelete,
+        };
+        publish_gap(shared, kind, gap.record_ids.clone());
+    }
+    if update.pubsub_overflow == Some(true) {
+        publish_gap(shared, ChangeType::GapOverflow, Vec::new());
+    }
+    if let Some(after) = update.pubsub_drop_streams {
+        ps.bus.drop_streams(after);
+    }
+}
+
+/// Publishes a gap or overflow event, as a change made by the org's admin user outside the API.
+pub fn publish_gap(shared: &Shared, kind: ChangeType, record_ids: Vec<String>) {
+    // The org lock orders it among the writes, which publish under it too.
+    let org = read(&shared.org);
+    let txn = Transaction {
+        origin: String::new(),
+        commit_user: org.admin_user_id(),
+        changes: vec![Change::gap(kind, record_ids)],
+    };
+    shared.pubsub.publish(&txn, chrono::Utc::now());
 }
 
 pub fn snapshot(shared: &Shared) -> StatsSnapshot {
@@ -56,6 +101,18 @@ fn faults_view(shared: &Shared) -> serde_json::Value {
             "subqueryInlineRows".to_owned(),
             shared.subquery_inline_rows.load(Ordering::Relaxed).into(),
         );
+        let ps = &shared.pubsub;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        obj.insert(
+            "pubsubRetentionSecs".to_owned(),
+            ps.bus.retention().as_secs().into(),
+        );
+        obj.insert("pubsubKeepaliveMs".to_owned(), ms(ps.keepalive()).into());
+        obj.insert(
+            "pubsubIdleTimeoutMs".to_owned(),
+            ms(ps.idle_timeout()).into(),
+        );
+        obj.insert("pubsubEvents".to_owned(), ps.bus.len().into());
     }
     v
 }

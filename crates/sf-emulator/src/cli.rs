@@ -16,6 +16,19 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8090", env = "SF_EMULATOR_LISTEN")]
     listen: SocketAddr,
+    /// Address of the Pub/Sub API (gRPC, plain HTTP/2) listener: change events of User.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8091",
+        env = "SF_EMULATOR_PUBSUB_LISTEN"
+    )]
+    pubsub_listen: SocketAddr,
+    /// Seconds before a keepalive while a Pub/Sub subscriber is owed events (Salesforce: 270).
+    #[arg(long, default_value_t = 270)]
+    pubsub_keepalive_secs: u64,
+    /// Hours change events are kept (Salesforce: 72).
+    #[arg(long, default_value_t = 72)]
+    pubsub_retention_hours: u64,
     /// Users to generate (ignored with --seed, or when the --state file exists).
     #[arg(long, default_value_t = 100)]
     users: usize,
@@ -128,6 +141,12 @@ pub async fn run() -> std::process::ExitCode {
             memberships_per_user: cli.memberships_per_user,
         },
         subquery_inline_rows: cli.subquery_inline_rows,
+        pubsub: crate::PubSubConfig {
+            listen: Some(cli.pubsub_listen),
+            keepalive: Duration::from_secs(cli.pubsub_keepalive_secs),
+            retention: Duration::from_secs(cli.pubsub_retention_hours * 3600),
+            ..crate::PubSubConfig::default()
+        },
         ..EmulatorConfig::default()
     };
     let (key, secret, refresh) = (
@@ -151,6 +170,10 @@ pub async fn run() -> std::process::ExitCode {
     let handle = emulator.handle();
     // These are the emulator's own test credentials, printed on purpose so a developer can use them.
     println!("Salesforce emulator listening on {}", emulator.base_url());
+    println!(
+        "  Pub/Sub API    : {} (gRPC, plain HTTP/2; topic /data/UserChangeEvent)",
+        emulator.pubsub_url()
+    );
     println!(
         "  token endpoint : {}/services/oauth2/token",
         emulator.base_url()

@@ -10,17 +10,20 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use super::access::Obj;
 use super::access::dml::AccessUndo;
 use super::errors::{ApiError, DmlError};
+use super::limits::Caller;
 use super::org::{Org, SaveKind};
+use super::pubsub::{Change, Transaction, rest_origin};
 use super::schema::{Record, idx};
 use super::sobjects::parse_object;
 use super::{Shared, write};
@@ -109,13 +112,16 @@ fn record_object(v: &Value) -> Result<(&Map<String, Value>, Kind), DmlError> {
     }
 }
 
+/// One record's write: its id, how to undo it, and the change event of a `User` write.
+type Written = (String, Undo, Option<Change>);
+
 fn one(
     shared: &Shared,
     org: &mut Org,
     v: &Value,
     kind: SaveKind,
     actor: &str,
-) -> Result<(String, Undo), DmlError> {
+) -> Result<Written, DmlError> {
     let (obj, object_kind) = record_object(v)?;
     let mut fields = obj.clone();
     let id = ["id", "Id", "ID"].iter().find_map(|k| fields.remove(*k));
@@ -145,14 +151,14 @@ fn one(
         return match id {
             None => {
                 let (id, undo) = org.create_access(o, &fields, now)?;
-                Ok((id, Undo::Access(undo)))
+                Ok((id, Undo::Access(undo), None))
             }
             Some(id) => {
                 let undo = org.update_access(o, &id, &fields, now)?;
                 let id = super::ids::canonical_15(&id)
                     .and_then(|c| super::ids::to_18(&c))
                     .unwrap_or(id);
-                Ok((id, Undo::Access(undo)))
+                Ok((id, Undo::Access(undo), None))
             }
         };
     }
@@ -161,7 +167,11 @@ fn one(
         return Err(DmlError::unable_to_lock(id.as_deref()));
     }
     match id {
-        None => Ok((org.create(changes, now, actor)?, Undo::Created)),
+        None => {
+            let id = org.create(changes, now, actor)?;
+            let change = org.users.last().map(Change::created);
+            Ok((id, Undo::Created, change))
+        }
         Some(id) => {
             let Some(i) = org.find(&id) else {
                 let code = if super::ids::canonical_15(&id).is_some() {
@@ -177,17 +187,21 @@ fn one(
                 return Err(DmlError::new(code, message, Vec::new()));
             };
             let old = org.update(i, changes, now, actor)?;
+            let change = org.users.get(i).and_then(|new| Change::updated(&old, new));
             // `Id` is not updateable: the record had the id it has now.
             let id = old[idx::ID].as_str().unwrap_or_default().to_owned();
-            Ok((id, Undo::Updated(i, old)))
+            Ok((id, Undo::Updated(i, old), change))
         }
     }
 }
 
-fn run(shared: &Shared, batch: Batch, kind: SaveKind) -> Vec<Value> {
+/// Runs a batch as one transaction: its `User` changes are published together (nothing when it
+/// is rolled back).
+fn run(shared: &Shared, batch: Batch, kind: SaveKind, origin: String) -> Vec<Value> {
     let mut outcomes: Vec<(Option<String>, Result<String, DmlError>)> =
         Vec::with_capacity(batch.records.len());
     let mut undo: Vec<Undo> = Vec::new();
+    let mut changes: Vec<Change> = Vec::new();
     let written;
     {
         let mut org = write(&shared.org);
@@ -199,8 +213,9 @@ fn run(shared: &Shared, batch: Batch, kind: SaveKind) -> Vec<Value> {
                 .and_then(Value::as_str)
                 .map(str::to_owned);
             match one(shared, &mut org, rec, kind, &actor) {
-                Ok((id, u)) => {
+                Ok((id, u, change)) => {
                     undo.push(u);
+                    changes.extend(change);
                     outcomes.push((given_id, Ok(id)));
                 }
                 Err(e) => outcomes.push((given_id, Err(e))),
@@ -228,6 +243,12 @@ fn run(shared: &Shared, batch: Batch, kind: SaveKind) -> Vec<Value> {
             written = 0;
         } else {
             written = outcomes.iter().filter(|(_, r)| r.is_ok()).count();
+            let txn = Transaction {
+                origin,
+                commit_user: actor,
+                changes,
+            };
+            shared.pubsub.publish(&txn, Utc::now());
         }
     }
     if written > 0 {
@@ -249,16 +270,21 @@ fn run(shared: &Shared, batch: Batch, kind: SaveKind) -> Vec<Value> {
         .collect()
 }
 
-/// `POST composite/sobjects`.
-pub async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {
+/// `POST composite/sobjects` (create) and `PATCH composite/sobjects` (update).
+pub async fn save(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let kind = match method {
+        Method::PATCH => SaveKind::Update,
+        _ => SaveKind::Create,
+    };
     let batch = parse_batch(&body)?;
-    Ok(Json(run(&shared, batch, SaveKind::Create)).into_response())
-}
-
-/// `PATCH composite/sobjects`.
-pub async fn update(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {
-    let batch = parse_batch(&body)?;
-    Ok(Json(run(&shared, batch, SaveKind::Update)).into_response())
+    let origin = rest_origin(&caller.version, &headers);
+    Ok(Json(run(&shared, batch, kind, origin)).into_response())
 }
 
 /// `DELETE composite/sobjects?ids=a,b[&allOrNone=true]`: assignments and memberships (users have

@@ -34,6 +34,10 @@ pub enum EmulatorError {
     },
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
+    #[error("the change event schema")]
+    Schema(#[from] crate::pubsub::schema::SchemaError),
+    #[error("the Pub/Sub API (gRPC) server failed")]
+    PubSubServe(#[source] tonic::transport::Error),
 }
 
 /// A REST error answer: HTTP status and the JSON array `[{"message","errorCode","fields"?}]`.
@@ -95,6 +99,11 @@ impl ApiError {
             "SERVER_UNAVAILABLE",
             "Server Unavailable",
         )
+    }
+
+    /// `(errorCode, message)`, for callers outside HTTP.
+    pub fn code_and_message(self) -> (String, String) {
+        (self.code.to_owned(), self.message)
     }
 
     pub fn json_parse(message: impl Into<String>) -> Self {

@@ -25,7 +25,8 @@ pub struct FaultConfig {
 /// A partial update (`POST /__emulator/faults`): absent fields keep their value. `expireTokens` is an
 /// action (expire every issued access token now), `dailyLimit` sets the allowance, `apiUsage` sets
 /// the used-calls counter (e.g. 0 to start a fresh "day"), `subqueryInlineRows` the child rows a
-/// subquery shows inline per parent (at least 1; small values make tests page child rows).
+/// subquery shows inline per parent (at least 1; small values make tests page child rows); the
+/// `pubsub*` keys set the Pub/Sub API's knobs or inject its faults.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultUpdate {
@@ -38,6 +39,37 @@ pub struct FaultUpdate {
     pub api_usage: Option<u64>,
     pub subquery_inline_rows: Option<usize>,
     pub refuse_member_ranges: Option<bool>,
+    /// Seconds change events are kept (Pub/Sub API; default 72 hours).
+    pub pubsub_retention_secs: Option<u64>,
+    /// Milliseconds before a keepalive while a subscriber is owed events (default 270,000).
+    pub pubsub_keepalive_ms: Option<u64>,
+    /// Milliseconds a stream owed nothing waits for a request before closing (default 60,000).
+    pub pubsub_idle_timeout_ms: Option<u64>,
+    /// Action: end the open Pub/Sub streams with `UNAVAILABLE` after this many more events
+    /// each (0: at once).
+    pub pubsub_drop_streams: Option<u32>,
+    /// Action: publish a gap event for these records.
+    pub pubsub_gap: Option<GapOrder>,
+    /// Action: publish an overflow event (`GAP_OVERFLOW`).
+    pub pubsub_overflow: Option<bool>,
+}
+
+/// The kinds of gap event (Change Data Capture guide, "Gap Events").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum GapType {
+    GapCreate,
+    GapUpdate,
+    GapDelete,
+    GapUndelete,
+}
+
+/// `{"changeType":"GAP_UPDATE","recordIds":["005…"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GapOrder {
+    pub change_type: GapType,
+    pub record_ids: Vec<String>,
 }
 
 impl FaultConfig {

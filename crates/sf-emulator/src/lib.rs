@@ -21,6 +21,7 @@
 
 mod access;
 mod admin;
+mod admin_users;
 pub mod cli;
 mod collections;
 pub mod errors;
@@ -38,8 +39,10 @@ mod sobjects;
 pub mod soql;
 mod state_file;
 pub mod stats;
+mod user_writes;
+mod userinfo;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -47,13 +50,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 
 pub use access::catalog::AccessConfig;
 pub use errors::EmulatorError;
-pub use faults::{FaultConfig, FaultUpdate};
+pub use faults::{FaultConfig, FaultUpdate, GapOrder, GapType};
+pub use pubsub::{ChangeType, PubSubConfig};
 pub use stats::StatsSnapshot;
 
 /// The lowest and highest REST API versions served (`vNN.0`).
@@ -101,6 +105,8 @@ pub struct EmulatorConfig {
     /// Child rows a parent-to-child subquery shows inline per parent record; the rest are paged
     /// through the child result's `nextRecordsUrl` (also set at run time, `subqueryInlineRows`).
     pub subquery_inline_rows: usize,
+    /// The Pub/Sub API (change events): its listener, keepalive, retention.
+    pub pubsub: PubSubConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -124,6 +130,7 @@ impl Default for EmulatorConfig {
             state_debounce: Duration::from_millis(250),
             access: AccessConfig::default(),
             subquery_inline_rows: DEFAULT_SUBQUERY_INLINE_ROWS,
+            pubsub: PubSubConfig::default(),
         }
     }
 }
@@ -141,6 +148,8 @@ pub(crate) struct RuntimeConfig {
     pub access_token_max_uses: Option<u64>,
     pub rotate_refresh_tokens: bool,
     pub base_url: String,
+    /// `http://host:port` of the Pub/Sub API (gRPC) listener.
+    pub pubsub_url: String,
     pub max_open_cursors: usize,
     pub cursor_idle_timeout: Duration,
     pub state_file: Option<PathBuf>,
@@ -160,6 +169,8 @@ pub(crate) struct Shared {
     /// Child rows shown inline per parent (at least 1).
     pub subquery_inline_rows: AtomicUsize,
     pub stats: stats::Stats,
+    /// The event bus and settings of the Pub/Sub API.
+    pub pubsub: pubsub::PubSub,
     pub rng: rng::SharedRng,
     dirty: AtomicBool,
     dirty_notify: Notify,
@@ -331,6 +342,78 @@ impl EmulatorHandle {
         &self.shared.config.base_url
     }
 
+    /// `http://127.0.0.1:PORT`: the Pub/Sub API (gRPC, plain HTTP/2).
+    pub fn pubsub_url(&self) -> &str {
+        &self.shared.config.pubsub_url
+    }
+
+    /// The id of the `UserChangeEvent` schema events carry now.
+    pub fn pubsub_schema_id(&self) -> String {
+        self.shared.pubsub.schema.id.clone()
+    }
+
+    /// How long change events are kept (default 72 hours); older ones are dropped now.
+    pub fn set_pubsub_retention(&self, retention: Duration) {
+        self.shared
+            .pubsub
+            .bus
+            .set_retention(retention, chrono::Utc::now());
+    }
+
+    /// Longest wait before a keepalive while a subscriber is owed events (default 270 s).
+    pub fn set_pubsub_keepalive(&self, keepalive: Duration) {
+        self.shared.pubsub.set_keepalive(keepalive);
+    }
+
+    /// How long a stream owed nothing waits for a `FetchRequest` before closing (default 60 s).
+    pub fn set_pubsub_idle_timeout(&self, timeout: Duration) {
+        self.shared.pubsub.set_idle_timeout(timeout);
+    }
+
+    /// Publishes a gap event (`GapCreate`, `GapUpdate`, `GapDelete`, `GapUndelete`: header only,
+    /// no field data) for `record_ids`, or with `GapOverflow` an overflow event (no record id).
+    pub fn inject_gap(&self, change_type: ChangeType, record_ids: &[&str]) {
+        let ids = record_ids.iter().map(|s| (*s).to_owned()).collect();
+        admin::publish_gap(&self.shared, change_type, ids);
+    }
+
+    /// Ends the Pub/Sub streams open now with `UNAVAILABLE`, each after `after_events` more
+    /// events (0: at once). Streams opened later are not affected.
+    pub fn drop_pubsub_streams(&self, after_events: u32) {
+        self.shared.pubsub.bus.drop_streams(after_events);
+    }
+
+    /// Change events the bus keeps now.
+    pub fn pubsub_event_count(&self) -> usize {
+        self.shared.pubsub.bus.len()
+    }
+
+    /// The user the OAuth tokens act as (`commitUser` of REST writes).
+    pub fn integration_user_id(&self) -> String {
+        read(&self.shared.org).integration_user_id()
+    }
+
+    /// The user the admin edits act as (`commitUser` of [`Self::admin_update_user`]).
+    pub fn admin_user_id(&self) -> String {
+        read(&self.shared.org).admin_user_id()
+    }
+
+    /// Creates a user as an administrator would in Salesforce's UI (not through the API: no
+    /// API call counted, `changeOrigin` empty, `commitUser` [`Self::admin_user_id`]); the body
+    /// is a REST create body. Returns the new id, or Salesforce's error code and message.
+    pub fn admin_create_user(&self, body: &serde_json::Value) -> Result<String, (String, String)> {
+        admin_users::create(&self.shared, body).map_err(errors::ApiError::code_and_message)
+    }
+
+    /// Updates a user as an administrator would (see [`Self::admin_create_user`]).
+    pub fn admin_update_user(
+        &self,
+        id: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), (String, String)> {
+        admin_users::update(&self.shared, id, body).map_err(errors::ApiError::code_and_message)
+    }
+
     /// Writes the state file now (no-op without one).
     pub async fn flush_state(&self) -> Result<(), EmulatorError> {
         state_file::write_now(&self.shared).await
@@ -341,6 +424,7 @@ impl EmulatorHandle {
 #[derive(Debug)]
 pub struct Emulator {
     listener: TcpListener,
+    pubsub_listener: TcpListener,
     port: u16,
     shared: Arc<Shared>,
 }
@@ -364,21 +448,32 @@ impl Emulator {
                 addr: listen,
                 source,
             })?;
-        let host = if local.ip().is_unspecified() {
-            "127.0.0.1".to_owned()
-        } else {
-            local.ip().to_string()
-        };
-        let host = if local.is_ipv6() && !local.ip().is_unspecified() {
-            format!("[{host}]")
-        } else {
-            host
-        };
+        let host = host_of(local);
         let base_url = config
             .public_url
             .clone()
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{host}:{}", local.port()));
+
+        let pubsub_addr = config
+            .pubsub
+            .listen
+            .unwrap_or_else(|| SocketAddr::new(local.ip(), 0));
+        let pubsub_listener =
+            TcpListener::bind(pubsub_addr)
+                .await
+                .map_err(|source| EmulatorError::Bind {
+                    addr: pubsub_addr,
+                    source,
+                })?;
+        let pubsub_url = pubsub_listener
+            .local_addr()
+            .map(|a| format!("http://{}:{}", host_of(a), a.port()))
+            .map_err(|source| EmulatorError::Bind {
+                addr: pubsub_addr,
+                source,
+            })?;
+        let pubsub = pubsub::PubSub::new(&config.pubsub)?;
 
         let now = chrono::Utc::now();
         let (org, tokens) = match config.state_file.as_deref().filter(|p| p.exists()) {
@@ -406,6 +501,7 @@ impl Emulator {
                 access_token_max_uses: config.access_token_max_uses.map(|n| n.max(1)),
                 rotate_refresh_tokens: config.rotate_refresh_tokens,
                 base_url,
+                pubsub_url,
                 max_open_cursors: config.max_open_cursors.max(1),
                 cursor_idle_timeout: config.cursor_idle_timeout,
                 state_file: config.state_file,
@@ -419,6 +515,7 @@ impl Emulator {
             daily_limit: AtomicU64::new(config.daily_api_limit),
             subquery_inline_rows: AtomicUsize::new(config.subquery_inline_rows.max(1)),
             stats: stats::Stats::default(),
+            pubsub,
             rng: rng::SharedRng::from_clock(),
             dirty: AtomicBool::new(false),
             dirty_notify: Notify::new(),
@@ -427,6 +524,7 @@ impl Emulator {
         shared.mark_dirty();
         Ok(Emulator {
             listener,
+            pubsub_listener,
             port: local.port(),
             shared,
         })
@@ -441,27 +539,49 @@ impl Emulator {
         &self.shared.config.base_url
     }
 
+    /// `http://host:port` of the Pub/Sub API (gRPC) listener.
+    pub fn pubsub_url(&self) -> &str {
+        &self.shared.config.pubsub_url
+    }
+
     pub fn handle(&self) -> EmulatorHandle {
         EmulatorHandle {
             shared: self.shared.clone(),
         }
     }
 
-    /// Serves until `shutdown` completes, then writes the state file one last time.
+    /// Serves REST and the Pub/Sub API until `shutdown` completes, then writes the state file one
+    /// last time.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), EmulatorError> {
         let writer = state_file::spawn_writer(self.shared.clone());
         let app = router(self.shared.clone());
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let shared = self.shared.clone();
+        let trigger = tokio::spawn(async move {
+            shutdown.await;
+            // Subscriptions end first, or the gRPC server would wait for them forever.
+            shared.pubsub.bus.shutdown();
+            let _ = stop_tx.send(true);
+        });
+        let (served, pubsub_served) = tokio::join!(
+            axum::serve(self.listener, app)
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+                .into_future(),
+            pubsub::serve(self.shared.clone(), self.pubsub_listener, stopped(stop_rx)),
+        );
+        trigger.abort();
         if let Some(w) = writer {
             w.abort();
         }
         state_file::write_now(&self.shared).await?;
-        served.map_err(EmulatorError::Serve)
+        served.map_err(EmulatorError::Serve)?;
+        pubsub_served.map_err(EmulatorError::PubSubServe)
     }
 
     /// Serves in a background task; the returned value stops it.
@@ -496,6 +616,11 @@ impl RunningEmulator {
         self.handle.base_url()
     }
 
+    /// `http://127.0.0.1:PORT`: the Pub/Sub API (gRPC, plain HTTP/2, no TLS).
+    pub fn pubsub_url(&self) -> String {
+        self.handle.pubsub_url().to_owned()
+    }
+
     /// Stops serving (gracefully) and writes the state file; returns when the port is released.
     pub async fn stop(self) -> Result<(), EmulatorError> {
         let _ = self.stop.send(());
@@ -503,6 +628,17 @@ impl RunningEmulator {
             Ok(r) => r,
             Err(e) => Err(EmulatorError::Serve(std::io::Error::other(e))),
         }
+    }
+}
+
+/// An address's IP as a URL host: brackets for IPv6, loopback for the unspecified address.
+fn host_of(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
     }
 }
 
@@ -546,8 +682,8 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/services/data/{version}/composite/sobjects",
-            post(collections::create)
-                .patch(collections::update)
+            post(collections::save)
+                .patch(collections::save)
                 .delete(collections::delete),
         )
         .route_layer(axum::middleware::from_fn_with_state(
@@ -558,6 +694,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/services/data", get(limits::versions))
         .route("/services/data/", get(limits::versions))
         .route("/services/oauth2/token", post(oauth::token))
+        .route("/services/oauth2/userinfo", get(userinfo::userinfo))
         .route(
             "/services/oauth2/authorize",
             get(oauth::authorize_page).post(oauth::authorize_submit),
@@ -580,6 +717,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/__emulator/stats", get(admin::get_stats))
         .route("/__emulator/access", get(admin::get_access))
         .route("/__emulator/reset-stats", post(admin::reset_stats))
+        .route("/__emulator/users", post(admin_users::post_create))
+        .route("/__emulator/users/{id}", patch(admin_users::patch_update))
         .fallback(limits::not_found)
         .with_state(shared)
 }

@@ -126,6 +126,13 @@ impl TokenStore {
         }
     }
 
+    /// Whether `token` is live, without counting a use (Pub/Sub API calls are not data calls).
+    pub fn is_live(&self, token: &str, now: DateTime<Utc>, max_uses: Option<u64>) -> bool {
+        self.access
+            .get(token)
+            .is_some_and(|t| t.expires_at > now && max_uses.is_none_or(|max| t.uses < max))
+    }
+
     /// A copy of what is persisted (authorization codes are not: they live 10 minutes).
     pub fn persistable(&self) -> Self {
         Self {

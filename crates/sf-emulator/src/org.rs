@@ -133,6 +133,27 @@ impl Org {
             .to_owned()
     }
 
+    /// The user the emulator's admin routes act as ("an admin editing in Salesforce"): the first
+    /// active System Administrator other than the integration user, else the second user (the
+    /// integration user only in an org of one).
+    pub fn admin_user_id(&self) -> String {
+        let admin_profile = self.profile_id("System Administrator").map(str::to_owned);
+        let is_admin = |r: &&Record| {
+            r[idx::IS_ACTIVE] == Val::Bool(true)
+                && r[idx::PROFILE_ID].as_str() == admin_profile.as_deref()
+                && r[idx::USER_TYPE].as_str() == Some("Standard")
+        };
+        self.users
+            .iter()
+            .skip(1)
+            .find(is_admin)
+            .or_else(|| self.users.get(1))
+            .or_else(|| self.users.first())
+            .and_then(|r| r[idx::ID].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// Index of a user by 15- or 18-char id (any case for 18-char ids).
     pub fn find(&self, id: &str) -> Option<usize> {
         let key = ids::canonical_15(id)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -17,7 +17,9 @@ use super::access::{self, Col, Obj};
 use super::errors::{ApiError, DmlError};
 use super::limits::Caller;
 use super::org::{Org, SaveKind};
+use super::pubsub::rest_origin;
 use super::schema::{self, Field, Val, format_datetime, idx, parse_datetime};
+use super::user_writes::{self, Actor};
 use super::{Shared, ids, read, write};
 
 /// At most this many ids from `updated` (Salesforce: 600,000, else `EXCEEDED_ID_LIMIT`).
@@ -104,6 +106,8 @@ fn lock_fault(shared: &Shared, id: Option<&str>) -> Result<(), ApiError> {
 /// `POST sobjects/User` → 201 `{"id","success":true,"errors":[]}`.
 pub async fn create(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     Path((_v, sobject)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -114,11 +118,8 @@ pub async fn create(
     let obj = parse_object(&body)?;
     let changes = Org::parse_changes(&obj, SaveKind::Create)?;
     lock_fault(&shared, None)?;
-    let id = {
-        let mut org = write(&shared.org);
-        let actor = org.integration_user_id();
-        org.create(changes, Utc::now(), &actor)?
-    };
+    let origin = rest_origin(&caller.version, &headers);
+    let id = user_writes::create(&shared, changes, origin, Actor::Integration)?;
     Ok(created(&shared, &id))
 }
 
@@ -134,7 +135,7 @@ fn created(shared: &Shared, id: &str) -> Response {
 }
 
 /// Looks a user up by path id: a malformed id and an unknown one are both 404, with different texts.
-fn find(org: &Org, id: &str) -> Result<usize, ApiError> {
+pub(crate) fn find(org: &Org, id: &str) -> Result<usize, ApiError> {
     if ids::canonical_15(id).is_none() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -248,6 +249,8 @@ fn delete_access(shared: &Shared, obj: Obj, id: &str) -> Result<Response, ApiErr
 /// `PATCH sobjects/User/{id}` → 204.
 pub async fn update(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     Path((_v, sobject, id)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -262,12 +265,8 @@ pub async fn update(
         find(&org, &id)?;
     }
     lock_fault(&shared, Some(&id))?;
-    {
-        let mut org = write(&shared.org);
-        let i = find(&org, &id)?;
-        let actor = org.integration_user_id();
-        org.update(i, changes, Utc::now(), &actor)?;
-    }
+    let origin = rest_origin(&caller.version, &headers);
+    user_writes::update(&shared, &id, changes, origin, Actor::Integration)?;
     shared.stats.add_written(1);
     shared.mark_dirty();
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -291,6 +290,8 @@ pub async fn delete(
 /// `POST sobjects/User/{id}`: only as the `?_HttpMethod=PATCH` override some clients use.
 pub async fn post_on_id(
     state: State<Arc<Shared>>,
+    caller: Extension<Caller>,
+    headers: HeaderMap,
     path: Path<(String, String, String)>,
     Query(params): Query<HashMap<String, String>>,
     body: Bytes,
@@ -299,7 +300,7 @@ pub async fn post_on_id(
         .get("_HttpMethod")
         .is_some_and(|m| m.eq_ignore_ascii_case("PATCH"))
     {
-        return update(state, path, body).await;
+        return update(state, caller, headers, path, body).await;
     }
     if let Some(o) = access_object(&path.1) {
         return Err(ApiError::method_not_allowed("POST", allowed(o)));

@@ -15,6 +15,9 @@ pub struct Stats {
     pub token_calls: AtomicU64,
     pub invalid_grants: AtomicU64,
     pub records_written: AtomicU64,
+    /// Pub/Sub API calls by method (`GetTopic`, …): apart from `calls`, which count REST.
+    pubsub_calls: Mutex<BTreeMap<String, u64>>,
+    pubsub_delivered: AtomicU64,
 }
 
 /// What `GET /__emulator/stats` answers.
@@ -33,6 +36,13 @@ pub struct StatsSnapshot {
     /// API calls counted against the daily allowance (not reset by reset-stats).
     pub api_usage: u64,
     pub daily_limit: u64,
+    /// Pub/Sub API (gRPC) calls by method: `GetTopic`, `GetSchema`, `Subscribe`. They do not
+    /// count against the REST API allowance.
+    #[serde(default)]
+    pub pubsub_calls: BTreeMap<String, u64>,
+    /// Change events delivered to subscribers.
+    #[serde(default)]
+    pub pubsub_events_delivered: u64,
 }
 
 impl StatsSnapshot {
@@ -57,6 +67,16 @@ impl Stats {
         *lock(&self.calls).entry(key).or_insert(0) += 1;
     }
 
+    pub fn record_pubsub_call(&self, method: &str) {
+        *lock(&self.pubsub_calls)
+            .entry(method.to_owned())
+            .or_insert(0) += 1;
+    }
+
+    pub fn add_pubsub_delivered(&self, n: u64) {
+        self.pubsub_delivered.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn add_written(&self, n: u64) {
         self.records_written.fetch_add(n, Ordering::Relaxed);
     }
@@ -69,6 +89,8 @@ impl Stats {
             records_written: self.records_written.load(Ordering::Relaxed),
             api_usage,
             daily_limit,
+            pubsub_calls: lock(&self.pubsub_calls).clone(),
+            pubsub_events_delivered: self.pubsub_delivered.load(Ordering::Relaxed),
         }
     }
 
@@ -77,5 +99,7 @@ impl Stats {
         self.token_calls.store(0, Ordering::Relaxed);
         self.invalid_grants.store(0, Ordering::Relaxed);
         self.records_written.store(0, Ordering::Relaxed);
+        lock(&self.pubsub_calls).clear();
+        self.pubsub_delivered.store(0, Ordering::Relaxed);
     }
 }

@@ -4,6 +4,7 @@ mod collections;
 mod entitlements;
 mod faults_limits;
 mod oauth;
+mod pubsub;
 mod query;
 mod set_wise_grants;
 mod sobjects;
