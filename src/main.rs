@@ -60,7 +60,7 @@ enum Command {
     /// Apply managed-user changes to Salesforce (consumes the change events).
     Worker(WorkerArgs),
     /// Apply Salesforce change events (conf/changeevents-<connector>.json) to managed users.
-    Events(SchedulerArgs),
+    Events(EventsArgs),
     /// Every role in one process: serve (with the outbox relay), the worker, the scheduler and
     /// the change event subscribers.
     All(ServeArgs),
@@ -219,6 +219,21 @@ struct SchedulerArgs {
     /// Configuration directory (schedule-*.json, sync.json, the Salesforce provisioner).
     #[arg(long = "conf", env = "IDM_CONF_DIR", default_value = "./conf")]
     conf_dir: PathBuf,
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    ops: OpsArgs,
+}
+
+#[derive(Args)]
+struct EventsArgs {
+    /// Configuration directory (changeevents-*.json, sync.json, the Salesforce provisioners).
+    #[arg(long = "conf", env = "IDM_CONF_DIR", default_value = "./conf")]
+    conf_dir: PathBuf,
+    /// Seconds a subscriber holds a connector's subscription without renewing it; a standby
+    /// replica takes over after that.
+    #[arg(long, env = "IDM_EVENTS_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    events_lease_secs: u64,
     #[command(flatten)]
     db: DbArgs,
     #[command(flatten)]
@@ -409,7 +424,8 @@ async fn serve(args: ServeArgs, shutdown: Shutdown, all: bool) -> anyhow::Result
         tasks.spawn_infallible("the outbox relay", relay.run_until(tasks.shutdown().wait()));
     }
     if all {
-        spawn_subscribers(subscribers_for(app.components())?, &mut tasks);
+        let settings = events::SubscriberSettings::default();
+        spawn_subscribers(subscribers_for(app.components(), &settings)?, &mut tasks);
         let scheduler = scheduler_for(app.components());
         tasks.spawn_infallible(
             "the scheduler",
@@ -458,7 +474,10 @@ fn spawn_workers(workers: Vec<Worker>, ops: &Ops, tasks: &mut Supervisor) {
 }
 
 /// The change event subscribers of the connectors that enable them.
-fn subscribers_for(parts: &Components) -> anyhow::Result<Vec<events::Subscriber>> {
+fn subscribers_for(
+    parts: &Components,
+    settings: &events::SubscriberSettings,
+) -> anyhow::Result<Vec<events::Subscriber>> {
     let Some(engine) = &parts.recon else {
         return Ok(Vec::new());
     };
@@ -474,7 +493,7 @@ fn subscribers_for(parts: &Components) -> anyhow::Result<Vec<events::Subscriber>
         &parts.pool,
         &holder,
         &idm_sync::metrics::Metrics::process(),
-        &events::SubscriberSettings::default(),
+        settings,
     )
     .context("the change event subscribers could not start")
 }
@@ -546,7 +565,11 @@ async fn main() -> anyhow::Result<()> {
             args.ops
                 .spawn("events", Ops::process(), parts.pool.clone(), &mut tasks)
                 .await?;
-            let subscribers = subscribers_for(&parts)?;
+            let settings = events::SubscriberSettings {
+                lease_ttl: Duration::from_secs(args.events_lease_secs),
+                ..events::SubscriberSettings::default()
+            };
+            let subscribers = subscribers_for(&parts, &settings)?;
             if subscribers.is_empty() {
                 tracing::warn!(
                     "no conf/changeevents-<connector>.json enables change events: nothing to subscribe to"

@@ -170,6 +170,8 @@ impl Subscriber {
         let system = self.config.connector.as_str();
         let mut replay = stored.map_or(Replay::Latest, Replay::After);
         let mut failures = 0u32;
+        // What people should still read once subscribed again (why a full run started).
+        let mut note = String::new();
         loop {
             let attempt = async {
                 let identity = self.pubsub.identity().await?;
@@ -185,7 +187,7 @@ impl Subscriber {
             };
             let ended = match opened {
                 Ok((identity, sub)) => {
-                    self.state("SUBSCRIBED", "").await;
+                    self.state("SUBSCRIBED", &note).await;
                     self.metrics.events_subscribed(system, true);
                     tracing::info!(
                         system,
@@ -205,7 +207,7 @@ impl Subscriber {
             };
             if let Some(PubSubError::ReplayIdInvalid { message, .. }) = &error {
                 replay = Replay::Latest;
-                self.replay_id_lost(message).await;
+                note = self.replay_id_lost(message).await;
                 continue;
             }
             failures += 1;
@@ -348,7 +350,8 @@ impl Subscriber {
             }
         }
         if attempts > 0 {
-            self.state("SUBSCRIBED", "").await;
+            self.state("SUBSCRIBED", "the batch waited and was applied")
+                .await;
         }
         if let Some(last) = &plan.last_replay_id {
             match self.checkpoint(last, plan.last_commit()).await {
@@ -373,17 +376,18 @@ impl Subscriber {
 
     /// The stored replay id is no longer retained: the missed changes can only be found by a
     /// full reconciliation; the subscription goes on from the latest event.
-    async fn replay_id_lost(&self, message: &str) {
+    async fn replay_id_lost(&self, message: &str) -> String {
         let _ =
             event_subscriptions::forget_replay_id(&self.pool, &self.config.connector, &self.holder)
                 .await;
         self.full_reconciliation(&format!(
             "the stored replay id is no longer retained ({message})"
         ))
-        .await;
+        .await
     }
 
-    async fn full_reconciliation(&self, why: &str) {
+    /// Starts a full reconciliation of the mapping; what was done, as people read it.
+    async fn full_reconciliation(&self, why: &str) -> String {
         let system = self.config.connector.as_str();
         let request = ReconRequest {
             mapping: self.mapping.clone(),
@@ -405,6 +409,7 @@ impl Subscriber {
         };
         tracing::warn!(system, "change events: {message}");
         self.state("RECONCILING", &message).await;
+        message
     }
 
     async fn checkpoint(

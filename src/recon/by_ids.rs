@@ -51,6 +51,7 @@ impl ReconEngine {
                 mapping: mapping.to_owned(),
                 source_query: Some(chunk_query(mapping_query, chunk)),
                 run_target_phase: Some(false),
+                reported_changes: true,
                 ..ReconRequest::default()
             };
             let summary = match self.run(request).await {

@@ -12,7 +12,9 @@
 //! repository).
 //!
 //! The share comes from `IDM_RECON_MAX_DELETE_SHARE` (default 0.2); a request overrides the
-//! guard with `allowMassChange=true`. `reconById` (one object) is never a mass change.
+//! guard with `allowMassChange=true`. `reconById` (one object) is never a mass change, nor
+//! is a single delete or deactivation in a run over the users Salesforce reported changed
+//! (liveSync, change events: `by_ids`), however few managed users there are.
 
 use serde_json::{Map, Value};
 

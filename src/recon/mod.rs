@@ -151,6 +151,9 @@ pub struct ReconRequest {
     pub source_query: Option<Value>,
     pub target_query: Option<Value>,
     pub run_target_phase: Option<bool>,
+    /// The run reconciles users Salesforce reported changed (liveSync, change events): one
+    /// deletion or deactivation among them is that user's own change, never a mass change.
+    pub reported_changes: bool,
 }
 
 impl ReconRequest {

@@ -93,10 +93,13 @@ impl Run {
     }
 
     /// The failure when `held` deletes of `existing` targets exceed the guard's share (not for
-    /// one object, analyze or `allowMassChange`).
+    /// one object, analyze or `allowMassChange`; nor for a single one among the users
+    /// Salesforce reported changed, whatever the population).
     pub fn mass_change(&self, held: u64, existing: u64) -> Option<RunOutcome> {
-        let allowed =
-            self.req.allow_mass_change || self.req.source_id.is_some() || self.req.analyze;
+        let allowed = self.req.allow_mass_change
+            || self.req.source_id.is_some()
+            || self.req.analyze
+            || (self.req.reported_changes && held <= 1);
         super::guard::check(
             held,
             existing,

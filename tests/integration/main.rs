@@ -11,6 +11,7 @@ mod compose;
 mod config;
 mod db_timeouts;
 mod emulator;
+mod events;
 mod filter_sql;
 mod helpers;
 mod managed_crud;
