@@ -726,6 +726,15 @@ async fn dropped_streams_end_unavailable() {
     assert_eq!(events(&mut resumed, 1).await.len(), 1);
     b.org.admin_faults(json!({"pubsubDropStreams": 0})).await;
     assert_eq!(ended(&mut resumed).await.code(), Code::Unavailable);
+
+    // Stopping the emulator ends open streams and does not wait for them.
+    let (_tx, mut open) = b.subscribe(fetch(ReplayPreset::Latest, vec![], 10)).await;
+    assert!(next(&mut open).await.unwrap().events.is_empty());
+    tokio::time::timeout(WAIT, b.org.running.stop())
+        .await
+        .expect("a prompt stop")
+        .unwrap();
+    ends_with(&mut open, Code::Unavailable, "service.unavailable").await;
 }
 
 #[tokio::test]
