@@ -445,7 +445,7 @@ fn the_prometheus_config_scrapes_each_role_where_it_serves() {
     let prometheus: Value =
         serde_norway::from_str(include_str!("../../docs/prometheus.yml")).unwrap();
     let jobs = prometheus["scrape_configs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 3);
+    assert_eq!(jobs.len(), 4);
     for job in jobs {
         let (host, port) = match (job.get("static_configs"), job.get("dns_sd_configs")) {
             (Some(s), None) => {
