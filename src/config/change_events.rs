@@ -3,7 +3,7 @@
 //! file; absent or `"enabled": false`, nothing subscribes and nothing else changes.
 //!
 //! ```json
-//! { "enabled": true, "topic": "/data/UserChangeEvent", "batchSize": 200,
+//! { "enabled": true, "topic": "/data/UserChangeEvent", "batchSize": 400,
 //!   "endpoint": "https://api.pubsub.salesforce.com:7443" }
 //! ```
 
@@ -18,9 +18,10 @@ const SUFFIX: &str = ".json";
 
 /// Salesforce's change event channel for users.
 pub const DEFAULT_TOPIC: &str = "/data/UserChangeEvent";
-/// Changed users gathered before they are applied together.
-pub const DEFAULT_BATCH_SIZE: usize = 200;
-/// The largest batch: ten recon runs of 200 ids.
+/// Changed users gathered before they are applied together: one recon run's worth
+/// (`recon::by_ids::MAX_IDS_PER_RUN`).
+pub const DEFAULT_BATCH_SIZE: usize = 400;
+/// The largest batch: five recon runs.
 pub const MAX_BATCH_SIZE: usize = 2000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

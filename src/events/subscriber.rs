@@ -28,7 +28,7 @@ const FETCH_BATCH: u16 = 100;
 pub struct SubscriberSettings {
     /// How long a lease lasts without renewal; a standby takes over after it.
     pub lease_ttl: Duration,
-    /// How long a batch waits for more events once one arrived.
+    /// How long a batch waits for more events after its first one arrived.
     pub linger: Duration,
     pub retry_min_delay: Duration,
     pub retry_max_delay: Duration,
@@ -234,8 +234,8 @@ impl Subscriber {
         }
     }
 
-    /// Reads the stream, applying a batch when it is full or when no more events came for
-    /// the linger time; renews the lease on the way.
+    /// Reads the stream, applying a batch when it is full or the linger time after its first
+    /// event; renews the lease on the way.
     async fn consume(
         &self,
         mut sub: Subscription,
@@ -247,17 +247,23 @@ impl Subscriber {
         let renew_every = self.settings.lease_ttl / 3;
         let mut renewed = Instant::now();
         let mut gathered: Vec<ChangeEvent> = Vec::new();
+        // When the batch's first event came: a batch waits at most the linger time for more,
+        // however steadily they keep coming. The linger stretches to what the last batch took
+        // to apply (up to ten times the setting): under a burst, batches grow and the runs
+        // (and their REST reads) get fewer, while a trickle is applied at once.
+        let mut first_at = Instant::now();
+        let mut linger = self.settings.linger;
         loop {
             let wait = if gathered.is_empty() {
                 renew_every
             } else {
-                self.settings.linger
+                linger.saturating_sub(first_at.elapsed())
             };
             let next = tokio::select! {
                 () = shutdown.as_mut() => return Ended::Shutdown,
                 r = tokio::time::timeout(wait, sub.next()) => r,
             };
-            let quiet = next.is_err();
+            let due = next.is_err() || first_at.elapsed() >= linger;
             match next {
                 Err(_quiet) => {}
                 Ok(Ok(Some(received))) => {
@@ -273,6 +279,9 @@ impl Subscriber {
                             }
                         }
                     } else {
+                        if gathered.is_empty() {
+                            first_at = Instant::now();
+                        }
                         gathered.extend(received.events);
                     }
                 }
@@ -280,12 +289,16 @@ impl Subscriber {
                 Ok(Err(e)) => return Ended::Failed("the stream broke".into(), Some(e)),
             }
             let full = gathered.len() >= self.config.batch_size;
-            if !gathered.is_empty() && (full || quiet) {
+            if !gathered.is_empty() && (full || due) {
                 let plan = Plan::of(&gathered, &identity.user_id);
+                let applying = Instant::now();
                 match self.apply(&plan, shutdown.as_mut()).await {
                     Ok(()) => {}
                     Err(ended) => return ended,
                 }
+                linger = applying
+                    .elapsed()
+                    .clamp(self.settings.linger, self.settings.linger * 10);
                 gathered.clear();
                 if let Some(id) = plan.last_replay_id {
                     *replay = Replay::After(id);

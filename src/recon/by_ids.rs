@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use super::{ReconEngine, ReconError, ReconRequest};
 
-/// Ids per recon run: the `WHERE Id = … OR …` of 200 ids is about 5 kB of SOQL, far below
-/// Salesforce's 100 kB limit, and one page of the source query.
-pub const MAX_IDS_PER_RUN: usize = 200;
+/// Ids per recon run: the ids become one `Id IN (…)` list, about 30 bytes an id once
+/// percent-encoded in the query's URL, so 400 take some 12 kB, below the 16,384-byte URI
+/// limit Salesforce documents, with room for the select list; and one page of the query.
+pub const MAX_IDS_PER_RUN: usize = 400;
 
 /// How the runs over a set of ids ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

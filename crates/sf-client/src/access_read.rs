@@ -79,7 +79,6 @@ impl AccessRead {
 #[derive(Debug, Default)]
 pub struct ReadState {
     by_id: HashMap<String, String>,
-    read: bool,
     refreshed_for: HashSet<String>,
     ranges_refused: bool,
 }
@@ -97,14 +96,14 @@ impl ReadState {
             .filter(|id| !self.by_id.contains_key(*id) && !self.refreshed_for.contains(*id))
             .map(str::to_owned)
             .collect();
-        if !self.read || !unknown.is_empty() {
+        // Users holding no role need no read: a run over a few changed users often has none.
+        if !unknown.is_empty() {
             self.by_id = client
                 .named("SELECT Id, DeveloperName FROM UserRole")
                 .await?
                 .into_iter()
                 .map(|(name, id)| (id, name))
                 .collect();
-            self.read = true;
             self.refreshed_for.extend(unknown);
         }
         for r in records.iter_mut() {
