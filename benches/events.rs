@@ -206,7 +206,7 @@ async fn run(users: usize, rate_secs: u64, server: String, base: String) {
     let took = t.elapsed();
     let calls = rest_calls(&http, &base).await - before;
     if std::env::var("BENCH_EVENTS_CALLS").is_ok() {
-        println!("    calls by kind: {}", calls_by_kind(&http, &base).await);
+        println!("    calls by kind: {}", stats(&http, &base).await["calls"]);
     }
     println!(
         "(b) a burst of {burst} Salesforce-side edits (sent in {:.1} s): all applied in {:.1} s = {:.0} changes/s; {calls} REST calls = {:.4} per change (target ≤ 0.01)",
@@ -235,15 +235,7 @@ async fn edit(http: &reqwest::Client, base: &str, id: &str, last_name: &str) {
 
 /// Every call under `/services` the emulator counted (REST, token, userinfo).
 async fn rest_calls(http: &reqwest::Client, base: &str) -> u64 {
-    let stats: Value = http
-        .get(format!("{base}/__emulator/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    stats["calls"]
+    stats(http, base).await["calls"]
         .as_object()
         .unwrap()
         .iter()
@@ -252,16 +244,9 @@ async fn rest_calls(http: &reqwest::Client, base: &str) -> u64 {
         .sum()
 }
 
-async fn calls_by_kind(http: &reqwest::Client, base: &str) -> Value {
-    let stats: Value = http
-        .get(format!("{base}/__emulator/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    stats["calls"].clone()
+async fn stats(http: &reqwest::Client, base: &str) -> Value {
+    let res = http.get(format!("{base}/__emulator/stats")).send().await;
+    res.unwrap().json().await.unwrap()
 }
 
 async fn wait_for(pool: &PgPool, sql: &str, expected: i64) {

@@ -24,6 +24,7 @@ pub mod recon; // reconciliation: source and target phases, runs, summary, guard
 #[allow(clippy::indexing_slicing)] // as in demo: serde_json::Value reads only
 pub mod recon_cli; // `idm-sync recon`: one run in this process, progress on a terminal
 pub mod repo; // Postgres: managed objects, outbox, queries compiled from filters
+pub mod retry_delay; // the jittered exponential delay before a role tries again
 pub mod scheduler; // conf/schedule-*.json: cron and simple triggers, exactly-once firings
 pub mod secrets; // secrets at rest: sealing the stored Salesforce tokens and consumer secret
 pub mod services; // the application layer the transports share: AppState, retries, resync

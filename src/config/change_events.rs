@@ -106,17 +106,7 @@ impl ChangeEventsConfig {
         connectors: &[String],
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Vec<ChangeEventsConfig>, ConfigError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Io {
-            file: dir.to_owned(),
-            source,
-        })?;
-        let mut names: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter_map(|f| Some(f.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?.to_owned()))
-            .filter(|n| !n.is_empty())
-            .collect();
-        names.sort();
+        let names = super::systems::names_between(dir, PREFIX, SUFFIX)?;
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let file = ConfFile::read(&dir.join(Self::file_name(&name)), env)?;

@@ -123,6 +123,11 @@ pub fn provisioner_file(name: &str) -> String {
 
 /// The system names of the provisioner files in `dir`, in name order.
 pub fn provisioner_names(dir: &Path) -> Result<Vec<String>, ConfigError> {
+    names_between(dir, PROVISIONER_PREFIX, PROVISIONER_SUFFIX)
+}
+
+/// The `<name>` of every `<prefix><name><suffix>` file of `dir`, sorted.
+pub fn names_between(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<String>, ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Io {
         file: dir.to_owned(),
         source,
@@ -131,9 +136,7 @@ pub fn provisioner_names(dir: &Path) -> Result<Vec<String>, ConfigError> {
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().into_string().ok())
         .filter_map(|file| {
-            let name = file
-                .strip_prefix(PROVISIONER_PREFIX)?
-                .strip_suffix(PROVISIONER_SUFFIX)?;
+            let name = file.strip_prefix(prefix)?.strip_suffix(suffix)?;
             (!name.is_empty()).then(|| name.to_owned())
         })
         .collect();

@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use backon::BackoffBuilder;
 use chrono::Utc;
 use serde_json::Value;
 use sf_client::pubsub::{ChangeEvent, PubSub, PubSubError, Replay, Subscription};
@@ -471,13 +470,10 @@ impl Subscriber {
     }
 
     fn retry_delay(&self, attempts: u32) -> Duration {
-        backon::ExponentialBuilder::default()
-            .with_min_delay(self.settings.retry_min_delay)
-            .with_max_delay(self.settings.retry_max_delay)
-            .with_jitter()
-            .without_max_times()
-            .build()
-            .nth(attempts.saturating_sub(1) as usize)
-            .unwrap_or(self.settings.retry_max_delay)
+        crate::retry_delay::nth(
+            self.settings.retry_min_delay,
+            self.settings.retry_max_delay,
+            attempts,
+        )
     }
 }

@@ -42,7 +42,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use backon::BackoffBuilder;
 use lapin::Acker;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use tokio::sync::watch;
@@ -581,14 +580,11 @@ impl Worker {
 
     /// Jittered exponential delay before attempt `attempts + 1`.
     fn retry_delay(&self, attempts: u32) -> Duration {
-        backon::ExponentialBuilder::default()
-            .with_min_delay(self.settings.retry_min_delay)
-            .with_max_delay(self.settings.retry_max_delay)
-            .with_jitter()
-            .without_max_times()
-            .build()
-            .nth(attempts.saturating_sub(1) as usize)
-            .unwrap_or(self.settings.retry_max_delay)
+        crate::retry_delay::nth(
+            self.settings.retry_min_delay,
+            self.settings.retry_max_delay,
+            attempts,
+        )
     }
 }
 

@@ -5,13 +5,10 @@
 
 mod process;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use idm_sync::config::{ChangeEventsConfig, Conf};
 use idm_sync::events::{Subscriber, SubscriberSettings};
-use idm_sync::managed::ManagedObjects;
-use idm_sync::mapping::SyncConfig;
 use idm_sync::metrics::Metrics;
 use idm_sync::recon::{ReconEngine, ReconSettings};
 use idm_sync::salesforce::SalesforceClient;
@@ -19,7 +16,7 @@ use serde_json::{Value, json};
 use sf_emulator::{ChangeType, RunningEmulator};
 
 use crate::helpers::TestApp;
-use crate::recon::support::{ConfDir, conf_dir, shipped_sync};
+use crate::recon::support::{ConfDir, conf_dir, engine_over, shipped_sync};
 use crate::salesforce::support as sf;
 use crate::worker::wait_until;
 
@@ -83,13 +80,10 @@ pub fn fast() -> SubscriberSettings {
 
 impl Env {
     pub fn engine(&self) -> ReconEngine {
-        let conf = Conf::load(&self.conf).unwrap();
-        let managed = ManagedObjects::new(self.app.db.pool.clone(), Arc::new(conf.managed.clone()));
-        let sync = SyncConfig::load(&self.conf).unwrap();
-        ReconEngine::new(
-            managed,
-            Arc::new(sync),
-            idm_sync::connectors::Connectors::from_clients([self.sf.clone()]),
+        engine_over(
+            &self.conf,
+            &self.app.db.pool,
+            &self.sf,
             ReconSettings::default(),
         )
     }

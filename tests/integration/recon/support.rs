@@ -83,6 +83,24 @@ pub async fn run(engine: &ReconEngine) -> Value {
         .unwrap()
 }
 
+/// A recon engine over `conf`'s mappings, the database of `pool` and the connector `sf`.
+pub fn engine_over(
+    conf: &Path,
+    pool: &sqlx::PgPool,
+    sf: &SalesforceClient,
+    settings: ReconSettings,
+) -> ReconEngine {
+    let loaded = idm_sync::config::Conf::load(conf).unwrap();
+    let managed = ManagedObjects::new(pool.clone(), Arc::new(loaded.managed.clone()));
+    let sync = SyncConfig::load(conf).unwrap();
+    ReconEngine::new(
+        managed,
+        Arc::new(sync),
+        idm_sync::connectors::Connectors::from_clients([sf.clone()]),
+        settings,
+    )
+}
+
 pub async fn env(users: usize) -> Env {
     env_with(users, &shipped_sync()).await
 }
@@ -146,15 +164,7 @@ impl Env {
     }
 
     pub fn engine_with(&self, settings: ReconSettings) -> ReconEngine {
-        let conf = idm_sync::config::Conf::load(&self.conf).unwrap();
-        let managed = ManagedObjects::new(self.app.db.pool.clone(), Arc::new(conf.managed.clone()));
-        let sync = SyncConfig::load(&self.conf).unwrap();
-        ReconEngine::new(
-            managed,
-            Arc::new(sync),
-            idm_sync::connectors::Connectors::from_clients([self.sf.clone()]),
-            settings,
-        )
+        engine_over(&self.conf, &self.app.db.pool, &self.sf, settings)
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
