@@ -234,6 +234,26 @@ async fn a_salesforce_side_create_edit_and_deactivation_become_managed_changes()
             .await,
         1
     );
+    // The connector's Admin UI page shows the subscription: held, applied, lagging this much.
+    let browser = crate::admin::support::Browser::login(&env.app).await;
+    let page = browser.get_ok("/admin/connectors/salesforce").await;
+    crate::admin::support::assert_well_formed(&page);
+    for shown in [
+        "id=\"change-events\"",
+        "<td id=\"events-enabled\">yes (conf/changeevents-salesforce.json)</td>",
+        "<td id=\"events-status\">SUBSCRIBED</td>",
+        "<td id=\"events-holder\">replica-a</td>",
+        "<td id=\"events-replay\">yes</td>",
+    ] {
+        assert!(page.contains(shown), "{shown} not in\n{page}");
+    }
+    let lag = page
+        .split("<td id=\"events-lag\">")
+        .nth(1)
+        .and_then(|r| r.split(" s</td>").next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(lag.is_some_and(|l| (0.0..30.0).contains(&l)), "{lag:?}");
+
     sub.stop().await;
     assert_eq!(
         env.text("SELECT state FROM event_subscriptions")
@@ -241,6 +261,8 @@ async fn a_salesforce_side_create_edit_and_deactivation_become_managed_changes()
             .as_deref(),
         Some("STOPPED")
     );
+    let page = browser.get_ok("/admin/connectors/salesforce").await;
+    assert!(page.contains("none (no events process holds it)"), "{page}");
 }
 
 #[tokio::test]
