@@ -233,8 +233,8 @@ impl Subscriber {
         }
     }
 
-    /// Reads the stream, applying a batch when it is full or the linger time after its first
-    /// event; renews the lease on the way.
+    /// Reads the stream, applying a batch when it is full, or the linger time after its first
+    /// event once the stream is caught up; renews the lease on the way.
     async fn consume(
         &self,
         mut sub: Subscription,
@@ -246,27 +246,32 @@ impl Subscriber {
         let renew_every = self.settings.lease_ttl / 3;
         let mut renewed = Instant::now();
         let mut gathered: Vec<ChangeEvent> = Vec::new();
-        // When the batch's first event came: a batch waits at most the linger time for more,
-        // however steadily they keep coming. The linger stretches to what the last batch took
-        // to apply (up to ten times the setting): under a burst, batches grow and the runs
-        // (and their REST reads) get fewer, while a trickle is applied at once.
+        // A batch is applied when it is full; the linger time after its first event when the
+        // stream is caught up (its last response was not a full one); and, while Salesforce
+        // keeps sending full responses (a burst), ten times the linger at the latest. A trickle
+        // is applied at once, a burst in batches of a whole run (fewer runs, fewer REST reads).
         let mut first_at = Instant::now();
-        let mut linger = self.settings.linger;
+        let mut backlog = false;
+        let limit = |backlog: bool| match backlog {
+            true => self.settings.linger * 10,
+            false => self.settings.linger,
+        };
         loop {
             let wait = if gathered.is_empty() {
                 renew_every
             } else {
-                linger.saturating_sub(first_at.elapsed())
+                limit(backlog).saturating_sub(first_at.elapsed())
             };
             let next = tokio::select! {
                 () = shutdown.as_mut() => return Ended::Shutdown,
                 r = tokio::time::timeout(wait, sub.next()) => r,
             };
-            let due = next.is_err() || first_at.elapsed() >= linger;
+            let quiet = next.is_err();
             match next {
-                Err(_quiet) => {}
+                Err(_quiet) => backlog = false,
                 Ok(Ok(Some(received))) => {
                     self.metrics.events_received(system, received.events.len());
+                    backlog = received.events.len() >= usize::from(FETCH_BATCH / 2);
                     if received.events.is_empty() {
                         // A keepalive: where the stream stands, so that a long quiet spell
                         // does not leave the stored replay id to age out of retention.
@@ -288,16 +293,13 @@ impl Subscriber {
                 Ok(Err(e)) => return Ended::Failed("the stream broke".into(), Some(e)),
             }
             let full = gathered.len() >= self.config.batch_size;
+            let due = quiet || first_at.elapsed() >= limit(backlog);
             if !gathered.is_empty() && (full || due) {
                 let plan = Plan::of(&gathered, &identity.user_id);
-                let applying = Instant::now();
                 match self.apply(&plan, shutdown.as_mut()).await {
                     Ok(()) => {}
                     Err(ended) => return ended,
                 }
-                linger = applying
-                    .elapsed()
-                    .clamp(self.settings.linger, self.settings.linger * 10);
                 gathered.clear();
                 if let Some(id) = plan.last_replay_id {
                     *replay = Replay::After(id);
