@@ -167,7 +167,11 @@ impl Subscriber {
         mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Ended {
         let system = self.config.connector.as_str();
-        let mut replay = stored.map_or(Replay::Latest, Replay::After);
+        // A first subscription replays what the event bus retains (72 hours): changes made
+        // between enabling events and the first subscription are not lost, and a subscription
+        // that is opening cannot miss the first change after it. Applying a change twice
+        // writes nothing.
+        let mut replay = stored.map_or(Replay::Earliest, Replay::After);
         let mut failures = 0u32;
         // What people should still read once subscribed again (why a full run started).
         let mut note = String::new();
