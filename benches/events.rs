@@ -14,6 +14,9 @@
 //! `idm_bench_events` is dropped and re-created.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/emulator.rs"]
+mod emulator;
+use emulator::{free_port, start_emulator};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,39 +34,15 @@ use sqlx::{Connection, PgPool};
 const BENCH_SECRETS_KEY: [u8; KEY_LEN] = [9; KEY_LEN];
 const MAPPING: &str = "systemSalesforceUser_managedUser";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn main() {
     idm_sync::salesforce::use_ring_for_tls();
     let users: usize = env_or("BENCH_EVENTS_USERS", 10_000);
     let rate_secs: u64 = env_or("BENCH_EVENTS_RATE_SECS", 20);
     let server = std::env::var("BENCH_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let (port, pubsub) = (free_port(), free_port());
-    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--pubsub-listen",
-            &format!("127.0.0.1:{pubsub}"),
-            "--users",
-            &(users + 2).to_string(),
-            "--daily-limit",
-            "100000000",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start sf-emulator");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let base = format!("http://127.0.0.1:{port}");
+    let pubsub = free_port();
+    let listen = format!("127.0.0.1:{pubsub}");
+    let (_emulator, base) = start_emulator(users + 2, &["--pubsub-listen", &listen]);
     // Before any thread starts: the shipped conf reads these from the environment.
     unsafe {
         std::env::set_var("SF_LOGIN_URL", format!("{base}/services/oauth2/token"));
@@ -77,8 +56,6 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(run(users, rate_secs, server, base));
-    let _ = emulator.kill();
-    let _ = emulator.wait();
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

@@ -20,6 +20,9 @@
 //! `bench-sync` and are deleted at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/emulator.rs"]
+mod emulator;
+use emulator::start_emulator;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -47,27 +50,7 @@ fn main() {
         .unwrap_or(20_000);
     let server = std::env::var("BENCH_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--users",
-            &(users + 1).to_string(),
-            "--daily-limit",
-            "100000000",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start sf-emulator");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let base = format!("http://127.0.0.1:{port}");
+    let (_emulator, base) = start_emulator(users as usize + 1, &[]);
     // Before any thread starts: the shipped conf reads the token URL from the environment.
     unsafe { std::env::set_var("SF_LOGIN_URL", format!("{base}/services/oauth2/token")) };
     unsafe { std::env::set_var("IDM_RECON_SCHEDULE_ENABLED", "false") };
@@ -78,8 +61,6 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(run(users, server, base));
-    let _ = emulator.kill();
-    let _ = emulator.wait();
 }
 
 async fn run(users: i64, server: String, base: String) {

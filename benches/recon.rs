@@ -41,6 +41,9 @@
 //! The emulator and the peer are processes of their own, so the RSS figures are idm-sync's alone.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/emulator.rs"]
+mod emulator;
+use emulator::{free_port, start_emulator};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -126,24 +129,6 @@ fn run(cmd: &mut Command) -> Result<(), String> {
         cmd.get_program().to_string_lossy(),
         out.status
     ))
-}
-
-/// A child process (the emulator) that is killed when dropped, a panic included.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// BENCH_PG_PRIVATE=1: a throw-away PostgreSQL with pg_stat_statements preloaded. Dropping it
@@ -997,40 +982,6 @@ fn main() {
             assert!(status.success(), "the grants part failed: {status}");
         }
     });
-}
-
-/// An emulator process with `users` users (and `extra` arguments): the process, its URL.
-fn start_emulator(users: usize, extra: &[&str]) -> (KillOnDrop, String) {
-    let port = free_port();
-    let started = Instant::now();
-    let emulator = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--users",
-                &users.to_string(),
-                "--daily-limit",
-                "10000000",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start sf-emulator"),
-    );
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the emulator did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    println!(
-        "emulator with {users} users {} ready in {:.1} s (a separate process)",
-        extra.join(" "),
-        started.elapsed().as_secs_f64()
-    );
-    (emulator, format!("http://127.0.0.1:{port}"))
 }
 
 const CHILD_GRANTS_PG: &str = "BENCH_GRANTS_CHILD_PG";

@@ -169,25 +169,17 @@ fn changes(current: &Map<String, Value>, form: &FormData) -> Vec<PatchOperation>
             .map(str::to_owned)
             .collect();
         if picked != held(current, property) {
-            ops.push(PatchOperation {
-                operation: "replace".into(),
-                field: format!("/{property}"),
-                value: Some(Value::Array(picked.into_iter().map(Value::from).collect())),
-                from: None,
-            });
+            let picked = Value::Array(picked.into_iter().map(Value::from).collect());
+            ops.push(PatchOperation::replace(format!("/{property}"), picked));
         }
     }
     let role = form.text(ROLE);
     if role != role_of(current) {
-        ops.push(PatchOperation {
-            operation: "replace".into(),
-            field: format!("/{ROLE}"),
-            value: Some(match role.is_empty() {
-                true => Value::Null,
-                false => Value::String(role),
-            }),
-            from: None,
-        });
+        let role = match role.is_empty() {
+            true => Value::Null,
+            false => Value::String(role),
+        };
+        ops.push(PatchOperation::replace(format!("/{ROLE}"), role));
     }
     ops
 }

@@ -545,12 +545,10 @@ fn changes(current: &Map<String, Value>, form: &FormData) -> Vec<PatchOperation>
         });
     }
     if let Some(p) = form.get("password").filter(|p| !p.is_empty()) {
-        ops.push(PatchOperation {
-            operation: "replace".into(),
-            field: "/password".into(),
-            value: Some(Value::String(p.to_owned())),
-            from: None,
-        });
+        ops.push(PatchOperation::replace(
+            "/password",
+            Value::String(p.to_owned()),
+        ));
     }
     ops
 }

@@ -17,7 +17,7 @@ use crate::config::ChangeEventsConfig;
 use crate::metrics::Metrics;
 use crate::recon::by_ids::IdsOutcome;
 use crate::recon::{ReconEngine, ReconError, ReconRequest};
-use crate::repo::{Pool, RepoError, event_subscriptions};
+use crate::repo::{Pool, event_subscriptions};
 use crate::salesforce::{Identity, SalesforceClient};
 
 /// Events asked for per request (the Pub/Sub API's maximum).
@@ -229,10 +229,8 @@ impl Subscriber {
                 () = shutdown.as_mut() => return Ended::Shutdown,
                 () = tokio::time::sleep(delay) => {}
             }
-            match self.renew().await {
-                Ok(true) => {}
-                Ok(false) => return Ended::LeaseLost,
-                Err(_) => return Ended::LeaseLost,
+            if let Err(ended) = self.keep_lease().await {
+                return ended;
             }
         }
     }
@@ -280,11 +278,11 @@ impl Subscriber {
                         // A keepalive: where the stream stands, so that a long quiet spell
                         // does not leave the stored replay id to age out of retention.
                         if gathered.is_empty() && !received.latest_replay_id.is_empty() {
-                            match self.checkpoint(&received.latest_replay_id, None).await {
-                                Ok(true) => *replay = Replay::After(received.latest_replay_id),
-                                Ok(false) => return Ended::LeaseLost,
-                                Err(e) => return Ended::Failed(e, None),
+                            let latest = received.latest_replay_id;
+                            if let Err(ended) = self.checkpoint(&latest, None).await {
+                                return ended;
                             }
+                            *replay = Replay::After(latest);
                         }
                     } else {
                         if gathered.is_empty() {
@@ -311,11 +309,10 @@ impl Subscriber {
                 renewed = Instant::now();
             }
             if renewed.elapsed() >= renew_every {
-                match self.renew().await {
-                    Ok(true) => renewed = Instant::now(),
-                    Ok(false) => return Ended::LeaseLost,
-                    Err(e) => return Ended::Failed(format!("cannot renew the lease: {e}"), None),
+                if let Err(ended) = self.keep_lease().await {
+                    return ended;
                 }
+                renewed = Instant::now();
             }
         }
     }
@@ -362,21 +359,14 @@ impl Subscriber {
                 () = shutdown.as_mut() => return Err(Ended::Shutdown),
                 () = tokio::time::sleep(self.retry_delay(attempts)) => {}
             }
-            match self.renew().await {
-                Ok(true) => {}
-                _ => return Err(Ended::LeaseLost),
-            }
+            self.keep_lease().await?;
         }
         if attempts > 0 {
             self.state("SUBSCRIBED", "the batch waited and was applied")
                 .await;
         }
         if let Some(last) = &plan.last_replay_id {
-            match self.checkpoint(last, plan.last_commit()).await {
-                Ok(true) => {}
-                Ok(false) => return Err(Ended::LeaseLost),
-                Err(e) => return Err(Ended::Failed(e, None)),
-            }
+            self.checkpoint(last, plan.last_commit()).await?;
         }
         self.metrics.events_applied(system, &plan.lags(Utc::now()));
         self.metrics.events_skipped(system, "echo", plan.echoes);
@@ -430,35 +420,42 @@ impl Subscriber {
         message
     }
 
+    /// Stores where to resume, fenced by the lease.
     async fn checkpoint(
         &self,
         replay_id: &[u8],
         last_commit: Option<chrono::DateTime<Utc>>,
-    ) -> Result<bool, String> {
-        event_subscriptions::checkpoint(
-            &self.pool,
-            &self.config.connector,
-            &self.holder,
-            replay_id,
-            last_commit,
-        )
-        .await
-        .map_err(|e: RepoError| {
-            format!(
-                "cannot store the replay id: {}",
-                crate::telemetry::error_chain(&e)
-            )
-        })
+    ) -> Result<(), Ended> {
+        let (connector, holder) = (&self.config.connector, &self.holder);
+        match event_subscriptions::checkpoint(&self.pool, connector, holder, replay_id, last_commit)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Ended::LeaseLost),
+            Err(e) => Err(Ended::Failed(
+                format!(
+                    "cannot store the replay id: {}",
+                    crate::telemetry::error_chain(&e)
+                ),
+                None,
+            )),
+        }
     }
 
-    async fn renew(&self) -> Result<bool, RepoError> {
-        event_subscriptions::renew(
-            &self.pool,
-            &self.config.connector,
-            &self.holder,
-            self.settings.lease_ttl.as_secs_f64(),
-        )
-        .await
+    /// Renews the lease. Any doubt, a refusal or a database error, counts as a lost lease:
+    /// the subscriber goes back to claiming it rather than go on without knowing.
+    async fn keep_lease(&self) -> Result<(), Ended> {
+        let ttl = self.settings.lease_ttl.as_secs_f64();
+        match event_subscriptions::renew(&self.pool, &self.config.connector, &self.holder, ttl)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Ended::LeaseLost),
+            Err(e) => {
+                tracing::warn!(system = self.config.connector, error = %crate::telemetry::error_chain(&e), "change events: cannot renew the lease");
+                Err(Ended::LeaseLost)
+            }
+        }
     }
 
     async fn state(&self, state: &str, message: &str) {

@@ -27,20 +27,14 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// One scrape's text: the registry's families, then the figures read from Postgres (when a
 /// pool is given and answers).
 pub async fn render(metrics: &Metrics, pool: Option<&crate::repo::Pool>) -> String {
-    let figures = match pool {
-        Some(pool) => Some(match scrape::read(pool).await {
-            Ok(f) => Some(f),
-            Err(e) => {
-                tracing::warn!(error = %crate::telemetry::error_chain(&e), "metrics: cannot read the outbox and failure figures");
-                None
-            }
-        }),
-        None => None,
-    };
     let mut out = String::new();
     // Writing to a String cannot fail; the encoders' fmt::Error has no other source.
     let _ = encode_registry(&mut out, metrics.registry());
-    if let Some(figures) = figures {
+    if let Some(pool) = pool {
+        let figures = scrape::read(pool)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %crate::telemetry::error_chain(e), "metrics: cannot read the outbox and failure figures"))
+            .ok();
         let _ = encode_registry(&mut out, &scrape::registry(figures.as_ref()));
     }
     let _ = encode_eof(&mut out);

@@ -15,7 +15,7 @@ pub struct Claimed {
     pub replay_id: Option<Vec<u8>>,
 }
 
-/// A connector's row, for status pages.
+/// A connector's row, for its status page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subscription {
     pub connector: String,
@@ -171,28 +171,33 @@ type Row = (
     DateTime<Utc>,
 );
 
-/// Every connector's row, by connector.
-pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<Subscription>, RepoError> {
-    let rows: Vec<Row> = sqlx::query_as(
+/// One connector's row, if it ever subscribed.
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    connector: &str,
+) -> Result<Option<Subscription>, RepoError> {
+    let row: Option<Row> = sqlx::query_as(
         "SELECT connector, topic, holder, lease_expires_at, replay_id IS NOT NULL, \
                 last_commit_at, last_applied_at, state, message, updated_at \
-         FROM event_subscriptions ORDER BY connector",
+         FROM event_subscriptions WHERE connector = $1",
     )
-    .fetch_all(db)
+    .bind(connector)
+    .fetch_optional(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Subscription {
-            connector: r.0,
-            topic: r.1,
-            holder: r.2,
-            lease_expires_at: r.3,
-            has_replay_id: r.4,
-            last_commit_at: r.5,
-            last_applied_at: r.6,
-            state: r.7,
-            message: r.8,
-            updated_at: r.9,
-        })
-        .collect())
+    Ok(row.map(subscription))
+}
+
+fn subscription(r: Row) -> Subscription {
+    Subscription {
+        connector: r.0,
+        topic: r.1,
+        holder: r.2,
+        lease_expires_at: r.3,
+        has_replay_id: r.4,
+        last_commit_at: r.5,
+        last_applied_at: r.6,
+        state: r.7,
+        message: r.8,
+        updated_at: r.9,
+    }
 }

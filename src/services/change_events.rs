@@ -35,10 +35,7 @@ pub async fn status(pool: &Pool, conf: &Conf, connector: &str) -> Result<EventSt
         .iter()
         .find(|c| c.connector == connector)
         .cloned();
-    let subscription = event_subscriptions::list(pool)
-        .await?
-        .into_iter()
-        .find(|s| s.connector == connector);
+    let subscription = event_subscriptions::get(pool, connector).await?;
     Ok(EventStatus {
         config,
         subscription,

@@ -216,6 +216,16 @@ impl TestApp {
         self.req(reqwest::Method::DELETE, path)
     }
 
+    /// `GET /managed/user/{id}` as JSON (whatever the status).
+    pub async fn managed_user(&self, id: &str) -> serde_json::Value {
+        let res = self
+            .get(&format!("/managed/user/{id}"))
+            .send()
+            .await
+            .unwrap();
+        res.json().await.unwrap()
+    }
+
     /// Creates a valid user and returns its JSON.
     pub async fn create_user(&self, user_name: &str) -> serde_json::Value {
         let res = self

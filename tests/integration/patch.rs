@@ -97,14 +97,7 @@ async fn bad_patches_are_400_and_change_nothing() {
             "{message:?} should mention {expected:?}"
         );
     }
-    let now: Value = app
-        .get(&format!("/managed/user/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now: Value = app.managed_user(id).await;
     assert_eq!(now, created);
     assert_eq!(app.outbox_for(id).await.len(), 1);
 

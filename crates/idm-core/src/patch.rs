@@ -27,6 +27,18 @@ pub struct PatchOperation {
     pub from: Option<String>,
 }
 
+impl PatchOperation {
+    /// `replace` of `field` (a JSON pointer such as `/sn`) with `value`.
+    pub fn replace(field: impl Into<String>, value: Value) -> PatchOperation {
+        PatchOperation {
+            operation: "replace".into(),
+            field: field.into(),
+            value: Some(value),
+            from: None,
+        }
+    }
+}
+
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }

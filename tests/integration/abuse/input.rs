@@ -22,14 +22,7 @@ fn message(body: &Value) -> &str {
 
 /// A user with a given revision, for checking that a refused write changed nothing.
 async fn rev_of(app: &TestApp, id: &str) -> String {
-    let user: Value = app
-        .get(&format!("/managed/user/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user: Value = app.managed_user(id).await;
     user["_rev"].as_str().unwrap().to_owned()
 }
 

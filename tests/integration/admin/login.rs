@@ -220,14 +220,7 @@ async fn csrf_missing_or_wrong_is_403_and_changes_nothing() {
         }
     }
     assert_eq!(app.outbox_count().await, outbox);
-    let now: serde_json::Value = app
-        .get(&format!("/managed/user/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now: serde_json::Value = app.managed_user(&id).await;
     assert_eq!(now["givenName"], "Barbara");
     // The session survived the refused log-out.
     b.get_ok("/admin").await;

@@ -81,14 +81,7 @@ async fn edit_writes_an_outbox_row_and_shows_policy_errors_inline() {
     let outbox = app.outbox_for(&id).await;
     assert_eq!(outbox.len(), before + 1);
     assert_eq!(outbox.last().unwrap().0, "update");
-    let now: serde_json::Value = app
-        .get(&format!("/managed/user/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now: serde_json::Value = app.managed_user(&id).await;
     assert_eq!(now["givenName"], "Babs");
     let shown = b.get_ok(saved.location.as_deref().unwrap()).await;
     assert!(shown.contains("Saved."));
@@ -238,14 +231,7 @@ async fn access_is_picked_from_the_catalog() {
         .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
     assert_eq!(app.outbox_for(&id).await.len(), before + 1);
-    let now: serde_json::Value = app
-        .get(&format!("/managed/user/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now: serde_json::Value = app.managed_user(&id).await;
     assert_eq!(
         now["permissionSets"],
         serde_json::json!(["Report_Builder", "Sales_Operations"])

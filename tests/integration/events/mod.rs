@@ -344,24 +344,7 @@ async fn a_gap_event_is_read_through_rest() {
 
 /// The seeded Salesforce users (not the autoproc one): (Id, Username).
 async fn sf_people(env: &Env) -> Vec<(String, String)> {
-    use futures_util::TryStreamExt;
-    let pages: Vec<_> = env
-        .sf
-        .query("SELECT Id, Username, Email FROM User ORDER BY Id")
-        .try_collect()
-        .await
-        .unwrap();
-    pages
-        .into_iter()
-        .flat_map(|p| p.records)
-        .filter(|r| !r["Email"].as_str().unwrap().starts_with("autoproc"))
-        .map(|r| {
-            (
-                r["Id"].as_str().unwrap().to_owned(),
-                r["Username"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    sf::id_usernames(&env.sf, true).await
 }
 
 #[tokio::test]

@@ -81,6 +81,24 @@ pub fn new_user(handle: &EmulatorHandle, username: &str) -> Record {
     v.as_object().unwrap().clone()
 }
 
+/// Every Salesforce user's (Id, Username), in Id order; with `people_only`, not the autoproc
+/// user (whose email starts with `autoproc`), which the inbound mapping never imports.
+pub async fn id_usernames(client: &SalesforceClient, people_only: bool) -> Vec<(String, String)> {
+    use futures_util::TryStreamExt;
+    let pages: Vec<_> = client
+        .query("SELECT Id, Username, Email FROM User ORDER BY Id")
+        .try_collect()
+        .await
+        .unwrap();
+    let text = |r: &Record, f: &str| r[f].as_str().unwrap().to_owned();
+    pages
+        .into_iter()
+        .flat_map(|p| p.records)
+        .filter(|r| !people_only || !text(r, "Email").starts_with("autoproc"))
+        .map(|r| (text(&r, "Id"), text(&r, "Username")))
+        .collect()
+}
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}.{}@idm-sync.test", uuid::Uuid::new_v4().simple())
 }

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::{Env, assert_converged, env, wait_until};
 use crate::helpers::RoleProcess;
+use crate::salesforce::support as sf;
 
 const OUTBOUND: &str = "managedUser_systemSalesforceUser";
 
@@ -172,23 +173,7 @@ async fn the_cli_reconciles_the_outbound_mapping_in_a_process_of_its_own() {
 
 /// Salesforce users of the org, by Username.
 async fn sf_usernames(env: &Env) -> Vec<(String, String)> {
-    use futures_util::TryStreamExt;
-    let pages: Vec<_> = env
-        .sf
-        .query("SELECT Id, Username FROM User")
-        .try_collect()
-        .await
-        .unwrap();
-    pages
-        .into_iter()
-        .flat_map(|p| p.records)
-        .map(|r| {
-            (
-                r["Id"].as_str().unwrap().to_owned(),
-                r["Username"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    sf::id_usernames(&env.sf, false).await
 }
 
 #[tokio::test]

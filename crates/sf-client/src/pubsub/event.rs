@@ -114,13 +114,42 @@ impl EventSchema {
 
     /// Decodes one event's Avro payload.
     pub fn decode(&self, payload: &[u8], replay_id: Vec<u8>) -> Result<ChangeEvent, PubSubError> {
-        let bad = |reason: String| PubSubError::Decode {
+        self.read(&self.reader()?, payload, replay_id)
+    }
+
+    /// Decodes events written with this schema, `(payload, replay id)` each; the reader (a walk
+    /// of the whole schema) is built once for all of them.
+    pub fn decode_all<'p>(
+        &self,
+        events: impl IntoIterator<Item = (&'p [u8], Vec<u8>)>,
+    ) -> Result<Vec<ChangeEvent>, PubSubError> {
+        let reader = self.reader()?;
+        events
+            .into_iter()
+            .map(|(payload, replay_id)| self.read(&reader, payload, replay_id))
+            .collect()
+    }
+
+    fn bad(&self, reason: String) -> PubSubError {
+        PubSubError::Decode {
             schema_id: self.id.clone(),
             reason,
-        };
-        let reader = GenericDatumReader::builder(&self.schema)
+        }
+    }
+
+    fn reader(&self) -> Result<GenericDatumReader<'_>, PubSubError> {
+        GenericDatumReader::builder(&self.schema)
             .build()
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| self.bad(e.to_string()))
+    }
+
+    fn read(
+        &self,
+        reader: &GenericDatumReader<'_>,
+        payload: &[u8],
+        replay_id: Vec<u8>,
+    ) -> Result<ChangeEvent, PubSubError> {
+        let bad = |reason: String| self.bad(reason);
         let mut input = payload;
         let value = reader
             .read_value(&mut input)

@@ -141,12 +141,22 @@ impl Subscription {
         }
         let mut events = Vec::new();
         if let Some(response) = &self.pending {
-            for consumer in &response.events {
-                let Some(event) = &consumer.event else {
+            let produced: Vec<_> = response
+                .events
+                .iter()
+                .filter_map(|c| Some((c.event.as_ref()?, &c.replay_id)))
+                .collect();
+            // A response's events almost always share one schema: one look-up and one reader
+            // per run of them.
+            for run in produced.chunk_by(|(a, _), (b, _)| a.schema_id == b.schema_id) {
+                let Some((first, _)) = run.first() else {
                     continue;
                 };
-                let schema = self.pubsub.schema(&event.schema_id).await?;
-                events.push(schema.decode(&event.payload, consumer.replay_id.clone())?);
+                let schema = self.pubsub.schema(&first.schema_id).await?;
+                let payloads = run
+                    .iter()
+                    .map(|(e, r)| (e.payload.as_slice(), (*r).clone()));
+                events.extend(schema.decode_all(payloads)?);
             }
         }
         let latest_replay_id = self
