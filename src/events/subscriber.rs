@@ -1,8 +1,9 @@
 //! One connector's change event subscriber: hold the connector's lease (one active subscriber
 //! across replicas, a standby takes over when it runs out), subscribe from the stored replay
-//! id, gather events into batches, reconcile the users they name, then store the replay id of
-//! the batch's last event. A crash between the writes and the replay id replays the batch,
-//! which changes nothing: an unchanged user writes no revision.
+//! id, gather events into batches, reconcile the users they name, the replay id of the batch's
+//! last event committing with the writes they cause. A batch larger than one run commits its
+//! first runs before the position: a crash then replays them, which changes nothing (an
+//! unchanged user writes no revision).
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,7 +18,8 @@ use crate::config::ChangeEventsConfig;
 use crate::metrics::Metrics;
 use crate::recon::by_ids::IdsOutcome;
 use crate::recon::{ReconEngine, ReconError, ReconRequest};
-use crate::repo::{Pool, event_subscriptions};
+use crate::repo::Pool;
+use crate::repo::event_subscriptions::{self, Position};
 use crate::salesforce::{Identity, SalesforceClient};
 
 /// Events asked for per request (the Pub/Sub API's maximum).
@@ -318,7 +320,8 @@ impl Subscriber {
     }
 
     /// Reconciles the batch's users (retrying while a full run holds the mapping or a run
-    /// fails), then stores its last replay id, fenced by the lease.
+    /// fails); its last replay id is stored with the writes they cause (fenced by the lease),
+    /// or on its own when no user is to be read.
     async fn apply(
         &self,
         plan: &Plan,
@@ -331,11 +334,22 @@ impl Subscriber {
             )
             .await;
         }
+        let position = plan.last_replay_id.clone().map(|replay_id| Position {
+            connector: self.config.connector.clone(),
+            holder: self.holder.clone(),
+            replay_id,
+            last_commit_at: plan.last_commit(),
+        });
         let mut attempts = 0u32;
         while !plan.ids.is_empty() {
             let outcome = self
                 .engine
-                .reconcile_ids(&self.mapping, self.mapping_query.as_ref(), &plan.ids)
+                .reconcile_ids(
+                    &self.mapping,
+                    self.mapping_query.as_ref(),
+                    &plan.ids,
+                    position.as_ref(),
+                )
                 .await;
             let problem = match outcome {
                 Ok(IdsOutcome::Done(_)) => break,
@@ -365,8 +379,11 @@ impl Subscriber {
             self.state("SUBSCRIBED", "the batch waited and was applied")
                 .await;
         }
-        if let Some(last) = &plan.last_replay_id {
-            self.checkpoint(last, plan.last_commit()).await?;
+        match &position {
+            // The runs stored it (unless its fence found the lease gone, which renewing tells).
+            Some(_) if !plan.ids.is_empty() => self.keep_lease().await?,
+            Some(p) => self.checkpoint(&p.replay_id, p.last_commit_at).await?,
+            None => {}
         }
         self.metrics.events_applied(system, &plan.lags(Utc::now()));
         self.metrics.events_skipped(system, "echo", plan.echoes);

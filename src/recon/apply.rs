@@ -31,6 +31,7 @@ use crate::mapping::{
     Action, DEFAULT_LINK_QUALIFIER, Decision, Event, MappingError, PolicyScope, Situation,
 };
 use crate::repo::audit::{self, ReconAuditEntry};
+use crate::repo::event_subscriptions::Position;
 use crate::repo::links::{self, NewLink, Snapshot};
 use crate::repo::managed::{self, StoredObject};
 use crate::repo::recon_runs::{self, HeldAction, PendingDelete};
@@ -42,6 +43,20 @@ use crate::repo::{self, Conn, RepoError, transaction};
 /// for the other's commit and then fails alone, as it would in one transaction.
 const SPLIT_AT: usize = 200;
 const MAX_PARTS: usize = 3;
+
+/// Held-back deletes applied per transaction.
+const HELD_BATCH: usize = 500;
+
+/// What one transaction of a page wrote.
+struct PartWritten {
+    outcomes: Vec<Outcome>,
+    /// Time spent writing its audit rows.
+    audit_time: Duration,
+    /// Rows held back for the guard.
+    held: u64,
+    /// Whether the position was stored with it (false: refused by its fence); `None`: not here.
+    position_stored: Option<bool>,
+}
 
 /// One assessed object and what to do about it.
 #[derive(Debug)]
@@ -298,10 +313,12 @@ fn held(
 impl Inbound {
     /// Applies (or, in analyze mode, predicts) a page's work, runs postActions, counts, and
     /// writes the audit rows. `seen`: the targets this page touched.
+    /// `last`: the run's last write may be this page's (see `ReconRequest::position`).
     pub(crate) async fn apply_page(
         &mut self,
         entries: &[Entry],
         seen: &[String],
+        last: bool,
     ) -> Result<(), ReconError> {
         let t = Instant::now();
         // The targets this page touched: remembered, or past the memory cap written with it.
@@ -318,19 +335,30 @@ impl Inbound {
             // The steady state of a re-recon: a page with nothing to write opens no transaction.
             outcomes
         } else {
+            // The position commits with the page's writes if nothing is held back for later
+            // (held deletes are written after the guard, and the position with them).
+            let position = self.position.as_ref().filter(|_| last && self.held == 0);
             // Long pages are written as several transactions on as many connections, so
-            // Postgres works on them at once.
-            let parts = (entries.len() / SPLIT_AT).clamp(1, MAX_PARTS);
+            // Postgres works on them at once; a page that carries the position is one.
+            let parts = match position {
+                Some(_) => 1,
+                None => (entries.len() / SPLIT_AT).clamp(1, MAX_PARTS),
+            };
             let size = entries.len().div_ceil(parts).max(1);
             let writes = entries.chunks(size).enumerate().map(|(i, part)| {
                 let seen = if i == 0 { seen } else { &[][..] };
-                self.apply_part(part, seen, self.pending_seq + (i * size) as i64)
+                self.apply_part(part, seen, self.pending_seq + (i * size) as i64, position)
             });
             let mut outcomes = Vec::with_capacity(entries.len());
-            for (part, audit, held) in futures_util::future::try_join_all(writes).await? {
-                outcomes.extend(part);
-                self.run.stats.time(Timed::AuditLog, audit);
-                self.held += held;
+            let mut stored = None;
+            for part in futures_util::future::try_join_all(writes).await? {
+                outcomes.extend(part.outcomes);
+                self.run.stats.time(Timed::AuditLog, part.audit_time);
+                self.held += part.held;
+                stored = stored.or(part.position_stored);
+            }
+            if let Some(stored) = stored {
+                self.position_stored(stored);
             }
             outcomes
         };
@@ -417,17 +445,18 @@ impl Inbound {
 
     /// Applies entries in one transaction: first without savepoints, then, if an object
     /// failed, again with one savepoint per object. Held rows are numbered from `seq` + 1.
-    /// Returns the outcomes, the time spent writing audit rows and the rows held.
+    /// `position` is stored in the transaction unless it holds rows back.
     async fn apply_part(
         &self,
         entries: &[Entry],
         seen: &[String],
         seq: i64,
-    ) -> Result<(Vec<Outcome>, Duration, u64), ReconError> {
-        match self.try_apply(entries, seen, false, seq).await? {
+        position: Option<&Position>,
+    ) -> Result<PartWritten, ReconError> {
+        match self.try_apply(entries, seen, false, seq, position).await? {
             Some(done) => Ok(done),
             None => Ok(self
-                .try_apply(entries, seen, true, seq)
+                .try_apply(entries, seen, true, seq, position)
                 .await?
                 .ok_or_else(|| RepoError::Config("page replay did not complete".into()))?),
         }
@@ -441,7 +470,8 @@ impl Inbound {
         seen: &[String],
         savepoints: bool,
         seq: i64,
-    ) -> Result<Option<(Vec<Outcome>, Duration, u64)>, ReconError> {
+        position: Option<&Position>,
+    ) -> Result<Option<PartWritten>, ReconError> {
         let link_type = self.run.mapping().link_type().to_owned();
         let mut tx = repo::begin(self.run.pool()).await?;
         let mut batch = LinkBatch {
@@ -517,8 +547,17 @@ impl Inbound {
         let audit = self.audit_rows(entries, &outcomes);
         audit::insert_batch(&mut *tx, &self.run.id, &audit).await?;
         let audit_time = t.elapsed();
+        let position_stored = match position {
+            Some(position) if batch.held.is_empty() => Some(position.store(&mut *tx).await?),
+            _ => None,
+        };
         repo::commit(tx).await?;
-        Ok(Some((outcomes, audit_time, batch.held.len() as u64)))
+        Ok(Some(PartWritten {
+            outcomes,
+            audit_time,
+            held: batch.held.len() as u64,
+            position_stored,
+        }))
     }
 
     /// Applies one entry, whose outcome is the page's `index`th.
@@ -855,8 +894,13 @@ impl Inbound {
         let link_type = self.run.mapping().link_type().to_owned();
         let mut after = 0;
         loop {
-            let batch =
-                recon_runs::pending_deletes(self.run.pool(), &self.run.id, after, 500).await?;
+            let batch = recon_runs::pending_deletes(
+                self.run.pool(),
+                &self.run.id,
+                after,
+                HELD_BATCH as i64,
+            )
+            .await?;
             let Some(last) = batch.last() else { break };
             after = last.seq;
             let mut tx = repo::begin(self.run.pool()).await?;
@@ -914,7 +958,16 @@ impl Inbound {
                 }
             }
             audit::insert_batch(&mut *tx, &self.run.id, &audit_rows).await?;
+            // A short batch is the last: the position commits with it.
+            let position = self.position.as_ref().filter(|_| batch.len() < HELD_BATCH);
+            let stored = match position {
+                Some(position) => Some(position.store(&mut *tx).await?),
+                None => None,
+            };
             repo::commit(tx).await?;
+            if let Some(stored) = stored {
+                self.position_stored(stored);
+            }
             if self.run.checkpoint().await? == Flow::Cancel {
                 return Ok(Flow::Cancel);
             }

@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::{ReconEngine, ReconError, ReconRequest};
+use crate::repo::event_subscriptions::Position;
 
 /// Ids per recon run: the ids become one `Id IN (…)` list, about 30 bytes an id once
 /// percent-encoded in the query's URL, so 400 take some 12 kB, below the 16,384-byte URI
@@ -40,19 +41,24 @@ pub struct IdsRuns {
 
 impl ReconEngine {
     /// Reconciles `ids` (sorted and deduplicated by the caller or not) through `mapping`.
+    /// `position` goes with the last run's writes (earlier runs' writes commit before it: a
+    /// crash between them replays those runs, which then change nothing).
     pub async fn reconcile_ids(
         &self,
         mapping: &str,
         mapping_query: Option<&Value>,
         ids: &[String],
+        position: Option<&Position>,
     ) -> Result<IdsOutcome, ReconError> {
         let mut done = IdsRuns::default();
-        for chunk in ids.chunks(MAX_IDS_PER_RUN) {
+        let runs = ids.len().div_ceil(MAX_IDS_PER_RUN);
+        for (i, chunk) in ids.chunks(MAX_IDS_PER_RUN).enumerate() {
             let request = ReconRequest {
                 mapping: mapping.to_owned(),
                 source_query: Some(chunk_query(mapping_query, chunk)),
                 run_target_phase: Some(false),
                 reported_changes: true,
+                position: position.filter(|_| i + 1 == runs).cloned(),
                 ..ReconRequest::default()
             };
             let summary = match self.run(request).await {

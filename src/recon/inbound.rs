@@ -14,6 +14,7 @@ use super::summary::{Stage, Timed};
 use super::{ReconError, ReconRequest, TARGET_RESOURCE, TARGET_TYPE, soql};
 use crate::filter::Filter;
 use crate::mapping::{Mapping, Situation};
+use crate::repo::event_subscriptions::Position;
 use crate::repo::{links, recon_runs};
 use crate::salesforce::access_read::ReadState;
 
@@ -60,6 +61,8 @@ pub(crate) struct Inbound {
     pub in_step: Option<Loading>,
     /// What reading the grants with the users has learned (role names, refused id ranges).
     pub read_state: ReadState,
+    /// The subscription position still to store with the run's last write (`ReconRequest::position`).
+    pub position: Option<Position>,
 }
 
 impl Inbound {
@@ -83,7 +86,9 @@ impl Inbound {
 
     pub fn new(run: Run, prepared: Prepared) -> Inbound {
         let seen = SeenTargets::new(run.inner.settings.seen_in_memory);
+        let position = run.req.position.clone().filter(|_| !run.req.analyze);
         Inbound {
+            position,
             run,
             soql: prepared.soql,
             target_filter: prepared.target_filter,
@@ -164,11 +169,25 @@ impl Inbound {
         if self.apply_pending_deletes().await? == Flow::Cancel {
             return Ok(RunOutcome::Canceled);
         }
+        // No write took the position with it (nothing changed, or the last write was not the
+        // place): stored on its own, nothing left uncommitted that it would vouch for.
+        if let Some(position) = self.position.take() {
+            self.position_stored(position.store(self.run.pool()).await?);
+        }
         Ok(RunOutcome::Success)
     }
 }
 
 impl Inbound {
+    /// Notes that the position went with a write (or that its fence refused it: the lease
+    /// was lost, and the subscriber learns it when it renews).
+    pub(crate) fn position_stored(&mut self, stored: bool) {
+        if !stored {
+            tracing::info!(recon_id = %self.run.id, "the change events position was not stored: the subscription's lease is no longer this subscriber's");
+        }
+        self.position = None;
+    }
+
     /// Whether this run reads the links in step up front: the unchanged fast path applies,
     /// there are managed objects, no more than the touched targets held in memory (those read
     /// up front are remembered by key only), it is a whole run, and the audit does not write

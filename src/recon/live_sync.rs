@@ -234,7 +234,7 @@ impl LiveSync {
 
         let outcome = self
             .engine
-            .reconcile_ids(&mapping_name, mapping.source_query.as_ref(), &ids)
+            .reconcile_ids(&mapping_name, mapping.source_query.as_ref(), &ids, None)
             .await?;
         let counted = |result: &mut LiveSyncPass, done: IdsRuns| {
             result.runs = done.runs;

@@ -65,7 +65,7 @@ use crate::connectors::Connectors;
 use crate::managed::ManagedObjects;
 use crate::mapping::{Mapping, SyncConfig};
 use crate::repo::schedule_firings::Firing;
-use crate::repo::{self, Pool, RepoError, recon_runs};
+use crate::repo::{self, Pool, RepoError, event_subscriptions, recon_runs};
 use crate::salesforce::{SalesforceClient, SalesforceError};
 
 pub use live_sync::{LiveSync, LiveSyncError, LiveSyncPass};
@@ -154,6 +154,10 @@ pub struct ReconRequest {
     /// The run reconciles users Salesforce reported changed (liveSync, change events): one
     /// deletion or deactivation among them is that user's own change, never a mass change.
     pub reported_changes: bool,
+    /// A change event subscription's position after the events this run applies: stored in
+    /// the transaction of the run's last write (at its end when it writes nothing), only if
+    /// the run succeeds.
+    pub position: Option<event_subscriptions::Position>,
 }
 
 impl ReconRequest {

@@ -79,6 +79,7 @@ impl Inbound {
         self.run.stats.time(Timed::SourceQuery, took);
         loop {
             let mut copy = None;
+            let last = next.is_none();
             let ahead = next.take().map(|page| {
                 self.run.stats.source_total = Some(page.total_size);
                 // Kept for a second assessment, should this page's writes call for one.
@@ -101,7 +102,7 @@ impl Inbound {
                 }
             };
             let (written, assessed, (fetched, took)) =
-                tokio::join!(self.write_page(&current), assess_ahead, fetch());
+                tokio::join!(self.write_page(&current, last), assess_ahead, fetch());
             written?;
             let Some(assessed) = assessed else {
                 break;
@@ -137,8 +138,8 @@ impl Inbound {
         }
     }
 
-    /// Writes an assessed page and counts what its assessment saw.
-    async fn write_page(&mut self, page: &Assessed) -> Result<(), ReconError> {
+    /// Writes an assessed page (the source's `last`) and counts what its assessment saw.
+    async fn write_page(&mut self, page: &Assessed, last: bool) -> Result<(), ReconError> {
         for (timed, took) in &page.timings {
             self.run.stats.time(*timed, *took);
         }
@@ -147,7 +148,9 @@ impl Inbound {
         if self.run_target_phase {
             self.seen.remember_keys(&page.seen_keys);
         }
-        self.apply_page(&page.entries, &page.seen).await
+        // The position goes with the run's last write: a target phase would write after it.
+        let last = last && !self.run_target_phase;
+        self.apply_page(&page.entries, &page.seen, last).await
     }
 }
 

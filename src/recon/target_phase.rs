@@ -142,7 +142,7 @@ impl Inbound {
             entries.push(entry);
         }
         self.run.stats.target_processed += page.len() as u64;
-        self.apply_page(&entries, &[]).await
+        self.apply_page(&entries, &[], false).await
     }
 
     /// `reconById` of a Salesforce id the source query no longer returns: its linked managed

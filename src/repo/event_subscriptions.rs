@@ -30,6 +30,31 @@ pub struct Subscription {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Where a subscription resumes: the replay id of the last event applied and its commit time.
+/// Recon stores it in the transaction of the writes the events caused (see
+/// `ReconRequest::position`), so the writes and the position commit or roll back together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub connector: String,
+    pub holder: String,
+    pub replay_id: Vec<u8>,
+    pub last_commit_at: Option<DateTime<Utc>>,
+}
+
+impl Position {
+    /// Stores it, fenced by the holder; false when the lease is no longer the holder's.
+    pub async fn store(&self, db: impl PgExecutor<'_>) -> Result<bool, RepoError> {
+        checkpoint(
+            db,
+            &self.connector,
+            &self.holder,
+            &self.replay_id,
+            self.last_commit_at,
+        )
+        .await
+    }
+}
+
 /// Takes (or renews) the lease of `connector` for `holder` when it is free, expired or
 /// already `holder`'s.
 pub async fn claim(

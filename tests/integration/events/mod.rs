@@ -3,6 +3,7 @@
 //! "as an administrator in Salesforce" (the emulator's admin routes: another commitUser than
 //! the integration user) unless a test makes them through the connector itself.
 
+mod position;
 mod process;
 
 use std::time::Duration;
