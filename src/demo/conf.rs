@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::config::ChangeEventsConfig;
 use crate::config::provisioner::SALESFORCE_FILE;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,8 @@ pub struct EmulatorApp<'a> {
     pub client_id: &'a str,
     pub client_secret: &'a str,
     pub refresh_token: &'a str,
+    /// Its Pub/Sub API: the demo subscribes to its change events.
+    pub pubsub_url: &'a str,
 }
 
 /// Copies `source` to `target` (emptied first) and points the connector at the emulator.
@@ -62,6 +65,19 @@ pub fn write(source: &Path, target: &Path, app: &EmulatorApp<'_>) -> Result<(), 
         props.insert("clientSecret".into(), app.client_secret.into());
         props.insert("refreshToken".into(), app.refresh_token.into());
         value["enabled"] = Value::Bool(true);
+        Ok(())
+    })?;
+    // Change events on, from the emulator's Pub/Sub API (created when the source has none).
+    let events = target.join(ChangeEventsConfig::file_name("salesforce"));
+    if !events.exists() {
+        std::fs::write(&events, "{}").map_err(|source| DemoConfError::Write {
+            path: events.clone(),
+            source,
+        })?;
+    }
+    edit_json(&events, |value| {
+        value["enabled"] = Value::Bool(true);
+        value["endpoint"] = app.pubsub_url.into();
         Ok(())
     })?;
     let schedule = target.join("schedule-recon.json");
@@ -134,6 +150,7 @@ mod tests {
             client_id: "k",
             client_secret: "s",
             refresh_token: "r",
+            pubsub_url: "http://127.0.0.1:2",
         };
         write(&source, &target, &app).unwrap();
         let conf = crate::config::Conf::load_with(&target, &|_| None).unwrap();
@@ -144,6 +161,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(schedule["misfirePolicy"], "doNothing");
+        let events = &conf.change_events;
+        assert_eq!(events.len(), 1);
+        assert!(events[0].enabled);
+        assert_eq!(events[0].endpoint, app.pubsub_url);
         std::fs::remove_dir_all(&target).unwrap();
     }
 }

@@ -1,7 +1,7 @@
 //! `idm-sync demo`: the product in one command. Starts a Salesforce emulator in this process,
 //! runs every role (`all`) against a copy of `conf/` pointed at it, then walks through a
-//! reconciliation, an edit and a create, printing what each step did and how long it took,
-//! and keeps serving until Ctrl-C.
+//! reconciliation, an edit, a create and an edit made in Salesforce (change events), printing
+//! what each step did and how long it took, and keeps serving until Ctrl-C.
 
 mod args;
 mod client;
@@ -30,7 +30,7 @@ use client::Rest;
 use report::Step;
 use sf_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 
-const STEPS: usize = 6;
+const STEPS: usize = 7;
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What `all` is started with; the binary turns it into its own `all` arguments, so the
@@ -107,6 +107,7 @@ where
             client_id: &config.consumer_key,
             client_secret: &config.consumer_secret,
             refresh_token: &config.refresh_token,
+            pubsub_url: emulator.pubsub_url(),
         },
     )
     .context("cannot write the demo configuration")?;
@@ -186,13 +187,14 @@ where
     Ok(())
 }
 
-/// Steps 3 to 6: wait for the API, reconcile, edit a user, create a user.
+/// Steps 3 to 7: wait for the API, reconcile, edit a user, create a user, edit it in
+/// Salesforce.
 async fn walk_through(rest: &Rest, emulator: &EmulatorHandle) -> anyhow::Result<()> {
     let step = Step::start(
         3,
         STEPS,
         "start",
-        "idm-sync all: serve (REST API + outbox relay), worker, scheduler",
+        "idm-sync all: serve (REST API + outbox relay), worker, scheduler, events",
     );
     rest.wait_ready(READY_TIMEOUT).await?;
     step.done(&format!("REST API ready on {}", rest.base()));
@@ -226,6 +228,15 @@ async fn walk_through(rest: &Rest, emulator: &EmulatorHandle) -> anyhow::Result<
     );
     steps::create_user(rest, emulator).await?;
     step.done("implicit sync created the Salesforce user");
+
+    let step = Step::start(
+        7,
+        STEPS,
+        "inbound",
+        "edit that user in Salesforce as an administrator; watch the managed user follow",
+    );
+    steps::salesforce_edit(rest, emulator).await?;
+    step.done("a change event brought the edit in");
     Ok(())
 }
 

@@ -1,5 +1,5 @@
-//! The walk-through's three steps, each against the REST API as an operator would do it, and
-//! each watching the emulator (Salesforce) for the result.
+//! The walk-through's steps, each against the REST API as an operator would do it, and each
+//! watching the other side (the emulator as Salesforce, or managed users) for the result.
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,17 @@ pub enum StepError {
     SyncTimeout { what: String },
     #[error("the emulator has no profile {0:?}")]
     NoProfile(&'static str),
+    #[error("the emulator refused the edit of {user}: {code}: {message}")]
+    Emulator {
+        user: String,
+        code: String,
+        message: String,
+    },
+    #[error(
+        "{what} did not reach managed/user within {:?}: is the connector's change events subscription active? (its Admin UI page says)",
+        SYNC_TIMEOUT
+    )]
+    EventTimeout { what: String },
 }
 
 /// Step: reconcile Salesforce into managed users over REST, then print IDM's summary.
@@ -190,4 +201,51 @@ async fn wait_for(
         tokio::time::sleep(POLL).await;
     }
     None
+}
+
+/// Step: an administrator edits a user in Salesforce (the emulator's admin route: another user
+/// than the connector's); change events bring the edit into the managed user, without a poll.
+pub async fn salesforce_edit(rest: &Rest, emulator: &EmulatorHandle) -> Result<(), StepError> {
+    let user_name = "ada.lovelace@demo.idm-sync.invalid";
+    let user = emulator
+        .user_by_username(user_name)
+        .ok_or_else(|| StepError::NotInSalesforce(user_name.to_owned()))?;
+    let sf_id = user["Id"].as_str().unwrap_or_default();
+    let first_name = "Augusta Ada";
+    report::line(&format!(
+        "Salesforce User {sf_id} ({user_name}): FirstName {} -> {first_name:?}, edited by an administrator",
+        user["FirstName"]
+    ));
+    let sent = Instant::now();
+    emulator
+        .admin_update_user(sf_id, &json!({"FirstName": first_name}))
+        .map_err(|(code, message)| StepError::Emulator {
+            user: user_name.to_owned(),
+            code,
+            message,
+        })?;
+    let path = format!(
+        "/managed/user?_queryFilter=userName%20eq%20%22{}%22&_fields=givenName",
+        user_name.replace('@', "%40")
+    );
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    while Instant::now() < deadline {
+        let page = rest.call(Method::GET, &path, None).await?;
+        if let Some(found) = page["result"]
+            .get(0)
+            .filter(|u| u["givenName"] == first_name)
+        {
+            report::line(&format!(
+                "managed/user/{}: givenName {:?}, {} after the edit in Salesforce (a change event, no poll)",
+                found["_id"].as_str().unwrap_or("?"),
+                first_name,
+                report::ms(sent.elapsed())
+            ));
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(StepError::EventTimeout {
+        what: format!("the Salesforce-side edit of {user_name}"),
+    })
 }

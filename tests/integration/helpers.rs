@@ -80,33 +80,38 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let server = pg_server_url();
-        // Drop runs outside async context guarantees: use a thread with its own runtime.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(pool) = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(&format!("{server}/postgres"))
-                    .await
-                {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&pool)
-                    .await;
-                    pool.close().await;
-                }
-            });
-        })
-        .join();
+        drop_database(&self.name);
     }
+}
+
+/// Drops database `name` (with its connections), from sync code such as a `Drop`: on a
+/// thread with a runtime of its own.
+pub fn drop_database(name: &str) {
+    let name = name.to_owned();
+    let server = pg_server_url();
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            if let Ok(pool) = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&format!("{server}/postgres"))
+                .await
+            {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .execute(&pool)
+                .await;
+                pool.close().await;
+            }
+        });
+    })
+    .join();
 }
 
 /// A running `serve` on a random port over its own database.

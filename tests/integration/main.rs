@@ -10,6 +10,7 @@ mod browser;
 mod compose;
 mod config;
 mod db_timeouts;
+mod demo;
 mod emulator;
 mod events;
 mod filter_sql;
