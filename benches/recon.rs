@@ -13,7 +13,10 @@
 //! then the floor: paging the same users out of the emulator plus bulk-inserting the same rows
 //! with COPY. The floor is printed twice: COPY of the managed-user rows alone, and COPY of every
 //! row the first recon wrote (the managed users, their outbox rows, links and audit entries,
-//! copied back out of the database), since the recon must write all of them. Last, a table of the
+//! copied back out of the database), since the recon must write all of them. The unchanged
+//! re-recon is set against two reads: paging the users alone, and paging what the shipped
+//! mapping reads (its query with the permission set assignments inline and the public group
+//! memberships, one query per 2,000 users, as its runs read them). Last, a table of the
 //! three runs with the ratio peer mean / idm-sync (above 1: idm-sync is faster).
 //!
 //! Run: `cargo bench --bench recon`. Environment:
@@ -753,6 +756,47 @@ async fn idm_recons(b: &Bench, conf: &Conf, conf_dir: &Path) -> IdmResult {
     result
 }
 
+/// Paging what the shipped inbound mapping reads, the way its runs read it (its own query, the
+/// assignments inline, one membership query per 2,000 users gathered): what an unchanged
+/// re-recon cannot do without. Returns the seconds and the query calls.
+async fn mapping_paging(b: &Bench, conf: &Conf, conf_dir: &Path) -> (f64, u64) {
+    let sync = SyncConfig::load(conf_dir).unwrap();
+    let mapping = sync
+        .mappings
+        .iter()
+        .find(|m| m.name == "systemSalesforceUser_managedUser")
+        .unwrap();
+    let soql = idm_sync::recon::soql::build(mapping, None, None).unwrap();
+    let pool = db::connect(&DbSettings::new(format!("{}/{IDM_DB}", b.server)))
+        .await
+        .unwrap();
+    let client = salesforce_client(&pool, conf);
+    let (calls_before, _, _) = emulator_calls(&b.http, &b.base).await;
+    let mut state = idm_sync::salesforce::access_read::ReadState::default();
+    let t = Instant::now();
+    let mut pages = std::pin::pin!(client.query_with_batch_size(&soql.text, 2000));
+    let mut gathered = Vec::new();
+    loop {
+        let page = pages.try_next().await.unwrap();
+        let done = page.is_none();
+        gathered.extend(page.into_iter().flat_map(|p| p.records));
+        if gathered.len() >= 2000 || (done && !gathered.is_empty()) {
+            client
+                .complete_access(&mut gathered, soql.access, &mut state, soql.ranged)
+                .await
+                .unwrap();
+            gathered.clear();
+        }
+        if done {
+            break;
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let (calls_after, _, _) = emulator_calls(&b.http, &b.base).await;
+    pool.close().await;
+    (secs, calls_after - calls_before)
+}
+
 /// The floor: page the same users out, then COPY the same rows into an identical table.
 /// Returns (paging seconds, managed-rows floor seconds, every-row floor seconds).
 async fn floors(b: &Bench, conf: &Conf, users: usize, first_run: &str) -> (f64, f64, f64) {
@@ -960,6 +1004,11 @@ fn main() {
         println!(
             "unchanged re-recon / paging floor: {:.2}x (paging alone {paging:.2} s)",
             idm.secs[1] / paging
+        );
+        let (mapping_paging, calls) = mapping_paging(&b, &conf, &conf_dir).await;
+        println!(
+            "unchanged re-recon / paging what the mapping reads (its query with the assignments inline, and the memberships: {calls} query calls): {:.2}x (paging {mapping_paging:.2} s)",
+            idm.secs[1] / mapping_paging
         );
         print_side_by_side(&idm, before.as_ref(), after.as_ref());
         if env_flag("BENCH_OUTBOUND") != Some(false) {

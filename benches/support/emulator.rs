@@ -1,6 +1,6 @@
 //! The Salesforce emulator as a process of its own for the benchmarks (included by each with
-//! `#[path]`): on a free loopback port, with a daily limit no benchmark reaches, killed when
-//! dropped (a panic included).
+//! `#[path]`): on a free loopback port (its Pub/Sub API too), with a daily limit no benchmark
+//! reaches, killed when dropped (a panic included).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,6 +38,12 @@ pub fn start_emulator(users: usize, extra: &[&str]) -> (KillOnDrop, String) {
                 "100000000",
             ])
             .args(extra)
+            // Its Pub/Sub API on a free port too, unless asked for one: the default port is
+            // one per host, and a bench may run two emulators at once.
+            .args(match extra.contains(&"--pubsub-listen") {
+                true => &[][..],
+                false => &["--pubsub-listen", "127.0.0.1:0"][..],
+            })
             .stdout(Stdio::null())
             .spawn()
             .expect("start sf-emulator"),

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{TempDir, TestTopology, amqp_url, drop_database, pg_server_url};
+use crate::helpers::{TempDir, TestTopology, amqp_url, drop_database, free_port, pg_server_url};
 
 /// Drops the demo's database when the test ends, however it ends.
 struct DemoDb(String);
@@ -16,14 +16,6 @@ impl Drop for DemoDb {
     fn drop(&mut self) {
         drop_database(&self.0);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

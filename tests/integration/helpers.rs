@@ -84,34 +84,47 @@ impl Drop for TestDb {
     }
 }
 
-/// Drops database `name` (with its connections), from sync code such as a `Drop`: on a
-/// thread with a runtime of its own.
+/// Drops database `name` (with its connections), from sync code such as a `Drop`.
 pub fn drop_database(name: &str) {
     let name = name.to_owned();
     let server = pg_server_url();
+    block_on_own_thread(async move {
+        if let Ok(pool) = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("{server}/postgres"))
+            .await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&pool)
+            .await;
+            pool.close().await;
+        }
+    });
+}
+
+/// Runs `work` to its end on a thread with a runtime of its own: cleanup from a `Drop`, which
+/// may run inside a runtime or outside one.
+fn block_on_own_thread(work: impl std::future::Future<Output = ()> + Send + 'static) {
     let _ = std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-        else {
-            return;
-        };
-        rt.block_on(async move {
-            if let Ok(pool) = PgPoolOptions::new()
-                .max_connections(1)
-                .connect(&format!("{server}/postgres"))
-                .await
-            {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                )))
-                .execute(&pool)
-                .await;
-                pool.close().await;
-            }
-        });
+        {
+            rt.block_on(work);
+        }
     })
     .join();
+}
+
+/// A free loopback port (free when asked: another process may take it before it is used).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `serve` on a random port over its own database.
@@ -358,39 +371,30 @@ impl Drop for TestTopology {
     fn drop(&mut self) {
         use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
         let topology = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+        block_on_own_thread(async move {
+            let Ok(conn) =
+                lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+                    .await
             else {
                 return;
             };
-            rt.block_on(async move {
-                let Ok(conn) =
-                    lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-                        .await
-                else {
-                    return;
-                };
-                let Ok(channel) = conn.create_channel().await else {
-                    return;
-                };
-                let mut queues = topology.queues();
-                queues.push(topology.dead_letter_queue());
-                for q in queues {
-                    let _ = channel
-                        .queue_delete(q.into(), QueueDeleteOptions::default())
-                        .await;
-                }
-                for e in [topology.exchange(), topology.dead_letter_exchange()] {
-                    let _ = channel
-                        .exchange_delete(e.into(), ExchangeDeleteOptions::default())
-                        .await;
-                }
-                let _ = conn.close(200, "bye".into()).await;
-            });
-        })
-        .join();
+            let Ok(channel) = conn.create_channel().await else {
+                return;
+            };
+            let mut queues = topology.queues();
+            queues.push(topology.dead_letter_queue());
+            for q in queues {
+                let _ = channel
+                    .queue_delete(q.into(), QueueDeleteOptions::default())
+                    .await;
+            }
+            for e in [topology.exchange(), topology.dead_letter_exchange()] {
+                let _ = channel
+                    .exchange_delete(e.into(), ExchangeDeleteOptions::default())
+                    .await;
+            }
+            let _ = conn.close(200, "bye".into()).await;
+        });
     }
 }
 

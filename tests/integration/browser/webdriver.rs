@@ -11,6 +11,8 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 
+use crate::helpers::free_port;
+
 /// How long a wait for an element or a condition lasts before the test fails.
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -28,14 +30,6 @@ fn program(var: &str, default: &str, package: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub struct Browser {

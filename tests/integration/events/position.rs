@@ -33,13 +33,17 @@ async fn a_batch_s_replay_id_commits_with_the_writes_it_caused() {
     let position_xmin = "SELECT xmin::text FROM event_subscriptions WHERE connector = 'salesforce'";
     let replay_id = "SELECT encode(replay_id, 'hex') FROM event_subscriptions";
 
-    // A create: the managed user and the position, one transaction.
     let ids = vec![id.clone()];
-    let outcome = engine
-        .reconcile_ids(MAPPING, None, &ids, Some(&position("a", &[1])))
-        .await
-        .unwrap();
-    assert!(matches!(outcome, IdsOutcome::Done(_)), "{outcome:?}");
+    let apply = async |holder: &str, replay_id: u8| {
+        let outcome = engine
+            .reconcile_ids(MAPPING, None, &ids, Some(&position(holder, &[replay_id])))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, IdsOutcome::Done(_)), "{outcome:?}");
+    };
+
+    // A create: the managed user and the position, one transaction.
+    apply("a", 1).await;
     let created = env.text(managed_xmin).await;
     assert!(created.is_some());
     assert_eq!(env.text(position_xmin).await, created);
@@ -47,30 +51,21 @@ async fn a_batch_s_replay_id_commits_with_the_writes_it_caused() {
 
     // An edit: the same again.
     env.admin_update(&id, json!({"LastName": "Byron"}));
-    engine
-        .reconcile_ids(MAPPING, None, &ids, Some(&position("a", &[2])))
-        .await
-        .unwrap();
+    apply("a", 2).await;
     let updated = env.text(managed_xmin).await;
     assert_ne!(updated, created);
     assert_eq!(env.text(position_xmin).await, updated);
     assert_eq!(env.text(replay_id).await.as_deref(), Some("02"));
 
     // Nothing changed: the position is stored on its own, the user untouched.
-    engine
-        .reconcile_ids(MAPPING, None, &ids, Some(&position("a", &[3])))
-        .await
-        .unwrap();
+    apply("a", 3).await;
     assert_eq!(env.text(managed_xmin).await, updated);
     assert_ne!(env.text(position_xmin).await, updated);
     assert_eq!(env.text(replay_id).await.as_deref(), Some("03"));
 
     // A subscriber that lost the lease: its writes are harmless and commit, its position does not.
     env.admin_update(&id, json!({"LastName": "King"}));
-    engine
-        .reconcile_ids(MAPPING, None, &ids, Some(&position("b", &[4])))
-        .await
-        .unwrap();
+    apply("b", 4).await;
     assert_ne!(env.text(managed_xmin).await, updated);
     assert_eq!(env.text(replay_id).await.as_deref(), Some("03"));
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 use sf_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 
 use super::support::*;
-use crate::helpers::{ADMIN, TestDb, TestTopology, amqp_url};
+use crate::helpers::{ADMIN, TestDb, TestTopology, amqp_url, free_port};
 use crate::recon::support::{ConfDir, conf_dir, shipped_sync};
 
 async fn org(rotate: bool, max_uses: Option<u64>) -> RunningEmulator {
@@ -307,14 +307,6 @@ async fn eventually(what: &str, roles: &mut [&mut Role], mut check: impl AsyncFn
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn scalar(db: &TestDb, sql: &str) -> i64 {
