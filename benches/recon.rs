@@ -34,6 +34,8 @@
 //! - `BENCH_OUTBOUND=0`: skip the outbound reconciliation (issue 15), which runs last, in a
 //!   process of its own (the bench binary again, so its RSS is its own): Salesforce brought in
 //!   step, then (a) nothing drifted, (b) 1% drifted and 1% new managed users.
+//! - `BENCH_AUDIT_VARIANT=0`: skip the decision preview, a first recon whose recon audit leaves
+//!   out creates (not the shipped default), into a database of its own dropped afterwards.
 //! - `BENCH_PEER=0`: skip the peer. `BENCH_PYTHON`: the interpreter that makes the peer's
 //!   virtual environment (default python3).
 //!
@@ -54,6 +56,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
+use idm_sync::audit_config::AuditConfig;
 use idm_sync::config::Conf;
 use idm_sync::connectors::Connectors;
 use idm_sync::managed::ManagedObjects;
@@ -67,6 +70,7 @@ use sqlx::{Connection, PgConnection};
 const IDM_DB: &str = "idm_bench_recon";
 const PEER_DB_BEFORE: &str = "idm_bench_peer_before";
 const PEER_DB_AFTER: &str = "idm_bench_peer_after";
+const NO_CREATE_AUDIT_DB: &str = "idm_bench_recon_no_create_audit";
 const PEER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer/peer_recon.py");
 const PEER_REQUIREMENTS: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer/requirements.txt");
@@ -756,6 +760,46 @@ async fn idm_recons(b: &Bench, conf: &Conf, conf_dir: &Path) -> IdmResult {
     result
 }
 
+/// A first recon into a fresh database with the shipped conf but an `audit.json` whose recon
+/// filter leaves out `create` (it keeps update, delete, link, unlink, exception, report): what
+/// that product decision (issue 19) would buy. The shipped default audits creates.
+async fn first_recon_without_create_audit(b: &Bench, conf: &Conf, conf_dir: &Path) -> f64 {
+    fresh_db(&b.server, NO_CREATE_AUDIT_DB).await;
+    let pool = db::connect(&DbSettings::new(format!(
+        "{}/{NO_CREATE_AUDIT_DB}",
+        b.server
+    )))
+    .await
+    .unwrap();
+    db::migrate(&pool).await.unwrap();
+    let audit = AuditConfig::from_json(&serde_json::json!({
+        "eventHandlers": [{"config": {"name": "repo", "topics": ["recon", "sync"]}}],
+        "eventTopics": {"recon": {"filter": {"actions": ["update", "delete", "link", "unlink", "exception", "report"]}}}
+    }))
+    .unwrap();
+    let engine = ReconEngine::new(
+        ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone())),
+        Arc::new(SyncConfig::load(conf_dir).unwrap()),
+        Connectors::from_clients([salesforce_client(&pool, conf)]),
+        ReconSettings::default(),
+    )
+    .with_audit(audit);
+    let t = Instant::now();
+    let summary = engine
+        .run(ReconRequest {
+            mapping: "systemSalesforceUser_managedUser".into(),
+            ..ReconRequest::default()
+        })
+        .await
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(summary["state"], "SUCCESS", "{summary}");
+    drop(engine);
+    pool.close().await;
+    drop_db(&b.server, NO_CREATE_AUDIT_DB).await;
+    secs
+}
+
 /// Paging what the shipped inbound mapping reads, the way its runs read it (its own query, the
 /// assignments inline, one membership query per 2,000 users gathered): what an unchanged
 /// re-recon cannot do without. Returns the seconds and the query calls.
@@ -1011,6 +1055,25 @@ fn main() {
             idm.secs[1] / mapping_paging
         );
         print_side_by_side(&idm, before.as_ref(), after.as_ref());
+        if env_flag("BENCH_AUDIT_VARIANT") != Some(false) {
+            let secs = first_recon_without_create_audit(&b, &conf, &conf_dir).await;
+            let peers: Vec<f64> = [&before, &after]
+                .into_iter()
+                .flatten()
+                .map(|p| p[0].secs)
+                .collect();
+            let versus_peer = match peers.is_empty() {
+                true => String::new(),
+                false => format!(
+                    "; peer mean / it {:.2}x",
+                    peers.iter().sum::<f64>() / peers.len() as f64 / secs
+                ),
+            };
+            println!(
+                "decision preview (not the shipped default): first recon with a recon audit filter without create: {secs:.2} s{versus_peer}; / managed-rows floor {:.2}x",
+                secs / floor
+            );
+        }
         if env_flag("BENCH_OUTBOUND") != Some(false) {
             // A process of its own, so its peak RSS is the outbound runs' alone (this one still
             // holds what the floors allocated).
