@@ -107,6 +107,12 @@ async fn outbound_recon_corrects_drift_creates_the_missing_and_then_writes_nothi
         0,
         "queued for the reconciled mapping's lane only"
     );
+    // a's managed revision did not move (its link is already "synced"): wait for the worker to
+    // apply the sync the run queued before comparing.
+    wait_until("the worker corrects the drift", async || {
+        env.handle().user(&sf_a).unwrap()["LastName"] != "Changed-In-Salesforce"
+    })
+    .await;
     assert_converged(&env, &[a.clone(), b.clone()]).await;
 
     // Nothing differs any more: a third run queues nothing.
