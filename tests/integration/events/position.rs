@@ -106,3 +106,51 @@ async fn a_batch_of_several_runs_stores_its_position_with_the_last_one() {
         position_xmin
     );
 }
+
+#[tokio::test]
+async fn a_held_back_delete_carries_the_position_in_its_transaction() {
+    let env = env(3).await;
+    let pool = &env.app.db.pool;
+    event_subscriptions::claim(pool, "salesforce", "/data/UserChangeEvent", "a", 60.0)
+        .await
+        .unwrap();
+    let engine = env.engine();
+    let id = env.admin_create("position.gone@idm-sync.test");
+    let ids = vec![id.clone()];
+    engine
+        .reconcile_ids(MAPPING, None, &ids, Some(&position("a", &[1])))
+        .await
+        .unwrap();
+    // No longer a valid source (the shipped validSource): UNQUALIFIED, whose DELETE is held
+    // back until the guard has counted it, then applied in a transaction of its own.
+    env.admin_update(&id, json!({"Email": "autoproc.gone@example.org"}));
+    let outcome = engine
+        .reconcile_ids(MAPPING, None, &ids, Some(&position("a", &[2])))
+        .await
+        .unwrap();
+    let IdsOutcome::Done(done) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM managed_objects WHERE body->>'userName' = 'position.gone@idm-sync.test'")
+            .await,
+        0
+    );
+    let delete_xmin = env
+        .text(&format!(
+            "SELECT xmin::text FROM recon_audit WHERE recon_id = '{}' AND body->>'action' = 'DELETE'",
+            done.runs[0]
+        ))
+        .await;
+    assert!(delete_xmin.is_some());
+    assert_eq!(
+        env.text("SELECT xmin::text FROM event_subscriptions").await,
+        delete_xmin
+    );
+    assert_eq!(
+        env.text("SELECT encode(replay_id, 'hex') FROM event_subscriptions")
+            .await
+            .as_deref(),
+        Some("02")
+    );
+}
