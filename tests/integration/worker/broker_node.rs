@@ -139,7 +139,9 @@ impl Drop for BrokerNode {
         let pid = std::fs::read_to_string(self.dir.join("pid")).ok();
         if !self.ctl(&["stop"]) {
             if let Some(pid) = pid {
-                let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+                // The shell's builtin `kill`: no procps needed.
+                let signal = format!("kill -9 {}", pid.trim());
+                let _ = Command::new("sh").args(["-c", &signal]).status();
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
