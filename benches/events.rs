@@ -14,25 +14,26 @@
 //! `idm_bench_events` is dropped and re-created.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/app.rs"]
+mod app;
 #[path = "support/emulator.rs"]
 mod emulator;
+#[path = "support/inbound.rs"]
+mod inbound;
+use app::fresh_app;
 use emulator::{free_port, start_emulator};
-use std::path::Path;
+use inbound::reconcile_inbound;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use idm_sync::app::{Application, ServeSettings};
 use idm_sync::events::SubscriberSettings;
 use idm_sync::metrics::Metrics;
-use idm_sync::recon::ReconRequest;
-use idm_sync::repo::db::DbSettings;
-use idm_sync::secrets::{KEY_LEN, KeySource};
+use idm_sync::secrets::KEY_LEN;
 use serde_json::{Value, json};
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 
 const BENCH_SECRETS_KEY: [u8; KEY_LEN] = [9; KEY_LEN];
-const MAPPING: &str = "systemSalesforceUser_managedUser";
 
 fn main() {
     idm_sync::salesforce::use_ring_for_tls();
@@ -66,40 +67,11 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 async fn run(users: usize, rate_secs: u64, server: String, base: String) {
-    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
-        .await
-        .unwrap();
-    sqlx::query("DROP DATABASE IF EXISTS idm_bench_events WITH (FORCE)")
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let conf_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
-    let app = Application::build(&ServeSettings {
-        conf_dir,
-        listen: "127.0.0.1:0".into(),
-        database: DbSettings {
-            secrets: KeySource::Key(BENCH_SECRETS_KEY),
-            ..DbSettings::new(format!("{server}/idm_bench_events"))
-        },
-        broker: None,
-    })
-    .await
-    .unwrap();
+    let app = fresh_app(&server, "idm_bench_events", BENCH_SECRETS_KEY).await;
     let pool = app.pool().clone();
     let engine = app.recon().unwrap().clone();
-    let t = Instant::now();
-    let summary = engine
-        .run(ReconRequest {
-            mapping: MAPPING.into(),
-            ..ReconRequest::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(summary["state"], "SUCCESS");
-    println!(
-        "set-up: recon of {users} users in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    let (_, secs) = reconcile_inbound(&engine).await;
+    println!("set-up: recon of {users} users in {secs:.1} s");
     let subscribers = idm_sync::events::subscribers(
         &app.components().conf,
         &engine,

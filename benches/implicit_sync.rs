@@ -20,22 +20,25 @@
 //! `bench-sync` and are deleted at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/app.rs"]
+mod app;
 #[path = "support/emulator.rs"]
 mod emulator;
+#[path = "support/inbound.rs"]
+mod inbound;
+use app::fresh_app;
 use emulator::start_emulator;
+use inbound::reconcile_inbound;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use idm_sync::app::{Application, ServeSettings};
 use idm_sync::outbound::broker::{BrokerSettings, BrokerStatus};
 use idm_sync::outbound::relay::{Relay, RelaySettings};
 use idm_sync::outbound::topology::Topology;
 use idm_sync::outbound::worker::{OUTBOUND_MAPPING, WorkerSettings};
-use idm_sync::recon::ReconRequest;
-use idm_sync::repo::db::DbSettings;
-use idm_sync::secrets::{KEY_LEN, KeySource, Sealer};
+use idm_sync::secrets::{KEY_LEN, Sealer};
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -64,13 +67,6 @@ fn main() {
 }
 
 async fn run(users: i64, server: String, base: String) {
-    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
-        .await
-        .unwrap();
-    sqlx::query("DROP DATABASE IF EXISTS idm_bench_sync WITH (FORCE)")
-        .execute(&mut admin)
-        .await
-        .unwrap();
     let conf_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
     let topology = Topology::new("bench-sync", 16).with_lanes([OUTBOUND_MAPPING]);
     let broker = BrokerSettings {
@@ -78,17 +74,7 @@ async fn run(users: i64, server: String, base: String) {
         topology: topology.clone(),
         connection_name: "bench".into(),
     };
-    let app = Application::build(&ServeSettings {
-        conf_dir: conf_dir.clone(),
-        listen: "127.0.0.1:0".into(),
-        database: DbSettings {
-            secrets: KeySource::Key(BENCH_SECRETS_KEY),
-            ..DbSettings::new(format!("{server}/idm_bench_sync"))
-        },
-        broker: None,
-    })
-    .await
-    .unwrap();
+    let app = fresh_app(&server, "idm_bench_sync", BENCH_SECRETS_KEY).await;
     let rest = format!("http://127.0.0.1:{}/openidm", app.port());
     let pool = app.pool().clone();
     let engine = app.recon().unwrap().clone();
@@ -105,19 +91,8 @@ async fn run(users: i64, server: String, base: String) {
     );
     let http = reqwest::Client::new();
 
-    let t = Instant::now();
-    let summary = engine
-        .run(ReconRequest {
-            mapping: "systemSalesforceUser_managedUser".into(),
-            ..ReconRequest::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(summary["state"], "SUCCESS");
-    println!(
-        "set-up: recon of {users} users in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    let (_, secs) = reconcile_inbound(&engine).await;
+    println!("set-up: recon of {users} users in {secs:.1} s");
 
     if std::env::var("BENCH_SYNC_ONLY_C").is_err() {
         single_worker(&conf_dir, &pool, &broker, &http, &rest, &base, users).await;

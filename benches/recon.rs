@@ -48,7 +48,10 @@
 
 #[path = "support/emulator.rs"]
 mod emulator;
+#[path = "support/inbound.rs"]
+mod inbound;
 use emulator::{free_port, start_emulator};
+use inbound::{INBOUND, reconcile_inbound};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -678,7 +681,7 @@ async fn idm_recons(b: &Bench, conf: &Conf, conf_dir: &Path) -> IdmResult {
     let mut observer = Observer::open(&b.server, IDM_DB, b.statements).await;
     let sync = Arc::new(SyncConfig::load(conf_dir).unwrap());
     let request = ReconRequest {
-        mapping: "systemSalesforceUser_managedUser".into(),
+        mapping: INBOUND.into(),
         ..ReconRequest::default()
     };
     let rss_before = status_kib("VmRSS:");
@@ -697,14 +700,7 @@ async fn idm_recons(b: &Bench, conf: &Conf, conf_dir: &Path) -> IdmResult {
         // A pool of its own per recon, closed after it: its sessions end, and with them the
         // table counters they have not flushed yet.
         let pool = db::connect(&DbSettings::new(url.clone())).await.unwrap();
-        let client = salesforce_client(&pool, conf);
-        let managed = ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone()));
-        let engine = ReconEngine::new(
-            managed,
-            sync.clone(),
-            Connectors::from_clients([client]),
-            ReconSettings::default(),
-        );
+        let engine = engine_over(&pool, conf, sync.clone());
         let tables = observer.tables().await;
         observer.reset_statements().await;
         let (p0, d0, t0) = emulator_calls(&b.http, &b.base).await;
@@ -777,23 +773,9 @@ async fn first_recon_without_create_audit(b: &Bench, conf: &Conf, conf_dir: &Pat
         "eventTopics": {"recon": {"filter": {"actions": ["update", "delete", "link", "unlink", "exception", "report"]}}}
     }))
     .unwrap();
-    let engine = ReconEngine::new(
-        ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone())),
-        Arc::new(SyncConfig::load(conf_dir).unwrap()),
-        Connectors::from_clients([salesforce_client(&pool, conf)]),
-        ReconSettings::default(),
-    )
-    .with_audit(audit);
-    let t = Instant::now();
-    let summary = engine
-        .run(ReconRequest {
-            mapping: "systemSalesforceUser_managedUser".into(),
-            ..ReconRequest::default()
-        })
-        .await
-        .unwrap();
-    let secs = t.elapsed().as_secs_f64();
-    assert_eq!(summary["state"], "SUCCESS", "{summary}");
+    let engine =
+        engine_over(&pool, conf, Arc::new(SyncConfig::load(conf_dir).unwrap())).with_audit(audit);
+    let (_, secs) = reconcile_inbound(&engine).await;
     drop(engine);
     pool.close().await;
     drop_db(&b.server, NO_CREATE_AUDIT_DB).await;
@@ -805,11 +787,7 @@ async fn first_recon_without_create_audit(b: &Bench, conf: &Conf, conf_dir: &Pat
 /// re-recon cannot do without. Returns the seconds and the query calls.
 async fn mapping_paging(b: &Bench, conf: &Conf, conf_dir: &Path) -> (f64, u64) {
     let sync = SyncConfig::load(conf_dir).unwrap();
-    let mapping = sync
-        .mappings
-        .iter()
-        .find(|m| m.name == "systemSalesforceUser_managedUser")
-        .unwrap();
+    let mapping = sync.mappings.iter().find(|m| m.name == INBOUND).unwrap();
     let soql = idm_sync::recon::soql::build(mapping, None, None).unwrap();
     let pool = db::connect(&DbSettings::new(format!("{}/{IDM_DB}", b.server)))
         .await
@@ -1117,15 +1095,9 @@ fn grants_child(server: &str, users: usize) {
         let url = format!("{server}/{GRANTS_DB}");
         let pool = db::connect(&DbSettings::new(url)).await.unwrap();
         db::migrate(&pool).await.unwrap();
-        let client = salesforce_client(&pool, &conf);
-        let engine = ReconEngine::new(
-            ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone())),
-            Arc::new(SyncConfig::load(&conf_dir).unwrap()),
-            Connectors::from_clients([client]),
-            ReconSettings::default(),
-        );
+        let engine = engine_over(&pool, &conf, Arc::new(SyncConfig::load(&conf_dir).unwrap()));
         let request = ReconRequest {
-            mapping: "systemSalesforceUser_managedUser".into(),
+            mapping: INBOUND.into(),
             ..ReconRequest::default()
         };
         for label in ["first recon", "unchanged re-recon"] {
@@ -1447,6 +1419,17 @@ async fn outbound_recons(b: &Bench, conf: &Conf, conf_dir: &Path, users: usize) 
 }
 
 /// The shipped connector's client over `pool`'s token store (the bench's fixed secrets key).
+/// The inbound recon engine over `pool` with the shipped conf and `sync` (its connector's
+/// session stored in `pool`).
+fn engine_over(pool: &sqlx::PgPool, conf: &Conf, sync: Arc<SyncConfig>) -> ReconEngine {
+    ReconEngine::new(
+        ManagedObjects::new(pool.clone(), Arc::new(conf.managed.clone())),
+        sync,
+        Connectors::from_clients([salesforce_client(pool, conf)]),
+        ReconSettings::default(),
+    )
+}
+
 fn salesforce_client(pool: &sqlx::PgPool, conf: &Conf) -> SalesforceClient {
     let store = idm_sync::repo::salesforce_store::postgres(
         pool.clone(),
