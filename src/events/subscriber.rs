@@ -280,11 +280,11 @@ impl Subscriber {
                         // A keepalive: where the stream stands, so that a long quiet spell
                         // does not leave the stored replay id to age out of retention.
                         if gathered.is_empty() && !received.latest_replay_id.is_empty() {
-                            let latest = received.latest_replay_id;
-                            if let Err(ended) = self.checkpoint(&latest, None).await {
+                            let position = self.position(received.latest_replay_id, None);
+                            if let Err(ended) = self.checkpoint(&position).await {
                                 return ended;
                             }
-                            *replay = Replay::After(latest);
+                            *replay = Replay::After(position.replay_id);
                         }
                     } else {
                         if gathered.is_empty() {
@@ -334,12 +334,10 @@ impl Subscriber {
             )
             .await;
         }
-        let position = plan.last_replay_id.clone().map(|replay_id| Position {
-            connector: self.config.connector.clone(),
-            holder: self.holder.clone(),
-            replay_id,
-            last_commit_at: plan.last_commit(),
-        });
+        let position = plan
+            .last_replay_id
+            .clone()
+            .map(|replay_id| self.position(replay_id, plan.last_commit()));
         let mut attempts = 0u32;
         while !plan.ids.is_empty() {
             let outcome = self
@@ -382,7 +380,7 @@ impl Subscriber {
         match &position {
             // The runs stored it (unless its fence found the lease gone, which renewing tells).
             Some(_) if !plan.ids.is_empty() => self.keep_lease().await?,
-            Some(p) => self.checkpoint(&p.replay_id, p.last_commit_at).await?,
+            Some(p) => self.checkpoint(p).await?,
             None => {}
         }
         self.metrics.events_applied(system, &plan.lags(Utc::now()));
@@ -437,16 +435,23 @@ impl Subscriber {
         message
     }
 
-    /// Stores where to resume, fenced by the lease.
-    async fn checkpoint(
+    /// This subscriber's position after `replay_id` (committed at `last_commit_at`).
+    fn position(
         &self,
-        replay_id: &[u8],
-        last_commit: Option<chrono::DateTime<Utc>>,
-    ) -> Result<(), Ended> {
-        let (connector, holder) = (&self.config.connector, &self.holder);
-        match event_subscriptions::checkpoint(&self.pool, connector, holder, replay_id, last_commit)
-            .await
-        {
+        replay_id: Vec<u8>,
+        last_commit_at: Option<chrono::DateTime<Utc>>,
+    ) -> Position {
+        Position {
+            connector: self.config.connector.clone(),
+            holder: self.holder.clone(),
+            replay_id,
+            last_commit_at,
+        }
+    }
+
+    /// Stores where to resume, fenced by the lease.
+    async fn checkpoint(&self, position: &Position) -> Result<(), Ended> {
+        match position.store(&self.pool).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(Ended::LeaseLost),
             Err(e) => Err(Ended::Failed(

@@ -30,9 +30,10 @@ pub struct Subscription {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Where a subscription resumes: the replay id of the last event applied and its commit time.
-/// Recon stores it in the transaction of the writes the events caused (see
-/// `ReconRequest::position`), so the writes and the position commit or roll back together.
+/// Where a subscription resumes: the replay id of the last event applied and its commit time
+/// (`None` for a keepalive's position). Recon stores it in the transaction of the writes the
+/// events caused (see `ReconRequest::position`), so the writes and the position commit or roll
+/// back together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
     pub connector: String,
@@ -44,14 +45,20 @@ pub struct Position {
 impl Position {
     /// Stores it, fenced by the holder; false when the lease is no longer the holder's.
     pub async fn store(&self, db: impl PgExecutor<'_>) -> Result<bool, RepoError> {
-        checkpoint(
-            db,
-            &self.connector,
-            &self.holder,
-            &self.replay_id,
-            self.last_commit_at,
+        let done = sqlx::query(
+            "UPDATE event_subscriptions SET replay_id = $3, \
+               last_commit_at = COALESCE($4, last_commit_at), \
+               last_applied_at = CASE WHEN $4 IS NULL THEN last_applied_at ELSE now() END, \
+               updated_at = now() \
+             WHERE connector = $1 AND holder = $2",
         )
-        .await
+        .bind(&self.connector)
+        .bind(&self.holder)
+        .bind(&self.replay_id)
+        .bind(self.last_commit_at)
+        .execute(db)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 
@@ -96,31 +103,6 @@ pub async fn renew(
     .bind(connector)
     .bind(holder)
     .bind(ttl_secs)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Records the replay id to resume after, with the commit time of the last event applied
-/// (`None` for a keepalive's position); false when the lease is no longer `holder`'s.
-pub async fn checkpoint(
-    db: impl PgExecutor<'_>,
-    connector: &str,
-    holder: &str,
-    replay_id: &[u8],
-    last_commit_at: Option<DateTime<Utc>>,
-) -> Result<bool, RepoError> {
-    let done = sqlx::query(
-        "UPDATE event_subscriptions SET replay_id = $3, \
-           last_commit_at = COALESCE($4, last_commit_at), \
-           last_applied_at = CASE WHEN $4 IS NULL THEN last_applied_at ELSE now() END, \
-           updated_at = now() \
-         WHERE connector = $1 AND holder = $2",
-    )
-    .bind(connector)
-    .bind(holder)
-    .bind(replay_id)
-    .bind(last_commit_at)
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
