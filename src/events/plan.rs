@@ -18,14 +18,13 @@ pub struct Plan {
     pub echoes: usize,
     /// Events of other entities (a `/data/ChangeEvents` topic carries every selected entity).
     pub other_entities: usize,
-    /// Events that name users to reconcile.
-    pub applied: usize,
     /// Changes Salesforce could not describe (`GAP_OVERFLOW`): only a full reconciliation
     /// finds them.
     pub overflow: bool,
     /// The replay id of the batch's last event: where to resume once it is applied.
     pub last_replay_id: Option<Vec<u8>>,
-    /// The commit time (ms since the epoch) of each applied event, for its lag.
+    /// The commit time (ms since the epoch) of each event that names users to reconcile, for
+    /// its lag.
     pub commit_times: Vec<i64>,
 }
 
@@ -43,26 +42,26 @@ impl Plan {
                 plan.other_entities += 1;
                 continue;
             }
+            // A gap is Salesforce saying it cannot tell what changed: never an echo.
+            let echo = !matches!(header.change_type, ChangeType::Gap(_))
+                && !integration_user.is_empty()
+                && header.commit_user == integration_user;
             match &header.change_type {
                 ChangeType::GapOverflow => plan.overflow = true,
-                // A gap is Salesforce saying it cannot tell what changed: never an echo.
-                ChangeType::Gap(_) => {
-                    ids.extend(header.record_ids.iter().cloned());
-                    plan.applied += 1;
-                    plan.commit_times.push(header.commit_timestamp);
-                }
-                _ if !integration_user.is_empty() && header.commit_user == integration_user => {
-                    plan.echoes += 1;
-                }
+                _ if echo => plan.echoes += 1,
                 _ => {
                     ids.extend(header.record_ids.iter().cloned());
-                    plan.applied += 1;
                     plan.commit_times.push(header.commit_timestamp);
                 }
             }
         }
         plan.ids = ids.into_iter().collect();
         plan
+    }
+
+    /// Events that name users to reconcile.
+    pub fn applied(&self) -> usize {
+        self.commit_times.len()
     }
 
     /// The commit time of the batch's last applied event.
@@ -125,7 +124,10 @@ mod tests {
         ];
         let plan = Plan::of(&events, me);
         assert_eq!(plan.ids, ["005A", "005B", "005C"]);
-        assert_eq!((plan.echoes, plan.other_entities, plan.applied), (1, 1, 3));
+        assert_eq!(
+            (plan.echoes, plan.other_entities, plan.applied()),
+            (1, 1, 3)
+        );
         assert!(!plan.overflow);
         assert_eq!(plan.last_replay_id, Some(vec![5]));
         assert_eq!(plan.commit_times, [1_000, 3_000, 5_000]);

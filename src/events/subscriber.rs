@@ -390,7 +390,7 @@ impl Subscriber {
         tracing::debug!(
             system,
             users = plan.ids.len(),
-            applied = plan.applied,
+            applied = plan.applied(),
             echoes = plan.echoes,
             "change events applied"
         );
